@@ -1,0 +1,50 @@
+"""One exception tree for rfm-stream; policy lives on the type (``retriable``)."""
+
+from __future__ import annotations
+
+__all__ = [
+    "CommitConflict",
+    "Fenced",
+    "InvalidEvent",
+    "RfmStreamError",
+    "SettingsError",
+    "StoreUnavailable",
+]
+
+
+class RfmStreamError(Exception):
+    """Root of every error this project raises on purpose."""
+
+    retriable: bool = False
+
+
+class SettingsError(RfmStreamError):
+    """A setting is wrong; the message is one line naming it."""
+
+
+class InvalidEvent(RfmStreamError):
+    """Why a message is not a valid event; ``error_class`` names the kind of problem.
+
+    Never escapes the agent: it is turned into a dead letter.
+    """
+
+    def __init__(self, error_class: str, message: str) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+        self.message = message
+
+
+class Fenced(RfmStreamError):
+    """This worker no longer owns the partition (its epoch is stale): drop the batch."""
+
+
+class CommitConflict(RfmStreamError):
+    """State changed between load and commit (another writer): reload and retry."""
+
+    retriable = True
+
+
+class StoreUnavailable(RfmStreamError):
+    """Redis cannot be reached; stop consuming and retry with backoff."""
+
+    retriable = True

@@ -1,0 +1,97 @@
+"""One frozen settings object, from ``RFM_*`` environment variables or CLI options.
+
+A bad value fails at start with one line naming the variable and the problem
+(:func:`load_settings`), never a traceback.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.durations import parse_duration
+from schemas.errors import SettingsError
+
+__all__ = ["Duration", "Settings", "SettingsError", "load_settings"]
+
+Duration = Annotated[int, BeforeValidator(parse_duration)]
+"""Milliseconds; accepts ``90d``, ``12h``, ``30s``, ``1h30m``, ``500ms``."""
+
+ENV_PREFIX = "RFM_"
+
+
+class Settings(BaseSettings):
+    """Everything a worker needs. Durations are held as integer milliseconds."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="forbid", case_sensitive=False
+    )
+
+    # --- where things are
+    kafka_bootstrap: str = Field("localhost:9092", description="Kafka bootstrap servers.")
+    redis_url: SecretStr = Field(
+        SecretStr("redis://localhost:6379/0"), description="Redis URL (password is masked)."
+    )
+    namespace: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")] = Field(
+        "live", description="State namespace in Redis (backfills write to another)."
+    )
+    key_prefix: Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,16}$")] = "rfm"
+    group_id: str = Field("rfm-stream", description="Kafka consumer group of the workers.")
+    purchases_topic: str = "purchases"
+    transitions_topic: str = "segment-transitions"
+    dlq_topic: str = "purchases.dlq"
+    partitions: int = Field(4, ge=1, le=1024, description="Partitions when topics are created.")
+
+    # --- segment rules of the rfm8 grid
+    recency: Duration = Field(parse_duration("90d"), description="R is high within this.")
+    frequency_cut: int = Field(2, ge=1, description="F is high at or above this many purchases.")
+    monetary_cut: Decimal = Field(Decimal(1000), gt=0, description="M is high at or above this.")
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = Field(
+        "CNY", description="The one currency monetary totals are kept in."
+    )
+
+    # --- stream behaviour
+    batch_max: int = Field(2000, ge=1, description="Max events per processed batch.")
+    batch_within: Duration = Field(parse_duration("50ms"), description="Max wait to fill one.")
+    decay_timer: bool = Field(True, description="Fire time-driven transitions on a timer.")
+    decay_interval: Duration = Field(parse_duration("1s"), description="Timer period.")
+    decay_batch: int = Field(2000, ge=1, description="Due customers taken per timer step.")
+    max_future_skew: Duration = Field(
+        parse_duration("5m"), description="Reject events dated further in the future."
+    )
+    kafka_session_timeout: Duration = Field(parse_duration("10s"))
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    def masked(self) -> dict[str, Any]:
+        """Settings for logs: secrets (the Redis password) never printed."""
+        out = self.model_dump()
+        out["redis_url"] = _mask_url(self.redis_url.get_secret_value())
+        return out
+
+
+def _mask_url(url: str) -> str:
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment plus explicit ``overrides`` (CLI options).
+
+    ``None`` overrides are ignored so CLI options default to the environment.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = str(first["loc"][0]) if first["loc"] else "settings"
+        name = f"{ENV_PREFIX}{field.upper()}" if field in Settings.model_fields else field
+        msg = first["msg"].removeprefix("Value error, ")
+        raise SettingsError(f"bad setting {name}: {msg} (got {first.get('input')!r})") from None

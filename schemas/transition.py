@@ -1,0 +1,75 @@
+"""Outbound contracts: segment transitions (for marketing) and dead letters (for ops)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+__all__ = ["CAUSES", "Cause", "DeadLetter", "Mode", "RfmSnapshot", "SegmentTransition"]
+
+Cause = Literal[
+    "purchase", "refund", "recency_decay", "recalibration", "rules_change", "first_purchase"
+]
+CAUSES: tuple[str, ...] = Cause.__args__  # type: ignore[attr-defined]
+Mode = Literal["live", "backfill"]
+
+
+class RfmSnapshot(BaseModel):
+    """The customer's RFM inputs at ``effective_at``: the *why* behind the move."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    recency_days: float = Field(description="Days from the last purchase to effective_at.")
+    frequency: int = Field(ge=0, description="Number of purchases.")
+    monetary: Decimal = Field(description="Total spend, exact decimal.")
+    currency: str
+    first_purchase_at: AwareDatetime | None
+    last_purchase_at: AwareDatetime | None
+    scores: dict[str, int] = Field(
+        description="Per-axis scores of this scheme, e.g. {'r': 1, 'f': 0, 'm': 1}."
+    )
+
+
+class SegmentTransition(BaseModel):
+    """One customer moving between segments of one scheme.
+
+    ``transition_id`` is a hash of (customer, scheme, from, to, effective_at): a
+    replay, a crash-redelivery or another worker produce the same id, so consumers
+    dedupe on it.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    transition_id: str
+    customer_id: str
+    scheme: str
+    from_segment: str = Field(description="Stable key; 'none' before the first purchase.")
+    from_label: str
+    to_segment: str
+    to_label: str
+    cause: Cause
+    effective_at: AwareDatetime = Field(description="Event time at which the change happened.")
+    emitted_at: AwareDatetime = Field(description="Wall-clock time the worker produced it.")
+    mode: Mode
+    rules_version: str = Field(description="Hash of the segment rules/cut points in force.")
+    event_id: str | None = Field(
+        default=None, description="The event that caused it (absent for time-driven causes)."
+    )
+    snapshot: RfmSnapshot
+
+
+class DeadLetter(BaseModel):
+    """A rejected input message, with everything needed to fix and replay it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    topic: str
+    partition: int
+    offset: int
+    key_b64: str | None = Field(description="Original key bytes, base64.")
+    value_b64: str | None = Field(description="Original value bytes, base64.")
+    error_class: str = Field(description="Kind of problem, e.g. MalformedJSON, ValidationError.")
+    error_message: str
+    failed_at: AwareDatetime

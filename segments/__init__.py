@@ -1,0 +1,24 @@
+"""The domain, pure and synchronous: RFM state update, schemes, due times, ids."""
+
+from segments.engine import NEVER, Engine
+from segments.ids import transition_id
+from segments.model import NONE, Columns, CustomerState, Purchase, TransitionDraft
+from segments.rfm8 import RFM8_LABELS, Rfm8
+from segments.rules import build_engine, build_schemes
+from segments.scheme import Scheme
+
+__all__ = [
+    "NEVER",
+    "NONE",
+    "RFM8_LABELS",
+    "Columns",
+    "CustomerState",
+    "Engine",
+    "Purchase",
+    "Rfm8",
+    "Scheme",
+    "TransitionDraft",
+    "build_engine",
+    "build_schemes",
+    "transition_id",
+]

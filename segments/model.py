@@ -1,0 +1,81 @@
+"""The engine's plain data: a customer's RFM state, an input purchase, an output draft."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["NONE", "Columns", "CustomerState", "Purchase", "TransitionDraft"]
+
+NONE = "none"
+"""Segment key of a customer before their first purchase."""
+
+
+@dataclass(slots=True)
+class CustomerState:
+    """What Redis keeps per customer. Times are epoch ms, money fixed-point units.
+
+    ``cursor_ms`` is the event time up to which this customer's segment history has
+    been materialised (last applied event or fired decay): decays due at or before
+    it are already out, and a late event is classified at the cursor, never earlier,
+    so the emitted history never runs backwards.
+    """
+
+    customer_id: str
+    frequency: int = 0
+    monetary: int = 0
+    first_ms: int = 0
+    last_ms: int = 0
+    cursor_ms: int = 0
+    segments: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def has_purchased(self) -> bool:
+        return self.frequency > 0
+
+
+class Purchase(NamedTuple):
+    """A validated purchase reduced to what the maths needs."""
+
+    customer_id: str
+    event_id: str
+    occurred_ms: int
+    amount_units: int
+
+
+@dataclass(slots=True, frozen=True)
+class TransitionDraft:
+    """A segment change as the pure engine sees it; the stream adds id-free envelope bits."""
+
+    customer_id: str
+    scheme: str
+    from_segment: str
+    to_segment: str
+    cause: str
+    effective_ms: int
+    event_id: str | None
+    frequency: int
+    monetary: int
+    first_ms: int
+    last_ms: int
+    scores: dict[str, int]
+
+
+@dataclass(slots=True, frozen=True)
+class Columns:
+    """A batch of customers as numpy columns, the input of every scheme's maths."""
+
+    last_ms: np.ndarray
+    frequency: np.ndarray
+    monetary: np.ndarray
+
+    @classmethod
+    def of(cls, states: list[CustomerState]) -> Columns:
+        n = len(states)
+        return cls(
+            last_ms=np.fromiter((s.last_ms for s in states), np.int64, n),
+            frequency=np.fromiter((s.frequency for s in states), np.int64, n),
+            monetary=np.fromiter((s.monetary for s in states), np.int64, n),
+        )

@@ -1,0 +1,41 @@
+"""Redis key layout. Every key of one partition shares the hash tag ``{namespace:partition}``.
+
+So one batch commit (customer hashes + offset + schedule + outbox) touches a single
+Redis Cluster slot and can run as one atomic script.
+
+    {prefix}:{ns:p}:meta         hash   epoch, ver (commit counter), off (last applied offset)
+    {prefix}:{ns:p}:due          zset   customer_id -> next due time (epoch ms)
+    {prefix}:{ns:p}:outbox       stream transitions committed but not yet published
+    {prefix}:{ns:p}:c:<customer> hash   f, m, fs, l, c, s:<scheme>
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Keys"]
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str
+    namespace: str
+
+    def tag(self, partition: int) -> str:
+        return f"{self.prefix}:{{{self.namespace}:{partition}}}"
+
+    def meta(self, partition: int) -> str:
+        return f"{self.tag(partition)}:meta"
+
+    def due(self, partition: int) -> str:
+        return f"{self.tag(partition)}:due"
+
+    def outbox(self, partition: int) -> str:
+        return f"{self.tag(partition)}:outbox"
+
+    def customer(self, partition: int, customer_id: str) -> str:
+        return f"{self.tag(partition)}:c:{customer_id}"
+
+    def customer_pattern(self) -> str:
+        """SCAN pattern over every customer hash of this namespace (ops tools only)."""
+        return f"{self.prefix}:{{{self.namespace}:*}}:c:*"

@@ -1,0 +1,77 @@
+"""Lua scripts: the only multi-key writes. They hold no segment rules, only guards.
+
+The commit script is the heart of invariants 3 and 8; its steps, in order:
+
+1. Fence: the partition's ``epoch`` in Redis must equal the caller's (set when it was
+   assigned the partition). A worker that lost the partition holds an older epoch.
+2. Compare-and-set on ``ver``: the caller loaded state at this version; any other
+   commit in between (timer vs agent race, zombie) makes this one fail, not clobber.
+3. Write every changed customer hash.
+4. Update the due-time schedule (ZADD, or ZREM for customers with nothing due).
+5. Append the transitions to the partition's outbox stream.
+6. Advance ``off`` (last applied Kafka offset) and ``ver``.
+
+Redis runs the script atomically, so all six happen or none.
+"""
+
+from __future__ import annotations
+
+__all__ = ["BUMP_EPOCH", "COMMIT", "LOAD"]
+
+LOAD = """
+-- KEYS[1]=meta, KEYS[2..]=customer hashes
+local out = {redis.call('HMGET', KEYS[1], 'epoch', 'ver', 'off')}
+for i = 2, #KEYS do
+  out[i] = redis.call('HGETALL', KEYS[i])
+end
+return out
+"""
+
+BUMP_EPOCH = """
+-- KEYS[1]=meta. Returns {new epoch, ver, off}.
+local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
+local cur = redis.call('HMGET', KEYS[1], 'ver', 'off')
+return {epoch, cur[1], cur[2]}
+"""
+
+COMMIT = """
+-- KEYS[1]=meta KEYS[2]=due KEYS[3]=outbox KEYS[4..]=customer hashes
+-- ARGV: epoch, ver, offset|'', then per customer: nfields, field, value, ...;
+--       then ndue, (member, score|'')...; then nout, payload...
+local cur = redis.call('HMGET', KEYS[1], 'epoch', 'ver')
+if cur[1] ~= ARGV[1] then
+  return redis.error_reply('FENCED partition epoch is ' .. tostring(cur[1]) .. ', caller has ' .. ARGV[1])
+end
+local ver = tonumber(cur[2] or '0')
+if ver ~= tonumber(ARGV[2]) then
+  return redis.error_reply('CONFLICT state version is ' .. ver .. ', caller loaded ' .. ARGV[2])
+end
+local a = 4
+for k = 4, #KEYS do
+  local n = tonumber(ARGV[a]); a = a + 1
+  local args = {}
+  for j = 1, 2 * n do args[j] = ARGV[a + j - 1] end
+  a = a + 2 * n
+  redis.call('HSET', KEYS[k], unpack(args))
+end
+local ndue = tonumber(ARGV[a]); a = a + 1
+for j = 1, ndue do
+  local member, score = ARGV[a], ARGV[a + 1]; a = a + 2
+  if score == '' then
+    redis.call('ZREM', KEYS[2], member)
+  else
+    redis.call('ZADD', KEYS[2], score, member)
+  end
+end
+local nout = tonumber(ARGV[a]); a = a + 1
+for j = 1, nout do
+  redis.call('XADD', KEYS[3], '*', 'd', ARGV[a]); a = a + 1
+end
+ver = ver + 1
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[1], 'ver', ver, 'off', ARGV[3])
+else
+  redis.call('HSET', KEYS[1], 'ver', ver)
+end
+return ver
+"""
