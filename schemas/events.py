@@ -31,9 +31,7 @@ __all__ = [
     "parse_event",
 ]
 
-Identifier = Annotated[
-    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\s{}]+$")
-]
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\s{}]+$")]
 """Ids are opaque but printable: no whitespace, no braces (braces are Redis hash tags)."""
 
 

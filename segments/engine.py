@@ -102,9 +102,7 @@ class Engine:
             s.monetary += e.amount_units
             s.cursor_ms = t
         causes = ["first_purchase" if new else "purchase" for new in was_new]
-        out.extend(
-            self._reclassify(sts, asof, causes, [e.event_id for e in events])
-        )
+        out.extend(self._reclassify(sts, asof, causes, [e.event_id for e in events]))
         return out
 
     # ------------------------------------------------------------------ time
@@ -113,9 +111,7 @@ class Engine:
         sts = list(states)
         return self._decay_until(sts, np.full(len(sts), now_ms, dtype=np.int64))
 
-    def _decay_until(
-        self, sts: list[CustomerState], limit: np.ndarray
-    ) -> list[TransitionDraft]:
+    def _decay_until(self, sts: list[CustomerState], limit: np.ndarray) -> list[TransitionDraft]:
         out: list[TransitionDraft] = []
         idx = np.arange(len(sts))
         while idx.size:
@@ -128,9 +124,7 @@ class Engine:
             subset = [sts[i] for i in idx]
             for s, t in zip(subset, due.tolist(), strict=True):
                 s.cursor_ms = t
-            out.extend(
-                self._reclassify(subset, due, ["recency_decay"] * len(subset), None)
-            )
+            out.extend(self._reclassify(subset, due, ["recency_decay"] * len(subset), None))
         return out
 
     # ------------------------------------------------------------------ classify

@@ -37,9 +37,7 @@ RFM8_LABELS: dict[str, str] = {
     "drifting": "放任自流客户",
 }
 # lookup table indexed by r*4 + f*2 + m
-_TABLE = np.array(
-    [_GRID[(bool(i & 4), bool(i & 2), bool(i & 1))] for i in range(8)], dtype=object
-)
+_TABLE = np.array([_GRID[(bool(i & 4), bool(i & 2), bool(i & 1))] for i in range(8)], dtype=object)
 
 
 class Rfm8(Scheme):

@@ -37,10 +37,11 @@ return {epoch, cur[1], cur[2]}
 COMMIT = """
 -- KEYS[1]=meta KEYS[2]=due KEYS[3]=outbox KEYS[4..]=customer hashes
 -- ARGV: epoch, ver, offset|'', then per customer: nfields, field, value, ...;
---       then ndue, (member, score|'')...; then nout, payload...
+--       then ndue, (member, score|'')...; then nout, (customer, payload)...
 local cur = redis.call('HMGET', KEYS[1], 'epoch', 'ver')
 if cur[1] ~= ARGV[1] then
-  return redis.error_reply('FENCED partition epoch is ' .. tostring(cur[1]) .. ', caller has ' .. ARGV[1])
+  return redis.error_reply(
+    'FENCED partition epoch is ' .. tostring(cur[1]) .. ', caller has ' .. ARGV[1])
 end
 local ver = tonumber(cur[2] or '0')
 if ver ~= tonumber(ARGV[2]) then
@@ -65,7 +66,7 @@ for j = 1, ndue do
 end
 local nout = tonumber(ARGV[a]); a = a + 1
 for j = 1, nout do
-  redis.call('XADD', KEYS[3], '*', 'd', ARGV[a]); a = a + 1
+  redis.call('XADD', KEYS[3], '*', 'k', ARGV[a], 'd', ARGV[a + 1]); a = a + 2
 end
 ver = ver + 1
 if ARGV[3] ~= '' then

@@ -1,0 +1,206 @@
+"""The store: the few verbs the stream needs, each one Redis round trip.
+
+Contract (per Kafka partition ``p``):
+
+- ``claim(p)`` bumps the partition epoch; call it on assignment. Commits made with
+  an older epoch are rejected from then on (fencing).
+- ``load(p, ids)`` returns the states of ``ids`` together with the partition's
+  commit version and last applied offset, read atomically.
+- ``commit(p, ...)`` writes states, schedule, outbox and offset atomically, only if
+  the epoch and version still match (see :mod:`state.scripts` for the steps).
+- ``due(p, now)``, ``outbox_read(p)``/``outbox_ack(p)`` serve the timer and relay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from schemas.errors import CommitConflict, Fenced, StoreUnavailable
+from segments.engine import NEVER
+from segments.model import CustomerState
+from state import codec
+from state.keys import Keys
+from state.scripts import BUMP_EPOCH, COMMIT, LOAD
+
+__all__ = ["Claim", "Loaded", "RedisStore"]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What a worker holds for a partition it owns."""
+
+    partition: int
+    epoch: int
+    offset: int  # last applied offset, -1 if none
+
+
+@dataclass(slots=True)
+class Loaded:
+    version: int
+    offset: int
+    epoch: int | None
+    states: dict[str, CustomerState]
+
+
+def _int(v: str | None, default: int) -> int:
+    return default if v is None else int(v)
+
+
+class RedisStore:
+    """Redis-backed state for one namespace."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
+        self.client = client
+        self.keys = keys
+        self._load = client.register_script(LOAD)
+        self._commit = client.register_script(COMMIT)
+        self._bump = client.register_script(BUMP_EPOCH)
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str, namespace: str) -> RedisStore:
+        client = aioredis.Redis.from_url(
+            url, decode_responses=True, socket_timeout=10, socket_connect_timeout=5
+        )
+        return cls(client, Keys(prefix, namespace))
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def ping(self) -> None:
+        async with _unavailable_as_error():
+            await self.client.ping()
+
+    # ------------------------------------------------------------------ ownership
+    async def claim(self, partition: int) -> Claim:
+        async with _unavailable_as_error():
+            epoch, _ver, off = await self._bump(keys=[self.keys.meta(partition)])
+        return Claim(partition, int(epoch), _int(off, -1))
+
+    async def committed_offsets(self, partitions: Iterable[int]) -> dict[int, int]:
+        """Last applied offset per partition (-1 when nothing was applied yet)."""
+        parts = list(partitions)
+        async with _unavailable_as_error(), self.client.pipeline(transaction=False) as pipe:
+            for p in parts:
+                pipe.hget(self.keys.meta(p), "off")
+            raw = await pipe.execute()
+        return {p: _int(v, -1) for p, v in zip(parts, raw, strict=True)}
+
+    # ------------------------------------------------------------------ batch
+    async def load(self, partition: int, customer_ids: Sequence[str]) -> Loaded:
+        keys = [self.keys.meta(partition)] + [
+            self.keys.customer(partition, c) for c in customer_ids
+        ]
+        async with _unavailable_as_error():
+            raw = await self._load(keys=keys)
+        epoch, ver, off = raw[0]
+        states = {}
+        for cid, flat in zip(customer_ids, raw[1:], strict=True):
+            if flat:
+                states[cid] = codec.decode_state(cid, flat)
+        return Loaded(_int(ver, 0), _int(off, -1), None if epoch is None else int(epoch), states)
+
+    async def commit(
+        self,
+        partition: int,
+        epoch: int,
+        version: int,
+        states: Sequence[CustomerState],
+        due: Mapping[str, int],
+        outbox: Sequence[tuple[str, bytes]],
+        offset: int | None = None,
+    ) -> int:
+        """Atomically write a batch; returns the new version.
+
+        Raises :class:`Fenced` if the partition was claimed by someone else since
+        ``epoch``, :class:`CommitConflict` if another commit happened since ``version``.
+        """
+        keys = [self.keys.meta(partition), self.keys.due(partition), self.keys.outbox(partition)]
+        args: list[str | bytes | int] = [epoch, version, "" if offset is None else offset]
+        for s in states:
+            keys.append(self.keys.customer(partition, s.customer_id))
+            fields = codec.encode_state(s)
+            args.append(len(fields) // 2)
+            args.extend(fields)
+        args.append(len(due))
+        for cid, t in due.items():
+            args.append(cid)
+            args.append("" if t == NEVER else t)
+        args.append(len(outbox))
+        for customer_id, payload in outbox:
+            args.append(customer_id)
+            args.append(payload)
+        try:
+            async with _unavailable_as_error():
+                return int(await self._commit(keys=keys, args=args))
+        except ResponseError as exc:
+            text = str(exc)
+            if text.startswith("FENCED"):
+                raise Fenced(f"partition {partition}: {text}") from None
+            if text.startswith("CONFLICT"):
+                raise CommitConflict(f"partition {partition}: {text}") from None
+            raise
+
+    # ------------------------------------------------------------------ schedule
+    async def due(self, partition: int, now_ms: int, limit: int) -> list[str]:
+        """Customers whose due time is at or before ``now_ms``: O(log n + due), no scan."""
+        async with _unavailable_as_error():
+            return await self.client.zrangebyscore(
+                self.keys.due(partition), "-inf", now_ms, start=0, num=limit
+            )
+
+    async def schedule_size(self, partition: int) -> int:
+        async with _unavailable_as_error():
+            return int(await self.client.zcard(self.keys.due(partition)))
+
+    # ------------------------------------------------------------------ outbox
+    async def outbox_read(self, partition: int, count: int) -> list[tuple[str, str, bytes]]:
+        """Oldest unpublished transitions: (entry id, customer id, JSON payload)."""
+        async with _unavailable_as_error():
+            rows = await self.client.xrange(self.keys.outbox(partition), count=count)
+        return [(entry_id, f["k"], f["d"].encode()) for entry_id, f in rows]
+
+    async def outbox_size(self, partition: int) -> int:
+        async with _unavailable_as_error():
+            return int(await self.client.xlen(self.keys.outbox(partition)))
+
+    async def outbox_ack(self, partition: int, entry_ids: Sequence[str]) -> None:
+        if entry_ids:
+            async with _unavailable_as_error():
+                await self.client.xdel(self.keys.outbox(partition), *entry_ids)
+
+    # ------------------------------------------------------------------ lookups
+    async def get_state(self, partition: int, customer_id: str) -> CustomerState | None:
+        async with _unavailable_as_error():
+            flat = await self.client.hgetall(self.keys.customer(partition, customer_id))
+        return codec.decode_state(customer_id, flat) if flat else None
+
+    async def scan_states(self, count: int = 1000) -> list[CustomerState]:
+        """Every customer of the namespace (ops/demo summaries; not on any hot path)."""
+        out = []
+        async with _unavailable_as_error():
+            async for key in self.client.scan_iter(self.keys.customer_pattern(), count=count):
+                cid = key.split(":c:", 1)[1]
+                flat = await self.client.hgetall(key)
+                if flat:
+                    out.append(codec.decode_state(cid, flat))
+        return out
+
+
+class _unavailable_as_error:
+    """Turn redis-py connection failures into our retriable :class:`StoreUnavailable`."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> bool:
+        if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError):
+            raise StoreUnavailable(f"redis unavailable: {exc}") from exc
+        return False

@@ -1,0 +1,189 @@
+"""The live worker: a faust app whose agent feeds batches to the :class:`Processor`.
+
+Rebalance contract (faust signals → :class:`Runtime`):
+
+- on assign: claim every assigned purchases partition in Redis (bump its epoch,
+  fencing out the previous owner), then seek the consumer to Redis's committed
+  offset + 1. Redis, not Kafka's group offsets, is the source of truth for
+  position, because state and offset commit together there.
+- on revoke: forget the partitions; an in-flight commit for them either lands
+  before the new owner's claim or is rejected by the fence.
+
+The agent never raises: invalid input becomes dead letters, an unavailable Redis
+is retried with backoff (the agent stops pulling meanwhile), a fenced batch is
+dropped (the new owner re-reads it from the committed offset).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Set
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from mode import Service
+
+from schemas.errors import StoreUnavailable
+from schemas.settings import Settings
+from segments.engine import Engine
+from segments.rules import build_engine
+from state.store import RedisStore
+from stream.clock import Clock, WallClock
+from stream.kafka import KafkaDeadLetters, ensure_topics, make_producer
+from stream.processor import Msg, Processor, with_backoff
+from stream.relay import OutboxRelay
+
+__all__ = ["Runtime", "create_app"]
+
+log = logging.getLogger(__name__)
+
+_RETRIABLE = (StoreUnavailable, KafkaError, OSError)
+
+
+class Runtime(Service):
+    """Redis store, own producer, outbox relay and decay timer of one worker process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock | None = None,
+        engine: Engine | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.store = RedisStore.from_url(
+            settings.redis_url.get_secret_value(), settings.key_prefix, settings.namespace
+        )
+        # aiokafka objects need a running loop: the producer is made in on_start and
+        # handed to the relay and the dead-letter sink there.
+        self.producer: AIOKafkaProducer | None = None
+        self.relay = OutboxRelay(
+            self.store, None, settings.transitions_topic, lambda: self.processor.owned()
+        )
+        self.dead_letters = KafkaDeadLetters(None, settings.dlq_topic)
+        wall = WallClock()
+        self.processor = Processor(
+            settings,
+            self.store,
+            engine or build_engine(settings),
+            self.dead_letters,
+            clock=clock or wall,
+            wall=wall,
+            on_commit=self.relay.wake,
+        )
+        self.ready = asyncio.Event()
+
+    async def on_start(self) -> None:
+        await with_backoff("connect to redis", self.store.ping, _RETRIABLE)
+        await with_backoff("create topics", lambda: ensure_topics(self.settings), _RETRIABLE)
+        self.producer = make_producer(self.settings.kafka_bootstrap)
+        await with_backoff("start producer", self.producer.start, _RETRIABLE)
+        self.relay.producer = self.dead_letters.producer = self.producer
+        log.info("runtime ready: %s", self.settings.masked())
+        self.ready.set()
+
+    async def on_stop(self) -> None:
+        with contextlib.suppress(*_RETRIABLE):
+            await asyncio.wait_for(self.relay.drain_all(), 5)
+        if self.producer is not None:
+            await self.producer.stop()
+        await self.store.close()
+
+    # ------------------------------------------------------------------ agent side
+    async def process(self, msgs: list[Msg]) -> None:
+        await self.ready.wait()
+        await with_backoff("process batch", lambda: self.processor.process(msgs), _RETRIABLE)
+
+    async def assign(self, partitions: Set[int]) -> dict[int, int]:
+        await self.ready.wait()
+        resume: dict[int, int] = {}
+
+        async def claim() -> None:
+            resume.update(await self.processor.assign(partitions))
+
+        await with_backoff("claim partitions", claim, _RETRIABLE)
+        return resume
+
+    # ------------------------------------------------------------------ background
+    @Service.task
+    async def _relay(self) -> None:
+        await self.ready.wait()
+        while not self.should_stop:
+            try:
+                await self.relay.run()
+            except _RETRIABLE as exc:
+                log.warning("relay paused: %s", exc)
+                await asyncio.sleep(1.0)
+
+    @Service.task
+    async def _decay_timer(self) -> None:
+        if not self.settings.decay_timer:
+            return
+        await self.ready.wait()
+        interval = self.settings.decay_interval / 1000
+        while not self.should_stop:
+            await self.sleep(interval)
+            try:
+                for p in self.processor.owned():
+                    await self.processor.run_due(p)
+            except _RETRIABLE as exc:
+                log.warning("decay timer step failed: %s", exc)
+
+
+def create_app(settings: Settings, runtime: Runtime) -> faust.App:
+    """The faust app: one agent over the purchases topic, raw bytes in."""
+    session_s = settings.kafka_session_timeout / 1000
+    app = faust.App(
+        settings.group_id,
+        broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap.split(",")],
+        store="memory://",
+        web_enabled=False,
+        broker_session_timeout=session_s,
+        broker_heartbeat_interval=max(0.5, session_s / 5),
+        broker_rebalance_timeout=max(session_s * 2, 10.0),
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=settings.partitions,
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        worker_redirect_stdouts=False,
+    )
+    topic = app.topic(
+        settings.purchases_topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    batch_s = settings.batch_within / 1000
+
+    async def consume(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_max, within=batch_s):
+            msgs = [
+                Msg(e.message.partition, e.message.offset, e.message.key, e.message.value)
+                for e in events
+            ]
+            await runtime.process(msgs)
+
+    app.agent(topic, name="purchases", concurrency=1)(consume)
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: Set[Any], **_: Any) -> None:
+        runtime.processor.revoke(
+            tp.partition for tp in revoked if tp.topic == topic.get_topic_name()
+        )
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, assigned: Set[Any], **_: Any) -> None:
+        name = topic.get_topic_name()
+        mine = {tp.partition: tp for tp in assigned if tp.topic == name}
+        runtime.processor.revoke(set(runtime.processor.owned()) - set(mine))
+        resume = await runtime.assign(set(mine))
+        for p, offset in resume.items():
+            await app.consumer.seek(mine[p], offset)
+
+    return app

@@ -1,0 +1,131 @@
+"""``rfm-stream`` command line: ``worker``, ``demo``, ``schemas``.
+
+Every setting is also a ``--kebab-case`` option, generated from :class:`Settings` so
+the two can't drift; options default to the ``RFM_*`` environment. Failures end with
+one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from schemas.errors import RfmStreamError
+from schemas.settings import Settings, load_settings
+
+__all__ = ["main"]
+
+
+def _add_settings_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings (each defaults to its RFM_* variable)")
+    for name, info in Settings.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        env = f"RFM_{name.upper()}"
+        help_text = f"{info.description or name} [{env}]"
+        if info.annotation is bool:
+            group.add_argument(
+                flag,
+                dest=name,
+                default=None,
+                action=argparse.BooleanOptionalAction,
+                help=help_text,
+            )
+        else:
+            group.add_argument(flag, dest=name, default=None, metavar=name.upper(), help=help_text)
+
+
+def _settings_from(args: argparse.Namespace, **defaults: Any) -> Settings:
+    given = {k: getattr(args, k, None) for k in Settings.model_fields}
+    for k, v in defaults.items():
+        if given.get(k) is None:
+            given[k] = v
+    return load_settings(**given)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    settings = _settings_from(args)
+    _setup_logging(settings.log_level)
+    import faust
+
+    from stream.app import Runtime, create_app
+
+    runtime = Runtime(settings)
+    app = create_app(settings, runtime)
+    worker = faust.Worker(app, runtime, loglevel=settings.log_level, quiet=True)
+    worker.execute_from_commandline()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from stream.demo import DemoOptions, run_demo
+
+    opts = DemoOptions(
+        customers=args.customers,
+        events=args.events,
+        seed=args.seed,
+        seconds=args.seconds,
+        quiet=args.quiet,
+    )
+    return run_demo(opts)
+
+
+def cmd_schemas(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from schemas.export import JSON_DIR, write
+
+    for p in write(Path(args.out) if args.out else JSON_DIR):
+        print(p)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rfm-stream", description="Real-time RFM customer segmentation on Kafka + Redis."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    worker = sub.add_parser("worker", help="run the stream worker (the service)")
+    _add_settings_options(worker)
+    worker.set_defaults(func=cmd_worker)
+
+    demo = sub.add_parser(
+        "demo", help="start a local broker + redis, feed demo POS events, show transitions"
+    )
+    demo.add_argument("--customers", type=int, default=300)
+    demo.add_argument("--events", type=int, default=3000)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--seconds", type=float, default=15.0, help="how long to feed events")
+    demo.add_argument("--quiet", action="store_true", help="print the summary only")
+    demo.set_defaults(func=cmd_demo)
+
+    schemas = sub.add_parser("schemas", help="write the JSON Schema files")
+    schemas.add_argument("--out", help="directory (default: the package's schemas/json)")
+    schemas.set_defaults(func=cmd_schemas)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except RfmStreamError as exc:
+        print(f"rfm-stream: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rfm-stream: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Wire encoding of what the stream emits: transitions (JSON) and dead letters (JSON).
+
+Built as plain dicts with orjson on the hot path; tests validate the output against
+the committed JSON Schemas so the dicts can't drift from the pydantic contracts.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import orjson
+
+from schemas.money import from_units
+from schemas.times import from_ms
+from segments.engine import Engine
+from segments.ids import transition_id
+from segments.model import TransitionDraft
+
+__all__ = ["TransitionEncoder", "encode_dead_letter", "iso"]
+
+_DAY_MS = 86_400_000
+
+
+def iso(ms: int) -> str:
+    return from_ms(ms).isoformat(timespec="milliseconds")
+
+
+class TransitionEncoder:
+    """Drafts -> transition JSON, adding labels, id, mode and the rules version."""
+
+    def __init__(self, engine: Engine, currency: str, mode: str) -> None:
+        self._schemes = {s.name: s for s in engine.schemes}
+        self._currency = currency
+        self._mode = mode
+        self._rules_version = engine.rules_version
+
+    def to_dict(self, d: TransitionDraft, emitted_ms: int) -> dict[str, Any]:
+        scheme = self._schemes[d.scheme]
+        bought = d.frequency > 0
+        return {
+            "transition_id": transition_id(
+                d.customer_id, d.scheme, d.from_segment, d.to_segment, d.effective_ms
+            ),
+            "customer_id": d.customer_id,
+            "scheme": d.scheme,
+            "from_segment": d.from_segment,
+            "from_label": scheme.label(d.from_segment),
+            "to_segment": d.to_segment,
+            "to_label": scheme.label(d.to_segment),
+            "cause": d.cause,
+            "effective_at": iso(d.effective_ms),
+            "emitted_at": iso(emitted_ms),
+            "mode": self._mode,
+            "rules_version": self._rules_version,
+            "event_id": d.event_id,
+            "snapshot": {
+                "recency_days": round((d.effective_ms - d.last_ms) / _DAY_MS, 4) if bought else 0.0,
+                "frequency": d.frequency,
+                "monetary": str(from_units(d.monetary)),
+                "currency": self._currency,
+                "first_purchase_at": iso(d.first_ms) if bought else None,
+                "last_purchase_at": iso(d.last_ms) if bought else None,
+                "scores": d.scores,
+            },
+        }
+
+    def encode(self, d: TransitionDraft, emitted_ms: int) -> bytes:
+        return orjson.dumps(self.to_dict(d, emitted_ms))
+
+
+def _b64(raw: bytes | None) -> str | None:
+    return None if raw is None else base64.b64encode(raw).decode()
+
+
+def encode_dead_letter(
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    error_class: str,
+    error_message: str,
+    failed_ms: int,
+) -> bytes:
+    return orjson.dumps(
+        {
+            "topic": topic,
+            "partition": partition,
+            "offset": offset,
+            "key_b64": _b64(key),
+            "value_b64": _b64(value),
+            "error_class": error_class,
+            "error_message": error_message,
+            "failed_at": iso(failed_ms),
+        }
+    )

@@ -1,0 +1,70 @@
+"""aiokafka plumbing we own: the producer, the dead-letter sink, topic creation.
+
+The producer is not idempotent and there are no Kafka transactions: the embedded
+broker can't do InitProducerId (see DESIGN.md). Effectively-once lives in Redis; the
+producer only has to deliver at least once, which ``acks=all`` + awaiting gives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from schemas.settings import Settings
+
+__all__ = ["KafkaDeadLetters", "ensure_topics", "make_producer"]
+
+log = logging.getLogger(__name__)
+
+
+def make_producer(bootstrap: str) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=2,
+        max_batch_size=256 * 1024,
+        request_timeout_ms=30_000,
+    )
+
+
+class KafkaDeadLetters:
+    """Publishes dead letters to the DLQ topic, keyed like the original message."""
+
+    def __init__(self, producer: AIOKafkaProducer | None, topic: str) -> None:
+        self.producer = producer
+        self.topic = topic
+
+    async def publish(self, letters: Sequence[tuple[bytes | None, bytes]]) -> None:
+        assert self.producer is not None, "publish before the runtime started"
+        futures = [await self.producer.send(self.topic, value=v, key=k) for k, v in letters]
+        await asyncio.gather(*futures)
+
+
+async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
+    """Create the purchases, transitions and DLQ topics if they don't exist yet."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await asyncio.wait_for(admin.start(), timeout_s)
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(t, num_partitions=settings.partitions, replication_factor=1)
+            for t in (settings.purchases_topic, settings.transitions_topic, settings.dlq_topic)
+            if t not in existing
+        ]
+        if wanted:
+            try:
+                await admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass
+            except KafkaError as exc:
+                log.warning("could not create topics %s: %s", [t.name for t in wanted], exc)
+            else:
+                log.info("created topics %s", [t.name for t in wanted])
+    finally:
+        await admin.close()
