@@ -55,7 +55,7 @@ class TransitionEncoder:
             "rules_version": self._rules_version,
             "event_id": d.event_id,
             "snapshot": {
-                "recency_days": round((d.effective_ms - d.last_ms) / _DAY_MS, 4) if bought else 0.0,
+                "recency_days": round((d.effective_ms - d.last_ms) / _DAY_MS, 6) if bought else 0.0,
                 "frequency": d.frequency,
                 "monetary": str(from_units(d.monetary)),
                 "currency": self._currency,
