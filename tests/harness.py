@@ -1,0 +1,214 @@
+"""Test harness: real worker processes, real topics, helpers to produce and read them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from schemas.settings import Settings, load_settings
+from state.store import RedisStore
+from stream.kafka import ensure_topics
+
+ROOT = Path(__file__).resolve().parent.parent
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def purchase(
+    customer: str, n: int, at: datetime, amount: str = "100", **extra: Any
+) -> dict[str, Any]:
+    return {
+        "event_id": f"{customer}-e{n}",
+        "customer_id": customer,
+        "order_id": f"{customer}-o{n}",
+        "occurred_at": at.isoformat(),
+        "amount": amount,
+        "currency": "CNY",
+        **extra,
+    }
+
+
+@dataclass
+class WorkerProc:
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for_log(self, needle: str, timeout: float = 30.0, count: int = 1) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.text().count(needle) >= count:
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"worker exited ({self.proc.returncode}):\n{self.text()[-3000:]}"
+                )
+            time.sleep(0.05)
+        raise AssertionError(
+            f"{needle!r} not in worker log after {timeout}s:\n{self.text()[-3000:]}"
+        )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+@dataclass
+class Cluster:
+    kafka_bootstrap: str
+    redis_url: str
+    suffix: str
+    logdir: Path
+    workers: list[WorkerProc] = field(default_factory=list)
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        base = {
+            "RFM_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "RFM_REDIS_URL": self.redis_url,
+            "RFM_NAMESPACE": f"t{self.suffix}",
+            "RFM_GROUP_ID": f"g-{self.suffix}",
+            "RFM_PURCHASES_TOPIC": f"purchases-{self.suffix}",
+            "RFM_TRANSITIONS_TOPIC": f"transitions-{self.suffix}",
+            "RFM_DLQ_TOPIC": f"dlq-{self.suffix}",
+            "RFM_PARTITIONS": "4",
+            "RFM_KAFKA_SESSION_TIMEOUT": "3s",
+            "RFM_DECAY_INTERVAL": "200ms",
+            "RFM_BATCH_WITHIN": "20ms",
+            "RFM_LOG_LEVEL": "info",
+        }
+        base.update({f"RFM_{k.upper()}": str(v) for k, v in overrides.items()})
+        return base
+
+    def settings(self, **overrides: str) -> Settings:
+        env = self.env(**overrides)
+        return load_settings(**{k.removeprefix("RFM_").lower(): v for k, v in env.items()})
+
+    async def ensure_topics(self, **overrides: str) -> Settings:
+        s = self.settings(**overrides)
+        await ensure_topics(s)
+        return s
+
+    def start_worker(self, **overrides: str) -> WorkerProc:
+        log = self.logdir / f"worker-{len(self.workers)}.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RFM_")}
+        env.update(self.env(**overrides))
+        env["PYTHONPATH"] = str(ROOT)
+        with open(log, "wb") as fh:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "stream.cli", "worker"],
+                env=env,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=ROOT,
+            )
+        w = WorkerProc(proc, log)
+        self.workers.append(w)
+        return w
+
+    def stop_all(self) -> None:
+        for w in self.workers:
+            w.stop()
+
+    def store(self, **overrides: str) -> RedisStore:
+        s = self.settings(**overrides)
+        return RedisStore.from_url(s.redis_url.get_secret_value(), s.key_prefix, s.namespace)
+
+    # ------------------------------------------------------------------ kafka I/O
+    async def produce(
+        self, events: Sequence[dict[str, Any] | bytes], key: bytes | None = None
+    ) -> list[tuple[int, int]]:
+        """Produce events keyed by customer; returns (partition, offset) of each."""
+        s = self.settings()
+        producer = AIOKafkaProducer(bootstrap_servers=self.kafka_bootstrap, linger_ms=5)
+        await producer.start()
+        try:
+            futs = []
+            for ev in events:
+                if isinstance(ev, bytes):
+                    value, k = ev, key
+                else:
+                    value, k = orjson.dumps(ev), ev["customer_id"].encode()
+                futs.append(await producer.send(s.purchases_topic, value, key=k))
+            metas = await asyncio.gather(*futs)
+        finally:
+            await producer.stop()
+        return [(m.partition, m.offset) for m in metas]
+
+    async def read(
+        self,
+        topic: str,
+        until: Callable[[list[dict[str, Any]]], bool],
+        timeout: float = 30.0,
+    ) -> list[dict[str, Any]]:
+        """Read ``topic`` from the beginning until ``until(messages)`` or the timeout."""
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=self.kafka_bootstrap,
+            auto_offset_reset="earliest",
+            group_id=None,
+        )
+        await consumer.start()
+        out: list[dict[str, Any]] = []
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and not until(out):
+                batch = await consumer.getmany(timeout_ms=200)
+                for msgs in batch.values():
+                    for m in msgs:
+                        d = orjson.loads(m.value)
+                        d["_partition"], d["_key"] = m.partition, m.key
+                        out.append(d)
+        finally:
+            await consumer.stop()
+        return out
+
+    async def transitions(
+        self, until: Callable[[list[dict[str, Any]]], bool], timeout: float = 30.0
+    ) -> list[dict[str, Any]]:
+        return await self.read(self.settings().transitions_topic, until, timeout)
+
+    async def wait_applied(self, produced: list[tuple[int, int]], timeout: float = 60.0) -> None:
+        """Wait until Redis's committed offsets cover every produced (partition, offset)."""
+        last: dict[int, int] = {}
+        for p, o in produced:
+            last[p] = max(last.get(p, -1), o)
+        store = self.store()
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                committed = await store.committed_offsets(last)
+                if all(committed[p] >= o for p, o in last.items()):
+                    return
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"not applied in {timeout}s: {committed} < {last}")
+                await asyncio.sleep(0.1)
+        finally:
+            await store.close()
+
+
+def minutes(n: float) -> timedelta:
+    return timedelta(minutes=n)
