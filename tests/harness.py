@@ -162,9 +162,9 @@ class Cluster:
         self,
         topic: str,
         until: Callable[[list[dict[str, Any]]], bool],
-        timeout: float = 30.0,
+        wait_s: float = 30.0,
     ) -> list[dict[str, Any]]:
-        """Read ``topic`` from the beginning until ``until(messages)`` or the timeout."""
+        """Read ``topic`` from the beginning until ``until(messages)`` or ``wait_s``."""
         consumer = AIOKafkaConsumer(
             topic,
             bootstrap_servers=self.kafka_bootstrap,
@@ -174,7 +174,7 @@ class Cluster:
         await consumer.start()
         out: list[dict[str, Any]] = []
         try:
-            deadline = time.monotonic() + timeout
+            deadline = time.monotonic() + wait_s
             while time.monotonic() < deadline and not until(out):
                 batch = await consumer.getmany(timeout_ms=200)
                 for msgs in batch.values():
@@ -187,24 +187,24 @@ class Cluster:
         return out
 
     async def transitions(
-        self, until: Callable[[list[dict[str, Any]]], bool], timeout: float = 30.0
+        self, until: Callable[[list[dict[str, Any]]], bool], wait_s: float = 30.0
     ) -> list[dict[str, Any]]:
-        return await self.read(self.settings().transitions_topic, until, timeout)
+        return await self.read(self.settings().transitions_topic, until, wait_s)
 
-    async def wait_applied(self, produced: list[tuple[int, int]], timeout: float = 60.0) -> None:
+    async def wait_applied(self, produced: list[tuple[int, int]], wait_s: float = 60.0) -> None:
         """Wait until Redis's committed offsets cover every produced (partition, offset)."""
         last: dict[int, int] = {}
         for p, o in produced:
             last[p] = max(last.get(p, -1), o)
         store = self.store()
         try:
-            deadline = time.monotonic() + timeout
+            deadline = time.monotonic() + wait_s
             while True:
                 committed = await store.committed_offsets(last)
                 if all(committed[p] >= o for p, o in last.items()):
                     return
                 if time.monotonic() > deadline:
-                    raise AssertionError(f"not applied in {timeout}s: {committed} < {last}")
+                    raise AssertionError(f"not applied in {wait_s}s: {committed} < {last}")
                 await asyncio.sleep(0.1)
         finally:
             await store.close()

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from segments import NEVER, Columns, CustomerState, Engine, Purchase, Rfm8, Scheme
+from segments import NEVER, CustomerState, Engine, Purchase, Rfm8
+from tests.segments.fixtures import Bands
 
 DAY = 86_400_000
 UNIT = 10_000
@@ -12,27 +11,6 @@ UNIT = 10_000
 
 def rfm8() -> Rfm8:
     return Rfm8(recency_ms=90 * DAY, frequency_cut=2, monetary_cut_units=1000 * UNIT)
-
-
-class Bands(Scheme):
-    """A test scheme with two recency edges, for chained decays."""
-
-    name = "bands"
-    labels = {"active": "活跃", "cooling": "降温", "lapsed": "流失"}
-
-    def scores(self, cols: Columns, asof_ms: np.ndarray) -> dict[str, np.ndarray]:
-        elapsed = asof_ms - cols.last_ms
-        return {"r": np.where(elapsed < 30 * DAY, 3, np.where(elapsed < 90 * DAY, 2, 1))}
-
-    def classify(self, cols: Columns, asof_ms: np.ndarray) -> np.ndarray:
-        r = self.scores(cols, asof_ms)["r"]
-        return np.array(["", "lapsed", "cooling", "active"], dtype=object)[r]
-
-    def recency_edges_ms(self) -> tuple[int, ...]:
-        return (30 * DAY, 90 * DAY)
-
-    def describe(self) -> str:
-        return "bands:30d:90d"
 
 
 def buy(c: str, n: int, day: float, amount: int = 600) -> Purchase:

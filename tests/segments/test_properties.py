@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
+import itertools
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segments import Engine, Purchase, Rfm8
-from tests.segments.test_engine import Bands
+from tests.segments.fixtures import Bands
 
 DAY = 86_400_000
 UNIT = 10_000
@@ -132,7 +133,7 @@ def test_each_customer_history_is_a_chain_that_never_runs_backwards(events, rnd,
         out += e.apply_events(states, [ev])
     for (_c, scheme), seq in _by_customer_scheme(out).items():
         assert seq[0].from_segment == "none"
-        for prev, cur in zip(seq, seq[1:], strict=False):
+        for prev, cur in itertools.pairwise(seq):
             assert cur.from_segment == prev.to_segment
             assert cur.effective_ms >= prev.effective_ms
         assert seq[-1].to_segment == states[seq[-1].customer_id].segments[scheme]
