@@ -212,3 +212,45 @@ class Cluster:
 
 def minutes(n: float) -> timedelta:
     return timedelta(minutes=n)
+
+
+def expected(events: Sequence[dict[str, Any]], settings: Settings) -> tuple[dict, list[dict]]:
+    """States and transitions computed directly from the events by the pure engine.
+
+    Events are applied in production order, which per customer is the partition order
+    the worker sees (one key, one partition).
+    """
+    from decimal import Decimal
+
+    from schemas.money import to_units
+    from schemas.times import to_ms
+    from segments import Purchase
+    from segments.rules import build_engine
+    from stream.encode import TransitionEncoder
+
+    engine = build_engine(settings)
+    states: dict = {}
+    drafts = engine.apply_events(
+        states,
+        [
+            Purchase(
+                e["customer_id"],
+                e["event_id"],
+                to_ms(datetime.fromisoformat(e["occurred_at"])),
+                to_units(Decimal(e["amount"])),
+            )
+            for e in events
+        ],
+    )
+    enc = TransitionEncoder(engine, settings.currency, "live")
+    return states, [enc.to_dict(d, 0) for d in drafts]
+
+
+def story(transitions: Sequence[dict[str, Any]]) -> dict[str, list[tuple[str, str, str, str]]]:
+    """Per customer: the (from, to, cause, effective_at) sequence, the part that must match."""
+    out: dict[str, list[tuple[str, str, str, str]]] = {}
+    for t in transitions:
+        out.setdefault(t["customer_id"], []).append(
+            (t["from_segment"], t["to_segment"], t["cause"], t["effective_at"])
+        )
+    return out

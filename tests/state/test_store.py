@@ -1,0 +1,83 @@
+"""The Redis store against a real redis-server: atomic fenced commits, schedule, outbox."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from schemas.errors import CommitConflict, Fenced
+from segments import NEVER, CustomerState
+from state import Keys, RedisStore
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def store(redis_url: str) -> AsyncIterator[RedisStore]:
+    s = RedisStore.from_url(redis_url, "rfm", f"t{uuid.uuid4().hex[:8]}")
+    yield s
+    await s.close()
+
+
+def state(cid: str, f: int = 1) -> CustomerState:
+    return CustomerState(cid, f, 100 * f, 1, 2, 3, {"rfm8": "new"})
+
+
+async def test_commit_writes_everything_and_load_reads_it_back(store: RedisStore) -> None:
+    claim = await store.claim(0)
+    assert claim.offset == -1
+    ver = await store.commit(
+        0,
+        claim.epoch,
+        0,
+        [state("a"), state("b", 3)],
+        {"a": 500, "b": NEVER},
+        [("a", b'{"x":1}')],
+        offset=41,
+    )
+    assert ver == 1
+    loaded = await store.load(0, ["a", "b", "zz"])
+    assert (loaded.version, loaded.offset, loaded.epoch) == (1, 41, claim.epoch)
+    assert loaded.states == {"a": state("a"), "b": state("b", 3)}
+    assert await store.due(0, 499, 10) == []
+    assert await store.due(0, 500, 10) == ["a"]
+    rows = await store.outbox_read(0, 10)
+    assert [(c, p) for _, c, p in rows] == [("a", b'{"x":1}')]
+    await store.outbox_ack(0, [rows[0][0]])
+    assert await store.outbox_read(0, 10) == []
+    assert (await store.committed_offsets([0, 1])) == {0: 41, 1: -1}
+
+
+async def test_a_fenced_worker_cannot_write(store: RedisStore) -> None:
+    old = await store.claim(2)
+    new = await store.claim(2)  # the partition moved to another worker
+    assert new.epoch == old.epoch + 1
+    with pytest.raises(Fenced):
+        await store.commit(2, old.epoch, 0, [state("z")], {"z": 1}, [("z", b"{}")], offset=9)
+    # nothing of the rejected commit is visible: not the state, schedule, outbox or offset
+    loaded = await store.load(2, ["z"])
+    assert loaded.states == {} and loaded.offset == -1 and loaded.version == 0
+    assert await store.due(2, 10, 10) == [] and await store.outbox_read(2, 10) == []
+    await store.commit(2, new.epoch, 0, [state("z")], {"z": 1}, [], offset=9)
+
+
+async def test_stale_version_is_a_conflict_not_a_lost_update(store: RedisStore) -> None:
+    claim = await store.claim(1)
+    await store.commit(1, claim.epoch, 0, [state("a", 1)], {}, [], offset=1)
+    with pytest.raises(CommitConflict):
+        await store.commit(1, claim.epoch, 0, [state("a", 7)], {}, [], offset=2)
+    assert (await store.load(1, ["a"])).states["a"].frequency == 1
+
+
+async def test_keys_of_one_partition_share_one_cluster_slot(store: RedisStore) -> None:
+    from redis.crc import key_slot
+
+    k = Keys("rfm", "live")
+    slots = {
+        key_slot(x.encode())
+        for x in [k.meta(3), k.due(3), k.outbox(3), k.customer(3, "c1"), k.customer(3, "zz")]
+    }
+    assert len(slots) == 1
+    assert key_slot(k.meta(3).encode()) != key_slot(k.meta(4).encode())
