@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Set
+from collections.abc import Mapping, Set
 from typing import Any
 
 import faust
@@ -186,4 +186,36 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         for p, offset in resume.items():
             await app.consumer.seek(mine[p], offset)
 
+    _position_from_redis(app, runtime, topic.get_topic_name())
     return app
+
+
+def _position_from_redis(app: faust.App, runtime: Runtime, topic_name: str) -> None:
+    """Make every faust "seek to committed" land on Redis's committed offset + 1.
+
+    faust seeks assigned partitions to the group's Kafka offsets from its recovery
+    service, concurrently with (and sometimes after) our assignment handler. Kafka's
+    group offsets can be ahead of Redis (a fenced batch that faust acked anyway, Redis
+    restored from an older snapshot or losing its last second of AOF), and reading
+    from there would skip events for good. So the seek itself is redirected.
+    """
+    consumer = app.consumer
+    original = consumer.seek_to_committed
+
+    async def seek_to_redis_committed() -> Mapping[Any, int]:
+        positions = dict(await original())
+        ours = [tp for tp in positions if tp.topic == topic_name]
+        if ours:
+            await runtime.ready.wait()
+            committed: dict[int, int] = {}
+
+            async def read() -> None:
+                committed.update(await runtime.store.committed_offsets(tp.partition for tp in ours))
+
+            await with_backoff("read committed offsets", read, _RETRIABLE)
+            for tp in ours:
+                positions[tp] = committed[tp.partition] + 1
+                await consumer.seek(tp, positions[tp])
+        return positions
+
+    consumer.seek_to_committed = seek_to_redis_committed  # type: ignore[method-assign]
