@@ -31,8 +31,18 @@ __all__ = [
     "parse_event",
 ]
 
-Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\s{}]+$")]
-"""Ids are opaque but printable: no whitespace, no braces (braces are Redis hash tags)."""
+
+def _identifier(value: str) -> str:
+    if len(value.encode()) > 128:
+        raise ValueError("must be at most 128 bytes (UTF-8)")
+    if not value.isprintable() or any(c.isspace() or c in "{}" for c in value):
+        raise ValueError("must be printable, without whitespace, control characters or braces")
+    return value
+
+
+Identifier = Annotated[str, StringConstraints(min_length=1), AfterValidator(_identifier)]
+"""Ids are opaque but printable: at most 128 bytes, no whitespace or control characters,
+no braces (braces are Redis hash tags). They become parts of Redis keys."""
 
 
 def _four_places(value: Decimal) -> Decimal:
@@ -42,7 +52,7 @@ def _four_places(value: Decimal) -> Decimal:
 
 Amount = Annotated[
     Decimal,
-    Field(gt=0, max_digits=18, description="Positive decimal, at most 4 decimal places."),
+    Field(gt=0, lt=10**12, description="Positive decimal, at most 4 decimal places."),
     AfterValidator(_four_places),
 ]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]

@@ -53,6 +53,24 @@ class Settings(BaseSettings):
         "CNY", description="The one currency monetary totals are kept in."
     )
 
+    max_amount: Decimal = Field(
+        Decimal(1_000_000), gt=0, description="Larger single amounts are dead-lettered."
+    )
+    max_message_bytes: int = Field(
+        65_536, ge=256, description="Larger messages are dead-lettered unparsed."
+    )
+
+    # --- effectively-once and refunds (event-time windows)
+    dedupe_retention: Duration = Field(
+        parse_duration("30d"), description="A resent event_id is ignored for at least this long."
+    )
+    order_retention: Duration = Field(
+        parse_duration("90d"), description="Orders are kept this long for refunds against them."
+    )
+    refund_hold: Duration = Field(
+        parse_duration("7d"), description="A refund before its purchase waits this long."
+    )
+
     # --- stream behaviour
     batch_max: int = Field(2000, ge=1, description="Max events per processed batch.")
     batch_within: Duration = Field(parse_duration("50ms"), description="Max wait to fill one.")
@@ -61,6 +79,11 @@ class Settings(BaseSettings):
     decay_batch: int = Field(2000, ge=1, description="Due customers taken per timer step.")
     max_future_skew: Duration = Field(
         parse_duration("5m"), description="Reject events dated further in the future."
+    )
+    partitioner: Literal["murmur2", "crc32"] = Field(
+        "murmur2",
+        description="How producers map customer_id keys to partitions (Java/aiokafka: murmur2;"
+        " librdkafka: crc32); events found elsewhere are forwarded to that partition.",
     )
     kafka_session_timeout: Duration = Field(parse_duration("10s"))
     log_level: Literal["debug", "info", "warning", "error"] = "info"

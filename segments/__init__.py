@@ -1,8 +1,19 @@
 """The domain, pure and synchronous: RFM state update, schemes, due times, ids."""
 
-from segments.engine import NEVER, Engine
+from segments.engine import NEVER, Engine, Policy, event_digest
 from segments.ids import transition_id
-from segments.model import NONE, Columns, CustomerState, Purchase, TransitionDraft
+from segments.model import (
+    NONE,
+    Columns,
+    CustomerState,
+    Event,
+    HeldRefund,
+    Outcome,
+    Purchase,
+    Refund,
+    Rejection,
+    TransitionDraft,
+)
 from segments.rfm8 import RFM8_LABELS, Rfm8
 from segments.rules import build_engine, build_schemes
 from segments.scheme import Scheme
@@ -14,11 +25,18 @@ __all__ = [
     "Columns",
     "CustomerState",
     "Engine",
+    "Event",
+    "HeldRefund",
+    "Outcome",
+    "Policy",
     "Purchase",
+    "Refund",
+    "Rejection",
     "Rfm8",
     "Scheme",
     "TransitionDraft",
     "build_engine",
     "build_schemes",
+    "event_digest",
     "transition_id",
 ]

@@ -1,4 +1,4 @@
-"""Apply purchases and the passage of time to customer states; emit transition drafts.
+"""Apply purchases, refunds and the passage of time to customer states.
 
 Pure and synchronous: no clock, no I/O. The stream hands in states it loaded and
 events in offset order; the engine mutates the states and returns what changed.
@@ -6,12 +6,18 @@ events in offset order; the engine mutates the states and returns what changed.
 The timeline rule that makes the output independent of how work is split between
 the event path and the timer:
 
-1. Before an event with event time ``o`` is applied, every decay due at or before
-   ``asof = max(o, cursor)`` is emitted first, each at its own due time.
+1. Before an event with event time ``o`` is applied, everything due at or before
+   ``asof = max(o, cursor)`` happens first, each at its own due time (recency
+   decays; held refunds whose purchase never came are rejected).
 2. The event is applied and every scheme re-classified at ``asof``; the cursor
    moves to ``asof``.
-3. ``advance(now)`` (the timer, or the end of a replay) emits every decay due at or
-   before ``now``, one crossing at a time, and moves the cursor to each due time.
+3. ``advance(now)`` (the timer, or the end of a replay) does every due step up to
+   ``now``, one at a time, and moves the cursor to each due time.
+
+Effectively-once per customer: an event id already applied within
+``Policy.dedupe_ms`` is a duplicate and changes nothing. Refunds retract what their
+order still holds (frequency too, once the order is fully refunded); a refund that
+arrives before its purchase is held for ``Policy.refund_hold_ms``.
 
 Work is vectorised per *round*: round k holds the k-th event of every customer in
 the batch, so the common case (one event per customer per batch) is one round.
@@ -19,30 +25,64 @@ the batch, so the common case (one event per customer per batch) is one round.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from segments.model import NONE, Columns, CustomerState, Purchase, TransitionDraft
+from segments.model import (
+    NONE,
+    Columns,
+    CustomerState,
+    Event,
+    HeldRefund,
+    Outcome,
+    Purchase,
+    Refund,
+    Rejection,
+    TransitionDraft,
+)
 from segments.scheme import Scheme
 
-__all__ = ["NEVER", "Engine"]
+__all__ = ["NEVER", "Engine", "Policy", "event_digest"]
 
 NEVER = np.iinfo(np.int64).max
-"""Due time of a customer whose segment cannot change with time alone."""
+"""Due time of a customer with nothing that can change by time alone."""
+
+_DAY = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How long the engine remembers things, in event-time milliseconds."""
+
+    dedupe_ms: int = 30 * _DAY
+    order_retention_ms: int = 90 * _DAY
+    refund_hold_ms: int = 7 * _DAY
+
+
+def event_digest(event_id: str) -> str:
+    """A short, stable digest of an event id (what the dedupe window stores).
+
+    72 bits, 12 characters: collisions within one customer's window are ~1e-18.
+    """
+    raw = hashlib.blake2b(event_id.encode(), digest_size=9).digest()
+    return base64.urlsafe_b64encode(raw).decode()
 
 
 class Engine:
     """Applies events and time to states under a fixed set of schemes."""
 
-    def __init__(self, schemes: Sequence[Scheme]) -> None:
+    def __init__(self, schemes: Sequence[Scheme], policy: Policy | None = None) -> None:
         if not schemes:
             raise ValueError("at least one scheme is needed")
         names = [s.name for s in schemes]
         if len(set(names)) != len(names):
             raise ValueError(f"scheme names must be unique: {names}")
         self.schemes = tuple(schemes)
+        self.policy = policy or Policy()
         edges = sorted({e for s in schemes for e in s.recency_edges_ms()})
         self._edges = np.array(edges, dtype=np.int64)
         text = "|".join(s.describe() for s in schemes)
@@ -50,69 +90,159 @@ class Engine:
 
     # ------------------------------------------------------------------ due times
     def next_due(self, states: Sequence[CustomerState]) -> np.ndarray:
-        """Earliest event time after each cursor at which a segment may change by time alone.
+        """Earliest event time after each cursor at which something changes by time alone.
 
-        ``NEVER`` for customers without purchases or past every edge.
+        That is a recency edge of some scheme (only for customers with purchases) or
+        the end of a held refund's wait. ``NEVER`` when there is none.
         """
         n = len(states)
-        if n == 0 or self._edges.size == 0:
-            return np.full(n, NEVER, dtype=np.int64)
-        last = np.fromiter((s.last_ms for s in states), np.int64, n)
+        if n == 0:
+            return np.zeros(0, dtype=np.int64)
         cursor = np.fromiter((s.cursor_ms for s in states), np.int64, n)
-        bought = np.fromiter((s.frequency > 0 for s in states), bool, n)
-        cand = last[:, None] + self._edges[None, :]
-        cand = np.where(cand > cursor[:, None], cand, NEVER)
-        due = cand.min(axis=1)
-        return np.where(bought, due, NEVER)
+        if self._edges.size:
+            last = np.fromiter((s.last_ms for s in states), np.int64, n)
+            bought = np.fromiter((s.frequency > 0 for s in states), bool, n)
+            cand = last[:, None] + self._edges[None, :]
+            cand = np.where(cand > cursor[:, None], cand, NEVER)
+            due = np.where(bought, cand.min(axis=1), NEVER)
+        else:
+            due = np.full(n, NEVER, dtype=np.int64)
+        for i, s in enumerate(states):
+            if s.held:
+                due[i] = min(int(due[i]), max(min(h.until_ms for h in s.held), s.cursor_ms + 1))
+        return due
 
     # ------------------------------------------------------------------ events
-    def apply_events(
-        self, states: dict[str, CustomerState], events: Iterable[Purchase]
-    ) -> list[TransitionDraft]:
+    def apply_events(self, states: dict[str, CustomerState], events: Iterable[Event]) -> Outcome:
         """Apply ``events`` (in offset order) to ``states`` (created if missing)."""
-        queues: dict[str, list[Purchase]] = {}
+        queues: dict[str, list[Event]] = {}
         for ev in events:
             queues.setdefault(ev.customer_id, []).append(ev)
             if ev.customer_id not in states:
                 states[ev.customer_id] = CustomerState(ev.customer_id)
-        out: list[TransitionDraft] = []
+        out = Outcome()
         depth = max((len(q) for q in queues.values()), default=0)
         for k in range(depth):
             round_events = [q[k] for q in queues.values() if len(q) > k]
             out.extend(self._apply_round(states, round_events))
         return out
 
-    def _apply_round(
-        self, states: dict[str, CustomerState], events: list[Purchase]
-    ) -> list[TransitionDraft]:
+    def _apply_round(self, states: dict[str, CustomerState], events: list[Event]) -> Outcome:
         sts = [states[e.customer_id] for e in events]
         n = len(sts)
         occurred = np.fromiter((e.occurred_ms for e in events), np.int64, n)
         cursor = np.fromiter((s.cursor_ms for s in sts), np.int64, n)
         asof = np.maximum(occurred, cursor)
-        out = self._decay_until(sts, asof)
-        was_new = [not s.has_purchased for s in sts]
-        for s, e, t in zip(sts, events, asof.tolist(), strict=True):
-            if s.frequency == 0:
-                s.first_ms = e.occurred_ms
+        out = self._due_until(sts, asof)
+        changed: list[int] = []
+        causes: list[str] = []
+        for i, (s, e, t) in enumerate(zip(sts, events, asof.tolist(), strict=True)):
+            digest = event_digest(e.event_id)
+            if digest in s.seen:
+                out.duplicates += 1
+                continue
+            was_new = not s.has_purchased
+            if isinstance(e, Purchase):
+                out.rejected.extend(self._purchase(s, e))
+                cause = "first_purchase" if was_new else "purchase"
             else:
-                s.first_ms = min(s.first_ms, e.occurred_ms)
-            s.last_ms = max(s.last_ms, e.occurred_ms)
-            s.frequency += 1
-            s.monetary += e.amount_units
+                rejection = self._refund(s, e, t)
+                if rejection is not None:
+                    out.rejected.append(rejection)
+                    continue
+                cause = "refund"
+            s.seen[digest] = t
             s.cursor_ms = t
-        causes = ["first_purchase" if new else "purchase" for new in was_new]
-        out.extend(self._reclassify(sts, asof, causes, [e.event_id for e in events]))
+            self._forget(s, t)
+            changed.append(i)
+            causes.append(cause)
+        if changed:
+            out.transitions.extend(
+                self._reclassify(
+                    [sts[i] for i in changed],
+                    asof[changed],
+                    causes,
+                    [events[i].event_id for i in changed],
+                )
+            )
         return out
 
-    # ------------------------------------------------------------------ time
-    def advance(self, states: Sequence[CustomerState], now_ms: int) -> list[TransitionDraft]:
-        """Emit every decay due at or before ``now_ms`` for ``states``."""
-        sts = list(states)
-        return self._decay_until(sts, np.full(len(sts), now_ms, dtype=np.int64))
+    def _purchase(self, s: CustomerState, e: Purchase) -> list[Rejection]:
+        """Add a sale; frequency counts orders that still hold money."""
+        s.first_ms = e.occurred_ms if s.frequency == 0 else min(s.first_ms, e.occurred_ms)
+        s.last_ms = max(s.last_ms, e.occurred_ms)
+        s.monetary += e.amount_units
+        key = e.order_id or e.event_id
+        order = s.orders.get(key)
+        if order is None:
+            s.orders[key] = [e.amount_units, e.amount_units, e.occurred_ms]
+            s.frequency += 1
+        else:  # another sale line under the same order id
+            if order[0] == 0:
+                s.frequency += 1
+            order[0] += e.amount_units
+            order[1] += e.amount_units
+        rejected = []
+        for h in [h for h in s.held if h.order_id == key]:
+            s.held.remove(h)
+            rejection = self._retract(s, key, h.event_id, h.amount_units, h.ref)
+            if rejection is not None:
+                rejected.append(rejection)
+        return rejected
 
-    def _decay_until(self, sts: list[CustomerState], limit: np.ndarray) -> list[TransitionDraft]:
-        out: list[TransitionDraft] = []
+    def _refund(self, s: CustomerState, e: Refund, asof: int) -> Rejection | None:
+        order = s.orders.get(e.order_id)
+        if order is None:
+            s.held.append(
+                HeldRefund(
+                    e.event_id,
+                    e.order_id,
+                    e.amount_units,
+                    e.occurred_ms,
+                    asof + self.policy.refund_hold_ms,
+                    e.ref,
+                )
+            )
+            return None
+        return self._retract(s, e.order_id, e.event_id, e.amount_units, e.ref)
+
+    @staticmethod
+    def _retract(
+        s: CustomerState, order_id: str, event_id: str, units: int, ref: str
+    ) -> Rejection | None:
+        order = s.orders[order_id]
+        if units > order[0]:
+            return Rejection(
+                s.customer_id,
+                event_id,
+                ref,
+                "RefundExceedsOrder",
+                f"amount: refund of {units} units exceeds the {order[0]} units "
+                f"order {order_id} still holds",
+            )
+        order[0] -= units
+        s.monetary -= units
+        if order[0] == 0:
+            s.frequency -= 1
+        return None
+
+    def _forget(self, s: CustomerState, asof: int) -> None:
+        """Drop dedupe digests and orders older than their windows (bounded memory)."""
+        horizon = asof - self.policy.dedupe_ms
+        if any(t < horizon for t in s.seen.values()):
+            s.seen = {d: t for d, t in s.seen.items() if t >= horizon}
+        horizon = asof - self.policy.order_retention_ms
+        if any(o[2] < horizon for o in s.orders.values()):
+            s.orders = {k: o for k, o in s.orders.items() if o[2] >= horizon}
+
+    # ------------------------------------------------------------------ time
+    def advance(self, states: Sequence[CustomerState], now_ms: int) -> Outcome:
+        """Do everything due at or before ``now_ms`` for ``states``."""
+        sts = list(states)
+        return self._due_until(sts, np.full(len(sts), now_ms, dtype=np.int64))
+
+    def _due_until(self, sts: list[CustomerState], limit: np.ndarray) -> Outcome:
+        out = Outcome()
         idx = np.arange(len(sts))
         while idx.size:
             subset = [sts[i] for i in idx]
@@ -124,8 +254,27 @@ class Engine:
             subset = [sts[i] for i in idx]
             for s, t in zip(subset, due.tolist(), strict=True):
                 s.cursor_ms = t
-            out.extend(self._reclassify(subset, due, ["recency_decay"] * len(subset), None))
+                if s.held:
+                    out.rejected.extend(self._expire_held(s, t))
+            out.transitions.extend(
+                self._reclassify(subset, due, ["recency_decay"] * len(subset), None)
+            )
         return out
+
+    def _expire_held(self, s: CustomerState, t: int) -> list[Rejection]:
+        expired = [h for h in s.held if h.until_ms <= t]
+        s.held = [h for h in s.held if h.until_ms > t]
+        return [
+            Rejection(
+                s.customer_id,
+                h.event_id,
+                h.ref,
+                "RefundUnknownOrder",
+                f"refund_of: no purchase of order {h.order_id} arrived within the "
+                f"{self.policy.refund_hold_ms} ms hold period",
+            )
+            for h in expired
+        ]
 
     # ------------------------------------------------------------------ classify
     def _reclassify(
@@ -136,9 +285,10 @@ class Engine:
         event_ids: list[str] | None,
     ) -> list[TransitionDraft]:
         cols = Columns.of(sts)
+        active = cols.frequency > 0
         out: list[TransitionDraft] = []
         for scheme in self.schemes:
-            keys = scheme.classify(cols, asof)
+            keys = np.where(active, scheme.classify(cols, asof), NONE)
             scores: dict[str, np.ndarray] | None = None
             for i, (s, key) in enumerate(zip(sts, keys, strict=True)):
                 prev = s.segments.get(scheme.name, NONE)
@@ -147,9 +297,9 @@ class Engine:
                 if scores is None:
                     scores = scheme.scores(cols, asof)
                 cause = causes[i]
-                if prev == NONE and cause != "first_purchase":
+                if prev == NONE and cause not in ("first_purchase", "refund"):
                     cause = "rules_change"
-                s.segments[scheme.name] = key
+                s.segments[scheme.name] = key  # NONE too: Redis HSET can't delete fields
                 out.append(
                     TransitionDraft(
                         customer_id=s.customer_id,
@@ -172,4 +322,6 @@ class Engine:
         """Each scheme's segment for one customer at ``asof_ms`` (for lookups and tests)."""
         cols = Columns.of([state])
         at = np.array([asof_ms], dtype=np.int64)
+        if state.frequency <= 0:
+            return {s.name: NONE for s in self.schemes}
         return {s.name: str(s.classify(cols, at)[0]) for s in self.schemes}

@@ -1,4 +1,4 @@
-"""The engine's plain data: a customer's RFM state, an input purchase, an output draft."""
+"""The engine's plain data: a customer's state, input events, output drafts and rejections."""
 
 from __future__ import annotations
 
@@ -7,7 +7,18 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["NONE", "Columns", "CustomerState", "Purchase", "TransitionDraft"]
+__all__ = [
+    "NONE",
+    "Columns",
+    "CustomerState",
+    "Event",
+    "HeldRefund",
+    "Outcome",
+    "Purchase",
+    "Refund",
+    "Rejection",
+    "TransitionDraft",
+]
 
 NONE = "none"
 """Segment key of a customer before their first purchase."""
@@ -30,6 +41,12 @@ class CustomerState:
     last_ms: int = 0
     cursor_ms: int = 0
     segments: dict[str, str] = field(default_factory=dict)
+    seen: dict[str, int] = field(default_factory=dict)
+    """Digest of each applied event id -> as-of time it was applied (dedupe window)."""
+    orders: dict[str, list[int]] = field(default_factory=dict)
+    """order id -> [remaining units, purchased units, occurred ms] (refund window)."""
+    held: list[HeldRefund] = field(default_factory=list)
+    """Refunds that arrived before their purchase, waiting until ``until_ms``."""
 
     @property
     def has_purchased(self) -> bool:
@@ -43,6 +60,44 @@ class Purchase(NamedTuple):
     event_id: str
     occurred_ms: int
     amount_units: int
+    order_id: str = ""
+
+
+class Refund(NamedTuple):
+    """A validated refund of (part of) ``order_id``.
+
+    ``ref`` is opaque to the engine: the stream's pointer to the original message,
+    handed back in a :class:`Rejection` if the refund is ever dead-lettered.
+    """
+
+    customer_id: str
+    event_id: str
+    occurred_ms: int
+    amount_units: int
+    order_id: str
+    ref: str = ""
+
+
+Event = Purchase | Refund
+
+
+class HeldRefund(NamedTuple):
+    event_id: str
+    order_id: str
+    amount_units: int
+    occurred_ms: int
+    until_ms: int
+    ref: str
+
+
+class Rejection(NamedTuple):
+    """An event the rules refuse (e.g. a refund larger than its order): a dead letter."""
+
+    customer_id: str
+    event_id: str
+    ref: str
+    error_class: str
+    message: str
 
 
 @dataclass(slots=True, frozen=True)
@@ -79,3 +134,17 @@ class Columns:
             frequency=np.fromiter((s.frequency for s in states), np.int64, n),
             monetary=np.fromiter((s.monetary for s in states), np.int64, n),
         )
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What applying events or time produced."""
+
+    transitions: list[TransitionDraft] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    duplicates: int = 0
+
+    def extend(self, other: Outcome) -> None:
+        self.transitions.extend(other.transitions)
+        self.rejected.extend(other.rejected)
+        self.duplicates += other.duplicates

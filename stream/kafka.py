@@ -17,7 +17,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from schemas.settings import Settings
 
-__all__ = ["KafkaDeadLetters", "ensure_topics", "make_producer"]
+__all__ = ["KafkaOutputs", "ensure_topics", "make_producer"]
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +33,27 @@ def make_producer(bootstrap: str) -> AIOKafkaProducer:
     )
 
 
-class KafkaDeadLetters:
-    """Publishes dead letters to the DLQ topic, keyed like the original message."""
+class KafkaOutputs:
+    """Dead letters and forwarded events, published with the worker's own producer."""
 
-    def __init__(self, producer: AIOKafkaProducer | None, topic: str) -> None:
+    def __init__(
+        self, producer: AIOKafkaProducer | None, dlq_topic: str, purchases_topic: str
+    ) -> None:
         self.producer = producer
-        self.topic = topic
+        self.dlq_topic = dlq_topic
+        self.purchases_topic = purchases_topic
 
-    async def publish(self, letters: Sequence[tuple[bytes | None, bytes]]) -> None:
+    async def dead_letter(self, letters: Sequence[tuple[bytes | None, bytes]]) -> None:
         assert self.producer is not None, "publish before the runtime started"
-        futures = [await self.producer.send(self.topic, value=v, key=k) for k, v in letters]
+        futures = [await self.producer.send(self.dlq_topic, value=v, key=k) for k, v in letters]
+        await asyncio.gather(*futures)
+
+    async def forward(self, msgs: Sequence[tuple[int, bytes | None, bytes | None]]) -> None:
+        assert self.producer is not None, "publish before the runtime started"
+        futures = [
+            await self.producer.send(self.purchases_topic, value=v, key=k, partition=p)
+            for p, k, v in msgs
+        ]
         await asyncio.gather(*futures)
 
 

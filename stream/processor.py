@@ -17,23 +17,28 @@ Per partition the order is:
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
+import orjson
+
 from schemas.errors import CommitConflict, Fenced, InvalidEvent
-from schemas.events import PurchaseEvent, parse_event
+from schemas.events import PurchaseEvent, RefundEvent
 from schemas.money import to_units
 from schemas.settings import Settings
 from schemas.times import to_ms
 from segments.engine import NEVER, Engine
-from segments.model import CustomerState, Purchase, TransitionDraft
+from segments.model import CustomerState, Event, Purchase, Refund, Rejection, TransitionDraft
 from state.store import Claim, RedisStore
 from stream.clock import Clock
 from stream.encode import TransitionEncoder, encode_dead_letter
+from stream.routing import partitioner
+from stream.validate import Validator
 
-__all__ = ["DeadLetterSink", "Msg", "Processor", "Stats"]
+__all__ = ["Msg", "Outputs", "Processor", "Stats", "engine_event", "with_backoff"]
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +52,15 @@ class Msg(NamedTuple):
     value: bytes | None
 
 
-class DeadLetterSink(Protocol):
-    async def publish(self, letters: Sequence[tuple[bytes | None, bytes]]) -> None:
-        """Publish (key, dead-letter JSON) pairs and wait until the broker has them."""
+class Outputs(Protocol):
+    """Where messages that are not applied here go; both calls return once acknowledged."""
+
+    async def dead_letter(self, letters: Sequence[tuple[bytes | None, bytes]]) -> None:
+        """Publish (key, dead-letter JSON) pairs to the dead-letter topic."""
+        ...
+
+    async def forward(self, msgs: Sequence[tuple[int, bytes | None, bytes | None]]) -> None:
+        """Re-publish (partition, key, value) to the purchases topic's owning partition."""
         ...
 
 
@@ -59,6 +70,8 @@ class Stats:
 
     events: int = 0
     duplicates_skipped: int = 0
+    duplicate_events: int = 0
+    forwarded: int = 0
     dead_letters: dict[str, int] = field(default_factory=dict)
     transitions: int = 0
     decays: int = 0
@@ -74,7 +87,7 @@ class Processor:
         settings: Settings,
         store: RedisStore,
         engine: Engine,
-        dead_letters: DeadLetterSink,
+        outputs: Outputs,
         clock: Clock,
         wall: Clock,
         mode: str = "live",
@@ -83,7 +96,11 @@ class Processor:
         self.settings = settings
         self.store = store
         self.engine = engine
-        self.dead_letters = dead_letters
+        self.outputs = outputs
+        self.validator = Validator(settings)
+        self._home = partitioner(settings.partitioner)
+        self.partition_count: int | None = None
+        """The purchases topic's partition count, once known; enables forwarding."""
         self.clock = clock
         self.wall = wall
         self.encoder = TransitionEncoder(engine, settings.currency, mode)
@@ -124,18 +141,11 @@ class Processor:
         if claim is None:
             log.debug("skipping %d messages of unowned partition %d", len(msgs), p)
             return
-        good: list[tuple[Msg, PurchaseEvent]] = []
-        bad: list[tuple[Msg, InvalidEvent]] = []
-        now = self.wall.now_ms()
-        for m in msgs:
-            try:
-                good.append((m, self._validate(m, now)))
-            except InvalidEvent as exc:
-                bad.append((m, exc))
+        batch = self._sort(p, msgs)
         async with self._locks[p]:
             while True:
                 try:
-                    await self._commit_events(claim, good, bad)
+                    await self._commit_events(claim, batch)
                 except CommitConflict:
                     self.stats.conflicts += 1
                     continue
@@ -145,57 +155,53 @@ class Processor:
                     log.warning("batch dropped, partition moved: %s", exc)
                 return
 
-    def _validate(self, m: Msg, wall_ms: int) -> PurchaseEvent:
-        ev = parse_event(m.value)
-        if not isinstance(ev, PurchaseEvent):
-            raise InvalidEvent(
-                "RefundNotSupported",
-                "refund events are not applied by this version yet; replay them from the DLQ",
-            )
-        if ev.currency != self.settings.currency:
-            raise InvalidEvent(
-                "CurrencyMismatch",
-                f"currency: {ev.currency} is not the configured {self.settings.currency}",
-            )
-        if to_ms(ev.occurred_at) > wall_ms + self.settings.max_future_skew:
-            raise InvalidEvent(
-                "FutureEvent",
-                f"occurred_at: {ev.occurred_at.isoformat()} is further in the future than "
-                f"the allowed skew of {self.settings.max_future_skew} ms",
-            )
-        return ev
+    def _sort(self, p: int, msgs: list[Msg]) -> _Batch:
+        """Validate and route each message: apply here, forward, or dead-letter."""
+        batch = _Batch()
+        now = self.wall.now_ms()
+        n = self.partition_count
+        for m in msgs:
+            try:
+                ev = self.validator.check(m.value, now)
+            except InvalidEvent as exc:
+                batch.bad.append((m, exc.error_class, exc.message))
+                continue
+            if n is not None and (home := self._home(ev.customer_id.encode(), n)) != p:
+                batch.misrouted.append((m, home))
+                continue
+            ref = _ref(m) if isinstance(ev, RefundEvent) else ""
+            batch.good.append((m, engine_event(ev, ref)))
+        return batch
 
-    async def _commit_events(
-        self,
-        claim: Claim,
-        good: list[tuple[Msg, PurchaseEvent]],
-        bad: list[tuple[Msg, InvalidEvent]],
-    ) -> None:
+    async def _commit_events(self, claim: Claim, batch: _Batch) -> None:
         p = claim.partition
-        ids = list(dict.fromkeys(ev.customer_id for _, ev in good))
+        ids = list(dict.fromkeys(ev.customer_id for _, ev in batch.good))
         loaded = await self.store.load(p, ids)
         if loaded.epoch != claim.epoch:
             raise Fenced(f"partition {p}: epoch is {loaded.epoch}, this worker has {claim.epoch}")
-        fresh = [(m, ev) for m, ev in good if m.offset > loaded.offset]
-        rejects = [(m, exc) for m, exc in bad if m.offset > loaded.offset]
-        skipped = len(good) + len(bad) - len(fresh) - len(rejects)
-        last = max((m.offset for m, _ in [*fresh, *rejects]), default=None)
-        if last is None:
-            self.stats.duplicates_skipped += skipped
+        fresh = batch.after(loaded.offset)
+        if fresh.last is None:
+            self.stats.duplicates_skipped += batch.size
             return
-        await self._dead_letter(rejects)
-        purchases = [
-            Purchase(ev.customer_id, ev.event_id, to_ms(ev.occurred_at), to_units(ev.amount))
-            for _, ev in fresh
-        ]
+        await self._dead_letter([(m, cls, msg) for m, cls, msg in fresh.bad])
+        if fresh.misrouted:
+            await self.outputs.forward([(home, m.key, m.value) for m, home in fresh.misrouted])
         states = loaded.states
-        drafts = self.engine.apply_events(states, purchases)
-        touched = [states[c] for c in dict.fromkeys(p.customer_id for p in purchases)]
-        await self._commit(claim, loaded.version, touched, drafts, offset=last)
-        self.stats.duplicates_skipped += skipped
-        self.stats.events += len(fresh)
+        outcome = self.engine.apply_events(states, [ev for _, ev in fresh.good])
+        await self._reject(outcome.rejected)
+        touched = [states[c] for c in dict.fromkeys(ev.customer_id for _, ev in fresh.good)]
+        await self._commit(claim, loaded.version, touched, outcome.transitions, offset=fresh.last)
+        self.stats.duplicates_skipped += batch.size - fresh.size
+        self.stats.duplicate_events += outcome.duplicates
+        self.stats.forwarded += len(fresh.misrouted)
+        self.stats.events += len(fresh.good)
 
-    async def _dead_letter(self, rejects: list[tuple[Msg, InvalidEvent]]) -> None:
+    async def _reject(self, rejected: list[Rejection]) -> None:
+        """Dead-letter events the rules refused, from the message pointer they carry."""
+        if rejected:
+            await self._dead_letter([(_msg_of(r.ref), r.error_class, r.message) for r in rejected])
+
+    async def _dead_letter(self, rejects: list[tuple[Msg, str, str]]) -> None:
         if not rejects:
             return
         now = self.wall.now_ms()
@@ -208,20 +214,17 @@ class Processor:
                     offset=m.offset,
                     key=m.key,
                     value=m.value,
-                    error_class=exc.error_class,
-                    error_message=exc.message,
+                    error_class=error_class,
+                    error_message=message,
                     failed_ms=now,
                 ),
             )
-            for m, exc in rejects
+            for m, error_class, message in rejects
         ]
-        await self.dead_letters.publish(letters)
-        for _, exc in rejects:
-            self.stats.dead_letters[exc.error_class] = (
-                self.stats.dead_letters.get(exc.error_class, 0) + 1
-            )
-        for m, exc in rejects:
-            log.warning("dead-lettered p%d@%d: %s: %s", m.partition, m.offset, exc.error_class, exc)
+        await self.outputs.dead_letter(letters)
+        for m, error_class, message in rejects:
+            self.stats.dead_letters[error_class] = self.stats.dead_letters.get(error_class, 0) + 1
+            log.warning("dead-lettered p%d@%d: %s: %s", m.partition, m.offset, error_class, message)
 
     async def _commit(
         self,
@@ -274,12 +277,68 @@ class Processor:
         loaded = await self.store.load(claim.partition, ids)
         if loaded.epoch != claim.epoch:
             raise Fenced(f"partition {claim.partition}: epoch moved to {loaded.epoch}")
-        states = [loaded.states.get(c) or CustomerState(c) for c in ids]
-        drafts = self.engine.advance(states, now)
-        known = [s for s in states if s.has_purchased]
-        stale = [s.customer_id for s in states if not s.has_purchased]
-        await self._commit(claim, loaded.version, known, drafts, offset=None, unschedule=stale)
-        self.stats.decays += len(drafts)
+        known = [loaded.states[c] for c in ids if c in loaded.states]
+        stale = [c for c in ids if c not in loaded.states]
+        outcome = self.engine.advance(known, now)
+        await self._reject(outcome.rejected)
+        await self._commit(
+            claim, loaded.version, known, outcome.transitions, offset=None, unschedule=stale
+        )
+        self.stats.decays += len(outcome.transitions)
+
+
+@dataclass(slots=True)
+class _Batch:
+    """One partition's messages, sorted by what happens to them."""
+
+    good: list[tuple[Msg, Event]] = field(default_factory=list)
+    bad: list[tuple[Msg, str, str]] = field(default_factory=list)
+    misrouted: list[tuple[Msg, int]] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return len(self.good) + len(self.bad) + len(self.misrouted)
+
+    @property
+    def last(self) -> int | None:
+        every = [*self.good, *self.bad, *self.misrouted]
+        return max((x[0].offset for x in every), default=None)
+
+    def after(self, offset: int) -> _Batch:
+        """Only the messages past ``offset`` (the rest were applied before a restart)."""
+        return _Batch(
+            [x for x in self.good if x[0].offset > offset],
+            [x for x in self.bad if x[0].offset > offset],
+            [x for x in self.misrouted if x[0].offset > offset],
+        )
+
+
+def _ref(m: Msg) -> str:
+    """A compact pointer to the original message, kept with held refunds."""
+    b64 = base64.b64encode
+    return orjson.dumps(
+        {
+            "p": m.partition,
+            "o": m.offset,
+            "k": None if m.key is None else b64(m.key).decode(),
+            "v": None if m.value is None else b64(m.value).decode(),
+        }
+    ).decode()
+
+
+def _msg_of(ref: str) -> Msg:
+    d = orjson.loads(ref)
+    key = None if d["k"] is None else base64.b64decode(d["k"])
+    value = None if d["v"] is None else base64.b64decode(d["v"])
+    return Msg(d["p"], d["o"], key, value)
+
+
+def engine_event(ev: PurchaseEvent | RefundEvent, ref: str = "") -> Event:
+    """A validated event as the pure engine takes it (``ref``: where a refund came from)."""
+    at, units = to_ms(ev.occurred_at), to_units(ev.amount)
+    if isinstance(ev, RefundEvent):
+        return Refund(ev.customer_id, ev.event_id, at, units, ev.refund_of, ref)
+    return Purchase(ev.customer_id, ev.event_id, at, units, ev.order_id)
 
 
 async def with_backoff(

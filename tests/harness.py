@@ -220,28 +220,18 @@ def expected(events: Sequence[dict[str, Any]], settings: Settings) -> tuple[dict
     Events are applied in production order, which per customer is the partition order
     the worker sees (one key, one partition).
     """
-    from decimal import Decimal
+    import orjson
 
-    from schemas.money import to_units
-    from schemas.times import to_ms
-    from segments import Purchase
+    from schemas.events import parse_event
     from segments.rules import build_engine
     from stream.encode import TransitionEncoder
+    from stream.processor import engine_event
 
     engine = build_engine(settings)
     states: dict = {}
     drafts = engine.apply_events(
-        states,
-        [
-            Purchase(
-                e["customer_id"],
-                e["event_id"],
-                to_ms(datetime.fromisoformat(e["occurred_at"])),
-                to_units(Decimal(e["amount"])),
-            )
-            for e in events
-        ],
-    )
+        states, [engine_event(parse_event(orjson.dumps(e))) for e in events]
+    ).transitions
     enc = TransitionEncoder(engine, settings.currency, "live")
     return states, [enc.to_dict(d, 0) for d in drafts]
 

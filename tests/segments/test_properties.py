@@ -68,12 +68,12 @@ def test_final_state_depends_only_on_the_set_of_events(events, rnd) -> None:
 def test_batch_boundaries_change_nothing(events, sizes) -> None:
     e = engine()
     whole: dict = {}
-    out_whole = e.apply_events(whole, events)
+    out_whole = e.apply_events(whole, events).transitions
     split: dict = {}
     out_split, i, k = [], 0, 0
     while i < len(events):
         n = sizes[k % len(sizes)]
-        out_split += e.apply_events(split, events[i : i + n])
+        out_split += e.apply_events(split, events[i : i + n]).transitions
         i, k = i + n, k + 1
     assert whole == split
     assert by_customer(out_whole) == by_customer(out_split)
@@ -89,19 +89,19 @@ def test_timer_or_catch_up_give_the_same_transition_sequence(events, ticks) -> N
     e = engine()
 
     caught: dict = {}
-    out_caught = e.apply_events(caught, timeline)
-    out_caught += e.advance(list(caught.values()), end)
+    out_caught = e.apply_events(caught, timeline).transitions
+    out_caught += e.advance(list(caught.values()), end).transitions
 
     timed: dict = {}
     out_timed: list = []
     pending_ticks = sorted(ticks)
     for ev in timeline:
         while pending_ticks and pending_ticks[0] <= ev.occurred_ms:
-            out_timed += e.advance(list(timed.values()), pending_ticks.pop(0))
-        out_timed += e.apply_events(timed, [ev])
+            out_timed += e.advance(list(timed.values()), pending_ticks.pop(0)).transitions
+        out_timed += e.apply_events(timed, [ev]).transitions
     for t in pending_ticks:
-        out_timed += e.advance(list(timed.values()), t)
-    out_timed += e.advance(list(timed.values()), end)
+        out_timed += e.advance(list(timed.values()), t).transitions
+    out_timed += e.advance(list(timed.values()), end).transitions
 
     assert by_customer(out_caught) == by_customer(out_timed)
     assert final(caught) == final(timed)
@@ -129,8 +129,8 @@ def test_each_customer_history_is_a_chain_that_never_runs_backwards(events, rnd,
     out: list = []
     for i, ev in enumerate(shuffled):
         if i < len(ticks):
-            out += e.advance(list(states.values()), ticks[i])
-        out += e.apply_events(states, [ev])
+            out += e.advance(list(states.values()), ticks[i]).transitions
+        out += e.apply_events(states, [ev]).transitions
     for (_c, scheme), seq in _by_customer_scheme(out).items():
         assert seq[0].from_segment == "none"
         for prev, cur in itertools.pairwise(seq):

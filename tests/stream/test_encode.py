@@ -28,8 +28,8 @@ def drafts() -> list:
     states: dict = {}
     out = e.apply_events(
         states, [Purchase("c1", "e1", DAY, 6_000_000), Purchase("c1", "e2", DAY, 6_000_000)]
-    )
-    out += e.advance(list(states.values()), 400 * DAY)
+    ).transitions
+    out += e.advance(list(states.values()), 400 * DAY).transitions
     return out
 
 
