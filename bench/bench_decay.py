@@ -52,12 +52,16 @@ DAY_MS = 86_400_000
 PREFIX = "rfm"
 
 
-class _NoDeadLetters:
-    """The timer never dead-letters; a sink that would fail loudly if it did."""
+class _NoOutputs:
+    """The timer never dead-letters or forwards here; outputs that fail loudly if it did."""
 
-    async def publish(self, letters: Sequence[tuple[bytes | None, bytes]]) -> None:
+    async def dead_letter(self, letters: Sequence[tuple[bytes | None, bytes]]) -> None:
         if letters:
             raise AssertionError(f"decay pass dead-lettered {len(letters)} messages")
+
+    async def forward(self, msgs: Sequence[tuple[int, bytes | None, bytes | None]]) -> None:
+        if msgs:
+            raise AssertionError(f"decay pass forwarded {len(msgs)} messages")
 
 
 @dataclass
@@ -172,7 +176,7 @@ async def timer_pass(
 ) -> tuple[float, tuple[float, float]]:
     """One full timer pass over every partition; returns wall seconds. Verifies the result."""
     clock = ManualClock(NOW_MS)
-    processor = Processor(settings, store, engine, _NoDeadLetters(), clock=clock, wall=clock)
+    processor = Processor(settings, store, engine, _NoOutputs(), clock=clock, wall=clock)
     await processor.assign(range(partitions))
     gc.collect()
     await store.client.config_resetstat()
