@@ -169,7 +169,8 @@ class Engine:
 
     def _purchase(self, s: CustomerState, e: Purchase) -> list[Rejection]:
         """Add a sale; frequency counts orders that still hold money."""
-        s.first_ms = e.occurred_ms if s.frequency == 0 else min(s.first_ms, e.occurred_ms)
+        # first/last over every purchase ever, refunded or not: order independent
+        s.first_ms = e.occurred_ms if s.first_ms is None else min(s.first_ms, e.occurred_ms)
         s.last_ms = max(s.last_ms, e.occurred_ms)
         s.monetary += e.amount_units
         key = e.order_id or e.event_id

@@ -37,7 +37,7 @@ class CustomerState:
     customer_id: str
     frequency: int = 0
     monetary: int = 0
-    first_ms: int = 0
+    first_ms: int | None = None
     last_ms: int = 0
     cursor_ms: int = 0
     segments: dict[str, str] = field(default_factory=dict)
@@ -113,7 +113,7 @@ class TransitionDraft:
     event_id: str | None
     frequency: int
     monetary: int
-    first_ms: int
+    first_ms: int | None
     last_ms: int
     scores: dict[str, int]
 

@@ -31,7 +31,8 @@ def _seen(raw: str) -> dict[str, int]:
 
 
 def encode_state(s: CustomerState) -> list[str | int]:
-    fields: list[str | int] = ["f", s.frequency, "m", s.monetary, "fs", s.first_ms]
+    first = "" if s.first_ms is None else s.first_ms
+    fields: list[str | int] = ["f", s.frequency, "m", s.monetary, "fs", first]
     fields += ["l", s.last_ms, "c", s.cursor_ms]
     fields += ["e", ",".join(f"{d}:{t}" for d, t in s.seen.items())]
     fields += ["o", orjson.dumps(s.orders).decode() if s.orders else ""]
@@ -51,7 +52,7 @@ def decode_state(customer_id: str, raw: Mapping[str, str] | Sequence[str]) -> Cu
         customer_id=customer_id,
         frequency=int(h.get("f", 0)),
         monetary=int(h.get("m", 0)),
-        first_ms=int(h.get("fs", 0)),
+        first_ms=int(h["fs"]) if h.get("fs") else None,
         last_ms=int(h.get("l", 0)),
         cursor_ms=int(h.get("c", 0)),
         segments={k[len(_SEG) :]: v for k, v in h.items() if k.startswith(_SEG)},

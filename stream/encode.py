@@ -37,7 +37,7 @@ class TransitionEncoder:
 
     def to_dict(self, d: TransitionDraft, emitted_ms: int) -> dict[str, Any]:
         scheme = self._schemes[d.scheme]
-        bought = d.frequency > 0
+        bought = d.first_ms is not None  # has purchase history (even if all refunded)
         return {
             "transition_id": transition_id(
                 d.customer_id, d.scheme, d.from_segment, d.to_segment, d.effective_ms
@@ -59,7 +59,7 @@ class TransitionEncoder:
                 "frequency": d.frequency,
                 "monetary": str(from_units(d.monetary)),
                 "currency": self._currency,
-                "first_purchase_at": iso(d.first_ms) if bought else None,
+                "first_purchase_at": iso(d.first_ms) if d.first_ms is not None else None,
                 "last_purchase_at": iso(d.last_ms) if bought else None,
                 "scores": d.scores,
             },
