@@ -14,6 +14,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -58,13 +59,25 @@ Amount = Annotated[
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 
 
+def _iso_text(value: object) -> object:
+    # a bare number would be taken as a Unix timestamp: require ISO-8601 text
+    if not isinstance(value, str):
+        raise ValueError(  # noqa: TRY004 - pydantic reports ValueError, not TypeError
+            "must be an ISO-8601 string with a timezone, e.g. 2026-03-01T10:00:00+08:00"
+        )
+    return value
+
+
+EventTime = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
+
+
 class _Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
     event_id: Identifier = Field(description="Unique per event, chosen by the producer.")
     customer_id: Identifier
     order_id: Identifier
-    occurred_at: AwareDatetime = Field(
+    occurred_at: EventTime = Field(
         description="When it happened at the till: timezone-aware ISO-8601."
     )
     amount: Amount
@@ -89,17 +102,38 @@ class RefundEvent(_Event):
     refund_of: Identifier = Field(description="order_id of the purchase being refunded.")
 
 
-def _describe(err: ValidationError) -> str:
+_ID_FIELDS = frozenset({"event_id", "customer_id", "order_id", "store_id", "refund_of"})
+
+
+def _describe(err: ValidationError) -> tuple[str, str]:
+    """(error class, message naming every bad field) of a pydantic validation error."""
+    errors = err.errors(include_url=False)
     parts = []
-    for e in err.errors(include_url=False):
+    for e in errors:
         loc = ".".join(str(p) for p in e["loc"]) or "event"
-        parts.append(f"{loc}: {e['msg']}")
-    return "; ".join(parts)
+        parts.append(f"{loc}: {e['msg'].removeprefix('Value error, ')}")
+    first = errors[0]
+    field = str(first["loc"][0]) if first["loc"] else ""
+    if first["type"] == "missing":
+        cls = "MissingField"
+    elif first["type"] == "extra_forbidden":
+        cls = "UnexpectedField"
+    elif field == "amount":
+        cls = "InvalidAmount"
+    elif field == "occurred_at":
+        cls = "InvalidTimestamp"
+    elif field == "currency":
+        cls = "UnknownCurrency"
+    elif field in _ID_FIELDS:
+        cls = "InvalidId"
+    else:
+        cls = "ValidationError"
+    return cls, "; ".join(parts)
 
 
 def parse_event(raw: bytes | None) -> PurchaseEvent | RefundEvent:
     """Decode and validate one message value; raise :class:`InvalidEvent` if it isn't one."""
-    if raw is None:
+    if not raw:
         raise InvalidEvent("EmptyMessage", "message has no value")
     try:
         data = orjson.loads(raw)
@@ -118,4 +152,4 @@ def parse_event(raw: bytes | None) -> PurchaseEvent | RefundEvent:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise InvalidEvent("ValidationError", _describe(exc)) from None
+        raise InvalidEvent(*_describe(exc)) from None

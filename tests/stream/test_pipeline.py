@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import random
 import time
@@ -13,6 +14,7 @@ import pytest
 
 from schemas.export import JSON_DIR
 from segments import CustomerState
+from tests.corpus import bad_inputs
 from tests.harness import T0, Cluster, expected, minutes, purchase, story
 
 pytestmark = pytest.mark.integration
@@ -154,3 +156,31 @@ async def test_redis_not_kafka_decides_where_a_restarted_worker_resumes(cluster:
     cluster.start_worker(decay_timer="false")
     await cluster.wait_applied(produced)
     assert await final_states(cluster, produced, events) == want_states
+
+
+async def test_bad_input_corpus_on_the_real_stream(cluster: Cluster) -> None:
+    """Every corpus case reaches the DLQ with its reason; the good events around them
+    are applied; nothing else is dropped."""
+    settings = await cluster.ensure_topics()
+    cluster.start_worker()
+    now = datetime.now(UTC)
+    cases = bad_inputs(now)
+    stream: list[dict | bytes] = []
+    for i, case in enumerate(cases):
+        stream.append(purchase(f"good{i % 7}", i, now, "20"))
+        stream.append(case.raw)
+    stream.append(purchase("good-last", 999, now, "20"))
+    produced = await cluster.produce(stream, key=b"c-bad")
+
+    letters = await cluster.read(settings.dlq_topic, lambda xs: len(xs) >= len(cases))
+    await cluster.wait_applied(produced)
+    assert len(letters) == len(cases)
+    by_offset = {(d["partition"], d["offset"]): d for d in letters}
+    for case, where in zip(cases, produced[1::2], strict=False):
+        d = by_offset[where]
+        assert d["error_class"] == case.error_class, (case.name, d["error_message"])
+        assert case.fragment in d["error_message"], (case.name, d["error_message"])
+        assert base64.b64decode(d["value_b64"]) == case.raw
+    good = [i for i, e in enumerate(stream) if isinstance(e, dict)]
+    states = await final_states(cluster, [produced[i] for i in good], [stream[i] for i in good])
+    assert sum(s.frequency for s in states.values()) == len(cases) + 1
