@@ -139,9 +139,13 @@ class Cluster:
 
     # ------------------------------------------------------------------ kafka I/O
     async def produce(
-        self, events: Sequence[dict[str, Any] | bytes], key: bytes | None = None
+        self,
+        events: Sequence[dict[str, Any] | bytes],
+        key: bytes | None = None,
+        partition: int | None = None,
     ) -> list[tuple[int, int]]:
-        """Produce events keyed by customer; returns (partition, offset) of each."""
+        """Produce events keyed by customer (or ``key``), to ``partition`` if given;
+        returns (partition, offset) of each."""
         s = self.settings()
         producer = AIOKafkaProducer(bootstrap_servers=self.kafka_bootstrap, linger_ms=5)
         await producer.start()
@@ -152,7 +156,9 @@ class Cluster:
                     value, k = ev, key
                 else:
                     value, k = orjson.dumps(ev), ev["customer_id"].encode()
-                futs.append(await producer.send(s.purchases_topic, value, key=k))
+                futs.append(
+                    await producer.send(s.purchases_topic, value, key=k, partition=partition)
+                )
             metas = await asyncio.gather(*futs)
         finally:
             await producer.stop()
