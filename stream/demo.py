@@ -60,7 +60,8 @@ def generate_events(opts: DemoOptions) -> list[tuple[float, dict[str, str]]]:
     """Seeded, skewed demo purchases as (seconds from start, event without occurred_at).
 
     A few customers buy often and big; most buy rarely; about a third stop buying
-    half-way through, so the decay to dormant/churning shows before the demo ends.
+    half-way through, so the decay to dormant/churning shows before the demo ends;
+    about 1 order in 25 is refunded, in full or in part, a few seconds later.
     """
     rng = np.random.default_rng(opts.seed)
     n = opts.customers
@@ -71,25 +72,45 @@ def generate_events(opts: DemoOptions) -> list[tuple[float, dict[str, str]]]:
     who = rng.choice(n, size=opts.events, p=weight)
     when = rng.uniform(0, 1, opts.events) * stop[who]
     amount = rng.lognormal(np.log(basket[who]), 0.4)
-    order = np.argsort(when, kind="stable")
-    out = []
-    for k, i in enumerate(order):
-        c = int(who[i])
-        out.append(
+    rows: list[tuple[float, dict[str, str]]] = []
+    for k in range(opts.events):
+        c = int(who[k])
+        base = {
+            "customer_id": f"c{c:04d}",
+            "store_id": f"s{c % 7:02d}",
+            "channel": "pos" if c % 3 else "online",
+            "currency": "CNY",
+        }
+        order = f"o{k:06d}"
+        rows.append(
             (
-                float(when[i]),
+                float(when[k]),
                 {
+                    **base,
                     "event_id": f"demo-{opts.seed}-{k}",
-                    "customer_id": f"c{c:04d}",
-                    "order_id": f"o{k:06d}",
-                    "amount": f"{amount[i]:.2f}",
-                    "currency": "CNY",
-                    "store_id": f"s{c % 7:02d}",
-                    "channel": "pos" if c % 3 else "online",
+                    "order_id": order,
+                    "amount": f"{amount[k]:.2f}",
                 },
             )
         )
-    return out
+        if rng.random() < 0.04:  # about 1 in 25 orders comes back, in full or in part
+            back = amount[k] if rng.random() < 0.5 else amount[k] * rng.uniform(0.2, 0.8)
+            later = min(float(when[k]) + rng.uniform(0.5, 3.0), opts.seconds)
+            rows.append(
+                (
+                    later,
+                    {
+                        **base,
+                        "kind": "refund",
+                        "event_id": f"demo-{opts.seed}-r{k}",
+                        "order_id": f"r{k:06d}",
+                        "refund_of": order,
+                        "amount": f"{min(back, amount[k]):.2f}",
+                    },
+                )
+            )
+    rows.sort(key=lambda r: r[0])
+    return rows
 
 
 def _fmt(t: dict) -> str:
