@@ -86,6 +86,7 @@ class Settings(BaseSettings):
         " librdkafka: crc32); events found elsewhere are forwarded to that partition.",
     )
     kafka_session_timeout: Duration = Field(parse_duration("10s"))
+    http_port: int = Field(8080, ge=0, le=65535, description="/metrics and /health; 0: off.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     def masked(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Set
+from collections.abc import Awaitable, Callable, Mapping, Set
 from typing import Any
 
 import faust
@@ -33,6 +33,7 @@ from segments.engine import Engine
 from segments.rules import build_engine
 from state.store import RedisStore
 from stream.clock import Clock, WallClock
+from stream.http import HttpServer, render_metrics
 from stream.kafka import KafkaOutputs, ensure_topics, make_producer
 from stream.processor import Msg, Processor, with_backoff
 from stream.relay import OutboxRelay
@@ -77,6 +78,35 @@ class Runtime(Service):
             on_commit=self.relay.wake,
         )
         self.ready = asyncio.Event()
+        self.redis_up = True
+        self.http = HttpServer(settings.http_port, self.metrics, self.health)
+
+    def on_init_dependencies(self) -> list[Service]:
+        return [self.http]
+
+    def metrics(self) -> str:
+        return render_metrics(self.processor, self.redis_up, self.relay.published)
+
+    def health(self) -> dict[str, Any]:
+        ok = self.ready.is_set() and self.redis_up
+        return {"ok": ok, "redis_up": self.redis_up, "partitions": self.processor.owned()}
+
+    async def _retrying(self, what: str, fn: Callable[[], Awaitable[None]]) -> None:
+        """Retry ``fn`` with backoff; while Redis is down, say so once and stop consuming."""
+
+        async def attempt() -> None:
+            try:
+                await fn()
+            except StoreUnavailable:
+                if self.redis_up:
+                    log.error("redis is down: not consuming until it is back")  # noqa: TRY400
+                self.redis_up = False
+                raise
+            if not self.redis_up:
+                log.warning("redis is back: consuming again")
+            self.redis_up = True
+
+        await with_backoff(what, attempt, _RETRIABLE)
 
     async def on_start(self) -> None:
         await with_backoff("connect to redis", self.store.ping, _RETRIABLE)
@@ -106,7 +136,7 @@ class Runtime(Service):
     # ------------------------------------------------------------------ agent side
     async def process(self, msgs: list[Msg]) -> None:
         await self.ready.wait()
-        await with_backoff("process batch", lambda: self.processor.process(msgs), _RETRIABLE)
+        await self._retrying("process batch", lambda: self.processor.process(msgs))
 
     async def assign(self, partitions: Set[int]) -> dict[int, int]:
         await self.ready.wait()
@@ -115,7 +145,7 @@ class Runtime(Service):
         async def claim() -> None:
             resume.update(await self.processor.assign(partitions))
 
-        await with_backoff("claim partitions", claim, _RETRIABLE)
+        await self._retrying("claim partitions", claim)
         return resume
 
     # ------------------------------------------------------------------ background

@@ -53,6 +53,7 @@ DEMO_ENV = {
     "RFM_DECAY_INTERVAL": "250ms",
     "RFM_KAFKA_SESSION_TIMEOUT": "3s",
     "RFM_LOG_LEVEL": "warning",
+    "RFM_HTTP_PORT": "0",
 }
 
 

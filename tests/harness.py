@@ -98,6 +98,7 @@ class Cluster:
             "RFM_DECAY_INTERVAL": "200ms",
             "RFM_BATCH_WITHIN": "20ms",
             "RFM_LOG_LEVEL": "info",
+            "RFM_HTTP_PORT": "0",
         }
         base.update({f"RFM_{k.upper()}": str(v) for k, v in overrides.items()})
         return base

@@ -9,11 +9,13 @@ import random
 import time
 from datetime import UTC, datetime
 
+import aiohttp
 import jsonschema
 import pytest
 
 from schemas.export import JSON_DIR
 from segments import CustomerState
+from stream.embedded import free_port
 from tests.corpus import bad_inputs
 from tests.harness import T0, Cluster, expected, minutes, purchase, story
 
@@ -104,7 +106,8 @@ async def test_malformed_messages_go_to_the_dead_letter_topic_and_the_stream_goe
     cluster: Cluster,
 ) -> None:
     settings = await cluster.ensure_topics()
-    cluster.start_worker(refund_hold="1s")  # the refund of an unknown order waits 1 s
+    port = free_port()
+    cluster.start_worker(refund_hold="1s", http_port=str(port))  # unknown order: waits 1 s
     now = datetime.now(UTC)
     bad = [
         b"{not json",
@@ -117,7 +120,7 @@ async def test_malformed_messages_go_to_the_dead_letter_topic_and_the_stream_goe
 
     letters = await cluster.read(settings.dlq_topic, lambda xs: len(xs) >= 4)
     assert sorted(d["error_class"] for d in letters) == sorted(
-        ["MalformedJSON", "ValidationError", "CurrencyMismatch", "RefundUnknownOrder"]
+        ["MalformedJSON", "InvalidAmount", "CurrencyMismatch", "RefundUnknownOrder"]
     )
     validator = jsonschema.Draft202012Validator(
         json.loads((JSON_DIR / "dead-letter.json").read_text())
@@ -132,6 +135,21 @@ async def test_malformed_messages_go_to_the_dead_letter_topic_and_the_stream_goe
         ("c1", "first_purchase", "c1-e4")
     ]
     await cluster.wait_applied(produced)
+
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{port}/metrics") as r:
+            assert r.status == 200
+            text = await r.text()
+        async with http.get(f"http://127.0.0.1:{port}/health") as r:
+            assert r.status == 200 and (await r.json())["redis_up"] is True
+    for line in [
+        'rfm_dead_letters_total{reason="MalformedJSON"} 1',
+        'rfm_dead_letters_total{reason="RefundUnknownOrder"} 1',
+        "rfm_events_total 2",  # the refund (held) and the good purchase
+        "rfm_redis_up 1",
+        "rfm_owned_partitions 4",
+    ]:
+        assert line in text.splitlines(), (line, text)
 
 
 async def test_redis_not_kafka_decides_where_a_restarted_worker_resumes(cluster: Cluster) -> None:
