@@ -21,7 +21,7 @@ import base64
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, TypeVar
 
 import orjson
 
@@ -41,6 +41,7 @@ from stream.validate import Validator
 __all__ = ["Msg", "Outputs", "Processor", "Stats", "engine_event", "with_backoff"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Msg(NamedTuple):
@@ -143,17 +144,21 @@ class Processor:
             return
         batch = self._sort(p, msgs)
         async with self._locks[p]:
-            while True:
-                try:
-                    await self._commit_events(claim, batch)
-                except CommitConflict:
-                    self.stats.conflicts += 1
-                    continue
-                except Fenced as exc:
-                    self.stats.fenced_batches += 1
-                    self.claims.pop(p, None)
-                    log.warning("batch dropped, partition moved: %s", exc)
-                return
+            await self._fenced(p, "batch", lambda: self._commit_events(claim, batch))
+
+    async def _fenced(self, p: int, what: str, step: Callable[[], Awaitable[T]]) -> T | None:
+        """Run one load→apply→commit ``step``: again on a version conflict; ``None`` (and
+        forget the partition) if it was fenced because the partition moved."""
+        while True:
+            try:
+                return await step()
+            except CommitConflict:
+                self.stats.conflicts += 1
+            except Fenced as exc:
+                self.stats.fenced_batches += 1
+                self.claims.pop(p, None)
+                log.warning("%s dropped, partition moved: %s", what, exc)
+                return None
 
     def _sort(self, p: int, msgs: list[Msg]) -> _Batch:
         """Validate and route each message: apply here, forward, or dead-letter."""
@@ -253,25 +258,21 @@ class Processor:
         """Fire every decay due by the clock for partition ``p``; returns customers handled."""
         total = 0
         while (claim := self.claims.get(p)) is not None:
-            now = self.clock.now_ms()
             async with self._locks[p]:
-                ids = await self.store.due(p, now, self.settings.decay_batch)
-                if not ids:
-                    return total
-                try:
-                    await self._commit_due(claim, ids, now)
-                except CommitConflict:
-                    self.stats.conflicts += 1
-                    continue
-                except Fenced as exc:
-                    self.stats.fenced_batches += 1
-                    self.claims.pop(p, None)
-                    log.warning("decay step dropped, partition moved: %s", exc)
-                    return total
-            total += len(ids)
-            if len(ids) < self.settings.decay_batch:
+                n = await self._fenced(p, "decay step", lambda c=claim: self._due_step(c))
+            if n is None:
+                return total
+            total += n
+            if n < self.settings.decay_batch:
                 return total
         return total
+
+    async def _due_step(self, claim: Claim) -> int:
+        now = self.clock.now_ms()
+        ids = await self.store.due(claim.partition, now, self.settings.decay_batch)
+        if ids:
+            await self._commit_due(claim, ids, now)
+        return len(ids)
 
     async def _commit_due(self, claim: Claim, ids: list[str], now: int) -> None:
         loaded = await self.store.load(claim.partition, ids)
