@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -93,6 +94,7 @@ class Processor:
         wall: Clock,
         mode: str = "live",
         on_commit: Callable[[], None] | None = None,
+        emit: bool = True,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -105,6 +107,10 @@ class Processor:
         self.clock = clock
         self.wall = wall
         self.encoder = TransitionEncoder(engine, settings.currency, mode)
+        self.emit = emit
+        """Write transitions to the outbox (a backfill may only count them)."""
+        self.window: tuple[int | None, int | None] = (None, None)
+        """Event-time range [since, until) to apply; events outside are skipped."""
         self.on_commit = on_commit or (lambda: None)
         self.claims: dict[int, Claim] = {}
         self.stats = Stats()
@@ -170,6 +176,13 @@ class Processor:
                 ev = self.validator.check(m.value, now)
             except InvalidEvent as exc:
                 batch.bad.append((m, exc.error_class, exc.message))
+                continue
+            since, until = self.window
+            if (since is not None or until is not None) and not (
+                (since is None or to_ms(ev.occurred_at) >= since)
+                and (until is None or to_ms(ev.occurred_at) < until)
+            ):
+                batch.outside.append(m)
                 continue
             if n is not None and (home := self._home(ev.customer_id.encode(), n)) != p:
                 batch.misrouted.append((m, home))
@@ -245,7 +258,7 @@ class Processor:
             zip((s.customer_id for s in states), self.engine.next_due(states).tolist(), strict=True)
         )
         emitted = self.wall.now_ms()
-        outbox = [(d.customer_id, self.encoder.encode(d, emitted)) for d in drafts]
+        outbox = [(d.customer_id, self.encoder.encode(d, emitted)) for d in drafts if self.emit]
         await self.store.commit(
             claim.partition, claim.epoch, version, states, due, outbox, offset=offset
         )
@@ -254,12 +267,15 @@ class Processor:
             self.on_commit()
 
     # ------------------------------------------------------------------ time
-    async def run_due(self, p: int) -> int:
-        """Fire every decay due by the clock for partition ``p``; returns customers handled."""
+    async def run_due(self, p: int, now_ms: int | None = None) -> int:
+        """Fire everything due for partition ``p`` by ``now_ms`` (default: the clock);
+        returns how many customers were handled."""
         total = 0
         while (claim := self.claims.get(p)) is not None:
+            now = self.clock.now_ms() if now_ms is None else now_ms
             async with self._locks[p]:
-                n = await self._fenced(p, "decay step", lambda c=claim: self._due_step(c))
+                step = functools.partial(self._due_step, claim, now)
+                n = await self._fenced(p, "decay step", step)
             if n is None:
                 return total
             total += n
@@ -267,8 +283,7 @@ class Processor:
                 return total
         return total
 
-    async def _due_step(self, claim: Claim) -> int:
-        now = self.clock.now_ms()
+    async def _due_step(self, claim: Claim, now: int) -> int:
         ids = await self.store.due(claim.partition, now, self.settings.decay_batch)
         if ids:
             await self._commit_due(claim, ids, now)
@@ -295,15 +310,17 @@ class _Batch:
     good: list[tuple[Msg, Event]] = field(default_factory=list)
     bad: list[tuple[Msg, str, str]] = field(default_factory=list)
     misrouted: list[tuple[Msg, int]] = field(default_factory=list)
+    outside: list[Msg] = field(default_factory=list)  # outside a backfill's time range
 
     @property
     def size(self) -> int:
-        return len(self.good) + len(self.bad) + len(self.misrouted)
+        return len(self.good) + len(self.bad) + len(self.misrouted) + len(self.outside)
 
     @property
     def last(self) -> int | None:
-        every = [*self.good, *self.bad, *self.misrouted]
-        return max((x[0].offset for x in every), default=None)
+        offsets = [x[0].offset for x in [*self.good, *self.bad, *self.misrouted]]
+        offsets += [m.offset for m in self.outside]
+        return max(offsets, default=None)
 
     def after(self, offset: int) -> _Batch:
         """Only the messages past ``offset`` (the rest were applied before a restart)."""
@@ -311,6 +328,7 @@ class _Batch:
             [x for x in self.good if x[0].offset > offset],
             [x for x in self.bad if x[0].offset > offset],
             [x for x in self.misrouted if x[0].offset > offset],
+            [m for m in self.outside if m.offset > offset],
         )
 
 
