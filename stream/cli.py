@@ -79,6 +79,49 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(opts)
 
 
+def _time_ms(text: str | None, flag: str) -> int | None:
+    if text is None:
+        return None
+    from datetime import datetime
+
+    from schemas.errors import SettingsError
+    from schemas.times import to_ms
+
+    try:
+        dt = datetime.fromisoformat(text)
+        return to_ms(dt)
+    except ValueError:
+        raise SettingsError(
+            f"{flag}: {text!r} is not an ISO-8601 time with a timezone "
+            "(e.g. 2026-01-01T00:00:00+08:00)"
+        ) from None
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from stream.backfill import BackfillOptions, backfill_topic
+
+    settings = _settings_from(args)
+    _setup_logging("warning" if settings.log_level == "info" else settings.log_level)
+    opts = BackfillOptions(
+        namespace=args.into,
+        since_ms=_time_ms(args.since, "--since"),
+        until_ms=_time_ms(args.until, "--until"),
+        emit_topic=args.emit_topic,
+        batch=args.batch,
+        progress=not args.no_progress,
+    )
+    report = asyncio.run(backfill_topic(settings, opts))
+    print(
+        f"backfilled {report.events:,} events into namespace {opts.namespace!r} in "
+        f"{report.seconds:.1f}s ({report.rate:,.0f} ev/s): {report.transitions:,} transitions"
+        f"{' published to ' + opts.emit_topic if opts.emit_topic else ' (not published)'}, "
+        f"{report.dead_letters:,} dead letters"
+    )
+    return 0
+
+
 def cmd_schemas(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -108,6 +151,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seconds", type=float, default=15.0, help="how long to feed events")
     demo.add_argument("--quiet", action="store_true", help="print the summary only")
     demo.set_defaults(func=cmd_demo)
+
+    backfill = sub.add_parser(
+        "backfill", help="rebuild state from the purchases topic into another namespace"
+    )
+    backfill.add_argument(
+        "--into", required=True, metavar="NAMESPACE", help="namespace to build (never the live one)"
+    )
+    backfill.add_argument("--since", help="only events at or after this time (ISO-8601)")
+    backfill.add_argument("--until", help="only events before this time (ISO-8601)")
+    backfill.add_argument(
+        "--emit-topic",
+        help="publish mode=backfill transitions here (default: count them, publish nothing)",
+    )
+    backfill.add_argument("--batch", type=int, default=10_000, help="records per fetch")
+    backfill.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_settings_options(backfill)
+    backfill.set_defaults(func=cmd_backfill)
 
     schemas = sub.add_parser("schemas", help="write the JSON Schema files")
     schemas.add_argument("--out", help="directory (default: the package's schemas/json)")

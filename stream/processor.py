@@ -143,14 +143,16 @@ class Processor:
         for p, part_msgs in by_partition.items():
             await self.process_partition(p, part_msgs)
 
-    async def process_partition(self, p: int, msgs: list[Msg]) -> None:
+    async def process_partition(self, p: int, msgs: list[Msg]) -> int | None:
+        """Apply one partition's messages; returns the latest event time among them."""
         claim = self.claims.get(p)
         if claim is None:
             log.debug("skipping %d messages of unowned partition %d", len(msgs), p)
-            return
+            return None
         batch = self._sort(p, msgs)
         async with self._locks[p]:
             await self._fenced(p, "batch", lambda: self._commit_events(claim, batch))
+        return max((ev.occurred_ms for _, ev in batch.good), default=None)
 
     async def _fenced(self, p: int, what: str, step: Callable[[], Awaitable[T]]) -> T | None:
         """Run one load→apply→commit ``step``: again on a version conflict; ``None`` (and

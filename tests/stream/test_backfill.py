@@ -1,0 +1,206 @@
+"""Backfill: the state and transition ids of live processing, resumable, never on the live
+topic."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import pytest
+
+from segments import CustomerState
+from stream.backfill import BackfillOptions, backfill_topic
+from tests.harness import ROOT, T0, Cluster, purchase
+
+pytestmark = pytest.mark.integration
+
+KNOBS = {"recency": "30d", "frequency_cut": "3", "monetary_cut": "800"}
+
+
+def timeline(customers: int, events: int, seed: int) -> list[dict]:
+    """Time-ordered history over ~300 days: gaps longer than the recency, so customers
+    decay between their purchases."""
+    rng = random.Random(seed)
+    out = []
+    for n in range(events):
+        c = f"c{rng.randrange(customers):03d}"
+        at = T0 + timedelta(days=300 * n / events, minutes=rng.randrange(60))
+        out.append(purchase(c, n, at, f"{rng.lognormvariate(5, 0.7):.2f}"))
+    out.sort(key=lambda e: e["occurred_at"])
+    return out
+
+
+async def states_of(cluster: Cluster, namespace: str) -> dict[str, CustomerState]:
+    store = cluster.store(namespace=namespace)
+    try:
+        return {s.customer_id: s for s in await store.scan_states()}
+    finally:
+        await store.close()
+
+
+def comparable(states: dict[str, CustomerState]) -> dict:
+    return {
+        c: (s.frequency, s.monetary, s.first_ms, s.last_ms, s.cursor_ms, dict(s.segments))
+        for c, s in states.items()
+    }
+
+
+async def nothing_due(cluster: Cluster, namespace: str, partitions: int) -> None:
+    """Wait until the namespace's timer has fired everything due now and the relay has
+    published every committed transition."""
+    store = cluster.store(namespace=namespace)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            now = int(time.time() * 1000)
+            due = [await store.due(p, now, 1) for p in range(partitions)]
+            outbox = [await store.outbox_size(p) for p in range(partitions)]
+            if not any(due) and not any(outbox):
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"still due: {due}, outbox: {outbox}")
+    finally:
+        await store.close()
+
+
+async def settle(cluster: Cluster, topic: str, quiet_s: float = 2.0) -> list[dict]:
+    """Read ``topic`` until nothing new arrives for ``quiet_s``."""
+    seen: list[dict] = []
+    last = (-1, time.monotonic())
+
+    def until(ts: list[dict]) -> bool:
+        nonlocal last
+        if len(ts) != last[0]:
+            last = (len(ts), time.monotonic())
+        return time.monotonic() - last[1] > quiet_s
+
+    seen = await cluster.read(topic, until, wait_s=60)
+    return seen
+
+
+async def test_backfill_equals_live_and_never_touches_the_live_topic(cluster: Cluster) -> None:
+    settings = await cluster.ensure_topics(**KNOBS)
+    events = timeline(customers=40, events=600, seed=11)
+    produced = await cluster.produce(events)
+
+    # live: apply as events come (catch-up only), then let the timer fire what is due now
+    live = cluster.start_worker(decay_timer="false", **KNOBS)
+    await cluster.wait_applied(produced)
+    live.stop()
+    timer = cluster.start_worker(**KNOBS)
+    timer.wait_for_log("claimed partitions")
+    await nothing_due(cluster, settings.namespace, settings.partitions)
+    live_ts = await settle(cluster, settings.transitions_topic)
+    cluster.stop_all()
+    live_states = await states_of(cluster, settings.namespace)
+
+    # backfill into another namespace, transitions to a side topic
+    side = f"backfill-{cluster.suffix}"
+    ns = f"bf{cluster.suffix}"
+    report = await backfill_topic(
+        settings, BackfillOptions(namespace=ns, emit_topic=side, progress=False)
+    )
+    assert report.events == len(events)
+    back_ts = await settle(cluster, side)
+    assert {t["mode"] for t in back_ts} == {"backfill"}
+    assert len(await settle(cluster, settings.transitions_topic, 1.0)) == len(live_ts)
+
+    # the backfill stops at its watermark; promoted, the timer fires the rest up to now
+    rest_topic = f"rest-{cluster.suffix}"
+    promoted = cluster.start_worker(
+        namespace=ns, transitions_topic=rest_topic, group_id=f"rest-{cluster.suffix}", **KNOBS
+    )
+    promoted.wait_for_log("claimed partitions")
+    await nothing_due(cluster, ns, settings.partitions)
+    rest_ts = await settle(cluster, rest_topic)
+    cluster.stop_all()
+
+    assert comparable(await states_of(cluster, ns)) == comparable(live_states)
+    live_ids = {t["transition_id"] for t in live_ts}
+    assert {t["transition_id"] for t in back_ts} | {t["transition_id"] for t in rest_ts} == live_ids
+    assert any(t["cause"] == "recency_decay" for t in back_ts), "no decay between events"
+
+
+def _backfill_cmd(cluster: Cluster, ns: str, topic: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "stream.cli",
+        "backfill",
+        "--into",
+        ns,
+        "--emit-topic",
+        topic,
+        "--batch",
+        "50",
+        "--no-progress",
+    ]
+
+
+async def test_backfill_killed_halfway_resumes_to_the_same_result(cluster: Cluster) -> None:
+    settings = await cluster.ensure_topics(**KNOBS)
+    events = timeline(customers=80, events=4000, seed=12)
+    await cluster.produce(events)
+    env = {**os.environ, **cluster.env(**KNOBS), "PYTHONPATH": str(ROOT)}
+
+    ns_a, topic_a = f"a{cluster.suffix}", f"a-{cluster.suffix}"
+    proc = subprocess.Popen(  # noqa: ASYNC220 - a real process to SIGKILL
+        _backfill_cmd(cluster, ns_a, topic_a),
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    store = cluster.store(namespace=ns_a)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            offs = await store.committed_offsets(range(settings.partitions))
+            if sum(o + 1 for o in offs.values()) >= 1000:
+                break
+            await asyncio.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        offs = await store.committed_offsets(range(settings.partitions))
+    finally:
+        await store.close()
+    assert sum(o + 1 for o in offs.values()) < len(events), "finished before the kill"
+    done = subprocess.run(  # noqa: ASYNC221
+        _backfill_cmd(cluster, ns_a, topic_a),
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "backfilled" in done.stdout
+
+    ns_b, topic_b = f"b{cluster.suffix}", f"b-{cluster.suffix}"
+    await backfill_topic(
+        settings, BackfillOptions(namespace=ns_b, emit_topic=topic_b, progress=False)
+    )
+    assert comparable(await states_of(cluster, ns_a)) == comparable(await states_of(cluster, ns_b))
+    ids_a = {t["transition_id"] for t in await settle(cluster, topic_a)}
+    ids_b = {t["transition_id"] for t in await settle(cluster, topic_b)}
+    assert ids_a == ids_b
+
+
+async def test_backfill_refuses_the_live_namespace_and_topic(cluster: Cluster) -> None:
+    settings = cluster.settings()
+    proc = subprocess.run(  # noqa: ASYNC221
+        [sys.executable, "-m", "stream.cli", "backfill", "--into", settings.namespace],
+        env={**os.environ, **cluster.env(), "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "is the live namespace" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
