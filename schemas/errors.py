@@ -6,6 +6,7 @@ __all__ = [
     "CommitConflict",
     "Fenced",
     "InvalidEvent",
+    "Moved",
     "RfmStreamError",
     "SettingsError",
     "StoreUnavailable",
@@ -36,6 +37,14 @@ class InvalidEvent(RfmStreamError):
 
 class Fenced(RfmStreamError):
     """This worker no longer owns the partition (its epoch is stale): drop the batch."""
+
+
+class Moved(RfmStreamError):
+    """The namespace was promoted away; ``target`` serves the name now."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__(f"namespace moved to {target!r}")
+        self.target = target
 
 
 class CommitConflict(RfmStreamError):

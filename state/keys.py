@@ -6,7 +6,8 @@ Redis Cluster slot and can run as one atomic script.
     {prefix}:{ns:p}:meta         hash   epoch, ver (commit counter), off (last applied offset)
     {prefix}:{ns:p}:due          zset   customer_id -> next due time (epoch ms)
     {prefix}:{ns:p}:outbox       stream transitions committed but not yet published
-    {prefix}:{ns:p}:c:<customer> hash   f, m, fs, l, c, s:<scheme>
+    {prefix}:{ns:p}:c:<customer> hash   f, m, fs, l, c, s:<scheme>, e, o, h (see codec)
+    {prefix}:active:<name>       string the namespace promoted to serve <name> (absent: <name>)
 """
 
 from __future__ import annotations
@@ -35,6 +36,14 @@ class Keys:
 
     def customer(self, partition: int, customer_id: str) -> str:
         return f"{self.tag(partition)}:c:{customer_id}"
+
+    def pattern(self) -> str:
+        """SCAN pattern over every key of this namespace (promote/drop; never a hot path)."""
+        return f"{self.prefix}:{{{self.namespace}:*}}:*"
+
+    def active(self) -> str:
+        """Pointer: which physical namespace serves the logical name ``namespace``."""
+        return f"{self.prefix}:active:{self.namespace}"
 
     def customer_pattern(self) -> str:
         """SCAN pattern over every customer hash of this namespace (ops tools only)."""

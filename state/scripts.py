@@ -2,6 +2,7 @@
 
 The commit script is the heart of invariants 3 and 8; its steps, in order:
 
+0. Moved: the namespace was promoted away (``moved`` set): nothing may land here.
 1. Fence: the partition's ``epoch`` in Redis must equal the caller's (set when it was
    assigned the partition). A worker that lost the partition holds an older epoch.
 2. Compare-and-set on ``ver``: the caller loaded state at this version; any other
@@ -20,7 +21,7 @@ __all__ = ["BUMP_EPOCH", "COMMIT", "LOAD"]
 
 LOAD = """
 -- KEYS[1]=meta, KEYS[2..]=customer hashes
-local out = {redis.call('HMGET', KEYS[1], 'epoch', 'ver', 'off')}
+local out = {redis.call('HMGET', KEYS[1], 'epoch', 'ver', 'off', 'moved')}
 for i = 2, #KEYS do
   out[i] = redis.call('HGETALL', KEYS[i])
 end
@@ -38,7 +39,10 @@ COMMIT = """
 -- KEYS[1]=meta KEYS[2]=due KEYS[3]=outbox KEYS[4..]=customer hashes
 -- ARGV: epoch, ver, offset|'', then per customer: nfields, field, value, ...;
 --       then ndue, (member, score|'')...; then nout, (customer, payload)...
-local cur = redis.call('HMGET', KEYS[1], 'epoch', 'ver')
+local cur = redis.call('HMGET', KEYS[1], 'epoch', 'ver', 'moved')
+if cur[3] then
+  return redis.error_reply('MOVED ' .. cur[3])
+end
 if cur[1] ~= ARGV[1] then
   return redis.error_reply(
     'FENCED partition epoch is ' .. tostring(cur[1]) .. ', caller has ' .. ARGV[1])

@@ -21,7 +21,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from schemas.errors import CommitConflict, Fenced, StoreUnavailable
+from schemas.errors import CommitConflict, Fenced, Moved, StoreUnavailable
 from segments.engine import NEVER
 from segments.model import CustomerState
 from state import codec
@@ -98,7 +98,9 @@ class RedisStore:
         ]
         async with _unavailable_as_error():
             raw = await self._load(keys=keys)
-        epoch, ver, off = raw[0]
+        epoch, ver, off, moved = raw[0]
+        if moved:
+            raise Moved(moved)
         states = {}
         for cid, flat in zip(customer_ids, raw[1:], strict=True):
             if flat:
@@ -140,6 +142,8 @@ class RedisStore:
                 return int(await self._commit(keys=keys, args=args))
         except ResponseError as exc:
             text = str(exc)
+            if text.startswith("MOVED"):
+                raise Moved(text.split(" ", 1)[1]) from None
             if text.startswith("FENCED"):
                 raise Fenced(f"partition {partition}: {text}") from None
             if text.startswith("CONFLICT"):

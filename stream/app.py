@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import sys
 from collections.abc import Awaitable, Callable, Mapping, Set
 from typing import Any
 
@@ -27,10 +29,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from mode import Service
 
-from schemas.errors import StoreUnavailable
+from schemas.errors import Moved, StoreUnavailable
 from schemas.settings import Settings
 from segments.engine import Engine
 from segments.rules import build_engine
+from state.keys import Keys
+from state.namespaces import resolve
 from state.store import RedisStore
 from stream.clock import Clock, WallClock
 from stream.http import HttpServer, render_metrics
@@ -97,6 +101,8 @@ class Runtime(Service):
         async def attempt() -> None:
             try:
                 await fn()
+            except Moved as exc:
+                await self._switch(exc.target)
             except StoreUnavailable:
                 if self.redis_up:
                     log.error("redis is down: not consuming until it is back")  # noqa: TRY400
@@ -110,6 +116,7 @@ class Runtime(Service):
 
     async def on_start(self) -> None:
         await with_backoff("connect to redis", self.store.ping, _RETRIABLE)
+        await with_backoff("resolve namespace", self._resolve, _RETRIABLE)
         await with_backoff("create topics", lambda: ensure_topics(self.settings), _RETRIABLE)
         self.producer = make_producer(self.settings.kafka_bootstrap)
         await with_backoff("start producer", self.producer.start, _RETRIABLE)
@@ -117,6 +124,35 @@ class Runtime(Service):
         await with_backoff("read topic metadata", self._read_partition_count, _RETRIABLE)
         log.info("runtime ready: %s", self.settings.masked())
         self.ready.set()
+
+    async def _resolve(self) -> None:
+        s = self.settings
+        physical = await resolve(self.store.client, s.key_prefix, s.namespace)
+        self.store.keys = Keys(s.key_prefix, physical)
+        log.info("serving namespace %r from %r", s.namespace, physical)
+
+    async def _switch(self, target: str) -> None:
+        """The namespace was promoted: publish the old outbox, restart on the new one.
+
+        Restarting (re-exec, same pid) re-runs the whole assignment path: claims in the
+        new namespace, consumer positions from its recorded offsets. No write can land in
+        the old namespace meanwhile (the commit script refuses it).
+        """
+        log.warning(
+            "namespace %r was promoted to %r: restarting on it", self.store.keys.namespace, target
+        )
+        with contextlib.suppress(*_RETRIABLE, TimeoutError):
+            await asyncio.wait_for(self.relay.drain_all(), 10)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "stream.cli", *sys.argv[1:]])
+
+    async def _check_promoted(self) -> None:
+        """Raise :class:`Moved` once another namespace serves our name (even when idle)."""
+        s = self.settings
+        physical = await resolve(self.store.client, s.key_prefix, s.namespace)
+        if physical != self.store.keys.namespace:
+            raise Moved(physical)
 
     async def _read_partition_count(self) -> None:
         assert self.producer is not None
@@ -161,15 +197,19 @@ class Runtime(Service):
 
     @Service.task
     async def _decay_timer(self) -> None:
-        if not self.settings.decay_timer:
-            return
         await self.ready.wait()
         interval = self.settings.decay_interval / 1000
+        s = self.settings
         while not self.should_stop:
             await self.sleep(interval)
             try:
+                await self._check_promoted()
+                if not s.decay_timer:
+                    continue
                 for p in self.processor.owned():
                     await self.processor.run_due(p)
+            except Moved as exc:
+                await self._switch(exc.target)
             except _RETRIABLE as exc:
                 log.warning("decay timer step failed: %s", exc)
 

@@ -122,6 +122,45 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _with_redis(settings: Settings, fn: Any) -> Any:
+    import redis.asyncio as aioredis
+
+    from schemas.errors import StoreUnavailable
+
+    client = aioredis.Redis.from_url(settings.redis_url.get_secret_value(), decode_responses=True)
+    try:
+        return await fn(client)
+    except (OSError, aioredis.ConnectionError) as exc:
+        raise StoreUnavailable(f"redis unavailable: {exc}") from None
+    finally:
+        await client.aclose()
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from state.namespaces import promote
+
+    s = _settings_from(args)
+    old = asyncio.run(_with_redis(s, lambda c: promote(c, s.key_prefix, s.namespace, args.target)))
+    print(
+        f"namespace {args.target!r} now serves {s.namespace!r} (was {old!r}); running workers "
+        f"switch within {s.decay_interval} ms. Drop the old one with: rfm-stream drop {old}"
+    )
+    return 0
+
+
+def cmd_drop(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from state.namespaces import drop
+
+    s = _settings_from(args)
+    n = asyncio.run(_with_redis(s, lambda c: drop(c, s.key_prefix, s.namespace, args.target)))
+    print(f"dropped namespace {args.target!r}: {n:,} keys")
+    return 0
+
+
 def cmd_schemas(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -168,6 +207,18 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_settings_options(backfill)
     backfill.set_defaults(func=cmd_backfill)
+
+    promote = sub.add_parser(
+        "promote", help="make a backfilled namespace serve the live name (RFM_NAMESPACE)"
+    )
+    promote.add_argument("target", metavar="NAMESPACE")
+    _add_settings_options(promote)
+    promote.set_defaults(func=cmd_promote)
+
+    drop = sub.add_parser("drop", help="delete a namespace that no longer serves the live name")
+    drop.add_argument("target", metavar="NAMESPACE")
+    _add_settings_options(drop)
+    drop.set_defaults(func=cmd_drop)
 
     schemas = sub.add_parser("schemas", help="write the JSON Schema files")
     schemas.add_argument("--out", help="directory (default: the package's schemas/json)")

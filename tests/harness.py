@@ -198,12 +198,14 @@ class Cluster:
     ) -> list[dict[str, Any]]:
         return await self.read(self.settings().transitions_topic, until, wait_s)
 
-    async def wait_applied(self, produced: list[tuple[int, int]], wait_s: float = 60.0) -> None:
+    async def wait_applied(
+        self, produced: list[tuple[int, int]], wait_s: float = 60.0, namespace: str | None = None
+    ) -> None:
         """Wait until Redis's committed offsets cover every produced (partition, offset)."""
         last: dict[int, int] = {}
         for p, o in produced:
             last[p] = max(last.get(p, -1), o)
-        store = self.store()
+        store = self.store(**({"namespace": namespace} if namespace else {}))
         try:
             deadline = time.monotonic() + wait_s
             while True:

@@ -16,7 +16,7 @@ import pytest
 
 from segments import CustomerState
 from stream.backfill import BackfillOptions, backfill_topic
-from tests.harness import ROOT, T0, Cluster, purchase
+from tests.harness import ROOT, T0, Cluster, expected, purchase
 
 pytestmark = pytest.mark.integration
 
@@ -204,3 +204,55 @@ async def test_backfill_refuses_the_live_namespace_and_topic(cluster: Cluster) -
     )
     assert proc.returncode == 2
     assert "is the live namespace" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def cli(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stream.cli", *args],
+        env={**os.environ, **cluster.env(decay_timer="false"), "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def test_promote_under_live_traffic_loses_and_doubles_nothing(cluster: Cluster) -> None:
+    settings = await cluster.ensure_topics(decay_timer="false")
+    events = timeline(customers=60, events=3000, seed=13)
+    first, during, after = events[:1000], events[1000:2000], events[2000:]
+    worker = cluster.start_worker(decay_timer="false")
+    produced = await cluster.produce(first)
+    await cluster.wait_applied(produced)
+
+    ns = f"p{cluster.suffix}"
+    await backfill_topic(settings, BackfillOptions(namespace=ns, progress=False))
+    # live keeps going in the old namespace after the backfill ended ...
+    produced += await cluster.produce(during[:500])
+    await cluster.wait_applied(produced)
+
+    async def trickle() -> list[tuple[int, int]]:
+        out = []
+        for i in range(500, 1000, 50):
+            out += await cluster.produce(during[i : i + 50])
+            await asyncio.sleep(0.05)
+        return out
+
+    feeding = asyncio.create_task(trickle())
+    await asyncio.sleep(0.1)
+    done = await asyncio.to_thread(cli, cluster, "promote", ns)  # ... and is promoted mid-stream
+    assert done.returncode == 0, done.stderr
+    assert f"now serves {settings.namespace!r}" in done.stdout
+    produced += await feeding
+    produced += await cluster.produce(after)
+
+    await cluster.wait_applied(produced, namespace=ns)
+    worker.wait_for_log("was promoted to")
+    want, _ = expected(events, settings)
+    assert comparable(await states_of(cluster, ns)) == comparable(want)
+
+    refused = await asyncio.to_thread(cli, cluster, "drop", ns)
+    assert refused.returncode == 2 and "serves" in refused.stderr
+    dropped = await asyncio.to_thread(cli, cluster, "drop", settings.namespace)
+    assert dropped.returncode == 0, dropped.stderr
+    assert await states_of(cluster, settings.namespace) == {}
