@@ -10,7 +10,8 @@ The commit script is the heart of invariants 3 and 8; its steps, in order:
 3. Write every changed customer hash.
 4. Update the due-time schedule (ZADD, or ZREM for customers with nothing due).
 5. Append the transitions to the partition's outbox stream.
-6. Advance ``off`` (last applied Kafka offset) and ``ver``.
+6. Advance the reader's position (``off``: last applied Kafka offset; a file import
+   keeps its own line cursor) and ``ver``.
 
 Redis runs the script atomically, so all six happen or none.
 """
@@ -21,7 +22,8 @@ __all__ = ["BUMP_EPOCH", "COMMIT", "LOAD"]
 
 LOAD = """
 -- KEYS[1]=meta, KEYS[2..]=customer hashes
-local out = {redis.call('HMGET', KEYS[1], 'epoch', 'ver', 'off', 'moved')}
+-- ARGV[1]=the meta field holding this reader's position ('off' for Kafka)
+local out = {redis.call('HMGET', KEYS[1], 'epoch', 'ver', ARGV[1], 'moved')}
 for i = 2, #KEYS do
   out[i] = redis.call('HGETALL', KEYS[i])
 end
@@ -37,7 +39,7 @@ return {epoch, cur[1], cur[2]}
 
 COMMIT = """
 -- KEYS[1]=meta KEYS[2]=due KEYS[3]=outbox KEYS[4..]=customer hashes
--- ARGV: epoch, ver, offset|'', then per customer: nfields, field, value, ...;
+-- ARGV: epoch, ver, position field, position|'', then per customer: nfields, field, value, ...;
 --       then ndue, (member, score|'')...; then nout, (customer, payload)...
 local cur = redis.call('HMGET', KEYS[1], 'epoch', 'ver', 'moved')
 if cur[3] then
@@ -51,7 +53,7 @@ local ver = tonumber(cur[2] or '0')
 if ver ~= tonumber(ARGV[2]) then
   return redis.error_reply('CONFLICT state version is ' .. ver .. ', caller loaded ' .. ARGV[2])
 end
-local a = 4
+local a = 5
 for k = 4, #KEYS do
   local n = tonumber(ARGV[a]); a = a + 1
   local args = {}
@@ -73,8 +75,8 @@ for j = 1, nout do
   redis.call('XADD', KEYS[3], '*', 'k', ARGV[a], 'd', ARGV[a + 1]); a = a + 2
 end
 ver = ver + 1
-if ARGV[3] ~= '' then
-  redis.call('HSET', KEYS[1], 'ver', ver, 'off', ARGV[3])
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[1], 'ver', ver, ARGV[3], ARGV[4])
 else
   redis.call('HSET', KEYS[1], 'ver', ver)
 end

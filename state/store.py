@@ -92,12 +92,14 @@ class RedisStore:
         return {p: _int(v, -1) for p, v in zip(parts, raw, strict=True)}
 
     # ------------------------------------------------------------------ batch
-    async def load(self, partition: int, customer_ids: Sequence[str]) -> Loaded:
+    async def load(
+        self, partition: int, customer_ids: Sequence[str], position: str = "off"
+    ) -> Loaded:
         keys = [self.keys.meta(partition)] + [
             self.keys.customer(partition, c) for c in customer_ids
         ]
         async with _unavailable_as_error():
-            raw = await self._load(keys=keys)
+            raw = await self._load(keys=keys, args=[position])
         epoch, ver, off, moved = raw[0]
         if moved:
             raise Moved(moved)
@@ -116,6 +118,7 @@ class RedisStore:
         due: Mapping[str, int],
         outbox: Sequence[tuple[str, bytes]],
         offset: int | None = None,
+        position: str = "off",
     ) -> int:
         """Atomically write a batch; returns the new version.
 
@@ -123,7 +126,8 @@ class RedisStore:
         ``epoch``, :class:`CommitConflict` if another commit happened since ``version``.
         """
         keys = [self.keys.meta(partition), self.keys.due(partition), self.keys.outbox(partition)]
-        args: list[str | bytes | int] = [epoch, version, "" if offset is None else offset]
+        args: list[str | bytes | int] = [epoch, version, position]
+        args.append("" if offset is None else offset)
         for s in states:
             keys.append(self.keys.customer(partition, s.customer_id))
             fields = codec.encode_state(s)

@@ -109,6 +109,8 @@ class Processor:
         self.encoder = TransitionEncoder(engine, settings.currency, mode)
         self.emit = emit
         """Write transitions to the outbox (a backfill may only count them)."""
+        self.position = "off"
+        """Meta field holding this reader's position: Kafka offsets, or a file's lines."""
         self.window: tuple[int | None, int | None] = (None, None)
         """Event-time range [since, until) to apply; events outside are skipped."""
         self.on_commit = on_commit or (lambda: None)
@@ -196,7 +198,7 @@ class Processor:
     async def _commit_events(self, claim: Claim, batch: _Batch) -> None:
         p = claim.partition
         ids = list(dict.fromkeys(ev.customer_id for _, ev in batch.good))
-        loaded = await self.store.load(p, ids)
+        loaded = await self.store.load(p, ids, self.position)
         if loaded.epoch != claim.epoch:
             raise Fenced(f"partition {p}: epoch is {loaded.epoch}, this worker has {claim.epoch}")
         fresh = batch.after(loaded.offset)
@@ -262,7 +264,7 @@ class Processor:
         emitted = self.wall.now_ms()
         outbox = [(d.customer_id, self.encoder.encode(d, emitted)) for d in drafts if self.emit]
         await self.store.commit(
-            claim.partition, claim.epoch, version, states, due, outbox, offset=offset
+            claim.partition, claim.epoch, version, states, due, outbox, offset, self.position
         )
         self.stats.transitions += len(drafts)
         if drafts:
