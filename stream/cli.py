@@ -11,6 +11,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from schemas.errors import RfmStreamError
@@ -97,6 +98,27 @@ def _time_ms(text: str | None, flag: str) -> int | None:
         ) from None
 
 
+def _import_files(settings: Settings, opts: Any, paths: list[Path]) -> int:
+    import asyncio
+
+    from stream.files import import_files
+    from stream.kafka import topic_partitions
+
+    n = asyncio.run(topic_partitions(settings))
+    if n is None:
+        n = settings.partitions
+        print(
+            f"rfm-stream: Kafka not reachable; laying out for RFM_PARTITIONS={n}", file=sys.stderr
+        )
+    reports = asyncio.run(
+        import_files(settings, opts.namespace, paths, n, opts.batch, opts.progress)
+    )
+    for r in reports:
+        where = f", rejected rows with reasons in {r.rejected_path}" if r.rejected_path else ""
+        print(f"imported {r.path}: {r.rows:,} rows, {r.rejected:,} rejected{where}")
+    return 0
+
+
 def cmd_backfill(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -112,6 +134,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         batch=args.batch,
         progress=not args.no_progress,
     )
+    if args.file:
+        return _import_files(settings, opts, [Path(f) for f in args.file])
     report = asyncio.run(backfill_topic(settings, opts))
     print(
         f"backfilled {report.events:,} events into namespace {opts.namespace!r} in "
@@ -204,6 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="publish mode=backfill transitions here (default: count them, publish nothing)",
     )
     backfill.add_argument("--batch", type=int, default=10_000, help="records per fetch")
+    backfill.add_argument(
+        "--file",
+        action="append",
+        metavar="PATH",
+        help="import a .csv or JSON-lines file of events instead of the topic (repeatable)",
+    )
     backfill.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_settings_options(backfill)
     backfill.set_defaults(func=cmd_backfill)

@@ -17,7 +17,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from schemas.settings import Settings
 
-__all__ = ["KafkaOutputs", "ensure_topics", "make_producer"]
+__all__ = ["KafkaOutputs", "ensure_topics", "make_producer", "topic_partitions"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,21 @@ class KafkaOutputs:
             for p, k, v in msgs
         ]
         await asyncio.gather(*futures)
+
+
+async def topic_partitions(settings: Settings, timeout_s: float = 10.0) -> int | None:
+    """The purchases topic's partition count, or ``None`` if Kafka can't say."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        await asyncio.wait_for(admin.start(), timeout_s)
+        described = await admin.describe_topics([settings.purchases_topic])
+    except (KafkaError, OSError, TimeoutError) as exc:
+        log.warning("could not read %s's partitions: %s", settings.purchases_topic, exc)
+        return None
+    finally:
+        await admin.close()
+    parts = described[0].get("partitions") if described else None
+    return len(parts) if parts else None
 
 
 async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
