@@ -256,3 +256,24 @@ async def test_promote_under_live_traffic_loses_and_doubles_nothing(cluster: Clu
     dropped = await asyncio.to_thread(cli, cluster, "drop", settings.namespace)
     assert dropped.returncode == 0, dropped.stderr
     assert await states_of(cluster, settings.namespace) == {}
+
+
+async def test_since_until_filter_on_event_time(cluster: Cluster) -> None:
+    settings = await cluster.ensure_topics()
+    events = [purchase(f"w{i % 5}", i, T0 + timedelta(days=i), "10") for i in range(100)]
+    await cluster.produce(events)
+    since, until = T0 + timedelta(days=30), T0 + timedelta(days=60)
+    ns = f"w{cluster.suffix}"
+    report = await backfill_topic(
+        settings,
+        BackfillOptions(
+            namespace=ns,
+            since_ms=int(since.timestamp() * 1000),
+            until_ms=int(until.timestamp() * 1000),
+            progress=False,
+        ),
+    )
+    assert report.events == 30
+    inside = [e for e in events if since.isoformat() <= e["occurred_at"] < until.isoformat()]
+    want, _ = expected(inside, settings)
+    assert comparable(await states_of(cluster, ns)) == comparable(want)
