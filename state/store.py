@@ -26,6 +26,7 @@ from segments.engine import NEVER
 from segments.model import CustomerState
 from state import codec
 from state.keys import Keys
+from state.namespaces import resolve
 from state.scripts import BUMP_EPOCH, COMMIT, LOAD
 
 __all__ = ["Claim", "Loaded", "RedisStore"]
@@ -75,6 +76,11 @@ class RedisStore:
     async def ping(self) -> None:
         async with _unavailable_as_error():
             await self.client.ping()
+
+    async def serving(self, name: str) -> str:
+        """The physical namespace serving the live ``name`` (see :mod:`state.namespaces`)."""
+        async with _unavailable_as_error():
+            return await resolve(self.client, self.keys.prefix, name)
 
     # ------------------------------------------------------------------ ownership
     async def claim(self, partition: int) -> Claim:

@@ -28,13 +28,14 @@ import faust
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from mode import Service
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from schemas.errors import Moved, StoreUnavailable
 from schemas.settings import Settings
 from segments.engine import Engine
 from segments.rules import build_engine
 from state.keys import Keys
-from state.namespaces import resolve
 from state.store import RedisStore
 from stream.clock import Clock, WallClock
 from stream.http import HttpServer, render_metrics
@@ -46,7 +47,8 @@ __all__ = ["Runtime", "create_app"]
 
 log = logging.getLogger(__name__)
 
-_RETRIABLE = (StoreUnavailable, KafkaError, OSError)
+# redis-py's connection errors are not OSErrors; the store wraps them, this is the backstop
+_RETRIABLE = (StoreUnavailable, KafkaError, OSError, RedisConnectionError, RedisTimeoutError)
 
 
 class Runtime(Service):
@@ -127,7 +129,7 @@ class Runtime(Service):
 
     async def _resolve(self) -> None:
         s = self.settings
-        physical = await resolve(self.store.client, s.key_prefix, s.namespace)
+        physical = await self.store.serving(s.namespace)
         self.store.keys = Keys(s.key_prefix, physical)
         log.info("serving namespace %r from %r", s.namespace, physical)
 
@@ -149,8 +151,7 @@ class Runtime(Service):
 
     async def _check_promoted(self) -> None:
         """Raise :class:`Moved` once another namespace serves our name (even when idle)."""
-        s = self.settings
-        physical = await resolve(self.store.client, s.key_prefix, s.namespace)
+        physical = await self.store.serving(self.settings.namespace)
         if physical != self.store.keys.namespace:
             raise Moved(physical)
 
