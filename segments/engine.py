@@ -121,10 +121,15 @@ class Engine:
             if ev.customer_id not in states:
                 states[ev.customer_id] = CustomerState(ev.customer_id)
         out = Outcome()
-        depth = max((len(q) for q in queues.values()), default=0)
+        # longest queues first: round k is a prefix of this list (skewed batches have a
+        # few customers with many events and many with one)
+        ordered = sorted(queues.values(), key=len, reverse=True)
+        depth = len(ordered[0]) if ordered else 0
+        width = len(ordered)
         for k in range(depth):
-            round_events = [q[k] for q in queues.values() if len(q) > k]
-            out.extend(self._apply_round(states, round_events))
+            while len(ordered[width - 1]) <= k:
+                width -= 1
+            out.extend(self._apply_round(states, [q[k] for q in ordered[:width]]))
         return out
 
     def _apply_round(self, states: dict[str, CustomerState], events: list[Event]) -> Outcome:
@@ -230,10 +235,10 @@ class Engine:
     def _forget(self, s: CustomerState, asof: int) -> None:
         """Drop dedupe digests and orders older than their windows (bounded memory)."""
         horizon = asof - self.policy.dedupe_ms
-        if any(t < horizon for t in s.seen.values()):
+        if s.seen and min(s.seen.values()) < horizon:
             s.seen = {d: t for d, t in s.seen.items() if t >= horizon}
         horizon = asof - self.policy.order_retention_ms
-        if any(o[2] < horizon for o in s.orders.values()):
+        if s.orders and min(o[2] for o in s.orders.values()) < horizon:
             s.orders = {k: o for k, o in s.orders.items() if o[2] >= horizon}
 
     # ------------------------------------------------------------------ time

@@ -39,8 +39,9 @@ return {epoch, cur[1], cur[2]}
 
 COMMIT = """
 -- KEYS[1]=meta KEYS[2]=due KEYS[3]=outbox KEYS[4..]=customer hashes
--- ARGV: epoch, ver, position field, position|'', then per customer: nfields, field, value, ...;
---       then ndue, (member, score|'')...; then nout, (customer, payload)...
+-- ARGV: epoch, ver, position field, position|'', state JSON, then (customer, payload)...
+-- state JSON: {"c": [[field, value, ...] per customer key], "d": [[member, score|""], ...]}
+-- (every value a string: Lua numbers would print 15+ digit integers as floats)
 local cur = redis.call('HMGET', KEYS[1], 'epoch', 'ver', 'moved')
 if cur[3] then
   return redis.error_reply('MOVED ' .. cur[3])
@@ -53,26 +54,19 @@ local ver = tonumber(cur[2] or '0')
 if ver ~= tonumber(ARGV[2]) then
   return redis.error_reply('CONFLICT state version is ' .. ver .. ', caller loaded ' .. ARGV[2])
 end
-local a = 5
+local batch = cjson.decode(ARGV[5])
 for k = 4, #KEYS do
-  local n = tonumber(ARGV[a]); a = a + 1
-  local args = {}
-  for j = 1, 2 * n do args[j] = ARGV[a + j - 1] end
-  a = a + 2 * n
-  redis.call('HSET', KEYS[k], unpack(args))
+  redis.call('HSET', KEYS[k], unpack(batch.c[k - 3]))
 end
-local ndue = tonumber(ARGV[a]); a = a + 1
-for j = 1, ndue do
-  local member, score = ARGV[a], ARGV[a + 1]; a = a + 2
-  if score == '' then
-    redis.call('ZREM', KEYS[2], member)
+for _, entry in ipairs(batch.d) do
+  if entry[2] == '' then
+    redis.call('ZREM', KEYS[2], entry[1])
   else
-    redis.call('ZADD', KEYS[2], score, member)
+    redis.call('ZADD', KEYS[2], entry[2], entry[1])
   end
 end
-local nout = tonumber(ARGV[a]); a = a + 1
-for j = 1, nout do
-  redis.call('XADD', KEYS[3], '*', 'k', ARGV[a], 'd', ARGV[a + 1]); a = a + 2
+for a = 6, #ARGV, 2 do
+  redis.call('XADD', KEYS[3], '*', 'k', ARGV[a], 'd', ARGV[a + 1])
 end
 ver = ver + 1
 if ARGV[4] ~= '' then

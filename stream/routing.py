@@ -7,6 +7,7 @@ to the owning partition instead of splitting the customer's state in two.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Callable
 
@@ -26,4 +27,5 @@ def _crc32(key: bytes, n: int) -> int:
 
 
 def partitioner(name: str) -> Callable[[bytes, int], int]:
-    return {"murmur2": _murmur2, "crc32": _crc32}[name]
+    # memoised: a backfill sees the same customers over and over (pure-Python murmur2)
+    return functools.lru_cache(maxsize=1 << 17)({"murmur2": _murmur2, "crc32": _crc32}[name])
