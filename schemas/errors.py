@@ -9,6 +9,7 @@ __all__ = [
     "Moved",
     "RfmStreamError",
     "SettingsError",
+    "StateLost",
     "StoreUnavailable",
 ]
 
@@ -45,6 +46,14 @@ class Moved(RfmStreamError):
     def __init__(self, target: str) -> None:
         super().__init__(f"namespace moved to {target!r}")
         self.target = target
+
+
+class StateLost(RfmStreamError):
+    """Redis no longer holds what this worker committed for a partition (restored from an
+    older snapshot, lost its last writes, or came back empty): claim it again and re-read
+    from what Redis has."""
+
+    retriable = True
 
 
 class CommitConflict(RfmStreamError):

@@ -89,6 +89,14 @@ class RedisStore:
             epoch, _ver, off = await self._bump(keys=[self.keys.meta(partition)])
         return Claim(partition, int(epoch), _int(off, -1))
 
+    async def meta(self, partition: int) -> tuple[int | None, int, str | None]:
+        """(epoch, last applied offset, moved-to namespace) of a partition."""
+        async with _unavailable_as_error():
+            epoch, off, moved = await self.client.hmget(
+                self.keys.meta(partition), "epoch", "off", "moved"
+            )
+        return (None if epoch is None else int(epoch)), _int(off, -1), moved
+
     async def committed_offsets(self, partitions: Iterable[int]) -> dict[int, int]:
         """Last applied offset per partition (-1 when nothing was applied yet)."""
         parts = list(partitions)

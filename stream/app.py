@@ -27,6 +27,7 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from faust.types import TP
 from mode import Service
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -40,8 +41,10 @@ from state.store import RedisStore
 from stream.clock import Clock, WallClock
 from stream.http import HttpServer, render_metrics
 from stream.kafka import KafkaOutputs, ensure_topics, make_producer
-from stream.processor import Msg, Processor, with_backoff
+from stream.messages import Msg
+from stream.processor import Processor
 from stream.relay import OutboxRelay
+from stream.retry import with_backoff
 
 __all__ = ["Runtime", "create_app"]
 
@@ -205,6 +208,8 @@ class Runtime(Service):
             await self.sleep(interval)
             try:
                 await self._check_promoted()
+                for p in self.processor.owned():
+                    await self.processor.verify(p)
                 if not s.decay_timer:
                     continue
                 for p in self.processor.owned():
@@ -212,7 +217,7 @@ class Runtime(Service):
             except Moved as exc:
                 await self._switch(exc.target)
             except _RETRIABLE as exc:
-                log.warning("decay timer step failed: %s", exc)
+                log.warning("timer step failed: %s", exc)
 
 
 def create_app(settings: Settings, runtime: Runtime) -> faust.App:
@@ -266,6 +271,10 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         for p, offset in resume.items():
             await app.consumer.seek(mine[p], offset)
 
+    async def rewind(p: int, offset: int) -> None:
+        await app.consumer.seek(TP(topic.get_topic_name(), p), offset)
+
+    runtime.processor.rewind = rewind
     _position_from_redis(app, runtime, topic.get_topic_name())
     return app
 

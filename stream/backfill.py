@@ -30,7 +30,8 @@ from segments.rules import build_engine
 from state.store import RedisStore
 from stream.clock import WallClock
 from stream.kafka import KafkaOutputs, ensure_topics, make_producer
-from stream.processor import Msg, Processor
+from stream.messages import Msg
+from stream.processor import Processor
 from stream.progress import Progress
 from stream.relay import OutboxRelay
 
@@ -135,6 +136,11 @@ async def _run(
         if opts.emit_topic
         else None
     )
+
+    async def rewind(p: int, offset: int) -> None:
+        consumer.seek(TopicPartition(topic, p), offset)
+
+    processor.rewind = rewind
     resume = await processor.assign(partitions)
     for tp in tps:
         consumer.seek(tp, resume[tp.partition])

@@ -25,7 +25,8 @@ from schemas.settings import Settings
 from segments.rules import build_engine
 from state.store import RedisStore
 from stream.clock import WallClock
-from stream.processor import Msg, Processor
+from stream.messages import Msg
+from stream.processor import Processor
 from stream.progress import Progress
 from stream.routing import partitioner
 

@@ -17,41 +17,29 @@ Per partition the order is:
 from __future__ import annotations
 
 import asyncio
-import base64
-import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
-import orjson
-
-from schemas.errors import CommitConflict, Fenced, InvalidEvent
-from schemas.events import PurchaseEvent, RefundEvent
-from schemas.money import to_units
+from schemas.errors import CommitConflict, Fenced, InvalidEvent, StateLost
+from schemas.events import RefundEvent
 from schemas.settings import Settings
 from schemas.times import to_ms
 from segments.engine import NEVER, Engine
-from segments.model import CustomerState, Event, Purchase, Refund, Rejection, TransitionDraft
+from segments.model import CustomerState, Rejection, TransitionDraft
 from state.store import Claim, RedisStore
 from stream.clock import Clock
 from stream.encode import TransitionEncoder, encode_dead_letter
+from stream.messages import Batch, Msg, engine_event, msg_of, ref_of
 from stream.routing import partitioner
 from stream.validate import Validator
 
-__all__ = ["Msg", "Outputs", "Processor", "Stats", "engine_event", "with_backoff"]
+__all__ = ["Outputs", "Processor", "Stats"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class Msg(NamedTuple):
-    """A consumed Kafka record, transport-neutral."""
-
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
 
 
 class Outputs(Protocol):
@@ -79,6 +67,8 @@ class Stats:
     decays: int = 0
     fenced_batches: int = 0
     conflicts: int = 0
+    rewinds: int = 0
+    state_lost: int = 0
 
 
 class Processor:
@@ -117,6 +107,10 @@ class Processor:
         self.claims: dict[int, Claim] = {}
         self.stats = Stats()
         self._locks: dict[int, asyncio.Lock] = {}
+        self._committed: dict[int, int] = {}
+        self._gaps: dict[int, tuple[int, float]] = {}
+        self.rewind: Callable[[int, int], Awaitable[None]] | None = None
+        """Seek the consumer of partition p to an offset (set by the reader)."""
 
     # ------------------------------------------------------------------ ownership
     async def assign(self, partitions: Iterable[int]) -> dict[int, int]:
@@ -153,26 +147,107 @@ class Processor:
             return None
         batch = self._sort(p, msgs)
         async with self._locks[p]:
-            await self._fenced(p, "batch", lambda: self._commit_events(claim, batch))
+            await self._fenced(p, "batch", lambda c: self._commit_events(c, batch))
         return max((ev.occurred_ms for _, ev in batch.good), default=None)
 
-    async def _fenced(self, p: int, what: str, step: Callable[[], Awaitable[T]]) -> T | None:
-        """Run one load→apply→commit ``step``: again on a version conflict; ``None`` (and
-        forget the partition) if it was fenced because the partition moved."""
-        while True:
+    async def _fenced(self, p: int, what: str, step: Callable[[Claim], Awaitable[T]]) -> T | None:
+        """Run one load→apply→commit ``step`` under the partition's current claim: again
+        on a version conflict; again under a new claim if Redis lost the partition's
+        state; ``None`` (and forget that claim) if the partition moved to another worker."""
+        while (claim := self.claims.get(p)) is not None:
             try:
-                return await step()
+                return await step(claim)
             except CommitConflict:
                 self.stats.conflicts += 1
+            except StateLost as exc:
+                await self._reclaim(claim, str(exc))
             except Fenced as exc:
                 self.stats.fenced_batches += 1
-                self.claims.pop(p, None)
+                if self.claims.get(p) is claim:
+                    self.claims.pop(p, None)
                 log.warning("%s dropped, partition moved: %s", what, exc)
                 return None
+        return None
 
-    def _sort(self, p: int, msgs: list[Msg]) -> _Batch:
+    def _check_epoch(self, claim: Claim, epoch: int | None) -> None:
+        if epoch == claim.epoch:
+            return
+        if epoch is None or epoch < claim.epoch:
+            raise StateLost(
+                f"partition {claim.partition}: redis has epoch {epoch}, this worker "
+                f"claimed {claim.epoch}"
+            )
+        raise Fenced(
+            f"partition {claim.partition}: epoch is {epoch}, this worker has {claim.epoch}"
+        )
+
+    async def _reclaim(self, claim: Claim, why: str) -> None:
+        """Redis went back in time: claim again and re-read from what it holds."""
+        p = claim.partition
+        self.stats.state_lost += 1
+        new = await self.store.claim(p)
+        if self.claims.get(p) is claim:
+            self.claims[p] = new
+        self._committed.pop(p, None)
+        log.error(
+            "redis lost state of partition %d (%s): re-reading from offset %d",
+            p,
+            why,
+            new.offset + 1,
+        )
+        if self.rewind is not None:
+            await self.rewind(p, new.offset + 1)
+
+    async def verify(self, p: int) -> None:
+        """Catch Redis going back in time on a quiet partition (nothing else would)."""
+        claim = self.claims.get(p)
+        if claim is None or self.position != "off":
+            return
+        async with self._locks[p]:
+            epoch, offset, _moved = await self.store.meta(p)
+            try:
+                self._check_epoch(claim, epoch)
+            except StateLost as exc:
+                await self._reclaim(claim, str(exc))
+                return
+            except Fenced:
+                return  # the next batch drops it
+            last = self._committed.get(p)
+            if last is not None and offset < last and self.rewind is not None:
+                self.stats.state_lost += 1
+                self._committed[p] = offset
+                log.error(
+                    "redis lost commits of partition %d (offset %d < %d): re-reading",
+                    p,
+                    offset,
+                    last,
+                )
+                await self.rewind(p, offset + 1)
+
+    def _gap(self, p: int, expect: int, first: int) -> bool:
+        """True if the batch starts after the next offset Redis expects (its commits were
+        lost, or a seek raced): re-read from ``expect`` instead. A gap that persists for
+        10 s is a real hole in the log (compaction, transaction markers) and is accepted."""
+        if self.rewind is None or self.position != "off" or first <= expect:
+            self._gaps.pop(p, None)
+            return False
+        since = self._gaps.setdefault(p, (expect, time.monotonic()))
+        if since[0] != expect:
+            self._gaps[p] = (expect, time.monotonic())
+        elif time.monotonic() - since[1] > 10.0:
+            log.warning(
+                "partition %d: offsets %d..%d are missing from the log; going on",
+                p,
+                expect,
+                first - 1,
+            )
+            self._gaps.pop(p, None)
+            return False
+        return True
+
+    def _sort(self, p: int, msgs: list[Msg]) -> Batch:
         """Validate and route each message: apply here, forward, or dead-letter."""
-        batch = _Batch()
+        batch = Batch()
         now = self.wall.now_ms()
         n = self.partition_count
         for m in msgs:
@@ -191,19 +266,23 @@ class Processor:
             if n is not None and (home := self._home(ev.customer_id.encode(), n)) != p:
                 batch.misrouted.append((m, home))
                 continue
-            ref = _ref(m) if isinstance(ev, RefundEvent) else ""
+            ref = ref_of(m) if isinstance(ev, RefundEvent) else ""
             batch.good.append((m, engine_event(ev, ref)))
         return batch
 
-    async def _commit_events(self, claim: Claim, batch: _Batch) -> None:
+    async def _commit_events(self, claim: Claim, batch: Batch) -> None:
         p = claim.partition
         ids = list(dict.fromkeys(ev.customer_id for _, ev in batch.good))
         loaded = await self.store.load(p, ids, self.position)
-        if loaded.epoch != claim.epoch:
-            raise Fenced(f"partition {p}: epoch is {loaded.epoch}, this worker has {claim.epoch}")
+        self._check_epoch(claim, loaded.epoch)
         fresh = batch.after(loaded.offset)
         if fresh.last is None:
             self.stats.duplicates_skipped += batch.size
+            return
+        if self._gap(p, loaded.offset + 1, fresh.first):
+            self.stats.rewinds += 1
+            assert self.rewind is not None
+            await self.rewind(p, loaded.offset + 1)
             return
         await self._dead_letter([(m, cls, msg) for m, cls, msg in fresh.bad])
         if fresh.misrouted:
@@ -213,6 +292,8 @@ class Processor:
         await self._reject(outcome.rejected)
         touched = [states[c] for c in dict.fromkeys(ev.customer_id for _, ev in fresh.good)]
         await self._commit(claim, loaded.version, touched, outcome.transitions, offset=fresh.last)
+        if self.position == "off":
+            self._committed[p] = fresh.last
         self.stats.duplicates_skipped += batch.size - fresh.size
         self.stats.duplicate_events += outcome.duplicates
         self.stats.forwarded += len(fresh.misrouted)
@@ -221,7 +302,7 @@ class Processor:
     async def _reject(self, rejected: list[Rejection]) -> None:
         """Dead-letter events the rules refused, from the message pointer they carry."""
         if rejected:
-            await self._dead_letter([(_msg_of(r.ref), r.error_class, r.message) for r in rejected])
+            await self._dead_letter([(msg_of(r.ref), r.error_class, r.message) for r in rejected])
 
     async def _dead_letter(self, rejects: list[tuple[Msg, str, str]]) -> None:
         if not rejects:
@@ -275,11 +356,10 @@ class Processor:
         """Fire everything due for partition ``p`` by ``now_ms`` (default: the clock);
         returns how many customers were handled."""
         total = 0
-        while (claim := self.claims.get(p)) is not None:
+        while p in self.claims:
             now = self.clock.now_ms() if now_ms is None else now_ms
             async with self._locks[p]:
-                step = functools.partial(self._due_step, claim, now)
-                n = await self._fenced(p, "decay step", step)
+                n = await self._fenced(p, "decay step", lambda c: self._due_step(c, now))  # noqa: B023
             if n is None:
                 return total
             total += n
@@ -295,8 +375,7 @@ class Processor:
 
     async def _commit_due(self, claim: Claim, ids: list[str], now: int) -> None:
         loaded = await self.store.load(claim.partition, ids)
-        if loaded.epoch != claim.epoch:
-            raise Fenced(f"partition {claim.partition}: epoch moved to {loaded.epoch}")
+        self._check_epoch(claim, loaded.epoch)
         known = [loaded.states[c] for c in ids if c in loaded.states]
         stale = [c for c in ids if c not in loaded.states]
         outcome = self.engine.advance(known, now)
@@ -305,76 +384,3 @@ class Processor:
             claim, loaded.version, known, outcome.transitions, offset=None, unschedule=stale
         )
         self.stats.decays += len(outcome.transitions)
-
-
-@dataclass(slots=True)
-class _Batch:
-    """One partition's messages, sorted by what happens to them."""
-
-    good: list[tuple[Msg, Event]] = field(default_factory=list)
-    bad: list[tuple[Msg, str, str]] = field(default_factory=list)
-    misrouted: list[tuple[Msg, int]] = field(default_factory=list)
-    outside: list[Msg] = field(default_factory=list)  # outside a backfill's time range
-
-    @property
-    def size(self) -> int:
-        return len(self.good) + len(self.bad) + len(self.misrouted) + len(self.outside)
-
-    @property
-    def last(self) -> int | None:
-        offsets = [x[0].offset for x in [*self.good, *self.bad, *self.misrouted]]
-        offsets += [m.offset for m in self.outside]
-        return max(offsets, default=None)
-
-    def after(self, offset: int) -> _Batch:
-        """Only the messages past ``offset`` (the rest were applied before a restart)."""
-        return _Batch(
-            [x for x in self.good if x[0].offset > offset],
-            [x for x in self.bad if x[0].offset > offset],
-            [x for x in self.misrouted if x[0].offset > offset],
-            [m for m in self.outside if m.offset > offset],
-        )
-
-
-def _ref(m: Msg) -> str:
-    """A compact pointer to the original message, kept with held refunds."""
-    b64 = base64.b64encode
-    return orjson.dumps(
-        {
-            "p": m.partition,
-            "o": m.offset,
-            "k": None if m.key is None else b64(m.key).decode(),
-            "v": None if m.value is None else b64(m.value).decode(),
-        }
-    ).decode()
-
-
-def _msg_of(ref: str) -> Msg:
-    d = orjson.loads(ref)
-    key = None if d["k"] is None else base64.b64decode(d["k"])
-    value = None if d["v"] is None else base64.b64decode(d["v"])
-    return Msg(d["p"], d["o"], key, value)
-
-
-def engine_event(ev: PurchaseEvent | RefundEvent, ref: str = "") -> Event:
-    """A validated event as the pure engine takes it (``ref``: where a refund came from)."""
-    at, units = to_ms(ev.occurred_at), to_units(ev.amount)
-    if isinstance(ev, RefundEvent):
-        return Refund(ev.customer_id, ev.event_id, at, units, ev.refund_of, ref)
-    return Purchase(ev.customer_id, ev.event_id, at, units, ev.order_id)
-
-
-async def with_backoff(
-    what: str, fn: Callable[[], Awaitable[None]], retriable: tuple[type[BaseException], ...]
-) -> None:
-    """Run ``fn`` until it succeeds, sleeping 0.1 s → 5 s between retriable failures."""
-    delay = 0.1
-    while True:
-        try:
-            await fn()
-        except retriable as exc:
-            log.warning("%s failed (%s); retrying in %.1fs", what, exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-        else:
-            return

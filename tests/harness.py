@@ -234,7 +234,7 @@ def expected(events: Sequence[dict[str, Any]], settings: Settings) -> tuple[dict
     from schemas.events import parse_event
     from segments.rules import build_engine
     from stream.encode import TransitionEncoder
-    from stream.processor import engine_event
+    from stream.messages import engine_event
 
     engine = build_engine(settings)
     states: dict = {}
