@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Set
 from typing import Any
 
@@ -227,6 +228,8 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         settings.group_id,
         broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap.split(",")],
         store="memory://",
+        # faust keeps a data dir even with no tables: not in the working directory
+        datadir=os.path.join(tempfile.gettempdir(), f"rfm-stream-{settings.group_id}"),
         web_enabled=False,
         broker_session_timeout=session_s,
         broker_heartbeat_interval=max(0.5, session_s / 5),
