@@ -233,13 +233,19 @@ class Engine:
         return None
 
     def _forget(self, s: CustomerState, asof: int) -> None:
-        """Drop dedupe digests and orders older than their windows (bounded memory)."""
-        horizon = asof - self.policy.dedupe_ms
-        if s.seen and min(s.seen.values()) < horizon:
-            s.seen = {d: t for d, t in s.seen.items() if t >= horizon}
-        horizon = asof - self.policy.order_retention_ms
-        if s.orders and min(o[2] for o in s.orders.values()) < horizon:
-            s.orders = {k: o for k, o in s.orders.items() if o[2] >= horizon}
+        """Drop dedupe digests and orders older than their windows (bounded memory).
+
+        Both dicts are in insertion order, so expired entries are popped from the front:
+        O(1) amortised per event even for a customer with thousands of orders. Digests
+        are stamped with the (non-decreasing) as-of time, so that is exact; an order that
+        arrived out of event-time order may outlive its window until it reaches the front.
+        """
+        seen, horizon = s.seen, asof - self.policy.dedupe_ms
+        while seen and (oldest := next(iter(seen))) is not None and seen[oldest] < horizon:
+            del seen[oldest]
+        orders, horizon = s.orders, asof - self.policy.order_retention_ms
+        while orders and (first := next(iter(orders))) is not None and orders[first][2] < horizon:
+            del orders[first]
 
     # ------------------------------------------------------------------ time
     def advance(self, states: Sequence[CustomerState], now_ms: int) -> Outcome:
