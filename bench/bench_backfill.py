@@ -34,11 +34,13 @@ import argparse
 import asyncio
 import cProfile
 import gc
+import hashlib
 import os
 import platform
 import pstats
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -242,7 +244,8 @@ async def live_worker(
     settings: Settings, namespace: str, last: dict[int, int], logdir: Path
 ) -> LiveRun:
     log = logdir / "worker.log"
-    env = worker_env(settings, namespace, f"bench-{namespace}")
+    group = f"bench-{namespace}"
+    env = worker_env(settings, namespace, group)
     store = RedisStore.from_url(settings.redis_url.get_secret_value(), "rfm", namespace)
     t_start = time.perf_counter()
     proc = spawn_worker(env, log)
@@ -277,6 +280,13 @@ async def live_worker(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+        # faust's data dir (it keeps one even without tables): in the temp dir, or the
+        # working directory with older versions of stream/app.py
+        for datadir in (
+            Path(tempfile.gettempdir()) / f"rfm-stream-{group}",
+            ROOT / f"{group}-data",
+        ):
+            shutil.rmtree(datadir, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------- c. backfill
@@ -476,6 +486,25 @@ async def check_sample(
 
 
 # ---------------------------------------------------------------------- the run
+def code_version() -> tuple[str, list[str], str]:
+    """(HEAD commit, files of the measured code changed or added since, digest of those
+    changes): what code the numbers belong to."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    scope = ["--", "schemas", "segments", "state", "stream", "tests/harness.py", "pyproject.toml"]
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("diff", "HEAD", "--name-only", *scope).split()
+    new = git("ls-files", "--others", "--exclude-standard", *scope).split()
+    text = git("diff", "HEAD", *scope)
+    for name in new:
+        path = ROOT / name
+        text += name + (path.read_text(errors="replace") if path.is_file() else "")
+    return head, dirty + [f"{n} (new)" for n in new], hashlib.sha1(text.encode()).hexdigest()
+
+
 @dataclass
 class Results:
     events: int
@@ -493,6 +522,7 @@ class Results:
     checked: int = 0
     redis_version: str = ""
     load: list[tuple[float, float, float]] = field(default_factory=list)
+    code: list[tuple[str, list[str], str]] = field(default_factory=list)
 
 
 async def bench(args: argparse.Namespace) -> Results:
@@ -536,6 +566,7 @@ async def bench(args: argparse.Namespace) -> Results:
             flush=True,
         )
         res = Results(len(events), refunds, len(home), args.partitions, produce_s)
+        res.code.append(code_version())
         res.redis_version = redis_version
         total = len(events)
         # the event dicts would slow every collection in the timed runs: drop them now and
@@ -606,8 +637,13 @@ async def bench(args: argparse.Namespace) -> Results:
         for ns in namespaces:
             await check_sample(settings, ns, summary, home, sample)
         res.checked = len(sample)
+        res.code.append(code_version())
         print(f"checked {len(sample)} customers in {namespaces}: equal to pandas")
+        shutil.rmtree(logdir, ignore_errors=True)
         return res
+    except BaseException:
+        print(f"benchmark failed; worker and broker logs kept in {logdir}", file=sys.stderr)
+        raise
     finally:
         server.stop()
         broker.stop()
@@ -698,9 +734,20 @@ def report(args: argparse.Namespace, res: Results, command: str) -> str:
     live_runs = ", ".join(f"{r.events / r.seconds:,.0f}" for r in res.lives)
     joins = ", ".join(f"{r.join_s:.1f}" for r in res.lives)
     uncounted = ", ".join(f"{n - r.events:,}" for r in res.lives)
+
+    def describe(head: str, dirty: list[str]) -> str:
+        text = f"commit `{head}`"
+        if dirty:
+            text += " plus uncommitted changes to " + ", ".join(f"`{f}`" for f in dirty)
+        return text
+
+    (head, dirty, digest), (head2, dirty2, digest2) = res.code[0], res.code[-1]
+    code = describe(head, dirty)
+    if (head, digest) != (head2, digest2):
+        code += f" (**the code changed during the run**; at the end: {describe(head2, dirty2)})"
     return f"""{SECTION}
 
-Command (run from the repo root, {when}):
+Command (run from the repo root, {when}), measuring {code}:
 
 ```
 {command}

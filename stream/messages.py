@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -48,6 +49,31 @@ class Batch:
         offsets = [x[0].offset for x in [*self.good, *self.bad, *self.misrouted]]
         offsets += [m.offset for m in self.outside]
         return max(offsets, default=None)
+
+    def unbroken_from(self, start: int) -> tuple[Batch, int | None]:
+        """The messages whose offsets run without a hole from ``start``, sorted by offset,
+        and the offset to re-read from if anything lay beyond a hole (else ``None``)."""
+        offsets = sorted(
+            [x[0].offset for x in [*self.good, *self.bad, *self.misrouted]]
+            + [m.offset for m in self.outside]
+        )
+        end = start - 1
+        for o in offsets:
+            if o > end + 1:
+                break
+            end = max(end, o)
+        cut = None if end == offsets[-1] else end + 1
+
+        def upto(xs: list, key: Callable[[Any], int]) -> list:
+            return sorted((x for x in xs if key(x) <= end), key=key)
+
+        run = Batch(
+            upto(self.good, lambda x: x[0].offset),
+            upto(self.bad, lambda x: x[0].offset),
+            upto(self.misrouted, lambda x: x[0].offset),
+            upto(self.outside, lambda m: m.offset),
+        )
+        return run, cut
 
     def after(self, offset: int) -> Batch:
         """Only the messages past ``offset`` (the rest were applied before a restart)."""

@@ -224,6 +224,11 @@ class Processor:
                 )
                 await self.rewind(p, offset + 1)
 
+    async def _rewind(self, p: int, offset: int) -> None:
+        self.stats.rewinds += 1
+        assert self.rewind is not None
+        await self.rewind(p, offset)
+
     def _gap(self, p: int, expect: int, first: int) -> bool:
         """True if the batch starts after the next offset Redis expects (its commits were
         lost, or a seek raced): re-read from ``expect`` instead. A gap that persists for
@@ -279,11 +284,21 @@ class Processor:
         if fresh.last is None:
             self.stats.duplicates_skipped += batch.size
             return
-        if self._gap(p, loaded.offset + 1, fresh.first):
-            self.stats.rewinds += 1
-            assert self.rewind is not None
-            await self.rewind(p, loaded.offset + 1)
+        expect = loaded.offset + 1
+        if self._gap(p, expect, fresh.first):
+            log.warning(
+                "partition %d: batch starts at %d but redis expects %d: re-reading",
+                p,
+                fresh.first,
+                expect,
+            )
+            await self._rewind(p, expect)
             return
+        reread_from = None
+        if self.rewind is not None and self.position == "off":
+            # after a rewind, records fetched from the old position can share a batch with
+            # re-read ones: apply only the unbroken run of offsets, in offset order
+            fresh, reread_from = fresh.unbroken_from(min(expect, fresh.first))
         await self._dead_letter([(m, cls, msg) for m, cls, msg in fresh.bad])
         if fresh.misrouted:
             await self.outputs.forward([(home, m.key, m.value) for m, home in fresh.misrouted])
@@ -294,6 +309,13 @@ class Processor:
         await self._commit(claim, loaded.version, touched, outcome.transitions, offset=fresh.last)
         if self.position == "off":
             self._committed[p] = fresh.last
+        if reread_from is not None:
+            log.warning(
+                "partition %d: batch had a hole after offset %d: re-reading from there",
+                p,
+                reread_from - 1,
+            )
+            await self._rewind(p, reread_from)
         self.stats.duplicates_skipped += batch.size - fresh.size
         self.stats.duplicate_events += outcome.duplicates
         self.stats.forwarded += len(fresh.misrouted)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import shutil
 import time
 import uuid
 from collections import Counter
@@ -560,5 +561,187 @@ async def test_broker_outage_midstream(
         f"\noutage at {at_cut}/{n} applied ({during} when it ended, {held} transitions "
         f"waiting in the outbox), {cut} connections cut, "
         f"{proxy.stats.accepted} accepted in all; "
+        f"{delivered.messages} transition messages, {delivered.duplicates} redelivered"
+    )
+
+
+# ---------------------------------------------------------------------- 5. Redis goes back in time
+LOST_RE = re.compile(r"redis lost (commits|state) of partition (\d+)[^\n]*")
+HOLE = "are missing from the log; going on"
+
+
+@pytest.fixture
+def volatile_redis(tmp_path: Path) -> Iterator[Service]:
+    """A dedicated redis-server that keeps nothing on disk: a restart brings it back empty."""
+    server = start_redis(workdir=tmp_path / "redis-volatile")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def offsets_now(cluster: Cluster, partitions: int) -> dict[int, int]:
+    store = cluster.store()
+    try:
+        return await store.committed_offsets(range(partitions))
+    finally:
+        await store.close()
+
+
+async def snapshot_aof(
+    server: Service, store: RedisStore, partitions: int, dest: Path
+) -> dict[int, int]:
+    """Copy ``server``'s AOF as of one instant (writes paused for the copy, so it is an
+    exact earlier state); returns the committed offsets that copy holds."""
+    assert server.workdir is not None
+    await store.client.client_pause(10_000, all=False)  # WRITE pause: reads still served
+    try:
+        offsets = await store.committed_offsets(range(partitions))
+        shutil.copytree(server.workdir / "appendonlydir", dest)
+    finally:
+        await store.client.client_unpause()
+    return offsets
+
+
+async def down_for(seconds: float, worker: WorkerProc) -> None:
+    """Let an outage last ``seconds``; the worker must ride it out."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert_alive(worker)
+        await asyncio.sleep(0.05)
+
+
+def lost_reports(worker: WorkerProc) -> list[tuple[str, int, str]]:
+    """The worker's ``redis lost …`` lines: (commits|state, partition, line)."""
+    return [(m.group(1), int(m.group(2)), m.group(0)) for m in LOST_RE.finditer(worker.text())]
+
+
+@pytest.mark.parametrize("flow", ["live", "idle"])
+async def test_redis_restored_from_older_state_midstream_rewinds(
+    kafka_bootstrap: str, aof_redis: Service, cluster_on: Any, tmp_path: Path, flow: str
+) -> None:
+    """Redis is restored from a copy of its own AOF taken earlier in the stream: the
+    commits made after the copy are gone, and the worker must re-read their events.
+
+    The copy is taken at a quarter of the stream; then ``live``: 1.5 s of commits pass,
+    redis-server is SIGKILLed, the copy put back and Redis restarted on the same port
+    while events keep coming (the next batch starts past Redis's next offset);
+    ``idle``: every event is produced and applied first, so after the restore no new
+    batch arrives and only the worker's timer check of each partition can notice.
+    """
+    cluster: Cluster = cluster_on(kafka_bootstrap, f"redis://{aof_redis.address}/0")
+    opts = {**NO_TIMER, "batch_max": "50"}
+    settings = await cluster.ensure_topics(**opts)
+    parts = settings.partitions
+    worker = cluster.start_worker(**opts)
+    await wait_log(worker, CLAIM, wait_s=40)
+
+    events = history(customers=200, events=3000, seed=61)
+    n = len(events)
+    producing = asyncio.create_task(produce_paced(cluster, events, per_second=300))
+    snap_dir = tmp_path / "aof-snapshot"
+    store = cluster.store()
+    try:
+        await wait_applied_at_least(store, parts, n // 4, wait_s=60)
+        snap = await snapshot_aof(aof_redis, store, parts, snap_dir)
+        if flow == "live":
+            await asyncio.sleep(1.5)
+        else:
+            await wait_applied_alive(cluster, await producing, [worker])
+        before = await store.committed_offsets(range(parts))
+    finally:
+        await store.close()
+
+    aof_redis.kill()
+    assert aof_redis.workdir is not None
+    shutil.rmtree(aof_redis.workdir / "appendonlydir")
+    shutil.copytree(snap_dir, aof_redis.workdir / "appendonlydir")
+    await down_for(1.0, worker)
+    aof_redis.restart()
+    restarted = time.monotonic()
+    after = await offsets_now(cluster, parts)
+
+    # Redis really went back: to exactly the copy, behind what had been committed
+    assert after == snap, f"restored offsets {after} are not the snapshot's {snap}"
+    rolled_back = sorted(p for p in range(parts) if after[p] < before[p])
+    assert rolled_back, f"nothing rolled back: before the kill {before}, after {after}"
+    applied_at_kill = sum(o + 1 for o in before.values())
+    if flow == "live":
+        assert applied_at_kill < n, "stream finished before Redis was killed"
+    else:
+        assert applied_at_kill == n, f"idle: {applied_at_kill}/{n} applied before the kill"
+
+    produced = await producing
+    delivered = await assert_effectively_once(cluster, settings, events, produced, [worker])
+    recovered_s = time.monotonic() - restarted
+    reports = lost_reports(worker)
+    assert reports, f"no 'redis lost' in the worker log:\n{tail(worker)}"
+    assert HOLE not in worker.text(), f"a gap was accepted as a hole:\n{tail(worker)}"
+    if flow == "idle":
+        # no batch came after the restore: the timer's check found every rolled-back one
+        found = {p for kind, p, _ in reports if kind == "commits"}
+        assert found >= set(rolled_back), f"rolled back {rolled_back}, reported {reports}"
+    print(
+        f"\n[{flow}] snapshot at {snap}, committed at the kill {before}, restored {after} "
+        f"(rolled back {rolled_back}); recovered {recovered_s:.1f}s after the restart; "
+        f"{[line for _, _, line in reports]}; "
+        f"{delivered.messages} transition messages, {delivered.duplicates} redelivered"
+    )
+
+
+@pytest.mark.parametrize("flow", ["live", "idle"])
+async def test_redis_back_empty_midstream_rebuilds(
+    kafka_bootstrap: str, volatile_redis: Service, cluster_on: Any, flow: str
+) -> None:
+    """redis-server (no persistence) is SIGKILLed and comes back empty on the same port:
+    every partition's epoch vanished, the worker re-claims each and re-reads it from
+    offset 0. ``live``: killed at a quarter of the stream while events keep coming;
+    ``idle``: killed after every event was produced and applied, so nothing but the
+    worker's timer check can notice."""
+    cluster: Cluster = cluster_on(kafka_bootstrap, f"redis://{volatile_redis.address}/0")
+    opts = {**NO_TIMER, "batch_max": "50"}
+    settings = await cluster.ensure_topics(**opts)
+    parts = settings.partitions
+    worker = cluster.start_worker(**opts)
+    await wait_log(worker, CLAIM, wait_s=40)
+
+    events = history(customers=200, events=3000, seed=62)
+    n = len(events)
+    producing = asyncio.create_task(produce_paced(cluster, events, per_second=300))
+    store = cluster.store()
+    try:
+        if flow == "live":
+            await wait_applied_at_least(store, parts, n // 4, wait_s=60)
+        else:
+            await wait_applied_alive(cluster, await producing, [worker])
+        before = await store.committed_offsets(range(parts))
+    finally:
+        await store.close()
+
+    volatile_redis.kill()
+    await down_for(1.0, worker)
+    volatile_redis.restart()
+    restarted = time.monotonic()
+    after = await offsets_now(cluster, parts)
+
+    assert after == dict.fromkeys(range(parts), -1), f"redis came back with offsets {after}"
+    applied_at_kill = sum(o + 1 for o in before.values())
+    assert all(o >= 0 for o in before.values()), f"a partition had nothing yet: {before}"
+    if flow == "live":
+        assert applied_at_kill < n, "stream finished before Redis was killed"
+    else:
+        assert applied_at_kill == n, f"idle: {applied_at_kill}/{n} applied before the kill"
+
+    produced = await producing
+    delivered = await assert_effectively_once(cluster, settings, events, produced, [worker])
+    recovered_s = time.monotonic() - restarted
+    reports = lost_reports(worker)
+    found = {p for kind, p, _ in reports if kind == "state"}
+    assert found == set(range(parts)), f"'redis lost state' for {found} only:\n{tail(worker)}"
+    assert HOLE not in worker.text(), f"a gap was accepted as a hole:\n{tail(worker)}"
+    print(
+        f"\n[{flow}] committed at the kill {before} ({applied_at_kill}/{n}); "
+        f"recovered {recovered_s:.1f}s after the restart; "
+        f"{[line for _, _, line in reports]}; "
         f"{delivered.messages} transition messages, {delivered.duplicates} redelivered"
     )
