@@ -12,8 +12,9 @@ their historical times, exactly as the live timer would have fired them.
   (default: counted, not published). Nothing goes to the live transitions topic.
 - Resumable: offsets commit with the state, so a killed backfill continues where its
   last commit ended, without redoing or doubling work.
-- The range ends at the partitions' end offsets read at start; later events are the
-  live worker's (see ``promote``).
+- The range ends at the partitions' end offsets read at start (a partition stops once
+  they are applied, even while live traffic keeps arriving); later events are the live
+  worker's: after ``promote`` it resumes from the offsets recorded here.
 """
 
 from __future__ import annotations
@@ -102,6 +103,28 @@ async def backfill_topic(settings: Settings, opts: BackfillOptions) -> BackfillR
         await store.close()
 
 
+async def _true_end_offsets(
+    consumer: AIOKafkaConsumer, tps: list[TopicPartition], resume: dict[int, int]
+) -> dict[TopicPartition, int]:
+    """End offsets at the start, read off the last record itself.
+
+    Some brokers (Tansu) answer ``end_offsets`` with the last *batch's* base offset + 1,
+    so the records after it in that batch would look beyond the range; fetching from
+    there and taking the last offset returned gives the true end.
+    """
+    end = await consumer.end_offsets(tps)
+    for tp in tps:
+        if end[tp] <= resume[tp.partition]:
+            continue
+        consumer.seek(tp, end[tp] - 1)
+        got = await consumer.getmany(tp, timeout_ms=5000)
+        offsets = [r.offset for r in got.get(tp, [])]
+        if offsets:
+            end[tp] = max(end[tp], max(offsets) + 1)
+        consumer.seek(tp, resume[tp.partition])
+    return end
+
+
 async def _run(
     settings: Settings,
     opts: BackfillOptions,
@@ -144,14 +167,19 @@ async def _run(
     resume = await processor.assign(partitions)
     for tp in tps:
         consumer.seek(tp, resume[tp.partition])
-    end = await consumer.end_offsets(tps)
+    end = await _true_end_offsets(consumer, tps, resume)
     todo = {tp.partition: max(0, end[tp] - resume[tp.partition]) for tp in tps}
     progress = Progress(sum(todo.values())) if opts.progress else None
     watermark = dict.fromkeys(partitions, 0)
     started = asyncio.get_running_loop().time()
+    # a partition is done once what it held at the start is applied; later records are
+    # the live worker's (after a promote it resumes from the offsets recorded here)
+    done = {tp for tp in tps if end[tp] <= resume[tp.partition]}
     idle = 0
-    while True:
-        records = await consumer.getmany(timeout_ms=500, max_records=opts.batch)
+    while len(done) < len(tps):
+        if done:
+            consumer.pause(*done)
+        records = await consumer.getmany(timeout_ms=200, max_records=opts.batch)
         for tp, recs in records.items():
             p = tp.partition
             msgs = [Msg(p, r.offset, r.key, r.value) for r in recs]
@@ -168,15 +196,15 @@ async def _run(
                 )
             if progress is not None:
                 progress.update(len(recs))
+            applied = processor.applied_offset(p)
+            if applied is not None and applied >= end[tp] - 1:
+                done.add(tp)
         if records:
             idle = 0
             continue
-        positions = {tp: await consumer.position(tp) for tp in tps}
-        if all(positions[tp] >= end[tp] for tp in tps):
-            break
         idle += 1
-        if idle >= 20:  # 10 s of nothing below the end offsets: the range has a hole
-            log.warning("no records for 10 s below end offsets %s at %s; stopping", end, positions)
+        if idle >= 50:  # 10 s of nothing below the end offsets: the range has a hole
+            log.warning("no records for 10 s below end offsets %s; stopping", end)
             break
     if progress is not None:
         progress.finish()

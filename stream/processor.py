@@ -124,6 +124,10 @@ class Processor:
         log.info("claimed partitions %s (resume at %s)", sorted(resume), resume)
         return resume
 
+    def applied_offset(self, p: int) -> int | None:
+        """The last offset this processor committed for ``p`` (None: none yet)."""
+        return self._committed.get(p)
+
     def revoke(self, partitions: Iterable[int]) -> None:
         for p in partitions:
             self.claims.pop(p, None)

@@ -277,3 +277,39 @@ async def test_since_until_filter_on_event_time(cluster: Cluster) -> None:
     inside = [e for e in events if since.isoformat() <= e["occurred_at"] < until.isoformat()]
     want, _ = expected(inside, settings)
     assert comparable(await states_of(cluster, ns)) == comparable(want)
+
+
+async def test_backfill_ends_at_its_start_offsets_while_traffic_goes_on(cluster: Cluster) -> None:
+    settings = await cluster.ensure_topics()
+    before = timeline(customers=30, events=2000, seed=14)
+    produced = await cluster.produce(before)
+    last = {}
+    for p, o in produced:
+        last[p] = max(last.get(p, -1), o)
+    stop = asyncio.Event()
+
+    async def traffic() -> int:
+        n = 0
+        while not stop.is_set():
+            await cluster.produce([purchase("late", 10_000 + n, T0 + timedelta(days=400), "1")])
+            n += 1
+            await asyncio.sleep(0.01)
+        return n
+
+    feeding = asyncio.create_task(traffic())
+    ns = f"e{cluster.suffix}"
+    try:
+        report = await asyncio.wait_for(
+            backfill_topic(settings, BackfillOptions(namespace=ns, batch=100, progress=False)),
+            timeout=60,
+        )
+    finally:
+        stop.set()
+        await feeding
+    assert report.events >= len(before)
+    store = cluster.store(namespace=ns)
+    try:
+        committed = await store.committed_offsets(last)
+    finally:
+        await store.close()
+    assert all(committed[p] >= o for p, o in last.items()), (committed, last)
