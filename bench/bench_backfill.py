@@ -61,6 +61,7 @@ import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from redis.utils import HIREDIS_AVAILABLE
 
+from bench.report import write_section
 from schemas.settings import Settings, load_settings
 from state.store import RedisStore
 from stream.backfill import BackfillOptions, BackfillReport, backfill_topic
@@ -829,18 +830,6 @@ the project's own functions.
 """
 
 
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find(SECTION)
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        nxt = text.find("\n## ", start + len(SECTION))
-        rest = "" if nxt == -1 else "\n" + text[nxt + 1 :]
-        text = text[:start] + section + rest
-    path.write_text(text.rstrip("\n") + "\n")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.bench_backfill", description=__doc__)
     ap.add_argument("--events", type=int, default=200_000)
@@ -865,7 +854,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(section)
     if not args.no_md:
-        write_section(args.md, section)
+        write_section(args.md, SECTION, section)
         print(f"wrote the backfill section of {args.md}")
     return 0
 

@@ -35,6 +35,7 @@ import numpy as np
 import redis
 from redis.utils import HIREDIS_AVAILABLE
 
+from bench.report import write_section
 from schemas.settings import Settings, load_settings
 from schemas.times import to_ms
 from segments.engine import NEVER, Engine
@@ -352,18 +353,6 @@ from Redis' bigger keyspace and skip list being colder in the CPU caches, and fr
 """
 
 
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find(SECTION)
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        nxt = text.find("\n## ", start + len(SECTION))
-        rest = "" if nxt == -1 else "\n" + text[nxt + 1 :]
-        text = text[:start] + section + rest
-    path.write_text(text.rstrip("\n") + "\n")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.bench_decay", description=__doc__)
     ap.add_argument("--big", type=int, default=1_000_000)
@@ -386,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(section)
     if not args.no_md:
-        write_section(args.md, section)
+        write_section(args.md, SECTION, section)
         print(f"wrote the decay section of {args.md}")
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -217,6 +218,17 @@ class Cluster:
                 await asyncio.sleep(0.1)
         finally:
             await store.close()
+
+
+def history(customers: int, events: int, seed: int) -> list[dict[str, Any]]:
+    """A seeded stream of purchases, 7 minutes apart, lognormal amounts."""
+    rng = random.Random(seed)
+    out = []
+    for n in range(events):
+        c = f"c{rng.randrange(customers):04d}"
+        amount = f"{rng.lognormvariate(5.5, 0.8):.2f}"
+        out.append(purchase(c, n, T0 + minutes(n * 7 + rng.randrange(5)), amount))
+    return out
 
 
 def minutes(n: float) -> timedelta:

@@ -34,7 +34,7 @@ from schemas.settings import Settings
 from segments import CustomerState
 from state.store import RedisStore
 from stream.embedded import Service, free_port, start_redis, start_tansu
-from tests.harness import T0, Cluster, WorkerProc, expected, minutes, purchase, story
+from tests.harness import Cluster, WorkerProc, expected, history, story
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
@@ -45,14 +45,6 @@ CLAIM_RE = re.compile(r"claimed partitions \[([0-9, ]*)\]")
 
 
 # ---------------------------------------------------------------------- helpers
-def history(customers: int, events: int, seed: int) -> list[dict[str, Any]]:
-    rng = random.Random(seed)
-    out = []
-    for n in range(events):
-        c = f"c{rng.randrange(customers):04d}"
-        amount = f"{rng.lognormvariate(5.5, 0.8):.2f}"
-        out.append(purchase(c, n, T0 + minutes(n * 7 + rng.randrange(5)), amount))
-    return out
 
 
 def tail(worker: WorkerProc, chars: int = 3000) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import random
 import time
 from datetime import UTC, datetime
 
@@ -17,19 +16,9 @@ from schemas.export import JSON_DIR
 from segments import CustomerState
 from stream.embedded import free_port
 from tests.corpus import bad_inputs
-from tests.harness import T0, Cluster, expected, minutes, purchase, story
+from tests.harness import Cluster, expected, history, purchase, story
 
 pytestmark = pytest.mark.integration
-
-
-def history(customers: int, events: int, seed: int) -> list[dict]:
-    rng = random.Random(seed)
-    out = []
-    for n in range(events):
-        c = f"c{rng.randrange(customers):04d}"
-        amount = f"{rng.lognormvariate(5.5, 0.8):.2f}"
-        out.append(purchase(c, n, T0 + minutes(n * 7 + rng.randrange(5)), amount))
-    return out
 
 
 async def final_states(
