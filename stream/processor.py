@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Protocol
 
-from schemas.errors import CommitConflict, Fenced, InvalidEvent, StateLost
+from schemas.errors import InvalidEvent
 from schemas.events import RefundEvent
 from schemas.settings import Settings
 from schemas.times import to_ms
@@ -33,13 +32,13 @@ from state.store import Claim, RedisStore
 from stream.clock import Clock
 from stream.encode import TransitionEncoder, encode_dead_letter
 from stream.messages import Batch, Msg, engine_event, msg_of, ref_of
+from stream.position import PositionGuard
 from stream.routing import partitioner
 from stream.validate import Validator
 
 __all__ = ["Outputs", "Processor", "Stats"]
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 class Outputs(Protocol):
@@ -71,7 +70,7 @@ class Stats:
     state_lost: int = 0
 
 
-class Processor:
+class Processor(PositionGuard):
     """Applies batches for the partitions this worker currently owns."""
 
     def __init__(
@@ -153,106 +152,6 @@ class Processor:
         async with self._locks[p]:
             await self._fenced(p, "batch", lambda c: self._commit_events(c, batch))
         return max((ev.occurred_ms for _, ev in batch.good), default=None)
-
-    async def _fenced(self, p: int, what: str, step: Callable[[Claim], Awaitable[T]]) -> T | None:
-        """Run one load→apply→commit ``step`` under the partition's current claim: again
-        on a version conflict; again under a new claim if Redis lost the partition's
-        state; ``None`` (and forget that claim) if the partition moved to another worker."""
-        while (claim := self.claims.get(p)) is not None:
-            try:
-                return await step(claim)
-            except CommitConflict:
-                self.stats.conflicts += 1
-            except StateLost as exc:
-                await self._reclaim(claim, str(exc))
-            except Fenced as exc:
-                self.stats.fenced_batches += 1
-                if self.claims.get(p) is claim:
-                    self.claims.pop(p, None)
-                log.warning("%s dropped, partition moved: %s", what, exc)
-                return None
-        return None
-
-    def _check_epoch(self, claim: Claim, epoch: int | None) -> None:
-        if epoch == claim.epoch:
-            return
-        if epoch is None or epoch < claim.epoch:
-            raise StateLost(
-                f"partition {claim.partition}: redis has epoch {epoch}, this worker "
-                f"claimed {claim.epoch}"
-            )
-        raise Fenced(
-            f"partition {claim.partition}: epoch is {epoch}, this worker has {claim.epoch}"
-        )
-
-    async def _reclaim(self, claim: Claim, why: str) -> None:
-        """Redis went back in time: claim again and re-read from what it holds."""
-        p = claim.partition
-        self.stats.state_lost += 1
-        new = await self.store.claim(p)
-        if self.claims.get(p) is claim:
-            self.claims[p] = new
-        self._committed.pop(p, None)
-        log.error(
-            "redis lost state of partition %d (%s): re-reading from offset %d",
-            p,
-            why,
-            new.offset + 1,
-        )
-        if self.rewind is not None:
-            await self.rewind(p, new.offset + 1)
-
-    async def verify(self, p: int) -> None:
-        """Catch Redis going back in time on a quiet partition (nothing else would)."""
-        claim = self.claims.get(p)
-        if claim is None or self.position != "off":
-            return
-        async with self._locks[p]:
-            epoch, offset, _moved = await self.store.meta(p)
-            try:
-                self._check_epoch(claim, epoch)
-            except StateLost as exc:
-                await self._reclaim(claim, str(exc))
-                return
-            except Fenced:
-                return  # the next batch drops it
-            last = self._committed.get(p)
-            if last is not None and offset < last and self.rewind is not None:
-                self.stats.state_lost += 1
-                self._committed[p] = offset
-                log.error(
-                    "redis lost commits of partition %d (offset %d < %d): re-reading",
-                    p,
-                    offset,
-                    last,
-                )
-                await self.rewind(p, offset + 1)
-
-    async def _rewind(self, p: int, offset: int) -> None:
-        self.stats.rewinds += 1
-        assert self.rewind is not None
-        await self.rewind(p, offset)
-
-    def _gap(self, p: int, expect: int, first: int) -> bool:
-        """True if the batch starts after the next offset Redis expects (its commits were
-        lost, or a seek raced): re-read from ``expect`` instead. A gap that persists for
-        10 s is a real hole in the log (compaction, transaction markers) and is accepted."""
-        if self.rewind is None or self.position != "off" or first <= expect:
-            self._gaps.pop(p, None)
-            return False
-        since = self._gaps.setdefault(p, (expect, time.monotonic()))
-        if since[0] != expect:
-            self._gaps[p] = (expect, time.monotonic())
-        elif time.monotonic() - since[1] > 10.0:
-            log.warning(
-                "partition %d: offsets %d..%d are missing from the log; going on",
-                p,
-                expect,
-                first - 1,
-            )
-            self._gaps.pop(p, None)
-            return False
-        return True
 
     def _sort(self, p: int, msgs: list[Msg]) -> Batch:
         """Validate and route each message: apply here, forward, or dead-letter."""
