@@ -1,0 +1,83 @@
+"""Fixtures of the failure tests: dedicated redis-servers and brokers they can break."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stream.embedded import Service, free_port, start_redis, start_tansu
+from tests.harness import Cluster
+from tests.tcp_proxy import TcpProxy
+
+
+@pytest.fixture
+def aof_redis(tmp_path: Path) -> Iterator[Service]:
+    """A dedicated redis-server, AOF on and fsynced on every write: a restart loses nothing."""
+    server = start_redis(appendonly=True, appendfsync="always", workdir=tmp_path / "redis-aof")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def cluster_on(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Any]:
+    """Make :class:`Cluster` s on servers of the test's own; stops their workers after."""
+    made: list[Cluster] = []
+
+    def make(kafka_bootstrap: str, redis_url: str) -> Cluster:
+        suffix = uuid.uuid4().hex[:8]
+        c = Cluster(
+            kafka_bootstrap=kafka_bootstrap,
+            redis_url=redis_url,
+            suffix=suffix,
+            logdir=tmp_path_factory.mktemp(f"workers-{suffix}"),
+        )
+        made.append(c)
+        return c
+
+    try:
+        yield make
+    finally:
+        for c in made:
+            c.stop_all()
+
+
+@pytest.fixture
+def volatile_redis(tmp_path: Path) -> Iterator[Service]:
+    """A dedicated redis-server that keeps nothing on disk: a restart brings it back empty."""
+    server = start_redis(workdir=tmp_path / "redis-volatile")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass
+class ProxiedBroker:
+    broker: Service
+    proxy: TcpProxy
+
+
+@pytest.fixture
+async def proxied_broker(tmp_path: Path) -> AsyncIterator[ProxiedBroker]:
+    """A dedicated Tansu that advertises a proxy's port: every client connection after
+    bootstrap goes through the proxy too, so cutting it is a broker outage for all."""
+    broker_port = free_port()
+    proxy = TcpProxy(target_port=broker_port)
+    broker = start_tansu(
+        port=broker_port, advertised_port=proxy.port, log_path=tmp_path / "tansu.log"
+    )
+    try:
+        proxy.start()
+        yield ProxiedBroker(broker, proxy)
+    finally:
+        proxy.close()
+        broker.stop()
