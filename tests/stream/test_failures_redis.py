@@ -22,9 +22,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
-from stream.embedded import Service
+from stream.embedded import Service, free_port
 from tests.failkit import (
     CLAIM,
     HOLE,
@@ -52,10 +53,11 @@ async def test_redis_restart_with_aof_midstream(
     """redis-server is SIGKILLed while the worker applies events, and comes back 2 s later
     on the same port from its AOF: the worker retries, doesn't die, and the result is exact."""
     cluster: Cluster = cluster_on(kafka_bootstrap, f"redis://{aof_redis.address}/0")
+    port = free_port()
     opts = {**NO_TIMER, "batch_max": "50"}
     settings = await cluster.ensure_topics(**opts)
     parts = settings.partitions
-    worker = cluster.start_worker(**opts)
+    worker = cluster.start_worker(http_port=str(port), **opts)
     await wait_log(worker, CLAIM, wait_s=40)
 
     events = history(customers=200, events=3000, seed=31)
@@ -68,9 +70,16 @@ async def test_redis_restart_with_aof_midstream(
         await store.close()
     aof_redis.kill()
     deadline = time.monotonic() + 2.0
-    while time.monotonic() < deadline:  # the worker must ride out the outage
-        assert_alive(worker)
-        await asyncio.sleep(0.05)
+    seen_down = False
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:  # the worker must ride out the outage ...
+            assert_alive(worker)
+            async with http.get(f"http://127.0.0.1:{port}/metrics") as r:
+                seen_down |= "rfm_redis_up 0" in (await r.text()).splitlines()
+            await asyncio.sleep(0.05)
+        assert seen_down, "/metrics never showed rfm_redis_up 0 while Redis was down"
+        async with http.get(f"http://127.0.0.1:{port}/health") as r:
+            assert r.status == 503  # ... and say so
     aof_redis.restart()
     assert at_kill < n, "stream finished before Redis was killed"
 
