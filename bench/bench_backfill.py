@@ -37,7 +37,6 @@ import gc
 import hashlib
 import os
 import platform
-import pstats
 import re
 import shlex
 import shutil
@@ -49,154 +48,30 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import aiokafka
 import numpy as np
-import orjson
 import pandas as pd
 import redis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from redis.utils import HIREDIS_AVAILABLE
 
-from bench.report import write_section
+from bench.baselines import PandasRun, check_sample, pandas_summary, plain_aiokafka
+from bench.profiling import format_profile
+from bench.report import cpu_model, write_section
+from bench.workload import SPAN_DAYS, generate, produce
 from schemas.settings import Settings, load_settings
 from state.store import RedisStore
 from stream.backfill import BackfillOptions, BackfillReport, backfill_topic
 from stream.embedded import start_redis, start_tansu
 from stream.kafka import ensure_topics
-from tests.harness import purchase
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Backfill vs live worker vs baselines"
-DAY_MS = 86_400_000
-END = datetime(2025, 12, 31, tzinfo=UTC)  # event time ends here (in the past: no FutureEvent)
-SPAN_DAYS = 548  # ~1.5 years
-REFUND_SHARE = 0.015
-FETCH = {"max_partition_fetch_bytes": 8 * 1024 * 1024, "fetch_max_bytes": 64 * 1024 * 1024}
 TARGET_VS_LIVE = 5.0
 TARGET_VS_PLAIN = 0.3
 SAMPLE = 500
-
-
-# ---------------------------------------------------------------------- workload
-def generate(events: int, customers: int, seed: int) -> list[dict[str, Any]]:
-    """Seeded purchases and refunds, sorted by event time (refund after its purchase).
-
-    Purchase rates and basket sizes are lognormal per customer (a few heavy buyers, a long
-    tail of occasional ones); customers join over the first ~70 % of the span and about
-    30 % of them stop buying part-way. Refunds take back a whole order or part of it,
-    1 hour to 30 days after the purchase.
-    """
-    rng = np.random.default_rng(seed)
-    n = customers
-    span = SPAN_DAYS * DAY_MS
-    start_ms = int(END.timestamp() * 1000) - span
-    rate = rng.lognormal(0.0, 1.2, n)
-    rate /= rate.sum()
-    basket_cents = rng.lognormal(np.log(15_000), 0.7, n)  # typical basket ~150 CNY
-    join = rng.uniform(0.0, 0.7, n) * span
-    stop = np.where(rng.random(n) < 0.3, join + rng.uniform(0.1, 0.6, n) * (span - join), span)
-
-    n_refunds = round(events * REFUND_SHARE)
-    n_buys = events - n_refunds
-    who = rng.choice(n, size=n_buys, p=rate)
-    at = (start_ms + join[who] + rng.random(n_buys) * (stop[who] - join[who])).astype(np.int64)
-    cents = np.clip(np.rint(rng.lognormal(np.log(basket_cents[who]), 0.5)), 1, 99_999_999)
-    cents = cents.astype(np.int64)
-
-    src = rng.choice(n_buys, size=n_refunds, replace=False)  # each refunded order once
-    back_at = at[src] + rng.integers(3_600_000, 30 * DAY_MS, n_refunds)
-    back_at = np.maximum(np.minimum(back_at, start_ms + span), at[src] + 1)
-    partial = np.floor(cents[src] * rng.uniform(0.2, 0.9, n_refunds)).astype(np.int64)
-    back_cents = np.where(rng.random(n_refunds) < 0.5, cents[src], np.maximum(partial, 1))
-
-    # rows: (time, kind 0=purchase 1=refund, customer, cents, purchase row refunded)
-    times = np.concatenate([at, back_at])
-    kinds = np.concatenate([np.zeros(n_buys, np.int64), np.ones(n_refunds, np.int64)])
-    custs = np.concatenate([who, who[src]])
-    amounts = np.concatenate([cents, back_cents])
-    refs = np.concatenate([np.full(n_buys, -1, np.int64), src])
-    order = np.lexsort((kinds, times))
-    order_id_of_row: dict[int, str] = {}
-    out: list[dict[str, Any]] = []
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    for k, i in enumerate(order.tolist()):
-        c = f"c{int(custs[i]):06d}"
-        when = epoch + timedelta(milliseconds=int(times[i]))
-        amount = f"{int(amounts[i]) // 100}.{int(amounts[i]) % 100:02d}"
-        extra: dict[str, Any] = {"store_id": f"s{int(custs[i]) % 97:03d}", "channel": "pos"}
-        if kinds[i]:
-            extra = {**extra, "kind": "refund", "refund_of": order_id_of_row[int(refs[i])]}
-        ev = purchase(c, k, when, amount, **extra)
-        if not kinds[i]:
-            order_id_of_row[i] = ev["order_id"]
-        out.append(ev)
-    return out
-
-
-async def produce(
-    bootstrap: str, topic: str, events: Sequence[dict[str, Any]]
-) -> list[tuple[int, int]]:
-    """Produce keyed by customer_id (aiokafka's default murmur2 partitioner, as the worker
-    expects); returns each event's (partition, offset)."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        linger_ms=20,
-        max_batch_size=512 * 1024,
-        acks=1,
-        enable_idempotence=False,
-    )
-    await producer.start()
-    try:
-        futs = [
-            await producer.send(topic, orjson.dumps(ev), key=ev["customer_id"].encode())
-            for ev in events
-        ]
-        metas = await asyncio.gather(*futs)
-    finally:
-        await producer.stop()
-    return [(m.partition, m.offset) for m in metas]
-
-
-# ---------------------------------------------------------------------- a. plain aiokafka
-async def plain_aiokafka(bootstrap: str, topic: str, total: int, batch: int) -> float:
-    """Seconds to read and ``orjson.loads`` every record of ``topic`` (consumer start
-    included, as in the backfill's timing)."""
-    t0 = time.perf_counter()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        **FETCH,
-    )
-    await consumer.start()
-    try:
-        parts = consumer.partitions_for_topic(topic)
-        if not parts:
-            await consumer.client.force_metadata_update()
-            parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        n = 0
-        deadline = time.monotonic() + 600
-        while n < total:
-            records = await consumer.getmany(timeout_ms=500, max_records=batch)
-            for recs in records.values():
-                for r in recs:
-                    orjson.loads(r.value)
-                n += len(recs)
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"plain consumer read {n} of {total} records in 600 s")
-    finally:
-        await consumer.stop()
-    if n != total:
-        raise RuntimeError(f"plain consumer read {n} records, produced {total}")
-    return time.perf_counter() - t0
 
 
 # ---------------------------------------------------------------------- b. live worker
@@ -348,142 +223,6 @@ async def profile_backfill(settings: Settings, namespace: str) -> tuple[str, flo
     report = await backfill_topic(settings, BackfillOptions(namespace=namespace, progress=False))
     prof.disable()
     return format_profile(prof), time.perf_counter() - t0, report.events
-
-
-def _where(key: tuple[str, int, str]) -> str:
-    filename, line, name = key
-    if filename == "~":
-        return name
-    path = filename
-    if path.startswith(str(ROOT) + os.sep):
-        path = path[len(str(ROOT)) + 1 :]
-        if path.startswith(".venv"):
-            path = path.split("site-packages" + os.sep, 1)[-1]
-    elif "site-packages" + os.sep in path:
-        path = path.split("site-packages" + os.sep, 1)[1]
-    else:
-        path = Path(path).name
-    return f"{path}:{line}({name})"
-
-
-def format_profile(prof: cProfile.Profile, top: int = 15) -> str:
-    stats = pstats.Stats(prof)
-    raw: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = stats.stats  # type: ignore[attr-defined]
-    total = sum(v[2] for v in raw.values())
-
-    def rows(items: list[tuple[tuple[str, int, str], tuple[int, int, float, float, Any]]]) -> str:
-        lines = [f"{'own s':>7} {'own %':>6} {'cum s':>7} {'calls':>9}  function"]
-        for key, (_cc, nc, tt, ct, _callers) in items[:top]:
-            lines.append(f"{tt:7.2f} {100 * tt / total:5.1f}% {ct:7.2f} {nc:9,}  {_where(key)}")
-        return "\n".join(lines)
-
-    by_own = sorted(raw.items(), key=lambda kv: kv[1][2], reverse=True)
-    ours = [
-        kv
-        for kv in raw.items()
-        if kv[0][0].startswith(str(ROOT) + os.sep)
-        and not kv[0][0].startswith(str(ROOT / ".venv"))
-        and not kv[0][0].startswith(str(ROOT / "bench"))
-    ]
-    by_cum = sorted(ours, key=lambda kv: kv[1][3], reverse=True)
-    per_file: dict[str, float] = {}
-    for (filename, _line, _name), v in raw.items():
-        where = (
-            "(C built-ins and extension methods)"
-            if filename == "~"
-            else _where((filename, 0, "")).removesuffix(":0()")
-        )
-        per_file[where] = per_file.get(where, 0.0) + v[2]
-    files = sorted(per_file.items(), key=lambda kv: kv[1], reverse=True)[:10]
-    file_rows = "\n".join(f"{t:7.2f} {100 * t / total:5.1f}%  {f}" for f, t in files)
-    return (
-        f"Top {top} by own time (total profiled {total:.2f} s):\n\n{rows(by_own)}\n\n"
-        f"Top {top} project functions by cumulative time:\n\n{rows(by_cum)}\n\n"
-        f"Own time per file, top 10:\n\n{'own s':>7} {'own %':>6}  file\n{file_rows}"
-    )
-
-
-# ---------------------------------------------------------------------- d. pandas
-@dataclass
-class PandasRun:
-    construct_s: float
-    parse_s: float
-    groupby_s: float
-    summary: pd.DataFrame
-
-
-def pandas_summary(events: list[dict[str, Any]]) -> PandasRun:
-    """Per customer: frequency (orders not fully refunded), monetary (purchases - refunds,
-    in 1/10,000 units like the engine), first and last purchase time (epoch ms)."""
-    gc.collect()
-    t0 = time.perf_counter()
-    df = pd.DataFrame(events)
-    t1 = time.perf_counter()
-    units = (pd.to_numeric(df["amount"]) * 100).round().astype("int64") * 100
-    at = pd.to_datetime(df["occurred_at"], format="ISO8601", utc=True)
-    ms = at.dt.as_unit("ms").astype("int64")
-    is_refund = df["kind"].eq("refund").to_numpy() if "kind" in df else np.zeros(len(df), bool)
-    t2 = time.perf_counter()
-    buys = pd.DataFrame(
-        {
-            "customer": df["customer_id"].to_numpy()[~is_refund],
-            "order": df["order_id"].to_numpy()[~is_refund],
-            "units": units.to_numpy()[~is_refund],
-            "ms": ms.to_numpy()[~is_refund],
-        }
-    )
-    backs = pd.DataFrame(
-        {
-            "customer": df["customer_id"].to_numpy()[is_refund],
-            "order": df["refund_of"].to_numpy()[is_refund] if "refund_of" in df else [],
-            "units": units.to_numpy()[is_refund],
-        }
-    )
-    per_order = buys.groupby(["customer", "order"], sort=False)["units"].sum()
-    refunded = backs.groupby(["customer", "order"], sort=False)["units"].sum()
-    remaining = per_order - refunded.reindex(per_order.index, fill_value=0)
-    g = buys.groupby("customer", sort=False)
-    summary = pd.DataFrame(
-        {
-            "frequency": (remaining > 0).groupby(level="customer", sort=False).sum(),
-            "monetary": g["units"].sum(),
-            "first_ms": g["ms"].min(),
-            "last_ms": g["ms"].max(),
-        }
-    )
-    back_total = backs.groupby("customer", sort=False)["units"].sum()
-    summary["monetary"] -= back_total.reindex(summary.index, fill_value=0)
-    t3 = time.perf_counter()
-    return PandasRun(t1 - t0, t2 - t1, t3 - t2, summary)
-
-
-async def check_sample(
-    settings: Settings,
-    namespace: str,
-    summary: pd.DataFrame,
-    home: dict[str, int],
-    sample: list[str],
-) -> int:
-    """Compare Redis state with the pandas summary for ``sample``; returns mismatches
-    (raises with the first few)."""
-    store = RedisStore.from_url(settings.redis_url.get_secret_value(), "rfm", namespace)
-    bad = []
-    try:
-        for cid in sample:
-            s = await store.get_state(home[cid], cid)
-            row = summary.loc[cid]
-            want = (int(row.frequency), int(row.monetary), int(row.first_ms), int(row.last_ms))
-            got = None if s is None else (s.frequency, s.monetary, s.first_ms, s.last_ms)
-            if got != want:
-                bad.append((cid, got, want))
-    finally:
-        await store.close()
-    if bad:
-        raise AssertionError(
-            f"{len(bad)} of {len(sample)} customers differ in {namespace!r} "
-            f"(customer, redis, pandas): {bad[:5]}"
-        )
-    return len(bad)
 
 
 # ---------------------------------------------------------------------- the run
@@ -651,15 +390,6 @@ async def bench(args: argparse.Namespace) -> Results:
 
 
 # ---------------------------------------------------------------------- report
-def _cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown cpu"
-    m = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
-    return m.group(1).strip() if m else "unknown cpu"
-
-
 def _met(value: float, target: float) -> str:
     return "**met**" if value >= target else "**not met**"
 
@@ -754,7 +484,7 @@ Command (run from the repo root, {when}), measuring {code}:
 {command}
 ```
 
-Machine: {os.cpu_count()} cores ({_cpu_model()}), shared and noisy (other sessions' test
+Machine: {os.cpu_count()} cores ({cpu_model()}), shared and noisy (other sessions' test
 runs come and go): only the ratios below mean anything, and each was measured in this
 one run. Python {platform.python_version()}, aiokafka {aiokafka.__version__}, redis-py
 {redis.__version__} (hiredis reply parser: {"yes" if HIREDIS_AVAILABLE else "no"}; note

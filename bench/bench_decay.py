@@ -21,7 +21,6 @@ import asyncio
 import gc
 import os
 import platform
-import re
 import shlex
 import statistics
 import sys
@@ -35,7 +34,7 @@ import numpy as np
 import redis
 from redis.utils import HIREDIS_AVAILABLE
 
-from bench.report import write_section
+from bench.report import cpu_model, write_section
 from schemas.settings import Settings, load_settings
 from schemas.times import to_ms
 from segments.engine import NEVER, Engine
@@ -278,15 +277,6 @@ async def bench(args: argparse.Namespace) -> tuple[list[Run], str]:
 
 
 # ---------------------------------------------------------------------- report
-def _cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown cpu"
-    m = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
-    return m.group(1).strip() if m else "unknown cpu"
-
-
 def report(args: argparse.Namespace, runs: list[Run], redis_version: str, command: str) -> str:
     big, small = runs
     ratio = big.pass_median / small.pass_median
@@ -319,7 +309,7 @@ Command (run from the repo root, {when}):
 {command}
 ```
 
-Machine: {os.cpu_count()} cores ({_cpu_model()}), shared and noisy. Python
+Machine: {os.cpu_count()} cores ({cpu_model()}), shared and noisy. Python
 {platform.python_version()}, redis-py {redis.__version__} (hiredis reply parser:
 {"yes" if HIREDIS_AVAILABLE else "no, pure-Python RESP parsing"}), redis-server
 {redis_version} started by the benchmark on a free port.

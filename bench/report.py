@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import platform
+import re
 from pathlib import Path
 
-__all__ = ["write_section"]
+__all__ = ["cpu_model", "write_section"]
 
 
 def write_section(path: Path, title: str, section: str) -> None:
@@ -18,3 +20,13 @@ def write_section(path: Path, title: str, section: str) -> None:
         rest = "" if nxt == -1 else "\n" + text[nxt + 1 :]
         text = text[:start] + section + rest
     path.write_text(text.rstrip("\n") + "\n")
+
+
+def cpu_model() -> str:
+    """The CPU, for the machine note of a benchmark section."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown cpu"
+    m = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
+    return m.group(1).strip() if m else "unknown cpu"

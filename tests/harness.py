@@ -200,9 +200,14 @@ class Cluster:
         return await self.read(self.settings().transitions_topic, until, wait_s)
 
     async def wait_applied(
-        self, produced: list[tuple[int, int]], wait_s: float = 60.0, namespace: str | None = None
+        self,
+        produced: Sequence[tuple[int, int]],
+        wait_s: float = 60.0,
+        namespace: str | None = None,
+        check: Callable[[], None] | None = None,
     ) -> None:
-        """Wait until Redis's committed offsets cover every produced (partition, offset)."""
+        """Wait until Redis's committed offsets cover every produced (partition, offset);
+        ``check`` runs on every poll (e.g. to fail at once if a worker died)."""
         last: dict[int, int] = {}
         for p, o in produced:
             last[p] = max(last.get(p, -1), o)
@@ -210,6 +215,8 @@ class Cluster:
         try:
             deadline = time.monotonic() + wait_s
             while True:
+                if check is not None:
+                    check()
                 committed = await store.committed_offsets(last)
                 if all(committed[p] >= o for p, o in last.items()):
                     return

@@ -1,15 +1,6 @@
 """Broker failures: an outage mid-stream.
 
-Every test runs real worker processes against a real Tansu broker and a real
-redis-server, breaks something while the stream is flowing, and then compares the
-result with what the pure engine computes from the events in one uninterrupted pass:
-
-- the final state of every customer is identical (nothing lost, nothing applied twice);
-- the set of ``transition_id``\\ s on the transitions topic is identical: none lost, none
-  extra. Duplicates of an id are allowed (delivery is at least once), and after
-  deduplication each customer's story (from, to, cause, effective_at) is identical.
-
-The decay timer is off, so the expectation depends only on the events.
+Each test compares with one uninterrupted run: see ``tests/failkit.py``.
 """
 
 from __future__ import annotations
