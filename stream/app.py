@@ -272,10 +272,12 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         runtime.processor.revoke(set(runtime.processor.owned()) - set(mine))
         resume = await runtime.assign(set(mine))
         for p, offset in resume.items():
-            await app.consumer.seek(mine[p], offset)
+            await app.consumer.seek_wait({mine[p]: offset})
 
     async def rewind(p: int, offset: int) -> None:
-        await app.consumer.seek(TP(topic.get_topic_name(), p), offset)
+        # seek_wait runs in the consumer's own thread; faust's seek() touches the threaded
+        # aiokafka consumer from this one and races its fetcher (KeyError in fetched_records)
+        await app.consumer.seek_wait({TP(topic.get_topic_name(), p): offset})
 
     runtime.processor.rewind = rewind
     _position_from_redis(app, runtime, topic.get_topic_name())
@@ -307,7 +309,7 @@ def _position_from_redis(app: faust.App, runtime: Runtime, topic_name: str) -> N
             await with_backoff("read committed offsets", read, _RETRIABLE)
             for tp in ours:
                 positions[tp] = committed[tp.partition] + 1
-                await consumer.seek(tp, positions[tp])
+            await consumer.seek_wait({tp: positions[tp] for tp in ours})
         return positions
 
     consumer.seek_to_committed = seek_to_redis_committed  # type: ignore[method-assign]
