@@ -19,9 +19,12 @@ def ms(iso: str) -> int:
 
 async def test_left_alone_high_value_decays_to_dormant_on_time(cluster: Cluster) -> None:
     await cluster.ensure_topics(recency="3s", decay_interval="200ms")
-    cluster.start_worker(
+    worker = cluster.start_worker(
         recency="3s", decay_interval="200ms", frequency_cut="2", monetary_cut="100"
     )
+    # measure the timer, not the group join: a worker still joining when the due time
+    # passes would apply the purchases after it, and the decay with them
+    worker.wait_for_log("claimed partitions")
     now = datetime.now(UTC)
     await cluster.produce([purchase("vip", 1, now, "80"), purchase("vip", 2, now, "80")])
 
