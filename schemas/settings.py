@@ -45,10 +45,19 @@ class Settings(BaseSettings):
     dlq_topic: str = "purchases.dlq"
     partitions: int = Field(4, ge=1, le=1024, description="Partitions when topics are created.")
 
-    # --- segment rules of the rfm8 grid
-    recency: Duration = Field(parse_duration("90d"), description="R is high within this.")
-    frequency_cut: int = Field(2, ge=1, description="F is high at or above this many purchases.")
-    monetary_cut: Decimal = Field(Decimal(1000), gt=0, description="M is high at or above this.")
+    # --- segment rules
+    rules: str | None = Field(
+        None, description="Rules file (TOML) declaring the schemes; unset: the shipped one."
+    )
+    recency: Duration | None = Field(None, description="Override rfm8's R cut point (90d).")
+    frequency_cut: int | None = Field(None, ge=1, description="Override rfm8's F cut (2).")
+    monetary_cut: Decimal | None = Field(None, gt=0, description="Override rfm8's M cut (1000).")
+    quantile_refresh: Duration = Field(
+        parse_duration("1h"), description="How often quantile cut points are recomputed."
+    )
+    publish_recalibrations: bool = Field(
+        True, description="Publish transitions caused only by moved quantile cut points."
+    )
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = Field(
         "CNY", description="The one currency monetary totals are kept in."
     )

@@ -1,30 +1,80 @@
-"""The schemes in force, built from settings (the one place cut points become schemes)."""
+"""The schemes in force: the rules file, checked, plus the settings' rfm8 overrides.
+
+The one place cut points become schemes. Quantile axes take the thresholds of the
+current cut-point version (``segments.quantiles``); until the first one exists they
+rank nobody.
+"""
 
 from __future__ import annotations
 
-from schemas.money import to_units
+from collections.abc import Mapping
+
+from schemas.errors import SettingsError
+from schemas.rules import RulesFile, load_rules
 from schemas.settings import Settings
+from segments.check import build_scheme, checked
 from segments.engine import Engine, Policy
-from segments.rfm8 import Rfm8
-from segments.scheme import Scheme
+from segments.grid import GridScheme
 
-__all__ = ["build_engine", "build_schemes"]
+__all__ = ["Thresholds", "build_engine", "build_schemes", "load_checked_rules", "policy_of"]
+
+Thresholds = Mapping[str, Mapping[str, tuple[int, ...]]]
+"""scheme -> axis -> thresholds, for quantile axes (from a cut-point version)."""
 
 
-def build_schemes(settings: Settings) -> list[Scheme]:
+def _overridden(rules: RulesFile, settings: Settings) -> RulesFile:
+    """Apply ``RFM_RECENCY`` / ``RFM_FREQUENCY_CUT`` / ``RFM_MONETARY_CUT`` to rfm8."""
+    given = {
+        "r": settings.recency,
+        "f": settings.frequency_cut,
+        "m": settings.monetary_cut,
+    }
+    given = {k: v for k, v in given.items() if v is not None}
+    if not given:
+        return rules
+    spec = rules.schemes.get("rfm8")
+    env = {"r": "RFM_RECENCY", "f": "RFM_FREQUENCY_CUT", "m": "RFM_MONETARY_CUT"}
+    for axis in given:
+        a = getattr(spec.axes, axis) if spec else None
+        if a is None or a.cuts is None or len(a.cuts) != 1:
+            raise SettingsError(
+                f"bad setting {env[axis]}: it overrides the rfm8 scheme's single fixed "
+                f"{axis} cut, and the rules file has none"
+            )
+    assert spec is not None
+    axes = spec.axes.model_copy(
+        update={k: getattr(spec.axes, k).model_copy(update={"cuts": [v]}) for k, v in given.items()}
+    )
+    schemes = dict(rules.schemes)
+    schemes["rfm8"] = spec.model_copy(update={"axes": axes})
+    return RulesFile(schemes=schemes)
+
+
+def load_checked_rules(settings: Settings) -> RulesFile:
+    """The rules in force, or ``RulesError`` naming every problem (the worker won't start)."""
+    rules = load_rules(settings.rules)
+    return checked(_overridden(rules, settings), settings.rules or "(shipped default rules)")
+
+
+def build_schemes(
+    settings: Settings, rules: RulesFile | None = None, thresholds: Thresholds | None = None
+) -> list[GridScheme]:
+    rules = rules or load_checked_rules(settings)
     return [
-        Rfm8(
-            recency_ms=settings.recency,
-            frequency_cut=settings.frequency_cut,
-            monetary_cut_units=to_units(settings.monetary_cut),
-        )
+        build_scheme(name, spec, (thresholds or {}).get(name))
+        for name, spec in rules.schemes.items()
     ]
 
 
-def build_engine(settings: Settings) -> Engine:
-    policy = Policy(
+def policy_of(settings: Settings) -> Policy:
+    return Policy(
         dedupe_ms=settings.dedupe_retention,
         order_retention_ms=settings.order_retention,
         refund_hold_ms=settings.refund_hold,
     )
-    return Engine(build_schemes(settings), policy)
+
+
+def build_engine(
+    settings: Settings, rules: RulesFile | None = None, thresholds: Thresholds | None = None
+) -> Engine:
+    return Engine(build_schemes(settings, rules, thresholds), policy_of(settings))

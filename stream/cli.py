@@ -1,4 +1,4 @@
-"""``rfm-stream`` command line: ``worker``, ``demo``, ``schemas``.
+"""``rfm-stream`` command line: worker, demo, backfill, promote, drop, rules, schemas.
 
 Every setting is also a ``--kebab-case`` option, generated from :class:`Settings` so
 the two can't drift; options default to the ``RFM_*`` environment. Failures end with
@@ -185,6 +185,36 @@ def cmd_drop(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rules_check(args: argparse.Namespace) -> int:
+    """Shape and sense of a rules file: every problem on its own line, exit 1 if any."""
+    from schemas.rules import RulesError, load_rules
+    from segments.check import build_scheme, check_rules
+
+    try:
+        rules = load_rules(args.file)
+        problems = check_rules(rules)
+    except RulesError as exc:
+        problems = exc.problems + (check_rules(exc.partial) if exc.partial else [])
+    if problems:
+        for line in problems:
+            print(f"{args.file}: {line}", file=sys.stderr)
+        print(f"rfm-stream: {len(problems)} problem(s) in {args.file}", file=sys.stderr)
+        return 1
+    for name, spec in rules.schemes.items():
+        scheme = build_scheme(name, spec)
+        axes = " × ".join(f"{a.name}{a.bands}" for a in scheme.axes)
+        kinds = ", ".join(
+            f"{a.name} {'quantiles' if a.quantiles is not None else 'fixed'}"
+            + (" (window)" if a.window_ms else "")
+            for a in scheme.axes
+        )
+        print(
+            f"{name}: {axes} = {len(scheme.cells)} cells -> {len(spec.segments)} segments; {kinds}"
+        )
+    print(f"{args.file}: OK, {len(rules.schemes)} schemes")
+    return 0
+
+
 def cmd_schemas(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -249,6 +279,14 @@ def build_parser() -> argparse.ArgumentParser:
     drop.add_argument("target", metavar="NAMESPACE")
     _add_settings_options(drop)
     drop.set_defaults(func=cmd_drop)
+
+    rules = sub.add_parser("rules", help="segment rules files")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True)
+    check = rules_sub.add_parser(
+        "check", help="validate a rules file: gaps, overlaps, unreachable segments, band order"
+    )
+    check.add_argument("file", metavar="FILE")
+    check.set_defaults(func=cmd_rules_check)
 
     schemas = sub.add_parser("schemas", help="write the JSON Schema files")
     schemas.add_argument("--out", help="directory (default: the package's schemas/json)")

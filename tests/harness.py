@@ -23,6 +23,7 @@ from state.store import RedisStore
 from stream.kafka import ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "tests" / "rules"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -100,6 +101,7 @@ class Cluster:
             "RFM_BATCH_WITHIN": "20ms",
             "RFM_LOG_LEVEL": "info",
             "RFM_HTTP_PORT": "0",
+            "RFM_RULES": str(RULES / "rfm8.toml"),
         }
         base.update({f"RFM_{k.upper()}": str(v) for k, v in overrides.items()})
         return base

@@ -65,7 +65,7 @@ def test_left_alone_exactly_one_decay_at_the_right_time() -> None:
     for day in range(0, 400, 7):  # a timer ticking weekly
         out += e.advance([states["c"]], day * DAY).transitions
     assert moves(out) == [("high_value", "dormant", "recency_decay", 96)]
-    assert out[0].scores == {"r": 0, "f": 1, "m": 1}
+    assert out[0].scores == {"r": 1, "f": 2, "m": 2}
 
 
 def test_chained_decays_in_order_each_at_its_own_time() -> None:

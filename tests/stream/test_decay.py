@@ -41,7 +41,7 @@ async def test_left_alone_high_value_decays_to_dormant_on_time(cluster: Cluster)
     assert ms(decay["effective_at"]) == due
     assert decay["from_label"] == "高价值客户" and decay["to_label"] == "休眠客户"
     assert decay["event_id"] is None
-    assert decay["snapshot"]["scores"] == {"r": 0, "f": 1, "m": 1}
+    assert decay["snapshot"]["scores"] == {"r": 1, "f": 2, "m": 2}
     # fired within one timer interval of the due time (plus scheduling slack on a busy box)
     late_ms = ms(decay["emitted_at"]) - due
     assert 0 <= late_ms <= 200 + 800, late_ms

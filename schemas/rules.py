@@ -1,0 +1,176 @@
+"""The segment rules file (TOML): its structure, and loading it with one-line errors.
+
+This module knows the *shape* of a rules file (which keys exist, their types, units);
+whether the rules make sense (bands in order, every cell in exactly one segment) is
+``segments.check``'s job, so both kinds of problem are reported together by
+``rfm-stream rules check`` and the worker refuses to start on either.
+
+A scheme declares up to three axes (``r``, ``f``, ``m``). Each axis is split into
+bands by **fixed** cut points (durations, counts, amounts) or by **quantiles** of the
+current customer population; a band's score runs from 1 (oldest / fewest / least) to
+the number of bands. Segments are named groups of cells, a cell being one score per
+declared axis, written as a pattern in r, f, m order: ``"5[45]*"`` = R 5, F 4 or 5,
+any M.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from schemas.errors import RfmStreamError
+from schemas.settings import Duration
+
+__all__ = [
+    "DEFAULT_RULES",
+    "AnyAxis",
+    "AxisSpec",
+    "MonetaryAxis",
+    "RecencyAxis",
+    "RulesError",
+    "RulesFile",
+    "SchemeSpec",
+    "SegmentSpec",
+    "default_rules_path",
+    "load_rules",
+    "parse_rules",
+]
+
+DEFAULT_RULES = "default_rules.toml"
+"""The shipped rules (rfm8, rfm27, rfm125, pyramid), packaged next to this module."""
+
+Key = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+Quantile = Annotated[float, Field(gt=0, lt=1)]
+
+
+class RulesError(RfmStreamError):
+    """A rules file is unreadable or wrong; ``problems`` has one line per problem."""
+
+    def __init__(self, source: str, problems: list[str], partial: RulesFile | None = None) -> None:
+        self.source = source
+        self.problems = problems
+        self.partial = partial
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(f"bad rules file {source}: {problems[0]}{more}")
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RecencyAxis(_Spec):
+    """R: elapsed time since the last purchase. Cuts are durations, ascending."""
+
+    cuts: list[Duration] | None = Field(None, description="Band edges, e.g. ['30d', '90d'].")
+    quantiles: list[Quantile] | None = Field(None, description="Or population quantiles.")
+
+
+class AxisSpec(_Spec):
+    """F: number of orders that still hold money (lifetime or within ``window``)."""
+
+    cuts: list[Annotated[int, Field(ge=1)]] | None = None
+    quantiles: list[Quantile] | None = None
+    window: Duration | None = Field(None, description="Count only orders this recent.")
+
+
+class MonetaryAxis(_Spec):
+    """M: net spend (purchases minus refunds), exact decimal amounts."""
+
+    cuts: list[Annotated[Decimal, Field(gt=0)]] | None = None
+    quantiles: list[Quantile] | None = None
+    window: Duration | None = Field(None, description="Sum only purchases this recent.")
+
+
+AnyAxis = RecencyAxis | AxisSpec | MonetaryAxis
+
+
+class Axes(_Spec):
+    r: RecencyAxis | None = None
+    f: AxisSpec | None = None
+    m: MonetaryAxis | None = None
+
+
+class SegmentSpec(_Spec):
+    label: Annotated[str, Field(min_length=1)] = Field(description="Display label.")
+    cells: list[str] = Field(min_length=1, description="Cell patterns, in r, f, m order.")
+    description: str = ""
+
+
+class SchemeSpec(_Spec):
+    title: str = ""
+    description: str = ""
+    axes: Axes
+    segments: dict[Key, SegmentSpec] = Field(min_length=1)
+    hysteresis: float = Field(
+        0.0,
+        ge=0,
+        lt=0.5,
+        description="Anti-flapping margin on F and M: to leave a band, a value must pass "
+        "its cut point by this fraction (0.05 = 5 %).",
+    )
+
+
+class RulesFile(_Spec):
+    schemes: dict[Key, SchemeSpec] = Field(min_length=1)
+
+
+def default_rules_path() -> Path:
+    return Path(str(resources.files("schemas").joinpath(DEFAULT_RULES)))
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def _problems(exc: ValidationError, prefix: tuple[int | str, ...]) -> list[str]:
+    out = []
+    for err in exc.errors(include_url=False):
+        where = _where(prefix + tuple(err["loc"]))
+        if err["type"] == "extra_forbidden":
+            out.append(f"{where}: unknown key")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            out.append(f"{where}: {msg} (got {err.get('input')!r})")
+    return out
+
+
+def parse_rules(doc: dict[str, Any], source: str) -> RulesFile:
+    """Validate the shape of a parsed TOML document; every problem named by its path.
+
+    Schemes are validated one by one, so one malformed scheme doesn't hide the others'
+    problems: the :class:`RulesError` carries the schemes that did parse (``partial``)
+    for the sense checks.
+    """
+    schemes = doc.get("schemes") if isinstance(doc, dict) else None
+    if not isinstance(schemes, dict) or not schemes:
+        try:
+            return RulesFile.model_validate(doc)
+        except ValidationError as exc:
+            raise RulesError(source, _problems(exc, ())) from None
+    problems = [f"{k}: unknown key" for k in doc if k != "schemes"]
+    good: dict[str, SchemeSpec] = {}
+    for name, raw in schemes.items():
+        try:
+            good[name] = RulesFile.model_validate({"schemes": {name: raw}}).schemes[name]
+        except ValidationError as exc:
+            problems += _problems(exc, ())
+    if problems:
+        raise RulesError(source, problems, RulesFile(schemes=good) if good else None)
+    return RulesFile(schemes=good)
+
+
+def load_rules(path: str | Path | None) -> RulesFile:
+    """Read and shape-check a rules file (``None``: the shipped default)."""
+    p = Path(path) if path else default_rules_path()
+    try:
+        doc = tomllib.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RulesError(str(p), [f"cannot read it: {exc.strerror or exc}"]) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise RulesError(str(p), [f"not valid TOML: {exc}"]) from None
+    return parse_rules(doc, str(p))

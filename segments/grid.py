@@ -1,0 +1,160 @@
+"""A grid scheme: each axis split into bands, each cell of scores mapped to one segment.
+
+Every RFM scheme of the literature is one of these: the 2×2×2 grid (rfm8), the
+3×3×3 and 5×5×5 grids with named groups of cells (rfm27, rfm125), and the customer
+pyramid (one monetary axis cut at population quantiles).
+
+Band edges are held as integer *thresholds with at-or-above semantics*, whatever the
+rules file said, so one comparison rule serves fixed and quantile cut points:
+
+- F and M: score = 1 + number of thresholds ``<= value``.
+- R: score = bands − number of thresholds ``<= elapsed`` (elapsed = as-of − last
+  purchase), so at exactly ``last + threshold`` the customer has dropped a band: the
+  due time of a decay is a clean instant.
+
+A fixed cut "spent at least 5000" is the threshold 5000 itself. A quantile cut point
+q (the value at or below which a fraction q of customers lie) becomes the threshold
+``q + 1``: the band above holds the customers strictly above it, so "top 1 %" never
+holds more than 1 % of customers, however many tie at the cut.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from schemas.durations import format_duration
+from segments.model import NONE, Columns
+from segments.scheme import Scheme
+
+__all__ = ["Axis", "GridScheme"]
+
+AXES = ("r", "f", "m")
+
+
+@dataclass(frozen=True, slots=True)
+class Axis:
+    """One axis of a grid: its thresholds (at-or-above, ascending) or its quantiles.
+
+    ``thresholds`` is ``None`` for a quantile axis whose cut points are not known yet
+    (an empty population): the scheme then ranks nobody.
+    """
+
+    name: str
+    thresholds: tuple[int, ...] | None
+    quantiles: tuple[float, ...] | None = None
+    window_ms: int | None = None
+
+    @property
+    def bands(self) -> int:
+        edges = self.quantiles if self.quantiles is not None else self.thresholds
+        return len(edges or ()) + 1
+
+    def describe(self) -> str:
+        if self.quantiles is not None:
+            edges = "q" + ",".join(f"{q:g}" for q in self.quantiles)
+        elif self.name == "r":
+            edges = ",".join(format_duration(t) for t in self.thresholds or ())
+        else:
+            edges = ",".join(str(t) for t in self.thresholds or ())
+        window = f"/{format_duration(self.window_ms)}" if self.window_ms else ""
+        return f"{self.name}[{edges}]{window}"
+
+
+class GridScheme(Scheme):
+    """Cells of per-axis scores mapped to segment keys by a full lookup table."""
+
+    def __init__(
+        self,
+        name: str,
+        axes: Sequence[Axis],
+        cell_map: Mapping[tuple[int, ...], str],
+        labels: Mapping[str, str],
+        hysteresis: float = 0.0,
+    ) -> None:
+        names = [a.name for a in axes]
+        if not axes or names != [a for a in AXES if a in names]:
+            raise ValueError(f"{name}: axes must be a subset of r, f, m in that order: {names}")
+        self.name = name
+        self.axes = tuple(axes)
+        self.labels = dict(labels)
+        self.hysteresis = hysteresis
+        bands = [a.bands for a in self.axes]
+        self._strides = np.array(
+            [int(np.prod(bands[i + 1 :], dtype=np.int64)) for i in range(len(bands))],
+            dtype=np.int64,
+        )
+        table = np.empty(int(np.prod(bands)), dtype=object)
+        table[:] = None
+        for cell, key in cell_map.items():
+            table[self._index_of(cell)] = key
+        missing = [i for i, k in enumerate(table) if k is None]
+        if missing:
+            raise ValueError(f"{name}: {len(missing)} cells have no segment")
+        self._table = table
+        self._cells = dict(cell_map)
+        self.ranked = all(a.thresholds is not None for a in self.axes)
+
+    def _index_of(self, cell: tuple[int, ...]) -> int:
+        return int(sum((s - 1) * int(st) for s, st in zip(cell, self._strides, strict=True)))
+
+    @property
+    def cells(self) -> dict[tuple[int, ...], str]:
+        return dict(self._cells)
+
+    @property
+    def bands(self) -> tuple[int, ...]:
+        return tuple(a.bands for a in self.axes)
+
+    def with_thresholds(self, thresholds: Mapping[str, tuple[int, ...]]) -> GridScheme:
+        """The same scheme with new cut points on its quantile axes (a recalibration)."""
+        axes = [
+            Axis(a.name, thresholds.get(a.name, a.thresholds), a.quantiles, a.window_ms)
+            for a in self.axes
+        ]
+        return GridScheme(self.name, axes, self._cells, self.labels, self.hysteresis)
+
+    # ------------------------------------------------------------------ maths
+    def _values(self, axis: Axis, cols: Columns, asof_ms: np.ndarray) -> np.ndarray:
+        if axis.name == "r":
+            return asof_ms - cols.last_ms
+        source = cols.frequency if axis.name == "f" else cols.monetary
+        if axis.window_ms is not None:
+            source = cols.windowed(axis.name, axis.window_ms, asof_ms)
+        return source
+
+    def scores(self, cols: Columns, asof_ms: np.ndarray) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for axis in self.axes:
+            if axis.thresholds is None:
+                out[axis.name] = np.zeros(len(cols.last_ms), dtype=np.int64)
+                continue
+            thr = np.asarray(axis.thresholds, dtype=np.int64)
+            passed = np.searchsorted(thr, self._values(axis, cols, asof_ms), side="right")
+            out[axis.name] = (axis.bands - passed) if axis.name == "r" else (1 + passed)
+        return out
+
+    def classify(self, cols: Columns, asof_ms: np.ndarray) -> np.ndarray:
+        if not self.ranked:
+            out = np.empty(len(cols.last_ms), dtype=object)
+            out[:] = NONE
+            return out
+        s = self.scores(cols, asof_ms)
+        idx = np.zeros(len(cols.last_ms), dtype=np.int64)
+        for axis, stride in zip(self.axes, self._strides, strict=True):
+            idx += (s[axis.name] - 1) * stride
+        return self._table[idx]
+
+    def recency_edges_ms(self) -> tuple[int, ...]:
+        r = next((a for a in self.axes if a.name == "r"), None)
+        return tuple(r.thresholds) if r is not None and r.thresholds else ()
+
+    def window_edges_ms(self) -> tuple[int, ...]:
+        return tuple(a.window_ms for a in self.axes if a.window_ms is not None)
+
+    def describe(self) -> str:
+        cells = ";".join(f"{''.join(map(str, c))}={k}" for c, k in sorted(self._cells.items()))
+        axes = ":".join(a.describe() for a in self.axes)
+        return f"{self.name}:grid:{axes}:h{self.hysteresis:g}:{cells}"
