@@ -18,6 +18,7 @@ from schemas.money import to_units
 from schemas.rules import AnyAxis, RulesError, RulesFile, SchemeSpec
 from segments.cells import MAX_BANDS, all_cells, cell_owners, format_cell
 from segments.grid import AXES, Axis, GridScheme
+from segments.windows import DAY_MS
 
 __all__ = ["axis_specs", "build_scheme", "check_rules", "check_scheme", "checked"]
 
@@ -49,6 +50,12 @@ def _axis_problems(where: str, axis: str, a: AnyAxis) -> list[str]:
         out.append(f"{where}.{kind}: empty; an axis needs at least one cut point")
     if len(edges) + 1 > MAX_BANDS:
         out.append(f"{where}.{kind}: {len(edges) + 1} bands; at most {MAX_BANDS}")
+    window = getattr(a, "window", None)
+    if window is not None and window < DAY_MS:
+        out.append(
+            f"{where}.window: {format_duration(window)} is shorter than a day (windows "
+            "count whole purchase days)"
+        )
     if cuts is not None and axis == "m":
         for c in cuts:
             try:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from segments import windows
 from segments.model import (
     NONE,
     Columns,
@@ -85,6 +86,9 @@ class Engine:
         self.policy = policy or Policy()
         edges = sorted({e for s in schemes for e in s.recency_edges_ms()})
         self._edges = np.array(edges, dtype=np.int64)
+        self._windows = tuple(sorted({w for s in schemes for w in s.window_edges_ms()}))
+        self._wmax = max(self._windows, default=0)
+        """Longest rolling window: purchase days older than it are forgotten."""
         text = "|".join(s.describe() for s in schemes)
         self.rules_version = hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
 
@@ -92,8 +96,9 @@ class Engine:
     def next_due(self, states: Sequence[CustomerState]) -> np.ndarray:
         """Earliest event time after each cursor at which something changes by time alone.
 
-        That is a recency edge of some scheme (only for customers with purchases) or
-        the end of a held refund's wait. ``NEVER`` when there is none.
+        That is a recency edge of some scheme (only for customers with purchases), a
+        purchase day leaving a rolling window, or the end of a held refund's wait.
+        ``NEVER`` when there is none.
         """
         n = len(states)
         if n == 0:
@@ -110,6 +115,10 @@ class Engine:
         for i, s in enumerate(states):
             if s.held:
                 due[i] = min(int(due[i]), max(min(h.until_ms for h in s.held), s.cursor_ms + 1))
+            if s.days and self._windows:
+                t = windows.next_expiry(s, self._windows)
+                if t is not None and t < due[i]:
+                    due[i] = t
         return due
 
     # ------------------------------------------------------------------ events
@@ -183,11 +192,14 @@ class Engine:
         if order is None:
             s.orders[key] = [e.amount_units, e.amount_units, e.occurred_ms]
             s.frequency += 1
+            windows.add(s, e.occurred_ms, 1, e.amount_units, self._wmax)
         else:  # another sale line under the same order id
-            if order[0] == 0:
+            revived = order[0] == 0
+            if revived:
                 s.frequency += 1
             order[0] += e.amount_units
             order[1] += e.amount_units
+            windows.add(s, order[2], int(revived), e.amount_units, self._wmax)
         rejected = []
         for h in [h for h in s.held if h.order_id == key]:
             s.held.remove(h)
@@ -212,9 +224,8 @@ class Engine:
             return None
         return self._retract(s, e.order_id, e.event_id, e.amount_units, e.ref)
 
-    @staticmethod
     def _retract(
-        s: CustomerState, order_id: str, event_id: str, units: int, ref: str
+        self, s: CustomerState, order_id: str, event_id: str, units: int, ref: str
     ) -> Rejection | None:
         order = s.orders[order_id]
         if units > order[0]:
@@ -230,6 +241,7 @@ class Engine:
         s.monetary -= units
         if order[0] == 0:
             s.frequency -= 1
+        windows.add(s, order[2], -int(order[0] == 0), -units, self._wmax)
         return None
 
     def _forget(self, s: CustomerState, asof: int) -> None:
@@ -246,6 +258,8 @@ class Engine:
         orders, horizon = s.orders, asof - self.policy.order_retention_ms
         while orders and (first := next(iter(orders))) is not None and orders[first][2] < horizon:
             del orders[first]
+        if s.days:
+            windows.prune(s, asof, self._wmax)
 
     # ------------------------------------------------------------------ time
     def advance(self, states: Sequence[CustomerState], now_ms: int) -> Outcome:
@@ -268,6 +282,8 @@ class Engine:
                 s.cursor_ms = t
                 if s.held:
                     out.rejected.extend(self._expire_held(s, t))
+                if s.days:
+                    windows.prune(s, t, self._wmax)
             out.transitions.extend(
                 self._reclassify(subset, due, ["recency_decay"] * len(subset), None)
             )
@@ -300,7 +316,12 @@ class Engine:
         active = cols.frequency > 0
         out: list[TransitionDraft] = []
         for scheme in self.schemes:
-            keys = np.where(active, scheme.classify(cols, asof), NONE)
+            if getattr(scheme, "hysteresis", 0):
+                prev_keys = [s.segments.get(scheme.name, NONE) for s in sts]
+                found = scheme.classify(cols, asof, prev_keys)  # type: ignore[call-arg]
+            else:
+                found = scheme.classify(cols, asof)
+            keys = np.where(active, found, NONE)
             scores: dict[str, np.ndarray] | None = None
             for i, (s, key) in enumerate(zip(sts, keys, strict=True)):
                 prev = s.segments.get(scheme.name, NONE)
@@ -309,8 +330,8 @@ class Engine:
                 if scores is None:
                     scores = scheme.scores(cols, asof)
                 cause = causes[i]
-                if prev == NONE and cause not in ("first_purchase", "refund"):
-                    cause = "rules_change"
+                if prev == NONE and cause in ("purchase", "recency_decay"):
+                    cause = "rules_change"  # a scheme this customer wasn't ranked in yet
                 s.segments[scheme.name] = key  # NONE too: Redis HSET can't delete fields
                 out.append(
                     TransitionDraft(
@@ -328,6 +349,22 @@ class Engine:
                         scores={a: int(v[i]) for a, v in scores.items()},
                     )
                 )
+        return out
+
+    def reevaluate(self, states: Sequence[CustomerState], asof_ms: int, cause: str) -> Outcome:
+        """Re-classify ``states`` at ``asof_ms`` under these rules (a rules change or new
+        cut points), after catching up what was due before; moves show ``cause``.
+
+        As with events, a customer is never classified before their cursor.
+        """
+        sts = list(states)
+        out = self.advance(sts, asof_ms)
+        live = [s for s in sts if s.has_purchased]
+        if live:
+            at = np.maximum(asof_ms, np.fromiter((s.cursor_ms for s in live), np.int64, len(live)))
+            for s, t in zip(live, at.tolist(), strict=True):
+                s.cursor_ms = t
+            out.transitions.extend(self._reclassify(live, at, [cause] * len(live), None))
         return out
 
     def classify_now(self, state: CustomerState, asof_ms: int) -> dict[str, str]:

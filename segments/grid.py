@@ -20,6 +20,7 @@ holds more than 1 % of customers, however many tie at the cut.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -136,7 +137,11 @@ class GridScheme(Scheme):
             out[axis.name] = (axis.bands - passed) if axis.name == "r" else (1 + passed)
         return out
 
-    def classify(self, cols: Columns, asof_ms: np.ndarray) -> np.ndarray:
+    def classify(
+        self, cols: Columns, asof_ms: np.ndarray, prev: Sequence[str] | None = None
+    ) -> np.ndarray:
+        """Segment keys; with ``hysteresis`` and the current keys ``prev``, a customer
+        stays put while some cell of their current segment is within the margin."""
         if not self.ranked:
             out = np.empty(len(cols.last_ms), dtype=object)
             out[:] = NONE
@@ -145,7 +150,41 @@ class GridScheme(Scheme):
         idx = np.zeros(len(cols.last_ms), dtype=np.int64)
         for axis, stride in zip(self.axes, self._strides, strict=True):
             idx += (s[axis.name] - 1) * stride
-        return self._table[idx]
+        keys = self._table[idx]
+        if self.hysteresis and prev is not None:
+            self._stick(keys, prev, cols, asof_ms)
+        return keys
+
+    def _stick(
+        self, keys: np.ndarray, prev: Sequence[str], cols: Columns, asof_ms: np.ndarray
+    ) -> None:
+        """Anti-flapping: to leave a band, F or M must pass its cut by the margin.
+
+        Per axis the plausible scores run from the score against thresholds raised by
+        the margin (what it takes to move up) to the score against thresholds lowered
+        by it (what it takes to move down); R has no margin. A customer whose current
+        segment owns a cell within those ranges keeps it. No extra state: the current
+        segment is all it needs.
+        """
+        moved = [i for i, (k, p) in enumerate(zip(keys, prev, strict=True)) if k != p and p != NONE]
+        if not moved:
+            return
+        at = np.asarray(moved)
+        ranges: list[tuple[np.ndarray, np.ndarray]] = []
+        for axis in self.axes:
+            thr = np.asarray(axis.thresholds, dtype=np.float64)
+            values = self._values(axis, cols, asof_ms)[at]
+            if axis.name == "r":
+                exact = axis.bands - np.searchsorted(thr, values, side="right")
+                ranges.append((exact, exact))
+                continue
+            up = 1 + np.searchsorted(thr * (1 + self.hysteresis), values, side="right")
+            down = 1 + np.searchsorted(thr * (1 - self.hysteresis), values, side="right")
+            ranges.append((up, down))
+        for j, i in enumerate(moved):
+            spans = [range(int(lo[j]), int(hi[j]) + 1) for lo, hi in ranges]
+            if any(self._cells.get(c) == prev[i] for c in itertools.product(*spans)):
+                keys[i] = prev[i]
 
     def recency_edges_ms(self) -> tuple[int, ...]:
         r = next((a for a in self.axes if a.name == "r"), None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -47,6 +48,8 @@ class CustomerState:
     """order id -> [remaining units, purchased units, occurred ms] (refund window)."""
     held: list[HeldRefund] = field(default_factory=list)
     """Refunds that arrived before their purchase, waiting until ``until_ms``."""
+    days: dict[int, list[int]] = field(default_factory=dict)
+    """Purchase day -> [orders, units], kept only while a rolling window can see it."""
 
     @property
     def has_purchased(self) -> bool:
@@ -125,15 +128,24 @@ class Columns:
     last_ms: np.ndarray
     frequency: np.ndarray
     monetary: np.ndarray
+    states: Sequence[CustomerState] = ()
+    """The states themselves, for what isn't a column (rolling-window totals)."""
 
     @classmethod
-    def of(cls, states: list[CustomerState]) -> Columns:
+    def of(cls, states: Sequence[CustomerState]) -> Columns:
         n = len(states)
         return cls(
             last_ms=np.fromiter((s.last_ms for s in states), np.int64, n),
             frequency=np.fromiter((s.frequency for s in states), np.int64, n),
             monetary=np.fromiter((s.monetary for s in states), np.int64, n),
+            states=states,
         )
+
+    def windowed(self, axis: str, window_ms: int, asof_ms: np.ndarray) -> np.ndarray:
+        """F or M over the last ``window_ms`` before each as-of time."""
+        from segments.windows import windowed_values
+
+        return windowed_values(self.states, axis, window_ms, asof_ms)
 
 
 @dataclass(slots=True)

@@ -38,6 +38,10 @@ class Scheme(ABC):
     def recency_edges_ms(self) -> tuple[int, ...]:
         """Elapsed times since the last purchase at which the classification may change."""
 
+    def window_edges_ms(self) -> tuple[int, ...]:
+        """Rolling windows this scheme reads (their expiries are due times too)."""
+        return ()
+
     @abstractmethod
     def describe(self) -> str:
         """A canonical text of the rules; hashed into ``rules_version``."""

@@ -5,6 +5,7 @@ s:<scheme>       current segment key per scheme
 e                dedupe window: "digest:ms,digest:ms"
 o                orders in the refund window: JSON {order_id: [remaining, amount, ms]}
 h                refunds held for their purchase: JSON list
+w                rolling-window days: JSON {day: [orders, units]} (only with windows)
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def encode_state(s: CustomerState) -> list[str | int]:
     fields += ["e", ",".join(f"{d}:{t}" for d, t in s.seen.items())]
     fields += ["o", orjson.dumps(s.orders).decode() if s.orders else ""]
     fields += ["h", orjson.dumps([list(h) for h in s.held]).decode() if s.held else ""]
+    fields += ["w", orjson.dumps(s.days, option=orjson.OPT_NON_STR_KEYS).decode() if s.days else ""]
     for scheme, key in s.segments.items():
         fields.append(_SEG + scheme)
         fields.append(key)
@@ -59,4 +61,5 @@ def decode_state(customer_id: str, raw: Mapping[str, str] | Sequence[str]) -> Cu
         seen=_seen(h.get("e", "")),
         orders=orjson.loads(orders) if orders else {},
         held=[HeldRefund(*x) for x in orjson.loads(held)] if held else [],
+        days={int(d): v for d, v in orjson.loads(days).items()} if (days := h.get("w")) else {},
     )

@@ -1,0 +1,159 @@
+"""Quantile cut points: which populations are summarised, and cut points from summaries.
+
+A quantile axis ranks a customer against the current customer population, so every
+population a rule needs (lifetime F, lifetime M, last purchase time for R, or F/M over
+a window) is kept as a mergeable summary (:mod:`segments.sketch`) per partition,
+updated by exact deltas in the same atomic commit as the customer state. A refresh
+merges all partitions' summaries and turns each scheme's quantiles into thresholds: a
+new **cut-point version**, recorded in the transitions it causes.
+
+The population is the customers with at least one order still holding money
+(frequency > 0), the ones the schemes rank. Each customer's value is read from their
+state at their own cursor, so the value removed on the next update is exactly the one
+added on the last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from segments import sketch
+from segments.grid import GridScheme
+from segments.model import CustomerState
+from segments.windows import windowed_values
+
+__all__ = ["CutPoints", "Population", "Populations"]
+
+_DAY = 86_400_000
+MONEY_ACCURACY = 0.01
+"""Relative accuracy of money and count cut points (1 %)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CutPoints:
+    """One version of the quantile axes' thresholds: scheme -> axis -> thresholds."""
+
+    version: int
+    at_ms: int
+    thresholds: Mapping[str, Mapping[str, tuple[int, ...]]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "version": self.version,
+            "at_ms": self.at_ms,
+            "thresholds": {
+                s: {a: list(t) for a, t in ax.items()} for s, ax in self.thresholds.items()
+            },
+        }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, object]) -> CutPoints:
+        th = doc.get("thresholds") or {}
+        assert isinstance(th, Mapping)
+        return cls(
+            version=int(doc["version"]),  # type: ignore[call-overload]
+            at_ms=int(doc["at_ms"]),  # type: ignore[call-overload]
+            thresholds={s: {a: tuple(t) for a, t in ax.items()} for s, ax in th.items()},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Population:
+    """One summarised quantity: an axis, over a window or the whole history."""
+
+    axis: str
+    window_ms: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.axis if self.window_ms is None else f"{self.axis}@{self.window_ms}"
+
+    @property
+    def buckets(self) -> sketch.Buckets:
+        if self.axis == "r":  # last purchase time, by day: R cut points to the day
+            return sketch.Buckets.linear(_DAY)
+        return sketch.Buckets.log(MONEY_ACCURACY)
+
+    def values(self, states: Sequence[CustomerState]) -> np.ndarray:
+        n = len(states)
+        if self.axis == "r":
+            return np.fromiter((s.last_ms for s in states), np.int64, n)
+        if self.window_ms is not None:
+            return windowed_values(states, self.axis, self.window_ms)
+        attr = "frequency" if self.axis == "f" else "monetary"
+        return np.fromiter((getattr(s, attr) for s in states), np.int64, n)
+
+
+class Populations:
+    """The populations the schemes' quantile axes need, and their summary deltas."""
+
+    def __init__(self, schemes: Sequence[GridScheme]) -> None:
+        found = {
+            Population(a.name, a.window_ms)
+            for s in schemes
+            for a in s.axes
+            if a.quantiles is not None
+        }
+        self.items = tuple(sorted(found, key=lambda p: p.name))
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def snapshot(self, states: Sequence[CustomerState]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Each population's (values, present) for ``states``, to diff after an update."""
+        present = np.fromiter((s.frequency > 0 for s in states), bool, len(states))
+        return {p.name: (p.values(states), present) for p in self.items}
+
+    def deltas(
+        self,
+        before: Mapping[str, tuple[np.ndarray, np.ndarray]],
+        after: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    ) -> dict[str, dict[int, int]]:
+        """Per population, the net bucket count changes (empty ones omitted)."""
+        out = {}
+        for p in self.items:
+            old, old_in = before[p.name]
+            new, new_in = after[p.name]
+            d = sketch.deltas(p.buckets, old, old_in, new, new_in)
+            if d:
+                out[p.name] = d
+        return out
+
+    def cut_points(
+        self,
+        schemes: Sequence[GridScheme],
+        summaries: Mapping[str, Mapping[int, int]],
+        now_ms: int,
+        version: int,
+    ) -> CutPoints:
+        """Thresholds of every quantile axis from the merged summaries at ``now_ms``.
+
+        A scheme whose population is empty gets no thresholds (it ranks nobody yet).
+        F and M: a quantile value v ranks customers above v higher, i.e. threshold
+        v + 1. R: the q-quantile of elapsed time is ``now - (1 - q)``-quantile of the
+        last purchase times; customers at most that old rank higher.
+        """
+        by_name = {p.name: p for p in self.items}
+        thresholds: dict[str, dict[str, tuple[int, ...]]] = {}
+        for s in schemes:
+            axes: dict[str, tuple[int, ...]] = {}
+            for a in s.axes:
+                if a.quantiles is None:
+                    continue
+                pop = by_name[Population(a.name, a.window_ms).name]
+                summary = summaries.get(pop.name) or {}
+                if sketch.size(summary) == 0:
+                    break
+                if a.name == "r":
+                    lasts = sketch.quantiles(pop.buckets, summary, [1 - q for q in a.quantiles])
+                    elapsed = [max(now_ms - t, 0) + 1 for t in lasts]
+                    axes["r"] = tuple(sorted(elapsed))
+                else:
+                    values = sketch.quantiles(pop.buckets, summary, list(a.quantiles))
+                    axes[a.name] = tuple(v + 1 for v in values)
+            else:
+                thresholds[s.name] = axes
+        return CutPoints(version, now_ms, thresholds)
