@@ -297,7 +297,7 @@ def quantiles(buckets: Buckets, summary: Mapping[int, int], qs: Sequence[float])
 
     * log buckets of accuracy ``a``: if ``x > 0``, the answer is within ``a·x`` of
       ``x`` (``|answer − x| ≤ a·x``, integers, no rounding slack); if ``x ≤ 0`` the
-      answer is 0. Integers below ``(1−a)/a`` (98 at 1%) are returned exactly.
+      answer is 0. The integers below ``(1−a)/a`` (1 to 98 at 1%) are exact.
     * linear buckets of width ``w``: within ``w // 2`` of ``x``.
 
     Raises ``ValueError`` for an empty summary (no quantile of nobody), a ``q``

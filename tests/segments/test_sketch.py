@@ -90,6 +90,21 @@ def test_every_integer_is_within_a_of_its_representative(a: str) -> None:
     assert np.count_nonzero(small) == math.ceil((1 - acc) / acc) - 1
 
 
+@pytest.mark.parametrize("a", ACCURACIES)
+def test_no_more_buckets_than_ddsketch(a: str) -> None:
+    # each bucket spans a ratio of at most γ = (1+a)/(1-a), like DDSketch's (γ^(k-1), γ^k],
+    # so all of int64 needs at most ⌈log_γ(2^63)⌉ buckets (2,184 at 1%; we use 2,050)
+    b = Buckets.log(a)
+    acc = Fraction(a)
+    gamma = (1 + acc) / (1 - acc)
+    assert int(b.index(np.array([I64_MAX]))[0]) <= math.ceil(math.log(I64_MAX, gamma))
+    x = np.arange(1, 3_000_001, dtype=np.int64)
+    starts = np.flatnonzero(np.diff(b.index(x))) + 1  # positions where a new bucket begins
+    lo, hi = x[starts[:-1]], x[starts[1:] - 1]  # complete buckets inside the range
+    assert lo.size >= 10
+    assert np.all(hi * gamma.denominator <= gamma.numerator * lo)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from(ACCURACIES), st.integers(1, I64_MAX))
 def test_any_int64_is_within_a_of_its_representative(a: str, x: int) -> None:
@@ -129,7 +144,7 @@ def test_convergence_on_a_million_customers(population: dict[str, np.ndarray]) -
     exact = exact_quantiles(money, qs)
     bad = [(q, e, x) for q, e, x in zip(qs, est, exact, strict=True) if not within(MONEY, e, x)]
     assert not bad
-    # purchase counts stay below (1-a)/a = 98 buckets of one integer: exact
+    # purchase counts stay below (1-a)/a = 99, where every integer is its own bucket: exact
     freq = population["frequency"]
     assert quantiles(MONEY, summarize(MONEY, freq), qs) == exact_quantiles(freq, qs)
 
@@ -153,9 +168,17 @@ def test_quantiles_within_bound_at_any_q(a: str, values: list[int], qs: list[flo
     st.lists(st.floats(0, 1) | st.sampled_from([0.07, 0.29, 0.57, 0.1, 0.3]), max_size=20),
 )
 def test_rank_convention_is_numpys_inverted_cdf(values: list[int], qs: list[float]) -> None:
-    # below 98 every integer is its own bucket, so any rank slip shows as a wrong value
+    # 1..98 are their own buckets (and 0 the zero bucket), so any rank slip shows as a wrong value
     # (q·n just above an integer in float64, like 0.07·100, included)
     assert quantiles(MONEY, summarize(MONEY, values), qs) == exact_quantiles(values, qs)
+
+
+def test_rank_follows_numpys_float64_product() -> None:
+    # 0.07·100 is 7.000000000000001 in float64: numpy takes rank 8, not 7
+    b = Buckets.log(0.001)  # 1..998 are their own buckets
+    values = list(range(1, 101))
+    assert exact_quantiles(values, [0.07, 0.57]) == [8, 57]
+    assert quantiles(b, summarize(b, values), [0.07, 0.57]) == [8, 57]
 
 
 @settings(max_examples=150, deadline=None)
