@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     quantile_refresh: Duration = Field(
         parse_duration("1h"), description="How often quantile cut points are recomputed."
     )
+    sweep_batch: int = Field(
+        1000,
+        ge=1,
+        description="Customers re-evaluated per partition per timer tick after a rules or "
+        "cut-point change (rate limit of the background sweep).",
+    )
     publish_recalibrations: bool = Field(
         True, description="Publish transitions caused only by moved quantile cut points."
     )

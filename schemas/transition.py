@@ -53,7 +53,12 @@ class SegmentTransition(BaseModel):
     effective_at: AwareDatetime = Field(description="Event time at which the change happened.")
     emitted_at: AwareDatetime = Field(description="Wall-clock time the worker produced it.")
     mode: Mode
-    rules_version: str = Field(description="Hash of the segment rules/cut points in force.")
+    rules_version: str = Field(description="Hash of the segment rules in force.")
+    cut_version: int | None = Field(
+        default=None,
+        description="Version of the quantile cut points this scheme was evaluated with "
+        "(absent for schemes with fixed cut points only).",
+    )
     event_id: str | None = Field(
         default=None, description="The event that caused it (absent for time-driven causes)."
     )

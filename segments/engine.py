@@ -91,6 +91,8 @@ class Engine:
         """Longest rolling window: purchase days older than it are forgotten."""
         text = "|".join(s.describe() for s in schemes)
         self.rules_version = hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
+        self.cut_version: int | None = None
+        """Version of the quantile cut points the schemes were built with (if any)."""
 
     # ------------------------------------------------------------------ due times
     def next_due(self, states: Sequence[CustomerState]) -> np.ndarray:
@@ -362,9 +364,12 @@ class Engine:
         live = [s for s in sts if s.has_purchased]
         if live:
             at = np.maximum(asof_ms, np.fromiter((s.cursor_ms for s in live), np.int64, len(live)))
+            drafts = self._reclassify(live, at, [cause] * len(live), None)
+            moved = {d.customer_id for d in drafts}
             for s, t in zip(live, at.tolist(), strict=True):
-                s.cursor_ms = t
-            out.transitions.extend(self._reclassify(live, at, [cause] * len(live), None))
+                if s.customer_id in moved:  # history now runs to t; others keep their cursor
+                    s.cursor_ms = t
+            out.transitions.extend(drafts)
         return out
 
     def classify_now(self, state: CustomerState, asof_ms: int) -> dict[str, str]:

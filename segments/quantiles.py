@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from segments import sketch
-from segments.grid import GridScheme
 from segments.model import CustomerState
+from segments.scheme import Scheme
 from segments.windows import windowed_values
 
 __all__ = ["CutPoints", "Population", "Populations"]
@@ -39,11 +39,14 @@ class CutPoints:
     version: int
     at_ms: int
     thresholds: Mapping[str, Mapping[str, tuple[int, ...]]] = field(default_factory=dict)
+    population: int = 0
+    """How many customers the summaries held (a doubling triggers the next refresh)."""
 
     def to_json(self) -> dict[str, object]:
         return {
             "version": self.version,
             "at_ms": self.at_ms,
+            "population": self.population,
             "thresholds": {
                 s: {a: list(t) for a, t in ax.items()} for s, ax in self.thresholds.items()
             },
@@ -57,6 +60,7 @@ class CutPoints:
             version=int(doc["version"]),  # type: ignore[call-overload]
             at_ms=int(doc["at_ms"]),  # type: ignore[call-overload]
             thresholds={s: {a: tuple(t) for a, t in ax.items()} for s, ax in th.items()},
+            population=int(doc.get("population", 0)),  # type: ignore[call-overload]
         )
 
 
@@ -90,11 +94,11 @@ class Population:
 class Populations:
     """The populations the schemes' quantile axes need, and their summary deltas."""
 
-    def __init__(self, schemes: Sequence[GridScheme]) -> None:
+    def __init__(self, schemes: Sequence[Scheme]) -> None:
         found = {
             Population(a.name, a.window_ms)
             for s in schemes
-            for a in s.axes
+            for a in getattr(s, "axes", ())
             if a.quantiles is not None
         }
         self.items = tuple(sorted(found, key=lambda p: p.name))
@@ -124,10 +128,11 @@ class Populations:
 
     def cut_points(
         self,
-        schemes: Sequence[GridScheme],
+        schemes: Sequence[Scheme],
         summaries: Mapping[str, Mapping[int, int]],
         now_ms: int,
         version: int,
+        population: int = 0,
     ) -> CutPoints:
         """Thresholds of every quantile axis from the merged summaries at ``now_ms``.
 
@@ -140,7 +145,7 @@ class Populations:
         thresholds: dict[str, dict[str, tuple[int, ...]]] = {}
         for s in schemes:
             axes: dict[str, tuple[int, ...]] = {}
-            for a in s.axes:
+            for a in getattr(s, "axes", ()):
                 if a.quantiles is None:
                     continue
                 pop = by_name[Population(a.name, a.window_ms).name]
@@ -156,4 +161,4 @@ class Populations:
                     axes[a.name] = tuple(v + 1 for v in values)
             else:
                 thresholds[s.name] = axes
-        return CutPoints(version, now_ms, thresholds)
+        return CutPoints(version, now_ms, thresholds, population)

@@ -15,6 +15,7 @@ from schemas.settings import Settings
 from segments.check import build_scheme, checked
 from segments.engine import Engine, Policy
 from segments.grid import GridScheme
+from segments.quantiles import CutPoints
 
 __all__ = ["Thresholds", "build_engine", "build_schemes", "load_checked_rules", "policy_of"]
 
@@ -75,6 +76,11 @@ def policy_of(settings: Settings) -> Policy:
 
 
 def build_engine(
-    settings: Settings, rules: RulesFile | None = None, thresholds: Thresholds | None = None
+    settings: Settings, rules: RulesFile | None = None, cuts: CutPoints | None = None
 ) -> Engine:
-    return Engine(build_schemes(settings, rules, thresholds), policy_of(settings))
+    """The engine for ``rules`` (default: the settings' rules file) at cut points ``cuts``."""
+    engine = Engine(
+        build_schemes(settings, rules, cuts.thresholds if cuts else None), policy_of(settings)
+    )
+    engine.cut_version = cuts.version if cuts else None
+    return engine

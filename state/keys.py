@@ -6,7 +6,9 @@ Redis Cluster slot and can run as one atomic script.
     {prefix}:{ns:p}:meta         hash   epoch, ver (commit counter), off (last applied offset)
     {prefix}:{ns:p}:due          zset   customer_id -> next due time (epoch ms)
     {prefix}:{ns:p}:outbox       stream transitions committed but not yet published
-    {prefix}:{ns:p}:c:<customer> hash   f, m, fs, l, c, s:<scheme>, e, o, h (see codec)
+    {prefix}:{ns:p}:c:<customer> hash   f, m, fs, l, c, s:<scheme>, e, o, h, w (see codec)
+    {prefix}:{ns:p}:q:<population> hash bucket -> customers (quantile summary, segments.sketch)
+    {prefix}:{ns:cuts}:cuts      string JSON of the current cut-point version
     {prefix}:active:<name>       string the namespace promoted to serve <name> (absent: <name>)
 """
 
@@ -33,6 +35,13 @@ class Keys:
 
     def outbox(self, partition: int) -> str:
         return f"{self.tag(partition)}:outbox"
+
+    def summary(self, partition: int, population: str) -> str:
+        return f"{self.tag(partition)}:q:{population}"
+
+    def cuts(self) -> str:
+        """The namespace's current quantile cut points (one key, CAS-replaced)."""
+        return f"{self.prefix}:{{{self.namespace}:cuts}}:cuts"
 
     def customer(self, partition: int, customer_id: str) -> str:
         return f"{self.tag(partition)}:c:{customer_id}"

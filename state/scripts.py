@@ -8,6 +8,7 @@ The commit script is the heart of invariants 3 and 8; its steps, in order:
 2. Compare-and-set on ``ver``: the caller loaded state at this version; any other
    commit in between (timer vs agent race, zombie) makes this one fail, not clobber.
 3. Write every changed customer hash.
+   Apply the quantile summaries' bucket deltas (HINCRBY; empty buckets removed).
 4. Update the due-time schedule (ZADD, or ZREM for customers with nothing due).
 5. Append the transitions to the partition's outbox stream.
 6. Advance the reader's position (``off``: last applied Kafka offset; a file import
@@ -18,7 +19,18 @@ Redis runs the script atomically, so all six happen or none.
 
 from __future__ import annotations
 
-__all__ = ["BUMP_EPOCH", "COMMIT", "LOAD"]
+__all__ = ["BUMP_EPOCH", "COMMIT", "LOAD", "PUT_CUTS"]
+
+PUT_CUTS = """
+-- KEYS[1]=cuts. ARGV[1]=expected current version (0: none yet), ARGV[2]=new JSON.
+-- Compare-and-set: of workers racing to refresh, exactly one wins a version.
+local cur = redis.call('GET', KEYS[1])
+local ver = 0
+if cur then ver = cjson.decode(cur).version end
+if ver ~= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+"""
 
 LOAD = """
 -- KEYS[1]=meta, KEYS[2..]=customer hashes
@@ -38,9 +50,10 @@ return {epoch, cur[1], cur[2]}
 """
 
 COMMIT = """
--- KEYS[1]=meta KEYS[2]=due KEYS[3]=outbox KEYS[4..]=customer hashes
+-- KEYS[1]=meta KEYS[2]=due KEYS[3]=outbox KEYS[4..]=customer hashes, then summary hashes
 -- ARGV: epoch, ver, position field, position|'', state JSON, then (customer, payload)...
--- state JSON: {"c": [[field, value, ...] per customer key], "d": [[member, score|""], ...]}
+-- state JSON: {"c": [[field, value, ...] per customer key], "d": [[member, score|""], ...],
+--              "q": [[bucket, delta, ...] per summary key (the last #q KEYS)]}
 -- (every value a string: Lua numbers would print 15+ digit integers as floats)
 local cur = redis.call('HMGET', KEYS[1], 'epoch', 'ver', 'moved')
 if cur[3] then
@@ -55,8 +68,17 @@ if ver ~= tonumber(ARGV[2]) then
   return redis.error_reply('CONFLICT state version is ' .. ver .. ', caller loaded ' .. ARGV[2])
 end
 local batch = cjson.decode(ARGV[5])
-for k = 4, #KEYS do
+local nq = batch.q and #batch.q or 0
+for k = 4, #KEYS - nq do
   redis.call('HSET', KEYS[k], unpack(batch.c[k - 3]))
+end
+for j = 1, nq do
+  local key, deltas = KEYS[#KEYS - nq + j], batch.q[j]
+  for i = 1, #deltas, 2 do
+    if redis.call('HINCRBY', key, deltas[i], deltas[i + 1]) == 0 then
+      redis.call('HDEL', key, deltas[i])
+    end
+  end
 end
 for _, entry in ipairs(batch.d) do
   if entry[2] == '' then

@@ -28,7 +28,7 @@ from segments.model import CustomerState
 from state import codec
 from state.keys import Keys
 from state.namespaces import resolve
-from state.scripts import BUMP_EPOCH, COMMIT, LOAD
+from state.scripts import BUMP_EPOCH, COMMIT, LOAD, PUT_CUTS
 
 __all__ = ["Claim", "Loaded", "RedisStore"]
 
@@ -63,6 +63,7 @@ class RedisStore:
         self._load = client.register_script(LOAD)
         self._commit = client.register_script(COMMIT)
         self._bump = client.register_script(BUMP_EPOCH)
+        self._put_cuts = client.register_script(PUT_CUTS)
 
     @classmethod
     def from_url(cls, url: str, prefix: str, namespace: str) -> RedisStore:
@@ -132,10 +133,14 @@ class RedisStore:
         states: Sequence[CustomerState],
         due: Mapping[str, int],
         outbox: Sequence[tuple[str, bytes]],
-        offset: int | None = None,
+        offset: int | str | None = None,
         position: str = "off",
+        summaries: Mapping[str, Mapping[int, int]] | None = None,
     ) -> int:
         """Atomically write a batch; returns the new version.
+
+        ``summaries``: population -> bucket -> count delta, applied to the partition's
+        quantile summaries in the same write (so they match the states exactly).
 
         Raises :class:`Fenced` if the partition was claimed by someone else since
         ``epoch``, :class:`CommitConflict` if another commit happened since ``version``.
@@ -148,7 +153,14 @@ class RedisStore:
             keys.append(self.keys.customer(partition, s.customer_id))
             customers.append([str(x) for x in codec.encode_state(s)])
         schedule = [[cid, "" if t == NEVER else str(t)] for cid, t in due.items()]
-        blob = orjson.dumps({"c": customers, "d": schedule})
+        doc: dict[str, object] = {"c": customers, "d": schedule}
+        if summaries:
+            q = []
+            for population, deltas in summaries.items():
+                keys.append(self.keys.summary(partition, population))
+                q.append([str(x) for pair in deltas.items() for x in pair])
+            doc["q"] = q
+        blob = orjson.dumps(doc)
         args: list[str | bytes | int] = [epoch, version, position]
         args.append("" if offset is None else offset)
         args.append(blob)
@@ -167,6 +179,58 @@ class RedisStore:
             if text.startswith("CONFLICT"):
                 raise CommitConflict(f"partition {partition}: {text}") from None
             raise
+
+    # ------------------------------------------------------------------ quantiles
+    async def summaries(
+        self, partitions: Iterable[int], populations: Sequence[str]
+    ) -> dict[str, dict[int, int]]:
+        """Every partition's summary of each population, merged (one pipelined trip)."""
+        parts = list(partitions)
+        async with _unavailable_as_error(), self.client.pipeline(transaction=False) as pipe:
+            for name in populations:
+                for p in parts:
+                    pipe.hgetall(self.keys.summary(p, name))
+            raw = await pipe.execute()
+        out: dict[str, dict[int, int]] = {}
+        it = iter(raw)
+        for name in populations:
+            merged: dict[int, int] = {}
+            for _ in parts:
+                for bucket, count in next(it).items():
+                    b = int(bucket)
+                    merged[b] = merged.get(b, 0) + int(count)
+            out[name] = {b: c for b, c in merged.items() if c}
+        return out
+
+    async def cuts(self) -> dict[str, object] | None:
+        """The current cut-point version's JSON document (None: none yet)."""
+        async with _unavailable_as_error():
+            raw = await self.client.get(self.keys.cuts())
+        return orjson.loads(raw) if raw else None
+
+    async def put_cuts(self, expected_version: int, doc: Mapping[str, object]) -> bool:
+        """Install a new version if the current one is still ``expected_version``."""
+        async with _unavailable_as_error():
+            won = await self._put_cuts(
+                keys=[self.keys.cuts()], args=[expected_version, orjson.dumps(doc)]
+            )
+        return bool(won)
+
+    async def scan_partition(
+        self, partition: int, cursor: int, count: int
+    ) -> tuple[int, list[str]]:
+        """One SCAN step over the partition's customers: (next cursor, ids); 0 = done.
+
+        For background sweeps (rules change, recalibration), never the hot path.
+        """
+        prefix = self.keys.customer(partition, "")
+        async with _unavailable_as_error():
+            nxt, keys = await self.client.scan(cursor, match=prefix + "*", count=count)
+        return int(nxt), [k[len(prefix) :] for k in keys]
+
+    async def meta_field(self, partition: int, name: str) -> str | None:
+        async with _unavailable_as_error():
+            return await self.client.hget(self.keys.meta(partition), name)
 
     # ------------------------------------------------------------------ schedule
     async def due(self, partition: int, now_ms: int, limit: int) -> list[str]:

@@ -36,9 +36,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from schemas.errors import Moved, StoreUnavailable
 from schemas.settings import Settings
 from segments.engine import Engine
-from segments.rules import build_engine
+from segments.rules import build_engine, load_checked_rules
 from state.keys import Keys
 from state.store import RedisStore
+from stream.calibrate import Calibrator
 from stream.clock import Clock, WallClock
 from stream.http import HttpServer, render_metrics
 from stream.kafka import KafkaOutputs, ensure_topics, make_producer
@@ -78,15 +79,17 @@ class Runtime(Service):
         )
         self.outputs = KafkaOutputs(None, settings.dlq_topic, settings.purchases_topic)
         wall = WallClock()
+        self.rules = load_checked_rules(settings)
         self.processor = Processor(
             settings,
             self.store,
-            engine or build_engine(settings),
+            engine or build_engine(settings, self.rules),
             self.outputs,
             clock=clock or wall,
             wall=wall,
             on_commit=self.relay.wake,
         )
+        self.calibrator = Calibrator(settings, self.store, self.processor, self.rules)
         self.ready = asyncio.Event()
         self.redis_up = True
         self.http = HttpServer(settings.http_port, self.metrics, self.health)
@@ -213,8 +216,14 @@ class Runtime(Service):
                     await self.processor.verify(p)
                 if not s.decay_timer:
                     continue
-                for p in self.processor.owned():
+                owned = self.processor.owned()
+                if owned:
+                    n = self.processor.partition_count or s.partitions
+                    await self.calibrator.step(self.processor.clock.now_ms(), range(n))
+                for p in owned:
                     await self.processor.run_due(p)
+                for p in owned:  # one rate-limited step each (rules change, recalibration)
+                    await self.processor.sweep(p, self.processor.clock.now_ms())
             except Moved as exc:
                 await self._switch(exc.target)
             except _RETRIABLE as exc:

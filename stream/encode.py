@@ -34,6 +34,11 @@ class TransitionEncoder:
         self._currency = currency
         self._mode = mode
         self._rules_version = engine.rules_version
+        self._cut_version = {
+            s.name: engine.cut_version
+            for s in engine.schemes
+            if any(a.quantiles is not None for a in getattr(s, "axes", ()))
+        }
 
     def to_dict(self, d: TransitionDraft, emitted_ms: int) -> dict[str, Any]:
         scheme = self._schemes[d.scheme]
@@ -53,6 +58,7 @@ class TransitionEncoder:
             "emitted_at": iso(emitted_ms),
             "mode": self._mode,
             "rules_version": self._rules_version,
+            "cut_version": self._cut_version.get(d.scheme),
             "event_id": d.event_id,
             "snapshot": {
                 "recency_days": round((d.effective_ms - d.last_ms) / _DAY_MS, 6) if bought else 0.0,

@@ -27,7 +27,8 @@ from schemas.events import RefundEvent
 from schemas.settings import Settings
 from schemas.times import to_ms
 from segments.engine import NEVER, Engine
-from segments.model import CustomerState, Rejection, TransitionDraft
+from segments.model import CustomerState, Outcome, Rejection, TransitionDraft
+from segments.quantiles import Populations
 from state.store import Claim, RedisStore
 from stream.clock import Clock
 from stream.encode import TransitionEncoder, encode_dead_letter
@@ -68,6 +69,7 @@ class Stats:
     conflicts: int = 0
     rewinds: int = 0
     state_lost: int = 0
+    swept: int = 0
 
 
 class Processor(PositionGuard):
@@ -95,7 +97,8 @@ class Processor(PositionGuard):
         """The purchases topic's partition count, once known; enables forwarding."""
         self.clock = clock
         self.wall = wall
-        self.encoder = TransitionEncoder(engine, settings.currency, mode)
+        self.mode = mode
+        self.use(engine)
         self.emit = emit
         """Write transitions to the outbox (a backfill may only count them)."""
         self.position = "off"
@@ -110,6 +113,37 @@ class Processor(PositionGuard):
         self._gaps: dict[int, tuple[int, float]] = {}
         self.rewind: Callable[[int, int], Awaitable[None]] | None = None
         """Seek the consumer of partition p to an offset (set by the reader)."""
+
+    def use(self, engine: Engine) -> None:
+        """Apply ``engine``'s rules and cut points from the next batch on."""
+        self.engine = engine
+        self.encoder = TransitionEncoder(engine, self.settings.currency, self.mode)
+        self.populations = Populations(engine.schemes)
+
+    async def swap(self, engine: Engine) -> None:
+        """:meth:`use` between batches: waits for every partition's in-flight work."""
+        locks = [self._locks[p] for p in sorted(self._locks)]
+        for lock in locks:
+            await lock.acquire()
+        try:
+            self.use(engine)
+        finally:
+            for lock in locks:
+                lock.release()
+
+    def sweep_target(self) -> str:
+        """What every customer of a partition must have been re-evaluated under."""
+        return f"{self.engine.rules_version}/{self.engine.cut_version or 0}"
+
+    def _summarised(
+        self, states: Sequence[CustomerState], change: Callable[[], Outcome]
+    ) -> tuple[Outcome, dict[str, dict[int, int]]]:
+        """Run ``change`` on ``states``; also return the quantile-summary deltas it made."""
+        if not self.populations:
+            return change(), {}
+        before = self.populations.snapshot(states)
+        outcome = change()
+        return outcome, self.populations.deltas(before, self.populations.snapshot(states))
 
     # ------------------------------------------------------------------ ownership
     async def assign(self, partitions: Iterable[int]) -> dict[int, int]:
@@ -206,10 +240,17 @@ class Processor(PositionGuard):
         if fresh.misrouted:
             await self.outputs.forward([(home, m.key, m.value) for m, home in fresh.misrouted])
         states = loaded.states
-        outcome = self.engine.apply_events(states, [ev for _, ev in fresh.good])
+        touched = [
+            states.setdefault(c, CustomerState(c))
+            for c in dict.fromkeys(ev.customer_id for _, ev in fresh.good)
+        ]
+        outcome, summaries = self._summarised(
+            touched, lambda: self.engine.apply_events(states, [ev for _, ev in fresh.good])
+        )
         await self._reject(outcome.rejected)
-        touched = [states[c] for c in dict.fromkeys(ev.customer_id for _, ev in fresh.good)]
-        await self._commit(claim, loaded.version, touched, outcome.transitions, offset=fresh.last)
+        await self._commit(
+            claim, loaded.version, touched, outcome.transitions, fresh.last, summaries=summaries
+        )
         if self.position == "off":
             self._committed[p] = fresh.last
         if reread_from is not None:
@@ -260,17 +301,30 @@ class Processor(PositionGuard):
         version: int,
         states: list[CustomerState],
         drafts: list[TransitionDraft],
-        offset: int | None,
+        offset: int | str | None,
         unschedule: Sequence[str] = (),
+        summaries: dict[str, dict[int, int]] | None = None,
+        position: str | None = None,
     ) -> None:
         due = dict.fromkeys(unschedule, NEVER)
         due.update(
             zip((s.customer_id for s in states), self.engine.next_due(states).tolist(), strict=True)
         )
         emitted = self.wall.now_ms()
-        outbox = [(d.customer_id, self.encoder.encode(d, emitted)) for d in drafts if self.emit]
+        published = drafts if self.emit else []
+        if not self.settings.publish_recalibrations:
+            published = [d for d in published if d.cause != "recalibration"]
+        outbox = [(d.customer_id, self.encoder.encode(d, emitted)) for d in published]
         await self.store.commit(
-            claim.partition, claim.epoch, version, states, due, outbox, offset, self.position
+            claim.partition,
+            claim.epoch,
+            version,
+            states,
+            due,
+            outbox,
+            offset,
+            position or self.position,
+            summaries,
         )
         self.stats.transitions += len(drafts)
         if drafts:
@@ -303,9 +357,68 @@ class Processor(PositionGuard):
         self._check_epoch(claim, loaded.epoch)
         known = [loaded.states[c] for c in ids if c in loaded.states]
         stale = [c for c in ids if c not in loaded.states]
-        outcome = self.engine.advance(known, now)
+        outcome, summaries = self._summarised(known, lambda: self.engine.advance(known, now))
         await self._reject(outcome.rejected)
         await self._commit(
-            claim, loaded.version, known, outcome.transitions, offset=None, unschedule=stale
+            claim,
+            loaded.version,
+            known,
+            outcome.transitions,
+            offset=None,
+            unschedule=stale,
+            summaries=summaries,
         )
         self.stats.decays += len(outcome.transitions)
+
+    # ------------------------------------------------------------------ sweeps
+    async def sweep(self, p: int, now_ms: int) -> bool:
+        """One step of re-evaluating partition ``p``'s customers under the current rules
+        and cut points (after a rules change or a recalibration); True once done.
+
+        Progress lives in the partition's ``sweep`` meta field, written in the same
+        atomic commit as the customers it covered: ``target|scan cursor|cause``, the
+        cursor ``done`` at the end. Rate-limited by the caller (one step per tick).
+        """
+        if p not in self.claims:
+            return True
+        async with self._locks[p]:
+            done = await self._fenced(p, "sweep", lambda c: self._sweep_step(c, now_ms))
+        return bool(done)
+
+    async def _sweep_step(self, claim: Claim, now: int) -> bool:
+        p, target = claim.partition, self.sweep_target()
+        raw = await self.store.meta_field(p, "sweep") or ""
+        was, _, rest = raw.partition("|")
+        cursor_text, _, cause = rest.partition("|")
+        if was == target and cursor_text == "done":
+            return True
+        if was != target:
+            same_rules = was.split("/")[0] == target.split("/")[0]
+            cause, cursor = ("recalibration" if same_rules else "rules_change"), 0
+        else:
+            cursor = int(cursor_text)
+        ids: list[str] = []
+        for _ in range(10):  # SCAN may return few of this partition's keys per call
+            cursor, found = await self.store.scan_partition(p, cursor, self.settings.sweep_batch)
+            ids += found
+            if cursor == 0 or len(ids) >= self.settings.sweep_batch // 2:
+                break
+        loaded = await self.store.load(p, ids)
+        self._check_epoch(claim, loaded.epoch)
+        known = [loaded.states[c] for c in dict.fromkeys(ids) if c in loaded.states]
+        outcome, summaries = self._summarised(
+            known, lambda: self.engine.reevaluate(known, now, cause)
+        )
+        await self._reject(outcome.rejected)
+        marker = f"{target}|{cursor or 'done'}|{cause}"
+        await self._commit(
+            claim,
+            loaded.version,
+            known,
+            outcome.transitions,
+            offset=marker,
+            summaries=summaries,
+            position="sweep",
+        )
+        self.stats.swept += len(known)
+        return cursor == 0
