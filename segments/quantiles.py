@@ -137,9 +137,12 @@ class Populations:
         """Thresholds of every quantile axis from the merged summaries at ``now_ms``.
 
         A scheme whose population is empty gets no thresholds (it ranks nobody yet).
-        F and M: a quantile value v ranks customers above v higher, i.e. threshold
-        v + 1. R: the q-quantile of elapsed time is ``now - (1 - q)``-quantile of the
-        last purchase times; customers at most that old rank higher.
+        F and M: customers above the summary bucket holding the q-quantile rank higher
+        (threshold: the bucket's upper edge + 1), so a band "above q" never holds more
+        than 1 − q of the customers; ties and the bucket's width err towards the band
+        below, by at most the summary's 1 % relative accuracy. R: the q-quantile of
+        elapsed time is ``now`` minus the (1 − q)-quantile of the last purchase times
+        (to the day); customers at most that old rank higher.
         """
         by_name = {p.name: p for p in self.items}
         thresholds: dict[str, dict[str, tuple[int, ...]]] = {}
@@ -156,9 +159,9 @@ class Populations:
                     lasts = sketch.quantiles(pop.buckets, summary, [1 - q for q in a.quantiles])
                     elapsed = [max(now_ms - t, 0) + 1 for t in lasts]
                     axes["r"] = tuple(sorted(elapsed))
-                else:
-                    values = sketch.quantiles(pop.buckets, summary, list(a.quantiles))
-                    axes[a.name] = tuple(v + 1 for v in values)
+                else:  # above the whole bucket holding the quantile: never over-fills
+                    found = sketch.quantile_buckets(pop.buckets, summary, list(a.quantiles))
+                    axes[a.name] = tuple(pop.buckets.upper(b) + 1 for b in found)
             else:
                 thresholds[s.name] = axes
         return CutPoints(version, now_ms, thresholds, population)

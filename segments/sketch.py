@@ -43,7 +43,16 @@ from typing import Literal, cast
 
 import numpy as np
 
-__all__ = ["ZERO_BUCKET", "Buckets", "deltas", "merge", "quantiles", "size", "summarize"]
+__all__ = [
+    "ZERO_BUCKET",
+    "Buckets",
+    "deltas",
+    "merge",
+    "quantile_buckets",
+    "quantiles",
+    "size",
+    "summarize",
+]
 
 _I64_MIN = int(np.iinfo(np.int64).min)
 _I64_MAX = int(np.iinfo(np.int64).max)
@@ -201,6 +210,23 @@ class Buckets:
             raise ValueError(f"no int64 value falls in log bucket {i} (1..{reps.size})")
         return int(reps[i - 1])
 
+    def upper(self, index: int) -> int:
+        """The largest integer in bucket ``index`` (its inclusive upper edge).
+
+        A cut point "above the q-quantile" is placed here, not at the representative,
+        so that the band above holds only customers above the whole bucket: "top 1 %"
+        then never holds more than 1 %, whatever the bucket's width.
+        """
+        i = operator.index(index)
+        if self.kind == "linear":
+            return min(i * self._width + self._width - 1, _I64_MAX)
+        if i == ZERO_BUCKET:
+            return 0
+        his, _ = _log_table(self._accuracy)
+        if not 1 <= i <= his.size:
+            raise ValueError(f"no int64 value falls in log bucket {i} (1..{his.size})")
+        return int(his[i - 1])
+
     def describe(self) -> str:
         """A canonical text of the bucketing, to hash into a rules version."""
         if self.kind == "linear":
@@ -283,7 +309,16 @@ def size(summary: Mapping[int, int]) -> int:
 
 
 def quantiles(buckets: Buckets, summary: Mapping[int, int], qs: Sequence[float]) -> list[int]:
-    """Estimated quantiles of the summarised population, one per ``q`` in ``qs``.
+    """Estimated quantiles of the summarised population (see :func:`quantile_buckets`)."""
+    return [buckets.value(b) for b in quantile_buckets(buckets, summary, qs)]
+
+
+def quantile_buckets(
+    buckets: Buckets, summary: Mapping[int, int], qs: Sequence[float]
+) -> list[int]:
+    """The bucket holding each quantile; :func:`quantiles` gives their representatives.
+
+    Estimated quantiles of the summarised population, one per ``q`` in ``qs``.
 
     Convention (numpy's ``np.quantile(..., method="inverted_cdf")``, Hyndman & Fan
     type 1): with ``n`` values sorted ascending, the ``q``-quantile is the element of
@@ -316,4 +351,4 @@ def quantiles(buckets: Buckets, summary: Mapping[int, int], qs: Sequence[float])
             raise ValueError(f"quantile must be in [0, 1], got {q!r}")
         ranks.append(max(1, math.ceil(n * qf)))
     pos = np.searchsorted(cumulative, np.array(ranks, dtype=np.int64), side="left")
-    return [buckets.value(int(keys[p])) for p in pos.tolist()]
+    return [int(keys[p]) for p in pos.tolist()]

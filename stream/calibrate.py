@@ -19,12 +19,13 @@ from collections.abc import Iterable
 from schemas.rules import RulesFile
 from schemas.settings import Settings
 from segments import sketch
-from segments.quantiles import CutPoints
+from segments.engine import Engine
+from segments.quantiles import CutPoints, Populations
 from segments.rules import build_engine
 from state.store import RedisStore
 from stream.processor import Processor
 
-__all__ = ["Calibrator"]
+__all__ = ["Calibrator", "refresh"]
 
 log = logging.getLogger(__name__)
 
@@ -58,28 +59,48 @@ class Calibrator:
     async def step(self, now_ms: int, partitions: Iterable[int]) -> CutPoints | None:
         """Follow the current version; refresh it if due. Returns what is in force."""
         cuts = await self.follow()
-        populations = self.processor.populations
-        if not populations:
+        if not self.processor.populations:
             return cuts
-        if cuts is not None and now_ms - cuts.at_ms < self.settings.quantile_refresh:
+        scheduled = cuts is None or now_ms - cuts.at_ms >= self.settings.quantile_refresh
+        if not scheduled:
             if now_ms < self._look_at:
                 return cuts  # the doubling check reads every summary: every 10 s is enough
             self._look_at = now_ms + _LOOK_EVERY_MS
-        summaries = await self.store.summaries(partitions, [p.name for p in populations.items])
-        size = max(sketch.size(s) for s in summaries.values())
-        if size == 0:
-            return cuts  # nobody to rank yet
-        if cuts is not None and (
-            now_ms - cuts.at_ms < self.settings.quantile_refresh and size < 2 * cuts.population
-        ):
-            return cuts
-        version = (cuts.version if cuts else 0) + 1
-        new = populations.cut_points(
-            self.processor.engine.schemes, summaries, now_ms, version, population=size
-        )
-        if not await self.store.put_cuts(version - 1, new.to_json()):
-            return await self.follow()  # another worker refreshed first: take theirs
+        engine = self.processor.engine
+        new = await refresh(self.store, engine, partitions, now_ms, cuts, force=scheduled)
+        if new is None:
+            return await self.follow()  # not due, nobody to rank, or another worker won
         self.refreshes += 1
-        log.info("cut points: refreshed to version %d over %d customers", version, size)
         await self.processor.swap(build_engine(self.settings, self.rules, new))
         return new
+
+
+async def refresh(
+    store: RedisStore,
+    engine: Engine,
+    partitions: Iterable[int],
+    now_ms: int,
+    current: CutPoints | None,
+    force: bool = False,
+) -> CutPoints | None:
+    """Compute and install the next cut-point version from every partition's summaries.
+
+    Unless ``force``d (a scheduled refresh, or ``rfm-stream recalibrate``), only if the
+    population has at least doubled since ``current``. Returns the installed version,
+    or None (not due, nobody to rank, or another worker installed one first).
+    """
+    populations = Populations(engine.schemes)
+    if not populations:
+        return None
+    summaries = await store.summaries(partitions, [p.name for p in populations.items])
+    size = max(sketch.size(s) for s in summaries.values())
+    if size == 0:
+        return None
+    if not force and current is not None and size < 2 * current.population:
+        return None
+    version = (current.version if current else 0) + 1
+    new = populations.cut_points(engine.schemes, summaries, now_ms, version, population=size)
+    if not await store.put_cuts(version - 1, new.to_json()):
+        return None
+    log.info("cut points: version %d over %d customers", version, size)
+    return new

@@ -215,6 +215,46 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recalibrate(args: argparse.Namespace) -> int:
+    """Install a new cut-point version now (e.g. after a big import), not at the schedule."""
+    import asyncio
+
+    from schemas.errors import SettingsError
+    from segments.quantiles import CutPoints
+    from segments.rules import build_engine
+    from state.keys import Keys
+    from state.store import RedisStore
+    from stream.calibrate import refresh
+    from stream.clock import WallClock
+    from stream.kafka import topic_partitions
+
+    s = _settings_from(args)
+    engine = build_engine(s)
+
+    async def run() -> str:
+        n = await topic_partitions(s) or s.partitions
+        store = RedisStore.from_url(s.redis_url.get_secret_value(), s.key_prefix, s.namespace)
+        try:
+            await store.ping()
+            store.keys = Keys(s.key_prefix, await store.serving(s.namespace))
+            doc = await store.cuts()
+            current = CutPoints.from_json(doc) if doc else None
+            new = await refresh(
+                store, engine, range(n), WallClock().now_ms(), current, force=True
+            )
+        finally:
+            await store.close()
+        if new is None:
+            raise SettingsError(
+                "nothing to recalibrate: no scheme has quantile axes, no customer yet, or "
+                "another worker installed a version at the same moment (run it again)"
+            )
+        return f"cut points: version {new.version} over {new.population:,} customers"
+
+    print(asyncio.run(run()) + "; running workers re-rank their customers in the background")
+    return 0
+
+
 def cmd_schemas(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -287,6 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", metavar="FILE")
     check.set_defaults(func=cmd_rules_check)
+
+    recal = sub.add_parser(
+        "recalibrate", help="recompute quantile cut points now (a new cut-point version)"
+    )
+    _add_settings_options(recal)
+    recal.set_defaults(func=cmd_recalibrate)
 
     schemas = sub.add_parser("schemas", help="write the JSON Schema files")
     schemas.add_argument("--out", help="directory (default: the package's schemas/json)")
