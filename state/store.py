@@ -232,6 +232,10 @@ class RedisStore:
         async with _unavailable_as_error():
             return await self.client.hget(self.keys.meta(partition), name)
 
+    async def set_meta_field(self, partition: int, name: str, value: str) -> None:
+        async with _unavailable_as_error():
+            await self.client.hset(self.keys.meta(partition), name, value)
+
     # ------------------------------------------------------------------ schedule
     async def due(self, partition: int, now_ms: int, limit: int) -> list[str]:
         """Customers whose due time is at or before ``now_ms``: O(log n + due), no scan."""

@@ -27,8 +27,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.errors import SettingsError
 from schemas.settings import Settings
-from segments.rules import build_engine
+from segments.rules import build_engine, load_checked_rules
 from state.store import RedisStore
+from stream.calibrate import finish_namespace
 from stream.clock import WallClock
 from stream.kafka import KafkaOutputs, ensure_topics, make_producer
 from stream.messages import Msg
@@ -145,7 +146,7 @@ async def _run(
     processor = Processor(
         settings,
         store,
-        build_engine(settings),
+        build_engine(settings, load_checked_rules(settings)),
         KafkaOutputs(producer, settings.dlq_topic, topic),  # type: ignore[arg-type]
         clock=wall,
         wall=wall,
@@ -206,6 +207,10 @@ async def _run(
         if idle >= 50:  # 10 s of nothing below the end offsets: the range has a hole
             log.warning("no records for 10 s below end offsets %s; stopping", end)
             break
+    await finish_namespace(settings, store, processor, partitions, max(watermark.values()))
+    if relay is not None:
+        for p in partitions:
+            await relay.drain(p)
     if progress is not None:
         progress.finish()
     s = processor.stats

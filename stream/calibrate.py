@@ -21,11 +21,11 @@ from schemas.settings import Settings
 from segments import sketch
 from segments.engine import Engine
 from segments.quantiles import CutPoints, Populations
-from segments.rules import build_engine
+from segments.rules import build_engine, load_checked_rules
 from state.store import RedisStore
 from stream.processor import Processor
 
-__all__ = ["Calibrator", "refresh"]
+__all__ = ["Calibrator", "finish_namespace", "refresh"]
 
 log = logging.getLogger(__name__)
 
@@ -104,3 +104,33 @@ async def refresh(
         return None
     log.info("cut points: version %d over %d customers", version, size)
     return new
+
+
+async def finish_namespace(
+    settings: Settings,
+    store: RedisStore,
+    processor: Processor,
+    partitions: list[int],
+    at_ms: int,
+) -> None:
+    """After a backfill or import: leave the namespace ranked and swept, as a live
+    worker would keep it.
+
+    Quantile schemes rank against the whole history: one cut-point version at the final
+    watermark, then every customer re-ranked under it (``cause=recalibration``,
+    ``mode=backfill``). Without quantile axes every customer was built under these rules
+    already, so the partitions are only marked as swept (a promoted namespace is not
+    re-swept by the live worker).
+    """
+    if processor.populations and at_ms > 0:
+        doc = await store.cuts()
+        current = CutPoints.from_json(doc) if doc else None
+        new = await refresh(store, processor.engine, partitions, at_ms, current, force=True)
+        if new is not None:
+            processor.use(build_engine(settings, load_checked_rules(settings), new))
+        for p in partitions:
+            while not await processor.sweep(p, at_ms):
+                pass
+        return
+    for p in partitions:
+        await store.set_meta_field(p, "sweep", f"{processor.sweep_target()}|done|rules_change")

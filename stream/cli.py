@@ -239,9 +239,7 @@ def cmd_recalibrate(args: argparse.Namespace) -> int:
             store.keys = Keys(s.key_prefix, await store.serving(s.namespace))
             doc = await store.cuts()
             current = CutPoints.from_json(doc) if doc else None
-            new = await refresh(
-                store, engine, range(n), WallClock().now_ms(), current, force=True
-            )
+            new = await refresh(store, engine, range(n), WallClock().now_ms(), current, force=True)
         finally:
             await store.close()
         if new is None:

@@ -24,6 +24,7 @@ from schemas.errors import SettingsError
 from schemas.settings import Settings
 from segments.rules import build_engine
 from state.store import RedisStore
+from stream.calibrate import finish_namespace
 from stream.clock import WallClock
 from stream.messages import Msg
 from stream.processor import Processor
@@ -153,6 +154,9 @@ async def import_files(
                     rows += len(chunk)
                     if bar is not None:
                         bar.update(len(chunk))
+                await finish_namespace(
+                    target, store, processor, list(range(partitions)), max(watermark.values())
+                )
             finally:
                 rejected.close()
             if bar is not None:
