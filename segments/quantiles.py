@@ -163,5 +163,6 @@ class Populations:
                     found = sketch.quantile_buckets(pop.buckets, summary, list(a.quantiles))
                     axes[a.name] = tuple(pop.buckets.upper(b) + 1 for b in found)
             else:
-                thresholds[s.name] = axes
+                if axes:
+                    thresholds[s.name] = axes
         return CutPoints(version, now_ms, thresholds, population)

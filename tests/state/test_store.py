@@ -81,3 +81,32 @@ async def test_keys_of_one_partition_share_one_cluster_slot(store: RedisStore) -
     }
     assert len(slots) == 1
     assert key_slot(k.meta(3).encode()) != key_slot(k.meta(4).encode())
+
+
+async def test_summary_deltas_commit_with_the_states_and_merge_across_partitions(
+    store: RedisStore,
+) -> None:
+    claims = [await store.claim(p) for p in (0, 1)]
+    await store.commit(0, claims[0].epoch, 0, [], {}, [], summaries={"m": {5: 2, 9: 1}})
+    await store.commit(1, claims[1].epoch, 0, [], {}, [], summaries={"m": {5: 1}, "f": {1: 3}})
+    # a customer leaves bucket 9 for 12; the emptied bucket disappears from the hash
+    await store.commit(0, claims[0].epoch, 1, [], {}, [], summaries={"m": {9: -1, 12: 1}})
+    assert await store.summaries([0, 1], ["m", "f", "r"]) == {
+        "m": {5: 3, 12: 1},
+        "f": {1: 3},
+        "r": {},
+    }
+    assert await store.client.hgetall(store.keys.summary(0, "m")) == {"5": "2", "12": "1"}
+    # a fenced commit moves no summary either (it is the same atomic write)
+    with pytest.raises(Fenced):
+        await store.commit(0, claims[0].epoch - 1, 2, [], {}, [], summaries={"m": {5: 100}})
+    assert (await store.summaries([0], ["m"]))["m"] == {5: 2, 12: 1}
+
+
+async def test_cut_points_are_replaced_by_compare_and_set(store: RedisStore) -> None:
+    assert await store.cuts() is None
+    assert await store.put_cuts(0, {"version": 1, "at_ms": 5, "thresholds": {}})
+    assert not await store.put_cuts(0, {"version": 1, "at_ms": 6, "thresholds": {}})  # lost
+    assert (await store.cuts())["at_ms"] == 5
+    assert await store.put_cuts(1, {"version": 2, "at_ms": 7, "thresholds": {}})
+    assert (await store.cuts())["version"] == 2
