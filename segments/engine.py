@@ -93,6 +93,9 @@ class Engine:
         self.rules_version = hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
         self.cut_version: int | None = None
         """Version of the quantile cut points the schemes were built with (if any)."""
+        self._quantile_schemes = {
+            s.name for s in schemes if any(a.quantiles is not None for a in getattr(s, "axes", ()))
+        }
 
     # ------------------------------------------------------------------ due times
     def next_due(self, states: Sequence[CustomerState]) -> np.ndarray:
@@ -307,6 +310,28 @@ class Engine:
         ]
 
     # ------------------------------------------------------------------ classify
+    @property
+    def stamp(self) -> str:
+        """What a customer evaluated under these rules and cut points is stamped with."""
+        return f"{self.rules_version}/{self.cut_version or 0}"
+
+    def _time_cause(self, s: CustomerState, scheme: Scheme) -> str:
+        """Why a customer moves when time, not an event, made us look.
+
+        A customer last evaluated under other rules (or other cut points, for a scheme
+        with quantile axes) moves because of those, not because time passed: the
+        background sweep would have said so had it got there first.
+        """
+        if s.stamp:
+            rules, _, cut = s.stamp.partition("/")
+            if rules != self.rules_version:
+                return "rules_change"
+            if cut != str(self.cut_version or 0) and scheme.name in self._quantile_schemes:
+                return "recalibration"
+        elif s.segments.get(scheme.name, NONE) == NONE:
+            return "rules_change"  # unstamped (older state) and never ranked in the scheme
+        return "recency_decay"
+
     def _reclassify(
         self,
         sts: list[CustomerState],
@@ -332,8 +357,8 @@ class Engine:
                 if scores is None:
                     scores = scheme.scores(cols, asof)
                 cause = causes[i]
-                if prev == NONE and cause in ("purchase", "recency_decay"):
-                    cause = "rules_change"  # a scheme this customer wasn't ranked in yet
+                if cause == "recency_decay":
+                    cause = self._time_cause(s, scheme)
                 s.segments[scheme.name] = key  # NONE too: Redis HSET can't delete fields
                 out.append(
                     TransitionDraft(
@@ -351,17 +376,23 @@ class Engine:
                         scores={a: int(v[i]) for a, v in scores.items()},
                     )
                 )
+        stamp = self.stamp
+        for s in sts:
+            s.stamp = stamp
         return out
 
     def reevaluate(self, states: Sequence[CustomerState], asof_ms: int, cause: str) -> Outcome:
         """Re-classify ``states`` at ``asof_ms`` under these rules (a rules change or new
         cut points), after catching up what was due before; moves show ``cause``.
 
-        As with events, a customer is never classified before their cursor.
+        Customers already evaluated under these rules and cut points (an event or the
+        timer got there first) are left alone. As with events, a customer is never
+        classified before their cursor.
         """
-        sts = list(states)
+        stamp = self.stamp
+        sts = [s for s in states if s.stamp != stamp]
         out = self.advance(sts, asof_ms)
-        live = [s for s in sts if s.has_purchased]
+        live = [s for s in sts if s.has_purchased and s.stamp != stamp]
         if live:
             at = np.maximum(asof_ms, np.fromiter((s.cursor_ms for s in live), np.int64, len(live)))
             drafts = self._reclassify(live, at, [cause] * len(live), None)
@@ -370,6 +401,8 @@ class Engine:
                 if s.customer_id in moved:  # history now runs to t; others keep their cursor
                     s.cursor_ms = t
             out.transitions.extend(drafts)
+        for s in sts:
+            s.stamp = stamp
         return out
 
     def classify_now(self, state: CustomerState, asof_ms: int) -> dict[str, str]:

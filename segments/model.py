@@ -50,6 +50,8 @@ class CustomerState:
     """Refunds that arrived before their purchase, waiting until ``until_ms``."""
     days: dict[int, list[int]] = field(default_factory=dict)
     """Purchase day -> [orders, units], kept only while a rolling window can see it."""
+    stamp: str = ""
+    """``rules_version/cut_version`` the segments were last evaluated under."""
 
     @property
     def has_purchased(self) -> bool:

@@ -6,6 +6,7 @@ e                dedupe window: "digest:ms,digest:ms"
 o                orders in the refund window: JSON {order_id: [remaining, amount, ms]}
 h                refunds held for their purchase: JSON list
 w                rolling-window days: JSON {day: [orders, units]} (only with windows)
+v                rules_version/cut_version the segments were last evaluated under
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def encode_state(s: CustomerState) -> list[str | int]:
     fields += ["o", orjson.dumps(s.orders).decode() if s.orders else ""]
     fields += ["h", orjson.dumps([list(h) for h in s.held]).decode() if s.held else ""]
     fields += ["w", orjson.dumps(s.days, option=orjson.OPT_NON_STR_KEYS).decode() if s.days else ""]
+    fields += ["v", s.stamp]
     for scheme, key in s.segments.items():
         fields.append(_SEG + scheme)
         fields.append(key)
@@ -62,4 +64,5 @@ def decode_state(customer_id: str, raw: Mapping[str, str] | Sequence[str]) -> Cu
         orders=orjson.loads(orders) if orders else {},
         held=[HeldRefund(*x) for x in orjson.loads(held)] if held else [],
         days={int(d): v for d, v in orjson.loads(days).items()} if (days := h.get("w")) else {},
+        stamp=h.get("v", ""),
     )

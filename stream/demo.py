@@ -51,6 +51,7 @@ DEMO_ENV = {
     "RFM_FREQUENCY_CUT": "5",
     "RFM_MONETARY_CUT": "1500",
     "RFM_DECAY_INTERVAL": "250ms",
+    "RFM_QUANTILE_REFRESH": "3s",  # the quantile schemes follow the fast-moving demo base
     "RFM_KAFKA_SESSION_TIMEOUT": "3s",
     "RFM_LOG_LEVEL": "warning",
     "RFM_HTTP_PORT": "0",
@@ -137,7 +138,7 @@ async def _drive(settings: Settings, opts: DemoOptions, worker: subprocess.Popen
     )
     await producer.start()
     await consumer.start()
-    causes: Counter[str] = Counter()
+    causes: Counter[tuple[str, str]] = Counter()
     dead: Counter[str] = Counter()
     last_seen = time.monotonic()
     try:
@@ -154,8 +155,8 @@ async def _drive(settings: Settings, opts: DemoOptions, worker: subprocess.Popen
                         f"{data['error_class']}: {data['error_message']}"
                     )
                     continue
-                causes[data["cause"]] += 1
-                if not opts.quiet:
+                causes[(data["scheme"], data["cause"])] += 1
+                if not opts.quiet and data["scheme"] == "rfm8":  # the story; others counted
                     print(_fmt(data))
 
         printer = asyncio.create_task(show())
@@ -212,7 +213,7 @@ async def _segment_sizes(settings: Settings) -> Counter[str]:
         states = await store.scan_states()
     finally:
         await store.close()
-    return Counter(s.segments.get("rfm8", "none") for s in states)
+    return Counter((scheme, key) for s in states for scheme, key in s.segments.items())
 
 
 def _pad(text: str, width: int) -> str:
@@ -222,14 +223,32 @@ def _pad(text: str, width: int) -> str:
 
 
 def _summary(
-    before: Counter[str], after: Counter[str], causes: Counter[str], dead: Counter[str]
+    before: Counter[tuple[str, str]],
+    after: Counter[tuple[str, str]],
+    causes: Counter[tuple[str, str]],
+    dead: Counter[str],
 ) -> None:
     print("\nsegment sizes (rfm8)")
     print(f"  {_pad('segment', 14)}{_pad('label', 16)}{'end of feed':>12}{'after decay':>13}")
     for key, label in RFM8_LABELS.items():
-        print(f"  {_pad(key, 14)}{_pad(label, 16)}{before.get(key, 0):>12}{after.get(key, 0):>13}")
-    print(f"  {_pad('total', 30)}{before.total():>12}{after.total():>13}")
-    print("\ntransitions by cause: " + ", ".join(f"{c}={n}" for c, n in sorted(causes.items())))
+        b, a = before.get(("rfm8", key), 0), after.get(("rfm8", key), 0)
+        print(f"  {_pad(key, 14)}{_pad(label, 16)}{b:>12}{a:>13}")
+    total_b = sum(n for (scheme, _), n in before.items() if scheme == "rfm8")
+    total_a = sum(n for (scheme, _), n in after.items() if scheme == "rfm8")
+    print(f"  {_pad('total', 30)}{total_b:>12}{total_a:>13}")
+    others = sorted({scheme for scheme, _ in after} - {"rfm8"})
+    if others:
+        print("\nthe other schemes of the rules file, after decay")
+    for scheme in others:
+        sizes = sorted(
+            ((k, n) for (sch, k), n in after.items() if sch == scheme and k != "none"),
+            key=lambda kn: -kn[1],
+        )
+        print(f"  {_pad(scheme, 9)}" + ", ".join(f"{k}={n}" for k, n in sizes))
+    print("\ntransitions by scheme and cause:")
+    for scheme in sorted({sch for sch, _ in causes}):
+        counts = sorted((c, n) for (sch, c), n in causes.items() if sch == scheme)
+        print(f"  {_pad(scheme, 9)}" + ", ".join(f"{c}={n}" for c, n in counts))
     print("dead letters: " + (", ".join(f"{c}={n}" for c, n in dead.items()) or "none"))
 
 
