@@ -53,6 +53,8 @@ NEVER = np.iinfo(np.int64).max
 """Due time of a customer with nothing that can change by time alone."""
 
 _DAY = 86_400_000
+SWEEP = "sweep"
+"""Trigger of a background re-evaluation (never a cause on the wire)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,22 +317,24 @@ class Engine:
         """What a customer evaluated under these rules and cut points is stamped with."""
         return f"{self.rules_version}/{self.cut_version or 0}"
 
-    def _time_cause(self, s: CustomerState, scheme: Scheme) -> str:
-        """Why a customer moves when time, not an event, made us look.
+    def _time_cause(self, s: CustomerState, scheme: Scheme, trigger: str) -> str:
+        """Why a customer moves when no event did it (the timer, or a sweep).
 
         A customer last evaluated under other rules (or other cut points, for a scheme
-        with quantile axes) moves because of those, not because time passed: the
-        background sweep would have said so had it got there first.
+        with quantile axes) moves because of those, not because time passed; whichever
+        of the timer and the background sweep gets there first says so.
         """
         if s.stamp:
             rules, _, cut = s.stamp.partition("/")
             if rules != self.rules_version:
                 return "rules_change"
-            if cut != str(self.cut_version or 0) and scheme.name in self._quantile_schemes:
+            if cut != str(self.cut_version or 0) and (
+                scheme.name in self._quantile_schemes or trigger == SWEEP
+            ):
                 return "recalibration"
-        elif s.segments.get(scheme.name, NONE) == NONE:
-            return "rules_change"  # unstamped (older state) and never ranked in the scheme
-        return "recency_decay"
+        elif trigger == SWEEP or s.segments.get(scheme.name, NONE) == NONE:
+            return "rules_change"  # unstamped (older state): evaluated under unknown rules
+        return "recency_decay" if trigger == "recency_decay" else "rules_change"
 
     def _reclassify(
         self,
@@ -357,8 +361,8 @@ class Engine:
                 if scores is None:
                     scores = scheme.scores(cols, asof)
                 cause = causes[i]
-                if cause == "recency_decay":
-                    cause = self._time_cause(s, scheme)
+                if cause in ("recency_decay", SWEEP):
+                    cause = self._time_cause(s, scheme, cause)
                 s.segments[scheme.name] = key  # NONE too: Redis HSET can't delete fields
                 out.append(
                     TransitionDraft(
@@ -381,9 +385,10 @@ class Engine:
             s.stamp = stamp
         return out
 
-    def reevaluate(self, states: Sequence[CustomerState], asof_ms: int, cause: str) -> Outcome:
+    def reevaluate(self, states: Sequence[CustomerState], asof_ms: int) -> Outcome:
         """Re-classify ``states`` at ``asof_ms`` under these rules (a rules change or new
-        cut points), after catching up what was due before; moves show ``cause``.
+        cut points), after catching up what was due before. Moves show ``rules_change``
+        or ``recalibration``, from what each customer was last evaluated under.
 
         Customers already evaluated under these rules and cut points (an event or the
         timer got there first) are left alone. As with events, a customer is never
@@ -395,7 +400,7 @@ class Engine:
         live = [s for s in sts if s.has_purchased and s.stamp != stamp]
         if live:
             at = np.maximum(asof_ms, np.fromiter((s.cursor_ms for s in live), np.int64, len(live)))
-            drafts = self._reclassify(live, at, [cause] * len(live), None)
+            drafts = self._reclassify(live, at, [SWEEP] * len(live), None)
             moved = {d.customer_id for d in drafts}
             for s, t in zip(live, at.tolist(), strict=True):
                 if s.customer_id in moved:  # history now runs to t; others keep their cursor

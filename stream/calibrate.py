@@ -133,4 +133,4 @@ async def finish_namespace(
                 pass
         return
     for p in partitions:
-        await store.set_meta_field(p, "sweep", f"{processor.sweep_target()}|done|rules_change")
+        await store.set_meta_field(p, "sweep", f"{processor.sweep_target()}|done")

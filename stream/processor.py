@@ -376,8 +376,10 @@ class Processor(PositionGuard):
         and cut points (after a rules change or a recalibration); True once done.
 
         Progress lives in the partition's ``sweep`` meta field, written in the same
-        atomic commit as the customers it covered: ``target|scan cursor|cause``, the
-        cursor ``done`` at the end. Rate-limited by the caller (one step per tick).
+        atomic commit as the customers it covered: ``target|scan cursor``, the cursor
+        ``done`` at the end. Rate-limited by the caller (one step per tick). Each
+        customer's own stamp says whether they moved for a rules change or new cut
+        points, and spares those an event or the timer re-evaluated already.
         """
         if p not in self.claims:
             return True
@@ -388,15 +390,10 @@ class Processor(PositionGuard):
     async def _sweep_step(self, claim: Claim, now: int) -> bool:
         p, target = claim.partition, self.sweep_target()
         raw = await self.store.meta_field(p, "sweep") or ""
-        was, _, rest = raw.partition("|")
-        cursor_text, _, cause = rest.partition("|")
+        was, _, cursor_text = raw.partition("|")
         if was == target and cursor_text == "done":
             return True
-        if was != target:
-            same_rules = was.split("/")[0] == target.split("/")[0]
-            cause, cursor = ("recalibration" if same_rules else "rules_change"), 0
-        else:
-            cursor = int(cursor_text)
+        cursor = int(cursor_text) if was == target else 0
         ids: list[str] = []
         for _ in range(10):  # SCAN may return few of this partition's keys per call
             cursor, found = await self.store.scan_partition(p, cursor, self.settings.sweep_batch)
@@ -406,11 +403,9 @@ class Processor(PositionGuard):
         loaded = await self.store.load(p, ids)
         self._check_epoch(claim, loaded.epoch)
         known = [loaded.states[c] for c in dict.fromkeys(ids) if c in loaded.states]
-        outcome, summaries = self._summarised(
-            known, lambda: self.engine.reevaluate(known, now, cause)
-        )
+        outcome, summaries = self._summarised(known, lambda: self.engine.reevaluate(known, now))
         await self._reject(outcome.rejected)
-        marker = f"{target}|{cursor or 'done'}|{cause}"
+        marker = f"{target}|{cursor or 'done'}"
         await self._commit(
             claim,
             loaded.version,
