@@ -3,6 +3,7 @@ recalibration of quantile cut points, rolling-window expiry, a rules change."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -178,3 +179,29 @@ async def test_a_new_rules_file_re_evaluates_every_customer_in_the_background(
     assert sorted(t["customer_id"] for t in changed) == sorted(f"c{i}" for i in range(30))
     assert {(t["from_segment"], t["to_segment"]) for t in changed} == {("new", "develop")}
     assert len({t["rules_version"] for t in changed} | {before[0]["rules_version"]}) == 2
+
+
+async def test_recalibrations_can_be_kept_off_the_live_topic(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    knobs = {
+        "rules": _rules(tmp_path, "pyramid.toml", PYRAMID),
+        "quantile_refresh": "1h",
+        "publish_recalibrations": "false",
+    }
+    await cluster.ensure_topics(**knobs)
+    cluster.start_worker(**knobs)
+    now = datetime.now(UTC)
+    who = [f"q{i}" for i in range(1, 11)]
+    await cluster.wait_applied(
+        await cluster.produce([purchase(c, i, now, str(100 * i)) for i, c in enumerate(who, 1)])
+    )
+    _recalibrate(cluster, **knobs)
+    deadline = asyncio.get_running_loop().time() + 30
+    while (ranked := await _pyramid(cluster, who)) and "none" in ranked.values():
+        assert asyncio.get_running_loop().time() < deadline, ranked
+        await asyncio.sleep(0.2)
+    assert ranked["q10"] == "major"  # the state moved ...
+    got = await cluster.transitions(lambda ts: False, wait_s=3)
+    assert all(t["cause"] != "recalibration" for t in got)  # ... and nothing was published
+    assert len(got) < len(who)  # at least the customers ranked by the sweep went unpublished
