@@ -86,6 +86,15 @@ class Settings(BaseSettings):
         parse_duration("7d"), description="A refund before its purchase waits this long."
     )
 
+    # --- what lookups and reports can see
+    history_size: int = Field(
+        5, ge=0, le=100, description="Latest transitions kept per customer for lookups."
+    )
+    matrix_retention: Duration = Field(
+        parse_duration("400d"),
+        description="Hourly from -> to transition counts are kept this long (event time).",
+    )
+
     # --- stream behaviour
     batch_max: int = Field(2000, ge=1, description="Max events per processed batch.")
     batch_within: Duration = Field(parse_duration("50ms"), description="Max wait to fill one.")
@@ -101,7 +110,15 @@ class Settings(BaseSettings):
         " librdkafka: crc32); events found elsewhere are forwarded to that partition.",
     )
     kafka_session_timeout: Duration = Field(parse_duration("10s"))
-    http_port: int = Field(8080, ge=0, le=65535, description="/metrics and /health; 0: off.")
+    http_port: int = Field(
+        8080, ge=0, le=65535, description="HTTP API, /metrics and /health; 0: off."
+    )
+    health_max_lag: int = Field(
+        1000,
+        ge=0,
+        description="/health is ready only while every owned partition is "
+        "at most this many records behind.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     def masked(self) -> dict[str, Any]:

@@ -64,6 +64,8 @@ class Policy:
     dedupe_ms: int = 30 * _DAY
     order_retention_ms: int = 90 * _DAY
     refund_hold_ms: int = 7 * _DAY
+    history: int = 5
+    """How many of a customer's latest transitions their state keeps (for lookups)."""
 
 
 def event_digest(event_id: str) -> str:
@@ -346,6 +348,7 @@ class Engine:
         cols = Columns.of(sts)
         active = cols.frequency > 0
         out: list[TransitionDraft] = []
+        sts_by_id = {s.customer_id: s for s in sts}
         for scheme in self.schemes:
             if getattr(scheme, "hysteresis", 0):
                 prev_keys = [s.segments.get(scheme.name, NONE) for s in sts]
@@ -383,6 +386,12 @@ class Engine:
         stamp = self.stamp
         for s in sts:
             s.stamp = stamp
+        keep = self.policy.history
+        for d in out:
+            h = sts_by_id[d.customer_id].history
+            h.append([d.scheme, d.from_segment, d.to_segment, d.cause, d.effective_ms])
+            if len(h) > keep:
+                del h[: len(h) - keep]
         return out
 
     def reevaluate(self, states: Sequence[CustomerState], asof_ms: int) -> Outcome:

@@ -52,6 +52,8 @@ class CustomerState:
     """Purchase day -> [orders, units], kept only while a rolling window can see it."""
     stamp: str = ""
     """``rules_version/cut_version`` the segments were last evaluated under."""
+    history: list[list[str | int]] = field(default_factory=list)
+    """The latest transitions, oldest first: [scheme, from, to, cause, effective ms]."""
 
     @property
     def has_purchased(self) -> bool:

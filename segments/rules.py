@@ -72,6 +72,7 @@ def policy_of(settings: Settings) -> Policy:
         dedupe_ms=settings.dedupe_retention,
         order_retention_ms=settings.order_retention,
         refund_hold_ms=settings.refund_hold,
+        history=settings.history_size,
     )
 
 

@@ -7,6 +7,7 @@ o                orders in the refund window: JSON {order_id: [remaining, amount
 h                refunds held for their purchase: JSON list
 w                rolling-window days: JSON {day: [orders, units]} (only with windows)
 v                rules_version/cut_version the segments were last evaluated under
+t                the latest transitions: JSON [[scheme, from, to, cause, ms], ...]
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def encode_state(s: CustomerState) -> list[str | int]:
     fields += ["h", orjson.dumps([list(h) for h in s.held]).decode() if s.held else ""]
     fields += ["w", orjson.dumps(s.days, option=orjson.OPT_NON_STR_KEYS).decode() if s.days else ""]
     fields += ["v", s.stamp]
+    fields += ["t", orjson.dumps(s.history).decode() if s.history else ""]
     for scheme, key in s.segments.items():
         fields.append(_SEG + scheme)
         fields.append(key)
@@ -65,4 +67,5 @@ def decode_state(customer_id: str, raw: Mapping[str, str] | Sequence[str]) -> Cu
         held=[HeldRefund(*x) for x in orjson.loads(held)] if held else [],
         days={int(d): v for d, v in orjson.loads(days).items()} if (days := h.get("w")) else {},
         stamp=h.get("v", ""),
+        history=orjson.loads(hist) if (hist := h.get("t")) else [],
     )

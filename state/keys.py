@@ -8,6 +8,8 @@ Redis Cluster slot and can run as one atomic script.
     {prefix}:{ns:p}:outbox       stream transitions committed but not yet published
     {prefix}:{ns:p}:c:<customer> hash   f, m, fs, l, c, s:<scheme>, e, o, h, w (see codec)
     {prefix}:{ns:p}:q:<population> hash bucket -> customers (quantile summary, segments.sketch)
+    {prefix}:{ns:p}:n            hash   scheme|segment -> customers in it now
+    {prefix}:{ns:p}:mx:<YYYYMMDD> hash  HH|scheme|from|to -> transitions (expires)
     {prefix}:{ns:cuts}:cuts      string JSON of the current cut-point version
     {prefix}:active:<name>       string the namespace promoted to serve <name> (absent: <name>)
 """
@@ -38,6 +40,15 @@ class Keys:
 
     def summary(self, partition: int, population: str) -> str:
         return f"{self.tag(partition)}:q:{population}"
+
+    COUNTS = "n"
+    """Partition-relative name of the segment-count hash: ``scheme|segment`` -> customers."""
+
+    @staticmethod
+    def flows(day: str) -> str:
+        """Partition-relative name of one day's transition counts (``YYYYMMDD``, UTC):
+        ``HH|scheme|from|to`` -> transitions effective in that hour."""
+        return f"mx:{day}"
 
     def cuts(self) -> str:
         """The namespace's current quantile cut points (one key, CAS-replaced)."""

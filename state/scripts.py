@@ -8,7 +8,8 @@ The commit script is the heart of invariants 3 and 8; its steps, in order:
 2. Compare-and-set on ``ver``: the caller loaded state at this version; any other
    commit in between (timer vs agent race, zombie) makes this one fail, not clobber.
 3. Write every changed customer hash.
-   Apply the quantile summaries' bucket deltas (HINCRBY; empty buckets removed).
+   Apply the counter hashes' deltas (HINCRBY; fields that reach 0 removed): quantile
+   summaries, segment counts, hourly transition counts (these expire with retention).
 4. Update the due-time schedule (ZADD, or ZREM for customers with nothing due).
 5. Append the transitions to the partition's outbox stream.
 6. Advance the reader's position (``off``: last applied Kafka offset; a file import
@@ -53,7 +54,8 @@ COMMIT = """
 -- KEYS[1]=meta KEYS[2]=due KEYS[3]=outbox KEYS[4..]=customer hashes, then summary hashes
 -- ARGV: epoch, ver, position field, position|'', state JSON, then (customer, payload)...
 -- state JSON: {"c": [[field, value, ...] per customer key], "d": [[member, score|""], ...],
---              "q": [[bucket, delta, ...] per summary key (the last #q KEYS)]}
+--              "q": [[field, delta, ...] per counter hash (the last #q KEYS)],
+--              "x": [[index into q, expire-at ms], ...]}
 -- (every value a string: Lua numbers would print 15+ digit integers as floats)
 local cur = redis.call('HMGET', KEYS[1], 'epoch', 'ver', 'moved')
 if cur[3] then
@@ -78,6 +80,11 @@ for j = 1, nq do
     if redis.call('HINCRBY', key, deltas[i], deltas[i + 1]) == 0 then
       redis.call('HDEL', key, deltas[i])
     end
+  end
+end
+if batch.x then
+  for _, e in ipairs(batch.x) do
+    redis.call('PEXPIREAT', KEYS[#KEYS - nq + e[1]], e[2])
   end
 end
 for _, entry in ipairs(batch.d) do

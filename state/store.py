@@ -136,11 +136,15 @@ class RedisStore:
         offset: int | str | None = None,
         position: str = "off",
         summaries: Mapping[str, Mapping[int, int]] | None = None,
+        counters: Mapping[str, Mapping[str, int]] | None = None,
+        expire_at: Mapping[str, int] | None = None,
     ) -> int:
         """Atomically write a batch; returns the new version.
 
         ``summaries``: population -> bucket -> count delta, applied to the partition's
         quantile summaries in the same write (so they match the states exactly).
+        ``counters``: partition-relative hash name (``Keys.counts``, ``Keys.flows``) ->
+        field -> delta, likewise; ``expire_at`` gives some of them an expiry (epoch ms).
 
         Raises :class:`Fenced` if the partition was claimed by someone else since
         ``epoch``, :class:`CommitConflict` if another commit happened since ``version``.
@@ -154,12 +158,20 @@ class RedisStore:
             customers.append([str(x) for x in codec.encode_state(s)])
         schedule = [[cid, "" if t == NEVER else str(t)] for cid, t in due.items()]
         doc: dict[str, object] = {"c": customers, "d": schedule}
-        if summaries:
-            q = []
-            for population, deltas in summaries.items():
-                keys.append(self.keys.summary(partition, population))
-                q.append([str(x) for pair in deltas.items() for x in pair])
+        q: list[list[str]] = []
+        expire: list[list[int]] = []
+        for population, deltas in (summaries or {}).items():
+            keys.append(self.keys.summary(partition, population))
+            q.append([str(x) for pair in deltas.items() for x in pair])
+        for name, deltas in (counters or {}).items():
+            keys.append(f"{self.keys.tag(partition)}:{name}")
+            q.append([str(x) for pair in deltas.items() for x in pair])
+            if name in (expire_at or {}):
+                expire.append([len(q), (expire_at or {})[name]])
+        if q:
             doc["q"] = q
+        if expire:
+            doc["x"] = expire
         blob = orjson.dumps(doc)
         args: list[str | bytes | int] = [epoch, version, position]
         args.append("" if offset is None else offset)
@@ -235,6 +247,48 @@ class RedisStore:
     async def set_meta_field(self, partition: int, name: str, value: str) -> None:
         async with _unavailable_as_error():
             await self.client.hset(self.keys.meta(partition), name, value)
+
+    # ------------------------------------------------------------------ tallies
+    async def segment_counts(self, partitions: Iterable[int]) -> dict[str, dict[str, int]]:
+        """scheme -> segment -> customers in it now, over ``partitions`` (no scan)."""
+        parts = list(partitions)
+        async with _unavailable_as_error(), self.client.pipeline(transaction=False) as pipe:
+            for p in parts:
+                pipe.hgetall(f"{self.keys.tag(p)}:{Keys.COUNTS}")
+            raw = await pipe.execute()
+        out: dict[str, dict[str, int]] = {}
+        for h in raw:
+            for field, n in h.items():
+                scheme, _, segment = field.partition("|")
+                seg = out.setdefault(scheme, {})
+                seg[segment] = seg.get(segment, 0) + int(n)
+        return out
+
+    async def flows(
+        self, partitions: Iterable[int], days: Sequence[str]
+    ) -> dict[tuple[str, str, str, str, int], int]:
+        """(day, scheme, from, to, hour) -> transitions, over ``partitions`` and ``days``
+        (``YYYYMMDD``, UTC)."""
+        parts = list(partitions)
+        async with _unavailable_as_error(), self.client.pipeline(transaction=False) as pipe:
+            for day in days:
+                for p in parts:
+                    pipe.hgetall(f"{self.keys.tag(p)}:{Keys.flows(day)}")
+            raw = await pipe.execute()
+        out: dict[tuple[str, str, str, str, int], int] = {}
+        it = iter(raw)
+        for day in days:
+            for _ in parts:
+                for field, n in next(it).items():
+                    hour, scheme, frm, to = field.split("|")
+                    key = (day, scheme, frm, to, int(hour))
+                    out[key] = out.get(key, 0) + int(n)
+        return out
+
+    async def due_count(self, partition: int, now_ms: int) -> int:
+        """Customers whose due time has passed but the timer hasn't fired yet."""
+        async with _unavailable_as_error():
+            return int(await self.client.zcount(self.keys.due(partition), "-inf", now_ms))
 
     # ------------------------------------------------------------------ schedule
     async def due(self, partition: int, now_ms: int, limit: int) -> list[str]:

@@ -22,6 +22,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Awaitable, Callable, Mapping, Set
 from typing import Any
 
@@ -43,6 +44,7 @@ from stream.calibrate import Calibrator
 from stream.clock import Clock, WallClock
 from stream.http import HttpServer, render_metrics
 from stream.kafka import KafkaOutputs, ensure_topics, make_producer
+from stream.lookup import Lookup
 from stream.messages import Msg
 from stream.processor import Processor
 from stream.relay import OutboxRelay
@@ -92,17 +94,66 @@ class Runtime(Service):
         self.calibrator = Calibrator(settings, self.store, self.processor, self.rules)
         self.ready = asyncio.Event()
         self.redis_up = True
-        self.http = HttpServer(settings.http_port, self.metrics, self.health)
+        self.lookup = Lookup(
+            settings,
+            self.store,
+            lambda: self.processor.engine,
+            lambda: self.processor.partition_count or settings.partitions,
+            wall.now_ms,
+        )
+        self.http = HttpServer(settings.http_port, self.metrics, self.health, self.lookup)
+        self.highwater: Callable[[int], int | None] = lambda p: None
+        """The consumer's high watermark of partition p (set by the faust app)."""
+        self.gauges: dict[str, dict[int, float]] = {}
+        self._rate = _Rate()
 
     def on_init_dependencies(self) -> list[Service]:
         return [self.http]
 
+    def lag(self) -> dict[int, int | None]:
+        """Per owned partition: records not yet applied (None: watermark not known yet)."""
+        out: dict[int, int | None] = {}
+        for p in self.processor.owned():
+            hw = self.highwater(p)
+            applied = self.processor.applied_offset(p)
+            claim = self.processor.claims.get(p)
+            done = applied if applied is not None else (claim.offset if claim else -1)
+            out[p] = None if hw is None else max(0, hw - (done + 1))
+        return out
+
     def metrics(self) -> str:
-        return render_metrics(self.processor, self.redis_up, self.relay.published)
+        lag = {p: float(v) for p, v in self.lag().items() if v is not None}
+        return render_metrics(
+            self.processor,
+            self.redis_up,
+            self.relay.published,
+            extra={"rfm_events_per_second": self._rate.per_second(self.processor.stats.events)},
+            partitions={**self.gauges, "rfm_consumer_lag": lag},
+        )
 
     def health(self) -> dict[str, Any]:
-        ok = self.ready.is_set() and self.redis_up
-        return {"ok": ok, "redis_up": self.redis_up, "partitions": self.processor.owned()}
+        lag = self.lag()
+        behind = {
+            p: v for p, v in lag.items() if v is not None and v > self.settings.health_max_lag
+        }
+        ok = self.ready.is_set() and self.redis_up and not behind
+        return {
+            "ok": ok,
+            "redis_up": self.redis_up,
+            "partitions": self.processor.owned(),
+            "lag": {str(p): v for p, v in lag.items()},
+            "max_lag": self.settings.health_max_lag,
+        }
+
+    async def _refresh_gauges(self) -> None:
+        """Per-partition gauges that need Redis, read once per timer tick (not per scrape)."""
+        now = self.processor.clock.now_ms()
+        sizes: dict[int, float] = {}
+        due: dict[int, float] = {}
+        for p in self.processor.owned():
+            sizes[p] = await self.store.schedule_size(p)
+            due[p] = await self.store.due_count(p, now)
+        self.gauges = {"rfm_schedule_size": sizes, "rfm_due_not_fired": due}
 
     async def _retrying(self, what: str, fn: Callable[[], Awaitable[None]]) -> None:
         """Retry ``fn`` with backoff; while Redis is down, say so once and stop consuming."""
@@ -214,6 +265,7 @@ class Runtime(Service):
                 await self._check_promoted()
                 for p in self.processor.owned():
                     await self.processor.verify(p)
+                await self._refresh_gauges()
                 if not s.decay_timer:
                     continue
                 owned = self.processor.owned()
@@ -228,6 +280,21 @@ class Runtime(Service):
                 await self._switch(exc.target)
             except _RETRIABLE as exc:
                 log.warning("timer step failed: %s", exc)
+
+
+class _Rate:
+    """Events per second over the last ~10 s, from the events counter (for /metrics)."""
+
+    def __init__(self) -> None:
+        self._marks: list[tuple[float, int]] = []
+
+    def per_second(self, total: int) -> float:
+        now = time.monotonic()
+        self._marks.append((now, total))
+        while len(self._marks) > 2 and now - self._marks[1][0] >= 10:
+            self._marks.pop(0)
+        t0, n0 = self._marks[0]
+        return (total - n0) / (now - t0) if now > t0 else 0.0
 
 
 def create_app(settings: Settings, runtime: Runtime) -> faust.App:
@@ -289,6 +356,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         await app.consumer.seek_wait({TP(topic.get_topic_name(), p): offset})
 
     runtime.processor.rewind = rewind
+    runtime.highwater = lambda p: app.consumer.highwater(TP(topic.get_topic_name(), p))
     _position_from_redis(app, runtime, topic.get_topic_name())
     return app
 

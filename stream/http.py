@@ -1,29 +1,50 @@
-"""The worker's small HTTP server: ``/metrics`` (Prometheus text) and ``/health``.
+"""The worker's HTTP server: the lookup API, ``/metrics``, ``/health``, OpenAPI.
 
-Counters come from the processor's :class:`~stream.processor.Stats`; nothing here
-reads Redis, so metrics stay available while Redis is down (that is when they matter).
+Metrics come from the processor's :class:`~stream.processor.Stats` and gauges the
+timer refreshes; rendering them reads no Redis, so they stay available while Redis
+is down (that is when they matter). The API routes (:mod:`stream.lookup`) read Redis
+and answer 503 while it is down. Every error is JSON: ``{"error": ..., "parameter":
+...}``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from mode import Service
 
-from stream.processor import Processor
+from schemas.errors import StoreUnavailable
+from stream.lookup import BadParameter, Lookup
+from stream.openapi import document
+from stream.processor import LATENCY_BUCKETS, Processor
 
 __all__ = ["HttpServer", "render_metrics"]
 
 log = logging.getLogger(__name__)
 
 
+PARTITION_GAUGES = {
+    "rfm_consumer_lag": "Records in the partition not yet applied (high watermark - next).",
+    "rfm_schedule_size": "Customers in the partition's due-time schedule.",
+    "rfm_due_not_fired": "Customers whose due time has passed but whose timer step hasn't run.",
+}
+
+
 def render_metrics(
-    processor: Processor, redis_up: bool, published: int, extra: dict[str, float] | None = None
+    processor: Processor,
+    redis_up: bool,
+    published: int,
+    extra: dict[str, float] | None = None,
+    partitions: dict[str, dict[int, float]] | None = None,
 ) -> str:
-    """Prometheus exposition text of the worker's counters and gauges."""
+    """Prometheus exposition text of the worker's counters and gauges.
+
+    ``partitions``: per-partition gauges (:data:`PARTITION_GAUGES`) as last refreshed by
+    the worker's timer; ``extra``: other gauges by name.
+    """
     s = processor.stats
     lines: list[str] = []
 
@@ -80,6 +101,32 @@ def render_metrics(
         "Purchases partitions this worker owns.",
         [("", len(processor.owned()))],
     )
+    metric(
+        "rfm_transitions_by_total",
+        "counter",
+        "Transitions committed, by scheme, from and to.",
+        [(f'{{scheme="{sc}",from="{f}",to="{t}"}}', n) for (sc, f, t), n in sorted(s.flows.items())]
+        or [("", 0)],
+    )
+    lines.append(
+        "# HELP rfm_batch_seconds Time to apply one partition's batch (validate to commit)."
+    )
+    lines.append("# TYPE rfm_batch_seconds histogram")
+    cumulative = 0
+    for bound, n in zip(LATENCY_BUCKETS, s.batch_seconds, strict=True):
+        cumulative += n
+        le = "+Inf" if bound == float("inf") else f"{bound:g}"
+        lines.append(f'rfm_batch_seconds_bucket{{le="{le}"}} {cumulative}')
+    lines.append(f"rfm_batch_seconds_sum {s.batch_seconds_sum}")
+    lines.append(f"rfm_batch_seconds_count {cumulative}")
+    for name, help_text in PARTITION_GAUGES.items():
+        values = (partitions or {}).get(name, {})
+        metric(
+            name,
+            "gauge",
+            help_text,
+            [(f'{{partition="{p}"}}', v) for p, v in sorted(values.items())],
+        )
     for name, value in (extra or {}).items():
         metric(name, "gauge", name, [("", value)])
     return "\n".join(lines) + "\n"
@@ -93,24 +140,34 @@ class HttpServer(Service):
         port: int,
         metrics: Callable[[], str],
         health: Callable[[], dict[str, Any]],
+        lookup: Lookup | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.port = port
         self._metrics = metrics
         self._health = health
+        self.lookup = lookup
         self._runner: web.AppRunner | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[_json_errors])
+        app.router.add_get("/metrics", self._get_metrics)
+        app.router.add_get("/health", self._get_health)
+        app.router.add_get("/openapi.json", self._get_openapi)
+        app.router.add_get("/customers/{customer_id}", self._get_customer)
+        app.router.add_get("/segments", self._get_segments)
+        app.router.add_get("/transitions/matrix", self._get_matrix)
+        return app
 
     async def on_start(self) -> None:
         if not self.port:
             return
-        app = web.Application()
-        app.router.add_get("/metrics", self._get_metrics)
-        app.router.add_get("/health", self._get_health)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "0.0.0.0", self.port).start()
-        log.info("http on :%d (/metrics, /health)", self.port)
+        site = web.TCPSite(self._runner, "0.0.0.0", self.port)
+        await site.start()
+        log.info("http on :%d (API, /metrics, /health, /openapi.json)", self.port)
 
     async def on_stop(self) -> None:
         if self._runner is not None:
@@ -122,3 +179,54 @@ class HttpServer(Service):
     async def _get_health(self, _: web.Request) -> web.Response:
         body = self._health()
         return web.json_response(body, status=200 if body["ok"] else 503)
+
+    async def _get_openapi(self, _: web.Request) -> web.Response:
+        return web.json_response(document())
+
+    def _api(self) -> Lookup:
+        if self.lookup is None:
+            raise web.HTTPServiceUnavailable(reason="the lookup API is not enabled here")
+        return self.lookup
+
+    async def _get_customer(self, request: web.Request) -> web.Response:
+        found = await self._api().customer(request.match_info["customer_id"])
+        if found is None:
+            return _error(404, f"no customer {request.match_info['customer_id']!r}")
+        return web.json_response(found)
+
+    async def _get_segments(self, _: web.Request) -> web.Response:
+        return web.json_response(await self._api().segments())
+
+    async def _get_matrix(self, request: web.Request) -> web.Response:
+        q = request.query
+        unknown = sorted(set(q) - {"scheme", "since", "until"})
+        if unknown:
+            raise BadParameter(unknown[0], "unknown parameter; use scheme, since, until")
+        return web.json_response(
+            await self._api().matrix(q.get("scheme"), q.get("since"), q.get("until"))
+        )
+
+
+def _error(status: int, message: str, parameter: str | None = None) -> web.Response:
+    body: dict[str, str] = {"error": message}
+    if parameter is not None:
+        body["parameter"] = parameter
+    return web.json_response(body, status=status)
+
+
+@web.middleware
+async def _json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every error as JSON with a one-line message (and the parameter at fault)."""
+    try:
+        return await handler(request)
+    except BadParameter as exc:
+        return _error(400, str(exc), exc.name)
+    except StoreUnavailable as exc:
+        return _error(503, str(exc))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = exc.reason if exc.status != 404 else f"no route {request.path}"
+        return _error(exc.status, message)

@@ -17,7 +17,9 @@ Per partition the order is:
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -35,6 +37,7 @@ from stream.encode import TransitionEncoder, encode_dead_letter
 from stream.messages import Batch, Msg, engine_event, msg_of, ref_of
 from stream.position import PositionGuard
 from stream.routing import partitioner
+from stream.tallies import tally
 from stream.validate import Validator
 
 __all__ = ["Outputs", "Processor", "Stats"]
@@ -70,6 +73,18 @@ class Stats:
     rewinds: int = 0
     state_lost: int = 0
     swept: int = 0
+    flows: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    """Transitions committed, by (scheme, from, to)."""
+    batch_seconds: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS))
+    """Histogram of a partition batch's apply time (counts per upper bound, not cumulative)."""
+    batch_seconds_sum: float = 0.0
+
+    def observe_batch(self, seconds: float) -> None:
+        self.batch_seconds[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.batch_seconds_sum += seconds
+
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, float("inf"))
 
 
 class Processor(PositionGuard):
@@ -182,9 +197,11 @@ class Processor(PositionGuard):
         if claim is None:
             log.debug("skipping %d messages of unowned partition %d", len(msgs), p)
             return None
+        started = time.perf_counter()
         batch = self._sort(p, msgs)
         async with self._locks[p]:
             await self._fenced(p, "batch", lambda c: self._commit_events(c, batch))
+        self.stats.observe_batch(time.perf_counter() - started)
         return max((ev.occurred_ms for _, ev in batch.good), default=None)
 
     def _sort(self, p: int, msgs: list[Msg]) -> Batch:
@@ -315,6 +332,7 @@ class Processor(PositionGuard):
         if not self.settings.publish_recalibrations:
             published = [d for d in published if d.cause != "recalibration"]
         outbox = [(d.customer_id, self.encoder.encode(d, emitted)) for d in published]
+        counters, expire_at = tally(drafts, self.settings.matrix_retention)
         await self.store.commit(
             claim.partition,
             claim.epoch,
@@ -325,8 +343,14 @@ class Processor(PositionGuard):
             offset,
             position or self.position,
             summaries,
+            counters,
+            expire_at,
         )
         self.stats.transitions += len(drafts)
+        flows = self.stats.flows
+        for d in drafts:
+            k = (d.scheme, d.from_segment, d.to_segment)
+            flows[k] = flows.get(k, 0) + 1
         if drafts:
             self.on_commit()
 

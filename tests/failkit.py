@@ -180,6 +180,44 @@ async def wait_outbox_empty(
         await store.close()
 
 
+async def assert_counts_match(
+    cluster: Cluster, partitions: int, states: dict[str, CustomerState | None]
+) -> None:
+    """The segment sizes the commits tallied equal a recount of the customers' states
+    (and the flows tallied add up to the same sizes)."""
+    recount: dict[str, dict[str, int]] = {}
+    for s in states.values():
+        for scheme, key in (s.segments if s else {}).items():
+            if key != "none":
+                recount.setdefault(scheme, {})
+                recount[scheme][key] = recount[scheme].get(key, 0) + 1
+    store = cluster.store()
+    try:
+        tallied = await store.segment_counts(range(partitions))
+        days = sorted({k.split(":")[-1] for k in await _flow_keys(store)})
+        flows = await store.flows(range(partitions), days)
+    finally:
+        await store.close()
+    assert tallied == recount, f"tallied sizes {tallied} != recount {recount}"
+    net: dict[str, dict[str, int]] = {}
+    for (_, scheme, frm, to, _), n in flows.items():
+        seg = net.setdefault(scheme, {})
+        if frm != "none":
+            seg[frm] = seg.get(frm, 0) - n
+        if to != "none":
+            seg[to] = seg.get(to, 0) + n
+    assert {sc: {k: v for k, v in seg.items() if v} for sc, seg in net.items()} == recount
+
+
+async def _flow_keys(store: RedisStore) -> list[str]:
+    return [
+        k
+        async for k in store.client.scan_iter(
+            f"{store.keys.prefix}:{{{store.keys.namespace}:*}}:mx:*"
+        )
+    ]
+
+
 @dataclass
 class Delivered:
     messages: int  # transition messages on the topic, duplicates included
@@ -207,6 +245,7 @@ async def assert_effectively_once(
         f"got {got_states.get(wrong[0])}, want {want_states[wrong[0]]}"
     )
     assert got_states == want_states
+    await assert_counts_match(cluster, settings.partitions, got_states)
 
     # Everything committed has been published and acknowledged; then read the whole
     # topic: until every expected id is there and nothing new came for a second.

@@ -1,0 +1,241 @@
+"""The worker's HTTP API as an OpenAPI 3.1 document (served at ``/openapi.json``).
+
+Written out by hand, next to the routes, and a test checks that it validates and names
+exactly the routes the server registers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ROUTES", "document"]
+
+ROUTES = (
+    "/customers/{customer_id}",
+    "/segments",
+    "/transitions/matrix",
+    "/health",
+    "/metrics",
+    "/openapi.json",
+)
+
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {"type": "string", "description": "What went wrong, in one line."},
+        "parameter": {"type": "string", "description": "The parameter at fault (400)."},
+    },
+}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json({"$ref": "#/components/schemas/Error"}, description)
+
+
+_TIME = {"type": "string", "format": "date-time"}
+_SEGMENT = {
+    "type": "object",
+    "required": ["segment", "label", "scores", "cut_version"],
+    "properties": {
+        "segment": {"type": "string"},
+        "label": {"type": "string"},
+        "scores": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "cut_version": {"type": ["integer", "null"]},
+    },
+}
+_CUSTOMER = {
+    "type": "object",
+    "required": ["customer_id", "partition", "frequency", "monetary", "segments", "history"],
+    "properties": {
+        "customer_id": {"type": "string"},
+        "partition": {"type": "integer"},
+        "frequency": {"type": "integer"},
+        "monetary": {"type": "string", "description": "Net spend, exact decimal."},
+        "currency": {"type": "string"},
+        "first_purchase_at": {"type": ["string", "null"], "format": "date-time"},
+        "last_purchase_at": {"type": ["string", "null"], "format": "date-time"},
+        "recency_days": {"type": ["number", "null"]},
+        "as_of": _TIME,
+        "segments": {"type": "object", "additionalProperties": _SEGMENT},
+        "next_due_at": {
+            "type": ["string", "null"],
+            "format": "date-time",
+            "description": "When time alone may move this customer next.",
+        },
+        "rules_version": {"type": "string"},
+        "history": {
+            "type": "array",
+            "description": "Latest transitions, newest first (RFM_HISTORY_SIZE kept).",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "scheme": {"type": "string"},
+                    "from_segment": {"type": "string"},
+                    "to_segment": {"type": "string"},
+                    "cause": {"type": "string"},
+                    "effective_at": _TIME,
+                },
+            },
+        },
+    },
+}
+_SEGMENTS = {
+    "type": "object",
+    "required": ["schemes"],
+    "properties": {
+        "schemes": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "properties": {
+                    "customers": {"type": "integer"},
+                    "segments": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "segment": {"type": "string"},
+                                "label": {"type": "string"},
+                                "customers": {"type": "integer"},
+                            },
+                        },
+                    },
+                },
+            },
+        }
+    },
+}
+_MATRIX = {
+    "type": "object",
+    "required": ["scheme", "since", "until", "flows"],
+    "properties": {
+        "scheme": {"type": "string"},
+        "since": _TIME,
+        "until": _TIME,
+        "bucket": {"type": "string", "enum": ["hour"]},
+        "transitions": {"type": "integer"},
+        "flows": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "from_segment": {"type": "string"},
+                    "to_segment": {"type": "string"},
+                    "transitions": {"type": "integer"},
+                },
+            },
+        },
+    },
+}
+
+
+def _time_param(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": {"type": "string", "format": "date-time"},
+    }
+
+
+def document() -> dict[str, Any]:
+    bad = _error("A parameter is wrong; `parameter` names it.")
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "rfm-stream worker API",
+            "version": "1",
+            "description": "Customer lookups, segment sizes and flows of the namespace this "
+            "worker serves, read from what it committed (no scans); health and metrics.",
+        },
+        "paths": {
+            "/customers/{customer_id}": {
+                "get": {
+                    "summary": "A customer's RFM state, segments, next due time and history",
+                    "operationId": "getCustomer",
+                    "parameters": [
+                        {
+                            "name": "customer_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+                        }
+                    ],
+                    "responses": {
+                        "200": _json(_CUSTOMER, "The customer."),
+                        "400": bad,
+                        "404": _error("No such customer."),
+                        "503": _error("Redis is unavailable."),
+                    },
+                }
+            },
+            "/segments": {
+                "get": {
+                    "summary": "Customers per segment per scheme, now",
+                    "operationId": "getSegments",
+                    "responses": {
+                        "200": _json(_SEGMENTS, "Counts, every segment listed."),
+                        "503": _error("Redis is unavailable."),
+                    },
+                }
+            },
+            "/transitions/matrix": {
+                "get": {
+                    "summary": "From -> to transition counts of a scheme over a time range",
+                    "operationId": "getMatrix",
+                    "parameters": [
+                        {
+                            "name": "scheme",
+                            "in": "query",
+                            "required": False,
+                            "description": "Default: the first scheme of the rules file.",
+                            "schema": {"type": "string"},
+                        },
+                        _time_param("since", "Start (inclusive); default: until - 7 days."),
+                        _time_param("until", "End (exclusive); default: now."),
+                    ],
+                    "responses": {
+                        "200": _json(_MATRIX, "Counts by (from, to), largest first."),
+                        "400": bad,
+                        "503": _error("Redis is unavailable."),
+                    },
+                }
+            },
+            "/health": {
+                "get": {
+                    "summary": "Ready: started, Redis up, owned partitions caught up",
+                    "operationId": "getHealth",
+                    "responses": {
+                        "200": _json({"type": "object"}, "Ready."),
+                        "503": _json({"type": "object"}, "Not ready; the body says why."),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "operationId": "getMetrics",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text exposition format.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "operationId": "getOpenApi",
+                    "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1.")},
+                }
+            },
+        },
+        "components": {"schemas": {"Error": _ERROR}},
+    }

@@ -1,0 +1,60 @@
+"""What every commit adds to the namespace's running tallies: segment sizes and flows.
+
+``GET /segments`` and ``GET /transitions/matrix`` (and ``rfm-stream segments`` /
+``report``) read these instead of scanning customers. They are derived from the very
+transitions a commit writes and committed in the same atomic write, so they survive
+restarts and stay exact under every failure the state itself survives (a fenced or
+conflicting commit moves no tally either).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from segments.model import NONE, TransitionDraft
+from state.keys import Keys
+
+__all__ = ["HOUR_MS", "day_of", "tally"]
+
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+
+
+def day_of(ms: int) -> str:
+    """The UTC day (``YYYYMMDD``) of an epoch-ms instant: the flows hash it lands in."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y%m%d")
+
+
+def tally(
+    drafts: Iterable[TransitionDraft], retention_ms: int
+) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    """(counter hash -> field -> delta, counter hash -> expire-at ms) for ``drafts``.
+
+    Sizes: the from-segment loses a customer, the to-segment gains one ("none" is not a
+    segment). Flows: one per transition, in the hour of its ``effective_at``; a day's
+    hash expires ``retention_ms`` after the day ends (event time, so a backfill of old
+    history keeps only what is still within retention).
+    """
+    sizes: dict[str, int] = {}
+    flows: dict[str, dict[str, int]] = {}
+    expire: dict[str, int] = {}
+    for d in drafts:
+        if d.from_segment != NONE:
+            k = f"{d.scheme}|{d.from_segment}"
+            sizes[k] = sizes.get(k, 0) - 1
+        if d.to_segment != NONE:
+            k = f"{d.scheme}|{d.to_segment}"
+            sizes[k] = sizes.get(k, 0) + 1
+        name = Keys.flows(day_of(d.effective_ms))
+        hour = (d.effective_ms % DAY_MS) // HOUR_MS
+        field = f"{hour:02d}|{d.scheme}|{d.from_segment}|{d.to_segment}"
+        bucket = flows.setdefault(name, {})
+        bucket[field] = bucket.get(field, 0) + 1
+        if name not in expire:
+            expire[name] = (d.effective_ms // DAY_MS + 1) * DAY_MS + retention_ms
+    counters = {name: deltas for name, deltas in flows.items()}
+    nonzero = {k: v for k, v in sizes.items() if v}
+    if nonzero:
+        counters[Keys.COUNTS] = nonzero
+    return counters, expire
