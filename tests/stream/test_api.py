@@ -1,0 +1,171 @@
+"""The worker's HTTP API over real HTTP, against a worker on a real broker and Redis."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+from openapi_spec_validator import validate
+
+from stream.embedded import free_port
+from stream.http import HttpServer
+from stream.openapi import ROUTES
+from tests.harness import RULES, T0, Cluster, expected, purchase
+
+pytestmark = pytest.mark.integration
+
+
+def refund(customer: str, n: int, when, amount: str, order: str) -> dict[str, Any]:
+    ev = purchase(customer, n, when, amount)
+    return {**ev, "kind": "refund", "refund_of": order, "event_id": f"r-{customer}-{n}"}
+
+
+EVENTS = [
+    purchase("amy", 1, T0, "600"),
+    purchase("amy", 2, T0 + timedelta(hours=5), "600"),
+    purchase("bob", 3, T0 + timedelta(hours=1), "50"),
+    purchase("cat", 4, T0 + timedelta(days=1), "2500"),
+    purchase("amy", 5, T0 + timedelta(days=2), "900"),
+]
+
+
+@pytest.fixture
+async def api(cluster: Cluster) -> Any:
+    port = free_port()
+    knobs = {"rules": str(RULES / "fixed.toml"), "decay_timer": "false", "http_port": str(port)}
+    settings = await cluster.ensure_topics(**knobs)
+    worker = cluster.start_worker(**knobs)
+    events = [*EVENTS, refund("cat", 6, T0 + timedelta(days=3), "2000", EVENTS[3]["order_id"])]
+    await cluster.wait_applied(await cluster.produce(events))
+    worker.wait_for_log("http on :")
+    async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
+        yield http, settings, events
+
+
+async def get(http: aiohttp.ClientSession, path: str) -> tuple[int, Any]:
+    async with http.get(path) as r:
+        return r.status, await r.json()
+
+
+async def test_customer_lookup_shows_state_segments_due_time_and_history(api) -> None:
+    http, settings, events = api
+    status, amy = await get(http, "/customers/amy")
+    assert status == 200
+    assert (amy["frequency"], amy["monetary"], amy["currency"]) == (3, "2100", "CNY")
+    assert amy["first_purchase_at"] == "2026-01-01T00:00:00.000+00:00"
+    assert amy["segments"]["rfm8"]["segment"] == "high_value"
+    assert amy["segments"]["rfm8"]["label"] == "高价值客户"
+    assert amy["segments"]["rfm27"]["segment"] == "recent"  # 3 orders: F band 2 of 3
+    assert amy["segments"]["rfm8"]["cut_version"] is None
+    # last purchase on Jan 3: rfm27's 30-day edge comes before rfm8's 90 days
+    assert amy["next_due_at"] == "2026-02-02T00:00:00.000+00:00"
+    _, want = expected(events, settings)
+    mine = [t for t in want if t["customer_id"] == "amy"][-settings.history_size :]
+    assert [
+        (h["scheme"], h["from_segment"], h["to_segment"], h["effective_at"]) for h in amy["history"]
+    ] == [
+        (t["scheme"], t["from_segment"], t["to_segment"], t["effective_at"]) for t in reversed(mine)
+    ]
+    status, cat = await get(http, "/customers/cat")
+    assert status == 200 and cat["monetary"] == "500" and cat["history"][0]["cause"] == "refund"
+
+
+async def test_customer_errors_are_json(api) -> None:
+    http, _, _ = api
+    status, body = await get(http, "/customers/nobody")
+    assert status == 404 and body == {"error": "no customer 'nobody'"}
+    status, body = await get(http, "/customers/" + "x" * 129)
+    assert status == 400 and body["parameter"] == "customer_id"
+    status, body = await get(http, "/no/such/route")
+    assert status == 404 and body["error"] == "no route /no/such/route"
+
+
+async def test_segment_counts_equal_a_recount(api) -> None:
+    http, settings, events = api
+    states, _ = expected(events, settings)
+    recount = Counter(
+        (sc, k) for s in states.values() for sc, k in s.segments.items() if k != "none"
+    )
+    status, body = await get(http, "/segments")
+    assert status == 200
+    got = {
+        (scheme, row["segment"]): row["customers"]
+        for scheme, v in body["schemes"].items()
+        for row in v["segments"]
+        if row["customers"]
+    }
+    assert got == dict(recount)
+    assert [r["segment"] for r in body["schemes"]["rfm8"]["segments"]][:2] == [
+        "high_value",
+        "develop",
+    ]
+    assert body["schemes"]["rfm8"]["customers"] == 3
+
+
+async def test_transition_matrix_over_a_range(api) -> None:
+    http, settings, events = api
+    _, want = expected(events, settings)
+    q = "scheme=rfm8&since=2026-01-01T00:00:00%2B00:00&until=2026-01-02T00:00:00%2B00:00"
+    status, body = await get(http, f"/transitions/matrix?{q}")
+    assert status == 200
+    day_one = Counter(
+        (t["from_segment"], t["to_segment"])
+        for t in want
+        if t["scheme"] == "rfm8" and t["effective_at"] < "2026-01-02"
+    )
+    assert {(r["from_segment"], r["to_segment"]): r["transitions"] for r in body["flows"]} == dict(
+        day_one
+    )
+    assert body["transitions"] == sum(day_one.values()) and body["bucket"] == "hour"
+    # the whole history, default scheme (the first of the rules file)
+    q = "since=2025-12-01T00:00:00%2B00:00&until=2026-02-01T00:00:00%2B00:00"
+    status, body = await get(http, f"/transitions/matrix?{q}")
+    assert status == 200 and body["scheme"] == "rfm8"
+    assert body["transitions"] == sum(1 for t in want if t["scheme"] == "rfm8")
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [
+        ("scheme=nope", "scheme"),
+        ("since=yesterday", "since"),
+        ("until=2026-01-01T00:00:00", "until"),
+        ("since=2026-01-02T00:00:00%2B00:00&until=2026-01-01T00:00:00%2B00:00", "since"),
+        ("since=2020-01-01T00:00:00%2B00:00&until=2026-01-01T00:00:00%2B00:00", "since"),
+        ("colour=red", "colour"),
+    ],
+)
+async def test_bad_matrix_parameters_are_400_naming_the_parameter(api, query, parameter) -> None:
+    http, _, _ = api
+    status, body = await get(http, f"/transitions/matrix?{query}")
+    assert status == 400, body
+    assert body["parameter"] == parameter and body["error"].startswith(f"{parameter}: ")
+
+
+async def test_openapi_document_validates_and_matches_the_routes(api) -> None:
+    http, _, _ = api
+    status, doc = await get(http, "/openapi.json")
+    assert status == 200
+    validate(doc)
+    routes = {r.canonical for r in HttpServer(0, str, dict).app().router.resources()}
+    assert routes == set(doc["paths"]) == set(ROUTES)
+
+
+async def test_metrics_and_health(api) -> None:
+    http, _, _ = api
+    async with http.get("/metrics") as r:
+        text = await r.text()
+    for needle in (
+        'rfm_transitions_by_total{scheme="rfm8",from="none",to="new"}',
+        'rfm_batch_seconds_bucket{le="+Inf"}',
+        "rfm_events_total 6",
+        "rfm_dead_letters_total",
+        "rfm_events_per_second",
+    ):
+        assert needle in text, needle
+    status, body = await get(http, "/health")
+    assert status == 200 and body["ok"] and body["max_lag"] == 1000
+    assert set(body["lag"]) == {str(p) for p in body["partitions"]}
