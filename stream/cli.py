@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from schemas.errors import RfmStreamError
+from schemas.errors import RfmStreamError, SettingsError
 from schemas.settings import Settings, load_settings
 
 __all__ = ["main"]
@@ -253,6 +253,56 @@ def cmd_recalibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """Where is this customer and why: the same view as ``GET /customers/{id}``."""
+    import asyncio
+
+    import orjson
+
+    from stream.lookup import BadParameter
+    from stream.views import open_lookup, render_customer
+
+    s = _settings_from(args)
+
+    async def run() -> dict[str, Any] | None:
+        async with open_lookup(s) as lookup:
+            return await lookup.customer(args.customer_id)
+
+    try:
+        found = asyncio.run(run())
+    except BadParameter as exc:
+        raise SettingsError(str(exc)) from None
+    if found is None:
+        print(f"rfm-stream: no customer {args.customer_id!r} in {s.namespace!r}", file=sys.stderr)
+        return 1
+    text = orjson.dumps(found, option=orjson.OPT_INDENT_2).decode()
+    print(text if args.json else render_customer(found))
+    return 0
+
+
+def cmd_segments(args: argparse.Namespace) -> int:
+    """How many customers are where: the same counts as ``GET /segments``."""
+    import asyncio
+
+    import orjson
+
+    from stream.views import open_lookup, render_segments
+
+    s = _settings_from(args)
+
+    async def run() -> dict[str, Any]:
+        async with open_lookup(s) as lookup:
+            return await lookup.segments()
+
+    body = asyncio.run(run())
+    print(
+        orjson.dumps(body, option=orjson.OPT_INDENT_2).decode()
+        if args.json
+        else render_segments(body)
+    )
+    return 0
+
+
 def cmd_schemas(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -325,6 +375,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", metavar="FILE")
     check.set_defaults(func=cmd_rules_check)
+
+    inspect = sub.add_parser("inspect", help="a customer's state, segments and history")
+    inspect.add_argument("customer_id", metavar="CUSTOMER_ID")
+    inspect.add_argument("--json", action="store_true", help="the API's JSON instead of a table")
+    _add_settings_options(inspect)
+    inspect.set_defaults(func=cmd_inspect)
+
+    segs = sub.add_parser("segments", help="customers per segment per scheme, now")
+    segs.add_argument("--json", action="store_true", help="the API's JSON instead of tables")
+    _add_settings_options(segs)
+    segs.set_defaults(func=cmd_segments)
 
     recal = sub.add_parser(
         "recalibrate", help="recompute quantile cut points now (a new cut-point version)"

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from segments.rfm8 import RFM8_LABELS
 from state.store import RedisStore
 from stream.embedded import start_redis, start_tansu
 from stream.kafka import ensure_topics
+from stream.views import pad
 
 __all__ = ["DemoOptions", "generate_events", "run_demo"]
 
@@ -216,12 +216,6 @@ async def _segment_sizes(settings: Settings) -> Counter[str]:
     return Counter((scheme, key) for s in states for scheme, key in s.segments.items())
 
 
-def _pad(text: str, width: int) -> str:
-    """Left-justify by terminal columns (CJK characters take two)."""
-    cols = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-    return text + " " * max(0, width - cols)
-
-
 def _summary(
     before: Counter[tuple[str, str]],
     after: Counter[tuple[str, str]],
@@ -229,13 +223,13 @@ def _summary(
     dead: Counter[str],
 ) -> None:
     print("\nsegment sizes (rfm8)")
-    print(f"  {_pad('segment', 14)}{_pad('label', 16)}{'end of feed':>12}{'after decay':>13}")
+    print(f"  {pad('segment', 14)}{pad('label', 16)}{'end of feed':>12}{'after decay':>13}")
     for key, label in RFM8_LABELS.items():
         b, a = before.get(("rfm8", key), 0), after.get(("rfm8", key), 0)
-        print(f"  {_pad(key, 14)}{_pad(label, 16)}{b:>12}{a:>13}")
+        print(f"  {pad(key, 14)}{pad(label, 16)}{b:>12}{a:>13}")
     total_b = sum(n for (scheme, _), n in before.items() if scheme == "rfm8")
     total_a = sum(n for (scheme, _), n in after.items() if scheme == "rfm8")
-    print(f"  {_pad('total', 30)}{total_b:>12}{total_a:>13}")
+    print(f"  {pad('total', 30)}{total_b:>12}{total_a:>13}")
     others = sorted({scheme for scheme, _ in after} - {"rfm8"})
     if others:
         print("\nthe other schemes of the rules file, after decay")
@@ -244,11 +238,11 @@ def _summary(
             ((k, n) for (sch, k), n in after.items() if sch == scheme and k != "none"),
             key=lambda kn: -kn[1],
         )
-        print(f"  {_pad(scheme, 9)}" + ", ".join(f"{k}={n}" for k, n in sizes))
+        print(f"  {pad(scheme, 9)}" + ", ".join(f"{k}={n}" for k, n in sizes))
     print("\ntransitions by scheme and cause:")
     for scheme in sorted({sch for sch, _ in causes}):
         counts = sorted((c, n) for (sch, c), n in causes.items() if sch == scheme)
-        print(f"  {_pad(scheme, 9)}" + ", ".join(f"{c}={n}" for c, n in counts))
+        print(f"  {pad(scheme, 9)}" + ", ".join(f"{c}={n}" for c, n in counts))
     print("dead letters: " + (", ".join(f"{c}={n}" for c, n in dead.items()) or "none"))
 
 

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections import Counter
 from datetime import timedelta
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 from openapi_spec_validator import validate
 
 from stream.embedded import free_port
 from stream.http import HttpServer
 from stream.openapi import ROUTES
-from tests.harness import RULES, T0, Cluster, expected, purchase
+from tests.harness import ROOT, RULES, T0, Cluster, expected, purchase
 
 pytestmark = pytest.mark.integration
 
@@ -169,3 +173,37 @@ async def test_metrics_and_health(api) -> None:
     status, body = await get(http, "/health")
     assert status == 200 and body["ok"] and body["max_lag"] == 1000
     assert set(body["lag"]) == {str(p) for p in body["partitions"]}
+
+
+def cli(cluster: Cluster, *args: str, **knobs: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RFM_")}
+    env.update(cluster.env(rules=str(RULES / "fixed.toml"), **knobs))
+    return subprocess.run(
+        [sys.executable, "-m", "stream.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+    )
+
+
+async def test_cli_inspect_and_segments_show_the_same_as_the_api(api, cluster: Cluster) -> None:
+    http, _, _ = api
+    proc = cli(cluster, "inspect", "amy")
+    assert proc.returncode == 0, proc.stderr
+    assert "customer amy" in proc.stdout and "high_value" in proc.stdout
+    assert "高价值客户" in proc.stdout and "next due: 2026-02-02T00:00:00.000+00:00" in proc.stdout
+    as_json = cli(cluster, "inspect", "amy", "--json")
+    _, body = await get(http, "/customers/amy")
+    got = orjson.loads(as_json.stdout)
+    assert {k: v for k, v in got.items() if k not in ("as_of", "recency_days", "segments")} == {
+        k: v for k, v in body.items() if k not in ("as_of", "recency_days", "segments")
+    }
+    missing = cli(cluster, "inspect", "nobody")
+    assert missing.returncode == 1 and missing.stderr.startswith("rfm-stream: no customer")
+    segs = cli(cluster, "segments")
+    assert segs.returncode == 0, segs.stderr
+    assert "rfm8  (3 customers)" in segs.stdout and "rfm27  (3 customers)" in segs.stdout
+    _, counts = await get(http, "/segments")
+    assert orjson.loads(cli(cluster, "segments", "--json").stdout) == counts
