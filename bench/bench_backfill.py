@@ -104,7 +104,7 @@ async def bench(args: argparse.Namespace) -> Results:
         )
         await ensure_topics(settings)
         probe = RedisStore.from_url(settings.redis_url.get_secret_value(), "rfm", "probe")
-        redis_version = (await probe.client.info("server"))["redis_version"]
+        redis_version = (await (await probe.connect()).info("server"))["redis_version"]
         await probe.close()
 
         t0 = time.perf_counter()

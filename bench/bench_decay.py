@@ -235,11 +235,11 @@ async def bench(args: argparse.Namespace) -> tuple[list[Run], str]:
     try:
         url = f"redis://127.0.0.1:{server.port}/0"
         probe = RedisStore.from_url(url, PREFIX, "probe")
-        redis_version = (await probe.client.info("server"))["redis_version"]
+        redis_version = (await (await probe.connect()).info("server"))["redis_version"]
         await probe.close()
         # untimed warm-up: script loading (NOSCRIPT -> SCRIPT LOAD), numpy and import costs
         warm = RedisStore.from_url(url, PREFIX, "warmup")
-        await warm.client.flushall()
+        await (await warm.connect()).flushall()
         await load(warm, engine, settings, args.small, args.due, args.partitions, args.chunk, 99)
         await timer_pass(warm, engine, settings, args.small, args.due, args.partitions)
         await warm.close()
@@ -250,7 +250,7 @@ async def bench(args: argparse.Namespace) -> tuple[list[Run], str]:
                 run = runs[n]
                 # a fresh namespace per pass, and an empty server so used_memory is this dataset's
                 store = RedisStore.from_url(url, PREFIX, f"n{n}r{r}")
-                await store.client.flushall()
+                await (await store.connect()).flushall()
                 load_s = await load(
                     store, engine, settings, n, args.due, args.partitions, args.chunk, seed=r
                 )

@@ -6,6 +6,7 @@ __all__ = [
     "CommitConflict",
     "Fenced",
     "InvalidEvent",
+    "LayoutMismatch",
     "Moved",
     "RfmStreamError",
     "SettingsError",
@@ -46,6 +47,11 @@ class Moved(RfmStreamError):
     def __init__(self, target: str) -> None:
         super().__init__(f"namespace moved to {target!r}")
         self.target = target
+
+
+class LayoutMismatch(RfmStreamError):
+    """The topic's partition count is not the one the namespace was built with: its keys
+    are laid out per partition, so nothing may read or write it with another count."""
 
 
 class StateLost(RfmStreamError):

@@ -11,6 +11,8 @@ Redis Cluster slot and can run as one atomic script.
     {prefix}:{ns:p}:n            hash   scheme|segment -> customers in it now
     {prefix}:{ns:p}:mx:<YYYYMMDD> hash  HH|scheme|from|to -> transitions (expires)
     {prefix}:{ns:cuts}:cuts      string JSON of the current cut-point version
+    {prefix}:{ns:layout}:layout  hash   partitions, topic: the layout the namespace was built
+                                        with (written once, see state.layout)
     {prefix}:active:<name>       string the namespace promoted to serve <name> (absent: <name>)
 """
 
@@ -53,6 +55,10 @@ class Keys:
     def cuts(self) -> str:
         """The namespace's current quantile cut points (one key, CAS-replaced)."""
         return f"{self.prefix}:{{{self.namespace}:cuts}}:cuts"
+
+    def layout(self) -> str:
+        """The purchases topic's partition count the namespace was built with."""
+        return f"{self.prefix}:{{{self.namespace}:layout}}:layout"
 
     def customer(self, partition: int, customer_id: str) -> str:
         return f"{self.tag(partition)}:c:{customer_id}"

@@ -15,26 +15,25 @@ namespace holds that name's state (none: the name itself). Promotion, in order:
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
-
 from schemas.errors import RfmStreamError
+from state.connection import RedisClient
 from state.keys import Keys
 
 __all__ = ["drop", "promote", "resolve"]
 
 
-async def resolve(client: aioredis.Redis, prefix: str, name: str) -> str:
+async def resolve(client: RedisClient, prefix: str, name: str) -> str:
     """The physical namespace serving ``name``."""
     target = await client.get(Keys(prefix, name).active())
     return target or name
 
 
-async def _metas(client: aioredis.Redis, prefix: str, namespace: str) -> list[str]:
+async def _metas(client: RedisClient, prefix: str, namespace: str) -> list[str]:
     pattern = f"{prefix}:{{{namespace}:*}}:meta"
     return [k async for k in client.scan_iter(pattern, count=1000)]
 
 
-async def promote(client: aioredis.Redis, prefix: str, name: str, target: str) -> str:
+async def promote(client: RedisClient, prefix: str, name: str, target: str) -> str:
     """Make ``target`` serve ``name``; returns the namespace it replaced."""
     old = await resolve(client, prefix, name)
     if old == target:
@@ -51,7 +50,7 @@ async def promote(client: aioredis.Redis, prefix: str, name: str, target: str) -
     return old
 
 
-async def drop(client: aioredis.Redis, prefix: str, name: str, namespace: str) -> int:
+async def drop(client: RedisClient, prefix: str, name: str, namespace: str) -> int:
     """Delete every key of ``namespace``; refuses the one serving ``name``."""
     if await resolve(client, prefix, name) == namespace:
         raise RfmStreamError(f"namespace {namespace!r} serves {name!r}: promote another first")

@@ -13,19 +13,19 @@ Contract (per Kafka partition ``p``):
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import orjson
-import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from schemas.errors import CommitConflict, Fenced, Moved, StoreUnavailable
+from schemas.errors import CommitConflict, Fenced, Moved
 from segments.engine import NEVER
 from segments.model import CustomerState
 from state import codec
+from state.connection import RedisClient, connect, is_cluster, scan_slot
+from state.connection import unavailable_as_error as _unavailable_as_error
 from state.keys import Keys
 from state.namespaces import resolve
 from state.scripts import BUMP_EPOCH, COMMIT, LOAD, PUT_CUTS
@@ -55,11 +55,27 @@ def _int(v: str | None, default: int) -> int:
 
 
 class RedisStore:
-    """Redis-backed state for one namespace."""
+    """Redis-backed state for one namespace, on one server or a Redis Cluster.
 
-    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
-        self.client = client
+    The client is made on first use (:meth:`connect`): whether the URL points at a
+    cluster is asked of the server then (:mod:`state.connection`). Every verb below is
+    one slot's worth of work, or a non-transactional pipeline the cluster client splits
+    by node, so callers never know which kind of Redis they talk to.
+    """
+
+    def __init__(self, client: RedisClient | None, keys: Keys, url: str | None = None) -> None:
+        if client is None and url is None:
+            raise ValueError("RedisStore needs a client or a URL")
+        self._client = client
+        self._url = url
+        self._connecting = asyncio.Lock()
         self.keys = keys
+        if client is not None:
+            self._register(client)
+
+    def _register(self, client: RedisClient) -> None:
+        # registered scripts run EVALSHA (routed by the first key in a cluster) and load
+        # the script on NOSCRIPT: a failed-over or new master has an empty script cache
         self._load = client.register_script(LOAD)
         self._commit = client.register_script(COMMIT)
         self._bump = client.register_script(BUMP_EPOCH)
@@ -67,41 +83,70 @@ class RedisStore:
 
     @classmethod
     def from_url(cls, url: str, prefix: str, namespace: str) -> RedisStore:
-        client = aioredis.Redis.from_url(
-            url, decode_responses=True, socket_timeout=10, socket_connect_timeout=5
-        )
-        return cls(client, Keys(prefix, namespace))
+        """A store for ``url``; nothing is connected until the first call."""
+        return cls(None, Keys(prefix, namespace), url)
+
+    @property
+    def client(self) -> RedisClient:
+        """The connected client (for ops tools and tests); see :meth:`connect`."""
+        if self._client is None:
+            raise RuntimeError("RedisStore is not connected yet: await store.connect() first")
+        return self._client
+
+    @property
+    def cluster(self) -> bool:
+        """Whether the store talks to a Redis Cluster (known once connected)."""
+        return self._client is not None and is_cluster(self._client)
+
+    async def connect(self) -> RedisClient:
+        """The client, made (and the server asked whether it is a cluster) on first use."""
+        if self._client is not None:
+            return self._client
+        async with self._connecting, _unavailable_as_error():
+            if self._client is None:
+                assert self._url is not None
+                client = await connect(
+                    self._url, decode_responses=True, socket_timeout=10, socket_connect_timeout=5
+                )
+                self._register(client)
+                self._client = client
+        return self._client
 
     async def close(self) -> None:
-        await self.client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
+            if self._url is not None:  # made here: a later call reconnects
+                self._client = None
 
     async def ping(self) -> None:
         async with _unavailable_as_error():
-            await self.client.ping()
+            await (await self.connect()).ping()
 
     async def serving(self, name: str) -> str:
         """The physical namespace serving the live ``name`` (see :mod:`state.namespaces`)."""
         async with _unavailable_as_error():
-            return await resolve(self.client, self.keys.prefix, name)
+            return await resolve(await self.connect(), self.keys.prefix, name)
 
     # ------------------------------------------------------------------ ownership
     async def claim(self, partition: int) -> Claim:
+        if self._client is None:
+            await self.connect()  # registers the scripts
         async with _unavailable_as_error():
             epoch, _ver, off = await self._bump(keys=[self.keys.meta(partition)])
         return Claim(partition, int(epoch), _int(off, -1))
 
     async def meta(self, partition: int) -> tuple[int | None, int, str | None]:
         """(epoch, last applied offset, moved-to namespace) of a partition."""
+        c = self._client or await self.connect()
         async with _unavailable_as_error():
-            epoch, off, moved = await self.client.hmget(
-                self.keys.meta(partition), "epoch", "off", "moved"
-            )
+            epoch, off, moved = await c.hmget(self.keys.meta(partition), "epoch", "off", "moved")
         return (None if epoch is None else int(epoch)), _int(off, -1), moved
 
     async def committed_offsets(self, partitions: Iterable[int]) -> dict[int, int]:
         """Last applied offset per partition (-1 when nothing was applied yet)."""
         parts = list(partitions)
-        async with _unavailable_as_error(), self.client.pipeline(transaction=False) as pipe:
+        c = self._client or await self.connect()
+        async with _unavailable_as_error(), c.pipeline(transaction=False) as pipe:
             for p in parts:
                 pipe.hget(self.keys.meta(p), "off")
             raw = await pipe.execute()
@@ -114,6 +159,8 @@ class RedisStore:
         keys = [self.keys.meta(partition)] + [
             self.keys.customer(partition, c) for c in customer_ids
         ]
+        if self._client is None:
+            await self.connect()  # registers the scripts
         async with _unavailable_as_error():
             raw = await self._load(keys=keys, args=[position])
         epoch, ver, off, moved = raw[0]
@@ -179,6 +226,8 @@ class RedisStore:
         for customer_id, payload in outbox:
             args.append(customer_id)
             args.append(payload)
+        if self._client is None:
+            await self.connect()  # registers the scripts
         try:
             async with _unavailable_as_error():
                 return int(await self._commit(keys=keys, args=args))
@@ -198,7 +247,8 @@ class RedisStore:
     ) -> dict[str, dict[int, int]]:
         """Every partition's summary of each population, merged (one pipelined trip)."""
         parts = list(partitions)
-        async with _unavailable_as_error(), self.client.pipeline(transaction=False) as pipe:
+        c = self._client or await self.connect()
+        async with _unavailable_as_error(), c.pipeline(transaction=False) as pipe:
             for name in populations:
                 for p in parts:
                     pipe.hgetall(self.keys.summary(p, name))
@@ -216,12 +266,15 @@ class RedisStore:
 
     async def cuts(self) -> dict[str, object] | None:
         """The current cut-point version's JSON document (None: none yet)."""
+        c = self._client or await self.connect()
         async with _unavailable_as_error():
-            raw = await self.client.get(self.keys.cuts())
+            raw = await c.get(self.keys.cuts())
         return orjson.loads(raw) if raw else None
 
     async def put_cuts(self, expected_version: int, doc: Mapping[str, object]) -> bool:
         """Install a new version if the current one is still ``expected_version``."""
+        if self._client is None:
+            await self.connect()  # registers the scripts
         async with _unavailable_as_error():
             won = await self._put_cuts(
                 keys=[self.keys.cuts()], args=[expected_version, orjson.dumps(doc)]
@@ -233,20 +286,24 @@ class RedisStore:
     ) -> tuple[int, list[str]]:
         """One SCAN step over the partition's customers: (next cursor, ids); 0 = done.
 
-        For background sweeps (rules change, recalibration), never the hot path.
+        For background sweeps (rules change, recalibration), never the hot path. In a
+        cluster the step runs on the master owning the partition's slot.
         """
         prefix = self.keys.customer(partition, "")
+        c = self._client or await self.connect()
         async with _unavailable_as_error():
-            nxt, keys = await self.client.scan(cursor, match=prefix + "*", count=count)
-        return int(nxt), [k[len(prefix) :] for k in keys]
+            nxt, keys = await scan_slot(c, prefix, cursor, prefix + "*", count)
+        return nxt, [k[len(prefix) :] for k in keys]
 
     async def meta_field(self, partition: int, name: str) -> str | None:
+        c = self._client or await self.connect()
         async with _unavailable_as_error():
-            return await self.client.hget(self.keys.meta(partition), name)
+            return await c.hget(self.keys.meta(partition), name)
 
     async def set_meta_field(self, partition: int, name: str, value: str) -> None:
+        c = self._client or await self.connect()
         async with _unavailable_as_error():
-            await self.client.hset(self.keys.meta(partition), name, value)
+            await c.hset(self.keys.meta(partition), name, value)
 
     # ------------------------------------------------------------------ tallies
     async def segment_counts(self, partitions: Iterable[int]) -> dict[str, dict[str, int]]:
@@ -293,58 +350,51 @@ class RedisStore:
     # ------------------------------------------------------------------ schedule
     async def due(self, partition: int, now_ms: int, limit: int) -> list[str]:
         """Customers whose due time is at or before ``now_ms``: O(log n + due), no scan."""
+        c = self._client or await self.connect()
         async with _unavailable_as_error():
-            return await self.client.zrangebyscore(
+            return await c.zrangebyscore(
                 self.keys.due(partition), "-inf", now_ms, start=0, num=limit
             )
 
     async def schedule_size(self, partition: int) -> int:
+        c = self._client or await self.connect()
         async with _unavailable_as_error():
-            return int(await self.client.zcard(self.keys.due(partition)))
+            return int(await c.zcard(self.keys.due(partition)))
 
     # ------------------------------------------------------------------ outbox
     async def outbox_read(self, partition: int, count: int) -> list[tuple[str, str, bytes]]:
         """Oldest unpublished transitions: (entry id, customer id, JSON payload)."""
+        c = self._client or await self.connect()
         async with _unavailable_as_error():
-            rows = await self.client.xrange(self.keys.outbox(partition), count=count)
+            rows = await c.xrange(self.keys.outbox(partition), count=count)
         return [(entry_id, f["k"], f["d"].encode()) for entry_id, f in rows]
 
     async def outbox_size(self, partition: int) -> int:
+        c = self._client or await self.connect()
         async with _unavailable_as_error():
-            return int(await self.client.xlen(self.keys.outbox(partition)))
+            return int(await c.xlen(self.keys.outbox(partition)))
 
     async def outbox_ack(self, partition: int, entry_ids: Sequence[str]) -> None:
         if entry_ids:
+            c = self._client or await self.connect()
             async with _unavailable_as_error():
-                await self.client.xdel(self.keys.outbox(partition), *entry_ids)
+                await c.xdel(self.keys.outbox(partition), *entry_ids)
 
     # ------------------------------------------------------------------ lookups
     async def get_state(self, partition: int, customer_id: str) -> CustomerState | None:
+        c = self._client or await self.connect()
         async with _unavailable_as_error():
-            flat = await self.client.hgetall(self.keys.customer(partition, customer_id))
+            flat = await c.hgetall(self.keys.customer(partition, customer_id))
         return codec.decode_state(customer_id, flat) if flat else None
 
     async def scan_states(self, count: int = 1000) -> list[CustomerState]:
         """Every customer of the namespace (ops/demo summaries; not on any hot path)."""
         out = []
+        c = self._client or await self.connect()
         async with _unavailable_as_error():
-            async for key in self.client.scan_iter(self.keys.customer_pattern(), count=count):
+            async for key in c.scan_iter(self.keys.customer_pattern(), count=count):
                 cid = key.split(":c:", 1)[1]
-                flat = await self.client.hgetall(key)
+                flat = await c.hgetall(key)
                 if flat:
                     out.append(codec.decode_state(cid, flat))
         return out
-
-
-class _unavailable_as_error:
-    """Turn redis-py connection failures into our retriable :class:`StoreUnavailable`."""
-
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, exc: BaseException | None, tb: object
-    ) -> bool:
-        if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError):
-            raise StoreUnavailable(f"redis unavailable: {exc}") from exc
-        return False

@@ -34,11 +34,12 @@ from mode import Service
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from schemas.errors import Moved, StoreUnavailable
+from schemas.errors import LayoutMismatch, Moved, StoreUnavailable
 from schemas.settings import Settings
 from segments.engine import Engine
 from segments.rules import build_engine, load_checked_rules
 from state.keys import Keys
+from state.layout import ensure_layout
 from state.store import RedisStore
 from stream.calibrate import Calibrator
 from stream.clock import Clock, WallClock
@@ -182,6 +183,7 @@ class Runtime(Service):
         await with_backoff("start producer", self.producer.start, _RETRIABLE)
         self.relay.producer = self.outputs.producer = self.producer
         await with_backoff("read topic metadata", self._read_partition_count, _RETRIABLE)
+        await with_backoff("check namespace layout", self._check_layout, _RETRIABLE)
         log.info("runtime ready: %s", self.settings.masked())
         self.ready.set()
 
@@ -220,6 +222,23 @@ class Runtime(Service):
         if not found:
             raise KafkaError(f"topic {self.settings.purchases_topic} has no partitions yet")
         self.processor.partition_count = len(found)
+
+    async def _check_layout(self) -> None:
+        """The namespace was built for the topic's partition count (:mod:`state.layout`).
+
+        ``rfm-stream worker`` checked before faust started when Kafka and Redis could
+        answer; this is the backstop (topic created just now, Kafka down at that moment).
+        A mismatch ends the process like the CLI does: one line, exit code 2.
+        """
+        topic, n = self.settings.purchases_topic, self.processor.partition_count
+        assert n is not None
+        try:
+            await ensure_layout(self.store, topic, n)
+        except LayoutMismatch as exc:
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            print(f"rfm-stream: {exc}", file=sys.stderr, flush=True)
+            os._exit(2)
 
     async def on_stop(self) -> None:
         with contextlib.suppress(*_RETRIABLE):

@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from schemas.errors import SettingsError
 from schemas.settings import Settings
 from segments.rules import build_engine, load_checked_rules
+from state.layout import ensure_layout
 from state.store import RedisStore
 from stream.calibrate import finish_namespace
 from stream.clock import WallClock
@@ -140,6 +141,8 @@ async def _run(
         partitions = sorted(consumer.partitions_for_topic(topic) or [])
     if not partitions:
         raise SettingsError(f"topic {topic!r} has no partitions")
+    # a namespace built for another partition count is refused (state.layout)
+    await ensure_layout(store, topic, len(partitions))
     tps = [TopicPartition(topic, p) for p in partitions]
     consumer.assign(tps)
     wall = WallClock()

@@ -53,9 +53,46 @@ def _setup_logging(level: str) -> None:
     )
 
 
+def _check_layout(settings: Settings) -> None:
+    """Refuse to start on a namespace built for another partition count (state.layout).
+
+    Checked here, before faust starts, so the refusal is one line and exit code 2, not a
+    crashed service. If Kafka or Redis can't answer yet (or the topic does not exist
+    yet), the runtime checks again once they do.
+    """
+    import asyncio
+
+    from schemas.errors import StoreUnavailable
+    from state.keys import Keys
+    from state.layout import ensure_layout
+    from state.store import RedisStore
+    from stream.kafka import topic_partitions
+
+    async def check() -> None:
+        n = await topic_partitions(settings, timeout_s=5)
+        if n is None:
+            return
+        url = settings.redis_url.get_secret_value()
+        store = RedisStore.from_url(url, settings.key_prefix, settings.namespace)
+        try:
+            store.keys = Keys(settings.key_prefix, await store.serving(settings.namespace))
+            await ensure_layout(store, settings.purchases_topic, n)
+        except StoreUnavailable:
+            return
+        finally:
+            await store.close()
+
+    loop = asyncio.new_event_loop()  # not installed: faust makes and owns the worker's loop
+    try:
+        loop.run_until_complete(check())
+    finally:
+        loop.close()
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings_from(args)
     _setup_logging(settings.log_level)
+    _check_layout(settings)
     import faust
 
     from stream.app import Runtime, create_app
@@ -147,14 +184,20 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 async def _with_redis(settings: Settings, fn: Any) -> Any:
-    import redis.asyncio as aioredis
+    """Run ``fn(client)`` with a client for ``RFM_REDIS_URL`` (one server or a cluster)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import RedisClusterException
 
     from schemas.errors import StoreUnavailable
+    from state.connection import connect
 
-    client = aioredis.Redis.from_url(settings.redis_url.get_secret_value(), decode_responses=True)
+    try:
+        client = await connect(settings.redis_url.get_secret_value(), decode_responses=True)
+    except (OSError, RedisConnectionError, RedisClusterException) as exc:
+        raise StoreUnavailable(f"redis unavailable: {exc}") from None
     try:
         return await fn(client)
-    except (OSError, aioredis.ConnectionError) as exc:
+    except (OSError, RedisConnectionError) as exc:
         raise StoreUnavailable(f"redis unavailable: {exc}") from None
     finally:
         await client.aclose()
@@ -166,12 +209,32 @@ def cmd_promote(args: argparse.Namespace) -> int:
     from state.namespaces import promote
 
     s = _settings_from(args)
-    old = asyncio.run(_with_redis(s, lambda c: promote(c, s.key_prefix, s.namespace, args.target)))
+
+    async def run(client: Any) -> str:
+        await _refuse_other_layout(s, client, args.target)
+        return await promote(client, s.key_prefix, s.namespace, args.target)
+
+    old = asyncio.run(_with_redis(s, run))
     print(
         f"namespace {args.target!r} now serves {s.namespace!r} (was {old!r}); running workers "
         f"switch within {s.decay_interval} ms. Drop the old one with: rfm-stream drop {old}"
     )
     return 0
+
+
+async def _refuse_other_layout(settings: Settings, client: Any, target: str) -> None:
+    """Promoting a namespace built for another partition count than the topic's would make
+    every worker refuse to start on it: refuse the promote instead (if Kafka answers)."""
+    from schemas.errors import LayoutMismatch
+    from state.keys import Keys
+    from state.layout import mismatch, recorded_layout
+    from state.store import RedisStore
+    from stream.kafka import topic_partitions
+
+    n = await topic_partitions(settings, timeout_s=5)
+    built = await recorded_layout(RedisStore(client, Keys(settings.key_prefix, target)))
+    if n is not None and built is not None and built[0] != n:
+        raise LayoutMismatch(mismatch(target, built, settings.purchases_topic, n))
 
 
 def cmd_drop(args: argparse.Namespace) -> int:

@@ -15,7 +15,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Service", "free_port", "start_redis", "start_tansu", "wait_for_port"]
+__all__ = [
+    "RedisClusterService",
+    "Service",
+    "free_port",
+    "start_redis",
+    "start_redis_cluster",
+    "start_tansu",
+    "wait_for_port",
+]
 
 
 def free_port() -> int:
@@ -138,6 +146,7 @@ def start_redis(
     redis_server: str = "redis-server",
     workdir: Path | None = None,
     appendfsync: str | None = None,
+    extra_args: list[str] | None = None,
 ) -> Service:
     """A private redis-server on a free port, its files in a temporary directory.
 
@@ -172,6 +181,93 @@ def start_redis(
     ]
     if appendfsync is not None:
         args += ["--appendfsync", appendfsync]
+    args += extra_args or []
     proc = _spawn(args, None)
     wait_for_port(port, proc, 10, "redis-server")
     return Service("redis", port, proc, workdir, argv=args, owns_workdir=owns_workdir)
+
+
+@dataclass
+class RedisClusterService:
+    """A local Redis Cluster: ``nodes`` masters, every slot assigned, ``cluster_state:ok``.
+
+    ``url`` points at the first node; a cluster client discovers the others from it.
+    """
+
+    nodes: list[Service]
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.nodes[0].address}/0"
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def start_redis_cluster(
+    masters: int = 3, redis_server: str = "redis-server", redis_cli: str = "redis-cli"
+) -> RedisClusterService:
+    """``masters`` ``redis-server --cluster-enabled yes`` on free ports, joined by
+    ``redis-cli --cluster create``; returns once every node reports ``cluster_state:ok``.
+
+    Raises (never skips) if a binary is missing or the cluster does not form.
+    """
+    cli = shutil.which(redis_cli)
+    if cli is None:
+        raise RuntimeError("redis-cli is not installed (apt-get install redis-server)")
+    nodes: list[Service] = []
+    try:
+        for _ in range(masters):
+            # the bus port is given, not port + 10000: a free port above 55535 has none
+            nodes.append(
+                start_redis(
+                    redis_server=redis_server,
+                    extra_args=[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",  # relative to the node's own --dir
+                        "--cluster-port",
+                        str(free_port()),
+                        "--cluster-node-timeout",
+                        "5000",
+                    ],
+                )
+            )
+        _cluster_create(cli, nodes)
+        _wait_cluster_ok(cli, nodes, timeout_s=30)
+    except BaseException:
+        for node in nodes:
+            node.stop()
+        raise
+    return RedisClusterService(nodes)
+
+
+def _cluster_create(cli: str, nodes: list[Service]) -> None:
+    argv = [cli, "--cluster", "create", *(n.address for n in nodes)]
+    argv += ["--cluster-replicas", "0", "--cluster-yes"]
+    created = subprocess.run(argv, capture_output=True, timeout=60, check=False)
+    if created.returncode != 0:
+        out = (created.stdout + created.stderr).decode(errors="replace")
+        raise RuntimeError(f"redis-cli --cluster create failed: {out[-2000:]}")
+
+
+def _wait_cluster_ok(cli: str, nodes: list[Service], timeout_s: float) -> None:
+    """Every node agrees the cluster is up (slots assigned and gossip converged)."""
+    deadline = time.monotonic() + timeout_s
+    pending = list(nodes)
+    while pending:
+        node = pending[0]
+        out = subprocess.run(
+            [cli, "-p", str(node.port), "cluster", "info"],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        ).stdout.decode(errors="replace")
+        if "cluster_state:ok" in out:
+            pending.pop(0)
+            continue
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"redis cluster not ok after {timeout_s:.0f}s on {node.address}")
+        time.sleep(0.1)

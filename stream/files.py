@@ -23,6 +23,7 @@ import orjson
 from schemas.errors import SettingsError
 from schemas.settings import Settings
 from segments.rules import build_engine
+from state.layout import ensure_layout
 from state.store import RedisStore
 from stream.calibrate import finish_namespace
 from stream.clock import WallClock
@@ -120,6 +121,7 @@ async def import_files(
     home = partitioner(settings.partitioner)
     reports = []
     try:
+        await ensure_layout(store, settings.purchases_topic, partitions)
         for path in paths:
             if not path.is_file():
                 raise SettingsError(f"--file: {path} does not exist")

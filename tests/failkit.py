@@ -314,7 +314,7 @@ async def snapshot_aof(
     """Copy ``server``'s AOF as of one instant (writes paused for the copy, so it is an
     exact earlier state); returns the committed offsets that copy holds."""
     assert server.workdir is not None
-    await store.client.client_pause(10_000, all=False)  # WRITE pause: reads still served
+    await (await store.connect()).client_pause(10_000, all=False)  # WRITE pause: reads still served
     try:
         offsets = await store.committed_offsets(range(partitions))
         shutil.copytree(server.workdir / "appendonlydir", dest)

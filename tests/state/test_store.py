@@ -11,7 +11,7 @@ from schemas.errors import CommitConflict, Fenced
 from segments import NEVER, CustomerState
 from state import Keys, RedisStore
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.redis_cluster_too]
 
 
 @pytest.fixture

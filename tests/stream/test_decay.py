@@ -10,7 +10,7 @@ import pytest
 from schemas.times import to_ms
 from tests.harness import T0, Cluster, purchase
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.redis_cluster_too]
 
 
 def ms(iso: str) -> int:

@@ -18,7 +18,7 @@ from stream.embedded import free_port
 from tests.corpus import bad_inputs
 from tests.harness import Cluster, expected, history, purchase, story
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.redis_cluster_too]
 
 
 async def final_states(
@@ -155,8 +155,9 @@ async def test_redis_not_kafka_decides_where_a_restarted_worker_resumes(cluster:
 
     store = cluster.store()
     try:
-        keys = [k async for k in store.client.scan_iter(f"rfm:{{{settings.namespace}:*")]
-        await store.client.delete(*keys)
+        client = await store.connect()
+        keys = [k async for k in client.scan_iter(f"rfm:{{{settings.namespace}:*")]
+        await client.delete(*keys)
     finally:
         await store.close()
 

@@ -15,7 +15,7 @@ import pytest
 from schemas.times import to_ms
 from tests.harness import ROOT, RULES, T0, Cluster, expected, purchase, story
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.redis_cluster_too]
 
 DAY = 86_400_000
 

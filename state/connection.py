@@ -1,0 +1,162 @@
+"""One Redis server or a Redis Cluster, chosen by the Redis URL alone.
+
+- ``redis://host:port/0`` (or ``rediss://``): the server is asked once, on connect, with
+  ``INFO cluster``; ``cluster_enabled:1`` means a Redis Cluster client
+  (:class:`redis.asyncio.cluster.RedisCluster`), anything else a plain client. So the
+  same URL form works for both, and pointing a worker at any node of a cluster is
+  enough: the client discovers the others (``CLUSTER SLOTS``) and follows ``MOVED``.
+- ``redis+cluster://host1:port1,host2:port2/0`` (or ``rediss+cluster://``): a cluster,
+  without asking; every listed node is a seed, so the worker starts while one of them is
+  down. For deployments where ``INFO`` is not allowed (ACL ``-@dangerous``), where
+  detection falls back to a single server and says so in the log.
+
+Detection needs a round trip, so it happens on the first use of a store (the worker's
+start-up ``ping`` under backoff), never at construction: a Redis that is down when the
+process starts is waited for, as before.
+
+Everything this project sends is cluster-safe by construction: each Lua script call and
+each multi-key command touches one partition's hash tag, i.e. one slot (:mod:`state.keys`);
+cross-partition reads are non-transactional pipelines, which the cluster client splits by
+node. SCAN is the exception: it runs per node (see :func:`scan_slot`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TypeAlias
+from urllib.parse import urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.exceptions import ClusterDownError, RedisClusterException, ResponseError, TryAgainError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from schemas.errors import StoreUnavailable
+
+__all__ = [
+    "CLUSTER_SCHEMES",
+    "RedisClient",
+    "connect",
+    "is_cluster",
+    "scan_slot",
+    "unavailable_as_error",
+]
+
+log = logging.getLogger(__name__)
+
+RedisClient: TypeAlias = aioredis.Redis | RedisCluster
+"""What every Redis-facing function here accepts: one server or a cluster."""
+
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def is_cluster(client: RedisClient) -> bool:
+    return isinstance(client, RedisCluster)
+
+
+def _cluster_client(url: str, **options: object) -> RedisCluster:
+    """A cluster client for ``url``; a ``+cluster`` scheme may list several seed nodes."""
+    parts = urlsplit(url)
+    scheme = CLUSTER_SCHEMES.get(parts.scheme, parts.scheme)
+    creds, _, hosts = parts.netloc.rpartition("@")
+    seeds = [h.strip() for h in hosts.split(",") if h.strip()]
+    if not seeds:
+        raise ValueError(f"no host in redis URL {scheme}://…")
+    first = f"{creds}@{seeds[0]}" if creds else seeds[0]
+    main = urlunsplit((scheme, first, parts.path, parts.query, parts.fragment))
+    others = []
+    for seed in seeds[1:]:
+        host, _, port = seed.rpartition(":")
+        others.append(ClusterNode(host or seed, int(port) if host else 6379))
+    return RedisCluster.from_url(main, startup_nodes=others or None, **options)
+
+
+async def _cluster_enabled(probe: aioredis.Redis) -> bool:
+    """``INFO cluster`` says so; a server that refuses INFO is taken as a single one."""
+    try:
+        info = await probe.info("cluster")
+    except ResponseError as exc:
+        log.warning(
+            "could not ask redis whether it is a cluster (%s): using it as a single server; "
+            "for a Redis Cluster use a redis+cluster:// URL",
+            exc,
+        )
+        return False
+    return int(info.get("cluster_enabled", 0)) == 1
+
+
+async def connect(url: str, **options: object) -> RedisClient:
+    """A connected client for ``url``: one server, or a cluster with its slot map loaded.
+
+    ``options`` go to the client (``decode_responses``, timeouts). Connection failures
+    raise redis-py's errors; callers turn them into their own.
+    """
+    if urlsplit(url).scheme in CLUSTER_SCHEMES:
+        cluster = _cluster_client(url, **options)
+        await cluster.initialize()
+        return cluster
+    probe = aioredis.Redis.from_url(url, **options)
+    try:
+        enabled = await _cluster_enabled(probe)
+    except BaseException:
+        await probe.aclose()
+        raise
+    if not enabled:
+        return probe
+    await probe.aclose()
+    cluster = _cluster_client(url, **options)
+    await cluster.initialize()
+    log.info(
+        "redis at %s is a cluster of %d nodes", urlsplit(url).hostname, len(cluster.get_nodes())
+    )
+    return cluster
+
+
+async def scan_slot(
+    client: RedisClient, key_in_slot: str, cursor: int, match: str, count: int
+) -> tuple[int, list[str]]:
+    """One SCAN step over the keys like ``match`` on the node holding ``key_in_slot``.
+
+    In a cluster a cursor belongs to one node, so a scan of one partition's keys must run
+    on the master owning that partition's slot. If the slot migrates mid-scan (resharding)
+    the cursor is meaningless on the new owner: that scan may miss keys, which is why only
+    background, resumable work (sweeps) scans, never the hot path.
+    """
+    if isinstance(client, RedisCluster):
+        node = client.get_node_from_key(key_in_slot)
+        cursors, keys = await client.scan(cursor, match=match, count=count, target_nodes=node)
+        return int(cursors[node.name]), list(keys)
+    nxt, keys = await client.scan(cursor, match=match, count=count)
+    return int(nxt), list(keys)
+
+
+_DOWN = (RedisConnectionError, RedisTimeoutError, OSError, ClusterDownError, TryAgainError)
+
+
+def _unavailable(exc: BaseException | None) -> bool:
+    """A Redis (or part of a cluster) that can't answer now, as opposed to a bug.
+
+    Cluster clients add their own ways of saying so: CLUSTERDOWN / MASTERDOWN while a
+    master fails over, TRYAGAIN during a slot migration, a slot no master covers, and
+    "cannot be connected" when no seed node answers (caused by a connection error).
+    """
+    if isinstance(exc, _DOWN):
+        return True
+    if isinstance(exc, RedisClusterException):
+        return "not covered" in str(exc) or isinstance(exc.__cause__, _DOWN)
+    return False
+
+
+class unavailable_as_error:
+    """Turn redis-py connection failures into our retriable :class:`StoreUnavailable`."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> bool:
+        if _unavailable(exc):
+            raise StoreUnavailable(f"redis unavailable: {exc}") from exc
+        return False
