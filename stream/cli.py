@@ -91,8 +91,8 @@ def _check_layout(settings: Settings) -> None:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings_from(args)
+    _check_layout(settings)  # before logging is set up: a refusal is one line on stderr
     _setup_logging(settings.log_level)
-    _check_layout(settings)
     import faust
 
     from stream.app import Runtime, create_app

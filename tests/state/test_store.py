@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from schemas.errors import CommitConflict, Fenced
+from schemas.errors import CommitConflict, Fenced, LayoutMismatch
 from segments import NEVER, CustomerState
 from state import Keys, RedisStore
+from state.layout import ensure_layout, recorded_layout
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis_cluster_too]
 
@@ -110,3 +111,18 @@ async def test_cut_points_are_replaced_by_compare_and_set(store: RedisStore) -> 
     assert (await store.cuts())["at_ms"] == 5
     assert await store.put_cuts(1, {"version": 2, "at_ms": 7, "thresholds": {}})
     assert (await store.cuts())["version"] == 2
+
+
+async def test_the_layout_is_written_once_and_another_count_is_refused(
+    store: RedisStore,
+) -> None:
+    assert await recorded_layout(store) is None
+    assert await ensure_layout(store, "purchases", 8) is True
+    assert await ensure_layout(store, "purchases", 8) is False
+    assert await recorded_layout(store) == (8, "purchases")
+    with pytest.raises(LayoutMismatch) as refused:
+        await ensure_layout(store, "purchases", 12)
+    text = str(refused.value)
+    assert "built for 8 partitions" in text and "has 12" in text
+    assert "backfill" in text and "promote" in text and "\n" not in text
+    assert await recorded_layout(store) == (8, "purchases")
