@@ -309,7 +309,8 @@ class RedisStore:
     async def segment_counts(self, partitions: Iterable[int]) -> dict[str, dict[str, int]]:
         """scheme -> segment -> customers in it now, over ``partitions`` (no scan)."""
         parts = list(partitions)
-        async with _unavailable_as_error(), self.client.pipeline(transaction=False) as pipe:
+        c = self._client or await self.connect()
+        async with _unavailable_as_error(), c.pipeline(transaction=False) as pipe:
             for p in parts:
                 pipe.hgetall(f"{self.keys.tag(p)}:{Keys.COUNTS}")
             raw = await pipe.execute()
@@ -327,7 +328,8 @@ class RedisStore:
         """(day, scheme, from, to, hour) -> transitions, over ``partitions`` and ``days``
         (``YYYYMMDD``, UTC)."""
         parts = list(partitions)
-        async with _unavailable_as_error(), self.client.pipeline(transaction=False) as pipe:
+        c = self._client or await self.connect()
+        async with _unavailable_as_error(), c.pipeline(transaction=False) as pipe:
             for day in days:
                 for p in parts:
                     pipe.hgetall(f"{self.keys.tag(p)}:{Keys.flows(day)}")
@@ -344,8 +346,9 @@ class RedisStore:
 
     async def due_count(self, partition: int, now_ms: int) -> int:
         """Customers whose due time has passed but the timer hasn't fired yet."""
+        c = self._client or await self.connect()
         async with _unavailable_as_error():
-            return int(await self.client.zcount(self.keys.due(partition), "-inf", now_ms))
+            return int(await c.zcount(self.keys.due(partition), "-inf", now_ms))
 
     # ------------------------------------------------------------------ schedule
     async def due(self, partition: int, now_ms: int, limit: int) -> list[str]:

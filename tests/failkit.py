@@ -210,11 +210,9 @@ async def assert_counts_match(
 
 
 async def _flow_keys(store: RedisStore) -> list[str]:
+    client = await store.connect()
     return [
-        k
-        async for k in store.client.scan_iter(
-            f"{store.keys.prefix}:{{{store.keys.namespace}:*}}:mx:*"
-        )
+        k async for k in client.scan_iter(f"{store.keys.prefix}:{{{store.keys.namespace}:*}}:mx:*")
     ]
 
 

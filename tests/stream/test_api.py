@@ -19,7 +19,7 @@ from stream.http import HttpServer
 from stream.openapi import ROUTES
 from tests.harness import ROOT, RULES, T0, Cluster, expected, purchase
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.redis_cluster_too]
 
 
 def refund(customer: str, n: int, when, amount: str, order: str) -> dict[str, Any]:
