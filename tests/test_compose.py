@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shlex
 import tomllib
 from pathlib import Path
@@ -44,13 +45,24 @@ def services() -> dict[str, dict[str, Any]]:
     return doc["services"]
 
 
-def _env(service: dict[str, Any]) -> dict[str, str]:
-    """A service's environment as a dict, from either compose syntax (list or map)."""
+_VAR = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+
+
+def _interpolate(value: str, shell: dict[str, str]) -> str:
+    """Compose's ``${VAR}`` / ``${VAR:-default}`` as of a shell environment ``shell``."""
+    return _VAR.sub(lambda m: shell.get(m.group(1)) or (m.group(2) or ""), value)
+
+
+def _env(service: dict[str, Any], shell: dict[str, str] | None = None) -> dict[str, str]:
+    """A service's environment as a dict, from either compose syntax (list or map),
+    interpolated as compose would with ``shell`` (default: nothing set)."""
     raw = service.get("environment") or {}
     if isinstance(raw, list):
         pairs = (item.split("=", 1) for item in raw)
-        return {k: v for k, v in pairs}
-    return {k: "" if v is None else str(v) for k, v in raw.items()}
+        out = {k: v for k, v in pairs}
+    else:
+        out = {k: "" if v is None else str(v) for k, v in raw.items()}
+    return {k: _interpolate(v, shell or {}) for k, v in out.items()}
 
 
 def _command(service: dict[str, Any]) -> list[str]:
@@ -58,18 +70,25 @@ def _command(service: dict[str, Any]) -> list[str]:
     return shlex.split(raw) if isinstance(raw, str) else [str(x) for x in raw]
 
 
-def _published(service: dict[str, Any]) -> dict[int, int]:
-    """Container port -> published host port, from short or long port syntax."""
-    out: dict[int, int] = {}
+def _published_ranges(service: dict[str, Any]) -> dict[int, range]:
+    """Container port -> host ports it may be published on (``8080-8089:8080``: ten)."""
+    out: dict[int, range] = {}
     for item in service.get("ports") or []:
         if isinstance(item, dict):
             if "published" in item:
-                out[int(item["target"])] = int(item["published"])
+                lo, _, hi = str(item["published"]).partition("-")
+                out[int(item["target"])] = range(int(lo), int(hi or lo) + 1)
             continue
         parts = str(item).split("/", 1)[0].split(":")
-        if len(parts) >= 2:  # [ip:]host:container
-            out[int(parts[-1])] = int(parts[-2])
+        if len(parts) >= 2:  # [ip:]host[-host]:container
+            lo, _, hi = parts[-2].partition("-")
+            out[int(parts[-1])] = range(int(lo), int(hi or lo) + 1)
     return out
+
+
+def _published(service: dict[str, Any]) -> dict[int, int]:
+    """Container port -> the (first) published host port, from short or long syntax."""
+    return {port: hosts[0] for port, hosts in _published_ranges(service).items()}
 
 
 def _listeners(value: str) -> dict[str, tuple[str, int]]:
