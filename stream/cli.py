@@ -82,22 +82,25 @@ def _check_layout(settings: Settings) -> None:
         finally:
             await store.close()
 
+    # quiet: an unreachable Kafka or Redis is the runtime's to report (and wait for)
+    logging.disable(logging.CRITICAL)
     loop = asyncio.new_event_loop()  # not installed: faust makes and owns the worker's loop
     try:
         loop.run_until_complete(check())
     finally:
         loop.close()
+        logging.disable(logging.NOTSET)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings_from(args)
-    _check_layout(settings)  # before logging is set up: a refusal is one line on stderr
-    _setup_logging(settings.log_level)
     import faust
 
     from stream.app import Runtime, create_app
 
-    runtime = Runtime(settings)
+    runtime = Runtime(settings)  # a bad rules file stops here
+    _check_layout(settings)  # before logging is set up: a refusal is one line on stderr
+    _setup_logging(settings.log_level)
     app = create_app(settings, runtime)
     worker = faust.Worker(app, runtime, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()
