@@ -92,6 +92,23 @@ def report(args: argparse.Namespace, res: Results, command: str) -> str:
     one = max(by[("cluster", 1)], key=lambda r: r.rate)
     workers_cores = three.cpu["workers"] / three.seconds
     redis_cores = three.cpu["redis"] / three.seconds
+    broker_cores = three.cpu["broker"] / three.seconds
+    one_cores = one.cpu["workers"] / one.seconds
+    partitions = res.partitions
+    c_base, c_one, c_three = (
+        _per_event(by[k], "commands") for k in (("redis", 1), ("cluster", 1), ("cluster", 3))
+    )
+    e_base, e_one, e_three = (
+        _per_event(by[k], "evalsha") for k in (("redis", 1), ("cluster", 1), ("cluster", 3))
+    )
+    busiest = max(r.busy for r in res.runs)
+    saturation = (
+        f"The machine's CPU was the limit: {three.busy:.0%} busy in the best three-worker run "
+        f"(up to {busiest:.0%} in any run)."
+        if three.busy >= 0.9
+        else f"The machine was {three.busy:.0%} busy in the best three-worker run "
+        f"(up to {busiest:.0%} in any run)."
+    )
     date = datetime.now(UTC).strftime("%Y-%m-%d")
     load = ", ".join(f"{a:.1f}" for a, _, _ in res.load)
     return f"""{SECTION}
@@ -137,19 +154,21 @@ Commands per event by kind (all runs of the configuration):
 
 What this says, and what saturates:
 
-- **The cost per event is the same on a cluster.** Each batch does the same commands
-  (one EVALSHA to load and one to commit per partition, the relay's XRANGE/XDEL, the
-  commands inside the scripts) whichever master holds the slot; a cluster adds only
-  the client's slot-map reads at start. More workers means smaller batches per
-  partition, hence slightly more script calls per event.
-- **Two cores saturate first, not Redis.** With three workers the worker processes
-  used {workers_cores:.2f} cores, Redis (all three masters) {redis_cores:.2f},
-  with the machine {three.busy:.0%} busy; one worker on the cluster used
-  {one.cpu["workers"] / one.seconds:.2f} cores. A worker is one Python process (about one core
-  at most), so on this machine a second worker can add at most the second core, and it
-  competes for it with the broker and Redis: the numbers above measure that the
-  pipeline keeps its guarantees and its per-event cost when spread over workers and
-  masters, not how far it scales. On a machine with a core per worker (and Kafka and
-  Redis elsewhere), throughput is bounded by the sum of the workers' rates as long as
-  the partitions (here {res.partitions}) outnumber them and no master is hot.
+- **Cost per event.** Redis commands per event (all nodes, in-script calls included):
+  {c_one / c_base:.2f}× the single-Redis baseline with one worker on the cluster,
+  {c_three / c_base:.2f}× with three; EVALSHA round trips per event
+  {e_one / e_base:.2f}× and {e_three / e_base:.2f}×. The commands are the same kinds (table
+  above): each batch loads and commits once per partition it touches, on whichever
+  master holds that partition's slot; the cluster client adds only its slot-map reads.
+  How many script calls an event costs depends on how many events a batch brings per
+  partition, which depends on how many partitions a worker owns, not on the Redis kind.
+- **Saturation.** {saturation} With three workers the worker processes used
+  {workers_cores:.2f} cores, Redis (all three masters) {redis_cores:.2f} and the broker
+  {broker_cores:.2f}; one worker on the cluster used {one_cores:.2f} cores. A worker is
+  one Python process (about one core at most), so on this 2-core machine a second or
+  third worker can only add what the first leaves of the second core, and competes for
+  it with the broker and Redis: these runs show the pipeline keeping its per-event cost
+  when spread over workers and masters, not how far it scales. With a core per worker
+  (and Kafka and Redis on their own machines), throughput adds up per worker as long as
+  the partitions (here {partitions}) outnumber the workers and no master is hot.
 """
