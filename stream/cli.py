@@ -303,6 +303,30 @@ def cmd_segments(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """A self-contained HTML page: Sankey of segment flows and segment sizes over time."""
+    import asyncio
+
+    from stream.clock import WallClock
+    from stream.lookup import BadParameter
+    from stream.views import build_report, open_lookup
+
+    s = _settings_from(args)
+
+    async def run() -> str:
+        async with open_lookup(s) as lookup:
+            return await build_report(lookup, args.since, args.until, WallClock().now_ms())
+
+    try:
+        html = asyncio.run(run())
+    except BadParameter as exc:
+        raise SettingsError(f"--{exc}") from None
+    out = Path(args.out)
+    out.write_text(html, encoding="utf-8")
+    print(f"wrote {out} ({len(html.encode()):,} bytes)")
+    return 0
+
+
 def cmd_schemas(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -386,6 +410,15 @@ def build_parser() -> argparse.ArgumentParser:
     segs.add_argument("--json", action="store_true", help="the API's JSON instead of tables")
     _add_settings_options(segs)
     segs.set_defaults(func=cmd_segments)
+
+    report = sub.add_parser(
+        "report", help="an HTML page of segment flows (Sankey) and sizes over a time range"
+    )
+    report.add_argument("--since", required=True, help="start, ISO-8601 with a timezone")
+    report.add_argument("--until", help="end (default: now)")
+    report.add_argument("--out", required=True, metavar="FILE.html")
+    _add_settings_options(report)
+    report.set_defaults(func=cmd_report)
 
     recal = sub.add_parser(
         "recalibrate", help="recompute quantile cut points now (a new cut-point version)"
