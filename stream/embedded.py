@@ -15,7 +15,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Service", "free_port", "start_redis", "start_tansu", "wait_for_port"]
+from state.store import LISTPACK_VALUE
+
+__all__ = [
+    "REDIS_TUNING",
+    "Service",
+    "free_port",
+    "start_redis",
+    "start_tansu",
+    "wait_for_port",
+]
+
+REDIS_TUNING = ["--hash-max-listpack-value", str(LISTPACK_VALUE)]
+"""How every redis-server we start (demo, tests, benchmarks, compose) is tuned; see
+:data:`state.store.LISTPACK_VALUE`."""
 
 
 def free_port() -> int:
@@ -172,6 +185,7 @@ def start_redis(
     ]
     if appendfsync is not None:
         args += ["--appendfsync", appendfsync]
+    args += REDIS_TUNING
     proc = _spawn(args, None)
     wait_for_port(port, proc, 10, "redis-server")
     return Service("redis", port, proc, workdir, argv=args, owns_workdir=owns_workdir)
