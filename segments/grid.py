@@ -159,9 +159,9 @@ class GridScheme(Scheme):
 
         Per axis the plausible scores run from the score against thresholds raised by
         the margin (what it takes to move up) to the score against thresholds lowered
-        by it (what it takes to move down); R has no margin (time only moves it one way). A customer whose current
-        segment owns a cell within those ranges keeps it. No extra state: the current
-        segment is all it needs.
+        by it (what it takes to move down); R has no margin (time moves it one way
+        only). A customer whose current segment owns a cell within those ranges keeps
+        it. No extra state: the current segment is all it needs.
         """
         moved = [i for i, (k, p) in enumerate(zip(keys, prev, strict=True)) if k != p and p != NONE]
         if not moved:
