@@ -56,6 +56,12 @@ class Lat:
     rate: int
     sent: int
     ms: list[float] = field(default_factory=list)
+    before_emit: list[float] = field(default_factory=list)  # start -> emitted_at (worker)
+    after_emit: list[float] = field(default_factory=list)  # emitted_at -> read (relay, broker)
+
+    @staticmethod
+    def p(xs: list[float], q: float) -> float:
+        return float(np.percentile(np.array(xs), q)) if xs else float("nan")
 
     def pct(self, q: float) -> float:
         if not self.ms:
@@ -210,7 +216,15 @@ async def measure(
         got = obs.seen.get(cid if key == "customer_id" else f"{cid}-e0")
         if got is not None:
             lat.ms.append(got[0] - t)
+            if "emitted_at" in got[1]:
+                emitted = _ms(got[1]["emitted_at"])
+                lat.before_emit.append(emitted - t)
+                lat.after_emit.append(got[0] - emitted)
     return lat
+
+
+def _ms(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp() * 1000
 
 
 # ---------------------------------------------------------------------- decay
@@ -308,8 +322,10 @@ async def decay_run(
         await obs.stop()
     lat = Lat(0, customers)
     for recv, d in obs.seen.values():
-        eff = datetime.fromisoformat(d["effective_at"]).timestamp() * 1000
+        eff, emitted = _ms(d["effective_at"]), _ms(d["emitted_at"])
         lat.ms.append(recv - eff)
+        lat.before_emit.append(emitted - eff)
+        lat.after_emit.append(recv - emitted)
     res.decay = lat
     res.decay_customers, res.decay_lead_s, res.decay_spread_s = customers, lead_s, spread_s
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -47,11 +48,14 @@ class MemoryResults:
     load_s: float = 0.0
     hash_bytes: list[int] = field(default_factory=list)  # MEMORY USAGE of sampled hashes
     due_bytes: int = 0  # MEMORY USAGE of all due zsets
-    encodings: dict[str, int] = field(default_factory=dict)  # of the sampled hashes
+    encodings: dict[str, list[int]] = field(default_factory=dict)  # sampled bytes by encoding
+    load: list[tuple[float, float, float]] = field(default_factory=list)
     orders: float = 0.0  # mean orders kept per template
     digests: float = 0.0  # mean dedupe digests per template
     fields_len: float = 0.0  # mean bytes of the encoded hash fields + values
     redis_version: str = ""
+    listpack_max: int = 0  # hash-max-listpack-value
+    long_values: dict[str, float] = field(default_factory=dict)  # field -> share over it
 
     @property
     def per_customer(self) -> float:
@@ -76,6 +80,7 @@ def templates(n: int, seed: int) -> list[CustomerState]:
 
 async def bench(customers: int, n_templates: int, partitions: int, seed: int) -> MemoryResults:
     res = MemoryResults(customers=customers, partitions=partitions)
+    res.load.append(os.getloadavg())
     server = start_redis()
     try:
         url = f"redis://{server.address}/0"
@@ -117,9 +122,10 @@ async def bench(customers: int, n_templates: int, partitions: int, seed: int) ->
         sample = rng.choice(customers, min(2000, customers), replace=False).tolist()
         for i in sample:
             key = store.keys.customer(i % partitions, f"c{i:07d}")
-            res.hash_bytes.append(int(await store.client.memory_usage(key, samples=0)))
+            size = int(await store.client.memory_usage(key, samples=0))
+            res.hash_bytes.append(size)
             enc = str(await store.client.object("encoding", key))
-            res.encodings[enc] = res.encodings.get(enc, 0) + 1
+            res.encodings.setdefault(enc, []).append(size)
         res.due_bytes = sum(
             [
                 int(await store.client.memory_usage(store.keys.due(p), samples=0))
@@ -129,10 +135,31 @@ async def bench(customers: int, n_templates: int, partitions: int, seed: int) ->
         res.fields_len = statistics.mean(
             sum(len(str(x)) for x in codec_fields(s)) for s in tpl[:2000]
         )
+        res.listpack_max = int(
+            (await store.client.config_get("hash-max-listpack-value")).get(
+                "hash-max-listpack-value", 0
+            )
+        )
+        res.long_values = _long_values(tpl, res.listpack_max)
         await store.close()
+        res.load.append(os.getloadavg())
         return res
     finally:
         server.stop()
+
+
+def _long_values(tpl: list[CustomerState], limit: int) -> dict[str, float]:
+    """Per hash field: the share of templates whose value is longer than ``limit`` bytes
+    (one such value turns the whole hash from listpack into a hashtable)."""
+    from state.codec import encode_state
+
+    over: dict[str, int] = {}
+    for s in tpl:
+        flat = encode_state(s)
+        for name, value in zip(flat[::2], flat[1::2], strict=True):
+            if len(str(value).encode()) > limit:
+                over[str(name)] = over.get(str(name), 0) + 1
+    return {k: v / len(tpl) for k, v in sorted(over.items())}
 
 
 def codec_fields(s: CustomerState) -> list[str | int]:
