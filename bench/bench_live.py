@@ -1,6 +1,6 @@
 """Live worker throughput vs a no-op faust agent, its cost per event, and 1 vs 2 workers.
 
-    python -m bench.bench_live [--events 100000] [--customers 10000] [--repeats 2]
+    python -m bench --only live     (sizes in bench/__main__.py)
 
 One Tansu broker and one redis-server (started here on free ports), one seeded workload
 (``bench.workload``), and in this one run:

@@ -1,11 +1,11 @@
 """Redis memory per customer at scale, with realistic state, and where it goes.
 
-    python -m bench.bench_memory [--customers 1000000] [--templates 5000]
+    python -m bench --only memory     (sizes in bench/__main__.py)
 
 Starts its own redis-server. Realistic states come from the real engine: the seeded
 workload (``bench.workload``, ~4.6 events per customer, refunds included) is applied
 with ``Engine.apply_events`` (orders in the refund window, dedupe digests, segments),
-and the resulting templates are cloned under new customer ids up to ``--customers``
+and the resulting templates are cloned under new customer ids up to ``customers``
 (same sizes, different keys). They are written with the real ``RedisStore.commit``
 (claim + 10,000 per call, spread over the partitions), each with its schedule entry.
 

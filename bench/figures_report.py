@@ -11,9 +11,9 @@ import aiokafka
 import faust
 import redis
 
-from bench.bench_latency import Lat, LatencyResults
 from bench.bench_live import LiveResults, Rate
 from bench.bench_memory import MemoryResults
+from bench.observe import Lat, LatencyResults
 from bench.report import cpu_model
 
 THROUGHPUT = "## Live worker throughput vs a no-op faust agent"
