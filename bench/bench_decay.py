@@ -343,7 +343,8 @@ from Redis' bigger keyspace and skip list being colder in the CPU caches, and fr
 """
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, command: str | None = None) -> int:
+    """``command``: what the report shows as the command (``python -m bench`` runs this)."""
     ap = argparse.ArgumentParser(prog="python -m bench.bench_decay", description=__doc__)
     ap.add_argument("--big", type=int, default=1_000_000)
     ap.add_argument("--small", type=int, default=20_000)
@@ -359,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not 0 < args.due <= args.small < args.big:
         ap.error("need 0 < --due <= --small < --big")
-    command = shlex.join(["python", "-m", "bench.bench_decay", *(argv or sys.argv[1:])])
+    command = command or shlex.join(["python", "-m", "bench.bench_decay", *(argv or sys.argv[1:])])
     runs, redis_version = asyncio.run(bench(args))
     section = report(args, runs, redis_version, command)
     print()
