@@ -35,6 +35,7 @@ import redis
 from redis.utils import HIREDIS_AVAILABLE
 
 from bench.report import cpu_model, write_section
+from schemas.rules import RulesFile, load_rules
 from schemas.settings import Settings, load_settings
 from schemas.times import to_ms
 from segments.engine import NEVER, Engine
@@ -230,7 +231,9 @@ async def bench(args: argparse.Namespace) -> tuple[list[Run], str]:
     settings = load_settings(
         recency="90d", decay_batch=args.decay_batch, partitions=args.partitions
     )
-    engine = build_engine(settings)
+    # the rfm8 grid alone: its one 90-day edge is what the load's due times are built on
+    rfm8 = RulesFile(schemes={"rfm8": load_rules(None).schemes["rfm8"]})
+    engine = build_engine(settings, rfm8)
     server = start_redis()
     try:
         url = f"redis://127.0.0.1:{server.port}/0"
