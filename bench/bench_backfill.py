@@ -104,7 +104,7 @@ async def bench(args: argparse.Namespace) -> Results:
         )
         await ensure_topics(settings)
         probe = RedisStore.from_url(settings.redis_url.get_secret_value(), "rfm", "probe")
-        redis_version = (await (await probe.connect()).info("server"))["redis_version"]
+        redis_version = (await probe.client.info("server"))["redis_version"]
         await probe.close()
 
         t0 = time.perf_counter()
@@ -210,7 +210,8 @@ async def bench(args: argparse.Namespace) -> Results:
         broker.stop()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, command: str | None = None) -> int:
+    """``command``: what the report shows as the command (``python -m bench`` runs this)."""
     ap = argparse.ArgumentParser(prog="python -m bench.bench_backfill", description=__doc__)
     ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--customers", type=int, default=20_000)
@@ -228,7 +229,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error("need 0 < --customers <= --events")
     if args.repeats < 1:
         ap.error("need --repeats >= 1")
-    command = shlex.join(["python", "-m", "bench.bench_backfill", *(argv or sys.argv[1:])])
+    command = command or shlex.join(
+        ["python", "-m", "bench.bench_backfill", *(argv or sys.argv[1:])]
+    )
     res = asyncio.run(bench(args))
     section = report(args, res, command)
     print()

@@ -35,6 +35,7 @@ import redis
 from redis.utils import HIREDIS_AVAILABLE
 
 from bench.report import cpu_model, write_section
+from schemas.rules import RulesFile, load_rules
 from schemas.settings import Settings, load_settings
 from schemas.times import to_ms
 from segments.engine import NEVER, Engine
@@ -230,16 +231,18 @@ async def bench(args: argparse.Namespace) -> tuple[list[Run], str]:
     settings = load_settings(
         recency="90d", decay_batch=args.decay_batch, partitions=args.partitions
     )
-    engine = build_engine(settings)
+    # the rfm8 grid alone: its one 90-day edge is what the load's due times are built on
+    rfm8 = RulesFile(schemes={"rfm8": load_rules(None).schemes["rfm8"]})
+    engine = build_engine(settings, rfm8)
     server = start_redis()
     try:
         url = f"redis://127.0.0.1:{server.port}/0"
         probe = RedisStore.from_url(url, PREFIX, "probe")
-        redis_version = (await (await probe.connect()).info("server"))["redis_version"]
+        redis_version = (await probe.client.info("server"))["redis_version"]
         await probe.close()
         # untimed warm-up: script loading (NOSCRIPT -> SCRIPT LOAD), numpy and import costs
         warm = RedisStore.from_url(url, PREFIX, "warmup")
-        await (await warm.connect()).flushall()
+        await warm.client.flushall()
         await load(warm, engine, settings, args.small, args.due, args.partitions, args.chunk, 99)
         await timer_pass(warm, engine, settings, args.small, args.due, args.partitions)
         await warm.close()
@@ -250,7 +253,7 @@ async def bench(args: argparse.Namespace) -> tuple[list[Run], str]:
                 run = runs[n]
                 # a fresh namespace per pass, and an empty server so used_memory is this dataset's
                 store = RedisStore.from_url(url, PREFIX, f"n{n}r{r}")
-                await (await store.connect()).flushall()
+                await store.client.flushall()
                 load_s = await load(
                     store, engine, settings, n, args.due, args.partitions, args.chunk, seed=r
                 )
@@ -343,7 +346,8 @@ from Redis' bigger keyspace and skip list being colder in the CPU caches, and fr
 """
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, command: str | None = None) -> int:
+    """``command``: what the report shows as the command (``python -m bench`` runs this)."""
     ap = argparse.ArgumentParser(prog="python -m bench.bench_decay", description=__doc__)
     ap.add_argument("--big", type=int, default=1_000_000)
     ap.add_argument("--small", type=int, default=20_000)
@@ -359,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not 0 < args.due <= args.small < args.big:
         ap.error("need 0 < --due <= --small < --big")
-    command = shlex.join(["python", "-m", "bench.bench_decay", *(argv or sys.argv[1:])])
+    command = command or shlex.join(["python", "-m", "bench.bench_decay", *(argv or sys.argv[1:])])
     runs, redis_version = asyncio.run(bench(args))
     section = report(args, runs, redis_version, command)
     print()

@@ -126,7 +126,7 @@ class BackfillRun:
 async def backfill_in_process(settings: Settings, namespace: str) -> BackfillRun:
     probe = RedisStore.from_url(settings.redis_url.get_secret_value(), "rfm", namespace)
     try:
-        await (await probe.connect()).config_resetstat()
+        await probe.client.config_resetstat()
         gc.collect()
         t0 = time.perf_counter()
         report = await backfill_topic(

@@ -5,12 +5,13 @@ whether the rules make sense (bands in order, every cell in exactly one segment)
 ``segments.check``'s job, so both kinds of problem are reported together by
 ``rfm-stream rules check`` and the worker refuses to start on either.
 
-A scheme declares up to three axes (``r``, ``f``, ``m``). Each axis is split into
-bands by **fixed** cut points (durations, counts, amounts) or by **quantiles** of the
-current customer population; a band's score runs from 1 (oldest / fewest / least) to
-the number of bands. Segments are named groups of cells, a cell being one score per
-declared axis, written as a pattern in r, f, m order: ``"5[45]*"`` = R 5, F 4 or 5,
-any M.
+A scheme declares some of the axes ``r``, ``f``, ``m`` (recency, frequency, monetary)
+and ``a``, ``t``, ``c``, ``g`` (average order value, tenure, cadence, growth; see
+``segments.axes``). Each axis is split into bands by **fixed** cut points (durations,
+counts, amounts, percentages) or by **quantiles** of the current customer population;
+a band's score runs from 1 (oldest / fewest / least) to the number of bands. Segments
+are named groups of cells, a cell being one score per declared axis, written as a
+pattern in r, f, m, a, t, c, g order: ``"5[45]*"`` = R 5, F 4 or 5, any M.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from schemas.settings import Duration
 
 __all__ = [
     "DEFAULT_RULES",
+    "SHIPPED",
     "AnyAxis",
     "AxisSpec",
     "MonetaryAxis",
@@ -43,6 +45,8 @@ __all__ = [
 
 DEFAULT_RULES = "default_rules.toml"
 """The shipped rules (rfm8, rfm27, rfm125, pyramid), packaged next to this module."""
+SHIPPED = {"default": DEFAULT_RULES, "management": "management_rules.toml"}
+"""Names ``RFM_RULES`` may give instead of a path: the rules files shipped here."""
 
 Key = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 Quantile = Annotated[float, Field(gt=0, lt=1)]
@@ -86,13 +90,49 @@ class MonetaryAxis(_Spec):
     window: Duration | None = Field(None, description="Sum only purchases this recent.")
 
 
-AnyAxis = RecencyAxis | AxisSpec | MonetaryAxis
+class AverageAxis(_Spec):
+    """A: average order value (net spend / orders), exact decimal amounts."""
+
+    cuts: list[Annotated[Decimal, Field(gt=0)]] | None = None
+    quantiles: list[Quantile] | None = None
+
+
+class TenureAxis(_Spec):
+    """T: tenure, the span from the first to the last purchase. Durations, ascending."""
+
+    cuts: list[Duration] | None = None
+    quantiles: list[Quantile] | None = None
+
+
+class CadenceAxis(_Spec):
+    """C: time since the last purchase as a percentage of the customer's own mean
+    interval between orders (150 = half as long again as usual); fixed cuts only."""
+
+    cuts: list[Annotated[int, Field(ge=1)]] | None = None
+    quantiles: None = Field(None, description="Not supported: a cadence is per customer.")
+
+
+class GrowthAxis(_Spec):
+    """G: net spend in the last ``window`` as a percentage of the window before it."""
+
+    window: Duration
+    cuts: list[Annotated[int, Field(ge=0)]] | None = None
+    quantiles: None = Field(None, description="Not supported.")
+
+
+AnyAxis = (
+    RecencyAxis | AxisSpec | MonetaryAxis | AverageAxis | TenureAxis | CadenceAxis | GrowthAxis
+)
 
 
 class Axes(_Spec):
     r: RecencyAxis | None = None
     f: AxisSpec | None = None
     m: MonetaryAxis | None = None
+    a: AverageAxis | None = None
+    t: TenureAxis | None = None
+    c: CadenceAxis | None = None
+    g: GrowthAxis | None = None
 
 
 class SegmentSpec(_Spec):
@@ -110,8 +150,8 @@ class SchemeSpec(_Spec):
         0.0,
         ge=0,
         lt=0.5,
-        description="Anti-flapping margin on F and M: to leave a band, a value must pass "
-        "its cut point by this fraction (0.05 = 5 %).",
+        description="Anti-flapping margin on every axis but R: to leave a band, a value "
+        "must pass its cut point by this fraction (0.05 = 5 %).",
     )
 
 
@@ -119,8 +159,8 @@ class RulesFile(_Spec):
     schemes: dict[Key, SchemeSpec] = Field(min_length=1)
 
 
-def default_rules_path() -> Path:
-    return Path(str(resources.files("schemas").joinpath(DEFAULT_RULES)))
+def default_rules_path(name: str = "default") -> Path:
+    return Path(str(resources.files("schemas").joinpath(SHIPPED[name])))
 
 
 def _where(loc: tuple[int | str, ...]) -> str:
@@ -165,8 +205,14 @@ def parse_rules(doc: dict[str, Any], source: str) -> RulesFile:
 
 
 def load_rules(path: str | Path | None) -> RulesFile:
-    """Read and shape-check a rules file (``None``: the shipped default)."""
-    p = Path(path) if path else default_rules_path()
+    """Read and shape-check a rules file (``None``: the shipped default; a name of
+    :data:`SHIPPED`, e.g. ``management``: that shipped file, unless such a path exists)."""
+    if not path:
+        p = default_rules_path()
+    elif str(path) in SHIPPED and not Path(path).exists():
+        p = default_rules_path(str(path))
+    else:
+        p = Path(path)
     try:
         doc = tomllib.loads(p.read_text(encoding="utf-8"))
     except OSError as exc:

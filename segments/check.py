@@ -31,11 +31,15 @@ def axis_specs(spec: SchemeSpec) -> list[tuple[str, AnyAxis]]:
 
 
 def _fixed(axis: str, cuts: Sequence[int | Decimal]) -> tuple[int, ...]:
-    return tuple(to_units(Decimal(c)) if axis == "m" else int(c) for c in cuts)
+    return tuple(to_units(Decimal(c)) if axis in MONEY else int(c) for c in cuts)
+
+
+MONEY = ("m", "a")
+DURATIONS = ("r", "t")
 
 
 def _show(axis: str, edge: float | int | Decimal) -> str:
-    return format_duration(edge) if axis == "r" and isinstance(edge, int) else str(edge)
+    return format_duration(edge) if axis in DURATIONS and isinstance(edge, int) else str(edge)
 
 
 def _axis_problems(where: str, axis: str, a: AnyAxis) -> list[str]:
@@ -56,7 +60,7 @@ def _axis_problems(where: str, axis: str, a: AnyAxis) -> list[str]:
             f"{where}.window: {format_duration(window)} is shorter than a day (windows "
             "count whole purchase days)"
         )
-    if cuts is not None and axis == "m":
+    if cuts is not None and axis in MONEY:
         for c in cuts:
             try:
                 to_units(Decimal(c))

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from segments import windows
+from segments.axes import TIME_AXES
 from segments.model import (
     NONE,
     Columns,
@@ -97,6 +98,10 @@ class Engine:
         self.rules_version = hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
         self.cut_version: int | None = None
         """Version of the quantile cut points the schemes were built with (if any)."""
+        self._timed = {
+            s.name: any(a.name in TIME_AXES for a in getattr(s, "axes", ())) for s in schemes
+        }
+        """Schemes with tenure or cadence axes: per-customer due times (``Scheme.due_ms``)."""
         self._quantile_schemes = {
             s.name for s in schemes if any(a.quantiles is not None for a in getattr(s, "axes", ()))
         }
@@ -121,6 +126,13 @@ class Engine:
             due = np.where(bought, cand.min(axis=1), NEVER)
         else:
             due = np.full(n, NEVER, dtype=np.int64)
+        cols = None
+        for scheme in self.schemes:
+            if self._timed.get(scheme.name):
+                cols = cols or Columns.of(states)
+                extra = scheme.due_ms(cols, cursor)
+                if extra is not None:
+                    due = np.minimum(due, np.where(cols.frequency > 0, extra, NEVER))
         for i, s in enumerate(states):
             if s.held:
                 due[i] = min(int(due[i]), max(min(h.until_ms for h in s.held), s.cursor_ms + 1))

@@ -27,12 +27,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from schemas.durations import format_duration
+from segments.axes import AXES, TIME_AXES, due_after
+from segments.axes import values as axis_values
 from segments.model import NONE, Columns
 from segments.scheme import Scheme
 
 __all__ = ["Axis", "GridScheme"]
-
-AXES = ("r", "f", "m")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +56,7 @@ class Axis:
     def describe(self) -> str:
         if self.quantiles is not None:
             edges = "q" + ",".join(f"{q:g}" for q in self.quantiles)
-        elif self.name == "r":
+        elif self.name in ("r", "t"):
             edges = ",".join(format_duration(t) for t in self.thresholds or ())
         else:
             edges = ",".join(str(t) for t in self.thresholds or ())
@@ -77,7 +77,9 @@ class GridScheme(Scheme):
     ) -> None:
         names = [a.name for a in axes]
         if not axes or names != [a for a in AXES if a in names]:
-            raise ValueError(f"{name}: axes must be a subset of r, f, m in that order: {names}")
+            raise ValueError(
+                f"{name}: axes must be a subset of {', '.join(AXES)} in that order: {names}"
+            )
         self.name = name
         self.axes = tuple(axes)
         self.labels = dict(labels)
@@ -119,12 +121,7 @@ class GridScheme(Scheme):
 
     # ------------------------------------------------------------------ maths
     def _values(self, axis: Axis, cols: Columns, asof_ms: np.ndarray) -> np.ndarray:
-        if axis.name == "r":
-            return asof_ms - cols.last_ms
-        source = cols.frequency if axis.name == "f" else cols.monetary
-        if axis.window_ms is not None:
-            source = cols.windowed(axis.name, axis.window_ms, asof_ms)
-        return source
+        return axis_values(axis.name, axis.window_ms, cols, asof_ms)
 
     def scores(self, cols: Columns, asof_ms: np.ndarray) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
@@ -158,13 +155,13 @@ class GridScheme(Scheme):
     def _stick(
         self, keys: np.ndarray, prev: Sequence[str], cols: Columns, asof_ms: np.ndarray
     ) -> None:
-        """Anti-flapping: to leave a band, F or M must pass its cut by the margin.
+        """Anti-flapping: to leave a band, a value must pass its cut by the margin.
 
         Per axis the plausible scores run from the score against thresholds raised by
         the margin (what it takes to move up) to the score against thresholds lowered
-        by it (what it takes to move down); R has no margin. A customer whose current
-        segment owns a cell within those ranges keeps it. No extra state: the current
-        segment is all it needs.
+        by it (what it takes to move down); R has no margin (time moves it one way
+        only). A customer whose current segment owns a cell within those ranges keeps
+        it. No extra state: the current segment is all it needs.
         """
         moved = [i for i, (k, p) in enumerate(zip(keys, prev, strict=True)) if k != p and p != NONE]
         if not moved:
@@ -191,7 +188,19 @@ class GridScheme(Scheme):
         return tuple(r.thresholds) if r is not None and r.thresholds else ()
 
     def window_edges_ms(self) -> tuple[int, ...]:
-        return tuple(a.window_ms for a in self.axes if a.window_ms is not None)
+        edges = [a.window_ms for a in self.axes if a.window_ms is not None]
+        edges += [2 * a.window_ms for a in self.axes if a.name == "g" and a.window_ms]
+        return tuple(edges)
+
+    def due_ms(self, cols: Columns, cursor: np.ndarray) -> np.ndarray | None:
+        """Per customer, the next instant a tenure or cadence axis crosses a cut."""
+        timed = [a for a in self.axes if a.name in TIME_AXES and a.thresholds]
+        if not timed:
+            return None
+        due = due_after(timed[0].name, timed[0].thresholds or (), cols, cursor)
+        for a in timed[1:]:
+            due = np.minimum(due, due_after(a.name, a.thresholds or (), cols, cursor))
+        return due
 
     def describe(self) -> str:
         cells = ";".join(f"{''.join(map(str, c))}={k}" for c, k in sorted(self._cells.items()))

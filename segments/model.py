@@ -133,6 +133,8 @@ class Columns:
     frequency: np.ndarray
     monetary: np.ndarray
     states: Sequence[CustomerState] = ()
+    first_ms: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """First purchase (the last one's time when there is none: a span of 0)."""
     """The states themselves, for what isn't a column (rolling-window totals)."""
 
     @classmethod
@@ -143,6 +145,9 @@ class Columns:
             frequency=np.fromiter((s.frequency for s in states), np.int64, n),
             monetary=np.fromiter((s.monetary for s in states), np.int64, n),
             states=states,
+            first_ms=np.fromiter(
+                (s.last_ms if s.first_ms is None else s.first_ms for s in states), np.int64, n
+            ),
         )
 
     def windowed(self, axis: str, window_ms: int, asof_ms: np.ndarray) -> np.ndarray:

@@ -77,7 +77,7 @@ class Population:
 
     @property
     def buckets(self) -> sketch.Buckets:
-        if self.axis == "r":  # last purchase time, by day: R cut points to the day
+        if self.axis in ("r", "t"):  # last purchase time / span, by day: cuts to the day
             return sketch.Buckets.linear(_DAY)
         return sketch.Buckets.log(MONEY_ACCURACY)
 
@@ -85,6 +85,14 @@ class Population:
         n = len(states)
         if self.axis == "r":
             return np.fromiter((s.last_ms for s in states), np.int64, n)
+        if self.axis == "t":
+            return np.fromiter(
+                (s.last_ms - s.first_ms if s.first_ms is not None else 0 for s in states),
+                np.int64,
+                n,
+            )
+        if self.axis == "a":
+            return np.fromiter((s.monetary // max(s.frequency, 1) for s in states), np.int64, n)
         if self.window_ms is not None:
             return windowed_values(states, self.axis, self.window_ms)
         attr = "frequency" if self.axis == "f" else "monetary"
@@ -155,10 +163,9 @@ class Populations:
                 summary = summaries.get(pop.name) or {}
                 if sketch.size(summary) == 0:
                     break
-                if a.name == "r":
+                if a.name == "r":  # elapsed since the last purchase
                     lasts = sketch.quantiles(pop.buckets, summary, [1 - q for q in a.quantiles])
-                    elapsed = [max(now_ms - t, 0) + 1 for t in lasts]
-                    axes["r"] = tuple(sorted(elapsed))
+                    axes["r"] = tuple(sorted(max(now_ms - t, 0) + 1 for t in lasts))
                 else:  # above the whole bucket holding the quantile: never over-fills
                     found = sketch.quantile_buckets(pop.buckets, summary, list(a.quantiles))
                     axes[a.name] = tuple(pop.buckets.upper(b) + 1 for b in found)

@@ -38,6 +38,11 @@ class Scheme(ABC):
     def recency_edges_ms(self) -> tuple[int, ...]:
         """Elapsed times since the last purchase at which the classification may change."""
 
+    def due_ms(self, cols: Columns, cursor: np.ndarray) -> np.ndarray | None:
+        """Per-customer instants after ``cursor`` when time alone changes the answer,
+        besides the global recency edges (None: there are none)."""
+        return None
+
     def window_edges_ms(self) -> tuple[int, ...]:
         """Rolling windows this scheme reads (their expiries are due times too)."""
         return ()

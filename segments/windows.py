@@ -27,6 +27,7 @@ __all__ = [
     "expires_at",
     "next_expiry",
     "prune",
+    "windowed_between",
     "windowed_values",
 ]
 
@@ -79,6 +80,22 @@ def windowed_values(
             continue
         t = s.cursor_ms if asof_ms is None else int(asof_ms[i])
         out[i] = sum(v[col] for d, v in s.days.items() if expires_at(d, window_ms) > t)
+    return out
+
+
+def windowed_between(
+    states: Sequence[CustomerState], near_ms: int, far_ms: int, asof_ms: np.ndarray
+) -> np.ndarray:
+    """Net spend of the purchase days that left the last ``near_ms`` but are still in
+    the last ``far_ms`` at each as-of time (the window before the recent one)."""
+    out = np.zeros(len(states), dtype=np.int64)
+    for i, s in enumerate(states):
+        if not s.days:
+            continue
+        t = int(asof_ms[i])
+        out[i] = sum(
+            v[1] for d, v in s.days.items() if expires_at(d, near_ms) <= t < expires_at(d, far_ms)
+        )
     return out
 
 

@@ -12,7 +12,8 @@
 
 Detection needs a round trip, so it happens on the first use of a store (the worker's
 start-up ``ping`` under backoff), never at construction: a Redis that is down when the
-process starts is waited for, as before.
+process starts is waited for, as before. Until then a store holds a single-server client
+(:func:`make_client`), which is all it ever needs for a single Redis.
 
 Everything this project sends is cluster-safe by construction: each Lua script call and
 each multi-key command touches one partition's hash tag, i.e. one slot (:mod:`state.keys`);
@@ -39,7 +40,9 @@ __all__ = [
     "RedisClient",
     "connect",
     "is_cluster",
+    "make_client",
     "scan_slot",
+    "settle",
     "unavailable_as_error",
 ]
 
@@ -86,31 +89,44 @@ async def _cluster_enabled(probe: aioredis.Redis) -> bool:
     return int(info.get("cluster_enabled", 0)) == 1
 
 
-async def connect(url: str, **options: object) -> RedisClient:
-    """A connected client for ``url``: one server, or a cluster with its slot map loaded.
-
-    ``options`` go to the client (``decode_responses``, timeouts). Connection failures
-    raise redis-py's errors; callers turn them into their own.
-    """
+def make_client(url: str, **options: object) -> RedisClient:
+    """A client for ``url`` without any I/O: a cluster client for a ``+cluster`` URL, else
+    a single-server one that :func:`settle` may swap for a cluster client."""
     if urlsplit(url).scheme in CLUSTER_SCHEMES:
-        cluster = _cluster_client(url, **options)
-        await cluster.initialize()
-        return cluster
-    probe = aioredis.Redis.from_url(url, **options)
-    try:
-        enabled = await _cluster_enabled(probe)
-    except BaseException:
-        await probe.aclose()
-        raise
-    if not enabled:
-        return probe
-    await probe.aclose()
+        return _cluster_client(url, **options)
+    return aioredis.Redis.from_url(url, **options)
+
+
+async def settle(client: RedisClient, url: str, **options: object) -> RedisClient:
+    """The right client for ``url``, connected: ``client`` itself if the server is a single
+    one, else (``INFO cluster``) a cluster client with its slot map loaded.
+
+    Connection failures raise redis-py's errors; callers turn them into their own.
+    """
+    if isinstance(client, RedisCluster):
+        await client.initialize()
+        return client
+    if not await _cluster_enabled(client):
+        return client
+    await client.aclose()
     cluster = _cluster_client(url, **options)
     await cluster.initialize()
     log.info(
-        "redis at %s is a cluster of %d nodes", urlsplit(url).hostname, len(cluster.get_nodes())
+        "redis at %s is a cluster of %d masters",
+        urlsplit(url).hostname,
+        len(cluster.get_primaries()),
     )
     return cluster
+
+
+async def connect(url: str, **options: object) -> RedisClient:
+    """A connected client for ``url``: one server, or a cluster with its slot map loaded."""
+    client = make_client(url, **options)
+    try:
+        return await settle(client, url, **options)
+    except BaseException:
+        await client.aclose()
+        raise
 
 
 async def scan_slot(

@@ -24,13 +24,20 @@ from schemas.errors import CommitConflict, Fenced, Moved
 from segments.engine import NEVER
 from segments.model import CustomerState
 from state import codec
-from state.connection import RedisClient, connect, is_cluster, scan_slot
+from state.connection import RedisClient, is_cluster, make_client, scan_slot, settle
 from state.connection import unavailable_as_error as _unavailable_as_error
 from state.keys import Keys
 from state.namespaces import resolve
 from state.scripts import BUMP_EPOCH, COMMIT, LOAD, PUT_CUTS
 
-__all__ = ["Claim", "Loaded", "RedisStore"]
+__all__ = ["LISTPACK_VALUE", "Claim", "Loaded", "RedisStore"]
+
+LISTPACK_VALUE = 1024
+"""The ``hash-max-listpack-value`` customer hashes need to stay compact listpacks.
+
+A customer hash has a few fields longer than Redis's default of 64 bytes (orders,
+latest transitions); one such field turns the whole hash into a hashtable, about 3x
+the memory (measured: 1,168 vs 368 bytes for a one-order customer)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +57,13 @@ class Loaded:
     states: dict[str, CustomerState]
 
 
+_OPTIONS: dict[str, object] = {
+    "decode_responses": True,
+    "socket_timeout": 10,
+    "socket_connect_timeout": 5,
+}
+
+
 def _int(v: str | None, default: int) -> int:
     return default if v is None else int(v)
 
@@ -57,21 +71,19 @@ def _int(v: str | None, default: int) -> int:
 class RedisStore:
     """Redis-backed state for one namespace, on one server or a Redis Cluster.
 
-    The client is made on first use (:meth:`connect`): whether the URL points at a
-    cluster is asked of the server then (:mod:`state.connection`). Every verb below is
-    one slot's worth of work, or a non-transactional pipeline the cluster client splits
-    by node, so callers never know which kind of Redis they talk to.
+    ``from_url`` makes a client without I/O; the first verb asks the server whether it is
+    a cluster (:mod:`state.connection`) and, if so, swaps in a cluster client. Every verb
+    below is one slot's worth of work, or a non-transactional pipeline the cluster client
+    splits by master, so callers never know which kind of Redis they talk to.
     """
 
-    def __init__(self, client: RedisClient | None, keys: Keys, url: str | None = None) -> None:
-        if client is None and url is None:
-            raise ValueError("RedisStore needs a client or a URL")
-        self._client = client
-        self._url = url
-        self._connecting = asyncio.Lock()
+    def __init__(self, client: RedisClient, keys: Keys, url: str | None = None) -> None:
+        self.client = client
         self.keys = keys
-        if client is not None:
-            self._register(client)
+        self._url = url  # given: not yet asked whether it is a cluster
+        self._settled = url is None
+        self._settling = asyncio.Lock()
+        self._register(client)
 
     def _register(self, client: RedisClient) -> None:
         # registered scripts run EVALSHA (routed by the first key in a cluster) and load
@@ -83,44 +95,50 @@ class RedisStore:
 
     @classmethod
     def from_url(cls, url: str, prefix: str, namespace: str) -> RedisStore:
-        """A store for ``url``; nothing is connected until the first call."""
-        return cls(None, Keys(prefix, namespace), url)
-
-    @property
-    def client(self) -> RedisClient:
-        """The connected client (for ops tools and tests); see :meth:`connect`."""
-        if self._client is None:
-            raise RuntimeError("RedisStore is not connected yet: await store.connect() first")
-        return self._client
+        return cls(make_client(url, **_OPTIONS), Keys(prefix, namespace), url)
 
     @property
     def cluster(self) -> bool:
         """Whether the store talks to a Redis Cluster (known once connected)."""
-        return self._client is not None and is_cluster(self._client)
+        return is_cluster(self.client)
 
     async def connect(self) -> RedisClient:
-        """The client, made (and the server asked whether it is a cluster) on first use."""
-        if self._client is not None:
-            return self._client
-        async with self._connecting, _unavailable_as_error():
-            if self._client is None:
+        """The client, after asking the server once whether it is a cluster."""
+        if self._settled:
+            return self.client
+        async with self._settling, _unavailable_as_error():
+            if not self._settled:
                 assert self._url is not None
-                client = await connect(
-                    self._url, decode_responses=True, socket_timeout=10, socket_connect_timeout=5
-                )
-                self._register(client)
-                self._client = client
-        return self._client
+                client = await settle(self.client, self._url, **_OPTIONS)
+                if client is not self.client:
+                    self.client = client
+                    self._register(client)
+                self._settled = True
+        return self.client
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            if self._url is not None:  # made here: a later call reconnects
-                self._client = None
+        await self.client.aclose()
 
     async def ping(self) -> None:
         async with _unavailable_as_error():
             await (await self.connect()).ping()
+
+    async def listpack_value(self) -> int | None:
+        """The server's ``hash-max-listpack-value`` (None if CONFIG is not allowed)."""
+        c = self.client if self._settled else await self.connect()
+        try:
+            async with _unavailable_as_error():
+                if is_cluster(c):  # every master holds customers: the smallest counts
+                    nodes = c.get_primaries()  # type: ignore[union-attr]
+                    got = [
+                        await c.config_get("hash-max-listpack-value", target_nodes=n) for n in nodes
+                    ]
+                else:
+                    got = [await c.config_get("hash-max-listpack-value")]
+        except ResponseError:
+            return None
+        values = [int(g["hash-max-listpack-value"]) for g in got if "hash-max-listpack-value" in g]
+        return min(values) if values else None
 
     async def serving(self, name: str) -> str:
         """The physical namespace serving the live ``name`` (see :mod:`state.namespaces`)."""
@@ -129,15 +147,15 @@ class RedisStore:
 
     # ------------------------------------------------------------------ ownership
     async def claim(self, partition: int) -> Claim:
-        if self._client is None:
-            await self.connect()  # registers the scripts
+        if not self._settled:
+            await self.connect()  # a cluster client (and its scripts) may replace ours
         async with _unavailable_as_error():
             epoch, _ver, off = await self._bump(keys=[self.keys.meta(partition)])
         return Claim(partition, int(epoch), _int(off, -1))
 
     async def meta(self, partition: int) -> tuple[int | None, int, str | None]:
         """(epoch, last applied offset, moved-to namespace) of a partition."""
-        c = self._client or await self.connect()
+        c = self.client if self._settled else await self.connect()
         async with _unavailable_as_error():
             epoch, off, moved = await c.hmget(self.keys.meta(partition), "epoch", "off", "moved")
         return (None if epoch is None else int(epoch)), _int(off, -1), moved
@@ -145,7 +163,7 @@ class RedisStore:
     async def committed_offsets(self, partitions: Iterable[int]) -> dict[int, int]:
         """Last applied offset per partition (-1 when nothing was applied yet)."""
         parts = list(partitions)
-        c = self._client or await self.connect()
+        c = self.client if self._settled else await self.connect()
         async with _unavailable_as_error(), c.pipeline(transaction=False) as pipe:
             for p in parts:
                 pipe.hget(self.keys.meta(p), "off")
@@ -159,8 +177,8 @@ class RedisStore:
         keys = [self.keys.meta(partition)] + [
             self.keys.customer(partition, c) for c in customer_ids
         ]
-        if self._client is None:
-            await self.connect()  # registers the scripts
+        if not self._settled:
+            await self.connect()  # a cluster client (and its scripts) may replace ours
         async with _unavailable_as_error():
             raw = await self._load(keys=keys, args=[position])
         epoch, ver, off, moved = raw[0]
@@ -226,8 +244,8 @@ class RedisStore:
         for customer_id, payload in outbox:
             args.append(customer_id)
             args.append(payload)
-        if self._client is None:
-            await self.connect()  # registers the scripts
+        if not self._settled:
+            await self.connect()  # a cluster client (and its scripts) may replace ours
         try:
             async with _unavailable_as_error():
                 return int(await self._commit(keys=keys, args=args))
@@ -247,7 +265,7 @@ class RedisStore:
     ) -> dict[str, dict[int, int]]:
         """Every partition's summary of each population, merged (one pipelined trip)."""
         parts = list(partitions)
-        c = self._client or await self.connect()
+        c = self.client if self._settled else await self.connect()
         async with _unavailable_as_error(), c.pipeline(transaction=False) as pipe:
             for name in populations:
                 for p in parts:
@@ -266,15 +284,15 @@ class RedisStore:
 
     async def cuts(self) -> dict[str, object] | None:
         """The current cut-point version's JSON document (None: none yet)."""
-        c = self._client or await self.connect()
+        c = self.client if self._settled else await self.connect()
         async with _unavailable_as_error():
             raw = await c.get(self.keys.cuts())
         return orjson.loads(raw) if raw else None
 
     async def put_cuts(self, expected_version: int, doc: Mapping[str, object]) -> bool:
         """Install a new version if the current one is still ``expected_version``."""
-        if self._client is None:
-            await self.connect()  # registers the scripts
+        if not self._settled:
+            await self.connect()  # a cluster client (and its scripts) may replace ours
         async with _unavailable_as_error():
             won = await self._put_cuts(
                 keys=[self.keys.cuts()], args=[expected_version, orjson.dumps(doc)]
@@ -290,18 +308,18 @@ class RedisStore:
         cluster the step runs on the master owning the partition's slot.
         """
         prefix = self.keys.customer(partition, "")
-        c = self._client or await self.connect()
+        c = self.client if self._settled else await self.connect()
         async with _unavailable_as_error():
             nxt, keys = await scan_slot(c, prefix, cursor, prefix + "*", count)
         return nxt, [k[len(prefix) :] for k in keys]
 
     async def meta_field(self, partition: int, name: str) -> str | None:
-        c = self._client or await self.connect()
+        c = self.client if self._settled else await self.connect()
         async with _unavailable_as_error():
             return await c.hget(self.keys.meta(partition), name)
 
     async def set_meta_field(self, partition: int, name: str, value: str) -> None:
-        c = self._client or await self.connect()
+        c = self.client if self._settled else await self.connect()
         async with _unavailable_as_error():
             await c.hset(self.keys.meta(partition), name, value)
 
@@ -309,7 +327,7 @@ class RedisStore:
     async def segment_counts(self, partitions: Iterable[int]) -> dict[str, dict[str, int]]:
         """scheme -> segment -> customers in it now, over ``partitions`` (no scan)."""
         parts = list(partitions)
-        c = self._client or await self.connect()
+        c = self.client if self._settled else await self.connect()
         async with _unavailable_as_error(), c.pipeline(transaction=False) as pipe:
             for p in parts:
                 pipe.hgetall(f"{self.keys.tag(p)}:{Keys.COUNTS}")
@@ -328,7 +346,7 @@ class RedisStore:
         """(day, scheme, from, to, hour) -> transitions, over ``partitions`` and ``days``
         (``YYYYMMDD``, UTC)."""
         parts = list(partitions)
-        c = self._client or await self.connect()
+        c = self.client if self._settled else await self.connect()
         async with _unavailable_as_error(), c.pipeline(transaction=False) as pipe:
             for day in days:
                 for p in parts:
@@ -346,46 +364,46 @@ class RedisStore:
 
     async def due_count(self, partition: int, now_ms: int) -> int:
         """Customers whose due time has passed but the timer hasn't fired yet."""
-        c = self._client or await self.connect()
+        c = self.client if self._settled else await self.connect()
         async with _unavailable_as_error():
             return int(await c.zcount(self.keys.due(partition), "-inf", now_ms))
 
     # ------------------------------------------------------------------ schedule
     async def due(self, partition: int, now_ms: int, limit: int) -> list[str]:
         """Customers whose due time is at or before ``now_ms``: O(log n + due), no scan."""
-        c = self._client or await self.connect()
+        c = self.client if self._settled else await self.connect()
         async with _unavailable_as_error():
             return await c.zrangebyscore(
                 self.keys.due(partition), "-inf", now_ms, start=0, num=limit
             )
 
     async def schedule_size(self, partition: int) -> int:
-        c = self._client or await self.connect()
+        c = self.client if self._settled else await self.connect()
         async with _unavailable_as_error():
             return int(await c.zcard(self.keys.due(partition)))
 
     # ------------------------------------------------------------------ outbox
     async def outbox_read(self, partition: int, count: int) -> list[tuple[str, str, bytes]]:
         """Oldest unpublished transitions: (entry id, customer id, JSON payload)."""
-        c = self._client or await self.connect()
+        c = self.client if self._settled else await self.connect()
         async with _unavailable_as_error():
             rows = await c.xrange(self.keys.outbox(partition), count=count)
         return [(entry_id, f["k"], f["d"].encode()) for entry_id, f in rows]
 
     async def outbox_size(self, partition: int) -> int:
-        c = self._client or await self.connect()
+        c = self.client if self._settled else await self.connect()
         async with _unavailable_as_error():
             return int(await c.xlen(self.keys.outbox(partition)))
 
     async def outbox_ack(self, partition: int, entry_ids: Sequence[str]) -> None:
         if entry_ids:
-            c = self._client or await self.connect()
+            c = self.client if self._settled else await self.connect()
             async with _unavailable_as_error():
                 await c.xdel(self.keys.outbox(partition), *entry_ids)
 
     # ------------------------------------------------------------------ lookups
     async def get_state(self, partition: int, customer_id: str) -> CustomerState | None:
-        c = self._client or await self.connect()
+        c = self.client if self._settled else await self.connect()
         async with _unavailable_as_error():
             flat = await c.hgetall(self.keys.customer(partition, customer_id))
         return codec.decode_state(customer_id, flat) if flat else None
@@ -393,7 +411,7 @@ class RedisStore:
     async def scan_states(self, count: int = 1000) -> list[CustomerState]:
         """Every customer of the namespace (ops/demo summaries; not on any hot path)."""
         out = []
-        c = self._client or await self.connect()
+        c = self.client if self._settled else await self.connect()
         async with _unavailable_as_error():
             async for key in c.scan_iter(self.keys.customer_pattern(), count=count):
                 cid = key.split(":c:", 1)[1]

@@ -40,7 +40,7 @@ from segments.engine import Engine
 from segments.rules import build_engine, load_checked_rules
 from state.keys import Keys
 from state.layout import ensure_layout
-from state.store import RedisStore
+from state.store import LISTPACK_VALUE, RedisStore
 from stream.calibrate import Calibrator
 from stream.clock import Clock, WallClock
 from stream.http import HttpServer, render_metrics
@@ -177,6 +177,14 @@ class Runtime(Service):
 
     async def on_start(self) -> None:
         await with_backoff("connect to redis", self.store.ping, _RETRIABLE)
+        listpack = await self.store.listpack_value()
+        if listpack is not None and listpack < LISTPACK_VALUE:
+            log.warning(
+                "redis hash-max-listpack-value is %d: customer hashes will take ~3x the "
+                "memory; set it to %d (redis.conf or CONFIG SET)",
+                listpack,
+                LISTPACK_VALUE,
+            )
         await with_backoff("resolve namespace", self._resolve, _RETRIABLE)
         await with_backoff("create topics", lambda: ensure_topics(self.settings), _RETRIABLE)
         self.producer = make_producer(self.settings.kafka_bootstrap)

@@ -1,4 +1,5 @@
-"""``rfm-stream`` command line: worker, demo, backfill, promote, drop, rules, schemas.
+"""``rfm-stream`` command line: worker, demo, backfill, promote, drop, rules, inspect,
+segments, report, recalibrate, schemas (the read-side ones live in ``stream.commands``).
 
 Every setting is also a ``--kebab-case`` option, generated from :class:`Settings` so
 the two can't drift; options default to the ``RFM_*`` environment. Failures end with
@@ -15,35 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from schemas.errors import RfmStreamError, SettingsError
-from schemas.settings import Settings, load_settings
+from schemas.settings import Settings
+from stream.commands import (
+    cmd_inspect,
+    cmd_recalibrate,
+    cmd_report,
+    cmd_rules_check,
+    cmd_segments,
+)
+from stream.options import add_settings_options, settings_from
 
 __all__ = ["main"]
-
-
-def _add_settings_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("settings (each defaults to its RFM_* variable)")
-    for name, info in Settings.model_fields.items():
-        flag = "--" + name.replace("_", "-")
-        env = f"RFM_{name.upper()}"
-        help_text = f"{info.description or name} [{env}]"
-        if info.annotation is bool:
-            group.add_argument(
-                flag,
-                dest=name,
-                default=None,
-                action=argparse.BooleanOptionalAction,
-                help=help_text,
-            )
-        else:
-            group.add_argument(flag, dest=name, default=None, metavar=name.upper(), help=help_text)
-
-
-def _settings_from(args: argparse.Namespace, **defaults: Any) -> Settings:
-    given = {k: getattr(args, k, None) for k in Settings.model_fields}
-    for k, v in defaults.items():
-        if given.get(k) is None:
-            given[k] = v
-    return load_settings(**given)
 
 
 def _setup_logging(level: str) -> None:
@@ -93,7 +76,7 @@ def _check_layout(settings: Settings) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    settings = _settings_from(args)
+    settings = settings_from(args)
     import faust
 
     from stream.app import Runtime, create_app
@@ -125,7 +108,6 @@ def _time_ms(text: str | None, flag: str) -> int | None:
         return None
     from datetime import datetime
 
-    from schemas.errors import SettingsError
     from schemas.times import to_ms
 
     try:
@@ -164,7 +146,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
     from stream.backfill import BackfillOptions, backfill_topic
 
-    settings = _settings_from(args)
+    settings = settings_from(args)
     _setup_logging("warning" if settings.log_level == "info" else settings.log_level)
     opts = BackfillOptions(
         namespace=args.into,
@@ -211,7 +193,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
     from state.namespaces import promote
 
-    s = _settings_from(args)
+    s = settings_from(args)
 
     async def run(client: Any) -> str:
         await _refuse_other_layout(s, client, args.target)
@@ -245,127 +227,9 @@ def cmd_drop(args: argparse.Namespace) -> int:
 
     from state.namespaces import drop
 
-    s = _settings_from(args)
+    s = settings_from(args)
     n = asyncio.run(_with_redis(s, lambda c: drop(c, s.key_prefix, s.namespace, args.target)))
     print(f"dropped namespace {args.target!r}: {n:,} keys")
-    return 0
-
-
-def cmd_rules_check(args: argparse.Namespace) -> int:
-    """Shape and sense of a rules file: every problem on its own line, exit 1 if any."""
-    from schemas.rules import RulesError, load_rules
-    from segments.check import build_scheme, check_rules
-
-    try:
-        rules = load_rules(args.file)
-        problems = check_rules(rules)
-    except RulesError as exc:
-        problems = exc.problems + (check_rules(exc.partial) if exc.partial else [])
-    if problems:
-        for line in problems:
-            print(f"{args.file}: {line}", file=sys.stderr)
-        print(f"rfm-stream: {len(problems)} problem(s) in {args.file}", file=sys.stderr)
-        return 1
-    for name, spec in rules.schemes.items():
-        scheme = build_scheme(name, spec)
-        axes = " × ".join(f"{a.name}{a.bands}" for a in scheme.axes)
-        kinds = ", ".join(
-            f"{a.name} {'quantiles' if a.quantiles is not None else 'fixed'}"
-            + (" (window)" if a.window_ms else "")
-            for a in scheme.axes
-        )
-        print(
-            f"{name}: {axes} = {len(scheme.cells)} cells -> {len(spec.segments)} segments; {kinds}"
-        )
-    print(f"{args.file}: OK, {len(rules.schemes)} schemes")
-    return 0
-
-
-def cmd_recalibrate(args: argparse.Namespace) -> int:
-    """Install a new cut-point version now (e.g. after a big import), not at the schedule."""
-    import asyncio
-
-    from schemas.errors import SettingsError
-    from segments.quantiles import CutPoints
-    from segments.rules import build_engine
-    from state.keys import Keys
-    from state.store import RedisStore
-    from stream.calibrate import refresh
-    from stream.clock import WallClock
-    from stream.kafka import topic_partitions
-
-    s = _settings_from(args)
-    engine = build_engine(s)
-
-    async def run() -> str:
-        n = await topic_partitions(s) or s.partitions
-        store = RedisStore.from_url(s.redis_url.get_secret_value(), s.key_prefix, s.namespace)
-        try:
-            await store.ping()
-            store.keys = Keys(s.key_prefix, await store.serving(s.namespace))
-            doc = await store.cuts()
-            current = CutPoints.from_json(doc) if doc else None
-            new = await refresh(store, engine, range(n), WallClock().now_ms(), current, force=True)
-        finally:
-            await store.close()
-        if new is None:
-            raise SettingsError(
-                "nothing to recalibrate: no scheme has quantile axes, no customer yet, or "
-                "another worker installed a version at the same moment (run it again)"
-            )
-        return f"cut points: version {new.version} over {new.population:,} customers"
-
-    print(asyncio.run(run()) + "; running workers re-rank their customers in the background")
-    return 0
-
-
-def cmd_inspect(args: argparse.Namespace) -> int:
-    """Where is this customer and why: the same view as ``GET /customers/{id}``."""
-    import asyncio
-
-    import orjson
-
-    from stream.lookup import BadParameter
-    from stream.views import open_lookup, render_customer
-
-    s = _settings_from(args)
-
-    async def run() -> dict[str, Any] | None:
-        async with open_lookup(s) as lookup:
-            return await lookup.customer(args.customer_id)
-
-    try:
-        found = asyncio.run(run())
-    except BadParameter as exc:
-        raise SettingsError(str(exc)) from None
-    if found is None:
-        print(f"rfm-stream: no customer {args.customer_id!r} in {s.namespace!r}", file=sys.stderr)
-        return 1
-    text = orjson.dumps(found, option=orjson.OPT_INDENT_2).decode()
-    print(text if args.json else render_customer(found))
-    return 0
-
-
-def cmd_segments(args: argparse.Namespace) -> int:
-    """How many customers are where: the same counts as ``GET /segments``."""
-    import asyncio
-
-    import orjson
-
-    from stream.views import open_lookup, render_segments
-
-    s = _settings_from(args)
-
-    async def run() -> dict[str, Any]:
-        async with open_lookup(s) as lookup:
-            return await lookup.segments()
-
-    body = asyncio.run(run())
-    print(
-        orjson.dumps(body, option=orjson.OPT_INDENT_2).decode()
-        if args.json
-        else render_segments(body)
-    )
     return 0
 
 
@@ -386,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     worker = sub.add_parser("worker", help="run the stream worker (the service)")
-    _add_settings_options(worker)
+    add_settings_options(worker)
     worker.set_defaults(func=cmd_worker)
 
     demo = sub.add_parser(
@@ -419,19 +283,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="import a .csv or JSON-lines file of events instead of the topic (repeatable)",
     )
     backfill.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_settings_options(backfill)
+    add_settings_options(backfill)
     backfill.set_defaults(func=cmd_backfill)
 
     promote = sub.add_parser(
         "promote", help="make a backfilled namespace serve the live name (RFM_NAMESPACE)"
     )
     promote.add_argument("target", metavar="NAMESPACE")
-    _add_settings_options(promote)
+    add_settings_options(promote)
     promote.set_defaults(func=cmd_promote)
 
     drop = sub.add_parser("drop", help="delete a namespace that no longer serves the live name")
     drop.add_argument("target", metavar="NAMESPACE")
-    _add_settings_options(drop)
+    add_settings_options(drop)
     drop.set_defaults(func=cmd_drop)
 
     rules = sub.add_parser("rules", help="segment rules files")
@@ -445,18 +309,27 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = sub.add_parser("inspect", help="a customer's state, segments and history")
     inspect.add_argument("customer_id", metavar="CUSTOMER_ID")
     inspect.add_argument("--json", action="store_true", help="the API's JSON instead of a table")
-    _add_settings_options(inspect)
+    add_settings_options(inspect)
     inspect.set_defaults(func=cmd_inspect)
 
     segs = sub.add_parser("segments", help="customers per segment per scheme, now")
     segs.add_argument("--json", action="store_true", help="the API's JSON instead of tables")
-    _add_settings_options(segs)
+    add_settings_options(segs)
     segs.set_defaults(func=cmd_segments)
+
+    report = sub.add_parser(
+        "report", help="an HTML page of segment flows (Sankey) and sizes over a time range"
+    )
+    report.add_argument("--since", required=True, help="start, ISO-8601 with a timezone")
+    report.add_argument("--until", help="end (default: now)")
+    report.add_argument("--out", required=True, metavar="FILE.html")
+    add_settings_options(report)
+    report.set_defaults(func=cmd_report)
 
     recal = sub.add_parser(
         "recalibrate", help="recompute quantile cut points now (a new cut-point version)"
     )
-    _add_settings_options(recal)
+    add_settings_options(recal)
     recal.set_defaults(func=cmd_recalibrate)
 
     schemas = sub.add_parser("schemas", help="write the JSON Schema files")

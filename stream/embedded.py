@@ -15,7 +15,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from state.store import LISTPACK_VALUE
+
 __all__ = [
+    "REDIS_TUNING",
     "RedisClusterService",
     "Service",
     "free_port",
@@ -24,6 +27,10 @@ __all__ = [
     "start_tansu",
     "wait_for_port",
 ]
+
+REDIS_TUNING = ["--hash-max-listpack-value", str(LISTPACK_VALUE)]
+"""How every redis-server we start (demo, tests, benchmarks, compose) is tuned; see
+:data:`state.store.LISTPACK_VALUE`."""
 
 
 def free_port() -> int:
@@ -181,6 +188,7 @@ def start_redis(
     ]
     if appendfsync is not None:
         args += ["--appendfsync", appendfsync]
+    args += REDIS_TUNING
     args += extra_args or []
     proc = _spawn(args, None)
     wait_for_port(port, proc, 10, "redis-server")

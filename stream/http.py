@@ -1,6 +1,6 @@
 """The worker's HTTP server: the lookup API, ``/metrics``, ``/health``, OpenAPI.
 
-Metrics come from the processor's :class:`~stream.processor.Stats` and gauges the
+Metrics come from the processor's :class:`~stream.stats.Stats` and gauges the
 timer refreshes; rendering them reads no Redis, so they stay available while Redis
 is down (that is when they matter). The API routes (:mod:`stream.lookup`) read Redis
 and answer 503 while it is down. Every error is JSON: ``{"error": ..., "parameter":
@@ -19,7 +19,8 @@ from mode import Service
 from schemas.errors import StoreUnavailable
 from stream.lookup import BadParameter, Lookup
 from stream.openapi import document
-from stream.processor import LATENCY_BUCKETS, Processor
+from stream.processor import Processor
+from stream.stats import LATENCY_BUCKETS
 
 __all__ = ["HttpServer", "render_metrics"]
 

@@ -66,6 +66,11 @@ class Lookup:
         self._now = now_ms
         self._home = partitioner(settings.partitioner)
 
+    @property
+    def engine(self) -> Engine:
+        """The rules and cut points in force now."""
+        return self._engine()
+
     # ------------------------------------------------------------------ one customer
     async def customer(self, customer_id: str) -> dict[str, Any] | None:
         """The customer's RFM state, segment per scheme and latest transitions."""

@@ -25,7 +25,7 @@ from schemas.errors import CommitConflict, Fenced, StateLost
 from state.store import Claim, RedisStore
 
 if TYPE_CHECKING:
-    from stream.processor import Stats
+    from stream.stats import Stats
 
 __all__ = ["PositionGuard"]
 

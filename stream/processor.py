@@ -17,11 +17,9 @@ Per partition the order is:
 from __future__ import annotations
 
 import asyncio
-import bisect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from schemas.errors import InvalidEvent
@@ -37,6 +35,8 @@ from stream.encode import TransitionEncoder, encode_dead_letter
 from stream.messages import Batch, Msg, engine_event, msg_of, ref_of
 from stream.position import PositionGuard
 from stream.routing import partitioner
+from stream.stats import Stats
+from stream.sweeps import Sweeps
 from stream.tallies import tally
 from stream.validate import Validator
 
@@ -57,37 +57,7 @@ class Outputs(Protocol):
         ...
 
 
-@dataclass(slots=True)
-class Stats:
-    """Counters the worker exposes (and the demo prints)."""
-
-    events: int = 0
-    duplicates_skipped: int = 0
-    duplicate_events: int = 0
-    forwarded: int = 0
-    dead_letters: dict[str, int] = field(default_factory=dict)
-    transitions: int = 0
-    decays: int = 0
-    fenced_batches: int = 0
-    conflicts: int = 0
-    rewinds: int = 0
-    state_lost: int = 0
-    swept: int = 0
-    flows: dict[tuple[str, str, str], int] = field(default_factory=dict)
-    """Transitions committed, by (scheme, from, to)."""
-    batch_seconds: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS))
-    """Histogram of a partition batch's apply time (counts per upper bound, not cumulative)."""
-    batch_seconds_sum: float = 0.0
-
-    def observe_batch(self, seconds: float) -> None:
-        self.batch_seconds[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self.batch_seconds_sum += seconds
-
-
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, float("inf"))
-
-
-class Processor(PositionGuard):
+class Processor(PositionGuard, Sweeps):
     """Applies batches for the partitions this worker currently owns."""
 
     def __init__(
@@ -393,51 +363,3 @@ class Processor(PositionGuard):
             summaries=summaries,
         )
         self.stats.decays += len(outcome.transitions)
-
-    # ------------------------------------------------------------------ sweeps
-    async def sweep(self, p: int, now_ms: int) -> bool:
-        """One step of re-evaluating partition ``p``'s customers under the current rules
-        and cut points (after a rules change or a recalibration); True once done.
-
-        Progress lives in the partition's ``sweep`` meta field, written in the same
-        atomic commit as the customers it covered: ``target|scan cursor``, the cursor
-        ``done`` at the end. Rate-limited by the caller (one step per tick). Each
-        customer's own stamp says whether they moved for a rules change or new cut
-        points, and spares those an event or the timer re-evaluated already.
-        """
-        if p not in self.claims:
-            return True
-        async with self._locks[p]:
-            done = await self._fenced(p, "sweep", lambda c: self._sweep_step(c, now_ms))
-        return bool(done)
-
-    async def _sweep_step(self, claim: Claim, now: int) -> bool:
-        p, target = claim.partition, self.sweep_target()
-        raw = await self.store.meta_field(p, "sweep") or ""
-        was, _, cursor_text = raw.partition("|")
-        if was == target and cursor_text == "done":
-            return True
-        cursor = int(cursor_text) if was == target else 0
-        ids: list[str] = []
-        for _ in range(10):  # SCAN may return few of this partition's keys per call
-            cursor, found = await self.store.scan_partition(p, cursor, self.settings.sweep_batch)
-            ids += found
-            if cursor == 0 or len(ids) >= self.settings.sweep_batch // 2:
-                break
-        loaded = await self.store.load(p, ids)
-        self._check_epoch(claim, loaded.epoch)
-        known = [loaded.states[c] for c in dict.fromkeys(ids) if c in loaded.states]
-        outcome, summaries = self._summarised(known, lambda: self.engine.reevaluate(known, now))
-        await self._reject(outcome.rejected)
-        marker = f"{target}|{cursor or 'done'}"
-        await self._commit(
-            claim,
-            loaded.version,
-            known,
-            outcome.transitions,
-            offset=marker,
-            summaries=summaries,
-            position="sweep",
-        )
-        self.stats.swept += len(known)
-        return cursor == 0

@@ -9,15 +9,19 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from schemas.settings import Settings
+from segments.model import NONE
 from segments.quantiles import CutPoints
 from segments.rules import build_engine
 from state.keys import Keys
 from state.store import RedisStore
 from stream.clock import WallClock
+from stream.encode import iso
 from stream.kafka import topic_partitions
 from stream.lookup import Lookup
+from stream.report import render_report
+from stream.tallies import HOUR_MS
 
-__all__ = ["open_lookup", "pad", "render_customer", "render_segments"]
+__all__ = ["build_report", "open_lookup", "pad", "render_customer", "render_segments"]
 
 
 def pad(text: str, width: int) -> str:
@@ -81,3 +85,35 @@ def render_segments(body: dict[str, Any]) -> str:
             out.append(f"  {name}{row['customers']:>10,}  {share}")
         out.append("")
     return "\n".join(out).rstrip()
+
+
+async def build_report(lookup: Lookup, since: str, until: str | None, now_ms: int) -> str:
+    """The flow report's HTML over [since, until): flows from the hourly tallies, sizes at
+    ``until`` from the sizes now minus what flowed after it (no scan of customers)."""
+    since_ms, until_ms, flows = await lookup.flows(since, until)
+    counts = await lookup.segments()
+    sizes = {
+        (scheme, row["segment"]): row["customers"]
+        for scheme, v in counts["schemes"].items()
+        for row in v["segments"]
+    }
+    if until_ms < now_ms:  # back out what happened between until and now
+        _, _, later = await lookup.flows(iso(until_ms), iso(now_ms + HOUR_MS))
+        for (scheme, frm, to, start), n in later.items():
+            if start < until_ms:
+                continue
+            if frm != NONE:
+                sizes[(scheme, frm)] = sizes.get((scheme, frm), 0) + n
+            if to != NONE:
+                sizes[(scheme, to)] = sizes.get((scheme, to), 0) - n
+    labels = {s.name: dict(s.labels) for s in lookup.engine.schemes}
+    return render_report(
+        title=f"rfm-stream · segment flows · {lookup.store.keys.namespace}",
+        since_ms=since_ms,
+        until_ms=until_ms,
+        bucket_ms=HOUR_MS,
+        flows=flows,
+        sizes_now=sizes,
+        labels=labels,
+        generated_at_ms=now_ms,
+    )

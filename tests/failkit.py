@@ -210,9 +210,11 @@ async def assert_counts_match(
 
 
 async def _flow_keys(store: RedisStore) -> list[str]:
-    client = await store.connect()
     return [
-        k async for k in client.scan_iter(f"{store.keys.prefix}:{{{store.keys.namespace}:*}}:mx:*")
+        k
+        async for k in store.client.scan_iter(
+            f"{store.keys.prefix}:{{{store.keys.namespace}:*}}:mx:*"
+        )
     ]
 
 
@@ -312,7 +314,7 @@ async def snapshot_aof(
     """Copy ``server``'s AOF as of one instant (writes paused for the copy, so it is an
     exact earlier state); returns the committed offsets that copy holds."""
     assert server.workdir is not None
-    await (await store.connect()).client_pause(10_000, all=False)  # WRITE pause: reads still served
+    await store.client.client_pause(10_000, all=False)  # WRITE pause: reads still served
     try:
         offsets = await store.committed_offsets(range(partitions))
         shutil.copytree(server.workdir / "appendonlydir", dest)

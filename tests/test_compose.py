@@ -23,6 +23,7 @@ import yaml
 
 from schemas.settings import Settings, load_settings
 from stream.cli import build_parser
+from stream.embedded import REDIS_TUNING
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -215,6 +216,8 @@ def test_redis_keeps_an_append_only_file(services: dict[str, dict[str, Any]]) ->
     cmd = _command(redis)
     assert cmd[cmd.index("--appendonly") + 1] == "yes"
     assert cmd[cmd.index("--appendfsync") + 1] == "everysec"
+    # tuned like every redis-server the project starts (compact customer hashes)
+    assert cmd[cmd.index("--hash-max-listpack-value") :][:2] == REDIS_TUNING
     assert any(str(v).endswith(":/data") for v in redis.get("volumes") or [])
     assert "healthcheck" in redis
 

@@ -19,6 +19,7 @@ import yaml
 
 from schemas.settings import load_settings
 from state.connection import CLUSTER_SCHEMES
+from stream.embedded import REDIS_TUNING
 from tests.test_compose import (
     COMPOSE,
     ROOT,
@@ -78,6 +79,7 @@ def test_three_cluster_mode_masters_each_with_its_own_data(
         assert _flag(cmd, "--cluster-enabled") == "yes"
         assert "--cluster-config-file" in cmd
         assert _flag(cmd, "--appendonly") == "yes"
+        assert cmd[cmd.index("--hash-max-listpack-value") :][:2] == REDIS_TUNING
         # clients are redirected to the announced name, which outlives container IPs
         assert _flag(cmd, "--cluster-announce-hostname") == name
         assert _flag(cmd, "--cluster-preferred-endpoint-type") == "hostname"

@@ -126,3 +126,28 @@ async def test_the_layout_is_written_once_and_another_count_is_refused(
     assert "built for 8 partitions" in text and "has 12" in text
     assert "backfill" in text and "promote" in text and "\n" not in text
     assert await recorded_layout(store) == (8, "purchases")
+
+
+async def test_a_typical_customer_hash_stays_a_compact_listpack(store: RedisStore) -> None:
+    """With the tuning every redis-server here gets (hash-max-listpack-value 1024) a
+    customer with orders and a transition history is a listpack, not a 3x hashtable."""
+    from schemas.settings import load_settings
+    from segments import Purchase
+    from segments.rules import build_engine
+
+    engine = build_engine(load_settings())
+    states: dict = {}
+    day = 86_400_000
+    engine.apply_events(
+        states,
+        [
+            Purchase("c-42", f"ev-{i:06d}", 1_767_225_600_000 + i * 9 * day, 3_500_000, f"o-{i}")
+            for i in range(6)
+        ],
+    )
+    claim = await store.claim(0)
+    await store.commit(0, claim.epoch, 0, list(states.values()), {}, [])
+    key = store.keys.customer(0, "c-42")
+    assert await store.client.object("encoding", key) == "listpack"
+    assert await store.client.memory_usage(key) < 1000
+    assert await store.listpack_value() == 1024

@@ -207,3 +207,31 @@ async def test_cli_inspect_and_segments_show_the_same_as_the_api(api, cluster: C
     assert "rfm8  (3 customers)" in segs.stdout and "rfm27  (3 customers)" in segs.stdout
     _, counts = await get(http, "/segments")
     assert orjson.loads(cli(cluster, "segments", "--json").stdout) == counts
+
+
+async def test_cli_report_writes_the_flows_of_the_range(api, cluster: Cluster, tmp_path) -> None:
+    _, settings, events = api
+    out = tmp_path / "flows.html"
+    proc = cli(
+        cluster,
+        "report",
+        "--since",
+        "2025-12-31T00:00:00+00:00",
+        "--until",
+        "2026-01-05T00:00:00+00:00",
+        "--out",
+        str(out),
+    )
+    assert proc.returncode == 0, proc.stderr
+    html = out.read_text(encoding="utf-8")
+    _, want = expected(events, settings)
+    links = Counter(
+        (t["scheme"], t["from_segment"], t["to_segment"]) for t in want if t["scheme"] == "rfm8"
+    )
+    for (scheme, frm, to), n in links.items():
+        assert (
+            f'data-scheme="{scheme}" data-from="{frm}" data-to="{to}" data-count="{n}"' in html
+        ), (frm, to, n)
+    assert "http://" not in html.replace("http://www.w3.org", "")  # self-contained
+    bad = cli(cluster, "report", "--since", "last week", "--out", str(out))
+    assert bad.returncode == 2 and bad.stderr.startswith("rfm-stream: --since: ")

@@ -155,9 +155,8 @@ async def test_redis_not_kafka_decides_where_a_restarted_worker_resumes(cluster:
 
     store = cluster.store()
     try:
-        client = await store.connect()
-        keys = [k async for k in client.scan_iter(f"rfm:{{{settings.namespace}:*")]
-        await client.delete(*keys)
+        keys = [k async for k in store.client.scan_iter(f"rfm:{{{settings.namespace}:*")]
+        await store.client.delete(*keys)
     finally:
         await store.close()
 

@@ -1,0 +1,141 @@
+"""Every benchmark figure of issue #8 in one command, each against a same-run baseline.
+
+    python -m bench            # all figures, full sizes (~15 min), rewrites BENCHMARKS.md
+    python -m bench --smoke    # all figures at tiny sizes in seconds; writes a temp file
+    python -m bench --only latency,memory
+
+Figures: ``decay`` (timer pass cost, bench_decay), ``backfill`` (vs plain aiokafka,
+pandas and the live worker, bench_backfill), ``live`` (throughput vs a no-op faust
+agent, cost per event with a py-spy profile, 1 vs 2 workers), ``latency`` (paced
+event → transition latency, and decay timeliness), ``memory`` (Redis bytes per
+customer). Each starts its own broker and Redis. ``--smoke`` asserts nothing about
+speed: it checks that every figure runs and produces its numbers (tests/test_bench_smoke).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from bench import bench_backfill, bench_decay, bench_latency, bench_live, bench_memory
+from bench import figures_report as fr
+from bench.report import write_section
+
+ROOT = Path(__file__).resolve().parent.parent
+FIGURES = ("decay", "backfill", "live", "latency", "memory")
+
+FULL: dict[str, dict[str, object]] = {
+    "decay": {"argv": []},
+    "backfill": {"argv": []},
+    "live": {"events_n": 100_000, "customers": 10_000, "repeats": 2, "scaling_events": 60_000},
+    "latency": {"rates": [1000, 5000], "seconds": 10.0, "decay": 100_000, "lead_s": 20.0},
+    "memory": {"customers": 1_000_000, "n_templates": 5000},
+}
+SMOKE: dict[str, dict[str, object]] = {
+    "decay": {"argv": ["--big", "3000", "--small", "1000", "--due", "500", "--repeats", "1"]},
+    "backfill": {"argv": ["--events", "2000", "--customers", "200", "--repeats", "1"]},
+    "live": {"events_n": 2000, "customers": 200, "repeats": 1, "scaling_events": 1000},
+    "latency": {"rates": [200], "seconds": 1.0, "decay": 300, "lead_s": 8.0, "spread_s": 1.0},
+    "memory": {"customers": 3000, "n_templates": 200},
+}
+
+
+def run(figures: Sequence[str], smoke: bool, md: Path, command: str) -> dict[str, str]:
+    """Run ``figures``; write each section to ``md``; returns section title -> text."""
+    sizes = SMOKE if smoke else FULL
+    out: dict[str, str] = {}
+
+    def put(title: str, text: str) -> None:
+        out[title] = text
+        write_section(md, title, text)
+
+    for fig in figures:
+        t0 = time.perf_counter()
+        print(f"=== {fig} ===", flush=True)
+        cfg = sizes[fig]
+        if fig in ("decay", "backfill"):
+            mod = bench_decay if fig == "decay" else bench_backfill
+            argv = [*cfg["argv"], "--md", str(md)]  # type: ignore[misc]
+            mod.main(argv, command=command)
+            title = mod.SECTION
+            out[title] = _section(md, title)
+        elif fig == "live":
+            live = asyncio.run(
+                bench_live.bench(
+                    cfg["events_n"],  # type: ignore[arg-type]
+                    cfg["customers"],  # type: ignore[arg-type]
+                    4,
+                    7,
+                    cfg["repeats"],  # type: ignore[arg-type]
+                    cfg["scaling_events"],  # type: ignore[arg-type]
+                )
+            )
+            put(fr.THROUGHPUT, fr.throughput(live, command))
+            put(fr.COST, fr.cost(live, command))
+            put(fr.SCALING, fr.scaling(live, command))
+        elif fig == "latency":
+            lat = asyncio.run(
+                bench_latency.bench(
+                    cfg["rates"],  # type: ignore[arg-type]
+                    cfg["seconds"],  # type: ignore[arg-type]
+                    cfg["decay"],  # type: ignore[arg-type]
+                    cfg["lead_s"],  # type: ignore[arg-type]
+                    cfg.get("spread_s", 60.0),  # type: ignore[arg-type]
+                    4,
+                )
+            )
+            put(fr.LATENCY, fr.latency(lat, command))
+            put(fr.DECAY_TIME, fr.decay_time(lat, command))
+        elif fig == "memory":
+            mem = asyncio.run(
+                bench_memory.bench(cfg["customers"], cfg["n_templates"], 4, 7)  # type: ignore[arg-type]
+            )
+            put(fr.MEMORY, fr.memory(mem, command))
+        print(f"=== {fig} done in {time.perf_counter() - t0:.0f} s ===", flush=True)
+    return out
+
+
+def _section(md: Path, title: str) -> str:
+    text = md.read_text()
+    start = text.find(title)
+    if start == -1:
+        raise RuntimeError(f"{title!r} was not written to {md}")
+    end = text.find("\n## ", start + len(title))
+    return text[start:] if end == -1 else text[start : end + 1]
+
+
+def main(argv: Sequence[str] | None = None, report: Callable[[str], None] = print) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes; BENCHMARKS.md untouched")
+    ap.add_argument("--only", default=",".join(FIGURES), help=f"comma list of {FIGURES}")
+    ap.add_argument("--md", type=Path, default=None, help="file to write (default: see above)")
+    args = ap.parse_args(argv)
+    figures = [f.strip() for f in args.only.split(",") if f.strip()]
+    unknown = set(figures) - set(FIGURES)
+    if unknown:
+        ap.error(f"unknown figures {sorted(unknown)}; choose from {FIGURES}")
+    md = args.md
+    if md is None:
+        if args.smoke:
+            fd, name = tempfile.mkstemp(prefix="rfm-bench-smoke-", suffix=".md")
+            os.close(fd)
+            md = Path(name)
+        else:
+            md = ROOT / "BENCHMARKS.md"
+    command = "python -m bench" + (" --smoke" if args.smoke else "")
+    if args.only != ",".join(FIGURES):
+        command += f" --only {args.only}"
+    t0 = time.perf_counter()
+    run(figures, args.smoke, md, command)
+    report(f"wrote {len(figures)} figure(s) to {md} in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""Event → transition latency under paced load, and decay timeliness, of the live worker.
+
+    python -m bench --only latency     (sizes in bench/__main__.py)
+
+Starts its own Tansu broker and redis-server. All clocks are this machine's wall clock
+(``time.time``), read by this process for sending and receiving.
+
+- latency: a paced producer (a tick every 5 ms, sending what the rate owes so far) sends
+  first purchases of new customers, ``occurred_at`` = now, so each is sure to cause one
+  ``first_purchase`` transition; a group-less aiokafka consumer on the transitions topic
+  matches them by customer id. Baseline in the same run: the broker alone, the same
+  pacing produced to a fresh topic and consumed by the same consumer code (by event id).
+- decay timeliness (bench.decay_timeliness): ``decay`` customer states loaded with the
+  real ``RedisStore.commit`` (due times = the engine's ``next_due``, spread evenly over
+  ``spread_s`` seconds that start ``lead_s`` seconds after loading), then a live worker
+  with its decay timer on; lateness = when the ``recency_decay`` transition was read −
+  its ``effective_at`` (the due time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from bench.decay_timeliness import decay_run
+from bench.observe import Lat, LatencyResults, Observer, iso_ms
+from bench.procs import spawn, wait_owned
+from schemas.settings import load_settings
+from stream.embedded import start_redis, start_tansu
+from stream.kafka import ensure_topics
+
+FAUST_FETCH_WAIT_MS = 1500  # what faust's aiokafka driver hard-codes for its consumer
+
+
+async def paced(
+    bootstrap: str, topic: str, rate: int, seconds: float, tag: str
+) -> dict[str, float]:
+    """First purchases of new customers at ``rate``/s; returns customer -> sent (wall ms)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, enable_idempotence=False)
+    await producer.start()
+    sent: dict[str, float] = {}
+    total = int(rate * seconds)
+    futs = []
+    try:
+        t0 = time.perf_counter()
+        i = 0
+        while i < total:
+            owed = min(total, int((time.perf_counter() - t0) * rate) + 1)
+            while i < owed:
+                cid = f"{tag}-{i:07d}"
+                now = time.time()
+                ev = {
+                    "event_id": f"{cid}-e0",
+                    "customer_id": cid,
+                    "order_id": f"{cid}-o0",
+                    "occurred_at": datetime.fromtimestamp(now, UTC).isoformat(),
+                    "amount": "1200.00",
+                    "currency": "CNY",
+                    "channel": "pos",
+                }
+                sent[cid] = now * 1000
+                futs.append(await producer.send(topic, orjson.dumps(ev), key=cid.encode()))
+                i += 1
+            await asyncio.sleep(0.005)
+        await asyncio.gather(*futs)
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def measure(
+    bootstrap: str,
+    src: str,
+    dst: str,
+    key: str,
+    partitions: int,
+    rate: int,
+    seconds: float,
+    fetch_wait_ms: int = 20,
+) -> Lat:
+    """Produce paced to ``src``, observe ``dst`` (matching on ``key``); latencies in ms."""
+    tag = f"r{rate}-{uuid.uuid4().hex[:6]}"
+    obs = Observer(
+        bootstrap,
+        dst,
+        partitions,
+        key,
+        lambda d: d["customer_id"].startswith(tag + "-"),
+        fetch_wait_ms,
+    )
+    await obs.start()
+    try:
+        sent = await paced(bootstrap, src, rate, seconds, tag)
+        await obs.wait_for(len(sent), timeout_s=30)
+    finally:
+        await obs.stop()
+    lat = Lat(rate, len(sent))
+    for cid, t in sent.items():
+        got = obs.seen.get(cid if key == "customer_id" else f"{cid}-e0")
+        if got is not None:
+            lat.ms.append(got[0] - t)
+            if "emitted_at" in got[1]:
+                emitted = iso_ms(got[1]["emitted_at"])
+                lat.before_emit.append(emitted - t)
+                lat.after_emit.append(got[0] - emitted)
+    return lat
+
+
+async def bench(
+    rates: list[int], seconds: float, decay: int, lead_s: float, spread_s: float, partitions: int
+) -> LatencyResults:
+    logdir = Path(tempfile.mkdtemp(prefix="rfm-bench-latency-"))
+    broker = start_tansu(log_path=logdir / "tansu.log")
+    server = start_redis()
+    res = LatencyResults(partitions=partitions, seconds=seconds)
+    try:
+        sfx = uuid.uuid4().hex[:6]
+        settings = load_settings(
+            kafka_bootstrap=broker.address,
+            redis_url=f"redis://{server.address}/0",
+            namespace=f"lat-{sfx}",
+            purchases_topic=f"purchases-{sfx}",
+            transitions_topic=f"transitions-{sfx}",
+            dlq_topic=f"dlq-{sfx}",
+            partitions=partitions,
+        )
+        await ensure_topics(settings)
+        base = settings.model_copy(update={"purchases_topic": f"baseline-{sfx}"})
+        await ensure_topics(base)
+        res.load.append(os.getloadavg())
+        boot = broker.address
+        for rate in rates:
+            lat = await measure(
+                boot,
+                base.purchases_topic,
+                base.purchases_topic,
+                "event_id",
+                partitions,
+                rate,
+                seconds,
+            )
+            res.broker.append(lat)
+            print(f"broker alone, {lat.line()}", flush=True)
+            lat = await measure(
+                boot,
+                base.purchases_topic,
+                base.purchases_topic,
+                "event_id",
+                partitions,
+                rate,
+                seconds,
+                FAUST_FETCH_WAIT_MS,
+            )
+            res.broker_faust_wait.append(lat)
+            print(f"broker alone, consumer fetch_max_wait_ms=1500, {lat.line()}", flush=True)
+        proc = spawn(
+            settings,
+            settings.namespace,
+            f"bench-{sfx}",
+            logdir / "worker.log",
+            http=True,
+            extra={"RFM_DECAY_TIMER": "true"},
+        )
+        try:
+            await wait_owned([proc], partitions)
+            await measure(
+                boot,
+                settings.purchases_topic,
+                settings.transitions_topic,
+                "customer_id",
+                partitions,
+                50,
+                1.0,
+            )  # warm-up, not reported
+            for rate in rates:
+                lat = await measure(
+                    boot,
+                    settings.purchases_topic,
+                    settings.transitions_topic,
+                    "customer_id",
+                    partitions,
+                    rate,
+                    seconds,
+                )
+                res.worker.append(lat)
+                print(f"worker, {lat.line()}", flush=True)
+                proc.check()
+        finally:
+            proc.stop()
+        if decay:
+            await decay_run(settings, res, decay, lead_s, spread_s, logdir)
+            assert res.decay is not None
+            print(
+                f"decay: {res.decay.line()} (worker settled {res.decay_margin_s:.1f} s "
+                "before the first due time)",
+                flush=True,
+            )
+        res.load.append(os.getloadavg())
+        shutil.rmtree(logdir, ignore_errors=True)
+        return res
+    except BaseException:
+        print(f"latency benchmark failed; logs kept in {logdir}", flush=True)
+        raise
+    finally:
+        server.stop()
+        broker.stop()

@@ -1,0 +1,79 @@
+"""The no-op faust agent: the ceiling the live worker is measured against.
+
+    RFM_* settings in the environment; BENCH_NOOP_TOTAL=<records>; python -m bench.noop_agent
+
+The same faust app configuration as ``stream.app.create_app`` (broker, session timeout,
+``take_events(batch_max, within=batch_within)``, raw bytes, earliest offsets, one agent
+over the purchases topic) with an agent that only counts. So the live worker's
+events/s divided by this one's is what our processing costs on top of faust itself.
+
+It prints one JSON line when it has seen ``BENCH_NOOP_TOTAL`` records: the events
+counted after its first batch, the seconds from that first batch to the last record
+(the group join excluded, like the live worker's timing), and its process CPU seconds
+over the same span. Then it keeps idling until it is terminated.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+
+import faust
+import orjson
+
+from schemas.settings import load_settings
+
+
+def main() -> None:
+    settings = load_settings()
+    total = int(os.environ["BENCH_NOOP_TOTAL"])
+    session_s = settings.kafka_session_timeout / 1000
+    app = faust.App(
+        f"{settings.group_id}",
+        broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap.split(",")],
+        store="memory://",
+        datadir=os.path.join(tempfile.gettempdir(), f"rfm-bench-noop-{settings.group_id}"),
+        web_enabled=False,
+        broker_session_timeout=session_s,
+        broker_heartbeat_interval=max(0.5, session_s / 5),
+        broker_rebalance_timeout=max(session_s * 2, 10.0),
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=settings.partitions,
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        worker_redirect_stdouts=False,
+    )
+    topic = app.topic(
+        settings.purchases_topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    batch_s = settings.batch_within / 1000
+    seen = {"n": 0, "first_n": 0, "t0": 0.0, "cpu0": 0.0, "done": 0}
+
+    async def consume(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_max, within=batch_s):
+            if seen["n"] == 0:
+                seen["t0"], seen["cpu0"] = time.perf_counter(), time.process_time()
+                seen["first_n"] = len(events)
+            seen["n"] += len(events)
+            if seen["n"] >= total and not seen["done"]:
+                seen["done"] = 1
+                line = {
+                    "events": seen["n"] - seen["first_n"],
+                    "seconds": time.perf_counter() - seen["t0"],
+                    "cpu_s": time.process_time() - seen["cpu0"],
+                }
+                print(orjson.dumps(line).decode(), flush=True)
+
+    app.agent(topic, name="purchases", concurrency=1)(consume)
+    worker = faust.Worker(app, loglevel="warning", quiet=True)
+    worker.execute_from_commandline()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
