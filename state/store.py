@@ -78,6 +78,7 @@ class RedisStore:
     """
 
     def __init__(self, client: RedisClient, keys: Keys, url: str | None = None) -> None:
+        # for ops tools and tests: a cluster's client only once a verb (or connect()) ran
         self.client = client
         self.keys = keys
         self._url = url  # given: not yet asked whether it is a cluster

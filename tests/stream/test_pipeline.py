@@ -155,6 +155,7 @@ async def test_redis_not_kafka_decides_where_a_restarted_worker_resumes(cluster:
 
     store = cluster.store()
     try:
+        await store.connect()  # a cluster client, if it is one, before using .client
         keys = [k async for k in store.client.scan_iter(f"rfm:{{{settings.namespace}:*")]
         await store.client.delete(*keys)
     finally:
