@@ -102,6 +102,16 @@ def report(args: argparse.Namespace, res: Results, command: str) -> str:
         _per_event(by[k], "evalsha") for k in (("redis", 1), ("cluster", 1), ("cluster", 3))
     )
     busiest = max(r.busy for r in res.runs)
+    base_run = max(by[("redis", 1)], key=lambda r: r.rate)
+    base_cores = base_run.cpu["workers"] / base_run.seconds
+    alone = (
+        f"One worker is bound by its own core: it used {base_cores:.2f} cores on one Redis "
+        f"while the machine was {base_run.busy:.0%} busy and Redis used "
+        f"{base_run.cpu['redis'] / base_run.seconds:.2f}, so neither Redis nor the broker "
+        "limits a single worker."
+        if base_cores >= 0.9
+        else f"One worker on one Redis used {base_cores:.2f} cores."
+    )
     saturation = (
         f"The machine's CPU was the limit: {three.busy:.0%} busy in the best three-worker run "
         f"(up to {busiest:.0%} in any run)."
@@ -162,7 +172,7 @@ What this says, and what saturates:
   master holds that partition's slot; the cluster client adds only its slot-map reads.
   How many script calls an event costs depends on how many events a batch brings per
   partition, which depends on how many partitions a worker owns, not on the Redis kind.
-- **Saturation.** {saturation} With three workers the worker processes used
+- **Saturation.** {alone} {saturation} With three workers the worker processes used
   {workers_cores:.2f} cores, Redis (all three masters) {redis_cores:.2f} and the broker
   {broker_cores:.2f}; one worker on the cluster used {one_cores:.2f} cores. A worker is
   one Python process (about one core at most), so on this 2-core machine a second or
