@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     batch_max: int = Field(2000, ge=1, description="Max events per processed batch.")
     batch_within: Duration = Field(parse_duration("50ms"), description="Max wait to fill one.")
     decay_timer: bool = Field(True, description="Fire time-driven transitions on a timer.")
-    decay_interval: Duration = Field(parse_duration("1s"), description="Timer period.")
+    decay_interval: Duration = Field(parse_duration("250ms"), description="Timer period.")
     decay_batch: int = Field(2000, ge=1, description="Due customers taken per timer step.")
     max_future_skew: Duration = Field(
         parse_duration("5m"), description="Reject events dated further in the future."

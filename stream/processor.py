@@ -69,7 +69,7 @@ class Processor(PositionGuard, Sweeps):
         clock: Clock,
         wall: Clock,
         mode: str = "live",
-        on_commit: Callable[[], None] | None = None,
+        on_commit: Callable[[int], None] | None = None,
         emit: bool = True,
     ) -> None:
         self.settings = settings
@@ -90,7 +90,8 @@ class Processor(PositionGuard, Sweeps):
         """Meta field holding this reader's position: Kafka offsets, or a file's lines."""
         self.window: tuple[int | None, int | None] = (None, None)
         """Event-time range [since, until) to apply; events outside are skipped."""
-        self.on_commit = on_commit or (lambda: None)
+        self.on_commit = on_commit or (lambda p: None)
+        """Called with the partition after a commit that wrote transitions to its outbox."""
         self.claims: dict[int, Claim] = {}
         self.stats = Stats()
         self._locks: dict[int, asyncio.Lock] = {}
@@ -322,7 +323,7 @@ class Processor(PositionGuard, Sweeps):
             k = (d.scheme, d.from_segment, d.to_segment)
             flows[k] = flows.get(k, 0) + 1
         if drafts:
-            self.on_commit()
+            self.on_commit(claim.partition)
 
     # ------------------------------------------------------------------ time
     async def run_due(self, p: int, now_ms: int | None = None) -> int:
