@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 from datetime import date
 from decimal import ROUND_FLOOR
-from functools import lru_cache
 
 import orjson
 
@@ -34,45 +33,65 @@ __all__ = ["Validator"]
 _NOT_IN_ID = re.compile(r"[\s{}]")
 # what the fast path takes: anything else is left to pydantic
 _TIME = re.compile(
-    r"(\d{4}-\d{2}-\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(?:(Z)|([+-])(\d{2}):(\d{2}))"
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,6}))?(Z|[+-][0-9]{2}:[0-9]{2})"
 )
 _AMOUNT = re.compile(r"([0-9]{1,12})(?:\.([0-9]{1,4}))?")
+_FRACTION_SCALE = {n: 10 ** (4 - n) for n in range(1, 5)}
+_MICRO_SCALE = {n: 10 ** (6 - n) for n in range(1, 7)}
 _PURCHASE_KEYS = frozenset(
     {"event_id", "customer_id", "order_id", "occurred_at", "amount", "currency", "kind"}
     | {"store_id", "channel"}
 )
 _REFUND_KEYS = _PURCHASE_KEYS | {"refund_of"}
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_DAYS: dict[str, int] = {}
+_ZONES: dict[str, int] = {}
 
 
-@lru_cache(maxsize=4096)
 def _epoch_day(text: str) -> int | None:
-    """Days since 1970-01-01 of a ``YYYY-MM-DD`` date in the fast path's year range."""
+    """Days since 1970-01-01 of a ``YYYY-MM-DD`` date in the fast path's year range
+    (remembered: a stream's events share few dates)."""
     y, m, d = int(text[0:4]), int(text[5:7]), int(text[8:10])
     if not 1900 <= y <= 2199:
         return None
     try:
-        return date(y, m, d).toordinal() - _EPOCH_ORDINAL
+        days = date(y, m, d).toordinal() - _EPOCH_ORDINAL
     except ValueError:
         return None
+    if len(_DAYS) < 200_000:
+        _DAYS[text] = days
+    return days
 
 
-def _plain_id(value: object) -> bool:
-    """Certainly a valid :data:`schemas.events.Identifier`, unchanged by stripping."""
-    return (
-        type(value) is str
-        and 0 < len(value) <= 128
-        and (len(value) <= 32 or len(value.encode()) <= 128)
-        and value.isprintable()
-        and _NOT_IN_ID.search(value) is None
-    )
+def _zone_seconds(zone: str) -> int | None:
+    """Seconds east of UTC of ``Z`` or ``±HH:MM`` (at most 18 h), remembered."""
+    if zone == "Z":
+        seconds = 0
+    else:
+        hours, minutes = int(zone[1:3]), int(zone[4:6])
+        if hours > 18 or minutes > 59:
+            return None
+        seconds = (hours * 60 + minutes) * 60 * (1 if zone[0] == "+" else -1)
+    _ZONES[zone] = seconds
+    return seconds
+
+
+def _plain_ids(ids: list[str]) -> bool:
+    """Each certainly a valid :data:`schemas.events.Identifier`, unchanged by stripping
+    (printable, no whitespace: nothing to strip)."""
+    for i in ids:
+        if not 0 < len(i) <= 32 and not (len(i) > 0 and len(i.encode()) <= 128):
+            return False
+    joined = "".join(ids)
+    return joined.isprintable() and _NOT_IN_ID.search(joined) is None
 
 
 class Validator:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         places = minor_units(settings.currency)
-        self._places = -1 if places is None else places
+        self._places = 0 if places is None else places
+        self._currency = settings.currency if places is not None else None
         max_units = settings.max_amount * MONEY_SCALE
         self._max_units = int(max_units.to_integral_value(rounding=ROUND_FLOOR))
         self._max_bytes = settings.max_message_bytes
@@ -131,57 +150,68 @@ class Validator:
             return None
         if type(data) is not dict:
             return None
-        kind = data.get("kind", "purchase")
+        get = data.get
+        kind = get("kind", "purchase")
+        customer_id, event_id, order_id = get("customer_id"), get("event_id"), get("order_id")
+        if not (type(customer_id) is str and type(event_id) is str and type(order_id) is str):
+            return None
+        ids = [customer_id, event_id, order_id]
         if kind == "purchase":
             if not data.keys() <= _PURCHASE_KEYS:
                 return None
+            refund_of = None
         elif kind == "refund":
-            if not data.keys() <= _REFUND_KEYS or not _plain_id(data.get("refund_of")):
+            refund_of = get("refund_of")
+            if type(refund_of) is not str or not data.keys() <= _REFUND_KEYS:
                 return None
+            ids.append(refund_of)
         else:
             return None
-        customer_id = data.get("customer_id")
-        event_id = data.get("event_id")
-        order_id = data.get("order_id")
-        if not (_plain_id(customer_id) and _plain_id(event_id) and _plain_id(order_id)):
+        store_id = get("store_id")
+        if store_id is not None:
+            if type(store_id) is not str:
+                return None
+            ids.append(store_id)
+        if not _plain_ids(ids):
             return None
-        store_id = data.get("store_id")
-        if store_id is not None and not _plain_id(store_id):
-            return None
-        channel = data.get("channel")
+        channel = get("channel")
         if channel is not None and not (type(channel) is str and len(channel) <= 64):
             return None
-        if data.get("currency") != self.settings.currency or self._places < 0:
+        if get("currency") != self._currency:
             return None
-        amount = data.get("amount")
+        amount = get("amount")
         if type(amount) is not str or (a := _AMOUNT.fullmatch(amount)) is None:
             return None
         whole, frac = a.groups()
-        if frac is not None and len(frac) > self._places:
+        if frac is None:
+            units = int(whole) * MONEY_SCALE
+        elif len(frac) > self._places:
             return None
-        units = int(whole) * MONEY_SCALE + (int(frac.ljust(4, "0")) if frac else 0)
+        else:
+            units = int(whole) * MONEY_SCALE + int(frac) * _FRACTION_SCALE[len(frac)]
         if not 0 < units <= self._max_units:
             return None
-        at = data.get("occurred_at")
+        at = get("occurred_at")
         if type(at) is not str or (t := _TIME.fullmatch(at)) is None:
             return None
-        day, hh, mm, ss, us, zulu, sign, oh, om = t.groups()
-        days = _epoch_day(day)
-        hour, minute, second = int(hh), int(mm), int(ss)
-        if days is None or hour > 23 or minute > 59 or second > 59:
-            return None
-        offset = 0
-        if zulu is None:
-            off_h, off_m = int(oh), int(om)
-            if off_h > 18 or off_m > 59:
+        day, hh, mm, ss, us, zone = t.groups()
+        days = _DAYS.get(day)
+        if days is None:
+            days = _epoch_day(day)
+            if days is None:
                 return None
-            offset = (off_h * 60 + off_m) * 60 if sign == "+" else -(off_h * 60 + off_m) * 60
-        micros = (days * 86_400 + hour * 3600 + minute * 60 + second - offset) * 1_000_000
-        if us:
-            micros += int(us.ljust(6, "0"))
-        occurred_ms = micros // 1000
+        offset = _ZONES.get(zone)
+        if offset is None:
+            offset = _zone_seconds(zone)
+            if offset is None:
+                return None
+        hour, minute, second = int(hh), int(mm), int(ss)
+        if hour > 23 or minute > 59 or second > 59:
+            return None
+        seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset
+        occurred_ms = seconds * 1000 + (int(us) * _MICRO_SCALE[len(us)] // 1000 if us else 0)
         if occurred_ms > wall_ms + self._skew:
             return None
-        if kind == "refund":
-            return Refund(customer_id, event_id, occurred_ms, units, data["refund_of"])
+        if refund_of is not None:
+            return Refund(customer_id, event_id, occurred_ms, units, refund_of)
         return Purchase(customer_id, event_id, occurred_ms, units, order_id)
