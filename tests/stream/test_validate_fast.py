@@ -105,7 +105,7 @@ def _odd_times(draw: st.DrawFn) -> Any:
         return draw(st.datetimes(timezones=st.timezones())).isoformat()
     y = draw(st.sampled_from(["1899", "1900", "1969", "1970", "2024", "2026", "2199", "2200"]))
     mo = draw(st.sampled_from(["01", "02", "12", "13", "00", "1"]))
-    d = draw(st.sampled_from(["01", "28", "29", "30", "31", "32", "00"]))
+    d = draw(st.sampled_from(["01", "28", "29", "30", "31", "32", "00", "0٣", "１２"]))
     h = draw(st.sampled_from(["00", "09", "23", "24", "7"]))
     mi = draw(st.sampled_from(["00", "59", "60"]))
     s = draw(st.sampled_from(["00", "59", "60"]))
