@@ -26,6 +26,14 @@ _SEG = "s:"
 def _seen(raw: str) -> dict[str, int]:
     if not raw:
         return {}
+    # "d1:t1,d2:t2" is '{"d1":t1,"d2":t2}' in JSON (digests are URL-safe base64: no
+    # quotes, colons or commas), which orjson turns into ints in C
+    try:
+        out = orjson.loads('{"' + raw.replace(":", '":').replace(",", ',"') + "}")
+    except orjson.JSONDecodeError:
+        out = None
+    if type(out) is dict:
+        return out
     out = {}
     for item in raw.split(","):
         digest, _, t = item.partition(":")
