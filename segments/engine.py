@@ -359,6 +359,7 @@ class Engine:
     ) -> list[TransitionDraft]:
         cols = Columns.of(sts)
         active = cols.frequency > 0
+        all_active = bool(active.all())
         out: list[TransitionDraft] = []
         sts_by_id = {s.customer_id: s for s in sts}
         for scheme in self.schemes:
@@ -367,10 +368,11 @@ class Engine:
                 found = scheme.classify(cols, asof, prev_keys)  # type: ignore[call-arg]
             else:
                 found = scheme.classify(cols, asof)
-            keys = np.where(active, found, NONE)
+            keys = (found if all_active else np.where(active, found, NONE)).tolist()
             scores: dict[str, np.ndarray] | None = None
+            name = scheme.name
             for i, (s, key) in enumerate(zip(sts, keys, strict=True)):
-                prev = s.segments.get(scheme.name, NONE)
+                prev = s.segments.get(name, NONE)
                 if prev == key:
                     continue
                 if scores is None:
