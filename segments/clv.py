@@ -24,7 +24,9 @@ happens, at the end, to ``quantum`` (default one cent) with ``rounding`` (defaul
 ``ROUND_HALF_EVEN``, banker's rounding, the ``decimal`` module's own default).
 
 Pure: no settings, no I/O. The lifetime, discount rate, margin rate and acquisition
-cost come from the caller (from settings once wired).
+cost come from the caller (from settings once wired). Amounts kept as fixed-point
+units (``schemas.money``) go in as ``from_units(units)``; a result rounded with
+``quantum=Decimal("0.0001")`` goes back with ``to_units``.
 """
 
 from __future__ import annotations
