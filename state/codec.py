@@ -7,7 +7,7 @@ o                orders in the refund window: JSON {order_id: [remaining, amount
 h                refunds held for their purchase: JSON list
 w                rolling-window days: JSON {day: [orders, units]} (only with windows)
 v                rules_version/cut_version the segments were last evaluated under
-t                the latest transitions: JSON [[scheme, from, to, cause, ms], ...]
+t                the latest transitions: "scheme from>to cause-code base36-ms;..."
 """
 
 from __future__ import annotations
@@ -41,6 +41,45 @@ def _seen(raw: str) -> dict[str, int]:
     return out
 
 
+_CAUSE_CODE = {
+    "first_purchase": "f",
+    "purchase": "p",
+    "refund": "r",
+    "recency_decay": "d",
+    "recalibration": "c",
+    "rules_change": "u",
+}
+_CODE_CAUSE = {v: k for k, v in _CAUSE_CODE.items()}
+_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def _b36(n: int) -> str:
+    if n < 0:
+        return "-" + _b36(-n)
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = _DIGITS[r] + out
+        if n == 0:
+            return out
+
+
+def _history_entry(h: list[str | int]) -> str:
+    """``scheme from>to cause-code time``, e.g. ``rfm8 new>high_value p lxz3k2o0``: a
+    third of the JSON's size (keys and schemes have no spaces, '>' or ';')."""
+    scheme, frm, to, cause, ms = h
+    return f"{scheme} {frm}>{to} {_CAUSE_CODE[str(cause)]} {_b36(int(ms))}"
+
+
+def _history(raw: str) -> list[list[str | int]]:
+    out: list[list[str | int]] = []
+    for entry in raw.split(";") if raw else ():
+        scheme, move, code, t = entry.split(" ")
+        frm, _, to = move.partition(">")
+        out.append([scheme, frm, to, _CODE_CAUSE[code], int(t, 36)])
+    return out
+
+
 def encode_state(s: CustomerState) -> list[str | int]:
     first = "" if s.first_ms is None else s.first_ms
     fields: list[str | int] = ["f", s.frequency, "m", s.monetary, "fs", first]
@@ -50,7 +89,7 @@ def encode_state(s: CustomerState) -> list[str | int]:
     fields += ["h", orjson.dumps([list(h) for h in s.held]).decode() if s.held else ""]
     fields += ["w", orjson.dumps(s.days, option=orjson.OPT_NON_STR_KEYS).decode() if s.days else ""]
     fields += ["v", s.stamp]
-    fields += ["t", orjson.dumps(s.history).decode() if s.history else ""]
+    fields += ["t", ";".join(_history_entry(h) for h in s.history)]
     for scheme, key in s.segments.items():
         fields.append(_SEG + scheme)
         fields.append(key)
@@ -75,5 +114,5 @@ def decode_state(customer_id: str, raw: Mapping[str, str] | Sequence[str]) -> Cu
         held=[HeldRefund(*x) for x in orjson.loads(held)] if held else [],
         days={int(d): v for d, v in orjson.loads(days).items()} if (days := h.get("w")) else {},
         stamp=h.get("v", ""),
-        history=orjson.loads(hist) if (hist := h.get("t")) else [],
+        history=_history(h.get("t", "")),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from schemas.transition import CAUSES
 from segments.engine import event_digest
 from segments.model import CustomerState, HeldRefund
 from state.codec import _seen, decode_state, encode_state
@@ -23,6 +24,20 @@ states = st.builds(
     seen=st.dictionaries(ids.map(event_digest), ms, max_size=40),
     orders=st.dictionaries(ids, st.lists(ms, min_size=3, max_size=3), max_size=20),
     held=st.lists(st.builds(HeldRefund, ids, ids, ms, ms, ms, ids), max_size=3),
+    days=st.dictionaries(
+        st.integers(0, 40_000), st.lists(st.integers(-9, 10**9), min_size=2, max_size=2), max_size=5
+    ),
+    stamp=st.sampled_from(["", "a518adda4374/0", "a518adda4374/17"]),
+    history=st.lists(
+        st.tuples(
+            st.sampled_from(["rfm8", "rfm125", "churn_warning"]),
+            st.sampled_from(["none", "new", "high_value", "at_risk"]),
+            st.sampled_from(["none", "dormant", "cant_lose_them"]),
+            st.sampled_from(list(CAUSES)),
+            ms,
+        ).map(list),
+        max_size=5,
+    ),
 )
 
 
