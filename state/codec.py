@@ -7,7 +7,7 @@ o                orders in the refund window: JSON {order_id: [remaining, amount
 h                refunds held for their purchase: JSON list
 w                rolling-window days: JSON {day: [orders, units]} (only with windows)
 v                rules_version/cut_version the segments were last evaluated under
-t                the latest transitions: "scheme from>to cause-code base36-ms;..."
+t                the latest transitions: "scheme from>to cause-code hex-ms;..."
 """
 
 from __future__ import annotations
@@ -50,25 +50,13 @@ _CAUSE_CODE = {
     "rules_change": "u",
 }
 _CODE_CAUSE = {v: k for k, v in _CAUSE_CODE.items()}
-_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
-
-
-def _b36(n: int) -> str:
-    if n < 0:
-        return "-" + _b36(-n)
-    out = ""
-    while True:
-        n, r = divmod(n, 36)
-        out = _DIGITS[r] + out
-        if n == 0:
-            return out
 
 
 def _history_entry(h: list[str | int]) -> str:
-    """``scheme from>to cause-code time``, e.g. ``rfm8 new>high_value p lxz3k2o0``: a
-    third of the JSON's size (keys and schemes have no spaces, '>' or ';')."""
+    """``scheme from>to cause-code hex-ms``, e.g. ``rfm8 new>high_value p 19b7e0f5800``:
+    under half the JSON's size (keys and schemes have no spaces, '>' or ';')."""
     scheme, frm, to, cause, ms = h
-    return f"{scheme} {frm}>{to} {_CAUSE_CODE[str(cause)]} {_b36(int(ms))}"
+    return f"{scheme} {frm}>{to} {_CAUSE_CODE[str(cause)]} {int(ms):x}"
 
 
 def _history(raw: str) -> list[list[str | int]]:
@@ -76,7 +64,7 @@ def _history(raw: str) -> list[list[str | int]]:
     for entry in raw.split(";") if raw else ():
         scheme, move, code, t = entry.split(" ")
         frm, _, to = move.partition(">")
-        out.append([scheme, frm, to, _CODE_CAUSE[code], int(t, 36)])
+        out.append([scheme, frm, to, _CODE_CAUSE[code], int(t, 16)])
     return out
 
 

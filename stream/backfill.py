@@ -49,7 +49,7 @@ class BackfillOptions:
     since_ms: int | None = None
     until_ms: int | None = None
     emit_topic: str | None = None
-    batch: int = 10_000
+    batch: int = 50_000
     progress: bool = True
 
 
