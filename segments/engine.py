@@ -369,14 +369,18 @@ class Engine:
             else:
                 found = scheme.classify(cols, asof)
             keys = (found if all_active else np.where(active, found, NONE)).tolist()
-            scores: dict[str, np.ndarray] | None = None
+            scores: dict[str, list[int]] | None = None
             name = scheme.name
-            for i, (s, key) in enumerate(zip(sts, keys, strict=True)):
+            moved = [
+                i
+                for i, (s, key) in enumerate(zip(sts, keys, strict=True))
+                if s.segments.get(name, NONE) != key
+            ]
+            for i in moved:
+                s, key = sts[i], keys[i]
                 prev = s.segments.get(name, NONE)
-                if prev == key:
-                    continue
                 if scores is None:
-                    scores = scheme.scores(cols, asof)
+                    scores = {a: v.tolist() for a, v in scheme.scores(cols, asof).items()}
                 cause = causes[i]
                 if cause in ("recency_decay", SWEEP):
                     cause = self._time_cause(s, scheme, cause)
@@ -394,7 +398,7 @@ class Engine:
                         monetary=s.monetary,
                         first_ms=s.first_ms,
                         last_ms=s.last_ms,
-                        scores={a: int(v[i]) for a, v in scores.items()},
+                        scores={a: v[i] for a, v in scores.items()},
                     )
                 )
         stamp = self.stamp
