@@ -97,9 +97,13 @@ class Settings(BaseSettings):
 
     # --- stream behaviour
     batch_max: int = Field(2000, ge=1, description="Max events per processed batch.")
-    batch_within: Duration = Field(parse_duration("50ms"), description="Max wait to fill one.")
+    batch_within: Duration = Field(
+        parse_duration("20ms"),
+        description="Max wait to fill one (a busy stream fills batches before it; a thin "
+        "one waits this long: the latency it adds).",
+    )
     decay_timer: bool = Field(True, description="Fire time-driven transitions on a timer.")
-    decay_interval: Duration = Field(parse_duration("1s"), description="Timer period.")
+    decay_interval: Duration = Field(parse_duration("250ms"), description="Timer period.")
     decay_batch: int = Field(2000, ge=1, description="Due customers taken per timer step.")
     max_future_skew: Duration = Field(
         parse_duration("5m"), description="Reject events dated further in the future."
@@ -110,6 +114,11 @@ class Settings(BaseSettings):
         " librdkafka: crc32); events found elsewhere are forwarded to that partition.",
     )
     kafka_session_timeout: Duration = Field(parse_duration("10s"))
+    fetch_max_wait: Duration = Field(
+        parse_duration("100ms"),
+        description="Longest the broker may hold a fetch for the worker (an upper bound on "
+        "the read latency with brokers that don't answer a waiting fetch early).",
+    )
     http_port: int = Field(
         8080, ge=0, le=65535, description="HTTP API, /metrics and /health; 0: off."
     )

@@ -359,6 +359,7 @@ class Engine:
     ) -> list[TransitionDraft]:
         cols = Columns.of(sts)
         active = cols.frequency > 0
+        all_active = bool(active.all())
         out: list[TransitionDraft] = []
         sts_by_id = {s.customer_id: s for s in sts}
         for scheme in self.schemes:
@@ -367,14 +368,19 @@ class Engine:
                 found = scheme.classify(cols, asof, prev_keys)  # type: ignore[call-arg]
             else:
                 found = scheme.classify(cols, asof)
-            keys = np.where(active, found, NONE)
-            scores: dict[str, np.ndarray] | None = None
-            for i, (s, key) in enumerate(zip(sts, keys, strict=True)):
-                prev = s.segments.get(scheme.name, NONE)
-                if prev == key:
-                    continue
+            keys = (found if all_active else np.where(active, found, NONE)).tolist()
+            scores: dict[str, list[int]] | None = None
+            name = scheme.name
+            moved = [
+                i
+                for i, (s, key) in enumerate(zip(sts, keys, strict=True))
+                if s.segments.get(name, NONE) != key
+            ]
+            for i in moved:
+                s, key = sts[i], keys[i]
+                prev = s.segments.get(name, NONE)
                 if scores is None:
-                    scores = scheme.scores(cols, asof)
+                    scores = {a: v.tolist() for a, v in scheme.scores(cols, asof).items()}
                 cause = causes[i]
                 if cause in ("recency_decay", SWEEP):
                     cause = self._time_cause(s, scheme, cause)
@@ -392,7 +398,7 @@ class Engine:
                         monetary=s.monetary,
                         first_ms=s.first_ms,
                         last_ms=s.last_ms,
-                        scores={a: int(v[i]) for a, v in scores.items()},
+                        scores={a: v[i] for a, v in scores.items()},
                     )
                 )
         stamp = self.stamp

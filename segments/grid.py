@@ -99,6 +99,12 @@ class GridScheme(Scheme):
         self._table = table
         self._cells = dict(cell_map)
         self.ranked = all(a.thresholds is not None for a in self.axes)
+        # the hot path's numpy inputs, made once (a round of one customer is common)
+        self._thresholds = [
+            None if a.thresholds is None else np.asarray(a.thresholds, dtype=np.int64)
+            for a in self.axes
+        ]
+        self._stride_list = [int(x) for x in self._strides]
 
     def _index_of(self, cell: tuple[int, ...]) -> int:
         return int(sum((s - 1) * int(st) for s, st in zip(cell, self._strides, strict=True)))
@@ -125,12 +131,11 @@ class GridScheme(Scheme):
 
     def scores(self, cols: Columns, asof_ms: np.ndarray) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
-        for axis in self.axes:
-            if axis.thresholds is None:
+        for axis, thr in zip(self.axes, self._thresholds, strict=True):
+            if thr is None:
                 out[axis.name] = np.zeros(len(cols.last_ms), dtype=np.int64)
                 continue
-            thr = np.asarray(axis.thresholds, dtype=np.int64)
-            passed = np.searchsorted(thr, self._values(axis, cols, asof_ms), side="right")
+            passed = thr.searchsorted(self._values(axis, cols, asof_ms), side="right")
             out[axis.name] = (axis.bands - passed) if axis.name == "r" else (1 + passed)
         return out
 
@@ -143,10 +148,11 @@ class GridScheme(Scheme):
             out = np.empty(len(cols.last_ms), dtype=object)
             out[:] = NONE
             return out
-        s = self.scores(cols, asof_ms)
-        idx = np.zeros(len(cols.last_ms), dtype=np.int64)
-        for axis, stride in zip(self.axes, self._strides, strict=True):
-            idx += (s[axis.name] - 1) * stride
+        idx = None
+        for axis, thr, stride in zip(self.axes, self._thresholds, self._stride_list, strict=True):
+            passed = thr.searchsorted(self._values(axis, cols, asof_ms), side="right")  # type: ignore[union-attr]
+            band = (axis.bands - 1 - passed) if axis.name == "r" else passed  # score - 1
+            idx = band * stride if idx is None else idx + band * stride
         keys = self._table[idx]
         if self.hysteresis and prev is not None:
             self._stick(keys, prev, cols, asof_ms)

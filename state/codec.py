@@ -7,7 +7,7 @@ o                orders in the refund window: JSON {order_id: [remaining, amount
 h                refunds held for their purchase: JSON list
 w                rolling-window days: JSON {day: [orders, units]} (only with windows)
 v                rules_version/cut_version the segments were last evaluated under
-t                the latest transitions: JSON [[scheme, from, to, cause, ms], ...]
+t                the latest transitions: "scheme from>to cause-code hex-ms;..."
 """
 
 from __future__ import annotations
@@ -26,10 +26,45 @@ _SEG = "s:"
 def _seen(raw: str) -> dict[str, int]:
     if not raw:
         return {}
+    # "d1:t1,d2:t2" is '{"d1":t1,"d2":t2}' in JSON (digests are URL-safe base64: no
+    # quotes, colons or commas), which orjson turns into ints in C
+    try:
+        out = orjson.loads('{"' + raw.replace(":", '":').replace(",", ',"') + "}")
+    except orjson.JSONDecodeError:
+        out = None
+    if type(out) is dict:
+        return out
     out = {}
     for item in raw.split(","):
         digest, _, t = item.partition(":")
         out[digest] = int(t)
+    return out
+
+
+_CAUSE_CODE = {
+    "first_purchase": "f",
+    "purchase": "p",
+    "refund": "r",
+    "recency_decay": "d",
+    "recalibration": "c",
+    "rules_change": "u",
+}
+_CODE_CAUSE = {v: k for k, v in _CAUSE_CODE.items()}
+
+
+def _history_entry(h: list[str | int]) -> str:
+    """``scheme from>to cause-code hex-ms``, e.g. ``rfm8 new>high_value p 19b7e0f5800``:
+    under half the JSON's size (keys and schemes have no spaces, '>' or ';')."""
+    scheme, frm, to, cause, ms = h
+    return f"{scheme} {frm}>{to} {_CAUSE_CODE[str(cause)]} {int(ms):x}"
+
+
+def _history(raw: str) -> list[list[str | int]]:
+    out: list[list[str | int]] = []
+    for entry in raw.split(";") if raw else ():
+        scheme, move, code, t = entry.split(" ")
+        frm, _, to = move.partition(">")
+        out.append([scheme, frm, to, _CODE_CAUSE[code], int(t, 16)])
     return out
 
 
@@ -42,7 +77,7 @@ def encode_state(s: CustomerState) -> list[str | int]:
     fields += ["h", orjson.dumps([list(h) for h in s.held]).decode() if s.held else ""]
     fields += ["w", orjson.dumps(s.days, option=orjson.OPT_NON_STR_KEYS).decode() if s.days else ""]
     fields += ["v", s.stamp]
-    fields += ["t", orjson.dumps(s.history).decode() if s.history else ""]
+    fields += ["t", ";".join(_history_entry(h) for h in s.history)]
     for scheme, key in s.segments.items():
         fields.append(_SEG + scheme)
         fields.append(key)
@@ -67,5 +102,5 @@ def decode_state(customer_id: str, raw: Mapping[str, str] | Sequence[str]) -> Cu
         held=[HeldRefund(*x) for x in orjson.loads(held)] if held else [],
         days={int(d): v for d, v in orjson.loads(days).items()} if (days := h.get("w")) else {},
         stamp=h.get("v", ""),
-        history=orjson.loads(hist) if (hist := h.get("t")) else [],
+        history=_history(h.get("t", "")),
     )

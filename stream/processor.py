@@ -23,16 +23,14 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Protocol
 
 from schemas.errors import InvalidEvent
-from schemas.events import RefundEvent
 from schemas.settings import Settings
-from schemas.times import to_ms
 from segments.engine import NEVER, Engine
-from segments.model import CustomerState, Outcome, Rejection, TransitionDraft
+from segments.model import CustomerState, Outcome, Refund, Rejection, TransitionDraft
 from segments.quantiles import Populations
 from state.store import Claim, RedisStore
 from stream.clock import Clock
 from stream.encode import TransitionEncoder, encode_dead_letter
-from stream.messages import Batch, Msg, engine_event, msg_of, ref_of
+from stream.messages import Batch, Msg, msg_of, ref_of
 from stream.position import PositionGuard
 from stream.routing import partitioner
 from stream.stats import Stats
@@ -69,7 +67,7 @@ class Processor(PositionGuard, Sweeps):
         clock: Clock,
         wall: Clock,
         mode: str = "live",
-        on_commit: Callable[[], None] | None = None,
+        on_commit: Callable[[int], None] | None = None,
         emit: bool = True,
     ) -> None:
         self.settings = settings
@@ -90,7 +88,8 @@ class Processor(PositionGuard, Sweeps):
         """Meta field holding this reader's position: Kafka offsets, or a file's lines."""
         self.window: tuple[int | None, int | None] = (None, None)
         """Event-time range [since, until) to apply; events outside are skipped."""
-        self.on_commit = on_commit or (lambda: None)
+        self.on_commit = on_commit or (lambda p: None)
+        """Called with the partition after a commit that wrote transitions to its outbox."""
         self.claims: dict[int, Claim] = {}
         self.stats = Stats()
         self._locks: dict[int, asyncio.Lock] = {}
@@ -179,24 +178,28 @@ class Processor(PositionGuard, Sweeps):
         batch = Batch()
         now = self.wall.now_ms()
         n = self.partition_count
+        since, until = self.window
+        windowed = since is not None or until is not None
+        event = self.validator.event
+        good = batch.good
         for m in msgs:
             try:
-                ev = self.validator.check(m.value, now)
+                ev = event(m.value, now)
             except InvalidEvent as exc:
                 batch.bad.append((m, exc.error_class, exc.message))
                 continue
-            since, until = self.window
-            if (since is not None or until is not None) and not (
-                (since is None or to_ms(ev.occurred_at) >= since)
-                and (until is None or to_ms(ev.occurred_at) < until)
+            if windowed and not (
+                (since is None or ev.occurred_ms >= since)
+                and (until is None or ev.occurred_ms < until)
             ):
                 batch.outside.append(m)
                 continue
             if n is not None and (home := self._home(ev.customer_id.encode(), n)) != p:
                 batch.misrouted.append((m, home))
                 continue
-            ref = ref_of(m) if isinstance(ev, RefundEvent) else ""
-            batch.good.append((m, engine_event(ev, ref)))
+            if type(ev) is Refund:
+                ev = ev._replace(ref=ref_of(m))
+            good.append((m, ev))
         return batch
 
     async def _commit_events(self, claim: Claim, batch: Batch) -> None:
@@ -322,7 +325,7 @@ class Processor(PositionGuard, Sweeps):
             k = (d.scheme, d.from_segment, d.to_segment)
             flows[k] = flows.get(k, 0) + 1
         if drafts:
-            self.on_commit()
+            self.on_commit(claim.partition)
 
     # ------------------------------------------------------------------ time
     async def run_due(self, p: int, now_ms: int | None = None) -> int:

@@ -40,17 +40,29 @@ class OutboxRelay:
         self.poll_s = poll_s
         self.published = 0
         self._wake = asyncio.Event()
+        self._dirty: set[int] = set()
 
-    def wake(self) -> None:
+    def wake(self, partition: int | None = None) -> None:
+        """A commit wrote transitions to ``partition``'s outbox (None: look at all)."""
+        self._dirty.add(-1 if partition is None else partition)
         self._wake.set()
 
     async def run(self) -> None:
-        """Drain owned partitions' outboxes whenever woken (or every ``poll_s``)."""
+        """Drain the outboxes commits just wrote to when woken; every ``poll_s``, all
+        owned ones (what a crashed predecessor left behind)."""
         while True:
+            woken = False
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                woken = True
             self._wake.clear()
-            await self.drain_all()
+            dirty, self._dirty = self._dirty, set()
+            if not woken or -1 in dirty:
+                await self.drain_all()
+                continue
+            owned = set(self.partitions())
+            for p in sorted(dirty & owned):
+                await self.drain(p)
 
     async def drain_all(self) -> int:
         n = 0

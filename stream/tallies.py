@@ -9,6 +9,7 @@ conflicting commit moves no tally either).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -23,7 +24,17 @@ DAY_MS = 86_400_000
 
 def day_of(ms: int) -> str:
     """The UTC day (``YYYYMMDD``) of an epoch-ms instant: the flows hash it lands in."""
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y%m%d")
+    return _day_name(ms // DAY_MS)
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_name(day: int) -> str:
+    return datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y%m%d")
+
+
+@functools.lru_cache(maxsize=4096)
+def _flows_name(day: int) -> str:
+    return Keys.flows(_day_name(day))
 
 
 def tally(
@@ -46,7 +57,7 @@ def tally(
         if d.to_segment != NONE:
             k = f"{d.scheme}|{d.to_segment}"
             sizes[k] = sizes.get(k, 0) + 1
-        name = Keys.flows(day_of(d.effective_ms))
+        name = _flows_name(d.effective_ms // DAY_MS)
         hour = (d.effective_ms % DAY_MS) // HOUR_MS
         field = f"{hour:02d}|{d.scheme}|{d.from_segment}|{d.to_segment}"
         bucket = flows.setdefault(name, {})
