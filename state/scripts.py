@@ -59,7 +59,7 @@ COMMIT = """
 -- (every value a string: Lua numbers would print 15+ digit integers as floats)
 local cur = redis.call('HMGET', KEYS[1], 'epoch', 'ver', 'moved')
 if cur[3] then
-  return redis.error_reply('MOVED ' .. cur[3])
+  return redis.error_reply('PROMOTED ' .. cur[3])
 end
 if cur[1] ~= ARGV[1] then
   return redis.error_reply(

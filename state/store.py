@@ -252,7 +252,7 @@ class RedisStore:
                 return int(await self._commit(keys=keys, args=args))
         except ResponseError as exc:
             text = str(exc)
-            if text.startswith("MOVED"):
+            if text.startswith("PROMOTED"):
                 raise Moved(text.split(" ", 1)[1]) from None
             if text.startswith("FENCED"):
                 raise Fenced(f"partition {partition}: {text}") from None

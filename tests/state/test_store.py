@@ -151,3 +151,15 @@ async def test_a_typical_customer_hash_stays_a_compact_listpack(store: RedisStor
     assert await store.client.object("encoding", key) == "listpack"
     assert await store.client.memory_usage(key) < 1000
     assert await store.listpack_value() == 1024
+
+
+async def test_a_commit_into_a_promoted_away_namespace_raises_moved(store: RedisStore) -> None:
+    """The script's refusal must not look like Redis Cluster's own MOVED redirect
+    (redis-py would parse it as one and raise something else)."""
+    from schemas.errors import Moved
+
+    claim = await store.claim(0)
+    await store.set_meta_field(0, "moved", "rebuild2")
+    with pytest.raises(Moved) as info:
+        await store.commit(0, claim.epoch, 0, [state("a")], {}, [])
+    assert info.value.target == "rebuild2"
