@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from collections import Counter
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -17,9 +19,10 @@ from openapi_spec_validator import validate
 from stream.embedded import free_port
 from stream.http import HttpServer
 from stream.openapi import ROUTES
+from tests.conftest import REDIS_KINDS
 from tests.harness import ROOT, RULES, T0, Cluster, expected, purchase
 
-pytestmark = [pytest.mark.integration, pytest.mark.redis_cluster_too]
+pytestmark = pytest.mark.integration
 
 
 def refund(customer: str, n: int, when, amount: str, order: str) -> dict[str, Any]:
@@ -36,14 +39,33 @@ EVENTS = [
 ]
 
 
-@pytest.fixture
-async def api(cluster: Cluster) -> Any:
+@pytest.fixture(scope="module", params=list(REDIS_KINDS))
+def served(
+    request: pytest.FixtureRequest, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    """One worker per Redis kind (single server, Redis Cluster) serves every test here:
+    they only read what it applied."""
+    suffix = uuid.uuid4().hex[:8]
+    c = Cluster(
+        kafka_bootstrap=kafka_bootstrap,
+        redis_url=str(request.getfixturevalue(REDIS_KINDS[request.param])),
+        suffix=suffix,
+        logdir=tmp_path_factory.mktemp(f"api-{suffix}"),
+    )
+    try:
+        yield c
+    finally:
+        c.stop_all()
+
+
+@pytest.fixture(scope="module")
+async def api(served: Cluster) -> Any:
     port = free_port()
     knobs = {"rules": str(RULES / "fixed.toml"), "decay_timer": "false", "http_port": str(port)}
-    settings = await cluster.ensure_topics(**knobs)
-    worker = cluster.start_worker(**knobs)
+    settings = await served.ensure_topics(**knobs)
+    worker = served.start_worker(**knobs)
     events = [*EVENTS, refund("cat", 6, T0 + timedelta(days=3), "2000", EVENTS[3]["order_id"])]
-    await cluster.wait_applied(await cluster.produce(events))
+    await served.wait_applied(await served.produce(events))
     worker.wait_for_log("http on :")
     async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
         yield http, settings, events
@@ -188,7 +210,8 @@ def cli(cluster: Cluster, *args: str, **knobs: str) -> subprocess.CompletedProce
     )
 
 
-async def test_cli_inspect_and_segments_show_the_same_as_the_api(api, cluster: Cluster) -> None:
+async def test_cli_inspect_and_segments_show_the_same_as_the_api(api, served: Cluster) -> None:
+    cluster = served
     http, _, _ = api
     proc = cli(cluster, "inspect", "amy")
     assert proc.returncode == 0, proc.stderr
@@ -209,7 +232,8 @@ async def test_cli_inspect_and_segments_show_the_same_as_the_api(api, cluster: C
     assert orjson.loads(cli(cluster, "segments", "--json").stdout) == counts
 
 
-async def test_cli_report_writes_the_flows_of_the_range(api, cluster: Cluster, tmp_path) -> None:
+async def test_cli_report_writes_the_flows_of_the_range(api, served: Cluster, tmp_path) -> None:
+    cluster = served
     _, settings, events = api
     out = tmp_path / "flows.html"
     proc = cli(
