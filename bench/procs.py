@@ -104,7 +104,9 @@ async def owned(proc: Proc) -> list[int] | None:
             body = await resp.json()
     except (aiohttp.ClientError, TimeoutError, ValueError):
         return None
-    return [int(p) for p in body.get("partitions", [])] if body.get("ok") else None
+    # ownership, not readiness: /health is "not ready" while a worker catches up a backlog
+    parts = body.get("partitions") if body.get("redis_up") else None
+    return None if parts is None else [int(p) for p in parts]
 
 
 async def wait_owned(procs: list[Proc], partitions: int, timeout_s: float = 60.0) -> float:
