@@ -23,7 +23,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping, Set
+from collections.abc import Awaitable, Callable, Set
 from typing import Any
 
 import faust
@@ -43,6 +43,7 @@ from state.layout import ensure_layout
 from state.store import LISTPACK_VALUE, RedisStore
 from stream.calibrate import Calibrator
 from stream.clock import Clock, WallClock
+from stream.faust_glue import cap_fetch_wait, position_from_redis
 from stream.http import HttpServer, render_metrics
 from stream.kafka import KafkaOutputs, ensure_topics, make_producer
 from stream.lookup import Lookup
@@ -61,6 +62,9 @@ _RETRIABLE = (StoreUnavailable, KafkaError, OSError, RedisConnectionError, Redis
 
 class Runtime(Service):
     """Redis store, own producer, outbox relay and decay timer of one worker process."""
+
+    retriable = _RETRIABLE
+    """What a retry with backoff waits out (Redis or Kafka unavailable)."""
 
     def __init__(
         self,
@@ -324,33 +328,9 @@ class _Rate:
         return (total - n0) / (now - t0) if now > t0 else 0.0
 
 
-def _cap_fetch_wait(ms: int) -> None:
-    """Make faust's consumer ask the broker to hold a fetch at most ``ms``.
-
-    faust builds its aiokafka consumer with a hard-coded ``fetch_max_wait_ms=1500`` and
-    no setting. A broker that doesn't answer a waiting fetch when records arrive
-    (Tansu; measured in bench/) then delays every event by up to that long: p99 863 ms
-    at 1k events/s. aiokafka reads the attribute when its fetcher starts, so setting it
-    on the freshly built consumer is enough. Applied once per process (one app each).
-    """
-    from faust.transport.drivers import aiokafka as driver
-
-    original = driver.AIOKafkaConsumerThread._create_worker_consumer
-    if getattr(original, "_rfm_capped", False):
-        return
-
-    def create(self: Any, transport: Any) -> Any:
-        consumer = original(self, transport)
-        consumer._fetch_max_wait_ms = ms
-        return consumer
-
-    create._rfm_capped = True  # type: ignore[attr-defined]
-    driver.AIOKafkaConsumerThread._create_worker_consumer = create  # type: ignore[method-assign]
-
-
 def create_app(settings: Settings, runtime: Runtime) -> faust.App:
     """The faust app: one agent over the purchases topic, raw bytes in."""
-    _cap_fetch_wait(settings.fetch_max_wait)
+    cap_fetch_wait(settings.fetch_max_wait)
     session_s = settings.kafka_session_timeout / 1000
     app = faust.App(
         settings.group_id,
@@ -409,36 +389,5 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
 
     runtime.processor.rewind = rewind
     runtime.highwater = lambda p: app.consumer.highwater(TP(topic.get_topic_name(), p))
-    _position_from_redis(app, runtime, topic.get_topic_name())
+    position_from_redis(app, runtime, topic.get_topic_name())
     return app
-
-
-def _position_from_redis(app: faust.App, runtime: Runtime, topic_name: str) -> None:
-    """Make every faust "seek to committed" land on Redis's committed offset + 1.
-
-    faust seeks assigned partitions to the group's Kafka offsets from its recovery
-    service, concurrently with (and sometimes after) our assignment handler. Kafka's
-    group offsets can be ahead of Redis (a fenced batch that faust acked anyway, Redis
-    restored from an older snapshot or losing its last second of AOF), and reading
-    from there would skip events for good. So the seek itself is redirected.
-    """
-    consumer = app.consumer
-    original = consumer.seek_to_committed
-
-    async def seek_to_redis_committed() -> Mapping[Any, int]:
-        positions = dict(await original())
-        ours = [tp for tp in positions if tp.topic == topic_name]
-        if ours:
-            await runtime.ready.wait()
-            committed: dict[int, int] = {}
-
-            async def read() -> None:
-                committed.update(await runtime.store.committed_offsets(tp.partition for tp in ours))
-
-            await with_backoff("read committed offsets", read, _RETRIABLE)
-            for tp in ours:
-                positions[tp] = committed[tp.partition] + 1
-            await consumer.seek_wait({tp: positions[tp] for tp in ours})
-        return positions
-
-    consumer.seek_to_committed = seek_to_redis_committed  # type: ignore[method-assign]
