@@ -32,17 +32,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from segments import windows
+from segments import refunds, windows
 from segments.axes import TIME_AXES
 from segments.model import (
     NONE,
     Columns,
     CustomerState,
     Event,
-    HeldRefund,
     Outcome,
     Purchase,
-    Refund,
     Rejection,
     TransitionDraft,
 )
@@ -181,7 +179,7 @@ class Engine:
                 out.rejected.extend(self._purchase(s, e))
                 cause = "first_purchase" if was_new else "purchase"
             else:
-                rejection = self._refund(s, e, t)
+                rejection = refunds.refund(s, e, t, self.policy.refund_hold_ms, self._wmax)
                 if rejection is not None:
                     out.rejected.append(rejection)
                     continue
@@ -224,46 +222,10 @@ class Engine:
         rejected = []
         for h in [h for h in s.held if h.order_id == key]:
             s.held.remove(h)
-            rejection = self._retract(s, key, h.event_id, h.amount_units, h.ref)
+            rejection = refunds.retract(s, key, h.event_id, h.amount_units, h.ref, self._wmax)
             if rejection is not None:
                 rejected.append(rejection)
         return rejected
-
-    def _refund(self, s: CustomerState, e: Refund, asof: int) -> Rejection | None:
-        order = s.orders.get(e.order_id)
-        if order is None:
-            s.held.append(
-                HeldRefund(
-                    e.event_id,
-                    e.order_id,
-                    e.amount_units,
-                    e.occurred_ms,
-                    asof + self.policy.refund_hold_ms,
-                    e.ref,
-                )
-            )
-            return None
-        return self._retract(s, e.order_id, e.event_id, e.amount_units, e.ref)
-
-    def _retract(
-        self, s: CustomerState, order_id: str, event_id: str, units: int, ref: str
-    ) -> Rejection | None:
-        order = s.orders[order_id]
-        if units > order[0]:
-            return Rejection(
-                s.customer_id,
-                event_id,
-                ref,
-                "RefundExceedsOrder",
-                f"amount: refund of {units} units exceeds the {order[0]} units "
-                f"order {order_id} still holds",
-            )
-        order[0] -= units
-        s.monetary -= units
-        if order[0] == 0:
-            s.frequency -= 1
-        windows.add(s, order[2], -int(order[0] == 0), -units, self._wmax)
-        return None
 
     def _forget(self, s: CustomerState, asof: int) -> None:
         """Drop dedupe digests and orders older than their windows (bounded memory).
@@ -302,28 +264,13 @@ class Engine:
             for s, t in zip(subset, due.tolist(), strict=True):
                 s.cursor_ms = t
                 if s.held:
-                    out.rejected.extend(self._expire_held(s, t))
+                    out.rejected.extend(refunds.expire_held(s, t, self.policy.refund_hold_ms))
                 if s.days:
                     windows.prune(s, t, self._wmax)
             out.transitions.extend(
                 self._reclassify(subset, due, ["recency_decay"] * len(subset), None)
             )
         return out
-
-    def _expire_held(self, s: CustomerState, t: int) -> list[Rejection]:
-        expired = [h for h in s.held if h.until_ms <= t]
-        s.held = [h for h in s.held if h.until_ms > t]
-        return [
-            Rejection(
-                s.customer_id,
-                h.event_id,
-                h.ref,
-                "RefundUnknownOrder",
-                f"refund_of: no purchase of order {h.order_id} arrived within the "
-                f"{self.policy.refund_hold_ms} ms hold period",
-            )
-            for h in expired
-        ]
 
     # ------------------------------------------------------------------ classify
     @property
@@ -436,11 +383,3 @@ class Engine:
         for s in sts:
             s.stamp = stamp
         return out
-
-    def classify_now(self, state: CustomerState, asof_ms: int) -> dict[str, str]:
-        """Each scheme's segment for one customer at ``asof_ms`` (for lookups and tests)."""
-        cols = Columns.of([state])
-        at = np.array([asof_ms], dtype=np.int64)
-        if state.frequency <= 0:
-            return {s.name: NONE for s in self.schemes}
-        return {s.name: str(s.classify(cols, at)[0]) for s in self.schemes}
