@@ -29,6 +29,7 @@ from state.connection import unavailable_as_error as _unavailable_as_error
 from state.keys import Keys
 from state.namespaces import resolve
 from state.scripts import BUMP_EPOCH, COMMIT, LOAD, PUT_CUTS
+from state.tallies import TallyReads
 
 __all__ = ["LISTPACK_VALUE", "Claim", "Loaded", "RedisStore"]
 
@@ -68,7 +69,7 @@ def _int(v: str | None, default: int) -> int:
     return default if v is None else int(v)
 
 
-class RedisStore:
+class RedisStore(TallyReads):
     """Redis-backed state for one namespace, on one server or a Redis Cluster.
 
     ``from_url`` makes a client without I/O; the first verb asks the server whether it is
@@ -323,51 +324,6 @@ class RedisStore:
         c = self.client if self._settled else await self.connect()
         async with _unavailable_as_error():
             await c.hset(self.keys.meta(partition), name, value)
-
-    # ------------------------------------------------------------------ tallies
-    async def segment_counts(self, partitions: Iterable[int]) -> dict[str, dict[str, int]]:
-        """scheme -> segment -> customers in it now, over ``partitions`` (no scan)."""
-        parts = list(partitions)
-        c = self.client if self._settled else await self.connect()
-        async with _unavailable_as_error(), c.pipeline(transaction=False) as pipe:
-            for p in parts:
-                pipe.hgetall(f"{self.keys.tag(p)}:{Keys.COUNTS}")
-            raw = await pipe.execute()
-        out: dict[str, dict[str, int]] = {}
-        for h in raw:
-            for field, n in h.items():
-                scheme, _, segment = field.partition("|")
-                seg = out.setdefault(scheme, {})
-                seg[segment] = seg.get(segment, 0) + int(n)
-        return out
-
-    async def flows(
-        self, partitions: Iterable[int], days: Sequence[str]
-    ) -> dict[tuple[str, str, str, str, int], int]:
-        """(day, scheme, from, to, hour) -> transitions, over ``partitions`` and ``days``
-        (``YYYYMMDD``, UTC)."""
-        parts = list(partitions)
-        c = self.client if self._settled else await self.connect()
-        async with _unavailable_as_error(), c.pipeline(transaction=False) as pipe:
-            for day in days:
-                for p in parts:
-                    pipe.hgetall(f"{self.keys.tag(p)}:{Keys.flows(day)}")
-            raw = await pipe.execute()
-        out: dict[tuple[str, str, str, str, int], int] = {}
-        it = iter(raw)
-        for day in days:
-            for _ in parts:
-                for field, n in next(it).items():
-                    hour, scheme, frm, to = field.split("|")
-                    key = (day, scheme, frm, to, int(hour))
-                    out[key] = out.get(key, 0) + int(n)
-        return out
-
-    async def due_count(self, partition: int, now_ms: int) -> int:
-        """Customers whose due time has passed but the timer hasn't fired yet."""
-        c = self.client if self._settled else await self.connect()
-        async with _unavailable_as_error():
-            return int(await c.zcount(self.keys.due(partition), "-inf", now_ms))
 
     # ------------------------------------------------------------------ schedule
     async def due(self, partition: int, now_ms: int, limit: int) -> list[str]:
