@@ -6,12 +6,12 @@ whether the rules make sense (bands in order, every cell in exactly one segment)
 ``rfm-stream rules check`` and the worker refuses to start on either.
 
 A scheme declares some of the axes ``r``, ``f``, ``m`` (recency, frequency, monetary)
-and ``a``, ``t``, ``c``, ``g`` (average order value, tenure, cadence, growth; see
-``segments.axes``). Each axis is split into bands by **fixed** cut points (durations,
+and ``a``, ``t``, ``c``, ``g``, ``p`` (average order value, tenure, cadence, growth,
+P(alive); see ``segments.axes``). Each axis is split into bands by **fixed** cut points (durations,
 counts, amounts, percentages) or by **quantiles** of the current customer population;
 a band's score runs from 1 (oldest / fewest / least) to the number of bands. Segments
 are named groups of cells, a cell being one score per declared axis, written as a
-pattern in r, f, m, a, t, c, g order: ``"5[45]*"`` = R 5, F 4 or 5, any M.
+pattern in r, f, m, a, t, c, g, p order: ``"5[45]*"`` = R 5, F 4 or 5, any M.
 """
 
 from __future__ import annotations
@@ -112,6 +112,14 @@ class CadenceAxis(_Spec):
     quantiles: None = Field(None, description="Not supported: a cadence is per customer.")
 
 
+class AliveAxis(_Spec):
+    """P: probability the customer is still active, per mille (1000 = certainly), from
+    the base's BG/NBD model, refitted with the cut points; fixed cuts in 1..999 only."""
+
+    cuts: list[Annotated[int, Field(ge=1, le=999)]] | None = None
+    quantiles: None = Field(None, description="Not supported: P(alive) is a probability.")
+
+
 class GrowthAxis(_Spec):
     """G: net spend in the last ``window`` as a percentage of the window before it."""
 
@@ -121,7 +129,14 @@ class GrowthAxis(_Spec):
 
 
 AnyAxis = (
-    RecencyAxis | AxisSpec | MonetaryAxis | AverageAxis | TenureAxis | CadenceAxis | GrowthAxis
+    RecencyAxis
+    | AxisSpec
+    | MonetaryAxis
+    | AverageAxis
+    | TenureAxis
+    | CadenceAxis
+    | GrowthAxis
+    | AliveAxis
 )
 
 
@@ -133,6 +148,7 @@ class Axes(_Spec):
     t: TenureAxis | None = None
     c: CadenceAxis | None = None
     g: GrowthAxis | None = None
+    p: AliveAxis | None = None
 
 
 class SegmentSpec(_Spec):
@@ -152,6 +168,11 @@ class SchemeSpec(_Spec):
         lt=0.5,
         description="Anti-flapping margin on every axis but R: to leave a band, a value "
         "must pass its cut point by this fraction (0.05 = 5 %).",
+    )
+    value_figures: bool = Field(
+        False,
+        description="Its transitions carry the customer's value figures (P(alive), "
+        "expected orders, CLV) in the snapshot, for ranking win-back targets.",
     )
 
 

@@ -9,7 +9,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.durations import parse_duration
@@ -64,6 +71,43 @@ class Settings(BaseSettings):
     publish_recalibrations: bool = Field(
         True, description="Publish transitions caused only by moved quantile cut points."
     )
+    # --- customer value (value_figures schemes, the P(alive) axis)
+    model_sample: int = Field(
+        20_000,
+        ge=100,
+        description="Customers sampled to refit the base's BG/NBD model with each "
+        "cut-point version (only when a scheme reads it).",
+    )
+    clv_margin_rate: Decimal = Field(
+        Decimal("0.25"), gt=0, le=1, description="Margin per unit of revenue, for CLV."
+    )
+    clv_years: int | None = Field(
+        None,
+        ge=0,
+        le=50,
+        description="CLV lifetime n in years (default 5, or from RFM_CLV_YEARLY_CHURN).",
+    )
+    clv_yearly_churn: Decimal | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Or: the group lifetime n = 1 / yearly churn rate (rounded down).",
+    )
+
+    @field_validator("clv_yearly_churn")
+    @classmethod
+    def _one_lifetime(cls, v: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        if v is not None and info.data.get("clv_years") is not None:
+            raise ValueError("give the CLV lifetime once: this or RFM_CLV_YEARS, not both")
+        return v
+
+    clv_discount_rate: Decimal = Field(
+        Decimal("0.09"), ge=0, lt=1, description="Yearly discount rate r of the CLV."
+    )
+    clv_acquisition_cost: Decimal = Field(
+        Decimal(0), ge=0, description="Acquisition cost A subtracted in the CLV."
+    )
+
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = Field(
         "CNY", description="The one currency monetary totals are kept in."
     )

@@ -7,13 +7,35 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-__all__ = ["CAUSES", "Cause", "DeadLetter", "Mode", "RfmSnapshot", "SegmentTransition"]
+__all__ = [
+    "CAUSES",
+    "Cause",
+    "DeadLetter",
+    "Mode",
+    "RfmSnapshot",
+    "SegmentTransition",
+    "ValueFigures",
+]
 
 Cause = Literal[
     "purchase", "refund", "recency_decay", "recalibration", "rules_change", "first_purchase"
 ]
 CAUSES: tuple[str, ...] = Cause.__args__  # type: ignore[attr-defined]
 Mode = Literal["live", "backfill"]
+
+
+class ValueFigures(BaseModel):
+    """What the customer is worth, from the base's fitted BG/NBD model (the cut-point
+    version ``cut_version``): for ranking win-back and retention targets."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    p_alive: float = Field(ge=0, le=1, description="Probability the customer is still active.")
+    expected_orders_1y: float = Field(ge=0, description="Orders expected in the next year.")
+    clv: Decimal = Field(
+        description="m0 − A + Σ m_t/(1+r)^t: margin so far, less acquisition cost, plus the "
+        "discounted margin the model expects over the CLV lifetime (RFM_CLV_* settings)."
+    )
 
 
 class RfmSnapshot(BaseModel):
@@ -29,6 +51,11 @@ class RfmSnapshot(BaseModel):
     last_purchase_at: AwareDatetime | None
     scores: dict[str, int] = Field(
         description="Per-axis scores of this scheme, e.g. {'r': 1, 'f': 0, 'm': 1}."
+    )
+    value: ValueFigures | None = Field(
+        default=None,
+        description="Value figures, for schemes with value_figures = true once the base's "
+        "model is fitted.",
     )
 
 

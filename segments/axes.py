@@ -17,12 +17,16 @@ axis   value                                                                 mov
 ``g``  growth: net spend in the last ``window`` as a percentage of the       window
        ``window`` before it; 0 if both are empty, 1,000,000 if only the
        recent one has spend (a new surge)
+``p``  P(alive): the probability the customer is still active, per mille     time
+       (``floor(1000 · P)``), from the base's fitted BG/NBD model
+       (``segments.value``); 1000 before a repeat order
 =====  ====================================================================  ===========
 
 Scores run from 1 to the number of bands, higher = more (more recent for ``r``, whose
 score is reversed). Every time-driven change lands on a computable instant, so the
 engine schedules it instead of scanning: ``r`` at last + cut, ``c`` at last + cut ×
-interval / 100, ``f``/``m``/``g`` when a purchase day leaves a window
+interval / 100, ``p`` when P(alive) falls below a cut (closed form,
+``segments.value.alive_due``), ``f``/``m``/``g`` when a purchase day leaves a window
 (``segments.windows``).
 """
 
@@ -31,21 +35,31 @@ from __future__ import annotations
 import numpy as np
 
 from segments.model import Columns
+from segments.value import ValueModel, alive_due, alive_permille
 from segments.windows import windowed_between, windowed_values
 
-__all__ = ["AXES", "GROWTH_SURGE", "TIME_AXES", "due_after", "values"]
+__all__ = ["AXES", "GROWTH_SURGE", "MODEL_AXES", "TIME_AXES", "due_after", "values"]
 
-AXES = ("r", "f", "m", "a", "t", "c", "g")
+AXES = ("r", "f", "m", "a", "t", "c", "g", "p")
 """Every axis, in the order cell patterns list them."""
 
-TIME_AXES = frozenset({"c"})
+TIME_AXES = frozenset({"c", "p"})
 """Axes (besides ``r``, whose edges are global) that move with time per customer."""
+
+MODEL_AXES = frozenset({"p"})
+"""Axes read from the fitted model of the base: unranked until the first fit."""
 
 GROWTH_SURGE = 1_000_000
 NEVER = np.iinfo(np.int64).max
 
 
-def values(name: str, window_ms: int | None, cols: Columns, asof: np.ndarray) -> np.ndarray:
+def values(
+    name: str,
+    window_ms: int | None,
+    cols: Columns,
+    asof: np.ndarray,
+    model: ValueModel | None = None,
+) -> np.ndarray:
     """The axis's value for every customer in ``cols`` at ``asof``."""
     if name == "r":
         return asof - cols.last_ms
@@ -70,14 +84,21 @@ def values(name: str, window_ms: int | None, cols: Columns, asof: np.ndarray) ->
         before = windowed_between(cols.states, window_ms, 2 * window_ms, asof)
         grown = recent * 100 // np.maximum(before, 1)
         return np.where(before > 0, grown, np.where(recent > 0, GROWTH_SURGE, 0))
+    if name == "p":
+        assert model is not None, "P(alive) needs a fitted model"
+        return alive_permille(model, cols, asof)
     raise ValueError(f"unknown axis {name!r}")
 
 
 def due_after(
-    name: str, thresholds: tuple[int, ...], cols: Columns, cursor: np.ndarray
+    name: str,
+    thresholds: tuple[int, ...],
+    cols: Columns,
+    cursor: np.ndarray,
+    model: ValueModel | None = None,
 ) -> np.ndarray:
-    """For the cadence axis: the first instant after ``cursor`` at which the
-    value reaches one of ``thresholds`` (``NEVER`` if none is ahead)."""
+    """For the cadence and P(alive) axes: the first instant after ``cursor`` at which
+    the value crosses one of ``thresholds`` (``NEVER`` if none is ahead)."""
     n = len(cursor)
     best = np.full(n, NEVER, dtype=np.int64)
     if not thresholds:
@@ -92,4 +113,7 @@ def due_after(
             at = cols.last_ms + need
             best = np.where(ok & (at > cursor) & (at < best), at, best)
         return best
+    if name == "p":
+        assert model is not None, "P(alive) needs a fitted model"
+        return alive_due(model, thresholds, cols, cursor)
     raise ValueError(f"axis {name!r} does not move with time alone")

@@ -18,6 +18,7 @@ from schemas.money import to_units
 from schemas.rules import AnyAxis, RulesError, RulesFile, SchemeSpec
 from segments.cells import MAX_BANDS, all_cells, cell_owners, format_cell
 from segments.grid import AXES, Axis, GridScheme
+from segments.value import ValueModel
 from segments.windows import DAY_MS
 
 __all__ = ["axis_specs", "build_scheme", "check_rules", "check_scheme", "checked"]
@@ -118,24 +119,28 @@ def check_rules(rules: RulesFile) -> list[str]:
 
 
 def build_scheme(
-    name: str, spec: SchemeSpec, thresholds: Mapping[str, tuple[int, ...]] | None = None
+    name: str,
+    spec: SchemeSpec,
+    thresholds: Mapping[str, tuple[int, ...]] | None = None,
+    model: ValueModel | None = None,
 ) -> GridScheme:
-    """The scheme of a checked spec; quantile axes take ``thresholds`` (else unranked)."""
+    """The scheme of a checked spec; quantile axes take ``thresholds`` and the P(alive)
+    axis takes ``model`` (else the scheme is unranked)."""
     axes = []
     for axis, a in axis_specs(spec):
         window = getattr(a, "window", None)
         if a.quantiles is not None:
             got = (thresholds or {}).get(axis)
-            axes.append(Axis(axis, got, tuple(a.quantiles), window))
+            axes.append(Axis(axis, got, tuple(a.quantiles), window, model))
         else:
-            axes.append(Axis(axis, _fixed(axis, a.cuts or []), None, window))
+            axes.append(Axis(axis, _fixed(axis, a.cuts or []), None, window, model))
     names = [a.name for a in axes]
     owners, _ = cell_owners(
         {k: s.cells for k, s in spec.segments.items()}, names, [a.bands for a in axes]
     )
     cell_map = {cell: keys[0] for cell, keys in owners.items()}
     labels = {k: s.label for k, s in spec.segments.items()}
-    return GridScheme(name, axes, cell_map, labels, spec.hysteresis)
+    return GridScheme(name, axes, cell_map, labels, spec.hysteresis, spec.value_figures)
 
 
 def checked(rules: RulesFile, source: str) -> RulesFile:

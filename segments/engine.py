@@ -45,6 +45,7 @@ from segments.model import (
     TransitionDraft,
 )
 from segments.scheme import Scheme
+from segments.value import ValueModel
 
 __all__ = ["NEVER", "Engine", "Policy", "event_digest"]
 
@@ -96,13 +97,17 @@ class Engine:
         self.rules_version = hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
         self.cut_version: int | None = None
         """Version of the quantile cut points the schemes were built with (if any)."""
+        self.model: ValueModel | None = None
+        """The base's model in that version (P(alive), CLV), if one was fitted."""
         self._timed = {
             s.name: any(a.name in TIME_AXES for a in getattr(s, "axes", ())) for s in schemes
         }
-        """Schemes with tenure or cadence axes: per-customer due times (``Scheme.due_ms``)."""
-        self._quantile_schemes = {
-            s.name for s in schemes if any(a.quantiles is not None for a in getattr(s, "axes", ()))
-        }
+        """Schemes with cadence or P(alive) axes: per-customer due times (``Scheme.due_ms``)."""
+        self._quantile_schemes = {s.name for s in schemes if getattr(s, "calibrated", False)}
+        self.reads_model = any(getattr(s, "reads_model", False) for s in schemes)
+        """Some scheme reads the base's model (P(alive) axis, value figures): every
+        cut-point version refits it."""
+        """Schemes a new cut-point version can move (quantiles, P(alive), value figures)."""
 
     # ------------------------------------------------------------------ due times
     def next_due(self, states: Sequence[CustomerState]) -> np.ndarray:

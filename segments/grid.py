@@ -27,10 +27,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from schemas.durations import format_duration
-from segments.axes import AXES, TIME_AXES, due_after
+from segments.axes import AXES, MODEL_AXES, TIME_AXES, due_after
 from segments.axes import values as axis_values
 from segments.model import NONE, Columns
 from segments.scheme import Scheme
+from segments.value import ValueModel
 
 __all__ = ["Axis", "GridScheme"]
 
@@ -40,13 +41,22 @@ class Axis:
     """One axis of a grid: its thresholds (at-or-above, ascending) or its quantiles.
 
     ``thresholds`` is ``None`` for a quantile axis whose cut points are not known yet
-    (an empty population): the scheme then ranks nobody.
+    (an empty population), and ``model`` is ``None`` for the P(alive) axis before the
+    base's first model fit: the scheme then ranks nobody.
     """
 
     name: str
     thresholds: tuple[int, ...] | None
     quantiles: tuple[float, ...] | None = None
     window_ms: int | None = None
+    model: ValueModel | None = None
+
+    @property
+    def ready(self) -> bool:
+        """Its cut points (and, for ``p``, the model) are known: it can score."""
+        return self.thresholds is not None and (
+            self.name not in MODEL_AXES or self.model is not None
+        )
 
     @property
     def bands(self) -> int:
@@ -74,6 +84,7 @@ class GridScheme(Scheme):
         cell_map: Mapping[tuple[int, ...], str],
         labels: Mapping[str, str],
         hysteresis: float = 0.0,
+        value_figures: bool = False,
     ) -> None:
         names = [a.name for a in axes]
         if not axes or names != [a for a in AXES if a in names]:
@@ -84,6 +95,8 @@ class GridScheme(Scheme):
         self.axes = tuple(axes)
         self.labels = dict(labels)
         self.hysteresis = hysteresis
+        self.value_figures = value_figures
+        """Its transitions carry the customer's value figures (CLV, P(alive))."""
         bands = [a.bands for a in self.axes]
         self._strides = np.array(
             [int(np.prod(bands[i + 1 :], dtype=np.int64)) for i in range(len(bands))],
@@ -98,11 +111,10 @@ class GridScheme(Scheme):
             raise ValueError(f"{name}: {len(missing)} cells have no segment")
         self._table = table
         self._cells = dict(cell_map)
-        self.ranked = all(a.thresholds is not None for a in self.axes)
+        self.ranked = all(a.ready for a in self.axes)
         # the hot path's numpy inputs, made once (a round of one customer is common)
         self._thresholds = [
-            None if a.thresholds is None else np.asarray(a.thresholds, dtype=np.int64)
-            for a in self.axes
+            np.asarray(a.thresholds, dtype=np.int64) if a.ready else None for a in self.axes
         ]
         self._stride_list = [int(x) for x in self._strides]
 
@@ -117,17 +129,22 @@ class GridScheme(Scheme):
     def bands(self) -> tuple[int, ...]:
         return tuple(a.bands for a in self.axes)
 
-    def with_thresholds(self, thresholds: Mapping[str, tuple[int, ...]]) -> GridScheme:
-        """The same scheme with new cut points on its quantile axes (a recalibration)."""
-        axes = [
-            Axis(a.name, thresholds.get(a.name, a.thresholds), a.quantiles, a.window_ms)
-            for a in self.axes
-        ]
-        return GridScheme(self.name, axes, self._cells, self.labels, self.hysteresis)
+    @property
+    def calibrated(self) -> bool:
+        """It reads the cut-point version: quantile axes, the model's P(alive) axis, or
+        value figures (a new version can move its customers or its snapshots)."""
+        return self.value_figures or any(
+            a.quantiles is not None or a.name in MODEL_AXES for a in self.axes
+        )
+
+    @property
+    def reads_model(self) -> bool:
+        """It needs the base's fitted model: a P(alive) axis, or value figures."""
+        return self.value_figures or any(a.name in MODEL_AXES for a in self.axes)
 
     # ------------------------------------------------------------------ maths
     def _values(self, axis: Axis, cols: Columns, asof_ms: np.ndarray) -> np.ndarray:
-        return axis_values(axis.name, axis.window_ms, cols, asof_ms)
+        return axis_values(axis.name, axis.window_ms, cols, asof_ms, axis.model)
 
     def scores(self, cols: Columns, asof_ms: np.ndarray) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
@@ -199,13 +216,13 @@ class GridScheme(Scheme):
         return tuple(edges)
 
     def due_ms(self, cols: Columns, cursor: np.ndarray) -> np.ndarray | None:
-        """Per customer, the next instant a tenure or cadence axis crosses a cut."""
-        timed = [a for a in self.axes if a.name in TIME_AXES and a.thresholds]
+        """Per customer, the next instant a cadence or P(alive) axis crosses a cut."""
+        timed = [a for a in self.axes if a.name in TIME_AXES and a.ready and a.thresholds]
         if not timed:
             return None
-        due = due_after(timed[0].name, timed[0].thresholds or (), cols, cursor)
+        due = due_after(timed[0].name, timed[0].thresholds or (), cols, cursor, timed[0].model)
         for a in timed[1:]:
-            due = np.minimum(due, due_after(a.name, a.thresholds or (), cols, cursor))
+            due = np.minimum(due, due_after(a.name, a.thresholds or (), cols, cursor, a.model))
         return due
 
     def describe(self) -> str:

@@ -23,6 +23,7 @@ import numpy as np
 from segments import sketch
 from segments.model import CustomerState
 from segments.scheme import Scheme
+from segments.value import ValueModel
 from segments.windows import windowed_values
 
 __all__ = ["CutPoints", "Population", "Populations"]
@@ -41,9 +42,11 @@ class CutPoints:
     thresholds: Mapping[str, Mapping[str, tuple[int, ...]]] = field(default_factory=dict)
     population: int = 0
     """How many customers the summaries held (a doubling triggers the next refresh)."""
+    model: ValueModel | None = None
+    """The base's BG/NBD fit (P(alive), CLV), when some scheme reads it."""
 
     def to_json(self) -> dict[str, object]:
-        return {
+        doc: dict[str, object] = {
             "version": self.version,
             "at_ms": self.at_ms,
             "population": self.population,
@@ -51,16 +54,21 @@ class CutPoints:
                 s: {a: list(t) for a, t in ax.items()} for s, ax in self.thresholds.items()
             },
         }
+        if self.model is not None:
+            doc["model"] = self.model.to_json()
+        return doc
 
     @classmethod
     def from_json(cls, doc: Mapping[str, object]) -> CutPoints:
         th = doc.get("thresholds") or {}
         assert isinstance(th, Mapping)
+        model = doc.get("model")
         return cls(
             version=int(doc["version"]),  # type: ignore[call-overload]
             at_ms=int(doc["at_ms"]),  # type: ignore[call-overload]
             thresholds={s: {a: tuple(t) for a, t in ax.items()} for s, ax in th.items()},
             population=int(doc.get("population", 0)),  # type: ignore[call-overload]
+            model=ValueModel.from_json(model) if isinstance(model, Mapping) else None,
         )
 
 

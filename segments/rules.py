@@ -1,8 +1,8 @@
 """The schemes in force: the rules file, checked, plus the settings' rfm8 overrides.
 
 The one place cut points become schemes. Quantile axes take the thresholds of the
-current cut-point version (``segments.quantiles``); until the first one exists they
-rank nobody.
+current cut-point version (``segments.quantiles``), the P(alive) axis its model of the
+base (``segments.value``); until the first version exists they rank nobody.
 """
 
 from __future__ import annotations
@@ -10,14 +10,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from schemas.errors import SettingsError
+from schemas.money import to_units
 from schemas.rules import RulesFile, load_rules
 from schemas.settings import Settings
 from segments.check import build_scheme, checked
+from segments.clv import group_lifetime
 from segments.engine import Engine, Policy
 from segments.grid import GridScheme
 from segments.quantiles import CutPoints
+from segments.value import ValueModel, ValuePolicy
 
-__all__ = ["Thresholds", "build_engine", "build_schemes", "load_checked_rules", "policy_of"]
+__all__ = [
+    "Thresholds",
+    "build_engine",
+    "build_schemes",
+    "load_checked_rules",
+    "policy_of",
+    "value_policy_of",
+]
 
 Thresholds = Mapping[str, Mapping[str, tuple[int, ...]]]
 """scheme -> axis -> thresholds, for quantile axes (from a cut-point version)."""
@@ -58,11 +68,14 @@ def load_checked_rules(settings: Settings) -> RulesFile:
 
 
 def build_schemes(
-    settings: Settings, rules: RulesFile | None = None, thresholds: Thresholds | None = None
+    settings: Settings,
+    rules: RulesFile | None = None,
+    thresholds: Thresholds | None = None,
+    model: ValueModel | None = None,
 ) -> list[GridScheme]:
     rules = rules or load_checked_rules(settings)
     return [
-        build_scheme(name, spec, (thresholds or {}).get(name))
+        build_scheme(name, spec, (thresholds or {}).get(name), model)
         for name, spec in rules.schemes.items()
     ]
 
@@ -76,12 +89,29 @@ def policy_of(settings: Settings) -> Policy:
     )
 
 
+def value_policy_of(settings: Settings) -> ValuePolicy:
+    """The CLV inputs: lifetime (years, or the group lifetime 1 / churn), discount and
+    margin rates, acquisition cost."""
+    years = settings.clv_years
+    if years is None:
+        churn = settings.clv_yearly_churn
+        years = int(group_lifetime(churn)) if churn is not None else 5
+    return ValuePolicy(
+        margin_rate=settings.clv_margin_rate,
+        years=years,
+        discount_rate=settings.clv_discount_rate,
+        acquisition_cost_units=to_units(settings.clv_acquisition_cost),
+    )
+
+
 def build_engine(
     settings: Settings, rules: RulesFile | None = None, cuts: CutPoints | None = None
 ) -> Engine:
     """The engine for ``rules`` (default: the settings' rules file) at cut points ``cuts``."""
-    engine = Engine(
-        build_schemes(settings, rules, cuts.thresholds if cuts else None), policy_of(settings)
+    schemes = build_schemes(
+        settings, rules, cuts.thresholds if cuts else None, cuts.model if cuts else None
     )
+    engine = Engine(schemes, policy_of(settings))
     engine.cut_version = cuts.version if cuts else None
+    engine.model = cuts.model if cuts else None
     return engine

@@ -9,10 +9,19 @@ sweeps (``Processor.sweep``) then re-rank every customer under the new version, 
 A refresh is due ``RFM_QUANTILE_REFRESH`` after the last one, or as soon as the
 population has doubled since (a new deployment's first cut points come from its first
 customers and would otherwise stay that crude for an hour).
+
+A version also carries the base's BG/NBD model (``segments.value``) when a scheme reads
+it (the ``p`` axis, or ``value_figures``): refitted with every refresh on a sample of
+``RFM_MODEL_SAMPLE`` customers. The sample is the first customers of each partition's
+SCAN order, i.e. in Redis's hash-table order, which has nothing to do with who the
+customers are or when they bought. A fit that cannot say anything (too few repeat
+buyers, no interior maximum) keeps the model in force.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 from collections.abc import Iterable
 
@@ -20,12 +29,14 @@ from schemas.rules import RulesFile
 from schemas.settings import Settings
 from segments import sketch
 from segments.engine import Engine
+from segments.model import CustomerState
 from segments.quantiles import CutPoints, Populations
 from segments.rules import build_engine, load_checked_rules
+from segments.value import ValueModel, fit_base
 from state.store import RedisStore
 from stream.processor import Processor
 
-__all__ = ["Calibrator", "finish_namespace", "refresh"]
+__all__ = ["Calibrator", "calibrated", "finish_namespace", "refit", "refresh", "sample_states"]
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +70,7 @@ class Calibrator:
     async def step(self, now_ms: int, partitions: Iterable[int]) -> CutPoints | None:
         """Follow the current version; refresh it if due. Returns what is in force."""
         cuts = await self.follow()
-        if not self.processor.populations:
+        if not calibrated(self.processor.engine):
             return cuts
         scheduled = cuts is None or now_ms - cuts.at_ms >= self.settings.quantile_refresh
         if not scheduled:
@@ -67,12 +78,69 @@ class Calibrator:
                 return cuts  # the doubling check reads every summary: every 10 s is enough
             self._look_at = now_ms + _LOOK_EVERY_MS
         engine = self.processor.engine
-        new = await refresh(self.store, engine, partitions, now_ms, cuts, force=scheduled)
+        new = await refresh(
+            self.store,
+            engine,
+            partitions,
+            now_ms,
+            cuts,
+            force=scheduled,
+            sample=self.settings.model_sample,
+        )
         if new is None:
             return await self.follow()  # not due, nobody to rank, or another worker won
         self.refreshes += 1
         await self.processor.swap(build_engine(self.settings, self.rules, new))
         return new
+
+
+def calibrated(engine: Engine) -> bool:
+    """Does a cut-point version mean anything to ``engine`` (quantiles or the model)?"""
+    return bool(Populations(engine.schemes)) or engine.reads_model
+
+
+async def _population(
+    store: RedisStore, populations: Populations, parts: list[int]
+) -> tuple[int, dict[str, dict[int, int]]]:
+    """(customers, summaries): from the quantile summaries if there are any, else from
+    the tallied segment sizes (the largest scheme's total)."""
+    if populations:
+        summaries = await store.summaries(parts, [p.name for p in populations.items])
+        return max(sketch.size(s) for s in summaries.values()), summaries
+    counts = await store.segment_counts(parts)
+    return max((sum(c.values()) for c in counts.values()), default=0), {}
+
+
+async def sample_states(
+    store: RedisStore, partitions: Iterable[int], limit: int
+) -> list[CustomerState]:
+    """About ``limit`` customers, an even share from each partition, in SCAN order."""
+    parts = list(partitions)
+    share = -(-limit // max(len(parts), 1))
+    out: list[CustomerState] = []
+    for p in parts:
+        ids: list[str] = []
+        cursor = 0
+        while len(ids) < share:
+            cursor, found = await store.scan_partition(p, cursor, min(1000, share))
+            ids += found
+            if cursor == 0:
+                break
+        for i in range(0, min(len(ids), share), 1000):
+            loaded = await store.load(p, ids[i : min(i + 1000, share)])
+            out += loaded.states.values()
+    return out
+
+
+async def refit(
+    store: RedisStore, partitions: Iterable[int], now_ms: int, sample: int
+) -> ValueModel | None:
+    """The base's model fitted now on a sample (off the event loop: a fit takes a while)."""
+    states = await sample_states(store, partitions, sample)
+    model = await asyncio.to_thread(fit_base, states, now_ms)
+    if model is not None:
+        log.info("model of the base: %s over %d customers", model.params, model.customers)
+    return model
 
 
 async def refresh(
@@ -82,24 +150,30 @@ async def refresh(
     now_ms: int,
     current: CutPoints | None,
     force: bool = False,
+    sample: int = 20_000,
 ) -> CutPoints | None:
-    """Compute and install the next cut-point version from every partition's summaries.
+    """Compute and install the next cut-point version from every partition's summaries
+    (and, if a scheme reads it, a refit of the base's model on ``sample`` customers).
 
     Unless ``force``d (a scheduled refresh, or ``rfm-stream recalibrate``), only if the
     population has at least doubled since ``current``. Returns the installed version,
     or None (not due, nobody to rank, or another worker installed one first).
     """
     populations = Populations(engine.schemes)
-    if not populations:
+    if not populations and not engine.reads_model:
         return None
-    summaries = await store.summaries(partitions, [p.name for p in populations.items])
-    size = max(sketch.size(s) for s in summaries.values())
+    parts = list(partitions)
+    size, summaries = await _population(store, populations, parts)
     if size == 0:
         return None
     if not force and current is not None and size < 2 * current.population:
         return None
     version = (current.version if current else 0) + 1
     new = populations.cut_points(engine.schemes, summaries, now_ms, version, population=size)
+    if engine.reads_model:
+        model = await refit(store, parts, now_ms, sample)
+        kept = current.model if current else None
+        new = dataclasses.replace(new, model=model or kept)
     if not await store.put_cuts(version - 1, new.to_json()):
         return None
     log.info("cut points: version %d over %d customers", version, size)
@@ -122,10 +196,18 @@ async def finish_namespace(
     already, so the partitions are only marked as swept (a promoted namespace is not
     re-swept by the live worker).
     """
-    if processor.populations and at_ms > 0:
+    if calibrated(processor.engine) and at_ms > 0:
         doc = await store.cuts()
         current = CutPoints.from_json(doc) if doc else None
-        new = await refresh(store, processor.engine, partitions, at_ms, current, force=True)
+        new = await refresh(
+            store,
+            processor.engine,
+            partitions,
+            at_ms,
+            current,
+            force=True,
+            sample=settings.model_sample,
+        )
         if new is not None:
             processor.use(build_engine(settings, load_checked_rules(settings), new))
         for p in partitions:

@@ -68,15 +68,20 @@ def cmd_recalibrate(args: argparse.Namespace) -> int:
             store.keys = Keys(s.key_prefix, await store.serving(s.namespace))
             doc = await store.cuts()
             current = CutPoints.from_json(doc) if doc else None
-            new = await refresh(store, engine, range(n), WallClock().now_ms(), current, force=True)
+            now = WallClock().now_ms()
+            new = await refresh(
+                store, engine, range(n), now, current, force=True, sample=s.model_sample
+            )
         finally:
             await store.close()
         if new is None:
             raise SettingsError(
-                "nothing to recalibrate: no scheme has quantile axes, no customer yet, or "
+                "nothing to recalibrate: no scheme has quantile axes or reads the model of the "
+                "base, no customer yet, or "
                 "another worker installed a version at the same moment (run it again)"
             )
-        return f"cut points: version {new.version} over {new.population:,} customers"
+        fitted = f"; model of the base: {new.model.params}" if new.model else ""
+        return f"cut points: version {new.version} over {new.population:,} customers{fitted}"
 
     print(asyncio.run(run()) + "; running workers re-rank their customers in the background")
     return 0

@@ -7,15 +7,19 @@ the committed JSON Schemas so the dicts can't drift from the pydantic contracts.
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import orjson
 
 from schemas.money import from_units
 from schemas.times import from_ms
 from segments.engine import Engine
 from segments.ids import transition_id
-from segments.model import TransitionDraft
+from segments.model import Columns, TransitionDraft
+from segments.value import ValuePolicy
+from segments.value import figures as value_figures
 
 __all__ = ["TransitionEncoder", "encode_dead_letter", "iso"]
 
@@ -29,20 +33,36 @@ def iso(ms: int) -> str:
 class TransitionEncoder:
     """Drafts -> transition JSON, adding labels, id, mode and the rules version."""
 
-    def __init__(self, engine: Engine, currency: str, mode: str) -> None:
+    def __init__(
+        self, engine: Engine, currency: str, mode: str, value: ValuePolicy | None = None
+    ) -> None:
         self._schemes = {s.name: s for s in engine.schemes}
         self._currency = currency
         self._mode = mode
         self._rules_version = engine.rules_version
         self._cut_version = {
-            s.name: engine.cut_version
-            for s in engine.schemes
-            if any(a.quantiles is not None for a in getattr(s, "axes", ()))
+            s.name: engine.cut_version for s in engine.schemes if getattr(s, "calibrated", False)
         }
+        self._model = engine.model
+        self._value = value or ValuePolicy()
+        self._valued = {s.name for s in engine.schemes if getattr(s, "value_figures", False)}
 
-    def to_dict(self, d: TransitionDraft, emitted_ms: int) -> dict[str, Any]:
+    def to_dict(
+        self, d: TransitionDraft, emitted_ms: int, value: dict[str, object] | None = None
+    ) -> dict[str, Any]:
         scheme = self._schemes[d.scheme]
         bought = d.first_ms is not None  # has purchase history (even if all refunded)
+        snapshot = {
+            "recency_days": round((d.effective_ms - d.last_ms) / _DAY_MS, 6) if bought else 0.0,
+            "frequency": d.frequency,
+            "monetary": str(from_units(d.monetary)),
+            "currency": self._currency,
+            "first_purchase_at": iso(d.first_ms) if d.first_ms is not None else None,
+            "last_purchase_at": iso(d.last_ms) if bought else None,
+            "scores": d.scores,
+        }
+        if value is not None:
+            snapshot["value"] = value
         return {
             "transition_id": transition_id(
                 d.customer_id, d.scheme, d.from_segment, d.to_segment, d.effective_ms
@@ -60,19 +80,41 @@ class TransitionEncoder:
             "rules_version": self._rules_version,
             "cut_version": self._cut_version.get(d.scheme),
             "event_id": d.event_id,
-            "snapshot": {
-                "recency_days": round((d.effective_ms - d.last_ms) / _DAY_MS, 6) if bought else 0.0,
-                "frequency": d.frequency,
-                "monetary": str(from_units(d.monetary)),
-                "currency": self._currency,
-                "first_purchase_at": iso(d.first_ms) if d.first_ms is not None else None,
-                "last_purchase_at": iso(d.last_ms) if bought else None,
-                "scores": d.scores,
-            },
+            "snapshot": snapshot,
         }
 
+    def values(self, drafts: Sequence[TransitionDraft]) -> list[dict[str, object] | None]:
+        """The value figures of each draft of a ``value_figures`` scheme (None for the
+        others, and for all while the namespace has no model of its base yet)."""
+        out: list[dict[str, object] | None] = [None] * len(drafts)
+        if self._model is None or not self._valued:
+            return out
+        at = [i for i, d in enumerate(drafts) if d.scheme in self._valued]
+        if not at:
+            return out
+        picked = [drafts[i] for i in at]
+        cols = Columns(
+            last_ms=np.array([d.last_ms for d in picked], dtype=np.int64),
+            frequency=np.array([d.frequency for d in picked], dtype=np.int64),
+            monetary=np.array([d.monetary for d in picked], dtype=np.int64),
+            first_ms=np.array(
+                [d.last_ms if d.first_ms is None else d.first_ms for d in picked], dtype=np.int64
+            ),
+        )
+        asof = np.array([d.effective_ms for d in picked], dtype=np.int64)
+        for i, v in zip(at, value_figures(self._model, self._value, cols, asof), strict=True):
+            out[i] = v
+        return out
+
+    def encode_many(self, drafts: Sequence[TransitionDraft], emitted_ms: int) -> list[bytes]:
+        values = self.values(drafts)
+        return [
+            orjson.dumps(self.to_dict(d, emitted_ms, v))
+            for d, v in zip(drafts, values, strict=True)
+        ]
+
     def encode(self, d: TransitionDraft, emitted_ms: int) -> bytes:
-        return orjson.dumps(self.to_dict(d, emitted_ms))
+        return self.encode_many([d], emitted_ms)[0]
 
 
 def _b64(raw: bytes | None) -> str | None:

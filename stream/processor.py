@@ -27,6 +27,7 @@ from schemas.settings import Settings
 from segments.engine import NEVER, Engine
 from segments.model import CustomerState, Outcome, Refund, Rejection, TransitionDraft
 from segments.quantiles import Populations
+from segments.rules import value_policy_of
 from state.store import Claim, RedisStore
 from stream.clock import Clock
 from stream.encode import TransitionEncoder, encode_dead_letter
@@ -101,7 +102,9 @@ class Processor(PositionGuard, Sweeps):
     def use(self, engine: Engine) -> None:
         """Apply ``engine``'s rules and cut points from the next batch on."""
         self.engine = engine
-        self.encoder = TransitionEncoder(engine, self.settings.currency, self.mode)
+        self.encoder = TransitionEncoder(
+            engine, self.settings.currency, self.mode, value_policy_of(self.settings)
+        )
         self.populations = Populations(engine.schemes)
 
     async def swap(self, engine: Engine) -> None:
@@ -304,7 +307,8 @@ class Processor(PositionGuard, Sweeps):
         published = drafts if self.emit else []
         if not self.settings.publish_recalibrations:
             published = [d for d in published if d.cause != "recalibration"]
-        outbox = [(d.customer_id, self.encoder.encode(d, emitted)) for d in published]
+        payloads = self.encoder.encode_many(published, emitted)
+        outbox = [(d.customer_id, b) for d, b in zip(published, payloads, strict=True)]
         counters, expire_at = tally(drafts, self.settings.matrix_retention)
         await self.store.commit(
             claim.partition,

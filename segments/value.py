@@ -1,0 +1,238 @@
+"""What a customer is worth and whether they are still one: the live value figures.
+
+A BG/NBD model (``segments.bgnbd``) is fitted on a sample of the customer base and kept
+as part of the namespace's cut-point version (``segments.quantiles.CutPoints``), so it
+is refitted on the same schedule as the quantile cut points, every transition says
+which version it was computed with, and a refit re-evaluates the customers of the
+schemes that read it (``cause=recalibration``), exactly like moved quantiles.
+
+From a fit and one customer's history (orders still holding money, first and last
+purchase) follow:
+
+* **P(alive)**, the probability the customer is still active. As the ``p`` axis of a
+  grid it is held in per mille (``floor(1000 · P)``), and because for a fixed history
+  it only falls with time, the instant it drops below a cut has a closed form: the
+  churn early warning is scheduled, not scanned for (``alive_due``).
+* **expected orders** in the next year;
+* **CLV** by the customer-management formula ``m0 − A + Σ_{t=1..n} m_t / (1 + r)^t``
+  (``segments.clv``), where for a live customer m0 is the margin realised so far, A the
+  acquisition cost, and m_t the margin the model expects in year t: margin rate ×
+  average order value × expected orders in year t. ``n``, ``r``, the margin rate and
+  ``A`` come from settings (``ValuePolicy``).
+
+Time is in days inside the model (α is stored with its unit). Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+
+from schemas.money import from_units
+from segments import bgnbd
+from segments.bgnbd import BgNbdParams
+from segments.clv import CENT
+from segments.model import Columns, CustomerState
+
+__all__ = [
+    "MIN_REPEAT_BUYERS",
+    "ValueModel",
+    "ValuePolicy",
+    "alive_due",
+    "alive_permille",
+    "figures",
+    "fit_base",
+    "histories",
+]
+
+DAY_MS = 86_400_000
+NEVER = np.iinfo(np.int64).max
+MIN_REPEAT_BUYERS = 20
+"""A fit needs some customers who came back: below this the base says nothing about
+dropout yet, and the previous version (or none) stays in force."""
+
+
+@dataclass(frozen=True, slots=True)
+class ValueModel:
+    """One fitted BG/NBD model of the base, as kept in a cut-point version."""
+
+    params: BgNbdParams
+    customers: int
+    """How many sampled customers it was fitted on."""
+    log_likelihood: float
+    fitted_ms: int
+    """The as-of instant of the sampled histories."""
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            **self.params.describe(),
+            "unit": "day",
+            "customers": self.customers,
+            "log_likelihood": self.log_likelihood,
+            "fitted_ms": self.fitted_ms,
+        }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, object]) -> ValueModel:
+        if doc.get("unit") != "day":
+            raise ValueError(f"model time unit must be 'day', got {doc.get('unit')!r}")
+        num = {k: float(doc[k]) for k in ("r", "alpha", "a", "b")}  # type: ignore[arg-type]
+        return cls(
+            params=BgNbdParams(**num),
+            customers=int(doc["customers"]),  # type: ignore[call-overload]
+            log_likelihood=float(doc["log_likelihood"]),  # type: ignore[arg-type]
+            fitted_ms=int(doc["fitted_ms"]),  # type: ignore[call-overload]
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ValuePolicy:
+    """The CLV inputs a business sets (``RFM_CLV_*`` settings)."""
+
+    margin_rate: Decimal = Decimal("0.25")
+    years: int = 5
+    discount_rate: Decimal = Decimal("0.09")
+    acquisition_cost_units: int = 0
+
+
+def histories(
+    frequency: np.ndarray, first_ms: np.ndarray, last_ms: np.ndarray, asof_ms: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """BG/NBD's (x, t_x, T) in days: repeat orders, first→last purchase, first→as-of.
+
+    Orders are those still holding money (a fully refunded order never happened), so a
+    customer with none counts as a one-time buyer; an as-of before the last purchase
+    (a late event) is read as the last purchase itself.
+    """
+    x = np.maximum(frequency - 1, 0).astype(np.float64)
+    tx = np.maximum(last_ms - first_ms, 0) / DAY_MS
+    big_t = np.maximum(asof_ms - first_ms, last_ms - first_ms).clip(min=0) / DAY_MS
+    return x, tx, big_t
+
+
+def alive_permille(model: ValueModel, cols: Columns, asof_ms: np.ndarray) -> np.ndarray:
+    """The ``p`` axis: floor(1000 · P(alive)) at ``asof_ms``; 1000 before a repeat order."""
+    x, tx, big_t = histories(cols.frequency, cols.first_ms, cols.last_ms, asof_ms)
+    p = bgnbd.p_alive(model.params, x, tx, big_t)
+    return np.floor(p * 1000.0 + 1e-9).astype(np.int64)
+
+
+def _crossing_ms(
+    model: ValueModel, thr: int, x: np.ndarray, tx: np.ndarray, first_ms: np.ndarray
+) -> np.ndarray:
+    """Where P(alive) falls below ``thr``/1000, by the closed form (before rounding).
+
+    ``P = 1 / (1 + K ρ^(r+x))`` with ``K = a / (b + x − 1)`` and ρ = (α+T)/(α+t_x), so
+    ``P < q`` once ``T > (α + t_x) · ((1/q − 1) / K)^(1/(r+x)) − α``.
+    """
+    pr = model.params
+    q = thr / 1000.0
+    k = pr.a / (pr.b + np.maximum(x, 1.0) - 1.0)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        big_t = (pr.alpha + tx) * np.exp(np.log((1.0 / q - 1.0) / k) / (pr.r + x)) - pr.alpha
+        at = first_ms + np.ceil(big_t * DAY_MS)
+    ok = (x > 0) & np.isfinite(at) & (at < 2**62)
+    return np.where(ok, np.where(ok, at, 0).astype(np.int64), NEVER)
+
+
+def alive_due(
+    model: ValueModel, thresholds: Sequence[int], cols: Columns, cursor: np.ndarray
+) -> np.ndarray:
+    """Per customer, the first instant after ``cursor`` at which the ``p`` axis value
+    drops below one of ``thresholds`` (``NEVER`` if none is ahead).
+
+    The closed form is float arithmetic: each candidate is checked against
+    ``alive_permille`` itself, the function the classifier uses, and moved later by
+    doubling steps of a millisecond until it agrees, so the timer never fires at an
+    instant where the axis has not moved yet (and then never again). A customer
+    already below a cut at ``cursor`` has that drop behind them.
+    """
+    x, tx, _ = histories(cols.frequency, cols.first_ms, cols.last_ms, cols.last_ms)
+    now = alive_permille(model, cols, cursor)
+    best = np.full(len(cursor), NEVER, dtype=np.int64)
+    for thr in thresholds:
+        at = _crossing_ms(model, thr, x, tx, cols.first_ms)
+        live = (at != NEVER) & (now >= thr)  # not below yet: the drop is ahead
+        at = np.where(live, np.maximum(at, cursor + 1), NEVER)
+        step = 1
+        for _ in range(48):
+            idx = np.flatnonzero(live)
+            if idx.size == 0:
+                break
+            sub = Columns(
+                cols.last_ms[idx], cols.frequency[idx], cols.monetary[idx], (), cols.first_ms[idx]
+            )
+            late = alive_permille(model, sub, at[idx]) >= thr
+            if not late.any():
+                break
+            at[idx[late]] += step
+            live[idx[~late]] = False
+            step *= 2
+        best = np.where((at != NEVER) & (at > cursor) & (at < best), at, best)
+    return best
+
+
+def fit_base(states: Sequence[CustomerState], at_ms: int) -> ValueModel | None:
+    """Fit the base's BG/NBD model on ``states`` as of ``at_ms``.
+
+    None when it can't say anything yet (fewer than ``MIN_REPEAT_BUYERS`` customers
+    came back) or the fit found no interior maximum (``BgNbdFit.converged``): a
+    scheduled refit then keeps the version in force.
+    """
+    bought = [s for s in states if s.frequency > 0 and s.first_ms is not None]
+    cols = Columns.of(bought)
+    asof = np.full(len(bought), at_ms, dtype=np.int64)
+    x, tx, big_t = histories(cols.frequency, cols.first_ms, cols.last_ms, asof)
+    if int((x > 0).sum()) < MIN_REPEAT_BUYERS or not (big_t > 0).any():
+        return None
+    keep = big_t > 0
+    try:
+        result = bgnbd.fit(x[keep], tx[keep], big_t[keep])
+    except (ValueError, FloatingPointError):
+        return None
+    if not result.converged:
+        return None
+    return ValueModel(result.params, result.n_customers, result.log_likelihood, at_ms)
+
+
+def figures(
+    model: ValueModel, policy: ValuePolicy, cols: Columns, asof_ms: np.ndarray
+) -> list[dict[str, object]]:
+    """Per customer: P(alive), expected orders next year and CLV (money, to the cent).
+
+    The future part of the CLV is a model estimate in float; it is rounded once to
+    money units and added to the exact realised margin and acquisition cost.
+    """
+    n = len(cols.last_ms)
+    if n == 0:
+        return []
+    x, tx, big_t = histories(cols.frequency, cols.first_ms, cols.last_ms, asof_ms)
+    alive = bgnbd.p_alive(model.params, x, tx, big_t)
+    year = bgnbd.expected_purchases(model.params, 365.0, x, tx, big_t)
+    rate = float(policy.margin_rate)
+    order_margin = rate * cols.monetary / np.maximum(cols.frequency, 1)
+    future = bgnbd.clv_units(
+        model.params,
+        x,
+        tx,
+        big_t,
+        order_margin,
+        periods=policy.years,
+        period_length=365.0,
+        discount_rate=float(policy.discount_rate),
+    )
+    out = []
+    for i in range(n):
+        realised = (Decimal(int(cols.monetary[i])) * policy.margin_rate).to_integral_value()
+        units = int(realised) - policy.acquisition_cost_units + int(future[i])
+        out.append(
+            {
+                "p_alive": round(float(alive[i]), 4),
+                "expected_orders_1y": round(float(year[i]), 3),
+                "clv": str(from_units(units).quantize(CENT)),
+            }
+        )
+    return out
