@@ -65,6 +65,11 @@ class ValueModel:
     log_likelihood: float
     fitted_ms: int
     """The as-of instant of the sampled histories."""
+    converged: bool = True
+    """False for a limit rather than an estimate (``BgNbdFit.converged``): e.g. a base
+    whose dropout looks the same for everyone sends a, b to the search bound. Such a fit
+    still predicts (a/(a+b) is the common dropout rate), so it serves until a proper
+    one exists, but never replaces one."""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -73,6 +78,7 @@ class ValueModel:
             "customers": self.customers,
             "log_likelihood": self.log_likelihood,
             "fitted_ms": self.fitted_ms,
+            "converged": self.converged,
         }
 
     @classmethod
@@ -85,6 +91,7 @@ class ValueModel:
             customers=int(doc["customers"]),  # type: ignore[call-overload]
             log_likelihood=float(doc["log_likelihood"]),  # type: ignore[arg-type]
             fitted_ms=int(doc["fitted_ms"]),  # type: ignore[call-overload]
+            converged=bool(doc.get("converged", True)),
         )
 
 
@@ -175,27 +182,31 @@ def alive_due(
     return best
 
 
-def fit_base(states: Sequence[CustomerState], at_ms: int) -> ValueModel | None:
-    """Fit the base's BG/NBD model on ``states`` as of ``at_ms``.
+def fit_base(
+    states: Sequence[CustomerState], at_ms: int, current: ValueModel | None = None
+) -> ValueModel | None:
+    """Fit the base's BG/NBD model on ``states`` as of ``at_ms``; what to use next.
 
-    None when it can't say anything yet (fewer than ``MIN_REPEAT_BUYERS`` customers
-    came back) or the fit found no interior maximum (``BgNbdFit.converged``): a
-    scheduled refit then keeps the version in force.
+    ``current`` (the model in force) stays when the base can't say anything yet (fewer
+    than ``MIN_REPEAT_BUYERS`` customers came back) or the new fit found no interior
+    maximum while ``current`` is a proper estimate.
     """
     bought = [s for s in states if s.frequency > 0 and s.first_ms is not None]
     cols = Columns.of(bought)
     asof = np.full(len(bought), at_ms, dtype=np.int64)
     x, tx, big_t = histories(cols.frequency, cols.first_ms, cols.last_ms, asof)
     if int((x > 0).sum()) < MIN_REPEAT_BUYERS or not (big_t > 0).any():
-        return None
+        return current
     keep = big_t > 0
     try:
         result = bgnbd.fit(x[keep], tx[keep], big_t[keep])
     except (ValueError, FloatingPointError):
-        return None
-    if not result.converged:
-        return None
-    return ValueModel(result.params, result.n_customers, result.log_likelihood, at_ms)
+        return current
+    if not result.converged and current is not None and current.converged:
+        return current
+    return ValueModel(
+        result.params, result.n_customers, result.log_likelihood, at_ms, result.converged
+    )
 
 
 def figures(

@@ -15,7 +15,8 @@ it (the ``p`` axis, or ``value_figures``): refitted with every refresh on a samp
 ``RFM_MODEL_SAMPLE`` customers. The sample is the first customers of each partition's
 SCAN order, i.e. in Redis's hash-table order, which has nothing to do with who the
 customers are or when they bought. A fit that cannot say anything (too few repeat
-buyers, no interior maximum) keeps the model in force.
+buyers) keeps the model in force, as does one without an interior maximum unless no
+proper estimate exists yet (``segments.value.fit_base``).
 """
 
 from __future__ import annotations
@@ -133,13 +134,19 @@ async def sample_states(
 
 
 async def refit(
-    store: RedisStore, partitions: Iterable[int], now_ms: int, sample: int
+    store: RedisStore,
+    partitions: Iterable[int],
+    now_ms: int,
+    sample: int,
+    current: ValueModel | None,
 ) -> ValueModel | None:
-    """The base's model fitted now on a sample (off the event loop: a fit takes a while)."""
+    """The base's model fitted now on a sample, or ``current`` if the sample can't do
+    better (off the event loop: a fit takes a while)."""
     states = await sample_states(store, partitions, sample)
-    model = await asyncio.to_thread(fit_base, states, now_ms)
-    if model is not None:
-        log.info("model of the base: %s over %d customers", model.params, model.customers)
+    model = await asyncio.to_thread(fit_base, states, now_ms, current)
+    if model is not None and model is not current:
+        how = "" if model.converged else " (a limit: no interior maximum)"
+        log.info("model of the base: %s over %d customers%s", model.params, model.customers, how)
     return model
 
 
@@ -171,9 +178,8 @@ async def refresh(
     version = (current.version if current else 0) + 1
     new = populations.cut_points(engine.schemes, summaries, now_ms, version, population=size)
     if engine.reads_model:
-        model = await refit(store, parts, now_ms, sample)
-        kept = current.model if current else None
-        new = dataclasses.replace(new, model=model or kept)
+        model = await refit(store, parts, now_ms, sample, current.model if current else None)
+        new = dataclasses.replace(new, model=model)
     if not await store.put_cuts(version - 1, new.to_json()):
         return None
     log.info("cut points: version %d over %d customers", version, size)

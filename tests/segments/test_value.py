@@ -225,3 +225,22 @@ def test_cut_points_keep_the_model_with_its_unit() -> None:
     doc["model"] = {**doc["model"], "unit": "week"}  # type: ignore[dict-item]
     with pytest.raises(ValueError, match="unit"):
         CutPoints.from_json(doc)
+
+
+def test_a_limit_fit_serves_until_a_proper_one_but_never_replaces_one() -> None:
+    """Regular buyers, none of whom has stopped: no sign of dropout, so the fit runs to
+    the search bound. It still predicts, so it is used while nothing better exists."""
+    e = Engine([Rfm8(90 * DAY, 2, 100 * UNIT)])
+    states: dict = {}
+    events = [
+        Purchase(f"c{i}", f"c{i}e{k}", (i + 7 * k) * DAY, UNIT, f"c{i}o{k}")
+        for i in range(60)
+        for k in range(5)
+    ]
+    e.apply_events(states, events)
+    limit = fit_base(list(states.values()), 100 * DAY)
+    assert limit is not None and not limit.converged
+    assert ValueModel.from_json(limit.to_json()) == limit
+    assert fit_base(list(states.values()), 100 * DAY, MODEL) is MODEL
+    unproven = ValueModel(CDNOW_DAYS, 10, 0.0, 0, converged=False)
+    assert fit_base(list(states.values()), 100 * DAY, unproven) not in (None, unproven)
