@@ -18,6 +18,8 @@ from schemas.money import from_units
 from schemas.settings import Settings
 from segments.engine import NEVER, Engine
 from segments.model import NONE, Columns, CustomerState
+from segments.rules import value_policy_of
+from segments.value import figures
 from state.store import RedisStore
 from stream.encode import iso
 from stream.routing import partitioner
@@ -65,6 +67,7 @@ class Lookup:
         self._partitions = partitions
         self._now = now_ms
         self._home = partitioner(settings.partitioner)
+        self._value = value_policy_of(settings)
 
     @property
     def engine(self) -> Engine:
@@ -94,14 +97,14 @@ class Lookup:
         schemes = {}
         for scheme in engine.schemes:
             key = s.segments.get(scheme.name, NONE)
-            quantile = any(a.quantiles is not None for a in getattr(scheme, "axes", ()))
+            calibrated = getattr(scheme, "calibrated", False)
             schemes[scheme.name] = {
                 "segment": key,
                 "label": scheme.label(key),
                 "scores": {a: int(v[0]) for a, v in scheme.scores(cols, at).items()}
                 if s.frequency > 0
                 else {},
-                "cut_version": engine.cut_version if quantile else None,
+                "cut_version": engine.cut_version if calibrated else None,
             }
         return {
             "customer_id": s.customer_id,
@@ -116,6 +119,9 @@ class Lookup:
             "segments": schemes,
             "next_due_at": None if due == NEVER else iso(due),
             "rules_version": engine.rules_version,
+            "value": figures(engine.model, self._value, cols, at)[0]
+            if engine.model is not None and s.frequency > 0
+            else None,
             "history": [
                 {
                     "scheme": h[0],

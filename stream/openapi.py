@@ -68,6 +68,16 @@ _CUSTOMER = {
             "description": "When time alone may move this customer next.",
         },
         "rules_version": {"type": "string"},
+        "value": {
+            "type": ["object", "null"],
+            "description": "P(alive), expected orders next year and CLV from the base's "
+            "fitted model (null before the first fit, or without purchases).",
+            "properties": {
+                "p_alive": {"type": "number"},
+                "expected_orders_1y": {"type": "number"},
+                "clv": {"type": "string", "description": "Exact decimal."},
+            },
+        },
         "history": {
             "type": "array",
             "description": "Latest transitions, newest first (RFM_HISTORY_SIZE kept).",

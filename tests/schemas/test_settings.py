@@ -70,3 +70,17 @@ def test_password_is_masked_in_logs() -> None:
     s = load_settings(redis_url="redis://user:hunter2@redis:6379/0")
     assert "hunter2" not in str(s.masked())
     assert "hunter2" not in repr(s)
+
+
+def test_clv_lifetime_from_years_or_churn_but_not_both() -> None:
+    from segments.rules import value_policy_of
+
+    assert value_policy_of(load_settings()).years == 5
+    assert value_policy_of(load_settings(clv_years=3)).years == 3
+    assert value_policy_of(load_settings(clv_yearly_churn="0.3")).years == 3  # 1/0.3 = 3.33
+    policy = value_policy_of(load_settings(clv_acquisition_cost="400", clv_margin_rate="0.3"))
+    assert (policy.acquisition_cost_units, policy.margin_rate) == (4_000_000, Decimal("0.3"))
+    with pytest.raises(SettingsError, match=r"^bad setting RFM_CLV_YEARLY_CHURN: give the CLV"):
+        load_settings(clv_years=5, clv_yearly_churn="0.2")
+    with pytest.raises(SettingsError, match="RFM_CLV_MARGIN_RATE"):
+        load_settings(clv_margin_rate="1.5")

@@ -63,11 +63,11 @@ def _base(now: datetime) -> list[dict]:
     return events
 
 
-def _recalibrate(cluster: Cluster, **knobs: str) -> str:
+def _cli(cluster: Cluster, *args: str, **knobs: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RFM_")}
     env.update(cluster.env(**knobs))
     proc = subprocess.run(
-        [sys.executable, "-m", "stream.cli", "recalibrate"],
+        [sys.executable, "-m", "stream.cli", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -90,7 +90,7 @@ async def test_refit_ranks_by_p_alive_and_the_early_warning_fires_on_time(
     base = _base(now)
     await cluster.wait_applied(await cluster.produce(base))
 
-    out = _recalibrate(cluster, **knobs)
+    out = _cli(cluster, "recalibrate", **knobs)
     assert "model of the base" in out, out
     store = cluster.store(**knobs)
     try:
@@ -111,11 +111,16 @@ async def test_refit_ranks_by_p_alive_and_the_early_warning_fires_on_time(
     first: dict[str, dict] = {}
     for t in alive:
         first.setdefault(t["customer_id"], t)
-    # ranked when a version with a model arrives (the worker may make one on its own
-    # before ours), then moved on by time alone
-    assert {t["cause"] for t in first.values()} == {"recalibration"}
+    # ranked when a version with a model arrives, or at their purchase if the worker had
+    # made one on its own from the customers before them; then moved on by time alone
+    assert {t["cause"] for t in first.values()} <= {"recalibration", "first_purchase", "purchase"}
     assert {t["from_segment"] for t in first.values()} == {"none"}
-    assert {t["cause"] for t in alive} <= {"recalibration", "recency_decay"}
+    assert {t["cause"] for t in alive} <= {
+        "recalibration",
+        "recency_decay",
+        "first_purchase",
+        "purchase",
+    }
     assert all(1 <= t["cut_version"] <= cuts.version for t in alive)
     schema = orjson.loads((ROOT / "schemas" / "json" / "segment-transition.json").read_bytes())
     check = jsonschema.Draft202012Validator(schema)
@@ -163,3 +168,9 @@ async def test_refit_ranks_by_p_alive_and_the_early_warning_fires_on_time(
     effective = datetime.fromisoformat(warning["effective_at"]).timestamp() * 1000
     assert int(effective) == due
     assert warning["snapshot"]["value"]["p_alive"] <= 0.7  # rounded to 4 places
+
+    seen = orjson.loads(_cli(cluster, "inspect", "late", "--json", **knobs))
+    assert seen["segments"]["alive"]["segment"] == "at_risk"
+    assert seen["segments"]["alive"]["cut_version"] == cuts.version
+    assert seen["value"]["p_alive"] <= 0.7
+    assert set(seen["value"]) == {"p_alive", "expected_orders_1y", "clv"}
