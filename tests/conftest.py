@@ -6,7 +6,7 @@ only if a test asks for it. Set ``RFM_TEST_KAFKA_BOOTSTRAP`` / ``RFM_TEST_REDIS_
 ``RFM_TEST_REDIS_CLUSTER_URL`` to run against servers of your own instead. If a server
 can't be started the tests using it *fail* (an error in the fixture), they never skip.
 
-Tests marked ``redis_cluster_too`` (module-level ``pytestmark``) run twice: on the
+Tests marked ``redis_cluster_too`` (a module's ``pytestmark`` or one test) run twice: on the
 single redis-server (``[redis]``) and on the Redis Cluster (``[redis-cluster]``). The
 same test code, only ``redis_url`` differs, which is all the product looks at.
 """
@@ -106,4 +106,4 @@ def cluster(
     try:
         yield c
     finally:
-        c.stop_all()
+        c.discard()

@@ -47,7 +47,7 @@ def cluster_on(
         yield make
     finally:
         for c in made:
-            c.stop_all()
+            c.discard()
 
 
 @pytest.fixture

@@ -55,7 +55,7 @@ def served(
     try:
         yield c
     finally:
-        c.stop_all()
+        c.discard()
 
 
 @pytest.fixture(scope="module")

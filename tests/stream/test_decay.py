@@ -10,7 +10,9 @@ import pytest
 from schemas.times import to_ms
 from tests.harness import T0, Cluster, purchase
 
-pytestmark = [pytest.mark.integration, pytest.mark.redis_cluster_too]
+pytestmark = [pytest.mark.integration]
+# the tests where Redis Cluster changes what happens (slots, SCAN per node, restarts) also
+# run on one: marked redis_cluster_too one by one
 
 
 def ms(iso: str) -> int:
@@ -64,6 +66,7 @@ async def test_purchase_after_the_due_time_with_no_timer_catches_up_decay_first(
     ]
 
 
+@pytest.mark.redis_cluster_too
 async def test_restart_between_due_time_and_timer_emits_the_decay_once(cluster: Cluster) -> None:
     knobs = {"recency": "2s", "frequency_cut": "1", "monetary_cut": "1"}
     await cluster.ensure_topics(**knobs)

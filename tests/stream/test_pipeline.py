@@ -18,7 +18,9 @@ from stream.embedded import free_port
 from tests.corpus import bad_inputs
 from tests.harness import Cluster, expected, history, purchase, story
 
-pytestmark = [pytest.mark.integration, pytest.mark.redis_cluster_too]
+pytestmark = [pytest.mark.integration]
+# the tests where Redis Cluster changes what happens (slots, SCAN per node, restarts) also
+# run on one: marked redis_cluster_too one by one
 
 
 async def final_states(
@@ -32,6 +34,7 @@ async def final_states(
         await store.close()
 
 
+@pytest.mark.redis_cluster_too
 async def test_purchases_become_transitions_that_validate(cluster: Cluster) -> None:
     settings = await cluster.ensure_topics(decay_timer="false")
     cluster.start_worker(decay_timer="false")
@@ -56,6 +59,7 @@ async def test_purchases_become_transitions_that_validate(cluster: Cluster) -> N
     assert await final_states(cluster, produced, events) == want_states
 
 
+@pytest.mark.redis_cluster_too
 async def test_kill_9_mid_stream_then_restart_loses_and_doubles_nothing(cluster: Cluster) -> None:
     settings = await cluster.ensure_topics(decay_timer="false", batch_max="25")
     events = history(customers=200, events=3000, seed=2)
@@ -141,6 +145,7 @@ async def test_malformed_messages_go_to_the_dead_letter_topic_and_the_stream_goe
         assert line in text.splitlines(), (line, text)
 
 
+@pytest.mark.redis_cluster_too
 async def test_redis_not_kafka_decides_where_a_restarted_worker_resumes(cluster: Cluster) -> None:
     """The group's Kafka offsets are past every event, but Redis lost the namespace
     (restored from an empty backup): the worker must seek back and rebuild it."""
