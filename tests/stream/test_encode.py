@@ -7,12 +7,15 @@ import json
 import jsonschema
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from schemas import DeadLetter, SegmentTransition
 from schemas.export import JSON_DIR
+from schemas.times import from_ms
 from segments import Engine, Purchase, Rfm8
 from segments.ids import transition_id
-from stream.encode import TransitionEncoder, encode_dead_letter
+from stream.encode import TransitionEncoder, encode_dead_letter, iso
 
 DAY = 86_400_000
 
@@ -75,3 +78,8 @@ def test_dead_letter_validates() -> None:
     )
     validator("dead-letter").validate(orjson.loads(raw))
     DeadLetter.model_validate_json(raw)
+
+
+@given(st.integers(min_value=-62_135_596_800_000, max_value=253_402_300_799_999))
+def test_iso_is_datetime_isoformat_to_the_millisecond(ms: int) -> None:
+    assert iso(ms) == from_ms(ms).isoformat(timespec="milliseconds")
