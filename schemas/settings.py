@@ -89,9 +89,10 @@ class Settings(BaseSettings):
     )
     clv_yearly_churn: Decimal | None = Field(
         None,
-        gt=0,
+        ge=Decimal("0.02"),
         le=1,
-        description="Or: the group lifetime n = 1 / yearly churn rate (rounded down).",
+        description="Or: the group lifetime n = 1 / yearly churn rate (rounded down; at "
+        "most 50 years, like RFM_CLV_YEARS).",
     )
 
     @field_validator("clv_yearly_churn")

@@ -103,11 +103,11 @@ class Engine:
             s.name: any(a.name in TIME_AXES for a in getattr(s, "axes", ())) for s in schemes
         }
         """Schemes with cadence or P(alive) axes: per-customer due times (``Scheme.due_ms``)."""
-        self._quantile_schemes = {s.name for s in schemes if getattr(s, "calibrated", False)}
+        self._versioned = {s.name for s in schemes if getattr(s, "versioned", False)}
+        """Schemes a new cut-point version can move (quantile or P(alive) axes)."""
         self.reads_model = any(getattr(s, "reads_model", False) for s in schemes)
         """Some scheme reads the base's model (P(alive) axis, value figures): every
         cut-point version refits it."""
-        """Schemes a new cut-point version can move (quantiles, P(alive), value figures)."""
 
     # ------------------------------------------------------------------ due times
     def next_due(self, states: Sequence[CustomerState]) -> np.ndarray:
@@ -295,7 +295,7 @@ class Engine:
             if rules != self.rules_version:
                 return "rules_change"
             if cut != str(self.cut_version or 0) and (
-                scheme.name in self._quantile_schemes or trigger == SWEEP
+                scheme.name in self._versioned or trigger == SWEEP
             ):
                 return "recalibration"
         elif trigger == SWEEP or s.segments.get(scheme.name, NONE) == NONE:

@@ -21,6 +21,7 @@ holds more than 1 % of customers, however many tie at the cut.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -130,12 +131,15 @@ class GridScheme(Scheme):
         return tuple(a.bands for a in self.axes)
 
     @property
+    def versioned(self) -> bool:
+        """A new cut-point version can move its customers: quantile axes or P(alive)."""
+        return any(a.quantiles is not None or a.name in MODEL_AXES for a in self.axes)
+
+    @property
     def calibrated(self) -> bool:
-        """It reads the cut-point version: quantile axes, the model's P(alive) axis, or
-        value figures (a new version can move its customers or its snapshots)."""
-        return self.value_figures or any(
-            a.quantiles is not None or a.name in MODEL_AXES for a in self.axes
-        )
+        """Its transitions name the cut-point version: it moves with one (``versioned``)
+        or its snapshots carry the version's model figures (``value_figures``)."""
+        return self.versioned or self.value_figures
 
     @property
     def reads_model(self) -> bool:
@@ -220,10 +224,23 @@ class GridScheme(Scheme):
         timed = [a for a in self.axes if a.name in TIME_AXES and a.ready and a.thresholds]
         if not timed:
             return None
-        due = due_after(timed[0].name, timed[0].thresholds or (), cols, cursor, timed[0].model)
-        for a in timed[1:]:
-            due = np.minimum(due, due_after(a.name, a.thresholds or (), cols, cursor, a.model))
+        due = None
+        for a in timed:
+            at = due_after(a.name, self._time_edges(a), cols, cursor, a.model)
+            due = at if due is None else np.minimum(due, at)
         return due
+
+    def _time_edges(self, axis: Axis) -> tuple[int, ...]:
+        """The values at which time alone can move a customer on ``axis``: its cuts and,
+        with hysteresis, the cuts moved by the margin (where ``_stick`` lets go; the same
+        float products, so the same integers)."""
+        cuts = axis.thresholds or ()
+        if not self.hysteresis:
+            return cuts
+        h = self.hysteresis
+        shifted = {math.ceil(float(t) * (1 + h)) for t in cuts}
+        shifted |= {math.ceil(float(t) * (1 - h)) for t in cuts}
+        return tuple(sorted(set(cuts) | shifted))
 
     def describe(self) -> str:
         cells = ";".join(f"{''.join(map(str, c))}={k}" for c, k in sorted(self._cells.items()))

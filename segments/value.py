@@ -27,11 +27,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 import numpy as np
 
-from schemas.money import from_units
+from schemas.money import MONEY_SCALE
 from segments import bgnbd
 from segments.bgnbd import BgNbdParams
 from segments.clv import CENT
@@ -112,11 +112,14 @@ def histories(
 
     Orders are those still holding money (a fully refunded order never happened), so a
     customer with none counts as a one-time buyer; an as-of before the last purchase
-    (a late event) is read as the last purchase itself.
+    (a late event) is read as the last purchase itself. Without a repeat order t_x is
+    0 whatever the purchase dates say (the lines of one order on two days, or a
+    refunded order and a new one, are still one order), as the model requires.
     """
     x = np.maximum(frequency - 1, 0).astype(np.float64)
-    tx = np.maximum(last_ms - first_ms, 0) / DAY_MS
-    big_t = np.maximum(asof_ms - first_ms, last_ms - first_ms).clip(min=0) / DAY_MS
+    span = np.maximum(last_ms - first_ms, 0)
+    tx = np.where(x > 0, span, 0) / DAY_MS
+    big_t = np.maximum(asof_ms - first_ms, span) / DAY_MS
     return x, tx, big_t
 
 
@@ -209,13 +212,36 @@ def fit_base(
     )
 
 
+def _future_margin(
+    model: ValueModel,
+    policy: ValuePolicy,
+    x: np.ndarray,
+    tx: np.ndarray,
+    big_t: np.ndarray,
+    order_margin: np.ndarray,
+) -> np.ndarray:
+    """Σ_{t=1..n} m_t / (1 + r)^t in money units (float, unrounded): m_t = the margin of
+    an average order × the orders the model expects in year t."""
+    if policy.years == 0:
+        return np.zeros(len(x))
+    ends = 365.0 * np.arange(policy.years + 1, dtype=np.float64)
+    cumulative = bgnbd.expected_purchases(
+        model.params, ends, x[:, None], tx[:, None], big_t[:, None]
+    )
+    per_year = np.diff(cumulative, axis=-1)
+    rate = float(policy.discount_rate)
+    discount = (1.0 + rate) ** -np.arange(1, policy.years + 1, dtype=np.float64)
+    return order_margin * (per_year @ discount)
+
+
 def figures(
     model: ValueModel, policy: ValuePolicy, cols: Columns, asof_ms: np.ndarray
 ) -> list[dict[str, object]]:
     """Per customer: P(alive), expected orders next year and CLV (money, to the cent).
 
-    The future part of the CLV is a model estimate in float; it is rounded once to
-    money units and added to the exact realised margin and acquisition cost.
+    The future part of the CLV is a model estimate in float; it is added unrounded to
+    the exact realised margin and acquisition cost, and the sum is rounded once, to the
+    cent (half to even).
     """
     n = len(cols.last_ms)
     if n == 0:
@@ -225,25 +251,21 @@ def figures(
     year = bgnbd.expected_purchases(model.params, 365.0, x, tx, big_t)
     rate = float(policy.margin_rate)
     order_margin = rate * cols.monetary / np.maximum(cols.frequency, 1)
-    future = bgnbd.clv_units(
-        model.params,
-        x,
-        tx,
-        big_t,
-        order_margin,
-        periods=policy.years,
-        period_length=365.0,
-        discount_rate=float(policy.discount_rate),
-    )
+    future = _future_margin(model, policy, x, tx, big_t, order_margin)
     out = []
-    for i in range(n):
-        realised = (Decimal(int(cols.monetary[i])) * policy.margin_rate).to_integral_value()
-        units = int(realised) - policy.acquisition_cost_units + int(future[i])
-        out.append(
-            {
-                "p_alive": round(float(alive[i]), 4),
-                "expected_orders_1y": round(float(year[i]), 3),
-                "clv": str(from_units(units).quantize(CENT)),
-            }
-        )
+    with localcontext() as exact:
+        exact.prec = 80  # every sum below is exact; the quantize is the one rounding
+        for i in range(n):
+            units = (
+                Decimal(int(cols.monetary[i])) * policy.margin_rate
+                - policy.acquisition_cost_units
+                + Decimal(float(future[i]))
+            )
+            out.append(
+                {
+                    "p_alive": round(float(alive[i]), 4),
+                    "expected_orders_1y": round(float(year[i]), 3),
+                    "clv": str((units / MONEY_SCALE).quantize(CENT, ROUND_HALF_EVEN)),
+                }
+            )
     return out

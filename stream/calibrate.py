@@ -101,35 +101,47 @@ def calibrated(engine: Engine) -> bool:
 
 
 async def _population(
-    store: RedisStore, populations: Populations, parts: list[int]
+    store: RedisStore, engine: Engine, populations: Populations, parts: list[int], sample: int
 ) -> tuple[int, dict[str, dict[int, int]]]:
     """(customers, summaries): from the quantile summaries if there are any, else from
-    the tallied segment sizes (the largest scheme's total)."""
+    the tallied segment sizes (the largest scheme's total). If no scheme ranks anyone
+    yet (every one waits for the model), customers are counted by SCAN, up to
+    ``sample``: only until the first model exists."""
     if populations:
         summaries = await store.summaries(parts, [p.name for p in populations.items])
         return max(sketch.size(s) for s in summaries.values()), summaries
     counts = await store.segment_counts(parts)
-    return max((sum(c.values()) for c in counts.values()), default=0), {}
+    size = max((sum(c.values()) for c in counts.values()), default=0)
+    if size == 0 and engine.reads_model:
+        size = sum(len(ids) for ids in (await _sample_ids(store, parts, sample)).values())
+    return size, {}
+
+
+async def _sample_ids(store: RedisStore, parts: list[int], limit: int) -> dict[int, list[str]]:
+    """About ``limit`` customer ids, an even share from each partition, in SCAN order
+    (SCAN may return a key twice: each is kept once)."""
+    share = -(-limit // max(len(parts), 1))
+    out: dict[int, list[str]] = {}
+    for p in parts:
+        ids: dict[str, None] = {}
+        cursor = 0
+        while len(ids) < share:
+            cursor, found = await store.scan_partition(p, cursor, min(1000, share))
+            ids.update(dict.fromkeys(found))
+            if cursor == 0:
+                break
+        out[p] = list(ids)[:share]
+    return out
 
 
 async def sample_states(
     store: RedisStore, partitions: Iterable[int], limit: int
 ) -> list[CustomerState]:
     """About ``limit`` customers, an even share from each partition, in SCAN order."""
-    parts = list(partitions)
-    share = -(-limit // max(len(parts), 1))
     out: list[CustomerState] = []
-    for p in parts:
-        ids: list[str] = []
-        cursor = 0
-        while len(ids) < share:
-            cursor, found = await store.scan_partition(p, cursor, min(1000, share))
-            ids += found
-            if cursor == 0:
-                break
-        for i in range(0, min(len(ids), share), 1000):
-            loaded = await store.load(p, ids[i : min(i + 1000, share)])
-            out += loaded.states.values()
+    for p, ids in (await _sample_ids(store, list(partitions), limit)).items():
+        for i in range(0, len(ids), 1000):
+            out += (await store.load(p, ids[i : i + 1000])).states.values()
     return out
 
 
@@ -144,7 +156,9 @@ async def refit(
     better (off the event loop: a fit takes a while)."""
     states = await sample_states(store, partitions, sample)
     model = await asyncio.to_thread(fit_base, states, now_ms, current)
-    if model is not None and model is not current:
+    if model is None or model is current:
+        log.info("model of the base: no better fit from %d sampled customers", len(states))
+    else:
         how = "" if model.converged else " (a limit: no interior maximum)"
         log.info("model of the base: %s over %d customers%s", model.params, model.customers, how)
     return model
@@ -170,7 +184,7 @@ async def refresh(
     if not populations and not engine.reads_model:
         return None
     parts = list(partitions)
-    size, summaries = await _population(store, populations, parts)
+    size, summaries = await _population(store, engine, populations, parts, sample)
     if size == 0:
         return None
     if not force and current is not None and size < 2 * current.population:

@@ -3,6 +3,7 @@ model fit, CLV in snapshots, and the model kept in a cut-point version."""
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 
 import numpy as np
@@ -10,10 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.money import from_units
 from schemas.rules import load_rules
 from segments import Engine, Purchase, Rfm8
-from segments.bgnbd import BgNbdParams, clv_units, expected_purchases, p_alive
+from segments.bgnbd import BgNbdParams, expected_purchases, p_alive
 from segments.check import build_scheme
 from segments.grid import Axis, GridScheme
 from segments.model import Columns, CustomerState
@@ -25,7 +25,6 @@ from segments.value import (
     alive_permille,
     figures,
     fit_base,
-    histories,
 )
 
 DAY = 86_400_000
@@ -56,8 +55,8 @@ def test_alive_axis_is_floor_of_p_alive_per_mille() -> None:
     )
     asof = np.array([40 * DAY, 200 * DAY, 400 * DAY])
     got = alive_permille(MODEL, cols, asof)
-    x, tx, big_t = histories(cols.frequency, cols.first_ms, cols.last_ms, asof)
-    want = np.floor(p_alive(CDNOW_DAYS, x, tx, big_t) * 1000)
+    # by hand: 3 repeat orders over 30 days, seen at 40 and 200 days; one order, 400 days
+    want = np.floor(p_alive(CDNOW_DAYS, [3, 3, 0], [30, 30, 0], [40, 200, 400]) * 1000)
     assert got.tolist() == want.astype(int).tolist()
     assert got[0] > got[1]
     assert got[2] == 1000  # no repeat order: alive by the model's definition
@@ -195,24 +194,19 @@ def test_figures_are_the_clv_formula_with_yearly_margins_from_the_model() -> Non
     )
     asof = np.array([90 * DAY])
     (got,) = figures(MODEL, policy, cols, asof)
-    x, tx, big_t = histories(cols.frequency, cols.first_ms, cols.last_ms, asof)
-    future = clv_units(
-        CDNOW_DAYS,
-        x,
-        tx,
-        big_t,
-        0.25 * 2000 * UNIT,
-        periods=5,
-        period_length=365.0,
-        discount_rate=0.09,
-    )[0]
-    # m0 = 25 % of the 8000 spent so far = 2000; A = 400; plus the discounted future
-    want = from_units(2000 * UNIT - 400 * UNIT + int(future)).quantize(Decimal("0.01"))
-    assert got["clv"] == str(want)
+    x, tx, big_t = 3, 60.0, 90.0  # by hand: 4 orders over 60 days, seen at day 90
+    orders = [
+        float(expected_purchases(CDNOW_DAYS, 365 * t, x, tx, big_t))
+        - float(expected_purchases(CDNOW_DAYS, 365 * (t - 1), x, tx, big_t))
+        for t in range(1, 6)
+    ]
+    # m0 = 25 % of the 8000 spent so far = 2000; A = 400; m_t = 25 % of the 2000
+    # average order × the orders expected in year t, discounted at 9 %
+    future = sum(500 * n / 1.09**t for t, n in enumerate(orders, start=1))
+    assert got["clv"] == str(Decimal(2000 - 400 + future).quantize(Decimal("0.01")))
     assert Decimal(got["clv"]) > 1600
-    assert got["p_alive"] == round(float(p_alive(CDNOW_DAYS, x, tx, big_t)[0]), 4)
-    year = expected_purchases(CDNOW_DAYS, 365.0, x, tx, big_t)[0]
-    assert got["expected_orders_1y"] == round(float(year), 3)
+    assert got["p_alive"] == round(float(p_alive(CDNOW_DAYS, x, tx, big_t)), 4)
+    assert got["expected_orders_1y"] == round(orders[0], 3)
 
 
 def test_cut_points_keep_the_model_with_its_unit() -> None:
@@ -244,3 +238,67 @@ def test_a_limit_fit_serves_until_a_proper_one_but_never_replaces_one() -> None:
     assert fit_base(list(states.values()), 100 * DAY, MODEL) is MODEL
     unproven = ValueModel(CDNOW_DAYS, 10, 0.0, 0, converged=False)
     assert fit_base(list(states.values()), 100 * DAY, unproven) not in (None, unproven)
+
+
+def test_time_axes_with_hysteresis_are_scheduled_where_the_margin_lets_go() -> None:
+    """With a margin, a customer leaves the band only past cut × (1 ± margin): that
+    instant is a due time too, or the warning would never fire by the timer."""
+    for axis, cut in (("p", 700), ("c", 150)):
+        # P(alive) falls with time (band 2 is fine), cadence rises (band 1 is fine)
+        cells = {(1,): "late", (2,): "ok"} if axis == "p" else {(1,): "ok", (2,): "late"}
+        model = MODEL if axis == "p" else None
+        warn = GridScheme("w", [Axis(axis, (cut,), model=model)], cells, {}, hysteresis=0.1)
+        e = Engine([warn])
+        states: dict = {}
+        e.apply_events(states, buyer(7, 10))  # days 0..63
+        s = states["c"]
+        assert s.segments["w"] == "ok"
+        out = e.advance([s], 2000 * DAY)
+        assert [d.to_segment for d in out.transitions] == ["late"], axis
+        at = out.transitions[0].effective_ms
+        if axis == "p":
+            before, now = alive_permille(MODEL, Columns.of([s, s]), np.array([at - 1, at]))
+            assert before >= math.ceil(cut * 0.9) > now
+        else:
+            before, now = ((t - s.last_ms) * 900 // (63 * DAY) for t in (at - 1, at))
+            assert before < math.ceil(cut * 1.1) <= now
+
+
+def test_a_refund_or_an_order_over_two_days_is_still_one_order_to_the_model() -> None:
+    """x = 0 forces t_x = 0 (BG/NBD refuses anything else): the lines of one order on
+    two days, or a refunded order then a new one, must not break classification."""
+    from segments import Refund
+
+    e = Engine([Rfm8(90 * DAY, 2, 100 * UNIT), alive_scheme()])
+    states: dict = {}
+    e.apply_events(
+        states,
+        [
+            Purchase("a", "a1", 0, 50 * UNIT, "o1"),
+            Purchase("a", "a2", 3 * DAY, 50 * UNIT, "o1"),  # same order, a later line
+            Purchase("b", "b1", 0, 50 * UNIT, "p1"),
+            Refund("b", "b2", 1 * DAY, 50 * UNIT, "p1"),
+            Purchase("b", "b3", 5 * DAY, 50 * UNIT, "p2"),
+        ],
+    )
+    assert states["a"].frequency == states["b"].frequency == 1
+    assert states["a"].segments["alive"] == states["b"].segments["alive"] == "active"
+    (fig,) = figures(MODEL, ValuePolicy(), Columns.of([states["a"]]), np.array([10 * DAY]))
+    assert fig["p_alive"] == 1.0
+    e.advance(list(states.values()), 400 * DAY)
+    assert fit_base(list(states.values()) * 30, 400 * DAY) is None  # no repeat buyer
+
+
+def test_a_value_figures_scheme_moved_by_time_is_not_a_recalibration() -> None:
+    """A new version shows in such a scheme's snapshots, but cannot move it: a cadence
+    warning after a refit is still ``recency_decay``."""
+    spec = RULES.schemes["churn_warning"]
+    assert spec.value_figures
+    old = Engine([build_scheme("churn_warning", spec)])
+    old.cut_version = 1
+    states: dict = {}
+    old.apply_events(states, buyer(10, 5))
+    new = Engine([build_scheme("churn_warning", spec, None, MODEL)])
+    new.cut_version = 2
+    out = new.advance(list(states.values()), 200 * DAY)
+    assert [(d.to_segment, d.cause) for d in out.transitions] == [("at_risk", "recency_decay")]
