@@ -1,106 +1,263 @@
-"""CustomerState <-> Redis hash fields. Short field names: the hash stays a small listpack.
+"""CustomerState <-> Redis hash, format v2: one field of hex deltas and one-char name codes.
 
-f, m, fs, l, c   frequency, monetary units, first/last purchase ms, cursor ms
-s:<scheme>       current segment key per scheme
-e                dedupe window: "digest:ms,digest:ms"
-o                orders in the refund window: JSON {order_id: [remaining, amount, ms]}
-h                refunds held for their purchase: JSON list
-w                rolling-window days: JSON {day: [orders, units]} (only with windows)
-v                rules_version/cut_version the segments were last evaluated under
-t                the latest transitions: "scheme from>to cause-code hex-ms;..."
+Why this shape: at a million customers the customer hashes are most of Redis's memory.
+v1 (:mod:`state.codec_v1`) spent ~450 bytes of text on a typical customer: a field per
+scalar (each field costs its name and a few bytes of listpack framing), 13-digit times,
+JSON orders, names spelled out. v2 spends under half that, in one field, and decodes
+with ``split``, ``map(int)`` and ``accumulate`` rather than per-character work.
+
+The hash holds field ``a`` (continued in ``+1``, ``+2``, ... only when longer than
+:data:`CHUNK`, so every value stays under ``hash-max-listpack-value`` and the hash a
+listpack) and ``u``, the customer's schedule bucket, which only the commit script
+reads and writes (see :mod:`state.schedule`). ``a`` is six sections joined by
+newlines (trailing empty ones left out), each space-separated:
+
+core      f, m, c, c-l, l-fs ('' before a first purchase), the stamp, then a (scheme,
+          segment) token pair per scheme
+history   latest transitions, oldest first, two tokens each: the codes of scheme,
+          from, to and cause run together ("1b2p"), then the time delta
+dedupe    digest, time delta
+orders    order id ("~" + the rest when it starts with the customer id), amount, amount
+          - remaining, time delta
+held      refunds held for their purchase (rare): JSON
+days      rolling-window day totals (only with windows): JSON
+
+Numbers are hex; a list's first time is stored as ``c - t``, each next one as ``t -
+previous`` (lists are in time order, so these are short). A name is its code from
+:mod:`state.names` or itself (quoted with a leading ``'`` when one character long or
+starting with a marker); history spelled out starts with ``~``. A name with a space
+or a control character sends its section to JSON, which starts with ``[`` or ``{``.
+
+Which format a hash holds: v2 has ``a`` and no ``f``; a hash with ``f`` was last written
+by a v1 writer (an old worker during a rolling upgrade) and is read as v1.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from itertools import accumulate, repeat
 
 import orjson
 
 from segments.model import CustomerState, HeldRefund
+from state.codec_v1 import CAUSE_CODE, CODE_CAUSE, decode_v1, seen_v1
+from state.names import CODE, NAME
 
-__all__ = ["decode_state", "encode_state"]
+__all__ = ["CHUNK", "decode_state", "encode_state"]
 
-_SEG = "s:"
+_seen = seen_v1  # the v1 dedupe parser, under the name its property test imports
+
+CHUNK = 1000
+"""Longest value written (ASCII characters; a quarter of it for other text), below the
+``hash-max-listpack-value`` of 1024 every server here is given (``state.store``)."""
+
+_MARK = "'~[{"  # first characters that mean something: a name starting with one is quoted
+_HEX = repeat(16)
 
 
-def _seen(raw: str) -> dict[str, int]:
-    if not raw:
-        return {}
-    # "d1:t1,d2:t2" is '{"d1":t1,"d2":t2}' in JSON (digests are URL-safe base64: no
-    # quotes, colons or commas), which orjson turns into ints in C
+class _Unsafe(Exception):
+    """A name the compact form can't hold (a space or control character): JSON instead."""
+
+
+def _tok(name: str) -> str:
+    code = CODE.get(name)
+    if code is not None:
+        return code
+    if " " in name or not name.isprintable():
+        raise _Unsafe
+    return "'" + name if len(name) < 2 or name[0] in _MARK else name
+
+
+def _untok(t: str) -> str:
+    if len(t) == 1:
+        return NAME[t]
+    return t[1:] if t[0] == "'" else t
+
+
+def _deltas(times: Sequence[int], base: int) -> list[int]:
+    """``base - t0``, then ``t_i - t_(i-1)``: short numbers for lists in time order."""
+    out = [base - times[0]]
+    out += map(int.__sub__, times[1:], times[:-1])
+    return out
+
+
+def _times(hexes: Sequence[str], base: int) -> list[int]:
+    """Inverse of :func:`_deltas`, from the hex tokens."""
+    d = list(map(int, hexes, _HEX))
+    if d:
+        d[0] = base - d[0]
+    return list(accumulate(d))
+
+
+# ---------------------------------------------------------------------- sections
+def _core(s: CustomerState) -> str:
+    c = s.cursor_ms
+    first = "" if s.first_ms is None else f"{s.last_ms - s.first_ms:x}"
+    parts = [f"{s.frequency:x}", f"{s.monetary:x}", f"{c:x}", f"{c - s.last_ms:x}", first]
     try:
-        out = orjson.loads('{"' + raw.replace(":", '":').replace(",", ',"') + "}")
-    except orjson.JSONDecodeError:
-        out = None
-    if type(out) is dict:
-        return out
-    out = {}
-    for item in raw.split(","):
-        digest, _, t = item.partition(":")
-        out[digest] = int(t)
+        parts.append(_stamp(s.stamp))
+        for scheme, key in s.segments.items():
+            parts.append(_tok(scheme))
+            parts.append(_tok(key))
+    except _Unsafe:
+        doc = [s.frequency, s.monetary, s.first_ms, s.last_ms, c, s.stamp, list(s.segments.items())]
+        return orjson.dumps(doc).decode()
+    return " ".join(parts)
+
+
+def _stamp(stamp: str) -> str:
+    if " " in stamp or not stamp.isprintable():
+        raise _Unsafe
+    return stamp
+
+
+def _read_core(raw: str) -> tuple[int, int, int | None, int, int, str, dict[str, str]]:
+    if raw[0] == "[":
+        f, m, first, last, c, stamp, segs = orjson.loads(raw)
+        return f, m, first, last, c, stamp, dict(segs)
+    tok = raw.split(" ")
+    c = int(tok[2], 16)
+    last = c - int(tok[3], 16)
+    first = last - int(tok[4], 16) if tok[4] else None
+    segments = {_untok(tok[i]): _untok(tok[i + 1]) for i in range(6, len(tok), 2)}
+    return int(tok[0], 16), int(tok[1], 16), first, last, c, tok[5], segments
+
+
+@lru_cache(maxsize=4096)
+def _entry_code(scheme: str, frm: str, to: str, cause: str) -> str | None:
+    a, b, c = CODE.get(scheme), CODE.get(frm), CODE.get(to)
+    return None if a is None or b is None or c is None else a + b + c + CAUSE_CODE[cause]
+
+
+@lru_cache(maxsize=4096)
+def _entry(code: str) -> tuple[str, str, str, str]:
+    return NAME[code[0]], NAME[code[1]], NAME[code[2]], CODE_CAUSE[code[3]]
+
+
+def _history(history: Sequence[Sequence[str | int]], base: int) -> str:
+    codes = [_entry_code(str(h[0]), str(h[1]), str(h[2]), str(h[3])) for h in history]
+    deltas = _deltas([int(h[4]) for h in history], base)
+    if None not in codes:
+        return " ".join([f"{c} {d:x}" for c, d in zip(codes, deltas, strict=True)])
+    out = ["~"]
+    try:
+        for (scheme, frm, to, cause, _), d in zip(history, deltas, strict=True):
+            out += (_tok(str(scheme)), _tok(str(frm)), _tok(str(to)), CAUSE_CODE[str(cause)])
+            out.append(f"{d:x}")
+    except _Unsafe:
+        return orjson.dumps([list(h) for h in history]).decode()
+    return " ".join(out)
+
+
+def _read_history(raw: str, base: int) -> list[list[str | int]]:
+    if raw[0] == "[":
+        return orjson.loads(raw)  # type: ignore[no-any-return]
+    if raw[0] == "~":
+        tok = raw.split(" ")[1:]
+        names = zip(tok[::5], tok[1::5], tok[2::5], tok[3::5], strict=True)
+        return [
+            [_untok(s), _untok(f), _untok(to), CODE_CAUSE[c], t]
+            for (s, f, to, c), t in zip(names, _times(tok[4::5], base), strict=True)
+        ]
+    tok = raw.split(" ")
+    return [[*_entry(c), t] for c, t in zip(tok[::2], _times(tok[1::2], base), strict=True)]
+
+
+def _dedupe(seen: Mapping[str, int], base: int) -> str:
+    digests = list(seen)
+    for d in digests:
+        if len(d) != 12 or " " in d or not d.isprintable() or d[0] in _MARK:
+            return orjson.dumps(list(seen.items())).decode()
+    deltas = _deltas(list(seen.values()), base)
+    return " ".join([f"{d} {t:x}" for d, t in zip(digests, deltas, strict=True)])
+
+
+def _read_dedupe(raw: str, base: int) -> dict[str, int]:
+    if raw[0] == "[":
+        return dict(orjson.loads(raw))
+    tok = raw.split(" ")
+    return dict(zip(tok[::2], _times(tok[1::2], base), strict=True))
+
+
+def _orders(orders: Mapping[str, Sequence[int]], customer_id: str, base: int) -> str:
+    n, ids = len(customer_id), []
+    for oid in orders:
+        if " " in oid or not oid.isprintable():
+            return orjson.dumps(orders).decode()
+        if n and oid.startswith(customer_id):
+            ids.append("~" + oid[n:])
+        else:
+            ids.append("'" + oid if not oid or oid[0] in _MARK else oid)
+    remaining, amount, times = zip(*orders.values(), strict=True)
+    deltas = _deltas(times, base)
+    return " ".join(
+        [
+            f"{i} {a:x} {a - r:x} {d:x}"
+            for i, a, r, d in zip(ids, amount, remaining, deltas, strict=True)
+        ]
+    )
+
+
+def _read_orders(raw: str, customer_id: str, base: int) -> dict[str, list[int]]:
+    if raw[0] == "{":
+        return orjson.loads(raw)  # type: ignore[no-any-return]
+    tok = raw.split(" ")
+    ids = [customer_id + i[1:] if i[0] == "~" else i[1:] if i[0] == "'" else i for i in tok[::4]]
+    amount = list(map(int, tok[1::4], _HEX))
+    remaining = map(int.__sub__, amount, map(int, tok[2::4], _HEX))
+    times = _times(tok[3::4], base)
+    return dict(zip(ids, map(list, zip(remaining, amount, times, strict=True)), strict=True))
+
+
+# ---------------------------------------------------------------------- the hash
+def _chunks(value: str) -> list[str]:
+    size = CHUNK if value.isascii() else CHUNK // 4  # UTF-8: at most 4 bytes a character
+    if len(value) <= size:
+        return ["a", value]
+    out = []
+    for k, i in enumerate(range(0, len(value), size)):
+        out += ("+" + str(k) if k else "a", value[i : i + size])
     return out
 
 
-_CAUSE_CODE = {
-    "first_purchase": "f",
-    "purchase": "p",
-    "refund": "r",
-    "recency_decay": "d",
-    "recalibration": "c",
-    "rules_change": "u",
-}
-_CODE_CAUSE = {v: k for k, v in _CAUSE_CODE.items()}
-
-
-def _history_entry(h: list[str | int]) -> str:
-    """``scheme from>to cause-code hex-ms``, e.g. ``rfm8 new>high_value p 19b7e0f5800``:
-    under half the JSON's size (keys and schemes have no spaces, '>' or ';')."""
-    scheme, frm, to, cause, ms = h
-    return f"{scheme} {frm}>{to} {_CAUSE_CODE[str(cause)]} {int(ms):x}"
-
-
-def _history(raw: str) -> list[list[str | int]]:
-    out: list[list[str | int]] = []
-    for entry in raw.split(";") if raw else ():
-        scheme, move, code, t = entry.split(" ")
-        frm, _, to = move.partition(">")
-        out.append([scheme, frm, to, _CODE_CAUSE[code], int(t, 16)])
-    return out
-
-
-def encode_state(s: CustomerState) -> list[str | int]:
-    first = "" if s.first_ms is None else s.first_ms
-    fields: list[str | int] = ["f", s.frequency, "m", s.monetary, "fs", first]
-    fields += ["l", s.last_ms, "c", s.cursor_ms]
-    fields += ["e", ",".join(f"{d}:{t}" for d, t in s.seen.items())]
-    fields += ["o", orjson.dumps(s.orders).decode() if s.orders else ""]
-    fields += ["h", orjson.dumps([list(h) for h in s.held]).decode() if s.held else ""]
-    fields += ["w", orjson.dumps(s.days, option=orjson.OPT_NON_STR_KEYS).decode() if s.days else ""]
-    fields += ["v", s.stamp]
-    fields += ["t", ";".join(_history_entry(h) for h in s.history)]
-    for scheme, key in s.segments.items():
-        fields.append(_SEG + scheme)
-        fields.append(key)
-    return fields
+def encode_state(s: CustomerState) -> list[str]:
+    """The hash's fields and values, flat; the commit replaces the hash with them."""
+    base = s.cursor_ms
+    parts = [
+        _core(s),
+        _history(s.history, base) if s.history else "",
+        _dedupe(s.seen, base) if s.seen else "",
+        _orders(s.orders, s.customer_id, base) if s.orders else "",
+        orjson.dumps([list(h) for h in s.held]).decode() if s.held else "",
+        orjson.dumps(s.days, option=orjson.OPT_NON_STR_KEYS).decode() if s.days else "",
+    ]
+    return _chunks("\n".join(parts).rstrip("\n"))
 
 
 def decode_state(customer_id: str, raw: Mapping[str, str] | Sequence[str]) -> CustomerState:
-    """From ``HGETALL`` output: a dict (redis-py) or a flat list (inside a Lua reply)."""
+    """From ``HGETALL`` output: a dict (redis-py) or a flat list (inside a Lua reply);
+    either format (see the module docstring for how they are told apart)."""
     h = raw if isinstance(raw, Mapping) else dict(zip(raw[::2], raw[1::2], strict=True))
-    orders = h.get("o")
-    held = h.get("h")
+    value = h.get("a")
+    if value is None or "f" in h:
+        return decode_v1(customer_id, h)
+    if "+1" in h:
+        value += "".join(h[f"+{k}"] for k in range(1, len(h)) if f"+{k}" in h)
+    core, history, seen, orders, held, days = (value.split("\n") + [""] * 5)[:6]
+    f, m, first, last, c, stamp, segments = _read_core(core)
     return CustomerState(
         customer_id=customer_id,
-        frequency=int(h.get("f", 0)),
-        monetary=int(h.get("m", 0)),
-        first_ms=int(h["fs"]) if h.get("fs") else None,
-        last_ms=int(h.get("l", 0)),
-        cursor_ms=int(h.get("c", 0)),
-        segments={k[len(_SEG) :]: v for k, v in h.items() if k.startswith(_SEG)},
-        seen=_seen(h.get("e", "")),
-        orders=orjson.loads(orders) if orders else {},
+        frequency=f,
+        monetary=m,
+        first_ms=first,
+        last_ms=last,
+        cursor_ms=c,
+        segments=segments,
+        seen=_read_dedupe(seen, c) if seen else {},
+        orders=_read_orders(orders, customer_id, c) if orders else {},
         held=[HeldRefund(*x) for x in orjson.loads(held)] if held else [],
-        days={int(d): v for d, v in orjson.loads(days).items()} if (days := h.get("w")) else {},
-        stamp=h.get("v", ""),
-        history=_history(h.get("t", "")),
+        days={int(k): v for k, v in orjson.loads(days).items()} if days else {},
+        stamp=stamp,
+        history=_read_history(history, c) if history else [],
     )

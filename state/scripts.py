@@ -7,7 +7,8 @@ The commit script is the heart of invariants 3 and 8; its steps, in order:
    assigned the partition). A worker that lost the partition holds an older epoch.
 2. Compare-and-set on ``ver``: the caller loaded state at this version; any other
    commit in between (timer vs agent race, zombie) makes this one fail, not clobber.
-3. Write every changed customer hash.
+3. Write every changed customer hash, replacing it whole (DEL, then HSET): a field the
+   state no longer has (an emptied list, a v1 field after the v2 codec) must not linger.
    Apply the counter hashes' deltas (HINCRBY; fields that reach 0 removed): quantile
    summaries, segment counts, hourly transition counts (these expire with retention).
 4. Update the due-time schedule (ZADD, or ZREM for customers with nothing due).
@@ -72,6 +73,7 @@ end
 local batch = cjson.decode(ARGV[5])
 local nq = batch.q and #batch.q or 0
 for k = 4, #KEYS - nq do
+  redis.call('DEL', KEYS[k])
   redis.call('HSET', KEYS[k], unpack(batch.c[k - 3]))
 end
 for j = 1, nq do
