@@ -12,13 +12,13 @@ listpack) and ``u``, the customer's schedule bucket, which only the commit scrip
 reads and writes (see :mod:`state.schedule`). ``a`` is six sections joined by
 newlines (trailing empty ones left out), each space-separated:
 
-core      f, m, c, c-l, l-fs ('' before a first purchase), the stamp, then a (scheme,
-          segment) token pair per scheme
+core      f, m (money: see ``_money``), c, c-l, l-fs ('' before a first purchase), the
+          stamp (see ``_stamp``), then a (scheme, segment) token pair per scheme
 history   latest transitions, oldest first, two tokens each: the codes of scheme,
           from, to and cause run together ("1b2p"), then the time delta
 dedupe    digest, time delta
-orders    order id ("~" + the rest when it starts with the customer id), amount, amount
-          - remaining, time delta
+orders    order id ("~" + the rest when it starts with the customer id), amount (money),
+          amount - remaining ('' when nothing was refunded), time delta
 held      refunds held for their purchase (rare): JSON
 days      rolling-window day totals (only with windows): JSON
 
@@ -34,6 +34,7 @@ by a v1 writer (an old worker during a rolling upgrade) and is read as v1.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from itertools import accumulate, repeat
@@ -94,7 +95,7 @@ def _times(hexes: Sequence[str], base: int) -> list[int]:
 def _core(s: CustomerState) -> str:
     c = s.cursor_ms
     first = "" if s.first_ms is None else f"{s.last_ms - s.first_ms:x}"
-    parts = [f"{s.frequency:x}", f"{s.monetary:x}", f"{c:x}", f"{c - s.last_ms:x}", first]
+    parts = [f"{s.frequency:x}", _money(s.monetary), f"{c:x}", f"{c - s.last_ms:x}", first]
     try:
         parts.append(_stamp(s.stamp))
         for scheme, key in s.segments.items():
@@ -106,10 +107,33 @@ def _core(s: CustomerState) -> str:
     return " ".join(parts)
 
 
+@lru_cache(maxsize=64)
 def _stamp(stamp: str) -> str:
+    """``=`` and the rules version's 12 hex digits as 8 base64 ones (few distinct stamps:
+    cached), else the stamp itself (quoted if it starts with a marker)."""
     if " " in stamp or not stamp.isprintable():
         raise _Unsafe
-    return stamp
+    rules, slash, cut = stamp.partition("/")
+    if slash and len(rules) == 12 and all(ch in "0123456789abcdef" for ch in rules):
+        return "=" + base64.urlsafe_b64encode(bytes.fromhex(rules)).decode() + "/" + cut
+    return "'" + stamp if stamp[:1] in ("=", "'") else stamp
+
+
+@lru_cache(maxsize=64)
+def _read_stamp(t: str) -> str:
+    if t[:1] == "=":
+        return base64.urlsafe_b64decode(t[1:9]).hex() + t[9:]
+    return t[1:] if t[:1] == "'" else t
+
+
+def _money(units: int) -> str:
+    """Hex of the amount in hundredths of its units (a 2-decimal price is a multiple of
+    100 units: two hex digits fewer), or ``.`` and the hex of the units."""
+    return f"{units // 100:x}" if units % 100 == 0 else f".{units:x}"
+
+
+def _read_money(t: str) -> int:
+    return int(t[1:], 16) if t[0] == "." else int(t, 16) * 100
 
 
 def _read_core(raw: str) -> tuple[int, int, int | None, int, int, str, dict[str, str]]:
@@ -121,7 +145,7 @@ def _read_core(raw: str) -> tuple[int, int, int | None, int, int, str, dict[str,
     last = c - int(tok[3], 16)
     first = last - int(tok[4], 16) if tok[4] else None
     segments = {_untok(tok[i]): _untok(tok[i + 1]) for i in range(6, len(tok), 2)}
-    return int(tok[0], 16), int(tok[1], 16), first, last, c, tok[5], segments
+    return int(tok[0], 16), _read_money(tok[1]), first, last, c, _read_stamp(tok[5]), segments
 
 
 @lru_cache(maxsize=4096)
@@ -193,7 +217,7 @@ def _orders(orders: Mapping[str, Sequence[int]], customer_id: str, base: int) ->
     deltas = _deltas(times, base)
     return " ".join(
         [
-            f"{i} {a:x} {a - r:x} {d:x}"
+            f"{i} {_money(a)} {f'{a - r:x}' if a != r else ''} {d:x}"
             for i, a, r, d in zip(ids, amount, remaining, deltas, strict=True)
         ]
     )
@@ -204,8 +228,8 @@ def _read_orders(raw: str, customer_id: str, base: int) -> dict[str, list[int]]:
         return orjson.loads(raw)  # type: ignore[no-any-return]
     tok = raw.split(" ")
     ids = [customer_id + i[1:] if i[0] == "~" else i[1:] if i[0] == "'" else i for i in tok[::4]]
-    amount = list(map(int, tok[1::4], _HEX))
-    remaining = map(int.__sub__, amount, map(int, tok[2::4], _HEX))
+    amount = [int(a, 16) * 100 if a[0] != "." else int(a[1:], 16) for a in tok[1::4]]
+    remaining = [a - int(r, 16) if r else a for a, r in zip(amount, tok[2::4], strict=True)]
     times = _times(tok[3::4], base)
     return dict(zip(ids, map(list, zip(remaining, amount, times, strict=True)), strict=True))
 
