@@ -35,9 +35,10 @@ by a v1 writer (an old worker during a rolling upgrade) and is read as v1.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
-from itertools import accumulate, repeat
+from itertools import accumulate, chain, repeat
 
 import orjson
 
@@ -54,7 +55,13 @@ CHUNK = 1000
 ``hash-max-listpack-value`` of 1024 every server here is given (``state.store``)."""
 
 _MARK = "'~[{"  # first characters that mean something: a name starting with one is quoted
+_STARTS = (" '", " ~", " [", " {")  # a name starting with a marker, after a separator
 _HEX = repeat(16)
+_X = repeat("x")
+_HUNDRED = repeat(100)
+_FOUR = re.compile(".{4}", re.DOTALL)
+_TWELVE = re.compile(".{12}", re.DOTALL)
+_SECTIONS = 11
 
 
 class _Unsafe(Exception):
@@ -159,79 +166,117 @@ def _entry(code: str) -> tuple[str, str, str, str]:
     return NAME[code[0]], NAME[code[1]], NAME[code[2]], CODE_CAUSE[code[3]]
 
 
-def _history(history: Sequence[Sequence[str | int]], base: int) -> str:
-    codes = [_entry_code(str(h[0]), str(h[1]), str(h[2]), str(h[3])) for h in history]
-    deltas = _deltas([int(h[4]) for h in history], base)
+def _hexes(values: Iterable[int]) -> str:
+    return " ".join(map(format, values, _X))
+
+
+# Each list is written as columns (sections of its own), so that both directions are a
+# few C-level passes (join, split, map, accumulate) instead of Python work per item.
+
+
+def _history(history: Sequence[Sequence[str | int]], base: int) -> tuple[str, str]:
+    """(codes, time deltas): four code characters per entry, run together."""
+    schemes, frms, tos, causes, times = zip(*history, strict=True)
+    deltas = _hexes(_deltas(list(map(int, times)), base))
+    codes = list(map(_entry_code, schemes, frms, tos, causes))
     if None not in codes:
-        return " ".join([f"{c} {d:x}" for c, d in zip(codes, deltas, strict=True)])
-    out = ["~"]
-    try:
-        for (scheme, frm, to, cause, _), d in zip(history, deltas, strict=True):
-            out += (_tok(str(scheme)), _tok(str(frm)), _tok(str(to)), CAUSE_CODE[str(cause)])
-            out.append(f"{d:x}")
+        return "".join(codes), deltas  # type: ignore[arg-type]
+    try:  # a name without a code: "~" and four space-separated tokens per entry
+        names = map(_tok, chain.from_iterable(zip(schemes, frms, tos, strict=True)))
+        spelled = [
+            f"{a} {b} {c} {CAUSE_CODE[d]}"
+            for (a, b, c), d in zip(_triples(names), causes, strict=True)
+        ]
     except _Unsafe:
-        return orjson.dumps([list(h) for h in history]).decode()
-    return " ".join(out)
+        return orjson.dumps([list(h) for h in history]).decode(), ""
+    return "~ " + " ".join(spelled), deltas
 
 
-def _read_history(raw: str, base: int) -> list[list[str | int]]:
-    if raw[0] == "[":
-        return orjson.loads(raw)  # type: ignore[no-any-return]
-    if raw[0] == "~":
-        tok = raw.split(" ")[1:]
-        names = zip(tok[::5], tok[1::5], tok[2::5], tok[3::5], strict=True)
-        return [
-            [_untok(s), _untok(f), _untok(to), CODE_CAUSE[c], t]
-            for (s, f, to, c), t in zip(names, _times(tok[4::5], base), strict=True)
-        ]
-    tok = raw.split(" ")
-    return [[*_entry(c), t] for c, t in zip(tok[::2], _times(tok[1::2], base), strict=True)]
+def _triples(it: Iterable[str]) -> Iterable[tuple[str, str, str]]:
+    i = iter(it)
+    return zip(i, i, i, strict=True)
 
 
-def _dedupe(seen: Mapping[str, int], base: int) -> str:
-    digests = list(seen)
-    for d in digests:
-        if len(d) != 12 or " " in d or not d.isprintable() or d[0] in _MARK:
-            return orjson.dumps(list(seen.items())).decode()
-    deltas = _deltas(list(seen.values()), base)
-    return " ".join([f"{d} {t:x}" for d, t in zip(digests, deltas, strict=True)])
+def _read_history(codes: str, deltas: str, base: int) -> list[list[str | int]]:
+    if codes[0] == "[":
+        return orjson.loads(codes)  # type: ignore[no-any-return]
+    times = zip(_times(deltas.split(" "), base))
+    if codes[0] == "~":
+        tok = codes.split(" ")[1:]
+        names = zip(
+            map(_untok, tok[::4]),
+            map(_untok, tok[1::4]),
+            map(_untok, tok[2::4]),
+            map(CODE_CAUSE.__getitem__, tok[3::4]),
+            strict=True,
+        )
+    else:
+        names = map(_entry, _FOUR.findall(codes))
+    return list(map(list, map(tuple.__add__, names, times)))  # type: ignore[arg-type]
 
 
-def _read_dedupe(raw: str, base: int) -> dict[str, int]:
-    if raw[0] == "[":
-        return dict(orjson.loads(raw))
-    tok = raw.split(" ")
-    return dict(zip(tok[::2], _times(tok[1::2], base), strict=True))
+def _dedupe(seen: Mapping[str, int], base: int) -> tuple[str, str]:
+    """(digests run together, time deltas): a digest is always 12 characters."""
+    digests = "".join(seen)
+    if len(digests) != 12 * len(seen) or not digests.isprintable() or digests[0] in _MARK:
+        return orjson.dumps(list(seen.items())).decode(), ""
+    return digests, _hexes(_deltas(list(seen.values()), base))
 
 
-def _orders(orders: Mapping[str, Sequence[int]], customer_id: str, base: int) -> str:
-    n, ids = len(customer_id), []
-    for oid in orders:
-        if " " in oid or not oid.isprintable():
-            return orjson.dumps(orders).decode()
-        if n and oid.startswith(customer_id):
-            ids.append("~" + oid[n:])
-        else:
-            ids.append("'" + oid if not oid or oid[0] in _MARK else oid)
+def _read_dedupe(digests: str, deltas: str, base: int) -> dict[str, int]:
+    if digests[0] == "[":
+        return dict(orjson.loads(digests))
+    return dict(zip(_TWELVE.findall(digests), _times(deltas.split(" "), base), strict=True))
+
+
+def _orders(orders: Mapping[str, Sequence[int]], customer_id: str, base: int) -> tuple[str, ...]:
+    """(ids, amounts, time deltas, refunds): ids space-separated, "~" for the customer's
+    own id prefix; amounts in hundredths unless the column starts with "."; refunds only
+    for orders with some: index and amount refunded, in pairs."""
+    ids = " ".join(orders)
+    n = len(orders)
+    if (
+        ids.count(" ") != n - 1  # an id with a space
+        or "" in orders
+        or not ids.isprintable()
+        or any(m in f" {ids}" for m in _STARTS)
+    ):
+        return (orjson.dumps(orders).decode(), "", "", "")
+    if customer_id and " " not in customer_id:
+        ids = f" {ids}".replace(f" {customer_id}", " ~")[1:]
     remaining, amount, times = zip(*orders.values(), strict=True)
-    deltas = _deltas(times, base)
-    return " ".join(
-        [
-            f"{i} {_money(a)} {f'{a - r:x}' if a != r else ''} {d:x}"
-            for i, a, r, d in zip(ids, amount, remaining, deltas, strict=True)
-        ]
-    )
+    if any(map(int.__mod__, amount, _HUNDRED)):
+        amounts = ". " + _hexes(amount)
+    else:
+        amounts = _hexes(map(int.__floordiv__, amount, _HUNDRED))
+    refunds = ""
+    if remaining != amount:
+        refunds = " ".join(
+            f"{i:x} {a - r:x}"
+            for i, (a, r) in enumerate(zip(amount, remaining, strict=True))
+            if a != r
+        )
+    return ids, amounts, _hexes(_deltas(times, base)), refunds
 
 
-def _read_orders(raw: str, customer_id: str, base: int) -> dict[str, list[int]]:
-    if raw[0] == "{":
-        return orjson.loads(raw)  # type: ignore[no-any-return]
-    tok = raw.split(" ")
-    ids = [customer_id + i[1:] if i[0] == "~" else i[1:] if i[0] == "'" else i for i in tok[::4]]
-    amount = [int(a, 16) * 100 if a[0] != "." else int(a[1:], 16) for a in tok[1::4]]
-    remaining = [a - int(r, 16) if r else a for a, r in zip(amount, tok[2::4], strict=True)]
-    times = _times(tok[3::4], base)
-    return dict(zip(ids, map(list, zip(remaining, amount, times, strict=True)), strict=True))
+def _read_orders(
+    ids: str, amounts: str, deltas: str, refunds: str, customer_id: str, base: int
+) -> dict[str, list[int]]:
+    if ids[0] == "{":
+        return orjson.loads(ids)  # type: ignore[no-any-return]
+    if "~" in ids:
+        ids = f" {ids}".replace(" ~", f" {customer_id}")[1:]
+    if amounts[0] == ".":
+        amount = list(map(int, amounts[2:].split(" "), _HEX))
+    else:
+        amount = list(map(int.__mul__, map(int, amounts.split(" "), _HEX), _HUNDRED))
+    times = _times(deltas.split(" "), base)
+    rows = list(map(list, zip(amount, amount, times, strict=True)))
+    if refunds:
+        tok = refunds.split(" ")
+        for i, r in zip(tok[::2], tok[1::2], strict=True):
+            rows[int(i, 16)][0] -= int(r, 16)
+    return dict(zip(ids.split(" "), rows, strict=True))
 
 
 # ---------------------------------------------------------------------- the hash
@@ -248,14 +293,12 @@ def _chunks(value: str) -> list[str]:
 def encode_state(s: CustomerState) -> list[str]:
     """The hash's fields and values, flat; the commit replaces the hash with them."""
     base = s.cursor_ms
-    parts = [
-        _core(s),
-        _history(s.history, base) if s.history else "",
-        _dedupe(s.seen, base) if s.seen else "",
-        _orders(s.orders, s.customer_id, base) if s.orders else "",
-        orjson.dumps([list(h) for h in s.held]).decode() if s.held else "",
-        orjson.dumps(s.days, option=orjson.OPT_NON_STR_KEYS).decode() if s.days else "",
-    ]
+    parts = [_core(s)]
+    parts += _history(s.history, base) if s.history else ("", "")
+    parts += _dedupe(s.seen, base) if s.seen else ("", "")
+    parts += _orders(s.orders, s.customer_id, base) if s.orders else ("", "", "", "")
+    parts.append(orjson.dumps([list(h) for h in s.held]).decode() if s.held else "")
+    parts.append(orjson.dumps(s.days, option=orjson.OPT_NON_STR_KEYS).decode() if s.days else "")
     return _chunks("\n".join(parts).rstrip("\n"))
 
 
@@ -268,8 +311,10 @@ def decode_state(customer_id: str, raw: Mapping[str, str] | Sequence[str]) -> Cu
         return decode_v1(customer_id, h)
     if "+1" in h:
         value += "".join(h[f"+{k}"] for k in range(1, len(h)) if f"+{k}" in h)
-    core, history, seen, orders, held, days = (value.split("\n") + [""] * 5)[:6]
-    f, m, first, last, c, stamp, segments = _read_core(core)
+    sec = value.split("\n")
+    if len(sec) < _SECTIONS:
+        sec += [""] * (_SECTIONS - len(sec))
+    f, m, first, last, c, stamp, segments = _read_core(sec[0])
     return CustomerState(
         customer_id=customer_id,
         frequency=f,
@@ -278,10 +323,10 @@ def decode_state(customer_id: str, raw: Mapping[str, str] | Sequence[str]) -> Cu
         last_ms=last,
         cursor_ms=c,
         segments=segments,
-        seen=_read_dedupe(seen, c) if seen else {},
-        orders=_read_orders(orders, customer_id, c) if orders else {},
-        held=[HeldRefund(*x) for x in orjson.loads(held)] if held else [],
-        days={int(k): v for k, v in orjson.loads(days).items()} if days else {},
+        seen=_read_dedupe(sec[3], sec[4], c) if sec[3] else {},
+        orders=_read_orders(sec[5], sec[6], sec[7], sec[8], customer_id, c) if sec[5] else {},
+        held=[HeldRefund(*x) for x in orjson.loads(sec[9])] if sec[9] else [],
+        days={int(k): v for k, v in orjson.loads(sec[10]).items()} if sec[10] else {},
         stamp=stamp,
-        history=_read_history(history, c) if history else [],
+        history=_read_history(sec[1], sec[2], c) if sec[1] else [],
     )
