@@ -55,9 +55,8 @@ CHUNK = 1000
 ``hash-max-listpack-value`` of 1024 every server here is given (``state.store``)."""
 
 _MARK = "'~[{"  # first characters that mean something: a name starting with one is quoted
-_STARTS = (" '", " ~", " [", " {")  # a name starting with a marker, after a separator
+_ODD = re.compile(r"['~\[{]")  # order ids with these go to JSON (they mark things)
 _HEX = repeat(16)
-_X = repeat("x")
 _HUNDRED = repeat(100)
 _FOUR = re.compile(".{4}", re.DOTALL)
 _TWELVE = re.compile(".{12}", re.DOTALL)
@@ -83,11 +82,17 @@ def _untok(t: str) -> str:
     return t[1:] if t[0] == "'" else t
 
 
-def _deltas(times: Sequence[int], base: int) -> list[int]:
+def _hex_list(values: Sequence[int]) -> str:
+    """Space-separated hex, formatted in one C call."""
+    return ("%x " * len(values))[:-1] % tuple(values)
+
+
+def _hex_deltas(times: Sequence[int], base: int) -> str:
     """``base - t0``, then ``t_i - t_(i-1)``: short numbers for lists in time order."""
-    out = [base - times[0]]
-    out += map(int.__sub__, times[1:], times[:-1])
-    return out
+    if len(times) == 1:
+        return f"{base - times[0]:x}"
+    deltas = (base - times[0], *map(int.__sub__, times[1:], times[:-1]))
+    return ("%x " * len(times))[:-1] % deltas
 
 
 def _times(hexes: Sequence[str], base: int) -> list[int]:
@@ -100,18 +105,28 @@ def _times(hexes: Sequence[str], base: int) -> list[int]:
 
 # ---------------------------------------------------------------------- sections
 def _core(s: CustomerState) -> str:
-    c = s.cursor_ms
-    first = "" if s.first_ms is None else f"{s.last_ms - s.first_ms:x}"
-    parts = [f"{s.frequency:x}", _money(s.monetary), f"{c:x}", f"{c - s.last_ms:x}", first]
+    c, last, m = s.cursor_ms, s.last_ms, s.monetary
+    money = f"{m // 100:x}" if m % 100 == 0 else f".{m:x}"  # see _money
+    first = "" if s.first_ms is None else f"{last - s.first_ms:x}"
     try:
-        parts.append(_stamp(s.stamp))
-        for scheme, key in s.segments.items():
-            parts.append(_tok(scheme))
-            parts.append(_tok(key))
+        tail = _tail(s.stamp, tuple(s.segments.items()))
     except _Unsafe:
-        doc = [s.frequency, s.monetary, s.first_ms, s.last_ms, c, s.stamp, list(s.segments.items())]
+        doc = [s.frequency, m, s.first_ms, last, c, s.stamp, list(s.segments.items())]
         return orjson.dumps(doc).decode()
-    return " ".join(parts)
+    return f"{s.frequency:x} {money} {c:x} {c - last:x} {first} {tail}"
+
+
+@lru_cache(maxsize=4096)
+def _tail(stamp: str, segments: tuple[tuple[str, str], ...]) -> str:
+    """The stamp and segment tokens: few distinct combinations, so cached."""
+    return " ".join([_stamp(stamp), *map(_tok, chain.from_iterable(segments))])
+
+
+@lru_cache(maxsize=4096)
+def _read_tail(raw: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    tok = raw.split(" ")
+    names = list(map(_untok, tok[1:]))
+    return _read_stamp(tok[0]), tuple(zip(names[::2], names[1::2], strict=True))
 
 
 @lru_cache(maxsize=64)
@@ -147,12 +162,19 @@ def _read_core(raw: str) -> tuple[int, int, int | None, int, int, str, dict[str,
     if raw[0] == "[":
         f, m, first, last, c, stamp, segs = orjson.loads(raw)
         return f, m, first, last, c, stamp, dict(segs)
-    tok = raw.split(" ")
-    c = int(tok[2], 16)
-    last = c - int(tok[3], 16)
-    first = last - int(tok[4], 16) if tok[4] else None
-    segments = {_untok(tok[i]): _untok(tok[i + 1]) for i in range(6, len(tok), 2)}
-    return int(tok[0], 16), _read_money(tok[1]), first, last, c, _read_stamp(tok[5]), segments
+    f, m, c, cl, lf, tail = raw.split(" ", 5)
+    c = int(c, 16)
+    last = c - int(cl, 16)
+    stamp, segments = _read_tail(tail)
+    return (
+        int(f, 16),
+        _read_money(m),
+        last - int(lf, 16) if lf else None,
+        last,
+        c,
+        stamp,
+        dict(segments),
+    )
 
 
 @lru_cache(maxsize=4096)
@@ -166,10 +188,6 @@ def _entry(code: str) -> tuple[str, str, str, str]:
     return NAME[code[0]], NAME[code[1]], NAME[code[2]], CODE_CAUSE[code[3]]
 
 
-def _hexes(values: Iterable[int]) -> str:
-    return " ".join(map(format, values, _X))
-
-
 # Each list is written as columns (sections of its own), so that both directions are a
 # few C-level passes (join, split, map, accumulate) instead of Python work per item.
 
@@ -177,14 +195,15 @@ def _hexes(values: Iterable[int]) -> str:
 def _history(history: Sequence[Sequence[str | int]], base: int) -> tuple[str, str]:
     """(codes, time deltas): four code characters per entry, run together."""
     schemes, frms, tos, causes, times = zip(*history, strict=True)
-    deltas = _hexes(_deltas(list(map(int, times)), base))
-    codes = list(map(_entry_code, schemes, frms, tos, causes))
-    if None not in codes:
-        return "".join(codes), deltas  # type: ignore[arg-type]
-    try:  # a name without a code: "~" and four space-separated tokens per entry
-        names = map(_tok, chain.from_iterable(zip(schemes, frms, tos, strict=True)))
+    deltas = _hex_deltas(times, base)  # type: ignore[arg-type]
+    try:
+        return "".join(map(_entry_code, schemes, frms, tos, causes)), deltas  # type: ignore[arg-type]
+    except TypeError:  # a name without a code (None): spelled out below
+        pass
+    try:  # "~" and four space-separated tokens per entry
+        names = map(_tok, chain.from_iterable(zip(schemes, frms, tos, strict=True)))  # type: ignore[arg-type]
         spelled = [
-            f"{a} {b} {c} {CAUSE_CODE[d]}"
+            f"{a} {b} {c} {CAUSE_CODE[d]}"  # type: ignore[index]
             for (a, b, c), d in zip(_triples(names), causes, strict=True)
         ]
     except _Unsafe:
@@ -218,9 +237,9 @@ def _read_history(codes: str, deltas: str, base: int) -> list[list[str | int]]:
 def _dedupe(seen: Mapping[str, int], base: int) -> tuple[str, str]:
     """(digests run together, time deltas): a digest is always 12 characters."""
     digests = "".join(seen)
-    if len(digests) != 12 * len(seen) or not digests.isprintable() or digests[0] in _MARK:
+    if len(digests) != 12 * len(seen) or not digests.isprintable() or digests[0] == "[":
         return orjson.dumps(list(seen.items())).decode(), ""
-    return digests, _hexes(_deltas(list(seen.values()), base))
+    return digests, _hex_deltas(tuple(seen.values()), base)
 
 
 def _read_dedupe(digests: str, deltas: str, base: int) -> dict[str, int]:
@@ -234,29 +253,25 @@ def _orders(orders: Mapping[str, Sequence[int]], customer_id: str, base: int) ->
     own id prefix; amounts in hundredths unless the column starts with "."; refunds only
     for orders with some: index and amount refunded, in pairs."""
     ids = " ".join(orders)
-    n = len(orders)
     if (
-        ids.count(" ") != n - 1  # an id with a space
+        ids.count(" ") != len(orders) - 1  # an id with a space
         or "" in orders
         or not ids.isprintable()
-        or any(m in f" {ids}" for m in _STARTS)
+        or _ODD.search(ids)
     ):
         return (orjson.dumps(orders).decode(), "", "", "")
     if customer_id and " " not in customer_id:
         ids = f" {ids}".replace(f" {customer_id}", " ~")[1:]
     remaining, amount, times = zip(*orders.values(), strict=True)
     if any(map(int.__mod__, amount, _HUNDRED)):
-        amounts = ". " + _hexes(amount)
+        amounts = ". " + _hex_list(amount)
     else:
-        amounts = _hexes(map(int.__floordiv__, amount, _HUNDRED))
+        amounts = _hex_list(list(map(int.__floordiv__, amount, _HUNDRED)))
     refunds = ""
     if remaining != amount:
-        refunds = " ".join(
-            f"{i:x} {a - r:x}"
-            for i, (a, r) in enumerate(zip(amount, remaining, strict=True))
-            if a != r
-        )
-    return ids, amounts, _hexes(_deltas(times, base)), refunds
+        pairs = zip(amount, remaining, strict=True)
+        refunds = " ".join(f"{i:x} {a - r:x}" for i, (a, r) in enumerate(pairs) if a != r)
+    return ids, amounts, _hex_deltas(times, base), refunds
 
 
 def _read_orders(
