@@ -157,12 +157,7 @@ async def load(
             schedule = dict(zip((s.customer_id for s in states), due_at.tolist(), strict=True))
             version = await store.commit(p, claim.epoch, version, states, schedule, [])
     elapsed = time.perf_counter() - t0
-    now_due = sum(
-        [
-            int(await store.client.zcount(store.keys.due(p), "-inf", NOW_MS))
-            for p in range(partitions)
-        ]
-    )
+    now_due = sum([await store.due_count(p, NOW_MS) for p in range(partitions)])
     sizes = [await store.schedule_size(p) for p in range(partitions)]
     if now_due != due or sum(sizes) != customers:
         raise AssertionError(
