@@ -8,25 +8,31 @@ with ``split``, ``map(int)`` and ``accumulate`` rather than per-character work.
 
 The hash holds field ``a`` (continued in ``+1``, ``+2``, ... only when longer than
 :data:`CHUNK`, so every value stays under ``hash-max-listpack-value`` and the hash a
-listpack) and ``u``, the customer's schedule bucket, which only the commit script
-reads and writes (see :mod:`state.schedule`). ``a`` is six sections joined by
-newlines (trailing empty ones left out), each space-separated:
+listpack) and ``u``, the customer's due time, which only the commit script reads and
+writes (:mod:`state.schedule`). ``a`` is eleven sections joined by newlines (trailing
+empty ones left out); each list is stored as columns, so both directions are a few
+C-level passes (join, ``%``-format, split, ``map(int)``, ``accumulate``):
 
-core      f, m (money: see ``_money``), c, c-l, l-fs ('' before a first purchase), the
-          stamp (see ``_stamp``), then a (scheme, segment) token pair per scheme
-history   latest transitions, oldest first, two tokens each: the codes of scheme,
-          from, to and cause run together ("1b2p"), then the time delta
-dedupe    digest, time delta
-orders    order id ("~" + the rest when it starts with the customer id), amount (money),
-          amount - remaining ('' when nothing was refunded), time delta
-held      refunds held for their purchase (rare): JSON
-days      rolling-window day totals (only with windows): JSON
+ 0  core: f, m (money, see ``_money``), c, c-l, l-fs ('' before a first purchase), the
+    stamp (see ``_stamp``), then a (scheme, segment) token pair per scheme
+ 1  history codes: four characters per transition (scheme, from, to, cause), run
+    together; or ``~`` and four space-separated tokens each when a name has no code
+ 2  history time deltas
+ 3  dedupe digests, run together (each is 12 characters)
+ 4  dedupe time deltas
+ 5  order ids ("~" + the rest when one starts with the customer id)
+ 6  order amounts in hundredths of a unit, or "." then in units
+ 7  order time deltas
+ 8  refunds so far: (order index, amount) pairs, only for orders with some
+ 9  refunds held for their purchase (rare): JSON
+10  rolling-window day totals (only with windows): JSON
 
 Numbers are hex; a list's first time is stored as ``c - t``, each next one as ``t -
 previous`` (lists are in time order, so these are short). A name is its code from
 :mod:`state.names` or itself (quoted with a leading ``'`` when one character long or
 starting with a marker); history spelled out starts with ``~``. A name with a space
-or a control character sends its section to JSON, which starts with ``[`` or ``{``.
+or a control character (or an order id with one of ``'~[{``) sends its list to JSON,
+which starts with ``[`` or ``{``.
 
 Which format a hash holds: v2 has ``a`` and no ``f``; a hash with ``f`` was last written
 by a v1 writer (an old worker during a rolling upgrade) and is read as v1.
@@ -95,11 +101,12 @@ def _hex_deltas(times: Sequence[int], base: int) -> str:
     return ("%x " * len(times))[:-1] % deltas
 
 
-def _times(hexes: Sequence[str], base: int) -> list[int]:
-    """Inverse of :func:`_deltas`, from the hex tokens."""
-    d = list(map(int, hexes, _HEX))
-    if d:
-        d[0] = base - d[0]
+def _times(deltas: str, base: int) -> list[int]:
+    """Inverse of :func:`_hex_deltas`."""
+    if " " not in deltas:  # one item: the common case
+        return [base - int(deltas, 16)]
+    d = list(map(int, deltas.split(" "), _HEX))
+    d[0] = base - d[0]
     return list(accumulate(d))
 
 
@@ -219,7 +226,7 @@ def _triples(it: Iterable[str]) -> Iterable[tuple[str, str, str]]:
 def _read_history(codes: str, deltas: str, base: int) -> list[list[str | int]]:
     if codes[0] == "[":
         return orjson.loads(codes)  # type: ignore[no-any-return]
-    times = zip(_times(deltas.split(" "), base))
+    times = zip(_times(deltas, base))
     if codes[0] == "~":
         tok = codes.split(" ")[1:]
         names = zip(
@@ -245,7 +252,9 @@ def _dedupe(seen: Mapping[str, int], base: int) -> tuple[str, str]:
 def _read_dedupe(digests: str, deltas: str, base: int) -> dict[str, int]:
     if digests[0] == "[":
         return dict(orjson.loads(digests))
-    return dict(zip(_TWELVE.findall(digests), _times(deltas.split(" "), base), strict=True))
+    if len(digests) == 12:
+        return {digests: base - int(deltas, 16)}
+    return dict(zip(_TWELVE.findall(digests), _times(deltas, base), strict=True))
 
 
 def _orders(orders: Mapping[str, Sequence[int]], customer_id: str, base: int) -> tuple[str, ...]:
@@ -285,8 +294,7 @@ def _read_orders(
         amount = list(map(int, amounts[2:].split(" "), _HEX))
     else:
         amount = list(map(int.__mul__, map(int, amounts.split(" "), _HEX), _HUNDRED))
-    times = _times(deltas.split(" "), base)
-    rows = list(map(list, zip(amount, amount, times, strict=True)))
+    rows = list(map(list, zip(amount, amount, _times(deltas, base), strict=True)))
     if refunds:
         tok = refunds.split(" ")
         for i, r in zip(tok[::2], tok[1::2], strict=True):
@@ -320,7 +328,10 @@ def encode_state(s: CustomerState) -> list[str]:
 def decode_state(customer_id: str, raw: Mapping[str, str] | Sequence[str]) -> CustomerState:
     """From ``HGETALL`` output: a dict (redis-py) or a flat list (inside a Lua reply);
     either format (see the module docstring for how they are told apart)."""
-    h = raw if isinstance(raw, Mapping) else dict(zip(raw[::2], raw[1::2], strict=True))
+    if type(raw) is dict:
+        h = raw
+    else:
+        h = raw if isinstance(raw, Mapping) else dict(zip(raw[::2], raw[1::2], strict=True))
     value = h.get("a")
     if value is None or "f" in h:
         return decode_v1(customer_id, h)
