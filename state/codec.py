@@ -304,12 +304,17 @@ def _read_orders(
 
 # ---------------------------------------------------------------------- the hash
 def _chunks(value: str) -> list[str]:
+    """``a`` alone, or ``a`` = ``+<n>:`` and the first piece, then ``+1`` .. ``+n``: the
+    count makes any longer-ago ``+k`` left in the hash irrelevant (a core never starts
+    with ``+``), so the commit needn't delete fields to rewrite a hash."""
     size = CHUNK if value.isascii() else CHUNK // 4  # UTF-8: at most 4 bytes a character
     if len(value) <= size:
         return ["a", value]
-    out = []
-    for k, i in enumerate(range(0, len(value), size)):
-        out += ("+" + str(k) if k else "a", value[i : i + size])
+    size -= 8  # room for the count
+    pieces = [value[i : i + size] for i in range(0, len(value), size)]
+    out = ["a", f"+{len(pieces) - 1}:{pieces[0]}"]
+    for k, piece in enumerate(pieces[1:], 1):
+        out += (f"+{k}", piece)
     return out
 
 
@@ -335,8 +340,9 @@ def decode_state(customer_id: str, raw: Mapping[str, str] | Sequence[str]) -> Cu
     value = h.get("a")
     if value is None or "f" in h:
         return decode_v1(customer_id, h)
-    if "+1" in h:
-        value += "".join(h[f"+{k}"] for k in range(1, len(h)) if f"+{k}" in h)
+    if value[0] == "+":  # chunked (see _chunks)
+        n, _, value = value.partition(":")
+        value += "".join([h[f"+{k}"] for k in range(1, int(n) + 1)])
     sec = value.split("\n")
     if len(sec) < _SECTIONS:
         sec += [""] * (_SECTIONS - len(sec))

@@ -32,6 +32,7 @@ a bucket stays a listpack."""
 
 SCHEDULE_LUA = """
 -- schedule helpers; expect locals meta (KEYS[1]), legacy (KEYS[2]), tag, index
+local scheduled = 0  -- change of the customer count, written to meta 'sz' once
 local function bucket_at(t)
   return redis.call('ZREVRANGEBYSCORE', index, t, '-inf', 'LIMIT', 0, 1)[1]
 end
@@ -40,7 +41,7 @@ local function unschedule(cid, old)
   if b then
     local key = tag .. ':s:' .. b
     if redis.call('ZREM', key, cid) == 1 then
-      redis.call('HINCRBY', meta, 'sz', -1)
+      scheduled = scheduled - 1
       if redis.call('EXISTS', key) == 0 then redis.call('ZREM', index, b) end
     end
   end
@@ -52,7 +53,8 @@ local function schedule(cid, t)
     redis.call('ZADD', index, '-inf', b)
   end
   local key = tag .. ':s:' .. b
-  redis.call('HINCRBY', meta, 'sz', redis.call('ZADD', key, t, cid))
+  if redis.call('ZADD', key, t, cid) == 0 then return end  -- moved within the bucket
+  scheduled = scheduled + 1
   local n = redis.call('ZCARD', key)
   if n < SPLIT then return end
   local low = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2]
@@ -73,10 +75,10 @@ local function schedule(cid, t)
   redis.call('ZADD', index, mid, nb)
 end
 -- one customer's schedule entry: t = due ms, or '' for none
-local function reschedule(cid, t)
+local function reschedule(cid, t, has_legacy)
   local ckey = tag .. ':c:' .. cid
   local old = redis.call('HGET', ckey, 'u')
-  redis.call('ZREM', legacy, cid)
+  if has_legacy then redis.call('ZREM', legacy, cid) end
   if old == t then return end
   if old then unschedule(cid, old) end
   if t == '' then
@@ -84,7 +86,7 @@ local function reschedule(cid, t)
   elseif old or redis.call('EXISTS', ckey) == 1 then
     schedule(cid, t)
     redis.call('HSET', ckey, 'u', t)
-  else
+  else  -- no hash to keep the pointer in: the legacy set takes the entry
     redis.call('ZADD', legacy, t, cid)
   end
 end

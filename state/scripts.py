@@ -7,8 +7,9 @@ The commit script is the heart of invariants 3 and 8; its steps, in order:
    assigned the partition). A worker that lost the partition holds an older epoch.
 2. Compare-and-set on ``ver``: the caller loaded state at this version; any other
    commit in between (timer vs agent race, zombie) makes this one fail, not clobber.
-3. Write every changed customer hash, replacing it whole (DEL, then HSET): a field the
-   state no longer has (an emptied list, a v1 field after the v2 codec) must not linger.
+3. Write every changed customer hash (HSET; then, only if the hash has more fields than
+   the state plus the schedule's ``u``, e.g. a v1 hash, rewrite it whole: a field the
+   state no longer has must not linger).
    Apply the counter hashes' deltas (HINCRBY; fields that reach 0 removed): quantile
    summaries, segment counts, hourly transition counts (these expire with retention).
 4. Update the due-time schedule (:mod:`state.schedule`: move each customer's entry to
@@ -83,13 +84,19 @@ end
 local batch = cjson.decode(ARGV[5])
 local nq = batch.q and #batch.q or 0
 for k = 4, #KEYS - nq do
-  local fields, due = batch.c[k - 3], redis.call('HGET', KEYS[k], 'u')
-  if due then  -- the schedule's pointer survives the rewrite (state.schedule)
-    fields[#fields + 1] = 'u'
-    fields[#fields + 1] = due
-  end
-  redis.call('DEL', KEYS[k])
+  local fields = batch.c[k - 3]
   redis.call('HSET', KEYS[k], unpack(fields))
+  if redis.call('HLEN', KEYS[k]) > #fields / 2 + 1 then
+    -- fields the state no longer has (v1's, or an older state's continuations): rewrite
+    -- the hash whole, keeping the schedule's pointer (state.schedule)
+    local due = redis.call('HGET', KEYS[k], 'u')
+    if due then
+      fields[#fields + 1] = 'u'
+      fields[#fields + 1] = due
+    end
+    redis.call('DEL', KEYS[k])
+    redis.call('HSET', KEYS[k], unpack(fields))
+  end
 end
 for j = 1, nq do
   local key, deltas = KEYS[#KEYS - nq + j], batch.q[j]
@@ -104,9 +111,11 @@ if batch.x then
     redis.call('PEXPIREAT', KEYS[#KEYS - nq + e[1]], e[2])
   end
 end
+local has_legacy = redis.call('EXISTS', legacy) == 1
 for _, entry in ipairs(batch.d) do
-  reschedule(entry[1], entry[2])
+  reschedule(entry[1], entry[2], has_legacy)
 end
+if scheduled ~= 0 then redis.call('HINCRBY', meta, 'sz', scheduled) end
 for a = 6, #ARGV, 2 do
   redis.call('XADD', KEYS[3], '*', 'k', ARGV[a], 'd', ARGV[a + 1])
 end

@@ -225,7 +225,7 @@ class RedisStore(TallyReads):
         customers = []
         for s in states:
             keys.append(self.keys.customer(partition, s.customer_id))
-            customers.append([str(x) for x in codec.encode_state(s)])
+            customers.append(codec.encode_state(s))  # text already
         schedule = [[cid, "" if t == NEVER else str(t)] for cid, t in due.items()]
         doc: dict[str, object] = {"c": customers, "d": schedule}
         q: list[list[str]] = []

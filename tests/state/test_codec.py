@@ -118,4 +118,9 @@ def test_a_long_state_is_chunked_under_the_listpack_limit() -> None:
         assert len(fields) > 2
         assert all(len(v.encode()) <= CHUNK for v in fields[1::2])
         assert decode_state(cid, fields) == s
-        assert decode_state(cid, dict(zip(fields[::2], fields[1::2], strict=True))) == s
+        h = dict(zip(fields[::2], fields[1::2], strict=True))
+        assert decode_state(cid, h) == s
+        # continuations of an older, longer state left in the hash are not read
+        assert decode_state(cid, h | {"+99": "junk", "u": "1"}) == s
+    short = CustomerState("c1", 1, 100, 1, 2, 3, {"rfm8": "new"})
+    assert decode_state("c1", [*encode_state(short), "+1", "x"]) == short

@@ -127,3 +127,21 @@ async def test_a_v1_state_and_its_legacy_schedule_entry_load_and_migrate(
     await commit(store, 3, {"no-state": NEVER}, with_states=False)
     assert await store.due(3, T0 + 200, 10) == ["c-9"]
     assert await store.schedule_size(3) == 1
+
+
+async def test_a_state_that_shrinks_leaves_no_fields_behind(store: RedisStore) -> None:
+    """A long state is chunked over several fields; committed shorter, the hash holds only
+    the new fields (and the schedule pointer)."""
+    big = state("c-1")
+    big.orders = {f"order-{i:05d}": [i, i, T0 + i] for i in range(300)}
+    await commit(store, 0, {"c-1": T0})
+    claim = await store.claim(0)
+    meta = await store.load(0, [])
+    await store.commit(0, claim.epoch, meta.version, [big], {}, [])
+    key = store.keys.customer(0, "c-1")
+    assert len(await store.client.hkeys(key)) > 3
+    assert (await store.load(0, ["c-1"])).states == {"c-1": big}
+    await commit(store, 0, {"c-1": T0 + 5})
+    assert set(await store.client.hkeys(key)) == {"a", "u"}
+    assert (await store.load(0, ["c-1"])).states == {"c-1": state("c-1")}
+    assert await store.due(0, T0 + 5, 10) == ["c-1"]
