@@ -61,7 +61,7 @@ CHUNK = 1000
 ``hash-max-listpack-value`` of 1024 every server here is given (``state.store``)."""
 
 _MARK = "'~[{"  # first characters that mean something: a name starting with one is quoted
-_ODD = re.compile(r"['~\[{]")  # order ids with these go to JSON (they mark things)
+_ODD = re.compile(r"['~\[{\n]")  # order ids with these go to JSON (they mark things)
 _HEX = repeat(16)
 _HUNDRED = repeat(100)
 _FOUR = re.compile(".{4}", re.DOTALL)
@@ -265,7 +265,6 @@ def _orders(orders: Mapping[str, Sequence[int]], customer_id: str, base: int) ->
     if (
         ids.count(" ") != len(orders) - 1  # an id with a space
         or "" in orders
-        or not ids.isprintable()
         or _ODD.search(ids)
     ):
         return (orjson.dumps(orders).decode(), "", "", "")
