@@ -37,9 +37,10 @@ __all__ = ["LISTPACK_VALUE", "Claim", "Loaded", "RedisStore"]
 LISTPACK_VALUE = 1024
 """The ``hash-max-listpack-value`` customer hashes need to stay compact listpacks.
 
-A customer hash has a few fields longer than Redis's default of 64 bytes (orders,
-latest transitions); one such field turns the whole hash into a hashtable, about 3x
-the memory (measured: 1,168 vs 368 bytes for a one-order customer)."""
+A customer hash keeps its state in one field (``state.codec``), usually longer than
+Redis's default of 64 bytes; one such field turns the whole hash into a hashtable, far
+more memory (with v1's fields, measured: 1,168 vs 368 bytes for a one-order customer).
+The codec splits longer states into fields under :data:`state.codec.CHUNK`."""
 
 
 @dataclass(frozen=True, slots=True)
