@@ -332,8 +332,8 @@ def encode_state(s: CustomerState) -> list[str]:
 def decode_state(customer_id: str, raw: Mapping[str, str] | Sequence[str]) -> CustomerState:
     """From ``HGETALL`` output: a dict (redis-py) or a flat list (inside a Lua reply);
     either format (see the module docstring for how they are told apart)."""
-    if type(raw) is dict:
-        h = raw
+    if type(raw) is list:  # the hot path: a LOAD reply
+        h = dict(zip(raw[::2], raw[1::2], strict=True))
     else:
         h = raw if isinstance(raw, Mapping) else dict(zip(raw[::2], raw[1::2], strict=True))
     value = h.get("a")
