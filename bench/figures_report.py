@@ -276,7 +276,7 @@ real `RedisStore.commit` in {res.load_s:.1f} s, each with a schedule entry.
 | used_memory, loaded | {res.used:,} | |
 | **difference** | {res.used - res.empty:,} | **{per:,.0f} B** |
 | customer hash (`MEMORY USAGE`, mean of {len(res.hash_bytes):,} sampled) | | {h:,.0f} B |
-| schedule (`MEMORY USAGE` of every bucket, index and legacy set, per customer) | | {z:,.0f} B |
+| due zset buckets (schedule: `MEMORY USAGE` of all its keys, per customer) | | {z:,.0f} B |
 | other (keyspace dict, allocator; difference − the two) | | {other:,.0f} B |
 
 Target ≤ 400 B per customer: {per:,.0f} B, {_met(per <= 400)}. Before issue #8 (hash
