@@ -113,14 +113,13 @@ def _times(deltas: str, base: int) -> list[int]:
 # ---------------------------------------------------------------------- sections
 def _core(s: CustomerState) -> str:
     c, last, m = s.cursor_ms, s.last_ms, s.monetary
-    money = f"{m // 100:x}" if m % 100 == 0 else f".{m:x}"  # see _money
     first = "" if s.first_ms is None else f"{last - s.first_ms:x}"
     try:
         tail = _tail(s.stamp, tuple(s.segments.items()))
     except _Unsafe:
         doc = [s.frequency, m, s.first_ms, last, c, s.stamp, list(s.segments.items())]
         return orjson.dumps(doc).decode()
-    return f"{s.frequency:x} {money} {c:x} {c - last:x} {first} {tail}"
+    return f"{s.frequency:x} {_money(m)} {c:x} {c - last:x} {first} {tail}"
 
 
 @lru_cache(maxsize=4096)
