@@ -157,12 +157,7 @@ async def load(
             schedule = dict(zip((s.customer_id for s in states), due_at.tolist(), strict=True))
             version = await store.commit(p, claim.epoch, version, states, schedule, [])
     elapsed = time.perf_counter() - t0
-    now_due = sum(
-        [
-            int(await store.client.zcount(store.keys.due(p), "-inf", NOW_MS))
-            for p in range(partitions)
-        ]
-    )
+    now_due = sum([await store.due_count(p, NOW_MS) for p in range(partitions)])
     sizes = [await store.schedule_size(p) for p in range(partitions)]
     if now_due != due or sum(sizes) != customers:
         raise AssertionError(
@@ -335,11 +330,13 @@ the customers (Redis server time alone: {redis_ratio:.2f}; ZRANGEBYSCORE alone:
 (INFO commandstats, reset before each pass); the rest of the pass is the Python worker:
 redis-py packing and parsing, the engine, and JSON encoding of the transitions.
 
-Why: the timer never scans customers. Each partition keeps a sorted set
-`{{ns:p}}:due` (customer → next due time), and a timer step asks it for
-`ZRANGEBYSCORE due -inf now LIMIT 0 decay_batch`, which is O(log N + due) (skip list);
-then one script call loads exactly those customers' hashes and one commit writes them
-back (plus ZREM/ZADD, O(log N) each, and the outbox entries). So the work is
+Why: the timer never scans customers. Each partition keeps its schedule as small
+sorted sets of customers bucketed by due time, indexed by a sorted set of the buckets'
+lower bounds (`state/schedule.py`); a timer step runs one script that takes the
+buckets whose bound is <= now and `ZRANGEBYSCORE bucket -inf now LIMIT` from each,
+which is O(log N + due); then one script call loads exactly those customers' hashes and
+one commit writes them back (moving each to its new bucket, O(log N), and the outbox
+entries). So the work is
 proportional to the {args.due:,} due customers; the {big.customers:,} − {small.customers:,}
 others only cost memory and a few more skip-list levels. Any remaining difference comes
 from Redis' bigger keyspace and skip list being colder in the CPU caches, and from noise.

@@ -11,8 +11,9 @@ and the resulting templates are cloned under new customer ids up to ``customers`
 
 Bytes per customer = (``INFO memory`` used_memory after loading − used_memory of the
 same empty server after the scripts are loaded) / customers. The breakdown uses
-``MEMORY USAGE`` (SAMPLES 0: exact) of a sample of customer hashes and of every
-partition's due zset; the rest (keyspace dict, allocator overhead) is "other".
+``MEMORY USAGE`` (SAMPLES 0: exact) of a sample of customer hashes and of every key of
+the schedule (``state.schedule``: bucket index, buckets, legacy set); the rest (keyspace
+dict, allocator overhead) is "other".
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ class MemoryResults:
     used: int = 0
     load_s: float = 0.0
     hash_bytes: list[int] = field(default_factory=list)  # MEMORY USAGE of sampled hashes
-    due_bytes: int = 0  # MEMORY USAGE of all due zsets
+    due_bytes: int = 0  # MEMORY USAGE of every schedule key (index, buckets, legacy set)
+    buckets: dict[str, int] = field(default_factory=dict)  # schedule buckets by encoding
     encodings: dict[str, list[int]] = field(default_factory=dict)  # sampled bytes by encoding
     load: list[tuple[float, float, float]] = field(default_factory=list)
     orders: float = 0.0  # mean orders kept per template
@@ -126,12 +128,7 @@ async def bench(customers: int, n_templates: int, partitions: int, seed: int) ->
             res.hash_bytes.append(size)
             enc = str(await store.client.object("encoding", key))
             res.encodings.setdefault(enc, []).append(size)
-        res.due_bytes = sum(
-            [
-                int(await store.client.memory_usage(store.keys.due(p), samples=0))
-                for p in range(partitions)
-            ]
-        )
+        res.due_bytes, res.buckets = await schedule_bytes(store, partitions)
         res.fields_len = statistics.mean(
             sum(len(str(x)) for x in codec_fields(s)) for s in tpl[:2000]
         )
@@ -146,6 +143,22 @@ async def bench(customers: int, n_templates: int, partitions: int, seed: int) ->
         return res
     finally:
         server.stop()
+
+
+async def schedule_bytes(store: RedisStore, partitions: int) -> tuple[int, dict[str, int]]:
+    """MEMORY USAGE of all the schedule's keys (state.schedule), and its buckets by
+    encoding."""
+    total, encodings = 0, {}
+    c = store.client
+    for p in range(partitions):
+        keys = [store.keys.schedule_index(p), store.keys.due(p)]
+        buckets = [k async for k in c.scan_iter(f"{store.keys.tag(p)}:s:*", count=10_000)]
+        for key in keys + buckets:
+            total += int(await c.memory_usage(key, samples=0) or 0)
+        for key in buckets:
+            enc = str(await c.object("encoding", key))
+            encodings[enc] = encodings.get(enc, 0) + 1
+    return total, encodings
 
 
 def _long_values(tpl: list[CustomerState], limit: int) -> dict[str, float]:

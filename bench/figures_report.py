@@ -261,13 +261,14 @@ def memory(res: MemoryResults, command: str) -> str:
         f"mean {sum(v) / len(v):,.0f} B"
         for k, v in sorted(res.encodings.items())
     )
+    buckets = ", ".join(f"{k}: {v:,}" for k, v in sorted(res.buckets.items())) or "none"
     longs = ", ".join(f"`{k}` {100 * v:.0f} %" for k, v in res.long_values.items()) or "none"
     return f"""{head(MEMORY, command, res.load)}
 redis-server {res.redis_version}. {res.customers:,} customers cloned from {res.templates:,}
 realistic templates (the seeded workload applied by the real engine as of its end: on
 average {res.orders:.1f} orders in the refund window and {res.digests:.1f} dedupe digests
 per customer; encoded hash fields + values {res.fields_len:.0f} bytes), written with the
-real `RedisStore.commit` in {res.load_s:.1f} s, each with a due-zset entry.
+real `RedisStore.commit` in {res.load_s:.1f} s, each with a schedule entry.
 
 | | bytes | per customer |
 |---|---:|---:|
@@ -275,16 +276,21 @@ real `RedisStore.commit` in {res.load_s:.1f} s, each with a due-zset entry.
 | used_memory, loaded | {res.used:,} | |
 | **difference** | {res.used - res.empty:,} | **{per:,.0f} B** |
 | customer hash (`MEMORY USAGE`, mean of {len(res.hash_bytes):,} sampled) | | {h:,.0f} B |
-| due zset (`MEMORY USAGE` of all {res.partitions}, per member) | | {z:,.0f} B |
+| due zset buckets (schedule: `MEMORY USAGE` of all its keys, per customer) | | {z:,.0f} B |
 | other (keyspace dict, allocator; difference − the two) | | {other:,.0f} B |
 
-Target ≤ 400 B per customer: {per:,.0f} B, {_met(per <= 400)}.
+Target ≤ 400 B per customer: {per:,.0f} B, {_met(per <= 400)}. Before issue #8 (hash
+format v1, one due sorted set per partition; same command and sizes, 2026-11-23): 760 B
+per customer (hash 615 B, due zset 102 B, other 43 B).
 
-What bounds it: the customer hash. Sampled hashes by Redis encoding: {enc}. A hash stays
-a compact listpack only while every value is at most `hash-max-listpack-value` =
-{res.listpack_max} bytes; one longer value turns the whole hash into a hashtable (a dict
-entry and two separately allocated strings per field). Share of the templates with a
-value over that limit, per field: {longs}: `o` is the JSON of the orders kept for refunds,
-`e` the comma-joined dedupe digests, both growing with the customer's recent orders. The
-due-zset entry is the ~100 B per member DESIGN.md expects.
+The customer hash (format v2, `state.codec`) is one field of text: scalars as hex, times
+as hex deltas, scheme and segment names as one-character codes, dedupe digests and
+transition codes run together, orders as id / amount / time columns, plus `u`, the
+customer's due time (the schedule's pointer). Sampled hashes by Redis encoding: {enc}.
+A value longer than `hash-max-listpack-value` = {res.listpack_max} bytes would turn the
+hash into a hashtable (~3x); v2 splits a longer state into continuation fields instead
+(share of templates with a value over the limit: {longs}). The schedule (`state.schedule`)
+keeps customers in per-partition sorted sets of at most 128 members, bucketed by due
+time, so each is a listpack (~20 B a member) rather than one big skiplist (~100 B);
+buckets by encoding: {buckets}.
 """

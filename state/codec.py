@@ -1,106 +1,362 @@
-"""CustomerState <-> Redis hash fields. Short field names: the hash stays a small listpack.
+"""CustomerState <-> Redis hash, format v2: one field of hex deltas and one-char name codes.
 
-f, m, fs, l, c   frequency, monetary units, first/last purchase ms, cursor ms
-s:<scheme>       current segment key per scheme
-e                dedupe window: "digest:ms,digest:ms"
-o                orders in the refund window: JSON {order_id: [remaining, amount, ms]}
-h                refunds held for their purchase: JSON list
-w                rolling-window days: JSON {day: [orders, units]} (only with windows)
-v                rules_version/cut_version the segments were last evaluated under
-t                the latest transitions: "scheme from>to cause-code hex-ms;..."
+Why this shape: at a million customers the customer hashes are most of Redis's memory.
+v1 (:mod:`state.codec_v1`) spent ~450 bytes of text on a typical customer: a field per
+scalar (each field costs its name and a few bytes of listpack framing), 13-digit times,
+JSON orders, names spelled out. v2 spends under half that, in one field, and decodes
+with ``split``, ``map(int)`` and ``accumulate`` rather than per-character work.
+
+The hash holds field ``a`` (continued in ``+1``, ``+2``, ... only when longer than
+:data:`CHUNK`, so every value stays under ``hash-max-listpack-value`` and the hash a
+listpack) and ``u``, the customer's due time, which only the commit script reads and
+writes (:mod:`state.schedule`). ``a`` is eleven sections joined by newlines (trailing
+empty ones left out); each list is stored as columns, so both directions are a few
+C-level passes (join, ``%``-format, split, ``map(int)``, ``accumulate``):
+
+ 0  core: f, m (money, see ``_money``), c, c-l, l-fs ('' before a first purchase), the
+    stamp (see ``_stamp``), then a (scheme, segment) token pair per scheme
+ 1  history codes: four characters per transition (scheme, from, to, cause), run
+    together; or ``~`` and four space-separated tokens each when a name has no code
+ 2  history time deltas
+ 3  dedupe digests, run together (each is 12 characters)
+ 4  dedupe time deltas
+ 5  order ids ("~" + the rest when one starts with the customer id)
+ 6  order amounts in hundredths of a unit, or "." then in units
+ 7  order time deltas
+ 8  refunds so far: (order index, amount) pairs, only for orders with some
+ 9  refunds held for their purchase (rare): JSON
+10  rolling-window day totals (only with windows): JSON
+
+Numbers are hex; a list's first time is stored as ``c - t``, each next one as ``t -
+previous`` (lists are in time order, so these are short). A name is its code from
+:mod:`state.names` or itself (quoted with a leading ``'`` when one character long or
+starting with a marker); history spelled out starts with ``~``. A name with a space
+or a control character (or an order id with one of ``'~[{``) sends its list to JSON,
+which starts with ``[`` or ``{``.
+
+Which format a hash holds: v2 has ``a`` and no ``f``; a hash with ``f`` was last written
+by a v1 writer (an old worker during a rolling upgrade) and is read as v1.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import base64
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
+from itertools import accumulate, chain, repeat
 
 import orjson
 
 from segments.model import CustomerState, HeldRefund
+from state.codec_v1 import CAUSE_CODE, CODE_CAUSE, decode_v1, seen_v1
+from state.names import CODE, NAME
 
-__all__ = ["decode_state", "encode_state"]
+__all__ = ["CHUNK", "decode_state", "encode_state"]
 
-_SEG = "s:"
+_seen = seen_v1  # the v1 dedupe parser, under the name its property test imports
+
+CHUNK = 1000
+"""Longest value written (ASCII characters; a quarter of it for other text), below the
+``hash-max-listpack-value`` of 1024 every server here is given (``state.store``)."""
+
+_MARK = "'~[{"  # first characters that mean something: a name starting with one is quoted
+_ODD = re.compile(r"['~\[{\n]")  # order ids with these go to JSON (they mark things)
+_HEX = repeat(16)
+_HUNDRED = repeat(100)
+_FOUR = re.compile(".{4}", re.DOTALL)
+_TWELVE = re.compile(".{12}", re.DOTALL)
+_SECTIONS = 11
 
 
-def _seen(raw: str) -> dict[str, int]:
-    if not raw:
-        return {}
-    # "d1:t1,d2:t2" is '{"d1":t1,"d2":t2}' in JSON (digests are URL-safe base64: no
-    # quotes, colons or commas), which orjson turns into ints in C
+class _Unsafe(Exception):
+    """A name the compact form can't hold (a space or control character): JSON instead."""
+
+
+def _tok(name: str) -> str:
+    code = CODE.get(name)
+    if code is not None:
+        return code
+    if " " in name or not name.isprintable():
+        raise _Unsafe
+    return "'" + name if len(name) < 2 or name[0] in _MARK else name
+
+
+def _untok(t: str) -> str:
+    if len(t) == 1:
+        return NAME[t]
+    return t[1:] if t[0] == "'" else t
+
+
+def _hex_list(values: Sequence[int]) -> str:
+    """Space-separated hex, formatted in one C call."""
+    return ("%x " * len(values))[:-1] % tuple(values)
+
+
+def _hex_deltas(times: Sequence[int], base: int) -> str:
+    """``base - t0``, then ``t_i - t_(i-1)``: short numbers for lists in time order."""
+    if len(times) == 1:
+        return f"{base - times[0]:x}"
+    deltas = (base - times[0], *map(int.__sub__, times[1:], times[:-1]))
+    return ("%x " * len(times))[:-1] % deltas
+
+
+def _times(deltas: str, base: int) -> list[int]:
+    """Inverse of :func:`_hex_deltas`."""
+    if " " not in deltas:  # one item: the common case
+        return [base - int(deltas, 16)]
+    d = list(map(int, deltas.split(" "), _HEX))
+    d[0] = base - d[0]
+    return list(accumulate(d))
+
+
+# ---------------------------------------------------------------------- sections
+def _core(s: CustomerState) -> str:
+    c, last, m = s.cursor_ms, s.last_ms, s.monetary
+    first = "" if s.first_ms is None else f"{last - s.first_ms:x}"
     try:
-        out = orjson.loads('{"' + raw.replace(":", '":').replace(",", ',"') + "}")
-    except orjson.JSONDecodeError:
-        out = None
-    if type(out) is dict:
-        return out
-    out = {}
-    for item in raw.split(","):
-        digest, _, t = item.partition(":")
-        out[digest] = int(t)
+        tail = _tail(s.stamp, tuple(s.segments.items()))
+    except _Unsafe:
+        doc = [s.frequency, m, s.first_ms, last, c, s.stamp, list(s.segments.items())]
+        return orjson.dumps(doc).decode()
+    return f"{s.frequency:x} {_money(m)} {c:x} {c - last:x} {first} {tail}"
+
+
+@lru_cache(maxsize=4096)
+def _tail(stamp: str, segments: tuple[tuple[str, str], ...]) -> str:
+    """The stamp and segment tokens: few distinct combinations, so cached."""
+    return " ".join([_stamp(stamp), *map(_tok, chain.from_iterable(segments))])
+
+
+@lru_cache(maxsize=4096)
+def _read_tail(raw: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    tok = raw.split(" ")
+    names = list(map(_untok, tok[1:]))
+    return _read_stamp(tok[0]), tuple(zip(names[::2], names[1::2], strict=True))
+
+
+@lru_cache(maxsize=64)
+def _stamp(stamp: str) -> str:
+    """``=`` and the rules version's 12 hex digits as 8 base64 ones (few distinct stamps:
+    cached), else the stamp itself (quoted if it starts with a marker)."""
+    if " " in stamp or not stamp.isprintable():
+        raise _Unsafe
+    rules, slash, cut = stamp.partition("/")
+    if slash and len(rules) == 12 and all(ch in "0123456789abcdef" for ch in rules):
+        return "=" + base64.urlsafe_b64encode(bytes.fromhex(rules)).decode() + "/" + cut
+    return "'" + stamp if stamp[:1] in ("=", "'") else stamp
+
+
+@lru_cache(maxsize=64)
+def _read_stamp(t: str) -> str:
+    if t[:1] == "=":
+        return base64.urlsafe_b64decode(t[1:9]).hex() + t[9:]
+    return t[1:] if t[:1] == "'" else t
+
+
+def _money(units: int) -> str:
+    """Hex of the amount in hundredths of its units (a 2-decimal price is a multiple of
+    100 units: two hex digits fewer), or ``.`` and the hex of the units."""
+    return f"{units // 100:x}" if units % 100 == 0 else f".{units:x}"
+
+
+def _read_money(t: str) -> int:
+    return int(t[1:], 16) if t[0] == "." else int(t, 16) * 100
+
+
+def _read_core(raw: str) -> tuple[int, int, int | None, int, int, str, dict[str, str]]:
+    if raw[0] == "[":
+        f, m, first, last, c, stamp, segs = orjson.loads(raw)
+        return f, m, first, last, c, stamp, dict(segs)
+    f, m, c, cl, lf, tail = raw.split(" ", 5)
+    c = int(c, 16)
+    last = c - int(cl, 16)
+    stamp, segments = _read_tail(tail)
+    return (
+        int(f, 16),
+        _read_money(m),
+        last - int(lf, 16) if lf else None,
+        last,
+        c,
+        stamp,
+        dict(segments),
+    )
+
+
+@lru_cache(maxsize=4096)
+def _entry_code(scheme: str, frm: str, to: str, cause: str) -> str | None:
+    a, b, c = CODE.get(scheme), CODE.get(frm), CODE.get(to)
+    return None if a is None or b is None or c is None else a + b + c + CAUSE_CODE[cause]
+
+
+@lru_cache(maxsize=4096)
+def _entry(code: str) -> tuple[str, str, str, str]:
+    return NAME[code[0]], NAME[code[1]], NAME[code[2]], CODE_CAUSE[code[3]]
+
+
+# Each list is written as columns (sections of its own), so that both directions are a
+# few C-level passes (join, split, map, accumulate) instead of Python work per item.
+
+
+def _history(history: Sequence[Sequence[str | int]], base: int) -> tuple[str, str]:
+    """(codes, time deltas): four code characters per entry, run together."""
+    schemes, frms, tos, causes, times = zip(*history, strict=True)
+    deltas = _hex_deltas(times, base)  # type: ignore[arg-type]
+    try:
+        return "".join(map(_entry_code, schemes, frms, tos, causes)), deltas  # type: ignore[arg-type]
+    except TypeError:  # a name without a code (None): spelled out below
+        pass
+    try:  # "~" and four space-separated tokens per entry
+        names = map(_tok, chain.from_iterable(zip(schemes, frms, tos, strict=True)))  # type: ignore[arg-type]
+        spelled = [
+            f"{a} {b} {c} {CAUSE_CODE[d]}"  # type: ignore[index]
+            for (a, b, c), d in zip(_triples(names), causes, strict=True)
+        ]
+    except _Unsafe:
+        return orjson.dumps([list(h) for h in history]).decode(), ""
+    return "~ " + " ".join(spelled), deltas
+
+
+def _triples(it: Iterable[str]) -> Iterable[tuple[str, str, str]]:
+    i = iter(it)
+    return zip(i, i, i, strict=True)
+
+
+def _read_history(codes: str, deltas: str, base: int) -> list[list[str | int]]:
+    if codes[0] == "[":
+        return orjson.loads(codes)  # type: ignore[no-any-return]
+    times = zip(_times(deltas, base))
+    if codes[0] == "~":
+        tok = codes.split(" ")[1:]
+        names = zip(
+            map(_untok, tok[::4]),
+            map(_untok, tok[1::4]),
+            map(_untok, tok[2::4]),
+            map(CODE_CAUSE.__getitem__, tok[3::4]),
+            strict=True,
+        )
+    else:
+        names = map(_entry, _FOUR.findall(codes))
+    return list(map(list, map(tuple.__add__, names, times)))  # type: ignore[arg-type]
+
+
+def _dedupe(seen: Mapping[str, int], base: int) -> tuple[str, str]:
+    """(digests run together, time deltas): a digest is always 12 characters."""
+    digests = "".join(seen)
+    if len(digests) != 12 * len(seen) or not digests.isprintable() or digests[0] == "[":
+        return orjson.dumps(list(seen.items())).decode(), ""
+    return digests, _hex_deltas(tuple(seen.values()), base)
+
+
+def _read_dedupe(digests: str, deltas: str, base: int) -> dict[str, int]:
+    if digests[0] == "[":
+        return dict(orjson.loads(digests))
+    if len(digests) == 12:
+        return {digests: base - int(deltas, 16)}
+    return dict(zip(_TWELVE.findall(digests), _times(deltas, base), strict=True))
+
+
+def _orders(orders: Mapping[str, Sequence[int]], customer_id: str, base: int) -> tuple[str, ...]:
+    """(ids, amounts, time deltas, refunds): ids space-separated, "~" for the customer's
+    own id prefix; amounts in hundredths unless the column starts with "."; refunds only
+    for orders with some: index and amount refunded, in pairs."""
+    ids = " ".join(orders)
+    if (
+        ids.count(" ") != len(orders) - 1  # an id with a space
+        or "" in orders
+        or _ODD.search(ids)
+    ):
+        return (orjson.dumps(orders).decode(), "", "", "")
+    if customer_id and " " not in customer_id:
+        ids = f" {ids}".replace(f" {customer_id}", " ~")[1:]
+    remaining, amount, times = zip(*orders.values(), strict=True)
+    if any(map(int.__mod__, amount, _HUNDRED)):
+        amounts = ". " + _hex_list(amount)
+    else:
+        amounts = _hex_list(list(map(int.__floordiv__, amount, _HUNDRED)))
+    refunds = ""
+    if remaining != amount:
+        pairs = zip(amount, remaining, strict=True)
+        refunds = " ".join(f"{i:x} {a - r:x}" for i, (a, r) in enumerate(pairs) if a != r)
+    return ids, amounts, _hex_deltas(times, base), refunds
+
+
+def _read_orders(
+    ids: str, amounts: str, deltas: str, refunds: str, customer_id: str, base: int
+) -> dict[str, list[int]]:
+    if ids[0] == "{":
+        return orjson.loads(ids)  # type: ignore[no-any-return]
+    if "~" in ids:
+        ids = f" {ids}".replace(" ~", f" {customer_id}")[1:]
+    if amounts[0] == ".":
+        amount = list(map(int, amounts[2:].split(" "), _HEX))
+    else:
+        amount = list(map(int.__mul__, map(int, amounts.split(" "), _HEX), _HUNDRED))
+    rows = list(map(list, zip(amount, amount, _times(deltas, base), strict=True)))
+    if refunds:
+        tok = refunds.split(" ")
+        for i, r in zip(tok[::2], tok[1::2], strict=True):
+            rows[int(i, 16)][0] -= int(r, 16)
+    return dict(zip(ids.split(" "), rows, strict=True))
+
+
+# ---------------------------------------------------------------------- the hash
+def _chunks(value: str) -> list[str]:
+    """``a`` alone, or ``a`` = ``+<n>:`` and the first piece, then ``+1`` .. ``+n``: the
+    count makes any longer-ago ``+k`` left in the hash irrelevant (a core never starts
+    with ``+``), so the commit needn't delete fields to rewrite a hash."""
+    size = CHUNK if value.isascii() else CHUNK // 4  # UTF-8: at most 4 bytes a character
+    if len(value) <= size:
+        return ["a", value]
+    size -= 8  # room for the count
+    pieces = [value[i : i + size] for i in range(0, len(value), size)]
+    out = ["a", f"+{len(pieces) - 1}:{pieces[0]}"]
+    for k, piece in enumerate(pieces[1:], 1):
+        out += (f"+{k}", piece)
     return out
 
 
-_CAUSE_CODE = {
-    "first_purchase": "f",
-    "purchase": "p",
-    "refund": "r",
-    "recency_decay": "d",
-    "recalibration": "c",
-    "rules_change": "u",
-}
-_CODE_CAUSE = {v: k for k, v in _CAUSE_CODE.items()}
-
-
-def _history_entry(h: list[str | int]) -> str:
-    """``scheme from>to cause-code hex-ms``, e.g. ``rfm8 new>high_value p 19b7e0f5800``:
-    under half the JSON's size (keys and schemes have no spaces, '>' or ';')."""
-    scheme, frm, to, cause, ms = h
-    return f"{scheme} {frm}>{to} {_CAUSE_CODE[str(cause)]} {int(ms):x}"
-
-
-def _history(raw: str) -> list[list[str | int]]:
-    out: list[list[str | int]] = []
-    for entry in raw.split(";") if raw else ():
-        scheme, move, code, t = entry.split(" ")
-        frm, _, to = move.partition(">")
-        out.append([scheme, frm, to, _CODE_CAUSE[code], int(t, 16)])
-    return out
-
-
-def encode_state(s: CustomerState) -> list[str | int]:
-    first = "" if s.first_ms is None else s.first_ms
-    fields: list[str | int] = ["f", s.frequency, "m", s.monetary, "fs", first]
-    fields += ["l", s.last_ms, "c", s.cursor_ms]
-    fields += ["e", ",".join(f"{d}:{t}" for d, t in s.seen.items())]
-    fields += ["o", orjson.dumps(s.orders).decode() if s.orders else ""]
-    fields += ["h", orjson.dumps([list(h) for h in s.held]).decode() if s.held else ""]
-    fields += ["w", orjson.dumps(s.days, option=orjson.OPT_NON_STR_KEYS).decode() if s.days else ""]
-    fields += ["v", s.stamp]
-    fields += ["t", ";".join(_history_entry(h) for h in s.history)]
-    for scheme, key in s.segments.items():
-        fields.append(_SEG + scheme)
-        fields.append(key)
-    return fields
+def encode_state(s: CustomerState) -> list[str]:
+    """The hash's fields and values, flat; the commit replaces the hash with them."""
+    base = s.cursor_ms
+    parts = [_core(s)]
+    parts += _history(s.history, base) if s.history else ("", "")
+    parts += _dedupe(s.seen, base) if s.seen else ("", "")
+    parts += _orders(s.orders, s.customer_id, base) if s.orders else ("", "", "", "")
+    parts.append(orjson.dumps([list(h) for h in s.held]).decode() if s.held else "")
+    parts.append(orjson.dumps(s.days, option=orjson.OPT_NON_STR_KEYS).decode() if s.days else "")
+    return _chunks("\n".join(parts).rstrip("\n"))
 
 
 def decode_state(customer_id: str, raw: Mapping[str, str] | Sequence[str]) -> CustomerState:
-    """From ``HGETALL`` output: a dict (redis-py) or a flat list (inside a Lua reply)."""
-    h = raw if isinstance(raw, Mapping) else dict(zip(raw[::2], raw[1::2], strict=True))
-    orders = h.get("o")
-    held = h.get("h")
+    """From ``HGETALL`` output: a dict (redis-py) or a flat list (inside a Lua reply);
+    either format (see the module docstring for how they are told apart)."""
+    if type(raw) is list:  # the hot path: a LOAD reply
+        h = dict(zip(raw[::2], raw[1::2], strict=True))
+    else:
+        h = raw if isinstance(raw, Mapping) else dict(zip(raw[::2], raw[1::2], strict=True))
+    value = h.get("a")
+    if value is None or "f" in h:
+        return decode_v1(customer_id, h)
+    if value[0] == "+":  # chunked (see _chunks)
+        n, _, value = value.partition(":")
+        value += "".join([h[f"+{k}"] for k in range(1, int(n) + 1)])
+    sec = value.split("\n")
+    if len(sec) < _SECTIONS:
+        sec += [""] * (_SECTIONS - len(sec))
+    f, m, first, last, c, stamp, segments = _read_core(sec[0])
     return CustomerState(
         customer_id=customer_id,
-        frequency=int(h.get("f", 0)),
-        monetary=int(h.get("m", 0)),
-        first_ms=int(h["fs"]) if h.get("fs") else None,
-        last_ms=int(h.get("l", 0)),
-        cursor_ms=int(h.get("c", 0)),
-        segments={k[len(_SEG) :]: v for k, v in h.items() if k.startswith(_SEG)},
-        seen=_seen(h.get("e", "")),
-        orders=orjson.loads(orders) if orders else {},
-        held=[HeldRefund(*x) for x in orjson.loads(held)] if held else [],
-        days={int(d): v for d, v in orjson.loads(days).items()} if (days := h.get("w")) else {},
-        stamp=h.get("v", ""),
-        history=_history(h.get("t", "")),
+        frequency=f,
+        monetary=m,
+        first_ms=first,
+        last_ms=last,
+        cursor_ms=c,
+        segments=segments,
+        seen=_read_dedupe(sec[3], sec[4], c) if sec[3] else {},
+        orders=_read_orders(sec[5], sec[6], sec[7], sec[8], customer_id, c) if sec[5] else {},
+        held=[HeldRefund(*x) for x in orjson.loads(sec[9])] if sec[9] else [],
+        days={int(k): v for k, v in orjson.loads(sec[10]).items()} if sec[10] else {},
+        stamp=stamp,
+        history=_read_history(sec[1], sec[2], c) if sec[1] else [],
     )

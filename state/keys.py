@@ -4,9 +4,11 @@ So one batch commit (customer hashes + offset + schedule + outbox) touches a sin
 Redis Cluster slot and can run as one atomic script.
 
     {prefix}:{ns:p}:meta         hash   epoch, ver (commit counter), off (last applied offset)
-    {prefix}:{ns:p}:due          zset   customer_id -> next due time (epoch ms)
+    {prefix}:{ns:p}:dx           zset   schedule buckets -> lowest due time (state.schedule)
+    {prefix}:{ns:p}:s:<bucket>   zset   customer_id -> next due time (epoch ms), <= 128 each
+    {prefix}:{ns:p}:due          zset   legacy schedule (one set), drained as customers commit
     {prefix}:{ns:p}:outbox       stream transitions committed but not yet published
-    {prefix}:{ns:p}:c:<customer> hash   f, m, fs, l, c, s:<scheme>, e, o, h, w (see codec)
+    {prefix}:{ns:p}:c:<customer> hash   a (state.codec), u (due time, state.schedule)
     {prefix}:{ns:p}:q:<population> hash bucket -> customers (quantile summary, segments.sketch)
     {prefix}:{ns:p}:n            hash   scheme|segment -> customers in it now
     {prefix}:{ns:p}:mx:<YYYYMMDD> hash  HH|scheme|from|to -> transitions (expires)
@@ -36,6 +38,11 @@ class Keys:
 
     def due(self, partition: int) -> str:
         return f"{self.tag(partition)}:due"
+
+    def schedule_index(self, partition: int) -> str:
+        """The schedule's bucket index (see :mod:`state.schedule`; ``due`` is the legacy
+        single sorted set, still read and drained)."""
+        return f"{self.tag(partition)}:dx"
 
     def outbox(self, partition: int) -> str:
         return f"{self.tag(partition)}:outbox"

@@ -7,10 +7,13 @@ The commit script is the heart of invariants 3 and 8; its steps, in order:
    assigned the partition). A worker that lost the partition holds an older epoch.
 2. Compare-and-set on ``ver``: the caller loaded state at this version; any other
    commit in between (timer vs agent race, zombie) makes this one fail, not clobber.
-3. Write every changed customer hash.
+3. Write every changed customer hash (HSET; then, only if the hash has more fields than
+   the state plus the schedule's ``u``, e.g. a v1 hash, rewrite it whole: a field the
+   state no longer has must not linger).
    Apply the counter hashes' deltas (HINCRBY; fields that reach 0 removed): quantile
    summaries, segment counts, hourly transition counts (these expire with retention).
-4. Update the due-time schedule (ZADD, or ZREM for customers with nothing due).
+4. Update the due-time schedule (:mod:`state.schedule`: move each customer's entry to
+   the bucket of its new due time, or drop it when nothing is due).
 5. Append the transitions to the partition's outbox stream.
 6. Advance the reader's position (``off``: last applied Kafka offset; a file import
    keeps its own line cursor) and ``ver``.
@@ -19,6 +22,8 @@ Redis runs the script atomically, so all six happen or none.
 """
 
 from __future__ import annotations
+
+from state.schedule import SCHEDULE_LUA
 
 __all__ = ["BUMP_EPOCH", "COMMIT", "LOAD", "PUT_CUTS"]
 
@@ -50,13 +55,20 @@ local cur = redis.call('HMGET', KEYS[1], 'ver', 'off')
 return {epoch, cur[1], cur[2]}
 """
 
-COMMIT = """
--- KEYS[1]=meta KEYS[2]=due KEYS[3]=outbox KEYS[4..]=customer hashes, then summary hashes
+COMMIT = (
+    """
+-- KEYS[1]=meta KEYS[2]=legacy due KEYS[3]=outbox KEYS[4..]=customer hashes, then counters
 -- ARGV: epoch, ver, position field, position|'', state JSON, then (customer, payload)...
 -- state JSON: {"c": [[field, value, ...] per customer key], "d": [[member, score|""], ...],
 --              "q": [[field, delta, ...] per counter hash (the last #q KEYS)],
 --              "x": [[index into q, expire-at ms], ...]}
 -- (every value a string: Lua numbers would print 15+ digit integers as floats)
+local meta, legacy = KEYS[1], KEYS[2]
+local tag = string.sub(meta, 1, #meta - 5)  -- '{prefix}:{ns:p}' of '{prefix}:{ns:p}:meta'
+local index = tag .. ':dx'
+"""
+    + SCHEDULE_LUA
+    + """
 local cur = redis.call('HMGET', KEYS[1], 'epoch', 'ver', 'moved')
 if cur[3] then
   return redis.error_reply('PROMOTED ' .. cur[3])
@@ -72,7 +84,19 @@ end
 local batch = cjson.decode(ARGV[5])
 local nq = batch.q and #batch.q or 0
 for k = 4, #KEYS - nq do
-  redis.call('HSET', KEYS[k], unpack(batch.c[k - 3]))
+  local fields = batch.c[k - 3]
+  redis.call('HSET', KEYS[k], unpack(fields))
+  if redis.call('HLEN', KEYS[k]) > #fields / 2 + 1 then
+    -- fields the state no longer has (v1's, or an older state's continuations): rewrite
+    -- the hash whole, keeping the schedule's pointer (state.schedule)
+    local due = redis.call('HGET', KEYS[k], 'u')
+    if due then
+      fields[#fields + 1] = 'u'
+      fields[#fields + 1] = due
+    end
+    redis.call('DEL', KEYS[k])
+    redis.call('HSET', KEYS[k], unpack(fields))
+  end
 end
 for j = 1, nq do
   local key, deltas = KEYS[#KEYS - nq + j], batch.q[j]
@@ -87,13 +111,11 @@ if batch.x then
     redis.call('PEXPIREAT', KEYS[#KEYS - nq + e[1]], e[2])
   end
 end
+local has_legacy = redis.call('EXISTS', legacy) == 1
 for _, entry in ipairs(batch.d) do
-  if entry[2] == '' then
-    redis.call('ZREM', KEYS[2], entry[1])
-  else
-    redis.call('ZADD', KEYS[2], entry[2], entry[1])
-  end
+  reschedule(entry[1], entry[2], has_legacy)
 end
+if scheduled ~= 0 then redis.call('HINCRBY', meta, 'sz', scheduled) end
 for a = 6, #ARGV, 2 do
   redis.call('XADD', KEYS[3], '*', 'k', ARGV[a], 'd', ARGV[a + 1])
 end
@@ -105,3 +127,4 @@ else
 end
 return ver
 """
+)

@@ -28,6 +28,7 @@ from state.connection import RedisClient, is_cluster, make_client, scan_slot, se
 from state.connection import unavailable_as_error as _unavailable_as_error
 from state.keys import Keys
 from state.namespaces import resolve
+from state.schedule import DUE, DUE_COUNT
 from state.scripts import BUMP_EPOCH, COMMIT, LOAD, PUT_CUTS
 from state.tallies import TallyReads
 
@@ -36,9 +37,10 @@ __all__ = ["LISTPACK_VALUE", "Claim", "Loaded", "RedisStore"]
 LISTPACK_VALUE = 1024
 """The ``hash-max-listpack-value`` customer hashes need to stay compact listpacks.
 
-A customer hash has a few fields longer than Redis's default of 64 bytes (orders,
-latest transitions); one such field turns the whole hash into a hashtable, about 3x
-the memory (measured: 1,168 vs 368 bytes for a one-order customer)."""
+A customer hash keeps its state in one field (``state.codec``), usually longer than
+Redis's default of 64 bytes; one such field turns the whole hash into a hashtable, far
+more memory (with v1's fields, measured: 1,168 vs 368 bytes for a one-order customer).
+The codec splits longer states into fields under :data:`state.codec.CHUNK`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,8 @@ class RedisStore(TallyReads):
         self._commit = client.register_script(COMMIT)
         self._bump = client.register_script(BUMP_EPOCH)
         self._put_cuts = client.register_script(PUT_CUTS)
+        self._due = client.register_script(DUE)
+        self._due_count = client.register_script(DUE_COUNT)
 
     @classmethod
     def from_url(cls, url: str, prefix: str, namespace: str) -> RedisStore:
@@ -222,7 +226,7 @@ class RedisStore(TallyReads):
         customers = []
         for s in states:
             keys.append(self.keys.customer(partition, s.customer_id))
-            customers.append([str(x) for x in codec.encode_state(s)])
+            customers.append(codec.encode_state(s))  # text already
         schedule = [[cid, "" if t == NEVER else str(t)] for cid, t in due.items()]
         doc: dict[str, object] = {"c": customers, "d": schedule}
         q: list[list[str]] = []
@@ -327,17 +331,26 @@ class RedisStore(TallyReads):
 
     # ------------------------------------------------------------------ schedule
     async def due(self, partition: int, now_ms: int, limit: int) -> list[str]:
-        """Customers whose due time is at or before ``now_ms``: O(log n + due), no scan."""
-        c = self.client if self._settled else await self.connect()
+        """Customers whose due time is at or before ``now_ms``: O(log n + due), no scan
+        (the buckets of :mod:`state.schedule`, after any legacy entries)."""
+        if not self._settled:
+            await self.connect()  # a cluster client (and its scripts) may replace ours
+        keys = [self.keys.due(partition), self.keys.schedule_index(partition)]
         async with _unavailable_as_error():
-            return await c.zrangebyscore(
-                self.keys.due(partition), "-inf", now_ms, start=0, num=limit
-            )
+            return list(await self._due(keys=keys, args=[now_ms, limit, self.keys.tag(partition)]))
+
+    async def schedule_counts(self, partition: int, now_ms: int) -> tuple[int, int]:
+        """(customers due by ``now_ms`` but not fired yet, customers scheduled)."""
+        if not self._settled:
+            await self.connect()  # a cluster client (and its scripts) may replace ours
+        p = partition
+        keys = [self.keys.due(p), self.keys.schedule_index(p), self.keys.meta(p)]
+        async with _unavailable_as_error():
+            due, size = await self._due_count(keys=keys, args=[now_ms, self.keys.tag(p)])
+        return int(due), int(size)
 
     async def schedule_size(self, partition: int) -> int:
-        c = self.client if self._settled else await self.connect()
-        async with _unavailable_as_error():
-            return int(await c.zcard(self.keys.due(partition)))
+        return (await self.schedule_counts(partition, -(2**62)))[1]
 
     # ------------------------------------------------------------------ outbox
     async def outbox_read(self, partition: int, count: int) -> list[tuple[str, str, bytes]]:

@@ -21,6 +21,7 @@ class TallyReads:
     keys: Keys
     connect: Callable[[], Awaitable[Any]]
     _settled: bool
+    schedule_counts: Callable[[int, int], Awaitable[tuple[int, int]]]
 
     async def segment_counts(self, partitions: Iterable[int]) -> dict[str, dict[str, int]]:
         """scheme -> segment -> customers in it now, over ``partitions`` (no scan)."""
@@ -62,6 +63,4 @@ class TallyReads:
 
     async def due_count(self, partition: int, now_ms: int) -> int:
         """Customers whose due time has passed but the timer hasn't fired yet."""
-        c = self.client if self._settled else await self.connect()
-        async with _unavailable_as_error():
-            return int(await c.zcount(self.keys.due(partition), "-inf", now_ms))
+        return (await self.schedule_counts(partition, now_ms))[0]
