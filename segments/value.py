@@ -154,35 +154,72 @@ def alive_due(
     """Per customer, the first instant after ``cursor`` at which the ``p`` axis value
     drops below one of ``thresholds`` (``NEVER`` if none is ahead).
 
-    The closed form is float arithmetic: each candidate is checked against
-    ``alive_permille`` itself, the function the classifier uses, and moved later by
-    doubling steps of a millisecond until it agrees, so the timer never fires at an
-    instant where the axis has not moved yet (and then never again). A customer
-    already below a cut at ``cursor`` has that drop behind them.
+    The closed form is float arithmetic, a few milliseconds either way: around it the
+    exact instant is found against ``alive_permille`` itself, the function the
+    classifier uses (a bracket widened by doubling steps, then bisected), so the timer
+    fires exactly where the axis moves: neither where it has not moved yet (and then
+    never again) nor after it did. A customer already below a cut at ``cursor`` has that
+    drop behind them.
     """
     x, tx, _ = histories(cols.frequency, cols.first_ms, cols.last_ms, cols.last_ms)
     now = alive_permille(model, cols, cursor)
     best = np.full(len(cursor), NEVER, dtype=np.int64)
     for thr in thresholds:
         at = _crossing_ms(model, thr, x, tx, cols.first_ms)
-        live = (at != NEVER) & (now >= thr)  # not below yet: the drop is ahead
-        at = np.where(live, np.maximum(at, cursor + 1), NEVER)
-        step = 1
-        for _ in range(48):
-            idx = np.flatnonzero(live)
-            if idx.size == 0:
-                break
-            sub = Columns(
-                cols.last_ms[idx], cols.frequency[idx], cols.monetary[idx], (), cols.first_ms[idx]
-            )
-            late = alive_permille(model, sub, at[idx]) >= thr
-            if not late.any():
-                break
-            at[idx[late]] += step
-            live[idx[~late]] = False
-            step *= 2
-        best = np.where((at != NEVER) & (at > cursor) & (at < best), at, best)
+        idx = np.flatnonzero((at != NEVER) & (now >= thr))  # not below yet: ahead
+        if idx.size == 0:
+            continue
+        sub = Columns(
+            cols.last_ms[idx], cols.frequency[idx], cols.monetary[idx], (), cols.first_ms[idx]
+        )
+        found = _first_below(model, sub, thr, cursor[idx], np.maximum(at[idx], cursor[idx] + 1))
+        best[idx] = np.minimum(best[idx], found)
     return best
+
+
+def _first_below(
+    model: ValueModel, cols: Columns, thr: int, cursor: np.ndarray, guess: np.ndarray
+) -> np.ndarray:
+    """The first instant in (cursor, ∞) where the value is below ``thr``, given that it
+    is not at ``cursor`` and falls with time, starting from a close ``guess``."""
+
+    def below(t: np.ndarray) -> np.ndarray:
+        return alive_permille(model, cols, t) < thr
+
+    # bracket (lo, hi]: value ≥ thr at lo, < thr at hi
+    hi = guess.copy()
+    lo = cursor.copy()
+    is_below = below(hi)
+    lo = np.where(is_below, lo, hi)  # guess still above: it is a lower end
+    step = np.ones_like(hi)
+    for _ in range(40):  # widen forward (2^40 ms ≈ 35 years: never reached in practice)
+        ahead = ~is_below
+        if not ahead.any():
+            break
+        hi = np.where(ahead, hi + step, hi)
+        is_below = np.where(ahead, below(hi), is_below)
+        lo = np.where(ahead & ~is_below, hi, lo)
+        step *= 2
+    back = np.maximum(guess - 1, cursor)  # guesses already below: widen backwards
+    step = np.ones_like(hi)
+    for _ in range(64):
+        check = (back > lo) & (back < hi)
+        if not check.any():
+            break
+        is_above = ~below(back)
+        lo = np.where(check & is_above, back, lo)
+        hi = np.where(check & ~is_above, back, hi)
+        back = np.where(check & ~is_above, np.maximum(back - step, lo), lo)
+        step *= 2
+    for _ in range(64):  # bisect to adjacent milliseconds
+        open_ = hi - lo > 1
+        if not open_.any():
+            break
+        mid = lo + (hi - lo) // 2
+        m_below = below(mid)
+        hi = np.where(open_ & m_below, mid, hi)
+        lo = np.where(open_ & ~m_below, mid, lo)
+    return np.where(below(hi), hi, NEVER)
 
 
 def fit_base(
