@@ -34,6 +34,7 @@ import numpy as np
 
 from segments import refunds, windows
 from segments.axes import TIME_AXES
+from segments.fold import fold
 from segments.model import (
     NONE,
     Columns,
@@ -90,6 +91,7 @@ class Engine:
         self.policy = policy or Policy()
         edges = sorted({e for s in schemes for e in s.recency_edges_ms()})
         self._edges = np.array(edges, dtype=np.int64)
+        self._edge_list: list[int] = edges
         self._windows = tuple(sorted({w for s in schemes for w in s.window_edges_ms()}))
         self._wmax = max(self._windows, default=0)
         """Longest rolling window: purchase days older than it are forgotten."""
@@ -108,6 +110,11 @@ class Engine:
         """Some scheme reads the base's model (P(alive) axis, value figures): every
         cut-point version refits it."""
         """Schemes a new cut-point version can move (quantiles, P(alive), value figures)."""
+        self.foldable = not self._windows and not any(self._timed.values()) and not any(
+            getattr(s, "hysteresis", 0) for s in schemes
+        )
+        """Every classification is a function of (as-of, F, M, first, last) alone, so a
+        batch can be applied by :func:`segments.fold.fold` instead of in rounds."""
 
     # ------------------------------------------------------------------ due times
     def next_due(self, states: Sequence[CustomerState]) -> np.ndarray:
@@ -153,6 +160,8 @@ class Engine:
             queues.setdefault(ev.customer_id, []).append(ev)
             if ev.customer_id not in states:
                 states[ev.customer_id] = CustomerState(ev.customer_id)
+        if self.foldable:
+            return fold(self, [(states[c], q) for c, q in queues.items()])
         out = Outcome()
         # longest queues first: round k is a prefix of this list (skewed batches have a
         # few customers with many events and many with one)
@@ -253,6 +262,8 @@ class Engine:
     def advance(self, states: Sequence[CustomerState], now_ms: int) -> Outcome:
         """Do everything due at or before ``now_ms`` for ``states``."""
         sts = list(states)
+        if self.foldable:
+            return fold(self, [(s, ()) for s in sts], [now_ms] * len(sts))
         return self._due_until(sts, np.full(len(sts), now_ms, dtype=np.int64))
 
     def _due_until(self, sts: list[CustomerState], limit: np.ndarray) -> Outcome:

@@ -1,0 +1,277 @@
+"""Columnar application of a batch: each customer's timeline walked once, classified once.
+
+The round-based path (:meth:`Engine._apply_round`) vectorises *across* customers: round
+k holds the k-th event of every customer, and every round pays the full per-call cost
+of due times, columns and each scheme's classifier. A backfill batch is skewed (a few
+customers with hundreds of events, many with one), so most rounds hold a handful of
+customers and that fixed cost dominates.
+
+Here the work is split by what depends on what:
+
+1. A plain-Python walk per customer does everything sequential — decays due before
+   each event (at their own due times), dedupe, purchases, refunds, pruning — exactly
+   as the rounds do, and records an *evaluation point* wherever the rounds would
+   re-classify: each fired due time and each applied event, with the customer's
+   (as-of, F, M, first, last) at that instant.
+2. Every scheme classifies all the points of the batch in one numpy call; a point
+   moved if its key differs from the customer's previous point (or the stored segment
+   for their first point), which is one vectorised comparison.
+3. Drafts, segments, stamps and history are written from the moved points, per
+   customer in time order — the order the rounds produce them in.
+
+It applies only when a classification is a function of those five numbers alone
+(:attr:`Engine.foldable`): no rolling windows (their totals live in the state, which
+has moved on by step 2), no per-customer timed axes and no hysteresis (which reads the
+previous key). Anything else takes the rounds. The outcome is the rounds' outcome:
+same states, same drafts per customer (tests/segments/test_fold.py).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from segments import refunds, windows
+from segments.model import NONE, Columns, CustomerState, Event, Outcome, Purchase, TransitionDraft
+
+if TYPE_CHECKING:
+    from segments.engine import Engine
+
+__all__ = ["fold"]
+
+_DECAY = "recency_decay"
+_NEVER = np.iinfo(np.int64).max
+
+
+def _walk(
+    engine: Engine,
+    items: Sequence[tuple[CustomerState, Sequence[Event]]],
+    limits: Sequence[int] | None,
+    out: Outcome,
+) -> tuple[list[tuple[int, int, int, int, int]], list[int], list[int | None], list, list]:
+    """Step 1: mutate the states, return the evaluation points.
+
+    Returns (points as (as-of, F, M, first-or-last, last), owner index into ``items``,
+    raw first purchase, event id or None, cause or None for a due time).
+    """
+    from segments.engine import event_digest
+
+    edges = engine._edge_list
+    n_edges = len(edges)
+    hold = engine.policy.refund_hold_ms
+    wmax = engine._wmax
+    purchase, forget, refund = engine._purchase, engine._forget, refunds.refund
+    points: list[tuple[int, int, int, int, int]] = []
+    owner: list[int] = []
+    firsts: list[int | None] = []
+    event_ids: list[str | None] = []
+    causes: list[str | None] = []
+    rejected = out.rejected
+
+    def catch_up(ci: int, s: CustomerState, limit: int) -> None:
+        """Fire every due time at or before ``limit`` (``Engine.next_due``, per customer)."""
+        while True:
+            due = _NEVER
+            if s.frequency > 0:
+                k = bisect_right(edges, s.cursor_ms - s.last_ms)
+                if k < n_edges:
+                    due = s.last_ms + edges[k]
+            if s.held:
+                due = min(due, max(min(h.until_ms for h in s.held), s.cursor_ms + 1))
+            if due > limit:
+                return
+            s.cursor_ms = due
+            if s.held:
+                rejected.extend(refunds.expire_held(s, due, hold))
+            if s.days:
+                windows.prune(s, due, wmax)
+            first = s.first_ms
+            points.append(
+                (due, s.frequency, s.monetary, s.last_ms if first is None else first, s.last_ms)
+            )
+            owner.append(ci)
+            firsts.append(first)
+            event_ids.append(None)
+            causes.append(None)
+
+    for ci, (s, queue) in enumerate(items):
+        for e in queue:
+            t = e.occurred_ms if e.occurred_ms > s.cursor_ms else s.cursor_ms
+            if s.frequency > 0 or s.held:
+                catch_up(ci, s, t)
+            digest = event_digest(e.event_id)
+            if digest in s.seen:
+                out.duplicates += 1
+                continue
+            if isinstance(e, Purchase):
+                cause = "purchase" if s.frequency > 0 else "first_purchase"
+                got = purchase(s, e)
+                if got:
+                    rejected.extend(got)
+            else:
+                rejection = refund(s, e, t, hold, wmax)
+                if rejection is not None:
+                    rejected.append(rejection)
+                    continue
+                cause = "refund"
+            s.seen[digest] = t
+            s.cursor_ms = t
+            forget(s, t)
+            first = s.first_ms
+            points.append(
+                (t, s.frequency, s.monetary, s.last_ms if first is None else first, s.last_ms)
+            )
+            owner.append(ci)
+            firsts.append(first)
+            event_ids.append(e.event_id)
+            causes.append(cause)
+        if limits is not None and (s.frequency > 0 or s.held):
+            catch_up(ci, s, limits[ci])
+    return points, owner, firsts, event_ids, causes
+
+
+def fold(
+    engine: Engine,
+    items: Sequence[tuple[CustomerState, Sequence[Event]]],
+    limits: Sequence[int] | None = None,
+) -> Outcome:
+    """Apply each customer's events (in offset order), then what is due by their limit.
+
+    ``items``: (state, that customer's events), each customer once. ``limits``: per
+    item, a time to fire due steps up to after the events (``Engine.advance``).
+    """
+    out = Outcome()
+    points, owner, firsts, event_ids, causes = _walk(engine, items, limits, out)
+    n = len(points)
+    if n == 0:
+        return out
+    table = np.array(points, dtype=np.int64)
+    asof, freq = table[:, 0], table[:, 1]
+    cols = Columns(last_ms=table[:, 4], frequency=freq, monetary=table[:, 2], first_ms=table[:, 3])
+    who = np.asarray(owner, dtype=np.int64)
+    starts = np.flatnonzero(np.concatenate(([True], who[1:] != who[:-1])))
+    starters = who[starts].tolist()
+    active = freq > 0
+    all_active = bool(active.all())
+
+    # step 2: every scheme over every point; moved = differs from the point before
+    moved_at: list[np.ndarray] = []
+    keys_of: list[np.ndarray] = []
+    prev_of: list[np.ndarray] = []
+    for scheme in engine.schemes:
+        found = scheme.classify(cols, asof)
+        keys = found if all_active else np.where(active, found, NONE)
+        prev = np.empty(n, dtype=object)
+        prev[1:] = keys[:-1]
+        prev[starts] = [items[c][0].segments.get(scheme.name, NONE) for c in starters]
+        moved_at.append(np.flatnonzero(keys != prev))
+        keys_of.append(keys)
+        prev_of.append(prev)
+
+    # step 3: drafts in (point, scheme) order, i.e. per customer in time order
+    n_schemes = len(engine.schemes)
+    order = np.sort(np.concatenate([m * n_schemes + i for i, m in enumerate(moved_at)]))
+    is_start = np.zeros(n, dtype=bool)
+    is_start[starts] = True
+    if order.size:
+        _emit(
+            engine,
+            items,
+            points,
+            (owner, firsts, event_ids, causes),
+            is_start,
+            order,
+            (moved_at, keys_of, prev_of),
+            cols,
+            asof,
+            out,
+        )
+    stamp = engine.stamp
+    for c in starters:
+        items[c][0].stamp = stamp
+    return out
+
+
+def _emit(
+    engine: Engine,
+    items: Sequence[tuple[CustomerState, Sequence[Event]]],
+    points: list[tuple[int, int, int, int, int]],
+    about: tuple[list[int], list[int | None], list[str | None], list[str | None]],
+    is_start: np.ndarray,
+    order: np.ndarray,
+    found: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]],
+    cols: Columns,
+    asof: np.ndarray,
+    out: Outcome,
+) -> None:
+    """Step 3: a draft per moved (point, scheme), in ``order``; segments and history."""
+    owner, firsts, event_ids, causes = about
+    moved_at, keys_of, prev_of = found
+    schemes = engine.schemes
+    n_schemes = len(schemes)
+    n = len(points)
+    # per scheme, for its moved points only: keys, previous keys, scores, and where
+    # each point sits in those lists
+    keys: list[list[str]] = []
+    prevs: list[list[str]] = []
+    scores: list[dict[str, list[int]]] = []
+    slot: list[np.ndarray] = []
+    for i, scheme in enumerate(schemes):
+        at = moved_at[i]
+        keys.append(keys_of[i][at].tolist())
+        prevs.append(prev_of[i][at].tolist())
+        sub = Columns(
+            last_ms=cols.last_ms[at],
+            frequency=cols.frequency[at],
+            monetary=cols.monetary[at],
+            first_ms=cols.first_ms[at],
+        )
+        scores.append(
+            {a: v.tolist() for a, v in scheme.scores(sub, asof[at]).items()} if at.size else {}
+        )
+        where = np.full(n, -1, dtype=np.int64)
+        where[at] = np.arange(at.size)
+        slot.append(where)
+    slots = [w.tolist() for w in slot]
+    starts = is_start.tolist()
+    names = [s.name for s in schemes]
+    drafts = out.transitions
+    touched: dict[int, CustomerState] = {}
+    for code in order.tolist():
+        j, i = divmod(code, n_schemes)
+        k = slots[i][j]
+        c = owner[j]
+        s = items[c][0]
+        cause = causes[j]
+        if cause is None:
+            cause = engine._time_cause(s, schemes[i], _DECAY) if starts[j] else _DECAY
+        t, f, m, _first, last = points[j]
+        name, key, prev = names[i], keys[i][k], prevs[i][k]
+        sc = scores[i]
+        drafts.append(
+            TransitionDraft(
+                customer_id=s.customer_id,
+                scheme=name,
+                from_segment=prev,
+                to_segment=key,
+                cause=cause,
+                effective_ms=t,
+                event_id=event_ids[j],
+                frequency=f,
+                monetary=m,
+                first_ms=firsts[j],
+                last_ms=last,
+                scores={a: v[k] for a, v in sc.items()},
+            )
+        )
+        s.segments[name] = key  # NONE too: Redis HSET can't delete fields
+        s.history.append([name, prev, key, cause, t])
+        touched[c] = s
+    keep = engine.policy.history
+    for s in touched.values():
+        h = s.history
+        if len(h) > keep:
+            del h[: len(h) - keep]
