@@ -110,8 +110,10 @@ class Engine:
         """Some scheme reads the base's model (P(alive) axis, value figures): every
         cut-point version refits it."""
         """Schemes a new cut-point version can move (quantiles, P(alive), value figures)."""
-        self.foldable = not self._windows and not any(self._timed.values()) and not any(
-            getattr(s, "hysteresis", 0) for s in schemes
+        self.foldable = (
+            not self._windows
+            and not any(self._timed.values())
+            and not any(getattr(s, "hysteresis", 0) for s in schemes)
         )
         """Every classification is a function of (as-of, F, M, first, last) alone, so a
         batch can be applied by :func:`segments.fold.fold` instead of in rounds."""

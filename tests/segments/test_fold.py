@@ -4,6 +4,7 @@ rejections, duplicates), whatever the batch holds."""
 from __future__ import annotations
 
 import copy
+import itertools
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -52,7 +53,7 @@ def batches(draw: st.DrawFn) -> list[list[Purchase | Refund]]:
         events.append(Purchase(c, f"e{i}", t, draw(st.integers(1, 400)) * UNIT, order))
     cuts = sorted(draw(st.lists(st.integers(1, n), max_size=4, unique=True)))
     bounds = [0, *cuts, n]
-    return [events[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+    return [events[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
 
 def by_customer(out: Outcome) -> dict:
