@@ -43,6 +43,9 @@ __all__ = ["BackfillOptions", "BackfillReport", "backfill_topic"]
 
 log = logging.getLogger(__name__)
 
+WATERMARK = "watermark"
+"""Meta field: the largest event time a backfill applied to the partition."""
+
 
 @dataclass(frozen=True)
 class BackfillOptions:
@@ -154,6 +157,20 @@ async def _each_partition(
         raise
 
 
+async def _watermarks(store: RedisStore, partitions: list[int]) -> dict[int, int]:
+    """Each partition's event-time watermark as a previous (killed) run left it, else 0.
+
+    A resumed backfill reads only what was not committed, so without these the decays
+    due up to the events a killed run applied would never fire at their watermark.
+    """
+    got = {p: await store.meta_field(p, WATERMARK) for p in partitions}
+    return {p: int(v) if v else 0 for p, v in got.items()}
+
+
+async def _run_due(processor: Processor, p: int, at_ms: int) -> None:
+    await processor.run_due(p, at_ms)
+
+
 async def _run(
     settings: Settings,
     opts: BackfillOptions,
@@ -191,8 +208,12 @@ async def _run(
         else None
     )
 
+    buffers: dict[TopicPartition, list] = {tp: [] for tp in tps}
+
     async def rewind(p: int, offset: int) -> None:
-        consumer.seek(TopicPartition(topic, p), offset)
+        tp = TopicPartition(topic, p)
+        buffers[tp].clear()  # fetched from the old position
+        consumer.seek(tp, offset)
 
     processor.rewind = rewind
     resume = await processor.assign(partitions)
@@ -201,7 +222,7 @@ async def _run(
     end = await _true_end_offsets(consumer, tps, resume)
     todo = {tp.partition: max(0, end[tp] - resume[tp.partition]) for tp in tps}
     progress = Progress(sum(todo.values())) if opts.progress else None
-    watermark = dict.fromkeys(partitions, 0)
+    watermark = await _watermarks(store, partitions)
     started = asyncio.get_running_loop().time()
     # a partition is done once what it held at the start is applied; later records are
     # the live worker's (after a promote it resumes from the offsets recorded here)
@@ -214,7 +235,7 @@ async def _run(
         latest = await processor.process_partition(p, msgs)
         if latest is not None and latest > watermark[p]:
             watermark[p] = latest
-            await processor.run_due(p, watermark[p])
+            await store.set_meta_field(p, WATERMARK, str(latest))
         if relay is not None:
             await relay.drain(p)
         if p not in processor.claims:
@@ -232,7 +253,19 @@ async def _run(
         if done:
             consumer.pause(*done)
         records = await consumer.getmany(timeout_ms=200, max_records=opts.batch)
-        await _each_partition(apply, records)
+        for tp, recs in records.items():
+            buffers[tp].extend(recs)
+        # a partition's batch is applied once it holds ``batch`` records or reaches the
+        # end offset (or nothing more came): few, large batches, each one load and one
+        # commit per customer however many events the customer has in it
+        ready = {
+            tp: buf
+            for tp, buf in buffers.items()
+            if buf and (not records or len(buf) >= opts.batch or buf[-1].offset >= end[tp] - 1)
+        }
+        for tp in ready:
+            buffers[tp] = []
+        await _each_partition(apply, ready)
         if records:
             idle = 0
             continue
@@ -240,7 +273,14 @@ async def _run(
         if idle >= 50:  # 10 s of nothing below the end offsets: the range has a hole
             log.warning("no records for 10 s below end offsets %s; stopping", end)
             break
-    await finish_namespace(settings, store, processor, partitions, max(watermark.values()))
+    # decays between events were caught up by each customer's next event; the rest, up
+    # to each partition's watermark, fire now (the same due times, the same transitions)
+    await _each_partition(
+        lambda tp, _: _run_due(processor, tp.partition, watermark[tp.partition]),
+        {tp: [] for tp in tps if watermark[tp.partition] > 0},
+    )
+    at_ms = max(watermark.values()) if processor.stats.events else 0
+    await finish_namespace(settings, store, processor, partitions, at_ms)
     if relay is not None:
         for p in partitions:
             await relay.drain(p)
