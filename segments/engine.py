@@ -117,6 +117,11 @@ class Engine:
         )
         """Every classification is a function of (as-of, F, M, first, last) alone, so a
         batch can be applied by :func:`segments.fold.fold` instead of in rounds."""
+        self.replay = False
+        """An event-time replay (backfill): the latest event time of a batch is the clock,
+        so after applying it, what is due by then for its customers fires as well — the
+        transitions the replay's decay pass would fire later, at the same due times (a
+        timer and catch-up give the same history), without loading them all again."""
 
     # ------------------------------------------------------------------ due times
     def next_due(self, states: Sequence[CustomerState]) -> np.ndarray:
@@ -162,8 +167,14 @@ class Engine:
             queues.setdefault(ev.customer_id, []).append(ev)
             if ev.customer_id not in states:
                 states[ev.customer_id] = CustomerState(ev.customer_id)
+        latest = (
+            max((e.occurred_ms for q in queues.values() for e in q), default=0)
+            if self.replay
+            else 0
+        )
         if self.foldable:
-            return fold(self, [(states[c], q) for c, q in queues.items()])
+            items = [(states[c], q) for c, q in queues.items()]
+            return fold(self, items, [latest] * len(items) if self.replay else None)
         out = Outcome()
         # longest queues first: round k is a prefix of this list (skewed batches have a
         # few customers with many events and many with one)
@@ -174,6 +185,8 @@ class Engine:
             while len(ordered[width - 1]) <= k:
                 width -= 1
             out.extend(self._apply_round(states, [q[k] for q in ordered[:width]]))
+        if self.replay:
+            out.extend(self.advance([states[c] for c in queues], latest))
         return out
 
     def _apply_round(self, states: dict[str, CustomerState], events: list[Event]) -> Outcome:
@@ -219,23 +232,30 @@ class Engine:
     def _purchase(self, s: CustomerState, e: Purchase) -> list[Rejection]:
         """Add a sale; frequency counts orders that still hold money."""
         # first/last over every purchase ever, refunded or not: order independent
-        s.first_ms = e.occurred_ms if s.first_ms is None else min(s.first_ms, e.occurred_ms)
-        s.last_ms = max(s.last_ms, e.occurred_ms)
-        s.monetary += e.amount_units
+        at, units = e.occurred_ms, e.amount_units
+        if s.first_ms is None or at < s.first_ms:
+            s.first_ms = at
+        if at > s.last_ms:
+            s.last_ms = at
+        s.monetary += units
         key = e.order_id or e.event_id
         order = s.orders.get(key)
         if order is None:
-            s.orders[key] = [e.amount_units, e.amount_units, e.occurred_ms]
+            s.orders[key] = [units, units, at]
             s.frequency += 1
-            windows.add(s, e.occurred_ms, 1, e.amount_units, self._wmax)
+            if self._wmax:
+                windows.add(s, at, 1, units, self._wmax)
         else:  # another sale line under the same order id
             revived = order[0] == 0
             if revived:
                 s.frequency += 1
-            order[0] += e.amount_units
-            order[1] += e.amount_units
-            windows.add(s, order[2], int(revived), e.amount_units, self._wmax)
-        rejected = []
+            order[0] += units
+            order[1] += units
+            if self._wmax:
+                windows.add(s, order[2], int(revived), units, self._wmax)
+        rejected: list[Rejection] = []
+        if not s.held:
+            return rejected
         for h in [h for h in s.held if h.order_id == key]:
             s.held.remove(h)
             rejection = refunds.retract(s, key, h.event_id, h.amount_units, h.ref, self._wmax)

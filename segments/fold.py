@@ -217,29 +217,37 @@ def _emit(
     # each point sits in those lists
     keys: list[list[str]] = []
     prevs: list[list[str]] = []
-    scores: list[dict[str, list[int]]] = []
-    slot: list[np.ndarray] = []
+    scores: list[list[dict[str, int]]] = []
+    slots: list[list[int]] = []
     for i, scheme in enumerate(schemes):
         at = moved_at[i]
         keys.append(keys_of[i][at].tolist())
         prevs.append(prev_of[i][at].tolist())
-        sub = Columns(
-            last_ms=cols.last_ms[at],
-            frequency=cols.frequency[at],
-            monetary=cols.monetary[at],
-            first_ms=cols.first_ms[at],
-        )
-        scores.append(
-            {a: v.tolist() for a, v in scheme.scores(sub, asof[at]).items()} if at.size else {}
-        )
+        if at.size:
+            sub = Columns(
+                last_ms=cols.last_ms[at],
+                frequency=cols.frequency[at],
+                monetary=cols.monetary[at],
+                first_ms=cols.first_ms[at],
+            )
+            got = scheme.scores(sub, asof[at])
+            axes = list(got)
+            scores.append(
+                [
+                    dict(zip(axes, v, strict=True))
+                    for v in zip(*(got[a].tolist() for a in axes), strict=True)
+                ]
+            )
+        else:
+            scores.append([])
         where = np.full(n, -1, dtype=np.int64)
         where[at] = np.arange(at.size)
-        slot.append(where)
-    slots = [w.tolist() for w in slot]
+        slots.append(where.tolist())
     starts = is_start.tolist()
     names = [s.name for s in schemes]
     drafts = out.transitions
     touched: dict[int, CustomerState] = {}
+    time_cause = engine._time_cause
     for code in order.tolist():
         j, i = divmod(code, n_schemes)
         k = slots[i][j]
@@ -247,24 +255,23 @@ def _emit(
         s = items[c][0]
         cause = causes[j]
         if cause is None:
-            cause = engine._time_cause(s, schemes[i], _DECAY) if starts[j] else _DECAY
+            cause = time_cause(s, schemes[i], _DECAY) if starts[j] else _DECAY
         t, f, m, _first, last = points[j]
         name, key, prev = names[i], keys[i][k], prevs[i][k]
-        sc = scores[i]
         drafts.append(
             TransitionDraft(
-                customer_id=s.customer_id,
-                scheme=name,
-                from_segment=prev,
-                to_segment=key,
-                cause=cause,
-                effective_ms=t,
-                event_id=event_ids[j],
-                frequency=f,
-                monetary=m,
-                first_ms=firsts[j],
-                last_ms=last,
-                scores={a: v[k] for a, v in sc.items()},
+                s.customer_id,
+                name,
+                prev,
+                key,
+                cause,
+                t,
+                event_ids[j],
+                f,
+                m,
+                firsts[j],
+                last,
+                scores[i][k],
             )
         )
         s.segments[name] = key  # NONE too: Redis HSET can't delete fields

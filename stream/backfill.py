@@ -190,10 +190,12 @@ async def _run(
     tps = [TopicPartition(topic, p) for p in partitions]
     consumer.assign(tps)
     wall = WallClock()
+    engine = build_engine(settings, load_checked_rules(settings))
+    engine.replay = True  # each batch also fires its customers' decays up to its latest event
     processor = Processor(
         settings,
         store,
-        build_engine(settings, load_checked_rules(settings)),
+        engine,
         KafkaOutputs(producer, settings.dlq_topic, topic),  # type: ignore[arg-type]
         clock=wall,
         wall=wall,

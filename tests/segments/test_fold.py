@@ -102,3 +102,24 @@ def test_fold_equals_rounds_after_a_rules_change(before: list, after: list) -> N
     got = folding.advance(list(a.values()), 900 * DAY)
     assert by_customer(got) == by_customer(rounds.advance(list(b.values()), 900 * DAY))
     assert a == b
+
+
+@settings(max_examples=100, deadline=None)
+@given(batches(), st.booleans())
+def test_a_replay_batch_also_fires_what_is_due_by_its_latest_event(
+    batches: list, fold: bool
+) -> None:
+    """``Engine.replay``: a batch, then ``advance`` of its customers to its latest event."""
+    replaying, plain = engines()
+    replaying.replay = True
+    replaying.foldable = plain.foldable = fold
+    a: dict[str, CustomerState] = {}
+    b: dict[str, CustomerState] = {}
+    for batch in batches:
+        want = plain.apply_events(b, batch)
+        latest = max(e.occurred_ms for e in batch)
+        want.extend(
+            plain.advance([b[c] for c in dict.fromkeys(e.customer_id for e in batch)], latest)
+        )
+        assert by_customer(replaying.apply_events(a, copy.deepcopy(batch))) == by_customer(want)
+        assert a == b
