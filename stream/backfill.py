@@ -20,8 +20,10 @@ their historical times, exactly as the live timer would have fired them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -102,11 +104,30 @@ async def backfill_topic(settings: Settings, opts: BackfillOptions) -> BackfillR
     await producer.start()
     await consumer.start()
     try:
-        return await _run(target, opts, store, producer, consumer)
+        with _few_collections():
+            return await _run(target, opts, store, producer, consumer)
     finally:
         await consumer.stop()
         await producer.stop()
         await store.close()
+
+
+@contextlib.contextmanager
+def _few_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector rarely while the backfill runs.
+
+    A batch makes hundreds of thousands of small containers (records, events, states'
+    dicts and lists, drafts) that live until it commits; at the default threshold (a
+    collection every 700 allocations) the collector re-traverses them over and over —
+    measured at a third of the engine's time. Reference counting still frees everything
+    acyclic at once; the collector still runs, 100 times less often.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(70_000, before[1], before[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 async def _true_end_offsets(
