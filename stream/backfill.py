@@ -45,6 +45,9 @@ __all__ = ["BackfillOptions", "BackfillReport", "backfill_topic"]
 
 log = logging.getLogger(__name__)
 
+BIG_STEP = 10_000
+"""Customers per step of the final decay pass and of the sweep after recalibration."""
+
 WATERMARK = "watermark"
 """Meta field: the largest event time a backfill applied to the partition."""
 
@@ -87,7 +90,12 @@ def _check(settings: Settings, opts: BackfillOptions) -> None:
 async def backfill_topic(settings: Settings, opts: BackfillOptions) -> BackfillReport:
     """Backfill ``opts.namespace`` from the purchases topic; returns what it did."""
     _check(settings, opts)
-    target = settings.model_copy(update={"namespace": opts.namespace})
+    # nothing competes with a backfill's final decay pass and sweep (the live worker rate-
+    # limits both per tick): take customers in chunks of thousands, not one thousand
+    chunk = max(BIG_STEP, settings.decay_batch, settings.sweep_batch)
+    target = settings.model_copy(
+        update={"namespace": opts.namespace, "decay_batch": chunk, "sweep_batch": chunk}
+    )
     await ensure_topics(settings)
     store = RedisStore.from_url(
         settings.redis_url.get_secret_value(), settings.key_prefix, opts.namespace
@@ -140,14 +148,18 @@ async def _true_end_offsets(
     there and taking the last offset returned gives the true end.
     """
     end = await consumer.end_offsets(tps)
-    for tp in tps:
-        if end[tp] <= resume[tp.partition]:
-            continue
+    # every partition in the same fetch round (one by one, each waits a broker round trip)
+    pending = {tp for tp in tps if end[tp] > resume[tp.partition]}
+    for tp in pending:
         consumer.seek(tp, end[tp] - 1)
-        got = await consumer.getmany(tp, timeout_ms=5000)
-        offsets = [r.offset for r in got.get(tp, [])]
-        if offsets:
-            end[tp] = max(end[tp], max(offsets) + 1)
+    deadline = asyncio.get_running_loop().time() + 5
+    while pending and asyncio.get_running_loop().time() < deadline:
+        got = await consumer.getmany(*pending, timeout_ms=500)
+        for tp, recs in got.items():
+            if recs:
+                end[tp] = max(end[tp], max(r.offset for r in recs) + 1)
+                pending.discard(tp)
+    for tp in tps:
         consumer.seek(tp, resume[tp.partition])
     return end
 
