@@ -46,29 +46,32 @@ _DECAY = "recency_decay"
 _NEVER = np.iinfo(np.int64).max
 
 
+Point = tuple[int, int, int, int, int, int, "int | None", "str | None", "str | None"]
+"""(as-of, F, M, first or last, last, owner index, first, event id, cause or None)."""
+
+
 def _walk(
     engine: Engine,
     items: Sequence[tuple[CustomerState, Sequence[Event]]],
     limits: Sequence[int] | None,
     out: Outcome,
-) -> tuple[list[tuple[int, int, int, int, int]], list[int], list[int | None], list, list]:
-    """Step 1: mutate the states, return the evaluation points.
+) -> list[Point]:
+    """Step 1: mutate the states, return the evaluation points in time order per customer.
 
-    Returns (points as (as-of, F, M, first-or-last, last), owner index into ``items``,
-    raw first purchase, event id or None, cause or None for a due time).
+    A point is (as-of, F, M, first purchase or else last, last purchase, index of its
+    customer in ``items``, raw first purchase, event id, cause); the event id and cause
+    are None for a due time.
     """
     from segments.engine import event_digest
 
     edges = engine._edge_list
     n_edges = len(edges)
     hold = engine.policy.refund_hold_ms
+    dedupe_ms, orders_ms = engine.policy.dedupe_ms, engine.policy.order_retention_ms
     wmax = engine._wmax
     purchase, forget, refund = engine._purchase, engine._forget, refunds.refund
-    points: list[tuple[int, int, int, int, int]] = []
-    owner: list[int] = []
-    firsts: list[int | None] = []
-    event_ids: list[str | None] = []
-    causes: list[str | None] = []
+    points: list[Point] = []
+    add = points.append
     rejected = out.rejected
 
     def catch_up(ci: int, s: CustomerState, limit: int) -> None:
@@ -88,22 +91,33 @@ def _walk(
                 rejected.extend(refunds.expire_held(s, due, hold))
             if s.days:
                 windows.prune(s, due, wmax)
-            first = s.first_ms
-            points.append(
-                (due, s.frequency, s.monetary, s.last_ms if first is None else first, s.last_ms)
+            first, last = s.first_ms, s.last_ms
+            add(
+                (
+                    due,
+                    s.frequency,
+                    s.monetary,
+                    last if first is None else first,
+                    last,
+                    ci,
+                    first,
+                    None,
+                    None,
+                )
             )
-            owner.append(ci)
-            firsts.append(first)
-            event_ids.append(None)
-            causes.append(None)
 
     for ci, (s, queue) in enumerate(items):
+        seen, orders = s.seen, s.orders
         for e in queue:
             t = e.occurred_ms if e.occurred_ms > s.cursor_ms else s.cursor_ms
-            if s.frequency > 0 or s.held:
+            if s.held:
                 catch_up(ci, s, t)
+            elif s.frequency > 0:  # catch_up's first step, inline: rarely anything due
+                k = bisect_right(edges, s.cursor_ms - s.last_ms)
+                if k < n_edges and s.last_ms + edges[k] <= t:
+                    catch_up(ci, s, t)
             digest = event_digest(e.event_id)
-            if digest in s.seen:
+            if digest in seen:
                 out.duplicates += 1
                 continue
             if isinstance(e, Purchase):
@@ -117,20 +131,32 @@ def _walk(
                     rejected.append(rejection)
                     continue
                 cause = "refund"
-            s.seen[digest] = t
+            seen[digest] = t
             s.cursor_ms = t
-            forget(s, t)
-            first = s.first_ms
-            points.append(
-                (t, s.frequency, s.monetary, s.last_ms if first is None else first, s.last_ms)
+            # Engine._forget only when it has something to drop (its loops' first tests)
+            if (
+                seen[next(iter(seen))] < t - dedupe_ms
+                or (orders and orders[next(iter(orders))][2] < t - orders_ms)
+                or s.days
+            ):
+                forget(s, t)
+            first, last = s.first_ms, s.last_ms
+            add(
+                (
+                    t,
+                    s.frequency,
+                    s.monetary,
+                    last if first is None else first,
+                    last,
+                    ci,
+                    first,
+                    e.event_id,
+                    cause,
+                )
             )
-            owner.append(ci)
-            firsts.append(first)
-            event_ids.append(e.event_id)
-            causes.append(cause)
         if limits is not None and (s.frequency > 0 or s.held):
             catch_up(ci, s, limits[ci])
-    return points, owner, firsts, event_ids, causes
+    return points
 
 
 def fold(
@@ -144,14 +170,23 @@ def fold(
     item, a time to fire due steps up to after the events (``Engine.advance``).
     """
     out = Outcome()
-    points, owner, firsts, event_ids, causes = _walk(engine, items, limits, out)
+    points = _walk(engine, items, limits, out)
     n = len(points)
     if n == 0:
         return out
-    table = np.array(points, dtype=np.int64)
-    asof, freq = table[:, 0], table[:, 1]
-    cols = Columns(last_ms=table[:, 4], frequency=freq, monetary=table[:, 2], first_ms=table[:, 3])
-    who = np.asarray(owner, dtype=np.int64)
+    t_col, f_col, m_col, first_col, last_col, who_col, firsts, event_ids, causes = zip(
+        *points, strict=True
+    )
+    asof = np.fromiter(t_col, np.int64, n)
+    freq = np.fromiter(f_col, np.int64, n)
+    cols = Columns(
+        last_ms=np.fromiter(last_col, np.int64, n),
+        frequency=freq,
+        monetary=np.fromiter(m_col, np.int64, n),
+        first_ms=np.fromiter(first_col, np.int64, n),
+    )
+    who = np.fromiter(who_col, np.int64, n)
+    owner = list(who_col)
     starts = np.flatnonzero(np.concatenate(([True], who[1:] != who[:-1])))
     starters = who[starts].tolist()
     active = freq > 0
@@ -181,7 +216,7 @@ def fold(
             engine,
             items,
             points,
-            (owner, firsts, event_ids, causes),
+            (owner, list(firsts), list(event_ids), list(causes)),
             is_start,
             order,
             (moved_at, keys_of, prev_of),
@@ -198,7 +233,7 @@ def fold(
 def _emit(
     engine: Engine,
     items: Sequence[tuple[CustomerState, Sequence[Event]]],
-    points: list[tuple[int, int, int, int, int]],
+    points: list[Point],
     about: tuple[list[int], list[int | None], list[str | None], list[str | None]],
     is_start: np.ndarray,
     order: np.ndarray,
@@ -256,7 +291,7 @@ def _emit(
         cause = causes[j]
         if cause is None:
             cause = time_cause(s, schemes[i], _DECAY) if starts[j] else _DECAY
-        t, f, m, _first, last = points[j]
+        t, f, m, _col, last = points[j][:5]
         name, key, prev = names[i], keys[i][k], prevs[i][k]
         drafts.append(
             TransitionDraft(
