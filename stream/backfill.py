@@ -2,9 +2,13 @@
 
 It bypasses faust: a plain aiokafka consumer (no group) reads every partition from the
 backfill namespace's committed offsets, and the same :class:`Processor` as the live
-worker applies each fetched batch. Time is the event-time watermark of each partition
-(the largest event time read from it), so decays between historical events happen at
-their historical times, exactly as the live timer would have fired them.
+worker applies each partition's records in large batches (``batch`` records per
+partition: one load, one engine fold and one commit per customer however many events
+it has in the batch). Time is event time: each customer's decays before an event are
+caught up at their own due times (the engine's timeline rule), a batch's customers are
+advanced to the batch's latest event time (``Engine.replay``), and at the end every
+partition's remaining decays fire at its watermark (the largest event time applied to
+it) — the transitions a live timer would have fired, with the same ids.
 
 - Writes go to a separate namespace (never the live one) under its own epochs, so a
   backfill is invisible to the live worker until promoted.
@@ -59,6 +63,8 @@ class BackfillOptions:
     until_ms: int | None = None
     emit_topic: str | None = None
     batch: int = 50_000
+    """Records per partition per applied batch (more: fewer loads and commits per
+    customer, more memory)."""
     progress: bool = True
 
 
