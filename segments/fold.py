@@ -36,6 +36,7 @@ import numpy as np
 
 from segments import refunds, windows
 from segments.model import NONE, Columns, CustomerState, Event, Outcome, Purchase, TransitionDraft
+from segments.policy import event_digest
 
 if TYPE_CHECKING:
     from segments.engine import Engine
@@ -62,8 +63,6 @@ def _walk(
     customer in ``items``, raw first purchase, event id, cause); the event id and cause
     are None for a due time.
     """
-    from segments.engine import event_digest
-
     edges = engine._edge_list
     n_edges = len(edges)
     hold = engine.policy.refund_hold_ms
