@@ -25,15 +25,14 @@ the batch, so the common case (one event per customer per batch) is one round.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from segments import refunds, windows
 from segments.axes import TIME_AXES
+from segments.fold import fold
 from segments.model import (
     NONE,
     Columns,
@@ -44,6 +43,7 @@ from segments.model import (
     Rejection,
     TransitionDraft,
 )
+from segments.policy import Policy, event_digest
 from segments.scheme import Scheme
 from segments.value import ValueModel
 
@@ -55,26 +55,6 @@ NEVER = np.iinfo(np.int64).max
 _DAY = 86_400_000
 SWEEP = "sweep"
 """Trigger of a background re-evaluation (never a cause on the wire)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Policy:
-    """How long the engine remembers things, in event-time milliseconds."""
-
-    dedupe_ms: int = 30 * _DAY
-    order_retention_ms: int = 90 * _DAY
-    refund_hold_ms: int = 7 * _DAY
-    history: int = 5
-    """How many of a customer's latest transitions their state keeps (for lookups)."""
-
-
-def event_digest(event_id: str) -> str:
-    """A short, stable digest of an event id (what the dedupe window stores).
-
-    72 bits, 12 characters: collisions within one customer's window are ~1e-18.
-    """
-    raw = hashlib.blake2b(event_id.encode(), digest_size=9).digest()
-    return base64.urlsafe_b64encode(raw).decode()
 
 
 class Engine:
@@ -90,6 +70,7 @@ class Engine:
         self.policy = policy or Policy()
         edges = sorted({e for s in schemes for e in s.recency_edges_ms()})
         self._edges = np.array(edges, dtype=np.int64)
+        self._edge_list: list[int] = edges
         self._windows = tuple(sorted({w for s in schemes for w in s.window_edges_ms()}))
         self._wmax = max(self._windows, default=0)
         """Longest rolling window: purchase days older than it are forgotten."""
@@ -108,6 +89,18 @@ class Engine:
         self.reads_model = any(getattr(s, "reads_model", False) for s in schemes)
         """Some scheme reads the base's model (P(alive) axis, value figures): every
         cut-point version refits it."""
+        self.foldable = (
+            not self._windows
+            and not any(self._timed.values())
+            and not any(getattr(s, "hysteresis", 0) for s in schemes)
+        )
+        """Every classification is a function of (as-of, F, M, first, last) alone, so a
+        batch can be applied by :func:`segments.fold.fold` instead of in rounds."""
+        self.replay = False
+        """An event-time replay (backfill): the latest event time of a batch is the clock,
+        so after applying it, what is due by then for its customers fires as well — the
+        transitions the replay's decay pass would fire later, at the same due times (a
+        timer and catch-up give the same history), without loading them all again."""
 
     # ------------------------------------------------------------------ due times
     def next_due(self, states: Sequence[CustomerState]) -> np.ndarray:
@@ -153,6 +146,14 @@ class Engine:
             queues.setdefault(ev.customer_id, []).append(ev)
             if ev.customer_id not in states:
                 states[ev.customer_id] = CustomerState(ev.customer_id)
+        latest = (
+            max((e.occurred_ms for q in queues.values() for e in q), default=0)
+            if self.replay
+            else 0
+        )
+        if self.foldable:
+            items = [(states[c], q) for c, q in queues.items()]
+            return fold(self, items, [latest] * len(items) if self.replay else None)
         out = Outcome()
         # longest queues first: round k is a prefix of this list (skewed batches have a
         # few customers with many events and many with one)
@@ -163,6 +164,8 @@ class Engine:
             while len(ordered[width - 1]) <= k:
                 width -= 1
             out.extend(self._apply_round(states, [q[k] for q in ordered[:width]]))
+        if self.replay:
+            out.extend(self.advance([states[c] for c in queues], latest))
         return out
 
     def _apply_round(self, states: dict[str, CustomerState], events: list[Event]) -> Outcome:
@@ -208,23 +211,30 @@ class Engine:
     def _purchase(self, s: CustomerState, e: Purchase) -> list[Rejection]:
         """Add a sale; frequency counts orders that still hold money."""
         # first/last over every purchase ever, refunded or not: order independent
-        s.first_ms = e.occurred_ms if s.first_ms is None else min(s.first_ms, e.occurred_ms)
-        s.last_ms = max(s.last_ms, e.occurred_ms)
-        s.monetary += e.amount_units
+        at, units = e.occurred_ms, e.amount_units
+        if s.first_ms is None or at < s.first_ms:
+            s.first_ms = at
+        if at > s.last_ms:
+            s.last_ms = at
+        s.monetary += units
         key = e.order_id or e.event_id
         order = s.orders.get(key)
         if order is None:
-            s.orders[key] = [e.amount_units, e.amount_units, e.occurred_ms]
+            s.orders[key] = [units, units, at]
             s.frequency += 1
-            windows.add(s, e.occurred_ms, 1, e.amount_units, self._wmax)
+            if self._wmax:
+                windows.add(s, at, 1, units, self._wmax)
         else:  # another sale line under the same order id
             revived = order[0] == 0
             if revived:
                 s.frequency += 1
-            order[0] += e.amount_units
-            order[1] += e.amount_units
-            windows.add(s, order[2], int(revived), e.amount_units, self._wmax)
-        rejected = []
+            order[0] += units
+            order[1] += units
+            if self._wmax:
+                windows.add(s, order[2], int(revived), units, self._wmax)
+        rejected: list[Rejection] = []
+        if not s.held:
+            return rejected
         for h in [h for h in s.held if h.order_id == key]:
             s.held.remove(h)
             rejection = refunds.retract(s, key, h.event_id, h.amount_units, h.ref, self._wmax)
@@ -253,6 +263,8 @@ class Engine:
     def advance(self, states: Sequence[CustomerState], now_ms: int) -> Outcome:
         """Do everything due at or before ``now_ms`` for ``states``."""
         sts = list(states)
+        if self.foldable:
+            return fold(self, [(s, ()) for s in sts], [now_ms] * len(sts))
         return self._due_until(sts, np.full(len(sts), now_ms, dtype=np.int64))
 
     def _due_until(self, sts: list[CustomerState], limit: np.ndarray) -> Outcome:

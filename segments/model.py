@@ -107,9 +107,14 @@ class Rejection(NamedTuple):
     message: str
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class TransitionDraft:
-    """A segment change as the pure engine sees it; the stream adds id-free envelope bits."""
+    """A segment change as the pure engine sees it; the stream adds id-free envelope bits.
+
+    A value, never changed once made; not ``frozen`` only because a backfill makes one per
+    transition (hundreds of thousands) and a frozen dataclass's ``__init__`` costs ~5x a
+    plain one (1.4 vs 0.25 µs measured). Never hashed (``scores`` is a dict).
+    """
 
     customer_id: str
     scheme: str

@@ -200,6 +200,11 @@ async def refresh(
     return new
 
 
+async def _sweep_all(processor: Processor, p: int, at_ms: int) -> None:
+    while not await processor.sweep(p, at_ms):
+        pass
+
+
 async def finish_namespace(
     settings: Settings,
     store: RedisStore,
@@ -230,9 +235,8 @@ async def finish_namespace(
         )
         if new is not None:
             processor.use(build_engine(settings, load_checked_rules(settings), new))
-        for p in partitions:
-            while not await processor.sweep(p, at_ms):
-                pass
+        # partitions concurrently: one's Redis round trips overlap another's CPU
+        await asyncio.gather(*(_sweep_all(processor, p, at_ms) for p in partitions))
         return
     for p in partitions:
         await store.set_meta_field(p, "sweep", f"{processor.sweep_target()}|done")

@@ -275,7 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--emit-topic",
         help="publish mode=backfill transitions here (default: count them, publish nothing)",
     )
-    backfill.add_argument("--batch", type=int, default=50_000, help="records per fetch")
+    backfill.add_argument(
+        "--batch", type=int, default=50_000, help="records per partition per batch"
+    )
     backfill.add_argument(
         "--file",
         action="append",

@@ -10,6 +10,7 @@ conflicting commit moves no tally either).
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -47,23 +48,27 @@ def tally(
     hash expires ``retention_ms`` after the day ends (event time, so a backfill of old
     history keeps only what is still within retention).
     """
+    # one C-level count per draft; the strings are made once per distinct (flow, hour)
+    seen = Counter(
+        (d.scheme, d.from_segment, d.to_segment, d.effective_ms // HOUR_MS) for d in drafts
+    )
     sizes: dict[str, int] = {}
     flows: dict[str, dict[str, int]] = {}
     expire: dict[str, int] = {}
-    for d in drafts:
-        if d.from_segment != NONE:
-            k = f"{d.scheme}|{d.from_segment}"
-            sizes[k] = sizes.get(k, 0) - 1
-        if d.to_segment != NONE:
-            k = f"{d.scheme}|{d.to_segment}"
-            sizes[k] = sizes.get(k, 0) + 1
-        name = _flows_name(d.effective_ms // DAY_MS)
-        hour = (d.effective_ms % DAY_MS) // HOUR_MS
-        field = f"{hour:02d}|{d.scheme}|{d.from_segment}|{d.to_segment}"
+    for (scheme, frm, to, hours), n in seen.items():
+        if frm != NONE:
+            k = f"{scheme}|{frm}"
+            sizes[k] = sizes.get(k, 0) - n
+        if to != NONE:
+            k = f"{scheme}|{to}"
+            sizes[k] = sizes.get(k, 0) + n
+        day, hour = divmod(hours, 24)
+        name = _flows_name(day)
+        field = f"{hour:02d}|{scheme}|{frm}|{to}"
         bucket = flows.setdefault(name, {})
-        bucket[field] = bucket.get(field, 0) + 1
+        bucket[field] = bucket.get(field, 0) + n
         if name not in expire:
-            expire[name] = (d.effective_ms // DAY_MS + 1) * DAY_MS + retention_ms
+            expire[name] = (day + 1) * DAY_MS + retention_ms
     counters = {name: deltas for name, deltas in flows.items()}
     nonzero = {k: v for k, v in sizes.items() if v}
     if nonzero:
