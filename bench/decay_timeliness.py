@@ -46,6 +46,7 @@ def due_states(
             last_ms=int(last[i]),
             cursor_ms=int(last[i]),
             segments={name: v[i] for name, v in segs.items()},
+            stamp=engine.stamp,
         )
         for i, cid in enumerate(ids)
     ]
@@ -73,6 +74,10 @@ async def load_due(
                 raise AssertionError("the engine's due times differ from the planned ones")
             schedule = dict(zip((s.customer_id for s in states), at.tolist(), strict=True))
             version = await store.commit(p, claim.epoch, version, states, schedule, [])
+        # as a worker leaves it: every customer evaluated under these rules (the stamp
+        # above), the partition swept. Unstamped, the worker would first re-evaluate all
+        # of them as a rules change (a background sweep competing with the timer).
+        await store.set_meta_field(p, "sweep", f"{engine.stamp}|done")
 
 
 async def decay_run(
