@@ -51,6 +51,7 @@ from stream.messages import Msg
 from stream.processor import Processor
 from stream.relay import OutboxRelay
 from stream.retry import with_backoff
+from stream.together import all_of
 
 __all__ = ["Runtime", "create_app"]
 
@@ -125,6 +126,10 @@ class Runtime(Service):
             done = applied if applied is not None else (claim.offset if claim else -1)
             out[p] = None if hw is None else max(0, hw - (done + 1))
         return out
+
+    def _backlogged(self) -> set[int]:
+        """Owned partitions more than one batch behind (or whose watermark is unknown)."""
+        return {p for p, n in self.lag().items() if n is None or n > self.settings.batch_max}
 
     def metrics(self) -> str:
         lag = {p: float(v) for p, v in self.lag().items() if v is not None}
@@ -303,10 +308,12 @@ class Runtime(Service):
                 if owned:
                     n = self.processor.partition_count or s.partitions
                     await self.calibrator.step(self.processor.clock.now_ms(), range(n))
-                for p in owned:
-                    await self.processor.run_due(p)
-                for p in owned:  # one rate-limited step each (rules change, recalibration)
-                    await self.processor.sweep(p, self.processor.clock.now_ms())
+                await all_of(self.processor.run_due(p) for p in owned)
+                # one rate-limited step each (rules change, recalibration), but not for a
+                # partition with a backlog: live events first, re-ranking idle customers after
+                now = self.processor.clock.now_ms()
+                busy = self._backlogged()
+                await all_of(self.processor.sweep(p, now) for p in owned if p not in busy)
             except Moved as exc:
                 await self._switch(exc.target)
             except _RETRIABLE as exc:
