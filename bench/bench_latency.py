@@ -77,6 +77,12 @@ async def paced(
     return sent
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def measure(
     bootstrap: str,
     src: str,
@@ -182,6 +188,7 @@ async def bench(
                 1.0,
             )  # warm-up, not reported
             for rate in rates:
+                cpu0 = cpu_seconds(proc.pid)
                 lat = await measure(
                     boot,
                     settings.purchases_topic,
@@ -191,6 +198,7 @@ async def bench(
                     rate,
                     seconds,
                 )
+                lat.cpu_s = cpu_seconds(proc.pid) - cpu0
                 res.worker.append(lat)
                 print(f"worker, {lat.line()}", flush=True)
                 proc.check()
