@@ -63,10 +63,11 @@ class Settings(BaseSettings):
         parse_duration("1h"), description="How often quantile cut points are recomputed."
     )
     sweep_batch: int = Field(
-        1000,
+        250,
         ge=1,
         description="Customers re-evaluated per partition per timer tick after a rules or "
-        "cut-point change (rate limit of the background sweep).",
+        "cut-point change (rate limit of the background sweep; each step holds up live "
+        "batches while it runs).",
     )
     publish_recalibrations: bool = Field(
         True, description="Publish transitions caused only by moved quantile cut points."
