@@ -215,9 +215,10 @@ four default schemes once the fresh namespace has cut points, and the quantile s
 recency cut points, computed from customers who all bought seconds ago, are seconds apart,
 so most customers also get a `recency_decay` a few seconds later (counted separately on
 this workload: ~4 `first_purchase` + ~1 `recency_decay` per event), plus a background
-recalibration sweep each time the population doubles. With the worker near a full core
-on a 2-core machine shared with other jobs (load average above), the tail is time spent
-waiting for the loop or the CPU. The broker's own share is the baseline row: Tansu holds a
+recalibration sweep each time the population doubles. With the worker using the CPU
+share above on a 2-core machine shared with other jobs (load average above), the tail is
+time spent waiting for the loop (a decay or sweep step, another partition's batch, the
+relay) or for a core. The broker's own share is the baseline row: Tansu holds a
 fetch for its whole wait even when records arrive, so `RFM_FETCH_MAX_WAIT` (20 ms) is added
 to reads as the 1500 ms row shows for faust's default. At 5,000/s the worker is past its
 throughput (see the throughput section) and a queue builds up.
