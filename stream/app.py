@@ -129,8 +129,8 @@ class Runtime(Service):
         return out
 
     def _backlogged(self) -> set[int]:
-        """Owned partitions more than one batch behind (or whose watermark is unknown)."""
-        return {p for p, n in self.lag().items() if n is None or n > self.settings.batch_max}
+        """Owned partitions known to be more than one batch behind."""
+        return {p for p, n in self.lag().items() if n is not None and n > self.settings.batch_max}
 
     def metrics(self) -> str:
         lag = {p: float(v) for p, v in self.lag().items() if v is not None}
