@@ -90,9 +90,7 @@ async def decay_run(
     logdir: Path,
 ) -> None:
     ns = f"decay-{uuid.uuid4().hex[:6]}"
-    # its own transitions topic, as a fresh deployment has: on the latency runs' topic
-    # (300k records) the embedded broker answered reads of new records several times
-    # slower (committed -> read p50 386 ms vs ~45 ms on a fresh one, measured here)
+    # its own transitions topic, as a fresh deployment has
     settings = settings.model_copy(update={"transitions_topic": f"transitions-{ns}"})
     await ensure_topics(settings)
     engine = build_engine(settings)

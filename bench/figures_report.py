@@ -243,7 +243,9 @@ def decay_time(res: LatencyResults, command: str) -> str:
 `RFM_DECAY_INTERVAL={res.decay_interval_ms} ms`, `RFM_DECAY_BATCH=2000`) on that namespace.
 The states are stamped with the rules they were evaluated under and the partitions marked
 swept, as a worker leaves them (unstamped, the worker would first re-evaluate all of them
-as a rules change, a background sweep competing with the timer).
+as a rules change, a background sweep competing with the timer). The worker and the reader
+use a Tansu broker of their own: on the latency runs' broker (~300k records in memory
+by then) the same run measured p99 2.8-3.2 s, on a fresh one 0.40-0.47 s.
 It owned every partition {res.decay_margin_s:.1f} s before the first due time. A group-less
 aiokafka consumer in this process reads the transitions topic; lateness = arrival
 (`time.time()`) − the transition's `effective_at` (= its due time).
