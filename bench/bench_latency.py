@@ -77,6 +77,12 @@ async def paced(
     return sent
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def measure(
     bootstrap: str,
     src: str,
@@ -182,6 +188,7 @@ async def bench(
                 1.0,
             )  # warm-up, not reported
             for rate in rates:
+                cpu0 = cpu_seconds(proc.pid)
                 lat = await measure(
                     boot,
                     settings.purchases_topic,
@@ -191,13 +198,23 @@ async def bench(
                     rate,
                     seconds,
                 )
+                lat.cpu_s = cpu_seconds(proc.pid) - cpu0
                 res.worker.append(lat)
                 print(f"worker, {lat.line()}", flush=True)
                 proc.check()
         finally:
             proc.stop()
         if decay:
-            await decay_run(settings, res, decay, lead_s, spread_s, logdir)
+            # a broker of its own: after the latency runs' ~300k records this in-memory
+            # broker answered every read several times slower (decay p99 2.8-3.2 s there,
+            # 0.40-0.47 s on a fresh broker, measured here; a fresh topic alone didn't help)
+            fresh = start_tansu(log_path=logdir / "tansu-decay.log")
+            try:
+                moved = settings.model_copy(update={"kafka_bootstrap": fresh.address})
+                await ensure_topics(moved)
+                await decay_run(moved, res, decay, lead_s, spread_s, logdir)
+            finally:
+                fresh.stop()
             assert res.decay is not None
             print(
                 f"decay: {res.decay.line()} (worker settled {res.decay_margin_s:.1f} s "

@@ -21,6 +21,7 @@ from segments.engine import NEVER, Engine
 from segments.model import Columns, CustomerState
 from segments.rules import build_engine
 from state.store import RedisStore
+from stream.kafka import ensure_topics
 
 DAY_MS = 86_400_000
 
@@ -46,6 +47,7 @@ def due_states(
             last_ms=int(last[i]),
             cursor_ms=int(last[i]),
             segments={name: v[i] for name, v in segs.items()},
+            stamp=engine.stamp,
         )
         for i, cid in enumerate(ids)
     ]
@@ -73,6 +75,10 @@ async def load_due(
                 raise AssertionError("the engine's due times differ from the planned ones")
             schedule = dict(zip((s.customer_id for s in states), at.tolist(), strict=True))
             version = await store.commit(p, claim.epoch, version, states, schedule, [])
+        # as a worker leaves it: every customer evaluated under these rules (the stamp
+        # above), the partition swept. Unstamped, the worker would first re-evaluate all
+        # of them as a rules change (a background sweep competing with the timer).
+        await store.set_meta_field(p, "sweep", f"{engine.stamp}|done")
 
 
 async def decay_run(
@@ -84,6 +90,9 @@ async def decay_run(
     logdir: Path,
 ) -> None:
     ns = f"decay-{uuid.uuid4().hex[:6]}"
+    # its own transitions topic, as a fresh deployment has
+    settings = settings.model_copy(update={"transitions_topic": f"transitions-{ns}"})
+    await ensure_topics(settings)
     engine = build_engine(settings)
     store = RedisStore.from_url(settings.redis_url.get_secret_value(), "rfm", ns)
     start_ms = int(time.time() * 1000 + lead_s * 1000)

@@ -27,6 +27,7 @@ class Lat:
     ms: list[float] = field(default_factory=list)
     before_emit: list[float] = field(default_factory=list)  # start -> emitted_at (worker)
     after_emit: list[float] = field(default_factory=list)  # emitted_at -> read (relay, broker)
+    cpu_s: float | None = None  # the worker process's CPU seconds (user + system) meanwhile
 
     @staticmethod
     def p(xs: list[float], q: float) -> float:

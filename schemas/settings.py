@@ -63,10 +63,11 @@ class Settings(BaseSettings):
         parse_duration("1h"), description="How often quantile cut points are recomputed."
     )
     sweep_batch: int = Field(
-        1000,
+        250,
         ge=1,
         description="Customers re-evaluated per partition per timer tick after a rules or "
-        "cut-point change (rate limit of the background sweep).",
+        "cut-point change (rate limit of the background sweep; each step holds up live "
+        "batches while it runs).",
     )
     publish_recalibrations: bool = Field(
         True, description="Publish transitions caused only by moved quantile cut points."
@@ -160,9 +161,10 @@ class Settings(BaseSettings):
     )
     kafka_session_timeout: Duration = Field(parse_duration("10s"))
     fetch_max_wait: Duration = Field(
-        parse_duration("100ms"),
+        parse_duration("20ms"),
         description="Longest the broker may hold a fetch for the worker (an upper bound on "
-        "the read latency with brokers that don't answer a waiting fetch early).",
+        "the read latency with brokers that don't answer a waiting fetch early; an idle "
+        "worker sends one fetch per broker per this period).",
     )
     http_port: int = Field(
         8080, ge=0, le=65535, description="HTTP API, /metrics and /health; 0: off."

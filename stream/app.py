@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import sys
@@ -51,6 +52,7 @@ from stream.messages import Msg
 from stream.processor import Processor
 from stream.relay import OutboxRelay
 from stream.retry import with_backoff
+from stream.together import all_of
 
 __all__ = ["Runtime", "create_app"]
 
@@ -126,6 +128,10 @@ class Runtime(Service):
             out[p] = None if hw is None else max(0, hw - (done + 1))
         return out
 
+    def _backlogged(self) -> set[int]:
+        """Owned partitions known to be more than one batch behind."""
+        return {p for p, n in self.lag().items() if n is not None and n > self.settings.batch_max}
+
     def metrics(self) -> str:
         lag = {p: float(v) for p, v in self.lag().items() if v is not None}
         return render_metrics(
@@ -197,6 +203,7 @@ class Runtime(Service):
         await with_backoff("read topic metadata", self._read_partition_count, _RETRIABLE)
         await with_backoff("check namespace layout", self._check_layout, _RETRIABLE)
         log.info("runtime ready: %s", self.settings.masked())
+        _quiet_gc()
         self.ready.set()
 
     async def _resolve(self) -> None:
@@ -303,14 +310,32 @@ class Runtime(Service):
                 if owned:
                     n = self.processor.partition_count or s.partitions
                     await self.calibrator.step(self.processor.clock.now_ms(), range(n))
-                for p in owned:
-                    await self.processor.run_due(p)
-                for p in owned:  # one rate-limited step each (rules change, recalibration)
-                    await self.processor.sweep(p, self.processor.clock.now_ms())
+                await all_of(self.processor.run_due(p) for p in owned)
+                # one rate-limited step each (rules change, recalibration), but not for a
+                # partition with a backlog: live events first, re-ranking idle customers after
+                now = self.processor.clock.now_ms()
+                busy = self._backlogged()
+                for p in owned:  # one after the other: a sweep step is mostly CPU
+                    if p not in busy:
+                        await self.processor.sweep(p, now)
             except Moved as exc:
                 await self._switch(exc.target)
             except _RETRIABLE as exc:
                 log.warning("timer step failed: %s", exc)
+
+
+def _quiet_gc() -> None:
+    """Keep the garbage collector's pauses out of the latency.
+
+    Measured on a worker at 1k events/s: full (generation 2) collections every ~2 s,
+    each 80-300 ms with the event loop stopped, mostly re-scanning the ~120k objects
+    faust, aiokafka and the modules made at start-up and never free. Those move to the
+    permanent generation (``gc.freeze``), and young collections run less often (each
+    one still bounded: it scans only what was allocated since the last).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
 
 
 class _Rate:

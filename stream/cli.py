@@ -86,6 +86,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     _setup_logging(settings.log_level)
     app = create_app(settings, runtime)
     worker = faust.Worker(app, runtime, loglevel=settings.log_level, quiet=True)
+    # faust's progress spinner, kept at log levels >= warning, sets the root logger to
+    # DEBUG so it can spin on every record: aiokafka then builds a debug record per
+    # produced message (~4 % of the worker's CPU at 1k events/s). No terminal here.
+    worker.spinner = None
     worker.execute_from_commandline()
     return 0
 

@@ -42,6 +42,16 @@ def _iso_seconds(seconds: int) -> str:
     return from_ms(seconds * 1000).isoformat(timespec="seconds").removesuffix("+00:00")
 
 
+class _IsoMemo(dict[int, str]):
+    """``iso`` for one batch, remembered: a customer's transitions (one per scheme)
+    share their times, and a batch shares its ``emitted_at``; formatting a datetime
+    was ~a third of the encoder's cost."""
+
+    def __missing__(self, ms: int) -> str:
+        text = self[ms] = iso(ms)
+        return text
+
+
 class TransitionEncoder:
     """Drafts -> transition JSON, adding labels, id, mode and the rules version."""
 
@@ -60,8 +70,14 @@ class TransitionEncoder:
         self._valued = {s.name for s in engine.schemes if getattr(s, "value_figures", False)}
 
     def to_dict(
-        self, d: TransitionDraft, emitted_ms: int, value: dict[str, object] | None = None
+        self,
+        d: TransitionDraft,
+        emitted_ms: int,
+        value: dict[str, object] | None = None,
+        times: dict[int, str] | None = None,
     ) -> dict[str, Any]:
+        """The transition's JSON object; ``times``: an ``iso`` memo shared by a batch."""
+        t = _IsoMemo() if times is None else times
         scheme = self._schemes[d.scheme]
         bought = d.first_ms is not None  # has purchase history (even if all refunded)
         snapshot = {
@@ -69,8 +85,8 @@ class TransitionEncoder:
             "frequency": d.frequency,
             "monetary": str(from_units(d.monetary)),
             "currency": self._currency,
-            "first_purchase_at": iso(d.first_ms) if d.first_ms is not None else None,
-            "last_purchase_at": iso(d.last_ms) if bought else None,
+            "first_purchase_at": t[d.first_ms] if d.first_ms is not None else None,
+            "last_purchase_at": t[d.last_ms] if bought else None,
             "scores": d.scores,
         }
         if value is not None:
@@ -86,8 +102,8 @@ class TransitionEncoder:
             "to_segment": d.to_segment,
             "to_label": scheme.label(d.to_segment),
             "cause": d.cause,
-            "effective_at": iso(d.effective_ms),
-            "emitted_at": iso(emitted_ms),
+            "effective_at": t[d.effective_ms],
+            "emitted_at": t[emitted_ms],
             "mode": self._mode,
             "rules_version": self._rules_version,
             "cut_version": self._cut_version.get(d.scheme),
@@ -120,9 +136,10 @@ class TransitionEncoder:
 
     def encode_many(self, drafts: Sequence[TransitionDraft], emitted_ms: int) -> list[bytes]:
         values = self.values(drafts)
+        times = _IsoMemo()
+        dumps, to_dict = orjson.dumps, self.to_dict
         return [
-            orjson.dumps(self.to_dict(d, emitted_ms, v))
-            for d, v in zip(drafts, values, strict=True)
+            dumps(to_dict(d, emitted_ms, v, times)) for d, v in zip(drafts, values, strict=True)
         ]
 
     def encode(self, d: TransitionDraft, emitted_ms: int) -> bytes:

@@ -37,6 +37,7 @@ from stream.routing import partitioner
 from stream.stats import Stats
 from stream.sweeps import Sweeps
 from stream.tallies import tally
+from stream.together import all_of
 from stream.validate import Validator
 
 __all__ = ["Outputs", "Processor", "Stats"]
@@ -157,11 +158,11 @@ class Processor(PositionGuard, Sweeps):
 
     # ------------------------------------------------------------------ events
     async def process(self, msgs: Sequence[Msg]) -> None:
+        """Apply a batch, its partitions side by side (:func:`~stream.together.all_of`)."""
         by_partition: dict[int, list[Msg]] = {}
         for m in msgs:
             by_partition.setdefault(m.partition, []).append(m)
-        for p, part_msgs in by_partition.items():
-            await self.process_partition(p, part_msgs)
+        await all_of(self.process_partition(p, part) for p, part in by_partition.items())
 
     async def process_partition(self, p: int, msgs: list[Msg]) -> int | None:
         """Apply one partition's messages; returns the latest event time among them."""

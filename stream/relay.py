@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from aiokafka import AIOKafkaProducer
 
 from state.store import RedisStore
+from stream.together import all_of
 
 __all__ = ["OutboxRelay"]
 
@@ -60,15 +61,15 @@ class OutboxRelay:
             if not woken or -1 in dirty:
                 await self.drain_all()
                 continue
-            owned = set(self.partitions())
-            for p in sorted(dirty & owned):
-                await self.drain(p)
+            await self._drain_each(sorted(dirty & set(self.partitions())))
 
     async def drain_all(self) -> int:
-        n = 0
-        for p in list(self.partitions()):
-            n += await self.drain(p)
-        return n
+        return await self._drain_each(list(self.partitions()))
+
+    async def _drain_each(self, partitions: list[int]) -> int:
+        """Drain ``partitions`` side by side (one after the other, a commit on the last
+        partition waited for every other outbox's read, produce and delete)."""
+        return sum(await all_of(self.drain(p) for p in partitions))
 
     async def drain(self, partition: int) -> int:
         n = 0
