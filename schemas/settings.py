@@ -161,10 +161,11 @@ class Settings(BaseSettings):
     )
     kafka_session_timeout: Duration = Field(parse_duration("10s"))
     fetch_max_wait: Duration = Field(
-        parse_duration("20ms"),
+        parse_duration("100ms"),
         description="Longest the broker may hold a fetch for the worker (an upper bound on "
         "the read latency with brokers that don't answer a waiting fetch early; an idle "
-        "worker sends one fetch per broker per this period).",
+        "worker sends one fetch per broker per this period). Lower trades throughput for "
+        "latency: 20ms cut the live worker's events/s by ~40 % on the embedded broker.",
     )
     http_port: int = Field(
         8080, ge=0, le=65535, description="HTTP API, /metrics and /health; 0: off."
