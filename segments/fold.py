@@ -73,6 +73,23 @@ def _walk(
     add = points.append
     rejected = out.rejected
 
+    def point(t: int, ci: int, s: CustomerState, event_id: str | None, cause: str | None) -> None:
+        """Record an evaluation point: the customer's (F, M, first, last) as of ``t``."""
+        first, last = s.first_ms, s.last_ms
+        add(
+            (
+                t,
+                s.frequency,
+                s.monetary,
+                last if first is None else first,
+                last,
+                ci,
+                first,
+                event_id,
+                cause,
+            )
+        )
+
     def catch_up(ci: int, s: CustomerState, limit: int) -> None:
         """Fire every due time at or before ``limit`` (``Engine.next_due``, per customer)."""
         while True:
@@ -90,20 +107,7 @@ def _walk(
                 rejected.extend(refunds.expire_held(s, due, hold))
             if s.days:
                 windows.prune(s, due, wmax)
-            first, last = s.first_ms, s.last_ms
-            add(
-                (
-                    due,
-                    s.frequency,
-                    s.monetary,
-                    last if first is None else first,
-                    last,
-                    ci,
-                    first,
-                    None,
-                    None,
-                )
-            )
+            point(due, ci, s, None, None)
 
     for ci, (s, queue) in enumerate(items):
         seen, orders = s.seen, s.orders
@@ -139,20 +143,7 @@ def _walk(
                 or s.days
             ):
                 forget(s, t)
-            first, last = s.first_ms, s.last_ms
-            add(
-                (
-                    t,
-                    s.frequency,
-                    s.monetary,
-                    last if first is None else first,
-                    last,
-                    ci,
-                    first,
-                    e.event_id,
-                    cause,
-                )
-            )
+            point(t, ci, s, e.event_id, cause)
         if limits is not None and (s.frequency > 0 or s.held):
             catch_up(ci, s, limits[ci])
     return points

@@ -259,16 +259,16 @@ def _future_margin(
 ) -> np.ndarray:
     """Σ_{t=1..n} m_t / (1 + r)^t in money units (float, unrounded): m_t = the margin of
     an average order × the orders the model expects in year t."""
-    if policy.years == 0:
-        return np.zeros(len(x))
-    ends = 365.0 * np.arange(policy.years + 1, dtype=np.float64)
-    cumulative = bgnbd.expected_purchases(
-        model.params, ends, x[:, None], tx[:, None], big_t[:, None]
+    orders = bgnbd.discounted_purchases(
+        model.params,
+        x,
+        tx,
+        big_t,
+        periods=policy.years,
+        period_length=365.0,
+        discount_rate=float(policy.discount_rate),
     )
-    per_year = np.diff(cumulative, axis=-1)
-    rate = float(policy.discount_rate)
-    discount = (1.0 + rate) ** -np.arange(1, policy.years + 1, dtype=np.float64)
-    return order_margin * (per_year @ discount)
+    return order_margin * orders
 
 
 def figures(

@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import sys
 import tempfile
-import time
 from collections.abc import Awaitable, Callable, Set
 from typing import Any
 
@@ -52,6 +50,7 @@ from stream.messages import Msg
 from stream.processor import Processor
 from stream.relay import OutboxRelay
 from stream.retry import with_backoff
+from stream.stats import EventRate, quiet_gc
 from stream.together import all_of
 
 __all__ = ["Runtime", "create_app"]
@@ -112,7 +111,7 @@ class Runtime(Service):
         self.highwater: Callable[[int], int | None] = lambda p: None
         """The consumer's high watermark of partition p (set by the faust app)."""
         self.gauges: dict[str, dict[int, float]] = {}
-        self._rate = _Rate()
+        self._rate = EventRate()
 
     def on_init_dependencies(self) -> list[Service]:
         return [self.http]
@@ -203,7 +202,7 @@ class Runtime(Service):
         await with_backoff("read topic metadata", self._read_partition_count, _RETRIABLE)
         await with_backoff("check namespace layout", self._check_layout, _RETRIABLE)
         log.info("runtime ready: %s", self.settings.masked())
-        _quiet_gc()
+        quiet_gc()
         self.ready.set()
 
     async def _resolve(self) -> None:
@@ -322,35 +321,6 @@ class Runtime(Service):
                 await self._switch(exc.target)
             except _RETRIABLE as exc:
                 log.warning("timer step failed: %s", exc)
-
-
-def _quiet_gc() -> None:
-    """Keep the garbage collector's pauses out of the latency.
-
-    Measured on a worker at 1k events/s: full (generation 2) collections every ~2 s,
-    each 80-300 ms with the event loop stopped, mostly re-scanning the ~120k objects
-    faust, aiokafka and the modules made at start-up and never free. Those move to the
-    permanent generation (``gc.freeze``), and young collections run less often (each
-    one still bounded: it scans only what was allocated since the last).
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, 20, 20)
-
-
-class _Rate:
-    """Events per second over the last ~10 s, from the events counter (for /metrics)."""
-
-    def __init__(self) -> None:
-        self._marks: list[tuple[float, int]] = []
-
-    def per_second(self, total: int) -> float:
-        now = time.monotonic()
-        self._marks.append((now, total))
-        while len(self._marks) > 2 and now - self._marks[1][0] >= 10:
-            self._marks.pop(0)
-        t0, n0 = self._marks[0]
-        return (total - n0) / (now - t0) if now > t0 else 0.0
 
 
 def create_app(settings: Settings, runtime: Runtime) -> faust.App:

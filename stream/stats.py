@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import bisect
+import gc
+import time
 from dataclasses import dataclass, field
 
-__all__ = ["LATENCY_BUCKETS", "Stats"]
+__all__ = ["LATENCY_BUCKETS", "EventRate", "Stats", "quiet_gc"]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, float("inf"))
 
@@ -35,3 +37,32 @@ class Stats:
     def observe_batch(self, seconds: float) -> None:
         self.batch_seconds[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
         self.batch_seconds_sum += seconds
+
+
+def quiet_gc() -> None:
+    """Keep the garbage collector's pauses out of the latency.
+
+    Measured on a worker at 1k events/s: full (generation 2) collections every ~2 s,
+    each 80-300 ms with the event loop stopped, mostly re-scanning the ~120k objects
+    faust, aiokafka and the modules made at start-up and never free. Those move to the
+    permanent generation (``gc.freeze``), and young collections run less often (each
+    one still bounded: it scans only what was allocated since the last).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
+
+
+class EventRate:
+    """Events per second over the last ~10 s, from the events counter (for /metrics)."""
+
+    def __init__(self) -> None:
+        self._marks: list[tuple[float, int]] = []
+
+    def per_second(self, total: int) -> float:
+        now = time.monotonic()
+        self._marks.append((now, total))
+        while len(self._marks) > 2 and now - self._marks[1][0] >= 10:
+            self._marks.pop(0)
+        t0, n0 = self._marks[0]
+        return (total - n0) / (now - t0) if now > t0 else 0.0
