@@ -42,6 +42,7 @@ from state.layout import ensure_layout
 from state.store import LISTPACK_VALUE, RedisStore
 from stream.calibrate import Calibrator
 from stream.clock import Clock, WallClock
+from stream.delivery import Backlog, ack, install, reset_read_offsets
 from stream.faust_glue import cap_fetch_wait, position_from_redis
 from stream.http import HttpServer, render_metrics
 from stream.kafka import KafkaOutputs, ensure_topics, make_producer
@@ -112,6 +113,10 @@ class Runtime(Service):
         """The consumer's high watermark of partition p (set by the faust app)."""
         self.gauges: dict[str, dict[int, float]] = {}
         self._rate = EventRate()
+        self.backlog = Backlog(4 * settings.batch_max)
+        """Fetched records waiting for the processor (filled by :mod:`stream.delivery`)."""
+        self.ack: Callable[[list[Msg]], None] = lambda msgs: None
+        """Tell the consumer a batch is done (set by the faust app)."""
 
     def on_init_dependencies(self) -> list[Service]:
         return [self.http]
@@ -282,6 +287,15 @@ class Runtime(Service):
 
     # ------------------------------------------------------------------ background
     @Service.task
+    async def _batches(self) -> None:
+        """Apply what the consumer fetched, as much as is there (up to ``batch_max``)."""
+        await self.ready.wait()
+        while not self.should_stop:
+            msgs = await self.backlog.take(self.settings.batch_max)
+            await self.process(msgs)
+            self.ack(msgs)
+
+    @Service.task
     async def _relay(self) -> None:
         await self.ready.wait()
         while not self.should_stop:
@@ -324,7 +338,7 @@ class Runtime(Service):
 
 
 def create_app(settings: Settings, runtime: Runtime) -> faust.App:
-    """The faust app: one agent over the purchases topic, raw bytes in."""
+    """The faust app over the purchases topic, raw bytes in, a fetch at a time."""
     cap_fetch_wait(settings.fetch_max_wait)
     session_s = settings.kafka_session_timeout / 1000
     app = faust.App(
@@ -350,39 +364,39 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
     )
-    batch_s = settings.batch_within / 1000
-
-    async def consume(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_max, within=batch_s):
-            msgs = [
-                Msg(e.message.partition, e.message.offset, e.message.key, e.message.value)
-                for e in events
-            ]
-            await runtime.process(msgs)
-
-    app.agent(topic, name="purchases", concurrency=1)(consume)
+    # no agent: the records reach the processor a fetch at a time (stream.delivery)
+    app.topics.add(topic)
+    name = topic.get_topic_name()
+    install(app.consumer, name, runtime.backlog)
+    runtime.ack = lambda msgs: ack(app.consumer, name, msgs)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: Set[Any], **_: Any) -> None:
-        runtime.processor.revoke(
-            tp.partition for tp in revoked if tp.topic == topic.get_topic_name()
-        )
+        gone = {tp.partition for tp in revoked if tp.topic == name}
+        runtime.processor.revoke(gone)
+        runtime.backlog.drop(gone)
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, assigned: Set[Any], **_: Any) -> None:
-        name = topic.get_topic_name()
         mine = {tp.partition: tp for tp in assigned if tp.topic == name}
-        runtime.processor.revoke(set(runtime.processor.owned()) - set(mine))
+        gone = set(runtime.processor.owned()) - set(mine)
+        runtime.processor.revoke(gone)
+        runtime.backlog.drop(gone)
         resume = await runtime.assign(set(mine))
         for p, offset in resume.items():
-            await app.consumer.seek_wait({mine[p]: offset})
+            await seek(mine[p], offset)
 
-    async def rewind(p: int, offset: int) -> None:
+    async def seek(tp: TP, offset: int) -> None:
         # seek_wait runs in the consumer's own thread; faust's seek() touches the threaded
         # aiokafka consumer from this one and races its fetcher (KeyError in fetched_records)
-        await app.consumer.seek_wait({TP(topic.get_topic_name(), p): offset})
+        runtime.backlog.drop([tp.partition])
+        await app.consumer.seek_wait({tp: offset})
+        reset_read_offsets(app.consumer, {tp: offset})
+
+    async def rewind(p: int, offset: int) -> None:
+        await seek(TP(name, p), offset)
 
     runtime.processor.rewind = rewind
-    runtime.highwater = lambda p: app.consumer.highwater(TP(topic.get_topic_name(), p))
-    position_from_redis(app, runtime, topic.get_topic_name())
+    runtime.highwater = lambda p: app.consumer.highwater(TP(name, p))
+    position_from_redis(app, runtime, name)
     return app
