@@ -58,6 +58,7 @@ class LiveResults:
     refunds: int = 0
     partitions: int = 4
     noop: list[Rate] = field(default_factory=list)
+    batched: list[Rate] = field(default_factory=list)  # no-op on the worker's delivery path
     worker: list[Rate] = field(default_factory=list)
     commands: dict[str, int] = field(default_factory=dict)  # of the best worker run
     redis_usec: int = 0
@@ -148,8 +149,11 @@ async def run_worker(
         proc.stop()
 
 
-async def run_noop(settings: Settings, total: int, logdir: Path, tag: str) -> Rate:
-    """The no-op agent over the whole topic; it reports its own timing on stdout."""
+async def run_noop(
+    settings: Settings, total: int, logdir: Path, tag: str, delivery: str = "agent"
+) -> Rate:
+    """The no-op consumer over the whole topic (a faust agent, or with ``delivery=
+    "batched"`` the worker's delivery path); it reports its own timing on stdout."""
     log = logdir / f"noop-{tag}.log"
     t_start = time.perf_counter()
     proc = spawn(
@@ -158,7 +162,7 @@ async def run_noop(settings: Settings, total: int, logdir: Path, tag: str) -> Ra
         f"bench-noop-{tag}",
         log,
         module="bench.noop_agent",
-        extra={"BENCH_NOOP_TOTAL": str(total)},
+        extra={"BENCH_NOOP_TOTAL": str(total), "BENCH_NOOP_DELIVERY": delivery},
     )
     try:
         deadline = time.monotonic() + 600
@@ -273,10 +277,15 @@ async def bench(
             last[p] = max(last.get(p, -1), o)
         res.load.append(os.getloadavg())
         for r in range(repeats):
-            for step in ("noop", "worker") if r % 2 == 0 else ("worker", "noop"):
+            steps = ("noop", "batched", "worker")
+            for step in steps if r % 2 == 0 else steps[::-1]:
                 if step == "noop":
                     rate = await run_noop(settings, res.events, logdir, f"{sfx}-{r}")
                     res.noop.append(rate)
+                elif step == "batched":
+                    tag = f"{sfx}-b{r}"
+                    rate = await run_noop(settings, res.events, logdir, tag, "batched")
+                    res.batched.append(rate)
                 else:
                     rate = await run_worker(settings, f"w{r}-{sfx}", last, logdir, res)
                     res.worker.append(rate)

@@ -7,6 +7,10 @@ The same faust app configuration as ``stream.app.create_app`` (broker, session t
 over the purchases topic) with an agent that only counts. So the live worker's
 events/s divided by this one's is what our processing costs on top of faust itself.
 
+With ``BENCH_NOOP_DELIVERY=batched`` it has no agent: the records come through the
+worker's own delivery path (:mod:`stream.delivery`, a fetch at a time) and are acked
+and counted. That is the ceiling of the worker's path, as the agent is faust's.
+
 It prints one JSON line when it has seen ``BENCH_NOOP_TOTAL`` records: the events
 counted after its first batch, the seconds from that first batch to the last record
 (the group join excluded, like the live worker's timing), and its process CPU seconds
@@ -24,6 +28,7 @@ import faust
 import orjson
 
 from schemas.settings import load_settings
+from stream.delivery import Backlog, ack, install
 
 
 def main() -> None:
@@ -55,22 +60,40 @@ def main() -> None:
     batch_s = settings.batch_within / 1000
     seen = {"n": 0, "first_n": 0, "t0": 0.0, "cpu0": 0.0, "done": 0}
 
-    async def consume(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_max, within=batch_s):
-            if seen["n"] == 0:
-                seen["t0"], seen["cpu0"] = time.perf_counter(), time.process_time()
-                seen["first_n"] = len(events)
-            seen["n"] += len(events)
-            if seen["n"] >= total and not seen["done"]:
-                seen["done"] = 1
-                line = {
-                    "events": seen["n"] - seen["first_n"],
-                    "seconds": time.perf_counter() - seen["t0"],
-                    "cpu_s": time.process_time() - seen["cpu0"],
-                }
-                print(orjson.dumps(line).decode(), flush=True)
+    def count(n: int) -> None:
+        if seen["n"] == 0:
+            seen["t0"], seen["cpu0"] = time.perf_counter(), time.process_time()
+            seen["first_n"] = n
+        seen["n"] += n
+        if seen["n"] >= total and not seen["done"]:
+            seen["done"] = 1
+            line = {
+                "events": seen["n"] - seen["first_n"],
+                "seconds": time.perf_counter() - seen["t0"],
+                "cpu_s": time.process_time() - seen["cpu0"],
+            }
+            print(orjson.dumps(line).decode(), flush=True)
 
-    app.agent(topic, name="purchases", concurrency=1)(consume)
+    if os.environ.get("BENCH_NOOP_DELIVERY") == "batched":
+        # the worker's own delivery path (stream.delivery), with nothing done per batch
+        backlog = Backlog(4 * settings.batch_max)
+        app.topics.add(topic)
+        install(app.consumer, topic.get_topic_name(), backlog)
+
+        @app.task
+        async def take() -> None:
+            while True:
+                msgs = await backlog.take(settings.batch_max)
+                ack(app.consumer, topic.get_topic_name(), msgs)
+                count(len(msgs))
+
+    else:
+
+        async def consume(stream: faust.StreamT) -> None:
+            async for events in stream.take_events(settings.batch_max, within=batch_s):
+                count(len(events))
+
+        app.agent(topic, name="purchases", concurrency=1)(consume)
     worker = faust.Worker(app, loglevel="warning", quiet=True)
     worker.execute_from_commandline()
 

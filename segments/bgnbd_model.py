@@ -44,6 +44,12 @@ _LOG_BOUND = 30.0
 """Log-parameters are searched in [−30, 30]: wide enough for any real base once time
 is rescaled (see ``fit``), narrow enough that exp() never overflows mid-search."""
 
+_LIMIT_LOG = 12.0
+"""A log-parameter beyond ±12 (a parameter over ~160,000 or under ~6e-6, time rescaled)
+is not an estimate but a limit the likelihood was still climbing toward (no dropout
+seen: a, b → ∞; pure Poisson: r, α → ∞ together). L-BFGS-B may report success there
+before reaching the search bound: its steps get flat (scipy 1.17 stops near 17)."""
+
 _NEAR_POLE = 1e-6
 """Eq. 10 divides by a − 1 (and, for x = 0, ₂F₁ has a pole at a + b = 1); within this
 of either point it is interpolated from both sides."""
@@ -79,9 +85,9 @@ class BgNbdFit:
     n_customers: int
     iterations: int
     converged: bool
-    """The optimiser met its tolerance *and* no log-parameter ended on the search bound.
+    """The optimiser met its tolerance *and* no log-parameter ran off (``_LIMIT_LOG``).
 
-    A bound means the base has no interior maximum (e.g. no sign of dropout: b → ∞):
+    Running off means the base has no interior maximum (e.g. no sign of dropout: b → ∞):
     the parameters then describe a limit, not an estimate, and a scheduled refit should
     keep the previous version."""
 
@@ -264,5 +270,5 @@ def fit(
         log_likelihood=total,
         n_customers=int(x.size),
         iterations=int(result.nit),
-        converged=bool(result.success) and bool((np.abs(result.x) < _LOG_BOUND - 1e-6).all()),
+        converged=bool(result.success) and bool((np.abs(result.x) < _LIMIT_LOG).all()),
     )
