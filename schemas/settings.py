@@ -145,8 +145,8 @@ class Settings(BaseSettings):
     batch_max: int = Field(2000, ge=1, description="Max events per processed batch.")
     batch_within: Duration = Field(
         parse_duration("20ms"),
-        description="Max wait to fill one (a busy stream fills batches before it; a thin "
-        "one waits this long: the latency it adds).",
+        description="Not used by the worker any more (batches are what each fetch brings, "
+        "stream/delivery.py); accepted so that older configurations still load.",
     )
     decay_timer: bool = Field(True, description="Fire time-driven transitions on a timer.")
     decay_interval: Duration = Field(parse_duration("250ms"), description="Timer period.")
