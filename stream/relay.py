@@ -42,6 +42,8 @@ class OutboxRelay:
         self.published = 0
         self._wake = asyncio.Event()
         self._dirty: set[int] = set()
+        self._tasks: dict[int, asyncio.Future[None]] = {}
+        self._again: set[int] = set()
 
     def wake(self, partition: int | None = None) -> None:
         """A commit wrote transitions to ``partition``'s outbox (None: look at all)."""
@@ -50,18 +52,50 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Drain the outboxes commits just wrote to when woken; every ``poll_s``, all
-        owned ones (what a crashed predecessor left behind)."""
+        owned ones (what a crashed predecessor left behind).
+
+        Each partition drains in a task of its own: a partition whose outbox keeps
+        filling must not hold back another's publishing (a drain runs until its outbox is
+        empty, and a busy partition's rarely is). A drain that fails (Redis or Kafka
+        unavailable) is raised from here, so the caller's retry sees it.
+        """
+        try:
+            while True:
+                woken = False
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                    woken = True
+                self._wake.clear()
+                dirty, self._dirty = self._dirty, set()
+                owned = set(self.partitions())
+                for p in sorted(owned if not woken or -1 in dirty else dirty & owned):
+                    self._start(p)
+                for p, task in list(self._tasks.items()):
+                    if task.done():
+                        del self._tasks[p]
+                        task.result()  # raises what the drain raised
+        finally:
+            tasks, self._tasks = list(self._tasks.values()), {}
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _start(self, p: int) -> None:
+        """Drain ``p`` now, or once more after the drain already running for it."""
+        task = self._tasks.get(p)
+        if task is not None and not task.done():
+            self._again.add(p)
+            return
+        if task is not None:
+            task.result()  # a failed drain is raised before its partition starts again
+        self._tasks[p] = asyncio.ensure_future(self._drain_until_quiet(p))
+
+    async def _drain_until_quiet(self, p: int) -> None:
         while True:
-            woken = False
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_s)
-                woken = True
-            self._wake.clear()
-            dirty, self._dirty = self._dirty, set()
-            if not woken or -1 in dirty:
-                await self.drain_all()
-                continue
-            await self._drain_each(sorted(dirty & set(self.partitions())))
+            await self.drain(p)
+            if p not in self._again:
+                return
+            self._again.discard(p)
 
     async def drain_all(self) -> int:
         return await self._drain_each(list(self.partitions()))
