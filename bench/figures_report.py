@@ -15,6 +15,7 @@ from bench.bench_live import LiveResults, Rate
 from bench.bench_memory import MemoryResults
 from bench.observe import Lat, LatencyResults
 from bench.report import cpu_model
+from schemas.settings import Settings
 
 THROUGHPUT = "## Live worker throughput vs a no-op faust agent"
 COST = "## Cost per event of the live worker"
@@ -61,33 +62,65 @@ def throughput(res: LiveResults, command: str) -> str:
     ratio = w.per_s / n.per_s
     runs = ", ".join(f"{r.per_s:,.0f}" for r in res.worker)
     noops = ", ".join(f"{r.per_s:,.0f}" for r in res.noop)
+    batched_rows, batched_runs, b_ratio = "", "", ""
+    if res.batched and _best(res.batched).events > 0:  # smoke sizes: one batch, no rate
+        b = _best(res.batched)
+        batched_runs = ", ".join(f"{r.per_s:,.0f}" for r in res.batched)
+        batched_rows = (
+            f"| no-op on the worker's delivery path | {_rate_cells(b)} | "
+            f"{b.per_s / n.per_s:.3f}× |\n"
+        )
+        b_ratio = (
+            f" Against the no-op on its own delivery path the worker runs at "
+            f"{w.per_s / b.per_s:.3f}×: that path costs "
+            f"{1e6 * b.cpu_s / b.events:.0f} µs of CPU per event, so nearly all of the "
+            f"worker's {1e6 * w.cpu_s / w.events:.0f} µs is its own processing."
+        )
     return f"""{head(THROUGHPUT, command, res.load)}
 Workload: {res.events:,} events ({res.refunds:,} refunds) for {res.customers:,} customers,
 seeded (`bench.workload`, as the backfill section), {res.partitions} partitions, produced
-before either consumer starts. Runs alternate (no-op, worker, then the reverse).
+before any consumer starts. Runs alternate (no-op agent, no-op on the delivery path,
+worker, then the reverse).
 
-- **no-op agent** (baseline): `python -m bench.noop_agent`, a faust app configured like
-  `stream.app.create_app` (same topic, partitions, session timeout, `take_events(2000,
-  within=50ms)`, raw bytes) whose agent only counts; timed in-process from its first batch
-  to the last record. Runs: {noops} events/s.
+- **no-op agent** (the issue's baseline): `python -m bench.noop_agent`, a faust app
+  configured like `stream.app.create_app` (same topic, partitions, session timeout, raw
+  bytes) whose agent (`take_events(2000, within=20ms)`) only counts; timed in-process from
+  its first batch to the last record. Runs: {noops} events/s.
+- **no-op on the worker's delivery path** (second baseline):
+  `BENCH_NOOP_DELIVERY=batched python -m bench.noop_agent`, the same app without an agent:
+  records come through `stream/delivery.py` exactly as in the worker (faust's consumer,
+  group and fetching; a fetched record map at a time instead of faust's per-message
+  loop), are acked to faust and counted. Runs: {batched_runs or "–"} events/s.
 - **live worker**: `python -m stream.cli worker`, fresh namespace and group per run, decay
   timer off, default batching; timed from its first commit seen in Redis (polled every
   20 ms) to Redis's committed offsets covering the topic. Runs: {runs} events/s.
 
-| consumer (best run) | events | seconds | events/s | CPU s | vs no-op |
+| consumer (best run) | events | seconds | events/s | CPU s | vs no-op agent |
 |---|---:|---:|---:|---:|---:|
 | no-op faust agent (baseline) | {_rate_cells(n)} | 1.000× |
-| **live worker** | {_rate_cells(w)} | {ratio:.3f}× |
+{batched_rows}| **live worker** | {_rate_cells(w)} | {ratio:.3f}× |
 
 Target: live worker ≥ 0.7× the no-op agent: {ratio:.2f}×, {_met(ratio >= 0.7)}.
 
+Why the worker outruns a faust agent that does nothing: faust's own fetch loop
+(`Consumer._drain_messages`) awaits `wait_first(callback(message), suspend_flow.wait())`
+for every record (two tasks and an `asyncio.wait` each), then builds, queues, dequeues and
+acks an `Event` per record. The worker replaces that loop on its consumer (keeping faust's
+group, rebalances, fetching, flow control and Kafka offset commits) and takes each fetched
+record map as one batch.{b_ratio}
+
 What bounds it: the worker is CPU-bound in its one Python thread: {w.cpu_s:.1f} CPU s in
 {w.seconds:.1f} s of wall time ({100 * w.cpu_s / w.seconds:.0f} % of a core; the no-op agent
-{100 * n.cpu_s / n.seconds:.0f} %). Per event it spends {1e6 * w.cpu_s / w.events:.0f} µs of
-CPU against faust's own {1e6 * n.cpu_s / n.events:.0f} µs; where the difference goes
-(state decoding and encoding, validation, the engine, redis-py, the relay) is in the cost
-section's profile below.
+{100 * n.cpu_s / n.seconds:.0f} %). Where its time goes (state decoding and encoding,
+validation, the engine, redis-py, the relay) is in the cost section's profile below.
 """
+
+
+def _batched_us(res: LiveResults) -> str:
+    if not res.batched or _best(res.batched).events == 0:
+        return ""
+    b = _best(res.batched)
+    return f", the no-op on the worker's delivery path {1e6 * b.cpu_s / b.events:.0f} µs"
 
 
 def cost(res: LiveResults, command: str) -> str:
@@ -116,9 +149,10 @@ there); the worker itself sends EVALSHA (load + commit per partition batch), XRA
 - Round trips the worker sent (EVALSHA + XRANGE + XDEL + HGET): {sent:,}, i.e.
   {1000 * sent / ev:.1f} per 1,000 events; Redis server time of those:
   {res.redis_usec / 1e3:,.0f} ms ({res.redis_usec / ev:.1f} µs per event).
-- Python CPU per event: live worker **{w_us:.0f} µs**; no-op faust agent (baseline)
-  {n_us:.0f} µs; so {w_us - n_us:.0f} µs per event are ours (validation, engine, Redis
-  client, transitions, relay) on top of faust's own {n_us:.0f} µs.
+- Python CPU per event: live worker **{w_us:.0f} µs**, all threads, everything included
+  (faust's consumer, the delivery path, validation, engine, Redis client, transitions,
+  relay); the no-op faust agent spends {n_us:.0f} µs per event on faust's per-message
+  path alone{_batched_us(res)}.
 
 ### Where the live worker's time goes
 
@@ -167,6 +201,9 @@ def _lat_row(name: str, lat: Lat, base: Lat | None) -> str:
     )
 
 
+_FETCH_WAIT_MS = Settings.model_fields["fetch_max_wait"].default
+
+
 def latency(res: LatencyResults, command: str) -> str:
     rows = []
     for b, f, w in zip(res.broker, res.broker_faust_wait, res.worker, strict=True):
@@ -187,8 +224,8 @@ A paced producer in this process (a tick every 5 ms sends what the rate owes) se
 1200): each is sure to cause one `first_purchase` transition. A group-less aiokafka
 consumer in this process reads the transitions topic from its end and stamps arrivals;
 latency = arrival − send, both `time.time()` here. The live worker runs with its default
-settings (decay timer on, `RFM_BATCH_WITHIN=20ms`, `RFM_FETCH_MAX_WAIT=20ms`) on a fresh
-namespace and was warmed up with 50 events.
+settings (decay timer on, `RFM_FETCH_MAX_WAIT={_FETCH_WAIT_MS} ms`) on a fresh namespace and was
+warmed up with 50 events.
 Baseline, same run, same pacing: the broker alone, the events produced to a fresh topic
 and read back by the same consumer code; once with this consumer's `fetch_max_wait_ms=20`
 and once with the 1500 ms that faust's aiokafka driver hard-codes for its consumer
@@ -208,20 +245,21 @@ process's CPU time meanwhile (all threads, as a share of one core):
 |---:|---:|---:|---:|
 {split}
 
-What bounds it: the worker's one event loop, which the consumer hand-off, batching
-(≤ 20 ms), load/apply/commit, the decay timer and the outbox relay share. This workload
-is heavier than one transition per event: each first purchase moves the customer in all
-four default schemes once the fresh namespace has cut points, and the quantile scheme's
-recency cut points, computed from customers who all bought seconds ago, are seconds apart,
-so most customers also get a `recency_decay` a few seconds later (counted separately on
-this workload: ~4 `first_purchase` + ~1 `recency_decay` per event), plus a background
-recalibration sweep each time the population doubles. With the worker using the CPU
-share above on a 2-core machine shared with other jobs (load average above), the tail is
-time spent waiting for the loop (a decay or sweep step, another partition's batch, the
-relay) or for a core. The broker's own share is the baseline row: Tansu holds a
-fetch for its whole wait even when records arrive, so `RFM_FETCH_MAX_WAIT` (20 ms) is added
-to reads as the 1500 ms row shows for faust's default. At 5,000/s the worker is past its
-throughput (see the throughput section) and a queue builds up.
+What bounds it: the worker's one event loop, which the consumer hand-off, load/apply/commit,
+the decay timer, the recalibration sweeps and the outbox relay share. This workload is
+heavier than one transition per event: each first purchase moves the customer in all four
+default schemes once the fresh namespace has cut points, and the quantile scheme's recency
+cut points, computed from customers who all bought seconds ago, are seconds apart, so most
+customers also get a `recency_decay` a few seconds later (counted separately on this
+workload: ~4 `first_purchase` + ~1 `recency_decay` per event), plus a background
+recalibration sweep each time the population doubles. With the worker using the CPU share
+above on a 2-core machine shared with other jobs (load average above), the tail is time
+spent waiting for the loop (a decay or sweep step, another partition's batch, the relay) or
+for a core. The broker's own share is the baseline row: Tansu holds a fetch for its whole
+wait even when records arrive, so up to `RFM_FETCH_MAX_WAIT` ({_FETCH_WAIT_MS} ms) is added
+to reads, as the 1500 ms row shows for faust's default (20 ms measured no better in A/B runs
+here: the worker's CPU share is the bound). At 5,000/s the worker is past its throughput
+(see the throughput section) and a queue builds up.
 """
 
 
