@@ -392,6 +392,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         runtime.backlog.drop([tp.partition])
         await app.consumer.seek_wait({tp: offset})
         reset_read_offsets(app.consumer, {tp: offset})
+        runtime.backlog.drop([tp.partition])  # fetched before the seek, queued during it
 
     async def rewind(p: int, offset: int) -> None:
         await seek(TP(name, p), offset)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -117,6 +118,11 @@ def ack(consumer: Any, topic: str, msgs: Sequence[Msg]) -> None:
         if tp is None:
             tp = tps[m.partition] = TP(topic, m.partition)
         consumer.ack(_Ack(tp, m.offset))
+    # what faust's streams record per event: its stall check reads it (no agent here)
+    inbound = consumer.app.monitor.stream_inbound_time
+    now = time.monotonic()
+    for tp in tps.values():
+        inbound[tp] = now
 
 
 async def drain_in_batches(consumer: Any, fetcher: Any, topic: str, backlog: Backlog) -> None:
@@ -127,9 +133,11 @@ async def drain_in_batches(consumer: Any, fetcher: Any, topic: str, backlog: Bac
     filter (records below a partition's read offset are stale
     prefetches from before a seek), gap bookkeeping for acks, and commit_every.
     Records of another topic (none in this app) go through faust's own callback.
-    Not kept: faust's generation check, which stops mid-map when a rebalance starts; here
-    no await falls between reading a map and queueing it, and the processor drops what
-    a revoked partition still had queued (:meth:`Backlog.drop`, the Redis fence).
+    Instead of faust's generation check (which stops mid-map when a rebalance starts), a
+    map is queued only if the flow is still active after its gaps were recorded (the only
+    awaits in between); what a revoked partition still has queued is dropped
+    (:meth:`Backlog.drop`), and the Redis fence stops any write for it. Not kept: the
+    ``CONSUMER_FETCHING`` diagnostics flag.
     """
     read_offset = consumer._read_offset
     acks_enabled_for = consumer.app.topics.acks_enabled_for
@@ -145,6 +153,9 @@ async def drain_in_batches(consumer: Any, fetcher: Any, topic: str, backlog: Bac
             if not consumer.flow_active:
                 await _seek_committed(consumer)
                 continue
+            if commit_every is not None and consumer._n_acked >= commit_every:
+                consumer._n_acked = 0
+                await consumer.commit()
             batch: list[Msg] = []
             others: list[tuple[TP, Any]] = []
             for tp, recs in records.items():
@@ -168,10 +179,9 @@ async def drain_in_batches(consumer: Any, fetcher: Any, topic: str, backlog: Bac
                 p = tp.partition
                 batch += [Msg(p, r.offset, r.key, r.value) for r in fresh]
                 read_offset[tp] = fresh[-1].offset
-            if commit_every is not None and consumer._n_acked >= commit_every:
-                consumer._n_acked = 0
-                await consumer.commit()
-            if batch:
+            if batch and consumer.flow_active:
+                # (a rebalance that began during a gap's await stops the flow: the seek
+                # that ends it re-reads these, so they are not queued now)
                 backlog.put(batch)
                 if len(backlog) >= backlog.limit:
                     await consumer.wait_first(backlog.room(), consumer.suspend_flow.wait())
@@ -206,7 +216,8 @@ def install(consumer: Any, topic: str, backlog: Backlog) -> None:
 
 
 def reset_read_offsets(consumer: Any, offsets: Mapping[TP, int]) -> None:
-    """After a seek: records from ``offsets`` on are wanted again (faust's ``seek_wait``
-    leaves the read offsets where they were, so a rewind would be filtered out)."""
+    """After a seek: records from ``offsets`` on are wanted again. faust's ``seek_wait``
+    sets the read offsets too, but from the consumer's thread (and removes them for
+    offset 0); setting them here, on the loop the drain runs on, makes it certain."""
     for tp, offset in offsets.items():
         consumer._read_offset[tp] = offset

@@ -44,6 +44,7 @@ class OutboxRelay:
         self._dirty: set[int] = set()
         self._tasks: dict[int, asyncio.Future[None]] = {}
         self._again: set[int] = set()
+        self._closing = False
 
     def wake(self, partition: int | None = None) -> None:
         """A commit wrote transitions to ``partition``'s outbox (None: look at all)."""
@@ -68,6 +69,8 @@ class OutboxRelay:
                 self._wake.clear()
                 dirty, self._dirty = self._dirty, set()
                 owned = set(self.partitions())
+                if self._closing:
+                    continue
                 for p in sorted(owned if not woken or -1 in dirty else dirty & owned):
                     self._start(p)
                 for p, task in list(self._tasks.items()):
@@ -91,13 +94,22 @@ class OutboxRelay:
         self._tasks[p] = asyncio.ensure_future(self._drain_until_quiet(p))
 
     async def _drain_until_quiet(self, p: int) -> None:
+        def lost() -> bool:  # revoked (its new owner publishes it now) or shutting down
+            return self._closing or p not in set(self.partitions())
+
         while True:
-            await self.drain(p)
-            if p not in self._again:
+            await self.drain(p, stop=lost)
+            if p not in self._again or lost():
                 return
             self._again.discard(p)
 
     async def drain_all(self) -> int:
+        """For shutdown: let the running drains finish their current step and stop, then
+        drain every owned outbox once more (never two drains of one outbox at a time:
+        both would publish the same entries)."""
+        self._closing = True
+        running = [t for t in self._tasks.values() if not t.done()]
+        await asyncio.gather(*running, return_exceptions=True)
         return await self._drain_each(list(self.partitions()))
 
     async def _drain_each(self, partitions: list[int]) -> int:
@@ -105,9 +117,10 @@ class OutboxRelay:
         partition waited for every other outbox's read, produce and delete)."""
         return sum(await all_of(self.drain(p) for p in partitions))
 
-    async def drain(self, partition: int) -> int:
+    async def drain(self, partition: int, stop: Callable[[], bool] | None = None) -> int:
+        """Publish ``partition``'s outbox until it is empty (or ``stop()`` says so)."""
         n = 0
-        while True:
+        while stop is None or not stop():
             rows = await self.store.outbox_read(partition, self.batch)
             if not rows:
                 return n
@@ -120,3 +133,4 @@ class OutboxRelay:
             await self.store.outbox_ack(partition, [entry_id for entry_id, _, _ in rows])
             n += len(rows)
             self.published += len(rows)
+        return n

@@ -149,13 +149,17 @@ def test_ack_moves_fausts_acked_offsets() -> None:
     acked: list[tuple[TP, int]] = []
 
     class C:
+        app = type("App", (), {"monitor": type("M", (), {"stream_inbound_time": {}})()})()
+
         def ack(self, message: Any) -> bool:
             assert not message.acked
             acked.append((message.tp, message.offset))
             return True
 
-    ack(C(), "p", msgs(3, range(2)))
+    consumer = C()
+    ack(consumer, "p", msgs(3, range(2)))
     assert acked == [(TP("p", 3), 0), (TP("p", 3), 1)]
+    assert set(consumer.app.monitor.stream_inbound_time) == {TP("p", 3)}  # faust's stall check
 
 
 @pytest.mark.parametrize(
