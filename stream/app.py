@@ -392,7 +392,8 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         runtime.backlog.drop([tp.partition])
         await app.consumer.seek_wait({tp: offset})
         reset_read_offsets(app.consumer, {tp: offset})
-        runtime.backlog.drop([tp.partition])  # fetched before the seek, queued during it
+        # not dropped again here: records queued while seek_wait ran may be the re-read
+        # ones, which the consumer will not fetch again (a stale one only costs a rewind)
 
     async def rewind(p: int, offset: int) -> None:
         await seek(TP(name, p), offset)

@@ -133,11 +133,12 @@ async def drain_in_batches(consumer: Any, fetcher: Any, topic: str, backlog: Bac
     filter (records below a partition's read offset are stale
     prefetches from before a seek), gap bookkeeping for acks, and commit_every.
     Records of another topic (none in this app) go through faust's own callback.
-    Instead of faust's generation check (which stops mid-map when a rebalance starts), a
-    map is queued only if the flow is still active after its gaps were recorded (the only
-    awaits in between); what a revoked partition still has queued is dropped
-    (:meth:`Backlog.drop`), and the Redis fence stops any write for it. Not kept: the
-    ``CONSUMER_FETCHING`` diagnostics flag.
+    Not kept: faust's generation check (which stops mid-map when a rebalance starts) and
+    the ``CONSUMER_FETCHING`` diagnostics flag. A map is queued whole: what a revoked
+    partition still has queued is dropped (:meth:`Backlog.drop`), the Redis fence stops
+    any write for it, and a stale record of a re-assigned one costs a rewind (the
+    processor's gap check), never a loss. Dropping records here instead would lose them:
+    the consumer's position is already past them.
     """
     read_offset = consumer._read_offset
     acks_enabled_for = consumer.app.topics.acks_enabled_for
@@ -179,9 +180,7 @@ async def drain_in_batches(consumer: Any, fetcher: Any, topic: str, backlog: Bac
                 p = tp.partition
                 batch += [Msg(p, r.offset, r.key, r.value) for r in fresh]
                 read_offset[tp] = fresh[-1].offset
-            if batch and consumer.flow_active:
-                # (a rebalance that began during a gap's await stops the flow: the seek
-                # that ends it re-reads these, so they are not queued now)
+            if batch:
                 backlog.put(batch)
                 if len(backlog) >= backlog.limit:
                     await consumer.wait_first(backlog.room(), consumer.suspend_flow.wait())
