@@ -40,7 +40,8 @@ FULL: dict[str, dict[str, object]] = {
 SMOKE: dict[str, dict[str, object]] = {
     "decay": {"argv": ["--big", "3000", "--small", "1000", "--due", "500", "--repeats", "1"]},
     "backfill": {"argv": ["--events", "2000", "--customers", "200", "--repeats", "1"]},
-    "live": {"events_n": 2000, "customers": 200, "repeats": 1, "scaling_events": 1000},
+    # enough events that the worker's first commit (where its timing starts) is not its last
+    "live": {"events_n": 12_000, "customers": 600, "repeats": 1, "scaling_events": 1000},
     "latency": {"rates": [200], "seconds": 1.0, "decay": 300, "lead_s": 8.0, "spread_s": 1.0},
     "memory": {"customers": 3000, "n_templates": 200},
 }

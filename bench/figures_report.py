@@ -49,6 +49,17 @@ redis-server started by the benchmark on free ports. Load average (1, 5, 15 min)
 """
 
 
+def _div(a: float, b: float) -> float:
+    """``a / b``, 0 when a smoke run timed nothing (``b`` = 0): the smoke test only checks
+    that the figure is produced, never its value."""
+    return a / b if b else 0.0
+
+
+def _pct(part: float, whole: float) -> str:
+    """``part`` as a percentage of ``whole``; a smoke run can time nothing ("–")."""
+    return f"{100 * part / whole:.0f} %" if whole > 0 else "–"
+
+
 def _best(rates: list[Rate]) -> Rate:
     return max(rates, key=lambda r: r.per_s)
 
@@ -59,7 +70,7 @@ def _rate_cells(r: Rate) -> str:
 
 def throughput(res: LiveResults, command: str) -> str:
     w, n = _best(res.worker), _best(res.noop)
-    ratio = w.per_s / n.per_s
+    ratio = _div(w.per_s, n.per_s)
     runs = ", ".join(f"{r.per_s:,.0f}" for r in res.worker)
     noops = ", ".join(f"{r.per_s:,.0f}" for r in res.noop)
     batched_rows, batched_runs, b_ratio = "", "", ""
@@ -68,13 +79,13 @@ def throughput(res: LiveResults, command: str) -> str:
         batched_runs = ", ".join(f"{r.per_s:,.0f}" for r in res.batched)
         batched_rows = (
             f"| no-op on the worker's delivery path | {_rate_cells(b)} | "
-            f"{b.per_s / n.per_s:.3f}× |\n"
+            f"{_div(b.per_s, n.per_s):.3f}× |\n"
         )
         b_ratio = (
             f" Against the no-op on its own delivery path the worker runs at "
-            f"{w.per_s / b.per_s:.3f}×: that path costs "
-            f"{1e6 * b.cpu_s / b.events:.0f} µs of CPU per event, so nearly all of the "
-            f"worker's {1e6 * w.cpu_s / w.events:.0f} µs is its own processing."
+            f"{_div(w.per_s, b.per_s):.3f}×: that path costs "
+            f"{_div(1e6 * b.cpu_s, b.events):.0f} µs of CPU per event, so nearly all of the "
+            f"worker's {_div(1e6 * w.cpu_s, w.events):.0f} µs is its own processing."
         )
     return f"""{head(THROUGHPUT, command, res.load)}
 Workload: {res.events:,} events ({res.refunds:,} refunds) for {res.customers:,} customers,
@@ -110,8 +121,8 @@ group, rebalances, fetching, flow control and Kafka offset commits) and takes ea
 record map as one batch.{b_ratio}
 
 What bounds it: the worker is CPU-bound in its one Python thread: {w.cpu_s:.1f} CPU s in
-{w.seconds:.1f} s of wall time ({100 * w.cpu_s / w.seconds:.0f} % of a core; the no-op agent
-{100 * n.cpu_s / n.seconds:.0f} %). Where its time goes (state decoding and encoding,
+{w.seconds:.1f} s of wall time ({_pct(w.cpu_s, w.seconds)} of a core; the no-op agent
+{_pct(n.cpu_s, n.seconds)}). Where its time goes (state decoding and encoding,
 validation, the engine, redis-py, the relay) is in the cost section's profile below.
 """
 
@@ -131,8 +142,8 @@ def cost(res: LiveResults, command: str) -> str:
         for c, k in sorted(res.commands.items(), key=lambda kv: -kv[1])
     )
     sent = sum(res.commands.get(c, 0) for c in ("evalsha", "eval", "xrange", "xdel", "hget"))
-    w_us = 1e6 * w.cpu_s / w.events
-    n_us = 1e6 * n.cpu_s / n.events
+    w_us = _div(1e6 * w.cpu_s, w.events)
+    n_us = _div(1e6 * n.cpu_s, n.events)
     return f"""{head(COST, command, res.load)}
 From the best live worker run of the throughput section ({ev:,} events after its first
 commit): Redis `INFO commandstats` deltas from its first commit until its outbox was
@@ -169,7 +180,7 @@ threads are not sampled.
 
 def scaling(res: LiveResults, command: str) -> str:
     one, two = _best(res.scaling[1]), _best(res.scaling[2])
-    ratio = two.per_s / one.per_s
+    ratio = _div(two.per_s, one.per_s)
     runs = {k: ", ".join(f"{r.per_s:,.0f}" for r in v) for k, v in res.scaling.items()}
     return f"""{head(SCALING, command, res.load)}
 The first {one.events:,} events of the throughput workload, {res.partitions} partitions,
