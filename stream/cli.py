@@ -159,6 +159,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         emit_topic=args.emit_topic,
         batch=args.batch,
         progress=not args.no_progress,
+        jobs=args.jobs,
     )
     if args.file:
         return _import_files(settings, opts, [Path(f) for f in args.file])
@@ -168,6 +169,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         f"{report.seconds:.1f}s ({report.rate:,.0f} ev/s): {report.transitions:,} transitions"
         f"{' published to ' + opts.emit_topic if opts.emit_topic else ' (not published)'}, "
         f"{report.dead_letters:,} dead letters"
+        f"{f', {report.jobs} processes' if report.jobs > 1 else ''}"
     )
     return 0
 
@@ -281,6 +283,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backfill.add_argument(
         "--batch", type=int, default=50_000, help="records per partition per batch"
+    )
+    backfill.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="processes reading partitions side by side (default: one per CPU, at most one "
+        "per partition; 1: all in this process); not used with --file",
     )
     backfill.add_argument(
         "--file",

@@ -1,0 +1,111 @@
+"""One child of a parallel backfill: ``python -m stream.backfill_job``, started by
+:mod:`stream.backfill_jobs`, reads and applies its share of the partitions.
+
+The parent writes the job as one JSON line on the child's stdin and keeps the pipe open;
+the child answers with JSON lines on its stdout (anything else the child prints goes to
+stderr): ``{"todo": n}`` once, ``{"done": n}`` per applied batch, then ``{"result":
+...}`` or ``{"error": "one line", "kind": "ExceptionClass"}``.
+
+A child never outlives its parent: the kernel kills it when the parent dies (Linux
+``PR_SET_PDEATHSIG``), and it exits by itself when its stdin reaches end of file (the
+parent's end of the pipe closed: any platform, any way the parent went).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import signal
+import sys
+import threading
+from typing import IO, Any
+
+__all__ = ["main"]
+
+ORPHANED = 3
+"""Exit status of a child whose parent went away."""
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel for SIGKILL when the parent dies (Linux; elsewhere the stdin
+    watch alone does it)."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() == 1:  # the parent died before the call: nobody would kill us
+        os._exit(ORPHANED)
+
+
+def _read_line(fd: int) -> bytes:
+    """The first line of ``fd``, read unbuffered (nothing after it is consumed)."""
+    got = bytearray()
+    while not got.endswith(b"\n"):
+        chunk = os.read(fd, 1)
+        if not chunk:
+            break
+        got += chunk
+    return bytes(got)
+
+
+def _watch_stdin(fd: int) -> None:
+    """Exit at once when the parent's end of stdin closes (it died, or gave up on us).
+
+    Raw ``os.read`` in a daemon thread: a buffered reader would hold its lock while
+    blocked, which the interpreter's shutdown would wait for."""
+
+    def watch() -> None:
+        while os.read(fd, 65536):
+            pass
+        os._exit(ORPHANED)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _protocol_out() -> IO[str]:
+    """The real stdout for protocol lines; fd 1 then points at stderr, so a stray print
+    can't corrupt the protocol."""
+    out = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)
+    return out
+
+
+def main() -> int:
+    _die_with_parent()
+    out = _protocol_out()
+    spec_line = _read_line(0)
+    _watch_stdin(0)
+
+    import asyncio
+    import logging
+
+    import orjson
+
+    def send(doc: dict[str, Any]) -> None:
+        out.write(orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS).decode() + "\n")
+
+    spec = orjson.loads(spec_line)
+    logging.basicConfig(
+        level=spec["log_level"].upper(),
+        format=f"%(asctime)s %(levelname)s %(name)s[job {spec['index']}]: %(message)s",
+    )
+    try:
+        from stream.backfill_jobs import run_job
+
+        result = asyncio.run(run_job(spec, send))
+    except Exception as exc:  # every failure becomes the one-line reason
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        send({"error": first or type(exc).__name__, "kind": type(exc).__name__})
+        logging.getLogger(__name__).debug("backfill job failed", exc_info=True)
+        return 1
+    send({"result": result})
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # not sys.exit: nothing is left to clean up, and the watch thread blocks

@@ -1,0 +1,227 @@
+"""A parallel backfill: child processes each read and apply a disjoint share of the
+partitions; the parent sums what they did.
+
+Why processes: a backfill is CPU-bound in Python (validation, the engine's fold, the
+codec), so one process uses one core however many partitions it reads. Everything a
+backfill does is per partition — claims and epochs, committed offsets, watermarks,
+batches, the final decay pass — so a child runs exactly the one-process loop
+(:func:`stream.backfill_read.read_partitions`) over its share, and the result is the
+same state and transitions, with the same ids, as one process over all of them.
+
+What only makes sense for the whole namespace (one cut-point version at the latest
+watermark and the re-rank sweep, ``finish_namespace``) is left to the parent, after
+every child has finished; it continues under the children's claims (same epochs,
+:meth:`Processor.adopt`), so a claim anyone made since fences it like any write.
+
+A child that fails (or dies) fails the backfill with a one-line reason, and the other
+children are killed; what they committed stays, and a rerun resumes from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import SecretStr
+
+from schemas.errors import RfmStreamError, SettingsError
+from schemas.settings import Settings
+from state.store import Claim, RedisStore
+from stream.backfill_read import Reading, few_collections, make_processor, read_partitions
+from stream.kafka import make_producer
+
+__all__ = ["BackfillJobFailed", "JobsResult", "run_job", "run_jobs", "shares"]
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class BackfillJobFailed(RfmStreamError):
+    """A child of a parallel backfill failed or died; the message says which and why."""
+
+
+@dataclass
+class JobsResult:
+    """What the children did, summed; their claims, for the parent to continue under."""
+
+    events: int = 0
+    transitions: int = 0
+    dead_letters: int = 0
+    watermarks: dict[int, int] = dataclasses.field(default_factory=dict)
+    claims: list[Claim] = dataclasses.field(default_factory=list)
+
+
+def shares(partitions: list[int], jobs: int) -> list[list[int]]:
+    """``jobs`` disjoint, near-equal shares of ``partitions`` (round robin: partitions
+    are about the same size when keys spread evenly)."""
+    return [s for s in (partitions[i::jobs] for i in range(jobs)) if s]
+
+
+def settings_doc(settings: Settings) -> dict[str, Any]:
+    """``settings`` as JSON for a child, secrets included (they go through a pipe, never
+    the command line or the environment)."""
+    doc = settings.model_dump(mode="json")
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            doc[name] = value.get_secret_value()
+    return doc
+
+
+# ---------------------------------------------------------------------- the child
+async def run_job(spec: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """A child's work (:mod:`stream.backfill_job`): its share, to the end of the decay pass."""
+    settings = Settings.model_validate(spec["settings"])
+    reading = Reading(**spec["reading"])
+    partitions: list[int] = spec["partitions"]
+    store = RedisStore.from_url(
+        settings.redis_url.get_secret_value(), settings.key_prefix, settings.namespace
+    )
+    producer = make_producer(settings.kafka_bootstrap)
+    await producer.start()
+    try:
+        processor = make_processor(settings, reading, store, producer, spec["partition_count"])
+        with few_collections():
+            watermarks = await read_partitions(
+                settings,
+                reading,
+                processor,
+                producer,
+                partitions,
+                on_todo=lambda n: send({"todo": n}),
+                on_done=lambda n: send({"done": n}),
+            )
+    finally:
+        await producer.stop()
+        await store.close()
+    s = processor.stats
+    return {
+        "events": s.events,
+        "transitions": s.transitions,
+        "dead_letters": sum(s.dead_letters.values()),
+        "watermarks": watermarks,
+        "claims": [[c.partition, c.epoch, c.offset] for c in processor.claims.values()],
+    }
+
+
+# ---------------------------------------------------------------------- the parent
+def _failure(share: list[int], returncode: int, error: dict[str, str] | None) -> RfmStreamError:
+    which = f"backfill job for partitions {', '.join(map(str, share))}"
+    if error is not None:
+        if error.get("kind") == "SettingsError":  # e.g. claimed by another process
+            return SettingsError(error["error"])
+        return BackfillJobFailed(f"{which} failed: {error['kind']}: {error['error']}")
+    if returncode < 0:
+        name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else ""
+        return BackfillJobFailed(f"{which} was killed by signal {-returncode} {name}".rstrip())
+    return BackfillJobFailed(f"{which} exited with status {returncode} without a result")
+
+
+async def _spawn(spec: dict[str, Any]) -> asyncio.subprocess.Process:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "stream.backfill_job",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(orjson.dumps(spec) + b"\n")
+    await proc.stdin.drain()  # stdin stays open: its end of file tells the child to stop
+    return proc
+
+
+async def _follow(
+    proc: asyncio.subprocess.Process,
+    share: list[int],
+    on_todo: Callable[[int], None],
+    on_done: Callable[[int], None],
+) -> dict[str, Any]:
+    """Relay a child's progress; its result, or its failure raised."""
+    assert proc.stdout is not None
+    result: dict[str, Any] | None = None
+    error: dict[str, str] | None = None
+    async for line in proc.stdout:
+        doc = orjson.loads(line)
+        if "done" in doc:
+            on_done(doc["done"])
+        elif "todo" in doc:
+            on_todo(doc["todo"])
+        elif "result" in doc:
+            result = doc["result"]
+        elif "error" in doc:
+            error = doc
+    code = await proc.wait()
+    if code != 0 or result is None:
+        raise _failure(share, code, error)
+    return result
+
+
+async def _stop(procs: list[asyncio.subprocess.Process]) -> None:
+    for proc in procs:
+        if proc.returncode is None:
+            proc.kill()
+    for proc in procs:
+        await proc.wait()
+        if proc.stdin is not None:
+            proc.stdin.close()
+
+
+async def run_jobs(
+    settings: Settings,
+    reading: Reading,
+    partitions: list[int],
+    jobs: int,
+    on_todo: Callable[[int], None],
+    on_done: Callable[[int], None],
+) -> JobsResult:
+    """Read and apply ``partitions`` in ``jobs`` child processes; their sum.
+
+    The first failure kills the other children and is raised (a
+    :class:`BackfillJobFailed`, or the child's own :class:`SettingsError`, e.g. a
+    partition claimed by another process).
+    """
+    level = logging.getLevelName(logging.getLogger("stream").getEffectiveLevel())
+    common = {
+        "settings": settings_doc(settings),
+        "reading": dataclasses.asdict(reading),
+        "partition_count": len(partitions),
+        "log_level": str(level).lower(),
+    }
+    split = shares(partitions, jobs)
+    procs: list[asyncio.subprocess.Process] = []
+    tasks: list[asyncio.Task[dict[str, Any]]] = []
+    try:
+        for i, share in enumerate(split):
+            procs.append(await _spawn({**common, "index": i, "partitions": share}))
+        tasks = [
+            asyncio.ensure_future(_follow(proc, share, on_todo, on_done))
+            for proc, share in zip(procs, split, strict=True)
+        ]
+        done = await asyncio.gather(*tasks)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await _stop(procs)
+        await asyncio.gather(*tasks, return_exceptions=True)
+    out = JobsResult()
+    for r in done:
+        out.events += r["events"]
+        out.transitions += r["transitions"]
+        out.dead_letters += r["dead_letters"]
+        out.watermarks.update({int(p): wm for p, wm in r["watermarks"].items()})
+        out.claims += [Claim(p, epoch, offset) for p, epoch, offset in r["claims"]]
+    return out
