@@ -37,6 +37,8 @@ class Results:
     produce_s: float
     plain_s: list[float] = field(default_factory=list)
     backfills: list[BackfillRun] = field(default_factory=list)
+    backfills_one: list[BackfillRun] = field(default_factory=list)
+    """The same backfill with ``jobs=1``: all in one process, like the baseline."""
     cli: CliRun | None = None
     lives: list[LiveRun] = field(default_factory=list)
     pandas_runs: list[PandasRun] = field(default_factory=list)
@@ -49,6 +51,16 @@ class Results:
 
 
 # ---------------------------------------------------------------------- report
+def _children(jobs: int) -> str:
+    if jobs == 1:
+        return "everything in the benchmark process."
+    return (
+        f"{jobs} child processes, each reading and applying its share of the partitions, "
+        "started by the call (their interpreter start and imports are inside the timed "
+        "call), the benchmark process only summing and finishing (cut points, sweep)."
+    )
+
+
 def _met(value: float, target: float) -> str:
     return "**met**" if value >= target else "**not met**"
 
@@ -57,14 +69,20 @@ def _rates(events: int, seconds: Sequence[float]) -> str:
     return ", ".join(f"{events / x:,.0f}" for x in seconds)
 
 
+def _procs(jobs: int) -> str:
+    return "1 process" if jobs == 1 else f"{jobs} processes"
+
+
 def report(args: argparse.Namespace, res: Results, command: str) -> str:
-    assert res.backfills and res.cli and res.lives and res.pandas_runs
+    assert res.backfills and res.backfills_one and res.cli and res.lives and res.pandas_runs
     n = res.events
     runs = len(res.backfills)
     plain_s = min(res.plain_s)
     plain_rate = n / plain_s
     bf = min(res.backfills, key=lambda b: b.wall_s)
     bf_rate = n / bf.wall_s
+    jobs = bf.report.jobs
+    one = min(res.backfills_one, key=lambda b: b.wall_s)
     lv = max(res.lives, key=lambda r: r.events / r.seconds)
     live_rate = lv.events / lv.seconds
     cli_rate = n / res.cli.wall_s
@@ -87,7 +105,12 @@ def report(args: argparse.Namespace, res: Results, command: str) -> str:
             "| pipeline (best of the runs) | events | seconds | events/s | vs plain aiokafka |",
             "|---|---:|---:|---:|---:|",
             row("plain aiokafka `getmany` + `orjson.loads` (baseline)", n, plain_s),
-            row("**backfill**, `backfill_topic` in process (headline)", n, bf.wall_s),
+            row(
+                f"**backfill**, `backfill_topic` called in process, {_procs(jobs)} (headline)",
+                n,
+                bf.wall_s,
+            ),
+            row("backfill, `backfill_topic(jobs=1)`: one process", n, one.wall_s),
             row("backfill, `rfm-stream backfill` CLI subprocess, wall (1 run)", n, res.cli.wall_s),
             row(
                 "live worker (`rfm-stream worker`, faust), from first commit", lv.events, lv.seconds
@@ -166,15 +189,21 @@ Plain aiokafka, backfill and live worker ran {runs} times each, in alternating o
   `getmany(max_records=10000)` with the backfill's fetch sizes, `orjson.loads` of every
   value; consumer start included. Runs: {_rates(n, res.plain_s)} events/s.
 - **backfill** (headline): `await backfill_topic(settings, BackfillOptions(namespace=fresh,
-  progress=False))` in the benchmark process (the event dicts were dropped before the
-  timed runs and regenerated for pandas afterwards), timed around the whole call: topic
-  check, connections, claims and the read/apply/commit loop. Runs: {bf_runs} events/s.
+  progress=False))` called in the benchmark process (the event dicts were dropped before
+  the timed runs and regenerated for pandas afterwards), timed around the whole call: topic
+  check, connections, claims and the read/apply/commit loop. With its default `jobs` (one
+  per CPU, at most one per partition) it used **{_procs(jobs)}**: {_children(jobs)}
+  The baseline is one process; the
+  one-process backfill (`jobs=1`, every partition read and applied in the benchmark
+  process) ran at {n / one.wall_s:,.0f} events/s, {(n / one.wall_s) / plain_rate:.3f}×
+  the baseline ({_rates(n, [b.wall_s for b in res.backfills_one])} events/s), and the
+  parallel one at {bf_rate / (n / one.wall_s):.2f}× that. Runs: {bf_runs} events/s.
   Best run: its own loop timer said {rep.seconds:.2f} s; {rep.transitions:,} transitions
   (counted, not published: no `--emit-topic`), {rep.dead_letters} dead letters; Redis
-  server time of the commands it sent (INFO commandstats) {bf.redis_s:.2f} s
-  ({100 * bf.redis_s / bf.wall_s:.0f} % of the wall time): the rest is this Python process.
-- **backfill CLI**: `rfm-stream backfill --into NS --no-progress` as a subprocess, once;
-  the wall time includes interpreter start and imports. It reported
+  server time of the commands it sent (INFO commandstats, all its processes)
+  {bf.redis_s:.2f} s ({100 * bf.redis_s / bf.wall_s:.0f} % of the wall time).
+- **backfill CLI**: `rfm-stream backfill --into NS --no-progress` as a subprocess, once,
+  default `--jobs`; the wall time includes interpreter start and imports. It reported
   {res.cli.reported_s:.2f} s for its loop ({n / res.cli.reported_s:,.0f}/s).
 - **live worker**: a real `python -m stream.cli worker` subprocess, fresh namespace and
   group per run, `RFM_DECAY_TIMER=false`, `RFM_HTTP_PORT=0`,
@@ -208,8 +237,9 @@ The CLI backfill's wall rate is {cli_rate / bf_rate:.2f}× the best in-process o
 
 ### Where the backfill's time goes
 
-One more backfill into a fresh namespace under `cProfile` (in process, not timed above:
-the profiler slows it to {n / res.profile_s:,.0f} events/s, {res.profile_s:.1f} s).
+One more backfill into a fresh namespace under `cProfile`, in one process (`jobs=1`: a
+parallel backfill's work happens in its children, which the profiler does not see), not
+timed above: the profiler slows it to {n / res.profile_s:,.0f} events/s, {res.profile_s:.1f} s.
 Own time is time spent in the function itself; the cumulative list is restricted to
 the project's own functions.
 

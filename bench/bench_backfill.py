@@ -17,15 +17,17 @@ a. plain aiokafka: every partition from the beginning with a group-less AIOKafka
 b. live worker: a real ``rfm-stream worker`` subprocess (faust), timed from the first
    offset it commits to Redis (group join excluded) until Redis's committed offsets cover
    every produced record;
-c. backfill: ``await backfill_topic(...)`` in this process (the headline number), and the
+c. backfill: ``await backfill_topic(...)`` called in this process (the headline number;
+   with its default ``jobs`` it reads the partitions in child processes, one per CPU),
+   the same with ``jobs=1`` (all in one process, like the baseline), and the
    ``rfm-stream backfill`` CLI as a subprocess (wall time, interpreter start included);
 d. pandas: the same final RFM summary from the events in memory (list of dicts ->
    DataFrame), DataFrame construction, column parsing and the groupby timed separately,
    and checked against what the backfill (and the live worker) left in Redis for a sample
    of customers.
 
-Finally the backfill runs once more under cProfile (not timed) for the profile in the
-report. Every figure in the report is a ratio against the plain aiokafka baseline.
+Finally the backfill runs once more under cProfile (not timed, one process) for the
+profile in the report. Every figure in the report is a ratio against the plain aiokafka baseline.
 """
 
 from __future__ import annotations
@@ -154,6 +156,18 @@ async def bench(args: argparse.Namespace) -> Results:
                 raise AssertionError(f"backfill applied {rep.events}/{total}, {rep.dead_letters}")
             res.backfills.append(run)
 
+        async def backfill_one() -> None:
+            run = await backfill_in_process(settings, f"bfone{len(res.backfills_one)}-{suffix}", 1)
+            rep = run.report
+            print(
+                f"backfill (in process, --jobs 1): {rep.events:,} events in {run.wall_s:.2f} s "
+                f"({rep.events / run.wall_s:,.0f}/s)",
+                flush=True,
+            )
+            if rep.events != total or rep.dead_letters:
+                raise AssertionError(f"backfill applied {rep.events}/{total}, {rep.dead_letters}")
+            res.backfills_one.append(run)
+
         async def live() -> None:
             ns = f"live{len(res.lives)}-{suffix}"
             run = await live_worker(settings, ns, last, logdir)
@@ -166,7 +180,11 @@ async def bench(args: argparse.Namespace) -> Results:
             res.lives.append(run)
 
         for r in range(args.repeats):  # alternate the order to spread the machine's noise
-            steps = [plain, backfill, live] if r % 2 == 0 else [live, backfill, plain]
+            steps = (
+                [plain, backfill, backfill_one, live]
+                if r % 2 == 0
+                else [live, backfill_one, backfill, plain]
+            )
             for step in steps:
                 await step()
 
@@ -193,6 +211,7 @@ async def bench(args: argparse.Namespace) -> Results:
         ids = sorted(home)
         sample = [ids[i] for i in rng.choice(len(ids), min(SAMPLE, len(ids)), replace=False)]
         namespaces = [f"bf{i}-{suffix}" for i in range(len(res.backfills))]
+        namespaces += [f"bfone{i}-{suffix}" for i in range(len(res.backfills_one))]
         namespaces += [f"live{i}-{suffix}" for i in range(len(res.lives))]
         namespaces += [f"bfcli-{suffix}", f"bfprof-{suffix}"]
         for ns in namespaces:

@@ -123,14 +123,18 @@ class BackfillRun:
     redis_s: float  # Redis server time of the commands the backfill sent
 
 
-async def backfill_in_process(settings: Settings, namespace: str) -> BackfillRun:
+async def backfill_in_process(
+    settings: Settings, namespace: str, jobs: int | None = None
+) -> BackfillRun:
+    """``jobs``: the backfill's processes (None: its default, one per CPU at most one per
+    partition); Redis's command statistics count every process's commands."""
     probe = RedisStore.from_url(settings.redis_url.get_secret_value(), "rfm", namespace)
     try:
         await probe.client.config_resetstat()
         gc.collect()
         t0 = time.perf_counter()
         report = await backfill_topic(
-            settings, BackfillOptions(namespace=namespace, progress=False)
+            settings, BackfillOptions(namespace=namespace, progress=False, jobs=jobs)
         )
         wall = time.perf_counter() - t0
         stats = await probe.client.info("commandstats")
@@ -166,10 +170,15 @@ def backfill_cli(settings: Settings, namespace: str) -> CliRun:
 
 
 async def profile_backfill(settings: Settings, namespace: str) -> tuple[str, float, int]:
-    """The backfill once under cProfile: (report text, seconds under the profiler, events)."""
+    """The backfill once under cProfile: (report text, seconds under the profiler, events).
+
+    In one process (``jobs=1``): a parallel backfill's work happens in its children,
+    which the profiler of this process would not see."""
     prof = cProfile.Profile()
     t0 = time.perf_counter()
     prof.enable()
-    report = await backfill_topic(settings, BackfillOptions(namespace=namespace, progress=False))
+    report = await backfill_topic(
+        settings, BackfillOptions(namespace=namespace, progress=False, jobs=1)
+    )
     prof.disable()
     return format_profile(prof), time.perf_counter() - t0, report.events

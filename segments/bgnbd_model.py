@@ -35,7 +35,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.optimize import minimize
 from scipy.special import digamma, gammaln
 
 __all__ = ["BgNbdFit", "BgNbdParams", "fit", "log_likelihood"]
@@ -253,6 +252,10 @@ def fit(
         start = np.zeros(4)
     else:
         start = np.log([initial.r, initial.alpha * scale, initial.a, initial.b])
+    # imported here: scipy.optimize takes a quarter of a second to import, and only a fit
+    # needs it (every backfill process and worker imports this module)
+    from scipy.optimize import minimize
+
     result = minimize(
         _objective,
         np.clip(start, -_LOG_BOUND, _LOG_BOUND),

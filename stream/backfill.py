@@ -36,18 +36,18 @@ from schemas.errors import SettingsError
 from schemas.settings import Settings
 from state.layout import ensure_layout
 from state.store import RedisStore
-from stream.backfill_jobs import JobsResult, run_jobs
+from stream.backfill_jobs import JobsRead, JobsResult, run_jobs
 from stream.backfill_read import (
     WATERMARK,
     Reading,
-    check_claims,
+    claimed_elsewhere,
     few_collections,
     make_processor,
     read_partitions,
+    verify_claims,
 )
-from stream.calibrate import finish_namespace
+from stream.calibrate import finish_namespace, mark_swept, needs_sweep, rank_namespace
 from stream.kafka import ensure_topics, make_producer
-from stream.processor import Processor
 from stream.progress import Progress
 from stream.relay import OutboxRelay
 
@@ -159,43 +159,42 @@ async def _run(
             progress.update(n)
 
     started = asyncio.get_running_loop().time()
-    children = JobsResult()  # what child processes did (nothing with one job)
     if jobs == 1:
         watermark = await read_partitions(
             settings, reading, processor, producer, partitions, on_todo, on_done
         )
+        s = processor.stats
+        at_ms = max(watermark.values()) if s.events else 0
+        await finish_namespace(settings, store, processor, partitions, at_ms)
+        if opts.emit_topic:
+            relay = OutboxRelay(store, producer, opts.emit_topic, processor.owned)
+            for p in partitions:
+                await relay.drain(p)
+        done = JobsResult(
+            s.events, s.transitions, sum(s.dead_letters.values()), list(processor.claims.values())
+        )
     else:
-        children = await run_jobs(settings, reading, partitions, jobs, on_todo, on_done)
-        processor.adopt(children.claims)
-        watermark = children.watermarks
-    s = processor.stats
-    at_ms = max(watermark.values()) if s.events + children.events else 0
-    await _finish(settings, opts, processor, producer, partitions, at_ms)
+
+        async def order(read: JobsRead) -> dict[str, object]:
+            """Finish the namespace as one process would, the sweep left to the children."""
+            at_ms = max(read.watermarks.values()) if read.events else 0
+            if not needs_sweep(processor, at_ms):
+                await mark_swept(store, processor, partitions)
+                return {"sweep": None, "cuts": None}
+            new = await rank_namespace(settings, store, processor, partitions, at_ms)
+            return {"sweep": at_ms, "cuts": None if new is None else new.to_json()}
+
+        done = await run_jobs(settings, reading, partitions, jobs, on_todo, on_done, order)
+    await verify_claims(store, opts.namespace, done.claims)
+    if len(done.claims) != len(partitions):  # one was fenced and dropped on the way
+        claimed = {c.partition for c in done.claims}
+        raise claimed_elsewhere(opts.namespace, min(set(partitions) - claimed))
     if progress is not None:
         progress.finish()
     return BackfillReport(
-        events=s.events + children.events,
-        transitions=s.transitions + children.transitions,
-        dead_letters=sum(s.dead_letters.values()) + children.dead_letters,
+        events=done.events,
+        transitions=done.transitions,
+        dead_letters=done.dead_letters,
         seconds=asyncio.get_running_loop().time() - started,
         jobs=jobs,
     )
-
-
-async def _finish(
-    settings: Settings,
-    opts: BackfillOptions,
-    processor: Processor,
-    producer: AIOKafkaProducer,
-    partitions: list[int],
-    at_ms: int,
-) -> None:
-    """The namespace-wide end: cut points at the latest watermark and the re-rank sweep
-    (``finish_namespace``), their transitions published if asked; then a last look that
-    no partition was claimed by another process meanwhile."""
-    await finish_namespace(settings, processor.store, processor, partitions, at_ms)
-    if opts.emit_topic:
-        relay = OutboxRelay(processor.store, producer, opts.emit_topic, processor.owned)
-        for p in partitions:
-            await relay.drain(p)
-    check_claims(processor, opts.namespace, partitions)

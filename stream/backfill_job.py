@@ -3,8 +3,11 @@
 
 The parent writes the job as one JSON line on the child's stdin and keeps the pipe open;
 the child answers with JSON lines on its stdout (anything else the child prints goes to
-stderr): ``{"todo": n}`` once, ``{"done": n}`` per applied batch, then ``{"result":
-...}`` or ``{"error": "one line", "kind": "ExceptionClass"}``.
+stderr): ``{"todo": n}`` once, ``{"done": n}`` per applied batch, ``{"read": ...}`` once
+its partitions are applied and their decays fired. It then waits for the parent's
+second line (whether to sweep, under which cut points: ``stream.backfill_jobs``), and
+ends with ``{"result": ...}``; or, at any point, ``{"error": "one line", "kind":
+"ExceptionClass"}``.
 
 A child never outlives its parent: the kernel kills it when the parent dies (Linux
 ``PR_SET_PDEATHSIG``), and it exits by itself when its stdin reaches end of file (the
@@ -16,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import queue
 import signal
 import sys
 import threading
@@ -39,29 +43,34 @@ def _die_with_parent() -> None:
         os._exit(ORPHANED)
 
 
-def _read_line(fd: int) -> bytes:
-    """The first line of ``fd``, read unbuffered (nothing after it is consumed)."""
-    got = bytearray()
-    while not got.endswith(b"\n"):
-        chunk = os.read(fd, 1)
-        if not chunk:
-            break
-        got += chunk
-    return bytes(got)
+class _Parent:
+    """Lines from the parent on stdin, read by a daemon thread that also exits the
+    process at once when the parent's end of the pipe closes (it died, or gave up on us).
 
+    Raw ``os.read``: a buffered reader would hold its lock while blocked, which the
+    interpreter's shutdown would wait for."""
 
-def _watch_stdin(fd: int) -> None:
-    """Exit at once when the parent's end of stdin closes (it died, or gave up on us).
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._lines: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        threading.Thread(target=self._watch, name="parent-watch", daemon=True).start()
 
-    Raw ``os.read`` in a daemon thread: a buffered reader would hold its lock while
-    blocked, which the interpreter's shutdown would wait for."""
-
-    def watch() -> None:
-        while os.read(fd, 65536):
-            pass
+    def _watch(self) -> None:
+        pending = b""
+        while chunk := os.read(self._fd, 65536):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                self._lines.put(line)
         os._exit(ORPHANED)
 
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    def line(self) -> bytes:
+        return self._lines.get()
+
+    async def next_line(self) -> bytes:
+        import asyncio
+
+        return await asyncio.to_thread(self._lines.get)
 
 
 def _protocol_out() -> IO[str]:
@@ -75,8 +84,8 @@ def _protocol_out() -> IO[str]:
 def main() -> int:
     _die_with_parent()
     out = _protocol_out()
-    spec_line = _read_line(0)
-    _watch_stdin(0)
+    parent = _Parent(0)
+    spec_line = parent.line()
 
     import asyncio
     import logging
@@ -94,7 +103,7 @@ def main() -> int:
     try:
         from stream.backfill_jobs import run_job
 
-        result = asyncio.run(run_job(spec, send))
+        result = asyncio.run(run_job(spec, send, parent.next_line))
     except Exception as exc:  # every failure becomes the one-line reason
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         send({"error": first or type(exc).__name__, "kind": type(exc).__name__})

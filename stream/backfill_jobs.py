@@ -8,10 +8,13 @@ batches, the final decay pass — so a child runs exactly the one-process loop
 (:func:`stream.backfill_read.read_partitions`) over its share, and the result is the
 same state and transitions, with the same ids, as one process over all of them.
 
-What only makes sense for the whole namespace (one cut-point version at the latest
-watermark and the re-rank sweep, ``finish_namespace``) is left to the parent, after
-every child has finished; it continues under the children's claims (same epochs,
-:meth:`Processor.adopt`), so a claim anyone made since fences it like any write.
+What only makes sense for the whole namespace — one cut-point version at the latest
+watermark, from every partition's summaries — the parent does once every child has
+applied its partitions and reported (``read``); it then tells each child to re-rank
+its own partitions under that version (``finish_namespace``'s sweep, in parallel too)
+and sums their results. At the end it checks every partition's epoch is still the one
+its child claimed: a claim anyone made meanwhile (a second backfill, a promote) fails
+the backfill with the one-process run's error.
 
 A child that fails (or dies) fails the backfill with a one-line reason, and the other
 children are killed; what they committed stays, and a rerun resumes from it.
@@ -25,7 +28,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,11 +38,15 @@ from pydantic import SecretStr
 
 from schemas.errors import RfmStreamError, SettingsError
 from schemas.settings import Settings
+from segments.quantiles import CutPoints
+from segments.rules import build_engine, load_checked_rules
 from state.store import Claim, RedisStore
 from stream.backfill_read import Reading, few_collections, make_processor, read_partitions
+from stream.calibrate import sweep_partitions
 from stream.kafka import make_producer
+from stream.relay import OutboxRelay
 
-__all__ = ["BackfillJobFailed", "JobsResult", "run_job", "run_jobs", "shares"]
+__all__ = ["BackfillJobFailed", "JobsRead", "JobsResult", "run_job", "run_jobs", "shares"]
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +58,20 @@ class BackfillJobFailed(RfmStreamError):
 
 
 @dataclass
+class JobsRead:
+    """What the children applied, once all have: events and each partition's watermark."""
+
+    events: int = 0
+    watermarks: dict[int, int] = dataclasses.field(default_factory=dict)
+
+
+@dataclass
 class JobsResult:
-    """What the children did, summed; their claims, for the parent to continue under."""
+    """What the children did, summed; the claims they ended with."""
 
     events: int = 0
     transitions: int = 0
     dead_letters: int = 0
-    watermarks: dict[int, int] = dataclasses.field(default_factory=dict)
     claims: list[Claim] = dataclasses.field(default_factory=list)
 
 
@@ -79,8 +93,13 @@ def settings_doc(settings: Settings) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- the child
-async def run_job(spec: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-    """A child's work (:mod:`stream.backfill_job`): its share, to the end of the decay pass."""
+async def run_job(
+    spec: dict[str, Any],
+    send: Callable[[dict[str, Any]], None],
+    receive: Callable[[], Awaitable[bytes]],
+) -> dict[str, Any]:
+    """A child's work (:mod:`stream.backfill_job`): its share up to the end of the decay
+    pass, then the sweep the parent orders."""
     settings = Settings.model_validate(spec["settings"])
     reading = Reading(**spec["reading"])
     partitions: list[int] = spec["partitions"]
@@ -101,6 +120,17 @@ async def run_job(spec: dict[str, Any], send: Callable[[dict[str, Any]], None]) 
                 on_todo=lambda n: send({"todo": n}),
                 on_done=lambda n: send({"done": n}),
             )
+            send({"read": {"events": processor.stats.events, "watermarks": watermarks}})
+            order = orjson.loads(await receive())
+            if order["sweep"] is not None:
+                if order["cuts"] is not None:
+                    cuts = CutPoints.from_json(order["cuts"])
+                    processor.use(build_engine(settings, load_checked_rules(settings), cuts))
+                await sweep_partitions(processor, partitions, order["sweep"])
+                if reading.emit_topic:
+                    relay = OutboxRelay(store, producer, reading.emit_topic, processor.owned)
+                    for p in partitions:
+                        await relay.drain(p)
     finally:
         await producer.stop()
         await store.close()
@@ -109,7 +139,6 @@ async def run_job(spec: dict[str, Any], send: Callable[[dict[str, Any]], None]) 
         "events": s.events,
         "transitions": s.transitions,
         "dead_letters": sum(s.dead_letters.values()),
-        "watermarks": watermarks,
         "claims": [[c.partition, c.epoch, c.offset] for c in processor.claims.values()],
     }
 
@@ -144,13 +173,20 @@ async def _spawn(spec: dict[str, Any]) -> asyncio.subprocess.Process:
     return proc
 
 
+@dataclass
+class _Child:
+    proc: asyncio.subprocess.Process
+    share: list[int]
+    read: asyncio.Future[dict[str, Any]]
+    """Set when the child reports its partitions applied (or with its failure)."""
+
+
 async def _follow(
-    proc: asyncio.subprocess.Process,
-    share: list[int],
-    on_todo: Callable[[int], None],
-    on_done: Callable[[int], None],
+    child: _Child, on_todo: Callable[[int], None], on_done: Callable[[int], None]
 ) -> dict[str, Any]:
-    """Relay a child's progress; its result, or its failure raised."""
+    """Relay a child's progress and its ``read`` report; its result, or its failure
+    raised (on ``read`` too, if it failed before that)."""
+    proc = child.proc
     assert proc.stdout is not None
     result: dict[str, Any] | None = None
     error: dict[str, str] | None = None
@@ -160,13 +196,18 @@ async def _follow(
             on_done(doc["done"])
         elif "todo" in doc:
             on_todo(doc["todo"])
+        elif "read" in doc:
+            child.read.set_result(doc["read"])
         elif "result" in doc:
             result = doc["result"]
         elif "error" in doc:
             error = doc
     code = await proc.wait()
     if code != 0 or result is None:
-        raise _failure(share, code, error)
+        failure = _failure(child.share, code, error)
+        if not child.read.done():
+            child.read.set_exception(failure)
+        raise failure
     return result
 
 
@@ -187,10 +228,13 @@ async def run_jobs(
     jobs: int,
     on_todo: Callable[[int], None],
     on_done: Callable[[int], None],
+    order: Callable[[JobsRead], Awaitable[dict[str, Any]]],
 ) -> JobsResult:
     """Read and apply ``partitions`` in ``jobs`` child processes; their sum.
 
-    The first failure kills the other children and is raised (a
+    Once every child has applied its partitions, ``order`` is given what they read and
+    returns what each is told to do next (``{"sweep": at_ms or None, "cuts": cut-point
+    JSON or None}``). The first failure kills the other children and is raised (a
     :class:`BackfillJobFailed`, or the child's own :class:`SettingsError`, e.g. a
     partition claimed by another process).
     """
@@ -201,27 +245,35 @@ async def run_jobs(
         "partition_count": len(partitions),
         "log_level": str(level).lower(),
     }
-    split = shares(partitions, jobs)
-    procs: list[asyncio.subprocess.Process] = []
-    tasks: list[asyncio.Task[dict[str, Any]]] = []
+    loop = asyncio.get_running_loop()
+    children: list[_Child] = []
+    tasks: list[asyncio.Future[dict[str, Any]]] = []
     try:
-        for i, share in enumerate(split):
-            procs.append(await _spawn({**common, "index": i, "partitions": share}))
-        tasks = [
-            asyncio.ensure_future(_follow(proc, share, on_todo, on_done))
-            for proc, share in zip(procs, split, strict=True)
-        ]
-        done = await asyncio.gather(*tasks)
+        for i, share in enumerate(shares(partitions, jobs)):
+            proc = await _spawn({**common, "index": i, "partitions": share})
+            children.append(_Child(proc, share, loop.create_future()))
+        tasks = [asyncio.ensure_future(_follow(c, on_todo, on_done)) for c in children]
+        read = JobsRead()
+        for r in await asyncio.gather(*(c.read for c in children)):
+            read.events += r["events"]
+            read.watermarks.update({int(p): wm for p, wm in r["watermarks"].items()})
+        told = orjson.dumps(await order(read)) + b"\n"
+        for c in children:
+            assert c.proc.stdin is not None
+            c.proc.stdin.write(told)
+        results = await asyncio.gather(*tasks)
     finally:
         for t in tasks:
             t.cancel()
-        await _stop(procs)
+        await _stop([c.proc for c in children])
         await asyncio.gather(*tasks, return_exceptions=True)
+        for c in children:  # failures raised once above are retrieved here
+            if c.read.done() and not c.read.cancelled():
+                c.read.exception()
     out = JobsResult()
-    for r in done:
+    for r in results:
         out.events += r["events"]
         out.transitions += r["transitions"]
         out.dead_letters += r["dead_letters"]
-        out.watermarks.update({int(p): wm for p, wm in r["watermarks"].items()})
         out.claims += [Claim(p, epoch, offset) for p, epoch, offset in r["claims"]]
     return out

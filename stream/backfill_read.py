@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from schemas.errors import SettingsError
 from schemas.settings import Settings
 from segments.rules import build_engine, load_checked_rules
-from state.store import RedisStore
+from state.store import Claim, RedisStore
 from stream.clock import WallClock
 from stream.kafka import KafkaOutputs
 from stream.messages import Msg
@@ -35,6 +35,7 @@ __all__ = [
     "few_collections",
     "make_processor",
     "read_partitions",
+    "verify_claims",
 ]
 
 log = logging.getLogger(__name__)
@@ -281,6 +282,17 @@ async def read_partitions(
             await relay.drain(p)
     check_claims(processor, reading.namespace, partitions)
     return watermark
+
+
+async def verify_claims(store: RedisStore, namespace: str, claims: list[Claim]) -> None:
+    """Raise :func:`claimed_elsewhere`'s error unless every partition's epoch in Redis is
+    still the one claimed: the last word on whether anyone claimed one meanwhile (the
+    decay pass and the sweep drop a fenced claim without raising; a parallel backfill's
+    parent holds no claim of its own)."""
+    for claim in sorted(claims, key=lambda c: c.partition):
+        epoch, _offset, _moved = await store.meta(claim.partition)
+        if epoch != claim.epoch:
+            raise claimed_elsewhere(namespace, claim.partition)
 
 
 def check_claims(processor: Processor, namespace: str, partitions: list[int]) -> None:

@@ -37,7 +37,18 @@ from segments.value import ValueModel, fit_base
 from state.store import RedisStore
 from stream.processor import Processor
 
-__all__ = ["Calibrator", "calibrated", "finish_namespace", "refit", "refresh", "sample_states"]
+__all__ = [
+    "Calibrator",
+    "calibrated",
+    "finish_namespace",
+    "mark_swept",
+    "needs_sweep",
+    "rank_namespace",
+    "refit",
+    "refresh",
+    "sample_states",
+    "sweep_partitions",
+]
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +216,46 @@ async def _sweep_all(processor: Processor, p: int, at_ms: int) -> None:
         pass
 
 
+def needs_sweep(processor: Processor, at_ms: int) -> bool:
+    """Does finishing a namespace rank it and re-sweep it (quantile schemes, something
+    applied), or only mark its partitions swept?"""
+    return calibrated(processor.engine) and at_ms > 0
+
+
+async def rank_namespace(
+    settings: Settings, store: RedisStore, processor: Processor, partitions: list[int], at_ms: int
+) -> CutPoints | None:
+    """One cut-point version at ``at_ms`` from every partition's summaries, in force in
+    ``processor`` from now on; returns it (None: none was installed)."""
+    doc = await store.cuts()
+    current = CutPoints.from_json(doc) if doc else None
+    new = await refresh(
+        store,
+        processor.engine,
+        partitions,
+        at_ms,
+        current,
+        force=True,
+        sample=settings.model_sample,
+    )
+    if new is not None:
+        processor.use(build_engine(settings, load_checked_rules(settings), new))
+    return new
+
+
+async def sweep_partitions(processor: Processor, partitions: list[int], at_ms: int) -> None:
+    """Re-rank every customer of ``partitions`` under the processor's cut points."""
+    # partitions concurrently: one's Redis round trips overlap another's CPU
+    await asyncio.gather(*(_sweep_all(processor, p, at_ms) for p in partitions))
+
+
+async def mark_swept(store: RedisStore, processor: Processor, partitions: list[int]) -> None:
+    """Without quantile axes every customer was built under these rules already: mark the
+    partitions swept (a promoted namespace is not re-swept by the live worker)."""
+    for p in partitions:
+        await store.set_meta_field(p, "sweep", f"{processor.sweep_target()}|done")
+
+
 async def finish_namespace(
     settings: Settings,
     store: RedisStore,
@@ -219,24 +270,11 @@ async def finish_namespace(
     watermark, then every customer re-ranked under it (``cause=recalibration``,
     ``mode=backfill``). Without quantile axes every customer was built under these rules
     already, so the partitions are only marked as swept (a promoted namespace is not
-    re-swept by the live worker).
+    re-swept by the live worker). A parallel backfill runs the same steps, its children
+    sweeping their own partitions (:mod:`stream.backfill_jobs`).
     """
-    if calibrated(processor.engine) and at_ms > 0:
-        doc = await store.cuts()
-        current = CutPoints.from_json(doc) if doc else None
-        new = await refresh(
-            store,
-            processor.engine,
-            partitions,
-            at_ms,
-            current,
-            force=True,
-            sample=settings.model_sample,
-        )
-        if new is not None:
-            processor.use(build_engine(settings, load_checked_rules(settings), new))
-        # partitions concurrently: one's Redis round trips overlap another's CPU
-        await asyncio.gather(*(_sweep_all(processor, p, at_ms) for p in partitions))
+    if needs_sweep(processor, at_ms):
+        await rank_namespace(settings, store, processor, partitions, at_ms)
+        await sweep_partitions(processor, partitions, at_ms)
         return
-    for p in partitions:
-        await store.set_meta_field(p, "sweep", f"{processor.sweep_target()}|done")
+    await mark_swept(store, processor, partitions)

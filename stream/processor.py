@@ -145,14 +145,6 @@ class Processor(PositionGuard, Sweeps):
         log.info("claimed partitions %s (resume at %s)", sorted(resume), resume)
         return resume
 
-    def adopt(self, claims: Iterable[Claim]) -> None:
-        """Hold claims another process of the same backfill made, without bumping their
-        epochs: a claim made since by anyone else (a second backfill, a promote) still
-        fences this processor's next write."""
-        for claim in claims:
-            self.claims[claim.partition] = claim
-            self._locks.setdefault(claim.partition, asyncio.Lock())
-
     def applied_offset(self, p: int) -> int | None:
         """The last offset this processor committed for ``p`` (None: none yet)."""
         return self._committed.get(p)
