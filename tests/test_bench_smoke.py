@@ -25,7 +25,9 @@ NUM = r"[\d,]+(?:\.\d+)?"
 CHECKS: dict[str, list[str]] = {
     "## Decay timer pass": [rf"\*\*Ratio big/small \(pass time medians\): {NUM}\*\*"],
     "## Backfill vs live worker vs baselines": [
-        rf"\| \*\*backfill\*\*, `backfill_topic` in process \(headline\) \| {NUM} \| {NUM} \|",
+        rf"\| \*\*backfill\*\*, `backfill_topic` called in process, \d+ process(es)? \(headline\) "
+        rf"\| {NUM} \| {NUM} \|",
+        rf"\| backfill, `backfill_topic\(jobs=1\)`: one process \| {NUM} \| {NUM} \|",
         rf"\| live worker .*\| {NUM} \| {NUM} \| {NUM} \| {NUM}×",
     ],
     "## Live worker throughput vs a no-op faust agent": [
