@@ -57,7 +57,8 @@ def _children(jobs: int) -> str:
     return (
         f"{jobs} child processes, each reading and applying its share of the partitions, "
         "started by the call (their interpreter start and imports are inside the timed "
-        "call), the benchmark process only summing and finishing (cut points, sweep)."
+        "call; each also re-ranks its own partitions at the end), the benchmark process "
+        "only computing the namespace's cut points once and summing."
     )
 
 

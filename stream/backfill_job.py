@@ -83,6 +83,9 @@ def _protocol_out() -> IO[str]:
 
 def main() -> int:
     _die_with_parent()
+    # Ctrl-C reaches the whole process group: the parent handles it (and kills us); a
+    # child's own KeyboardInterrupt would only add a traceback to the terminal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     out = _protocol_out()
     parent = _Parent(0)
     spec_line = parent.line()
