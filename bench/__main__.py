@@ -34,7 +34,14 @@ FULL: dict[str, dict[str, object]] = {
     "decay": {"argv": []},
     "backfill": {"argv": []},
     "live": {"events_n": 100_000, "customers": 10_000, "repeats": 2, "scaling_events": 60_000},
-    "latency": {"rates": [1000, 5000], "seconds": 10.0, "decay": 100_000, "lead_s": 20.0},
+    "latency": {
+        "rates": [1000, 5000],
+        "seconds": 10.0,
+        "decay": 100_000,
+        "lead_s": 20.0,
+        "base_customers": 40_000,
+        "base_events": 120_000,
+    },
     "memory": {"customers": 1_000_000, "n_templates": 5000},
 }
 SMOKE: dict[str, dict[str, object]] = {
@@ -42,7 +49,15 @@ SMOKE: dict[str, dict[str, object]] = {
     "backfill": {"argv": ["--events", "2000", "--customers", "200", "--repeats", "1"]},
     # enough events that the worker's first commit (where its timing starts) is not its last
     "live": {"events_n": 12_000, "customers": 600, "repeats": 1, "scaling_events": 1000},
-    "latency": {"rates": [200], "seconds": 1.0, "decay": 300, "lead_s": 8.0, "spread_s": 1.0},
+    "latency": {
+        "rates": [200],
+        "seconds": 1.0,
+        "decay": 300,
+        "lead_s": 8.0,
+        "spread_s": 1.0,
+        "base_customers": 300,
+        "base_events": 900,
+    },
     "memory": {"customers": 3000, "n_templates": 200},
 }
 
@@ -89,6 +104,8 @@ def run(figures: Sequence[str], smoke: bool, md: Path, command: str) -> dict[str
                     cfg["lead_s"],  # type: ignore[arg-type]
                     cfg.get("spread_s", 60.0),  # type: ignore[arg-type]
                     4,
+                    cfg["base_customers"],  # type: ignore[arg-type]
+                    cfg["base_events"],  # type: ignore[arg-type]
                 )
             )
             put(fr.LATENCY, fr.latency(lat, command))

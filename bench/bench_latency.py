@@ -25,7 +25,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -33,12 +33,16 @@ from aiokafka import AIOKafkaProducer
 
 from bench.decay_timeliness import decay_run
 from bench.observe import Lat, LatencyResults, Observer, iso_ms
-from bench.procs import spawn, wait_owned
-from schemas.settings import load_settings
+from bench.procs import Proc, spawn, wait_owned
+from bench.workload import generate, produce
+from schemas.settings import Settings, load_settings
+from state.store import RedisStore
 from stream.embedded import start_redis, start_tansu
 from stream.kafka import ensure_topics
 
 FAUST_FETCH_WAIT_MS = 1500  # what faust's aiokafka driver hard-codes for its consumer
+HISTORY_GAP = timedelta(minutes=1)
+"""The established base's history ends this long before the paced runs start."""
 
 
 async def paced(
@@ -121,8 +125,93 @@ async def measure(
     return lat
 
 
+async def settle(
+    store: RedisStore, last: dict[int, int], proc: Proc, quiet_s: float = 3.0
+) -> float:
+    """Wait until the worker applied everything up to ``last``, swept every partition under
+    its latest cut points and published its outboxes, unchanged for ``quiet_s``; returns
+    the seconds waited (the history's catch-up, not measured)."""
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    seen: list[str | None] = []
+    quiet_since: float | None = None
+    while loop.time() - t0 < 600:
+        proc.check()
+        committed = await store.committed_offsets(last)
+        sweeps = [await store.meta_field(p, "sweep") for p in sorted(last)]
+        outbox = sum([await store.outbox_size(p) for p in sorted(last)])
+        done = (
+            all(committed[p] >= o for p, o in last.items())
+            and all(f is not None and f.endswith("|done") for f in sweeps)
+            and outbox == 0
+        )
+        if done and sweeps == seen:
+            quiet_since = quiet_since or loop.time()
+            if loop.time() - quiet_since >= quiet_s:
+                return loop.time() - t0
+        else:
+            quiet_since = None
+        seen = sweeps
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"the worker did not settle on its history: {committed} < {last}")
+
+
+async def worker_runs(
+    settings: Settings,
+    rates: list[int],
+    seconds: float,
+    logdir: Path,
+    tag: str,
+    last: dict[int, int],
+    res: LatencyResults | None,
+) -> list[Lat]:
+    """A live worker (decay timer on) on ``settings``' namespace: once it has applied the
+    history up to ``last`` (with ``res``: how long that took is recorded), a warm-up, then
+    one paced run per rate."""
+    proc = spawn(
+        settings,
+        settings.namespace,
+        f"bench-{tag}-{uuid.uuid4().hex[:6]}",
+        logdir / f"worker-{tag}.log",
+        http=True,
+        extra={"RFM_DECAY_TIMER": "true"},
+    )
+    out: list[Lat] = []
+    store = RedisStore.from_url(settings.redis_url.get_secret_value(), "rfm", settings.namespace)
+    try:
+        await wait_owned([proc], settings.partitions)
+        if last:
+            waited = await settle(store, last, proc)
+            if res is not None:
+                res.base_settle_s = waited
+        boot, src, dst = (
+            settings.kafka_bootstrap,
+            settings.purchases_topic,
+            settings.transitions_topic,
+        )
+        await measure(boot, src, dst, "customer_id", settings.partitions, 50, 1.0)  # warm-up
+        for rate in rates:
+            cpu0 = cpu_seconds(proc.pid)
+            lat = await measure(boot, src, dst, "customer_id", settings.partitions, rate, seconds)
+            lat.cpu_s = cpu_seconds(proc.pid) - cpu0
+            out.append(lat)
+            print(f"worker ({tag}), {lat.line()}", flush=True)
+            proc.check()
+    finally:
+        await store.close()
+        proc.stop()
+    return out
+
+
 async def bench(
-    rates: list[int], seconds: float, decay: int, lead_s: float, spread_s: float, partitions: int
+    rates: list[int],
+    seconds: float,
+    decay: int,
+    lead_s: float,
+    spread_s: float,
+    partitions: int,
+    base_customers: int = 40_000,
+    base_events: int = 120_000,
 ) -> LatencyResults:
     logdir = Path(tempfile.mkdtemp(prefix="rfm-bench-latency-"))
     broker = start_tansu(log_path=logdir / "tansu.log")
@@ -168,42 +257,26 @@ async def bench(
             )
             res.broker_faust_wait.append(lat)
             print(f"broker alone, consumer fetch_max_wait_ms=1500, {lat.line()}", flush=True)
-        proc = spawn(
-            settings,
-            settings.namespace,
-            f"bench-{sfx}",
-            logdir / "worker.log",
-            http=True,
-            extra={"RFM_DECAY_TIMER": "true"},
-        )
+        # the headline: a worker serving an established base (a year and a half of
+        # history, applied by the worker itself), as a deployment runs nearly always
+        history = generate(base_events, base_customers, 7, end=datetime.now(UTC) - HISTORY_GAP)
+        res.base_customers, res.base_events = base_customers, len(history)
+        metas = await produce(boot, settings.purchases_topic, history)
+        del history
+        last: dict[int, int] = {}
+        for part, off in metas:
+            last[part] = max(last.get(part, -1), off)
+        res.worker = await worker_runs(settings, rates, seconds, logdir, "base", last, res)
+        # cold start: a namespace with no customers yet, on a broker of its own
+        fresh = start_tansu(log_path=logdir / "tansu-cold.log")
         try:
-            await wait_owned([proc], partitions)
-            await measure(
-                boot,
-                settings.purchases_topic,
-                settings.transitions_topic,
-                "customer_id",
-                partitions,
-                50,
-                1.0,
-            )  # warm-up, not reported
-            for rate in rates:
-                cpu0 = cpu_seconds(proc.pid)
-                lat = await measure(
-                    boot,
-                    settings.purchases_topic,
-                    settings.transitions_topic,
-                    "customer_id",
-                    partitions,
-                    rate,
-                    seconds,
-                )
-                lat.cpu_s = cpu_seconds(proc.pid) - cpu0
-                res.worker.append(lat)
-                print(f"worker, {lat.line()}", flush=True)
-                proc.check()
+            cold = settings.model_copy(
+                update={"kafka_bootstrap": fresh.address, "namespace": f"cold-{sfx}"}
+            )
+            await ensure_topics(cold)
+            res.cold = await worker_runs(cold, rates, seconds, logdir, "cold", {}, None)
         finally:
-            proc.stop()
+            fresh.stop()
         if decay:
             # a broker of its own: after the latency runs' ~300k records this in-memory
             # broker answered every read several times slower (decay p99 2.8-3.2 s there,

@@ -55,7 +55,11 @@ class LatencyResults:
     seconds: float = 0.0
     broker: list[Lat] = field(default_factory=list)
     broker_faust_wait: list[Lat] = field(default_factory=list)  # fetch_max_wait_ms=1500
-    worker: list[Lat] = field(default_factory=list)
+    worker: list[Lat] = field(default_factory=list)  # on an established base (the headline)
+    cold: list[Lat] = field(default_factory=list)  # on a namespace with no customers yet
+    base_customers: int = 0
+    base_events: int = 0
+    base_settle_s: float = 0.0  # the worker's catch-up on the history before the runs
     decay: Lat | None = None
     decay_customers: int = 0
     decay_lead_s: float = 0.0

@@ -20,8 +20,9 @@ REFUND_SHARE = 0.015
 
 
 # ---------------------------------------------------------------------- workload
-def generate(events: int, customers: int, seed: int) -> list[dict[str, Any]]:
-    """Seeded purchases and refunds, sorted by event time (refund after its purchase).
+def generate(events: int, customers: int, seed: int, end: datetime = END) -> list[dict[str, Any]]:
+    """Seeded purchases and refunds, sorted by event time (refund after its purchase),
+    over the ``SPAN_DAYS`` before ``end``.
 
     Purchase rates and basket sizes are lognormal per customer (a few heavy buyers, a long
     tail of occasional ones); customers join over the first ~70 % of the span and about
@@ -31,7 +32,7 @@ def generate(events: int, customers: int, seed: int) -> list[dict[str, Any]]:
     rng = np.random.default_rng(seed)
     n = customers
     span = SPAN_DAYS * DAY_MS
-    start_ms = int(END.timestamp() * 1000) - span
+    start_ms = int(end.timestamp() * 1000) - span
     rate = rng.lognormal(0.0, 1.2, n)
     rate /= rate.sum()
     basket_cents = rng.lognormal(np.log(15_000), 0.7, n)  # typical basket ~150 CNY

@@ -161,7 +161,7 @@ class Settings(BaseSettings):
     )
     kafka_session_timeout: Duration = Field(parse_duration("10s"))
     fetch_max_wait: Duration = Field(
-        parse_duration("100ms"),
+        parse_duration("20ms"),
         description="Longest the broker may hold a fetch for the worker (an upper bound on "
         "the read latency with brokers that don't answer a waiting fetch early; an idle "
         "worker sends one fetch per broker per this period). A worker that is behind gets "

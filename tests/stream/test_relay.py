@@ -11,6 +11,7 @@ import uuid
 import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.partitioner import murmur2
 
 from state.store import RedisStore
 from stream.kafka import make_producer
@@ -122,5 +123,42 @@ async def test_a_revoked_partition_is_left_to_its_new_owner(
         await asyncio.gather(running, return_exceptions=True)
         assert 0 < relay.published < 500
         assert await relay.store.outbox_size(0) == 500 - relay.published
+    finally:
+        await close(relay)
+
+
+async def test_records_go_where_the_default_partitioner_sends_their_key_in_outbox_order(
+    kafka_bootstrap: str, redis_url: str
+) -> None:
+    """The relay builds its record batches itself: each record must land on the partition
+    aiokafka's own ``send`` would pick for its key, and one customer's transitions in the
+    order they were committed."""
+    relay = await relay_on(kafka_bootstrap, redis_url, {0})
+    try:
+        key = relay.store.keys.outbox(0)
+        pipe = relay.store.client.pipeline(transaction=False)
+        for i in range(600):
+            pipe.xadd(key, {"k": f"cust-{i % 37}", "d": orjson.dumps({"c": i % 37, "i": i})})
+        await pipe.execute()
+        assert await relay.drain(0) == 600
+        consumer = AIOKafkaConsumer(
+            relay.topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        got: list[tuple[int, bytes, dict]] = []
+        try:
+            deadline = time.monotonic() + 20
+            while len(got) < 600 and time.monotonic() < deadline:
+                for msgs in (await consumer.getmany(timeout_ms=200)).values():
+                    got += [(m.partition, m.key, orjson.loads(m.value)) for m in msgs]
+        finally:
+            await consumer.stop()
+        assert len(got) == 600
+        for part, k, _ in got:
+            assert k is not None
+            assert part == (murmur2(k) & 0x7FFFFFFF) % 2
+        for c in range(37):
+            mine = [d["i"] for _, k, d in got if d["c"] == c]
+            assert mine == sorted(mine) and len(mine) == len(range(c, 600, 37))
     finally:
         await close(relay)
