@@ -49,9 +49,21 @@ class OutboxRelay:
         self._tasks: dict[int, asyncio.Future[None]] = {}
         self._again: set[int] = set()
         self._closing = False
+        self._running = False
 
     def wake(self, partition: int | None = None) -> None:
-        """A commit wrote transitions to ``partition``'s outbox (None: look at all)."""
+        """A commit wrote transitions to ``partition``'s outbox (None: look at all).
+
+        While :meth:`run` runs, the partition's drain starts (or is told to go once more)
+        right here, not on the run loop's next turn: on a busy event loop each turn waits
+        behind every ready callback, and that wait is part of every transition's latency.
+        A drain that failed is left for :meth:`run` to raise (never into the committer).
+        """
+        if partition is not None and self._running and not self._closing:
+            task = self._tasks.get(partition)
+            if task is None or not task.done():
+                self._start(partition)
+                return
         self._dirty.add(-1 if partition is None else partition)
         self._wake.set()
 
@@ -64,6 +76,7 @@ class OutboxRelay:
         empty, and a busy partition's rarely is). A drain that fails (Redis or Kafka
         unavailable) is raised from here, so the caller's retry sees it.
         """
+        self._running = True
         try:
             while True:
                 woken = False
@@ -82,6 +95,7 @@ class OutboxRelay:
                         del self._tasks[p]
                         task.result()  # raises what the drain raised
         finally:
+            self._running = False
             tasks, self._tasks = list(self._tasks.values()), {}
             for task in tasks:
                 task.cancel()
