@@ -98,12 +98,12 @@ def main() -> int:
     def send(doc: dict[str, Any]) -> None:
         out.write(orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS).decode() + "\n")
 
-    spec = orjson.loads(spec_line)
-    logging.basicConfig(
-        level=spec["log_level"].upper(),
-        format=f"%(asctime)s %(levelname)s %(name)s[job {spec['index']}]: %(message)s",
-    )
     try:
+        spec = orjson.loads(spec_line)
+        logging.basicConfig(
+            level=spec["log_level"].upper(),
+            format=f"%(asctime)s %(levelname)s %(name)s[job {spec['index']}]: %(message)s",
+        )
         from stream.backfill_jobs import run_job
 
         result = asyncio.run(run_job(spec, send, parent.next_line))

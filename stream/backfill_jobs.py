@@ -156,21 +156,33 @@ def _failure(share: list[int], returncode: int, error: dict[str, str] | None) ->
     return BackfillJobFailed(f"{which} exited with status {returncode} without a result")
 
 
-async def _spawn(spec: dict[str, Any]) -> asyncio.subprocess.Process:
+REPORT_LIMIT = 16 * 1024 * 1024
+"""Longest line a child may report (its ``read`` line lists every partition's watermark)."""
+
+
+async def _spawn() -> asyncio.subprocess.Process:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    proc = await asyncio.create_subprocess_exec(
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "stream.backfill_job",
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         env=env,
+        limit=REPORT_LIMIT,
     )
+
+
+async def _tell(proc: asyncio.subprocess.Process, share: list[int], doc: object) -> None:
+    """One line to a child; a child that is gone is a failed job, not a traceback."""
     assert proc.stdin is not None
-    proc.stdin.write(orjson.dumps(spec) + b"\n")
-    await proc.stdin.drain()  # stdin stays open: its end of file tells the child to stop
-    return proc
+    try:
+        proc.stdin.write(orjson.dumps(doc) + b"\n")
+        await proc.stdin.drain()  # stdin stays open: its end of file tells the child to stop
+    except (BrokenPipeError, ConnectionResetError) as exc:
+        code = proc.returncode if proc.returncode is not None else await proc.wait()
+        raise _failure(share, code, None) from exc
 
 
 @dataclass
@@ -186,29 +198,74 @@ async def _follow(
 ) -> dict[str, Any]:
     """Relay a child's progress and its ``read`` report; its result, or its failure
     raised (on ``read`` too, if it failed before that)."""
+    try:
+        return await _reports(child, on_todo, on_done)
+    except BaseException as exc:
+        # whatever went wrong, whoever waits for this child's ``read`` must hear of it
+        failure = exc
+        if not isinstance(exc, (RfmStreamError, asyncio.CancelledError)):
+            which = ", ".join(map(str, child.share))
+            failure = BackfillJobFailed(
+                f"backfill job for partitions {which}: unreadable report ({exc})"
+            )
+        if not child.read.done():
+            if isinstance(failure, asyncio.CancelledError):
+                child.read.cancel()
+            else:
+                child.read.set_exception(failure)
+        if failure is exc:
+            raise
+        raise failure from exc
+
+
+async def _reports(
+    child: _Child, on_todo: Callable[[int], None], on_done: Callable[[int], None]
+) -> dict[str, Any]:
     proc = child.proc
     assert proc.stdout is not None
     result: dict[str, Any] | None = None
     error: dict[str, str] | None = None
     async for line in proc.stdout:
+        if not line.endswith(b"\n"):  # cut off: the child died while writing it
+            break
         doc = orjson.loads(line)
         if "done" in doc:
             on_done(doc["done"])
         elif "todo" in doc:
             on_todo(doc["todo"])
         elif "read" in doc:
-            child.read.set_result(doc["read"])
+            if not child.read.done():
+                child.read.set_result(doc["read"])
         elif "result" in doc:
             result = doc["result"]
         elif "error" in doc:
             error = doc
     code = await proc.wait()
     if code != 0 or result is None:
-        failure = _failure(child.share, code, error)
-        if not child.read.done():
-            child.read.set_exception(failure)
-        raise failure
+        raise _failure(child.share, code, error)
     return result
+
+
+async def _all_read(
+    children: list[_Child], tasks: list[asyncio.Future[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """Every child's ``read`` report; the first failure of any child as soon as it
+    happens (one that fails after reporting must not wait for the others to finish)."""
+    reads = asyncio.gather(*(c.read for c in children))
+    # the failure raised below may reach ``reads`` too, after we stopped listening
+    reads.add_done_callback(lambda f: f.cancelled() or f.exception())
+    try:
+        while True:
+            running = [t for t in tasks if not t.done()]
+            await asyncio.wait([reads, *running], return_when=asyncio.FIRST_COMPLETED)
+            for t in tasks:  # before its order, a child's task ends only by failing
+                if t.done() and not t.cancelled() and t.exception() is not None:
+                    raise t.exception()  # type: ignore[misc]
+            if reads.done():
+                return reads.result()
+    finally:
+        if not reads.done():
+            reads.cancel()
 
 
 async def _stop(procs: list[asyncio.subprocess.Process]) -> None:
@@ -249,18 +306,18 @@ async def run_jobs(
     children: list[_Child] = []
     tasks: list[asyncio.Future[dict[str, Any]]] = []
     try:
-        for i, share in enumerate(shares(partitions, jobs)):
-            proc = await _spawn({**common, "index": i, "partitions": share})
-            children.append(_Child(proc, share, loop.create_future()))
+        for share in shares(partitions, jobs):
+            children.append(_Child(await _spawn(), share, loop.create_future()))
+        for i, c in enumerate(children):
+            await _tell(c.proc, c.share, {**common, "index": i, "partitions": c.share})
         tasks = [asyncio.ensure_future(_follow(c, on_todo, on_done)) for c in children]
         read = JobsRead()
-        for r in await asyncio.gather(*(c.read for c in children)):
+        for r in await _all_read(children, tasks):
             read.events += r["events"]
             read.watermarks.update({int(p): wm for p, wm in r["watermarks"].items()})
-        told = orjson.dumps(await order(read)) + b"\n"
+        told = await order(read)
         for c in children:
-            assert c.proc.stdin is not None
-            c.proc.stdin.write(told)
+            await _tell(c.proc, c.share, told)
         results = await asyncio.gather(*tasks)
     finally:
         for t in tasks:

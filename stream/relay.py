@@ -158,9 +158,9 @@ class OutboxRelay:
                 if batch.append(key=key, value=value, timestamp=None) is None:  # full
                     futures.append(await producer.send_batch(batch, self.topic, partition=part))
                     batch = producer.create_batch()
-                    if batch.append(key=key, value=value, timestamp=None) is None:
-                        # larger than a batch: send() raises the broker-side size error
-                        futures.append(await producer.send(self.topic, value, key, part))
+                    # a fresh batch takes any one record, however large (one the broker
+                    # refuses fails the drain, which is retried: as with send())
+                    batch.append(key=key, value=value, timestamp=None)
             if batch.record_count():
                 futures.append(await producer.send_batch(batch, self.topic, partition=part))
         await asyncio.gather(*futures)

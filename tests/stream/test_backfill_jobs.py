@@ -166,7 +166,9 @@ async def test_a_dead_child_or_parent_then_a_resume_gives_the_one_process_result
 
 async def test_a_claim_by_another_process_stops_a_parallel_backfill(cluster: Cluster) -> None:
     settings = await cluster.ensure_topics(**KNOBS)
-    await cluster.produce(timeline(customers=80, events=6000, seed=23))
+    # enough records that the backfill can't finish between the check below and the claim
+    # (6,000 could, now and then: DID NOT RAISE)
+    await cluster.produce(timeline(customers=80, events=20_000, seed=23))
     ns = f"f{cluster.suffix}"
     running = asyncio.create_task(
         backfill_topic(settings, BackfillOptions(namespace=ns, batch=50, progress=False, jobs=2))
