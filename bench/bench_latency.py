@@ -36,7 +36,9 @@ from bench.observe import Lat, LatencyResults, Observer, iso_ms
 from bench.procs import Proc, spawn, wait_owned
 from bench.workload import generate, produce
 from schemas.settings import Settings, load_settings
+from segments.rules import build_engine
 from state.store import RedisStore
+from stream.calibrate import refresh
 from stream.embedded import start_redis, start_tansu
 from stream.kafka import ensure_topics
 
@@ -126,11 +128,15 @@ async def measure(
 
 
 async def settle(
-    store: RedisStore, last: dict[int, int], proc: Proc, quiet_s: float = 3.0
+    store: RedisStore,
+    last: dict[int, int],
+    proc: Proc,
+    cut: int | None = None,
+    quiet_s: float = 3.0,
 ) -> float:
     """Wait until the worker applied everything up to ``last``, swept every partition under
-    its latest cut points and published its outboxes, unchanged for ``quiet_s``; returns
-    the seconds waited (the history's catch-up, not measured)."""
+    its latest cut points (with ``cut``: that version) and published its outboxes,
+    unchanged for ``quiet_s``; returns the seconds waited (catch-up, not measured)."""
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     seen: list[str | None] = []
@@ -140,9 +146,11 @@ async def settle(
         committed = await store.committed_offsets(last)
         sweeps = [await store.meta_field(p, "sweep") for p in sorted(last)]
         outbox = sum([await store.outbox_size(p) for p in sorted(last)])
+        targets = [(f or "").partition("|")[0] for f in sweeps]
         done = (
             all(committed[p] >= o for p, o in last.items())
             and all(f is not None and f.endswith("|done") for f in sweeps)
+            and (cut is None or all(t.endswith(f"/{cut}") for t in targets))
             and outbox == 0
         )
         if done and sweeps == seen:
@@ -153,7 +161,7 @@ async def settle(
             quiet_since = None
         seen = sweeps
         await asyncio.sleep(0.2)
-    raise RuntimeError(f"the worker did not settle on its history: {committed} < {last}")
+    raise RuntimeError(f"the worker did not settle: offsets {committed}, sweeps {seen}")
 
 
 async def worker_runs(
@@ -177,11 +185,18 @@ async def worker_runs(
         extra={"RFM_DECAY_TIMER": "true"},
     )
     out: list[Lat] = []
-    store = RedisStore.from_url(settings.redis_url.get_secret_value(), "rfm", settings.namespace)
+    store = RedisStore.from_url(
+        settings.redis_url.get_secret_value(), settings.key_prefix, settings.namespace
+    )
     try:
         await wait_owned([proc], settings.partitions)
         if last:
             waited = await settle(store, last, proc)
+            # the base ranked as a whole, as the hourly refresh keeps it: the runs must not
+            # straddle the recalibration that the history's last doubling would bring
+            now = int(time.time() * 1000)
+            new = await refresh(store, build_engine(settings), sorted(last), now, None, True)
+            waited += await settle(store, last, proc, new.version if new else None)
             if res is not None:
                 res.base_settle_s = waited
         boot, src, dst = (

@@ -16,7 +16,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segments.sketch import ZERO_BUCKET, Buckets, deltas, merge, quantiles, size, summarize
+from segments.sketch import (
+    SMALL_DELTAS,
+    ZERO_BUCKET,
+    Buckets,
+    _deltas_numpy,
+    _deltas_small,
+    deltas,
+    merge,
+    quantiles,
+    size,
+    summarize,
+)
 
 UNIT = 10_000  # fixed-point units per currency unit
 DAY = 86_400_000
@@ -340,3 +351,43 @@ def test_linear_day_buckets_edges() -> None:
     assert b.value(20_000) == day + DAY // 2
     times = [day + 1, day + 5 * 3_600_000, day + DAY - 1]
     assert quantiles(b, summarize(b, times), [0, 0.5, 1]) == [day + DAY // 2] * 3
+
+
+BUCKETINGS = [
+    Buckets.log("0.01"),
+    Buckets.log("0.05"),
+    Buckets.linear(86_400_000),
+    Buckets.linear(7),
+]
+VALUES = st.one_of(
+    st.integers(-(2**40), 2**40),
+    st.integers(-5, 300),
+    st.integers(2**62, 2**63 - 1),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(BUCKETINGS),
+    st.lists(st.tuples(VALUES, st.booleans(), VALUES, st.booleans()), max_size=SMALL_DELTAS),
+)
+def test_small_batches_counted_in_python_match_numpy(
+    buckets: Buckets, rows: list[tuple[int, bool, int, bool]]
+) -> None:
+    """The plain-Python path for small batches gives exactly the numpy path's deltas
+    (same buckets, same order), edges and int64 extremes included."""
+    old = [r[0] for r in rows]
+    old_in = [r[1] for r in rows]
+    new = [r[2] for r in rows]
+    new_in = [r[3] for r in rows]
+    small = _deltas_small(buckets, old, old_in, new, new_in)
+    big = _deltas_numpy(
+        buckets,
+        np.array(old, dtype=np.int64),
+        np.array(old_in, dtype=bool),
+        np.array(new, dtype=np.int64),
+        np.array(new_in, dtype=bool),
+    )
+    assert small == big
+    assert list(small) == list(big)
+    assert [buckets.index_one(v) for v in old] == buckets.index(np.array(old, np.int64)).tolist()
