@@ -46,6 +46,8 @@ CHECKS: dict[str, list[str]] = {
     "## Latency: event produced to transition readable": [
         rf"\| broker alone, `fetch_max_wait_ms=20` \(baseline\) \| 200/s \| {NUM}/{NUM} \| {NUM}",
         rf"\| \*\*live worker\*\* \| 200/s \| {NUM}/{NUM} \| {NUM} \| {NUM} \| {NUM} \| {NUM}× \|",
+        rf"\| live worker, cold start \(empty namespace\) \| 200/s \| {NUM}/{NUM} \| {NUM} ",
+        rf"\| established base \| 200/s \| {NUM} / {NUM} \| {NUM} / {NUM} \| {NUM} s",
     ],
     "## Decay timeliness: due time to transition readable": [
         rf"\| 300 \| {NUM} \| {NUM} \| {NUM} \| {NUM} \|",
