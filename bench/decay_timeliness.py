@@ -60,8 +60,12 @@ async def load_due(
     partitions: int,
     start_ms: int,
     spread_ms: int,
-) -> None:
+) -> int:
+    """Load the states; returns how many ``recency_decay`` transitions their due times
+    bring (the engine, advanced to each one's due time: a due edge can be a score edge
+    that moves no segment, e.g. two rfm27 recency scores mapping to one segment)."""
     rng = np.random.default_rng(11)
+    expected = 0
     for p in range(partitions):
         claim = await store.claim(p)
         version = 0
@@ -75,10 +79,14 @@ async def load_due(
                 raise AssertionError("the engine's due times differ from the planned ones")
             schedule = dict(zip((s.customer_id for s in states), at.tolist(), strict=True))
             version = await store.commit(p, claim.epoch, version, states, schedule, [])
+            for state, t in zip(states, at.tolist(), strict=True):  # committed: may change
+                moved = engine.advance([state], t).transitions
+                expected += sum(1 for d in moved if d.cause == "recency_decay")
         # as a worker leaves it: every customer evaluated under these rules (the stamp
         # above), the partition swept. Unstamped, the worker would first re-evaluate all
         # of them as a rules change (a background sweep competing with the timer).
         await store.set_meta_field(p, "sweep", f"{engine.stamp}|done")
+    return expected
 
 
 async def decay_run(
@@ -97,7 +105,7 @@ async def decay_run(
     store = RedisStore.from_url(settings.redis_url.get_secret_value(), "rfm", ns)
     start_ms = int(time.time() * 1000 + lead_s * 1000)
     try:
-        await load_due(
+        expected = await load_due(
             store, engine, customers, settings.partitions, start_ms, int(spread_s * 1000)
         )
     finally:
@@ -122,7 +130,7 @@ async def decay_run(
         await wait_owned([proc], settings.partitions)
         res.decay_margin_s = start_ms / 1000 - time.time()
         res.decay_interval_ms = settings.decay_interval
-        await obs.wait_for(customers, timeout_s=lead_s + spread_s + 60)
+        await obs.wait_for(expected, timeout_s=lead_s + spread_s + 60)
     finally:
         proc.stop()
         await obs.stop()
@@ -134,3 +142,4 @@ async def decay_run(
         lat.after_emit.append(recv - emitted)
     res.decay = lat
     res.decay_customers, res.decay_lead_s, res.decay_spread_s = customers, lead_s, spread_s
+    res.decay_expected = expected

@@ -62,6 +62,7 @@ class LatencyResults:
     base_settle_s: float = 0.0  # the worker's catch-up on the history before the runs
     decay: Lat | None = None
     decay_customers: int = 0
+    decay_expected: int = 0  # recency_decay transitions the due times bring (the engine's)
     decay_lead_s: float = 0.0
     decay_spread_s: float = 0.0
     decay_margin_s: float = 0.0  # worker settled this long before the first due time

@@ -50,7 +50,7 @@ CHECKS: dict[str, list[str]] = {
         rf"\| established base \| 200/s \| {NUM} / {NUM} \| {NUM} / {NUM} \| {NUM} s",
     ],
     "## Decay timeliness: due time to transition readable": [
-        rf"\| 300 \| {NUM} \| {NUM} \| {NUM} \| {NUM} \|",
+        rf"\| 300 \| {NUM} \| {NUM} \| {NUM} \| {NUM} \| {NUM} \|",
     ],
     "## Redis memory per customer": [
         rf"\| \*\*difference\*\* \| {NUM} \| \*\*{NUM} B\*\* \|",
