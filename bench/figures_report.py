@@ -113,7 +113,7 @@ worker, then the reverse).
 
 Target: live worker ≥ 0.7× the no-op agent: {ratio:.2f}×, {_met(ratio >= 0.7)}.
 
-Why the worker outruns a faust agent that does nothing: faust's own fetch loop
+Why the worker keeps pace with a faust agent that does nothing: faust's own fetch loop
 (`Consumer._drain_messages`) awaits `wait_first(callback(message), suspend_flow.wait())`
 for every record (two tasks and an `asyncio.wait` each), then builds, queues, dequeues and
 acks an `Event` per record. The worker replaces that loop on its consumer (keeping faust's
@@ -286,11 +286,11 @@ relay, the decay timer and the sweeps share that loop, so the tail is time spent
 for it (another partition's batch, a relay drain, a timer step) or for a core of this
 2-core machine. The committed → read column includes the reader's own fetch wait (the
 baseline row's share). Tansu holds a fetch for its whole wait even when records arrive,
-so `RFM_FETCH_MAX_WAIT` bounds the consume step: at 100 ms (the default until this run)
-sent → committed was p50 ~35 / p99 ~70-90 ms in A/B runs here, at 20 ms ~18 / 43, for a
-throughput cost within run-to-run noise (14.5k vs 15.8k events/s in one A/B of the
-throughput run). At 5,000/s the worker is past what it can do with four transitions per
-event and a queue builds up.
+so `RFM_FETCH_MAX_WAIT` bounds the consume step. In the A/B runs that chose today's
+default (separate runs, not this one): at 100 ms sent → committed was p50 ~35 / p99
+~70-90 ms, at 20 ms ~18 / 43, for a throughput cost within run-to-run noise (14.5k vs
+15.8k events/s in one A/B of the throughput run). At 5,000/s the worker is past what
+it can do with four transitions per event, and a queue builds up.
 """
 
 
