@@ -46,7 +46,13 @@ from stream.backfill_read import (
     read_partitions,
     verify_claims,
 )
-from stream.calibrate import finish_namespace, mark_swept, needs_sweep, rank_namespace
+from stream.calibrate import (
+    finish_namespace,
+    finished,
+    mark_swept,
+    needs_sweep,
+    rank_namespace,
+)
 from stream.kafka import ensure_topics, make_producer
 from stream.progress import Progress
 from stream.relay import OutboxRelay
@@ -164,8 +170,11 @@ async def _run(
             settings, reading, processor, producer, partitions, on_todo, on_done
         )
         s = processor.stats
-        at_ms = max(watermark.values()) if s.events else 0
-        await finish_namespace(settings, store, processor, partitions, at_ms)
+        # the watermarks include what a killed run applied: a resumed run finishes the
+        # namespace at the same instant, even with nothing left to apply
+        at_ms = max(watermark.values(), default=0)
+        if s.events or not await finished(store, processor, partitions):
+            await finish_namespace(settings, store, processor, partitions, at_ms)
         if opts.emit_topic:
             relay = OutboxRelay(store, producer, opts.emit_topic, processor.owned)
             for p in partitions:
@@ -177,7 +186,9 @@ async def _run(
 
         async def order(read: JobsRead) -> dict[str, object]:
             """Finish the namespace as one process would, the sweep left to the children."""
-            at_ms = max(read.watermarks.values()) if read.events else 0
+            at_ms = max(read.watermarks.values(), default=0)
+            if not read.events and await finished(store, processor, partitions):
+                return {"sweep": None, "cuts": None}
             if not needs_sweep(processor, at_ms):
                 await mark_swept(store, processor, partitions)
                 return {"sweep": None, "cuts": None}

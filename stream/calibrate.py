@@ -41,6 +41,7 @@ __all__ = [
     "Calibrator",
     "calibrated",
     "finish_namespace",
+    "finished",
     "mark_swept",
     "needs_sweep",
     "rank_namespace",
@@ -247,6 +248,17 @@ async def sweep_partitions(processor: Processor, partitions: list[int], at_ms: i
     """Re-rank every customer of ``partitions`` under the processor's cut points."""
     # partitions concurrently: one's Redis round trips overlap another's CPU
     await asyncio.gather(*(_sweep_all(processor, p, at_ms) for p in partitions))
+
+
+async def finished(store: RedisStore, processor: Processor, partitions: list[int]) -> bool:
+    """Did an earlier run finish the namespace: every partition swept under the rules in
+    force and the cut points stored now? A run that died after applying its records but
+    before ranking (or during the sweep) did not, and the next run must finish it even
+    if it has no records left to apply."""
+    doc = await store.cuts()
+    cut = CutPoints.from_json(doc).version if doc else 0
+    done = f"{processor.engine.rules_version}/{cut}|done"
+    return all([await store.meta_field(p, "sweep") == done for p in partitions])
 
 
 async def mark_swept(store: RedisStore, processor: Processor, partitions: list[int]) -> None:

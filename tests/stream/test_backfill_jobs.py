@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import stream.backfill as backfill_module
 from schemas.errors import SettingsError
 from schemas.settings import Settings
 from stream.backfill import BackfillOptions, backfill_topic
@@ -184,3 +185,37 @@ async def test_a_claim_by_another_process_stops_a_parallel_backfill(cluster: Clu
         await store.close()
     with pytest.raises(SettingsError, match="partition 1 was claimed by another process"):
         await asyncio.wait_for(running, 60)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+async def test_a_run_that_died_before_ranking_is_finished_by_the_next(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch, jobs: int
+) -> None:
+    """Killed after applying every record but before the namespace was ranked and swept:
+    the next run has nothing left to apply and must still finish it (it used to mark the
+    partitions swept without ranking anyone)."""
+    settings = (await cluster.ensure_topics(**KNOBS)).model_copy(update={"rules": None})
+    await cluster.produce(timeline(customers=60, events=2000, seed=31))
+    ref = f"r{jobs}{cluster.suffix}"
+    await backfill_topic(settings, BackfillOptions(namespace=ref, progress=False, jobs=1))
+
+    async def died(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("killed after applying every record")
+
+    ns = f"d{jobs}{cluster.suffix}"
+    with monkeypatch.context() as m:
+        m.setattr(backfill_module, "finish_namespace", died)  # where one process ranks
+        m.setattr(backfill_module, "rank_namespace", died)  # where a parallel parent does
+        with pytest.raises(RuntimeError, match="killed after applying"):
+            await backfill_topic(settings, BackfillOptions(namespace=ns, progress=False, jobs=jobs))
+    report = await backfill_topic(
+        settings, BackfillOptions(namespace=ns, progress=False, jobs=jobs)
+    )
+    assert report.events == 0
+    expected = comparable(await states_of(cluster, ref))
+    assert any(seg != "none" for *_, segs in expected.values() for seg in segs.values())
+    assert comparable(await states_of(cluster, ns)) == expected
+    # and a run after a finished one leaves it alone
+    again = await backfill_topic(settings, BackfillOptions(namespace=ns, progress=False, jobs=jobs))
+    assert again.events == 0 and again.transitions == 0
+    assert comparable(await states_of(cluster, ns)) == expected
