@@ -53,6 +53,7 @@ from bench.backfill_report import SECTION, Results, report
 from bench.baselines import check_sample, pandas_summary, plain_aiokafka
 from bench.report import write_section
 from bench.runners import (
+    BackfillRun,
     backfill_cli,
     backfill_in_process,
     live_worker,
@@ -143,30 +144,24 @@ async def bench(args: argparse.Namespace) -> Results:
             res.plain_s.append(took)
             print(f"plain aiokafka: {total / took:,.0f} events/s", flush=True)
 
-        async def backfill() -> None:
-            run = await backfill_in_process(settings, f"bf{len(res.backfills)}-{suffix}")
+        async def backfill_with(jobs: int | None, runs: list[BackfillRun], tag: str) -> None:
+            run = await backfill_in_process(settings, f"{tag}{len(runs)}-{suffix}", jobs)
             rep = run.report
             print(
-                f"backfill (in process): {rep.events:,} events in {run.wall_s:.2f} s "
-                f"({rep.events / run.wall_s:,.0f}/s), {rep.transitions:,} transitions, "
-                f"{rep.dead_letters} dead letters",
+                f"backfill (in process, {rep.jobs} process(es)): {rep.events:,} events in "
+                f"{run.wall_s:.2f} s ({rep.events / run.wall_s:,.0f}/s), "
+                f"{rep.transitions:,} transitions, {rep.dead_letters} dead letters",
                 flush=True,
             )
             if rep.events != total or rep.dead_letters:
                 raise AssertionError(f"backfill applied {rep.events}/{total}, {rep.dead_letters}")
-            res.backfills.append(run)
+            runs.append(run)
+
+        async def backfill() -> None:  # its default jobs: the headline
+            await backfill_with(None, res.backfills, "bf")
 
         async def backfill_one() -> None:
-            run = await backfill_in_process(settings, f"bfone{len(res.backfills_one)}-{suffix}", 1)
-            rep = run.report
-            print(
-                f"backfill (in process, --jobs 1): {rep.events:,} events in {run.wall_s:.2f} s "
-                f"({rep.events / run.wall_s:,.0f}/s)",
-                flush=True,
-            )
-            if rep.events != total or rep.dead_letters:
-                raise AssertionError(f"backfill applied {rep.events}/{total}, {rep.dead_letters}")
-            res.backfills_one.append(run)
+            await backfill_with(1, res.backfills_one, "bfone")
 
         async def live() -> None:
             ns = f"live{len(res.lives)}-{suffix}"
