@@ -32,6 +32,7 @@ import numpy as np
 
 from segments import refunds, windows
 from segments.axes import TIME_AXES
+from segments.causes import SWEEP, time_cause
 from segments.fold import fold
 from segments.model import (
     NONE,
@@ -53,8 +54,6 @@ NEVER = np.iinfo(np.int64).max
 """Due time of a customer with nothing that can change by time alone."""
 
 _DAY = 86_400_000
-SWEEP = "sweep"
-"""Trigger of a background re-evaluation (never a cause on the wire)."""
 
 
 class Engine:
@@ -296,23 +295,16 @@ class Engine:
         return f"{self.rules_version}/{self.cut_version or 0}"
 
     def _time_cause(self, s: CustomerState, scheme: Scheme, trigger: str) -> str:
-        """Why a customer moves when no event did it (the timer, or a sweep).
-
-        A customer last evaluated under other rules (or other cut points, for a scheme
-        with quantile axes) moves because of those, not because time passed; whichever
-        of the timer and the background sweep gets there first says so.
-        """
-        if s.stamp:
-            rules, _, cut = s.stamp.partition("/")
-            if rules != self.rules_version:
-                return "rules_change"
-            if cut != str(self.cut_version or 0) and (
-                scheme.name in self._versioned or trigger == SWEEP
-            ):
-                return "recalibration"
-        elif trigger == SWEEP or s.segments.get(scheme.name, NONE) == NONE:
-            return "rules_change"  # unstamped (older state): evaluated under unknown rules
-        return "recency_decay" if trigger == "recency_decay" else "rules_change"
+        """:func:`~segments.causes.time_cause` of ``s`` moving in ``scheme``."""
+        name = scheme.name
+        return time_cause(
+            s.stamp,
+            s.segments.get(name, NONE),
+            trigger,
+            self.rules_version,
+            str(self.cut_version or 0),
+            name in self._versioned,
+        )
 
     def _reclassify(
         self,
