@@ -94,7 +94,7 @@ before any consumer starts. Runs alternate (no-op agent, no-op on the delivery p
 worker, then the reverse).
 
 - **no-op agent** (the issue's baseline): `python -m bench.noop_agent`, a faust app
-  configured like `stream.app.create_app` (same topic, partitions, session timeout, raw
+  configured like `stream.faust_app.create_app` (same topic, partitions, session timeout, raw
   bytes) whose agent (`take_events(2000, within=20ms)`) only counts; timed in-process from
   its first batch to the last record. Runs: {noops} events/s.
 - **no-op on the worker's delivery path** (second baseline):

@@ -2,7 +2,7 @@
 
     RFM_* settings in the environment; BENCH_NOOP_TOTAL=<records>; python -m bench.noop_agent
 
-The same faust app configuration as ``stream.app.create_app`` (broker, session timeout,
+The same faust app configuration as ``stream.faust_app.create_app`` (broker, session timeout,
 ``take_events(batch_max, within=batch_within)``, raw bytes, earliest offsets, one agent
 over the purchases topic) with an agent that only counts. So the live worker's
 events/s divided by this one's is what our processing costs on top of faust itself.

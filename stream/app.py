@@ -1,17 +1,10 @@
-"""The live worker: a faust app whose agent feeds batches to the :class:`Processor`.
+"""The live worker's runtime: the Redis store, its own producer, the outbox relay and the
+decay timer around the :class:`Processor`, fed a fetch at a time by the faust app
+(:mod:`stream.faust_app`, which also holds the rebalance contract).
 
-Rebalance contract (faust signals → :class:`Runtime`):
-
-- on assign: claim every assigned purchases partition in Redis (bump its epoch,
-  fencing out the previous owner), then seek the consumer to Redis's committed
-  offset + 1. Redis, not Kafka's group offsets, is the source of truth for
-  position, because state and offset commit together there.
-- on revoke: forget the partitions; an in-flight commit for them either lands
-  before the new owner's claim or is rejected by the fence.
-
-The agent never raises: invalid input becomes dead letters, an unavailable Redis
-is retried with backoff (the agent stops pulling meanwhile), a fenced batch is
-dropped (the new owner re-reads it from the committed offset).
+The worker never raises on bad input: invalid input becomes dead letters, an
+unavailable Redis is retried with backoff (the batches stop meanwhile), a fenced batch
+is dropped (the new owner re-reads it from the committed offset).
 """
 
 from __future__ import annotations
@@ -21,14 +14,11 @@ import contextlib
 import logging
 import os
 import sys
-import tempfile
 from collections.abc import Awaitable, Callable, Set
 from typing import Any
 
-import faust
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from faust.types import TP
 from mode import Service
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -42,8 +32,7 @@ from state.layout import ensure_layout
 from state.store import LISTPACK_VALUE, RedisStore
 from stream.calibrate import Calibrator
 from stream.clock import Clock, WallClock
-from stream.delivery import Backlog, ack, install, reset_read_offsets
-from stream.faust_glue import cap_fetch_wait, position_from_redis
+from stream.delivery import Backlog
 from stream.http import HttpServer, render_metrics
 from stream.kafka import KafkaOutputs, ensure_topics, make_producer
 from stream.lookup import Lookup
@@ -54,7 +43,7 @@ from stream.retry import with_backoff
 from stream.stats import EventRate, quiet_gc
 from stream.together import all_of
 
-__all__ = ["Runtime", "create_app"]
+__all__ = ["Runtime"]
 
 log = logging.getLogger(__name__)
 
@@ -335,70 +324,3 @@ class Runtime(Service):
                 await self._switch(exc.target)
             except _RETRIABLE as exc:
                 log.warning("timer step failed: %s", exc)
-
-
-def create_app(settings: Settings, runtime: Runtime) -> faust.App:
-    """The faust app over the purchases topic, raw bytes in, a fetch at a time."""
-    cap_fetch_wait(settings.fetch_max_wait)
-    session_s = settings.kafka_session_timeout / 1000
-    app = faust.App(
-        settings.group_id,
-        broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap.split(",")],
-        store="memory://",
-        # faust keeps a data dir even with no tables: not in the working directory
-        datadir=os.path.join(tempfile.gettempdir(), f"rfm-stream-{settings.group_id}"),
-        web_enabled=False,
-        broker_session_timeout=session_s,
-        broker_heartbeat_interval=max(0.5, session_s / 5),
-        broker_rebalance_timeout=max(session_s * 2, 10.0),
-        consumer_auto_offset_reset="earliest",
-        topic_partitions=settings.partitions,
-        topic_allow_declare=False,
-        topic_disable_leader=True,
-        worker_redirect_stdouts=False,
-    )
-    topic = app.topic(
-        settings.purchases_topic,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
-    # no agent: the records reach the processor a fetch at a time (stream.delivery)
-    app.topics.add(topic)
-    name = topic.get_topic_name()
-    install(app.consumer, name, runtime.backlog)
-    runtime.ack = lambda msgs: ack(app.consumer, name, msgs)
-
-    @app.on_partitions_revoked.connect
-    async def on_revoked(sender: Any, revoked: Set[Any], **_: Any) -> None:
-        gone = {tp.partition for tp in revoked if tp.topic == name}
-        runtime.processor.revoke(gone)
-        runtime.backlog.drop(gone)
-
-    @app.on_partitions_assigned.connect
-    async def on_assigned(sender: Any, assigned: Set[Any], **_: Any) -> None:
-        mine = {tp.partition: tp for tp in assigned if tp.topic == name}
-        gone = set(runtime.processor.owned()) - set(mine)
-        runtime.processor.revoke(gone)
-        runtime.backlog.drop(gone)
-        resume = await runtime.assign(set(mine))
-        for p, offset in resume.items():
-            await seek(mine[p], offset)
-
-    async def seek(tp: TP, offset: int) -> None:
-        # seek_wait runs in the consumer's own thread; faust's seek() touches the threaded
-        # aiokafka consumer from this one and races its fetcher (KeyError in fetched_records)
-        runtime.backlog.drop([tp.partition])
-        await app.consumer.seek_wait({tp: offset})
-        reset_read_offsets(app.consumer, {tp: offset})
-        # not dropped again here: records queued while seek_wait ran may be the re-read
-        # ones, which the consumer will not fetch again (a stale one only costs a rewind)
-
-    async def rewind(p: int, offset: int) -> None:
-        await seek(TP(name, p), offset)
-
-    runtime.processor.rewind = rewind
-    runtime.highwater = lambda p: app.consumer.highwater(TP(name, p))
-    position_from_redis(app, runtime, name)
-    return app

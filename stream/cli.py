@@ -79,7 +79,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     import faust
 
-    from stream.app import Runtime, create_app
+    from stream.app import Runtime
+    from stream.faust_app import create_app
 
     runtime = Runtime(settings)  # a bad rules file stops here
     _check_layout(settings)  # before logging is set up: a refusal is one line on stderr
