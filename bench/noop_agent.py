@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
 
 import faust
@@ -29,34 +28,14 @@ import orjson
 
 from schemas.settings import load_settings
 from stream.delivery import Backlog, ack, install
+from stream.faust_app import raw_app
 
 
 def main() -> None:
     settings = load_settings()
     total = int(os.environ["BENCH_NOOP_TOTAL"])
-    session_s = settings.kafka_session_timeout / 1000
-    app = faust.App(
-        f"{settings.group_id}",
-        broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap.split(",")],
-        store="memory://",
-        datadir=os.path.join(tempfile.gettempdir(), f"rfm-bench-noop-{settings.group_id}"),
-        web_enabled=False,
-        broker_session_timeout=session_s,
-        broker_heartbeat_interval=max(0.5, session_s / 5),
-        broker_rebalance_timeout=max(session_s * 2, 10.0),
-        consumer_auto_offset_reset="earliest",
-        topic_partitions=settings.partitions,
-        topic_allow_declare=False,
-        topic_disable_leader=True,
-        worker_redirect_stdouts=False,
-    )
-    topic = app.topic(
-        settings.purchases_topic,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
+    # faust's own fetch wait (no cap_fetch_wait): the topic is full before it starts
+    app, topic = raw_app(settings, f"rfm-bench-noop-{settings.group_id}")
     batch_s = settings.batch_within / 1000
     seen = {"n": 0, "first_n": 0, "t0": 0.0, "cpu0": 0.0, "done": 0}
 

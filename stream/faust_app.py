@@ -27,19 +27,19 @@ from stream.app import Runtime
 from stream.delivery import ack, install, reset_read_offsets
 from stream.faust_glue import cap_fetch_wait, position_from_redis
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "raw_app"]
 
 
-def create_app(settings: Settings, runtime: Runtime) -> faust.App:
-    """The faust app over the purchases topic, raw bytes in, a fetch at a time."""
-    cap_fetch_wait(settings.fetch_max_wait)
+def raw_app(settings: Settings, datadir: str) -> tuple[faust.App, faust.TopicT]:
+    """A faust app of the worker's group over the purchases topic, raw bytes in, and that
+    topic (also what ``bench.noop_agent`` measures: the same configuration)."""
     session_s = settings.kafka_session_timeout / 1000
     app = faust.App(
         settings.group_id,
         broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap.split(",")],
         store="memory://",
         # faust keeps a data dir even with no tables: not in the working directory
-        datadir=os.path.join(tempfile.gettempdir(), f"rfm-stream-{settings.group_id}"),
+        datadir=os.path.join(tempfile.gettempdir(), datadir),
         web_enabled=False,
         broker_session_timeout=session_s,
         broker_heartbeat_interval=max(0.5, session_s / 5),
@@ -57,6 +57,13 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
     )
+    return app, topic
+
+
+def create_app(settings: Settings, runtime: Runtime) -> faust.App:
+    """The faust app over the purchases topic, raw bytes in, a fetch at a time."""
+    cap_fetch_wait(settings.fetch_max_wait)
+    app, topic = raw_app(settings, f"rfm-stream-{settings.group_id}")
     # no agent: the records reach the processor a fetch at a time (stream.delivery)
     app.topics.add(topic)
     name = topic.get_topic_name()

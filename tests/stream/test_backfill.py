@@ -127,19 +127,12 @@ async def test_backfill_equals_live_and_never_touches_the_live_topic(cluster: Cl
     assert any(t["cause"] == "recency_decay" for t in back_ts), "no decay between events"
 
 
-def _backfill_cmd(cluster: Cluster, ns: str, topic: str) -> list[str]:
+def backfill_cmd(ns: str, topic: str, *extra: str) -> list[str]:
+    """``rfm-stream backfill`` into ``ns`` publishing to ``topic``, small batches (a kill
+    lands mid-run), no progress bar; ``extra`` arguments appended."""
     return [
-        sys.executable,
-        "-m",
-        "stream.cli",
-        "backfill",
-        "--into",
-        ns,
-        "--emit-topic",
-        topic,
-        "--batch",
-        "50",
-        "--no-progress",
+        *(sys.executable, "-m", "stream.cli", "backfill", "--into", ns, "--emit-topic", topic),
+        *("--batch", "50", "--no-progress", *extra),
     ]
 
 
@@ -151,7 +144,7 @@ async def test_backfill_killed_halfway_resumes_to_the_same_result(cluster: Clust
 
     ns_a, topic_a = f"a{cluster.suffix}", f"a-{cluster.suffix}"
     proc = subprocess.Popen(  # noqa: ASYNC220 - a real process to SIGKILL
-        _backfill_cmd(cluster, ns_a, topic_a),
+        backfill_cmd(ns_a, topic_a),
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -172,7 +165,7 @@ async def test_backfill_killed_halfway_resumes_to_the_same_result(cluster: Clust
         await store.close()
     assert sum(o + 1 for o in offs.values()) < len(events), "finished before the kill"
     done = subprocess.run(  # noqa: ASYNC221
-        _backfill_cmd(cluster, ns_a, topic_a),
+        backfill_cmd(ns_a, topic_a),
         env=env,
         cwd=ROOT,
         capture_output=True,
