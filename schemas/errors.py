@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "BrokerUnavailable",
     "CommitConflict",
     "Fenced",
     "InvalidEvent",
@@ -72,3 +73,8 @@ class StoreUnavailable(RfmStreamError):
     """Redis cannot be reached; stop consuming and retry with backoff."""
 
     retriable = True
+
+
+class BrokerUnavailable(RfmStreamError):
+    """The broker did not answer what a run needs to go on (e.g. a partition's last
+    records when a backfill measures its range): better to fail than to end short."""

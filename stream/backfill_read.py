@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from schemas.errors import SettingsError
+from schemas.errors import BrokerUnavailable, SettingsError
 from schemas.settings import Settings
 from segments.rules import build_engine, load_checked_rules
 from state.store import Claim, RedisStore
@@ -28,6 +28,7 @@ from stream.processor import Processor
 from stream.relay import OutboxRelay
 
 __all__ = [
+    "END_LOOKUP_S",
     "WATERMARK",
     "Reading",
     "check_claims",
@@ -35,6 +36,7 @@ __all__ = [
     "few_collections",
     "make_processor",
     "read_partitions",
+    "true_end_offsets",
     "verify_claims",
 ]
 
@@ -119,27 +121,42 @@ def claimed_elsewhere(namespace: str, p: int) -> SettingsError:
     )
 
 
-async def _true_end_offsets(
+END_LOOKUP_S = 30
+"""How long a backfill waits for a partition's last batch before it gives up (fails)."""
+
+
+async def true_end_offsets(
     consumer: AIOKafkaConsumer, tps: list[TopicPartition], resume: dict[int, int]
 ) -> dict[TopicPartition, int]:
-    """End offsets at the start, read off the last record itself.
+    """End offsets at the start, read off the last record itself; leaves each partition
+    positioned at ``resume``.
 
     Some brokers (Tansu) answer ``end_offsets`` with the last *batch's* base offset + 1,
     so the records after it in that batch would look beyond the range; fetching from
-    there and taking the last offset returned gives the true end.
+    there and taking the last offset returned gives the true end. Every non-empty
+    partition is looked up, wherever it resumes: a run killed after applying part of the
+    last batch resumes at or past the reported end, with the rest still to apply.
+    A partition whose last batch can't be read fails the backfill rather than end short.
     """
     end = await consumer.end_offsets(tps)
+    start = await consumer.beginning_offsets(tps)
     # every partition in the same fetch round (one by one, each waits a broker round trip)
-    pending = {tp for tp in tps if end[tp] > resume[tp.partition]}
+    pending = {tp for tp in tps if end[tp] > start[tp]}
     for tp in pending:
         consumer.seek(tp, end[tp] - 1)
-    deadline = asyncio.get_running_loop().time() + 5
-    while pending and asyncio.get_running_loop().time() < deadline:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + END_LOOKUP_S
+    while pending and loop.time() < deadline:
         got = await consumer.getmany(*pending, timeout_ms=500)
         for tp, recs in got.items():
             if recs:
                 end[tp] = max(end[tp], max(r.offset for r in recs) + 1)
                 pending.discard(tp)
+    if pending:
+        which = ", ".join(str(tp.partition) for tp in sorted(pending))
+        raise BrokerUnavailable(
+            f"could not read the last records of partition(s) {which} in {END_LOOKUP_S} s"
+        )
     for tp in tps:
         consumer.seek(tp, resume[tp.partition])
     return end
@@ -219,7 +236,7 @@ async def read_partitions(
         resume = await processor.assign(partitions)
         for tp in tps:
             consumer.seek(tp, resume[tp.partition])
-        end = await _true_end_offsets(consumer, tps, resume)
+        end = await true_end_offsets(consumer, tps, resume)
         on_todo(sum(max(0, end[tp] - resume[tp.partition]) for tp in tps))
         watermark = await _watermarks(store, partitions)
         # a partition is done once what it held at the start is applied; later records

@@ -13,9 +13,11 @@ import time
 from datetime import timedelta
 
 import pytest
+from aiokafka import TopicPartition
 
 from segments import CustomerState
 from stream.backfill import BackfillOptions, backfill_topic
+from stream.backfill_read import make_consumer, true_end_offsets
 from tests.harness import ROOT, T0, Cluster, expected, purchase
 
 pytestmark = pytest.mark.integration
@@ -306,3 +308,33 @@ async def test_backfill_ends_at_its_start_offsets_while_traffic_goes_on(cluster:
     finally:
         await store.close()
     assert all(committed[p] >= o for p, o in last.items()), (committed, last)
+
+
+@pytest.mark.parametrize("where", ["start", "last batch's base", "reported end", "inside", "end"])
+async def test_a_resume_inside_the_last_batch_still_reads_to_the_true_end(
+    cluster: Cluster, where: str
+) -> None:
+    """Tansu reports a partition's end as its last batch's base offset + 1: a backfill
+    killed after applying part of that batch resumes at or past the reported end, and
+    must still apply the rest (it once took the partition for done: CI, 2026-12)."""
+    settings = await cluster.ensure_topics(**KNOBS)
+    got = await cluster.produce(timeline(customers=5, events=120, seed=3), partition=0)
+    true_end = max(o for _, o in got) + 1
+    consumer = make_consumer(settings)
+    await consumer.start()
+    try:
+        tp = TopicPartition(settings.purchases_topic, 0)
+        consumer.assign([tp])
+        reported = (await consumer.end_offsets([tp]))[tp]
+        resume = {
+            "start": 0,
+            "last batch's base": max(reported - 1, 0),
+            "reported end": reported,
+            "inside": (reported + true_end) // 2,
+            "end": true_end,
+        }[where]
+        consumer.seek(tp, resume)
+        end = await true_end_offsets(consumer, [tp], {0: resume})
+    finally:
+        await consumer.stop()
+    assert end[tp] == true_end, (reported, resume)
