@@ -32,7 +32,7 @@ from state.schedule import DUE, DUE_COUNT
 from state.scripts import BUMP_EPOCH, COMMIT, LOAD, PUT_CUTS
 from state.tallies import TallyReads
 
-__all__ = ["LISTPACK_VALUE", "Claim", "Loaded", "RedisStore"]
+__all__ = ["LISTPACK_VALUE", "SCAN_COUNT_MAX", "Claim", "Loaded", "RedisStore"]
 
 LISTPACK_VALUE = 1024
 """The ``hash-max-listpack-value`` customer hashes need to stay compact listpacks.
@@ -69,6 +69,10 @@ _OPTIONS: dict[str, object] = {
 
 def _int(v: str | None, default: int) -> int:
     return default if v is None else int(v)
+
+
+SCAN_COUNT_MAX = 4096
+"""Largest SCAN COUNT a background step asks for (about 1-2 ms of Redis time each)."""
 
 
 class RedisStore(TallyReads):
@@ -318,6 +322,32 @@ class RedisStore(TallyReads):
         async with _unavailable_as_error():
             nxt, keys = await scan_slot(c, prefix, cursor, prefix + "*", count)
         return nxt, [k[len(prefix) :] for k in keys]
+
+    async def scan_customers(
+        self, partition: int, cursor: int, want: int, calls: int = 16
+    ) -> tuple[int, list[str]]:
+        """About ``want`` of the partition's customers from ``cursor`` on, in at most
+        ``calls`` SCAN steps: (next cursor, ids; 0 = done). May return up to about twice
+        ``want``, or none (the step budget ran out first: go on from the cursor).
+
+        SCAN walks the whole keyspace, every namespace and partition in it, so this
+        partition's customers can be a small share of what each step visits: a Redis
+        that also holds a backfill being built next to the live namespace, or old ones.
+        With a fixed COUNT a sweep's round trips grew with all of that (a 30-customer
+        sweep next to 300k other keys took over a minute); the COUNT doubles while few
+        come back, up to ``SCAN_COUNT_MAX``, so they grow with its logarithm instead, and
+        a step's Redis time stays bounded (it runs under the partition's lock).
+        """
+        count, ids = max(1, want), []
+        enough = max(1, want // 2)
+        for _ in range(calls):
+            cursor, found = await self.scan_partition(partition, cursor, count)
+            ids += found
+            if cursor == 0 or len(ids) >= enough:
+                break
+            if 2 * len(found) < enough:  # sparse here: visit more per round trip
+                count = min(count * 2, max(SCAN_COUNT_MAX, want))
+        return cursor, ids
 
     async def meta_field(self, partition: int, name: str) -> str | None:
         c = self.client if self._settled else await self.connect()

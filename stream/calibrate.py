@@ -138,7 +138,7 @@ async def _sample_ids(store: RedisStore, parts: list[int], limit: int) -> dict[i
         ids: dict[str, None] = {}
         cursor = 0
         while len(ids) < share:
-            cursor, found = await store.scan_partition(p, cursor, min(1000, share))
+            cursor, found = await store.scan_customers(p, cursor, min(1000, share - len(ids)))
             ids.update(dict.fromkeys(found))
             if cursor == 0:
                 break

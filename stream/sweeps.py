@@ -61,12 +61,7 @@ class Sweeps:
         if was == target and cursor_text == "done":
             return True
         cursor = int(cursor_text) if was == target else 0
-        ids: list[str] = []
-        for _ in range(10):  # SCAN may return few of this partition's keys per call
-            cursor, found = await self.store.scan_partition(p, cursor, self.settings.sweep_batch)
-            ids += found
-            if cursor == 0 or len(ids) >= self.settings.sweep_batch // 2:
-                break
+        cursor, ids = await self.store.scan_customers(p, cursor, self.settings.sweep_batch)
         loaded = await self.store.load(p, ids)
         self._check_epoch(claim, loaded.epoch)
         known = [loaded.states[c] for c in dict.fromkeys(ids) if c in loaded.states]

@@ -9,10 +9,13 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from schemas.times import to_ms
+from state.connection import connect
+from stream.embedded import Service
 from tests.harness import ROOT, RULES, T0, Cluster, expected, purchase, story
 
 pytestmark = [pytest.mark.integration]
@@ -160,10 +163,7 @@ segments.lapsed = {{ label = "L", cells = ["1"] }}
     assert got[-1]["event_id"] is None and got[-1]["snapshot"]["frequency"] == 2
 
 
-@pytest.mark.redis_cluster_too
-async def test_a_new_rules_file_re_evaluates_every_customer_in_the_background(
-    cluster: Cluster, tmp_path: Path
-) -> None:
+async def _a_rules_change_sweeps_everyone(cluster: Cluster, tmp_path: Path) -> None:
     rfm8 = (RULES / "rfm8.toml").read_text(encoding="utf-8")
     await cluster.ensure_topics()
     first = cluster.start_worker()
@@ -183,6 +183,32 @@ async def test_a_new_rules_file_re_evaluates_every_customer_in_the_background(
     assert sorted(t["customer_id"] for t in changed) == sorted(f"c{i}" for i in range(30))
     assert {(t["from_segment"], t["to_segment"]) for t in changed} == {("new", "develop")}
     assert len({t["rules_version"] for t in changed} | {before[0]["rules_version"]}) == 2
+
+
+@pytest.mark.redis_cluster_too
+async def test_a_new_rules_file_re_evaluates_every_customer_in_the_background(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    await _a_rules_change_sweeps_everyone(cluster, tmp_path)
+
+
+async def test_a_sweep_next_to_a_crowded_redis_scans_in_few_round_trips(
+    kafka_bootstrap: str, volatile_redis: Service, cluster_on: Any, tmp_path: Path
+) -> None:
+    """A Redis that also holds 300k keys of other namespaces (a backfill being built next
+    to the live one, say): SCAN walks them all, and with a fixed COUNT of ``sweep_batch``
+    the 30-customer sweep took over a minute (over 40k SCAN calls); the COUNT now grows
+    while few come back."""
+    url = f"redis://{volatile_redis.address}/0"
+    client = await connect(url)
+    try:
+        fill = "for i = 1, tonumber(ARGV[1]) do redis.call('SET', 'other:{ns}:c:' .. i, 'x') end"
+        await client.eval(fill, 0, 300_000)
+        await _a_rules_change_sweeps_everyone(cluster_on(kafka_bootstrap, url), tmp_path)
+        scans = (await client.info("commandstats"))["cmdstat_scan"]["calls"]
+    finally:
+        await client.aclose()
+    assert scans < 2000, scans  # 4 partitions x (300k / 4,096 and the ramp up to it)
 
 
 async def test_recalibrations_can_be_kept_off_the_live_topic(
