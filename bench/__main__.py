@@ -41,6 +41,7 @@ FULL: dict[str, dict[str, object]] = {
         "lead_s": 20.0,
         "base_customers": 40_000,
         "base_events": 120_000,
+        "batch_debts": (2_000, 6_000),
     },
     "memory": {"customers": 1_000_000, "n_templates": 5000},
 }
@@ -57,6 +58,7 @@ SMOKE: dict[str, dict[str, object]] = {
         "spread_s": 1.0,
         "base_customers": 300,
         "base_events": 900,
+        "batch_debts": (50,),
     },
     "memory": {"customers": 3000, "n_templates": 200},
 }
@@ -106,6 +108,7 @@ def run(figures: Sequence[str], smoke: bool, md: Path, command: str) -> dict[str
                     4,
                     cfg["base_customers"],  # type: ignore[arg-type]
                     cfg["base_events"],  # type: ignore[arg-type]
+                    cfg["batch_debts"],  # type: ignore[arg-type]
                 )
             )
             put(fr.LATENCY, fr.latency(lat, command))

@@ -83,6 +83,39 @@ async def paced(
     return sent
 
 
+async def broker_after_batches(
+    base: Settings, sfx: str, per_partition: int, seconds: float, broker_pid: int
+) -> Lat:
+    """The broker alone at 1,000/s on a fresh topic that already holds ``per_partition``
+    one-record batches in each partition (what a paced run's small produce requests leave
+    behind: ~2,000 per partition at 1,000/s for 10 s, from the producer and again from the
+    relay); and the broker's CPU meanwhile."""
+    topic = f"debt{per_partition}-{sfx}"
+    await ensure_topics(base.model_copy(update={"purchases_topic": topic}))
+    producer = AIOKafkaProducer(bootstrap_servers=base.kafka_bootstrap, acks=1)
+    await producer.start()
+    try:
+        filler = orjson.dumps({"customer_id": "filler", "event_id": "filler"})
+        futs = []
+        for i in range(per_partition * base.partitions):
+            batch = producer.create_batch()
+            batch.append(key=None, value=filler, timestamp=None)
+            futs.append(await producer.send_batch(batch, topic, partition=i % base.partitions))
+        await asyncio.gather(*futs)
+    finally:
+        await producer.stop()
+    return await measure(
+        base.kafka_bootstrap,
+        topic,
+        topic,
+        "event_id",
+        base.partitions,
+        1000,
+        seconds,
+        broker_pid=broker_pid,
+    )
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system, all threads) a process has used so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -98,8 +131,11 @@ async def measure(
     rate: int,
     seconds: float,
     fetch_wait_ms: int = 20,
+    broker_pid: int | None = None,
 ) -> Lat:
-    """Produce paced to ``src``, observe ``dst`` (matching on ``key``); latencies in ms."""
+    """Produce paced to ``src``, observe ``dst`` (matching on ``key``); latencies in ms,
+    and with ``broker_pid`` the broker's CPU seconds meanwhile."""
+    cpu0 = cpu_seconds(broker_pid) if broker_pid else 0.0
     tag = f"r{rate}-{uuid.uuid4().hex[:6]}"
     obs = Observer(
         bootstrap,
@@ -116,6 +152,8 @@ async def measure(
     finally:
         await obs.stop()
     lat = Lat(rate, len(sent))
+    if broker_pid:
+        lat.broker_cpu_s = cpu_seconds(broker_pid) - cpu0
     for cid, t in sent.items():
         got = obs.seen.get(cid if key == "customer_id" else f"{cid}-e0")
         if got is not None:
@@ -172,6 +210,7 @@ async def worker_runs(
     tag: str,
     last: dict[int, int],
     res: LatencyResults | None,
+    broker_pid: int | None = None,
 ) -> list[Lat]:
     """A live worker (decay timer on) on ``settings``' namespace: once it has applied the
     history up to ``last`` (with ``res``: how long that took is recorded), a warm-up, then
@@ -207,11 +246,29 @@ async def worker_runs(
         await measure(boot, src, dst, "customer_id", settings.partitions, 50, 1.0)  # warm-up
         for rate in rates:
             cpu0 = cpu_seconds(proc.pid)
-            lat = await measure(boot, src, dst, "customer_id", settings.partitions, rate, seconds)
+            lat = await measure(
+                boot, src, dst, "customer_id", settings.partitions, rate, seconds, 20, broker_pid
+            )
             lat.cpu_s = cpu_seconds(proc.pid) - cpu0
             out.append(lat)
             print(f"worker ({tag}), {lat.line()}", flush=True)
             proc.check()
+        if res is not None:  # the first rate once more, on the topics the runs above filled
+            cpu0 = cpu_seconds(proc.pid)
+            lat = await measure(
+                boot,
+                src,
+                dst,
+                "customer_id",
+                settings.partitions,
+                rates[0],
+                seconds,
+                20,
+                broker_pid,
+            )
+            lat.cpu_s = cpu_seconds(proc.pid) - cpu0
+            res.worker_again = lat
+            print(f"worker ({tag}) again, {lat.line()}", flush=True)
     finally:
         await store.close()
         proc.stop()
@@ -227,6 +284,7 @@ async def bench(
     partitions: int,
     base_customers: int = 40_000,
     base_events: int = 120_000,
+    batch_debts: tuple[int, ...] = (2_000, 6_000),
 ) -> LatencyResults:
     logdir = Path(tempfile.mkdtemp(prefix="rfm-bench-latency-"))
     broker = start_tansu(log_path=logdir / "tansu.log")
@@ -257,6 +315,7 @@ async def bench(
                 partitions,
                 rate,
                 seconds,
+                broker_pid=broker.proc.pid,
             )
             res.broker.append(lat)
             print(f"broker alone, {lat.line()}", flush=True)
@@ -272,6 +331,10 @@ async def bench(
             )
             res.broker_faust_wait.append(lat)
             print(f"broker alone, consumer fetch_max_wait_ms=1500, {lat.line()}", flush=True)
+        for debt in batch_debts:
+            lat = await broker_after_batches(base, sfx, debt, seconds, broker.proc.pid)
+            res.broker_batches.append((debt, lat))
+            print(f"broker alone, {debt:,} batches per partition before, {lat.line()}", flush=True)
         # the headline: a worker serving an established base (a year and a half of
         # history, applied by the worker itself), as a deployment runs nearly always
         history = generate(base_events, base_customers, 7, end=datetime.now(UTC) - HISTORY_GAP)
@@ -281,7 +344,9 @@ async def bench(
         last: dict[int, int] = {}
         for part, off in metas:
             last[part] = max(last.get(part, -1), off)
-        res.worker = await worker_runs(settings, rates, seconds, logdir, "base", last, res)
+        res.worker = await worker_runs(
+            settings, rates, seconds, logdir, "base", last, res, broker.proc.pid
+        )
         # cold start: a namespace with no customers yet, on a broker of its own
         fresh = start_tansu(log_path=logdir / "tansu-cold.log")
         try:
@@ -289,7 +354,9 @@ async def bench(
                 update={"kafka_bootstrap": fresh.address, "namespace": f"cold-{sfx}"}
             )
             await ensure_topics(cold)
-            res.cold = await worker_runs(cold, rates, seconds, logdir, "cold", {}, None)
+            res.cold = await worker_runs(
+                cold, rates, seconds, logdir, "cold", {}, None, fresh.proc.pid
+            )
         finally:
             fresh.stop()
         if decay:

@@ -28,6 +28,7 @@ class Lat:
     before_emit: list[float] = field(default_factory=list)  # start -> emitted_at (worker)
     after_emit: list[float] = field(default_factory=list)  # emitted_at -> read (relay, broker)
     cpu_s: float | None = None  # the worker process's CPU seconds (user + system) meanwhile
+    broker_cpu_s: float | None = None  # the broker's (Tansu) CPU seconds meanwhile
 
     @staticmethod
     def p(xs: list[float], q: float) -> float:
@@ -55,8 +56,12 @@ class LatencyResults:
     seconds: float = 0.0
     broker: list[Lat] = field(default_factory=list)
     broker_faust_wait: list[Lat] = field(default_factory=list)  # fetch_max_wait_ms=1500
+    # the broker alone at 1k/s on topics already holding this many one-record batches per
+    # partition (what paced runs leave behind): how the broker's own cost grows with them
+    broker_batches: list[tuple[int, Lat]] = field(default_factory=list)
     worker: list[Lat] = field(default_factory=list)  # on an established base (the headline)
     cold: list[Lat] = field(default_factory=list)  # on a namespace with no customers yet
+    worker_again: Lat | None = None  # the first rate again, after the runs above
     base_customers: int = 0
     base_events: int = 0
     base_settle_s: float = 0.0  # the worker's catch-up on the history before the runs

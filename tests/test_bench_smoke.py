@@ -48,6 +48,8 @@ CHECKS: dict[str, list[str]] = {
         rf"\| \*\*live worker\*\* \| 200/s \| {NUM}/{NUM} \| {NUM} \| {NUM} \| {NUM} \| {NUM}× \|",
         rf"\| live worker, cold start \(empty namespace\) \| 200/s \| {NUM}/{NUM} \| {NUM} ",
         rf"\| established base \| 200/s \| {NUM} / {NUM} \| {NUM} / {NUM} \| {NUM} s",
+        rf"\| broker alone, 50 one-record batches per partition before \| 1,000/s \| {NUM}/{NUM} ",
+        rf"\| live worker, the first rate again after the runs above \| 200/s \| {NUM}/{NUM} ",
     ],
     "## Decay timeliness: due time to transition readable": [
         rf"\| 300 \| {NUM} \| {NUM} \| {NUM} \| {NUM} \| {NUM} \|",
