@@ -333,10 +333,11 @@ class RedisStore(TallyReads):
         SCAN walks the whole keyspace, every namespace and partition in it, so this
         partition's customers can be a small share of what each step visits: a Redis
         that also holds a backfill being built next to the live namespace, or old ones.
-        With a fixed COUNT a sweep's round trips grew with all of that (a 30-customer
-        sweep next to 300k other keys took over a minute); the COUNT doubles while few
-        come back, up to ``SCAN_COUNT_MAX``, so they grow with its logarithm instead, and
-        a step's Redis time stays bounded (it runs under the partition's lock).
+        With COUNT = ``want`` a sweep's round trips grew with all of that / ``want`` (a
+        30-customer sweep with a batch of 7 next to 300k other keys took over a minute);
+        the COUNT doubles while few come back, up to ``SCAN_COUNT_MAX``, so they grow
+        with it / 4,096 instead, and a step's Redis time stays bounded by ``calls`` (it
+        runs under the partition's lock).
         """
         count, ids = max(1, want), []
         enough = max(1, want // 2)
