@@ -204,8 +204,10 @@ machines would scale.
 """
 
 
-def _lat_row(name: str, lat: Lat, base: Lat | None, seconds: float) -> str:
-    vs = f"{lat.pct(99) / base.pct(99):,.1f}×" if base else "1.0×"
+def _lat_row(name: str, lat: Lat, base: Lat | None, seconds: float, baseline: bool = False) -> str:
+    vs = "–" if base is None and not baseline else "1.0×"
+    if base is not None:
+        vs = f"{lat.pct(99) / base.pct(99):,.1f}×"
     return (
         f"| {name} | {lat.rate:,}/s | {len(lat.ms):,}/{lat.sent:,} | {lat.pct(50):,.1f} "
         f"| {lat.pct(99):,.1f} | {max(lat.ms, default=float('nan')):,.1f} | {vs} "
@@ -221,7 +223,7 @@ def latency(res: LatencyResults, command: str) -> str:
     cold = res.cold or [None] * len(res.worker)
     sec = res.seconds
     for b, f, w, c in zip(res.broker, res.broker_faust_wait, res.worker, cold, strict=True):
-        rows.append(_lat_row("broker alone, `fetch_max_wait_ms=20` (baseline)", b, None, sec))
+        rows.append(_lat_row("broker alone, `fetch_max_wait_ms=20` (baseline)", b, None, sec, True))
         rows.append(_lat_row("broker alone, `fetch_max_wait_ms=1500` (faust's)", f, b, sec))
         rows.append(_lat_row("**live worker**", w, b, sec))
         if c is not None:

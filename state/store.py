@@ -327,17 +327,20 @@ class RedisStore(TallyReads):
         self, partition: int, cursor: int, want: int, calls: int = 16
     ) -> tuple[int, list[str]]:
         """About ``want`` of the partition's customers from ``cursor`` on, in at most
-        ``calls`` SCAN steps: (next cursor, ids; 0 = done). May return up to about twice
-        ``want``, or none (the step budget ran out first: go on from the cursor).
+        ``calls`` SCAN steps: (next cursor, ids; 0 = done). May return more than ``want``
+        (up to the last step's COUNT, at most 16 × ``want``), or none (the budget ran out
+        first: go on from the cursor).
 
         SCAN walks the whole keyspace, every namespace and partition in it, so this
         partition's customers can be a small share of what each step visits: a Redis
         that also holds a backfill being built next to the live namespace, or old ones.
         With COUNT = ``want`` a sweep's round trips grew with all of that / ``want`` (a
         30-customer sweep with a batch of 7 next to 300k other keys took over a minute);
-        the COUNT doubles while few come back, up to ``SCAN_COUNT_MAX``, so they grow
-        with it / 4,096 instead, and a step's Redis time stays bounded by ``calls`` (it
-        runs under the partition's lock).
+        the COUNT doubles while few come back, up to 16 × ``want`` and ``SCAN_COUNT_MAX``,
+        so they grow with it / that. The cap bounds what one step can return where a
+        server scans slot by slot (a cluster node keeps each slot's keys together, and a
+        partition is one slot), and ``calls`` bounds a step's Redis time (it runs under
+        the partition's lock).
         """
         count, ids = max(1, want), []
         enough = max(1, want // 2)
@@ -347,7 +350,7 @@ class RedisStore(TallyReads):
             if cursor == 0 or len(ids) >= enough:
                 break
             if 2 * len(found) < enough:  # sparse here: visit more per round trip
-                count = min(count * 2, max(SCAN_COUNT_MAX, want))
+                count = min(count * 2, max(want, min(SCAN_COUNT_MAX, 16 * want)))
         return cursor, ids
 
     async def meta_field(self, partition: int, name: str) -> str | None:

@@ -133,10 +133,12 @@ async def true_end_offsets(
 
     Some brokers (Tansu) answer ``end_offsets`` with the last *batch's* base offset + 1,
     so the records after it in that batch would look beyond the range; fetching from
-    there and taking the last offset returned gives the true end. Every non-empty
-    partition is looked up, wherever it resumes: a run killed after applying part of the
-    last batch resumes at or past the reported end, with the rest still to apply.
-    A partition whose last batch can't be read fails the backfill rather than end short.
+    there gives the true end: the consumer's position once that fetch is done (past the
+    last record, and past a transaction marker that ends the log on Kafka, where the
+    reported end is already true). Every non-empty partition is looked up, wherever it
+    resumes: a run killed after applying part of the last batch resumes at or past the
+    reported end, with the rest still to apply. A partition whose end can't be read
+    fails the backfill rather than end short.
     """
     end = await consumer.end_offsets(tps)
     start = await consumer.beginning_offsets(tps)
@@ -151,11 +153,17 @@ async def true_end_offsets(
         for tp, recs in got.items():
             if recs:
                 end[tp] = max(end[tp], max(r.offset for r in recs) + 1)
+        for tp in list(pending):
+            # the position moves past what was fetched, records or not: a log that ends
+            # in a transaction marker (Kafka) returns no record from end - 1 at all
+            position = await consumer.position(tp)
+            if position >= end[tp]:
+                end[tp] = position
                 pending.discard(tp)
     if pending:
         which = ", ".join(str(tp.partition) for tp in sorted(pending))
         raise BrokerUnavailable(
-            f"could not read the last records of partition(s) {which} in {END_LOOKUP_S} s"
+            f"could not read to the end of partition(s) {which} in {END_LOOKUP_S} s"
         )
     for tp in tps:
         consumer.seek(tp, resume[tp.partition])

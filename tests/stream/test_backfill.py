@@ -326,6 +326,7 @@ async def test_a_resume_inside_the_last_batch_still_reads_to_the_true_end(
         tp = TopicPartition(settings.purchases_topic, 0)
         consumer.assign([tp])
         reported = (await consumer.end_offsets([tp]))[tp]
+        assert reported < true_end, "the broker reports the true end: nothing to test"
         resume = {
             "start": 0,
             "last batch's base": max(reported - 1, 0),
