@@ -328,8 +328,10 @@ baseline row's share). Tansu holds a fetch for its whole wait even when records 
 so `RFM_FETCH_MAX_WAIT` bounds the consume step. In the A/B runs that chose today's
 default (separate runs, not this one): at 100 ms sent → committed was p50 ~35 / p99
 ~70-90 ms, at 20 ms ~18 / 43, for a throughput cost within run-to-run noise (14.5k vs
-15.8k events/s in one A/B of the throughput run). At 5,000/s the worker is past what
-it can do with four transitions per event, and a queue builds up.
+15.8k events/s in one A/B of the throughput run). At 5,000/s the worker is near what it
+can do with four transitions per event (worker CPU above, with Tansu and Redis on the same
+two cores): with less CPU to spare (a busier machine) a queue builds up, and the latency
+becomes queueing time. The broker's share grows run by run (the first table's last row).
 """
 
 
