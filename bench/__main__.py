@@ -25,6 +25,7 @@ from pathlib import Path
 
 from bench import bench_backfill, bench_decay, bench_latency, bench_live, bench_memory
 from bench import figures_report as fr
+from bench import latency_report as lr
 from bench.report import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,8 +112,8 @@ def run(figures: Sequence[str], smoke: bool, md: Path, command: str) -> dict[str
                     cfg["batch_debts"],  # type: ignore[arg-type]
                 )
             )
-            put(fr.LATENCY, fr.latency(lat, command))
-            put(fr.DECAY_TIME, fr.decay_time(lat, command))
+            put(lr.LATENCY, lr.latency(lat, command))
+            put(lr.DECAY_TIME, lr.decay_time(lat, command))
         elif fig == "memory":
             mem = asyncio.run(
                 bench_memory.bench(cfg["customers"], cfg["n_templates"], 4, 7)  # type: ignore[arg-type]

@@ -9,6 +9,9 @@ Contract (per Kafka partition ``p``):
 - ``commit(p, ...)`` writes states, schedule, outbox and offset atomically, only if
   the epoch and version still match (see :mod:`state.scripts` for the steps).
 - ``due(p, now)``, ``outbox_read(p)``/``outbox_ack(p)`` serve the timer and relay.
+
+Reads of the tallies are in :mod:`state.tallies`; scans and one-customer lookups (sweeps,
+ops tools, never the per-event path) in :mod:`state.scans`.
 """
 
 from __future__ import annotations
@@ -24,15 +27,16 @@ from schemas.errors import CommitConflict, Fenced, Moved
 from segments.engine import NEVER
 from segments.model import CustomerState
 from state import codec
-from state.connection import RedisClient, is_cluster, make_client, scan_slot, settle
+from state.connection import RedisClient, is_cluster, make_client, settle
 from state.connection import unavailable_as_error as _unavailable_as_error
 from state.keys import Keys
 from state.namespaces import resolve
+from state.scans import Scans
 from state.schedule import DUE, DUE_COUNT
 from state.scripts import BUMP_EPOCH, COMMIT, LOAD, PUT_CUTS
 from state.tallies import TallyReads
 
-__all__ = ["LISTPACK_VALUE", "SCAN_COUNT_MAX", "Claim", "Loaded", "RedisStore"]
+__all__ = ["LISTPACK_VALUE", "Claim", "Loaded", "RedisStore"]
 
 LISTPACK_VALUE = 1024
 """The ``hash-max-listpack-value`` customer hashes need to stay compact listpacks.
@@ -71,11 +75,7 @@ def _int(v: str | None, default: int) -> int:
     return default if v is None else int(v)
 
 
-SCAN_COUNT_MAX = 4096
-"""Largest SCAN COUNT a background step asks for (about 1-2 ms of Redis time each)."""
-
-
-class RedisStore(TallyReads):
+class RedisStore(TallyReads, Scans):
     """Redis-backed state for one namespace, on one server or a Redis Cluster.
 
     ``from_url`` makes a client without I/O; the first verb asks the server whether it is
@@ -309,50 +309,6 @@ class RedisStore(TallyReads):
             )
         return bool(won)
 
-    async def scan_partition(
-        self, partition: int, cursor: int, count: int
-    ) -> tuple[int, list[str]]:
-        """One SCAN step over the partition's customers: (next cursor, ids); 0 = done.
-
-        For background sweeps (rules change, recalibration), never the hot path. In a
-        cluster the step runs on the master owning the partition's slot.
-        """
-        prefix = self.keys.customer(partition, "")
-        c = self.client if self._settled else await self.connect()
-        async with _unavailable_as_error():
-            nxt, keys = await scan_slot(c, prefix, cursor, prefix + "*", count)
-        return nxt, [k[len(prefix) :] for k in keys]
-
-    async def scan_customers(
-        self, partition: int, cursor: int, want: int, calls: int = 16
-    ) -> tuple[int, list[str]]:
-        """About ``want`` of the partition's customers from ``cursor`` on, in at most
-        ``calls`` SCAN steps: (next cursor, ids; 0 = done). May return more than ``want``
-        (up to the last step's COUNT, at most 16 × ``want``), or none (the budget ran out
-        first: go on from the cursor).
-
-        SCAN walks the whole keyspace, every namespace and partition in it, so this
-        partition's customers can be a small share of what each step visits: a Redis
-        that also holds a backfill being built next to the live namespace, or old ones.
-        With COUNT = ``want`` a sweep's round trips grew with all of that / ``want`` (a
-        30-customer sweep with a batch of 7 next to 300k other keys took over a minute);
-        the COUNT doubles while few come back, up to 16 × ``want`` and ``SCAN_COUNT_MAX``,
-        so they grow with it / that. The cap bounds what one step can return where a
-        server scans slot by slot (a cluster node keeps each slot's keys together, and a
-        partition is one slot), and ``calls`` bounds a step's Redis time (it runs under
-        the partition's lock).
-        """
-        count, ids = max(1, want), []
-        enough = max(1, want // 2)
-        for _ in range(calls):
-            cursor, found = await self.scan_partition(partition, cursor, count)
-            ids += found
-            if cursor == 0 or len(ids) >= enough:
-                break
-            if 2 * len(found) < enough:  # sparse here: visit more per round trip
-                count = min(count * 2, max(want, min(SCAN_COUNT_MAX, 16 * want)))
-        return cursor, ids
-
     async def meta_field(self, partition: int, name: str) -> str | None:
         c = self.client if self._settled else await self.connect()
         async with _unavailable_as_error():
@@ -404,22 +360,3 @@ class RedisStore(TallyReads):
             c = self.client if self._settled else await self.connect()
             async with _unavailable_as_error():
                 await c.xdel(self.keys.outbox(partition), *entry_ids)
-
-    # ------------------------------------------------------------------ lookups
-    async def get_state(self, partition: int, customer_id: str) -> CustomerState | None:
-        c = self.client if self._settled else await self.connect()
-        async with _unavailable_as_error():
-            flat = await c.hgetall(self.keys.customer(partition, customer_id))
-        return codec.decode_state(customer_id, flat) if flat else None
-
-    async def scan_states(self, count: int = 1000) -> list[CustomerState]:
-        """Every customer of the namespace (ops/demo summaries; not on any hot path)."""
-        out = []
-        c = self.client if self._settled else await self.connect()
-        async with _unavailable_as_error():
-            async for key in c.scan_iter(self.keys.customer_pattern(), count=count):
-                cid = key.split(":c:", 1)[1]
-                flat = await c.hgetall(key)
-                if flat:
-                    out.append(codec.decode_state(cid, flat))
-        return out
