@@ -172,12 +172,7 @@ class Buckets:
             if lo > hi:
                 raise ValueError(f"no int64 value falls in linear bucket {i} (width {w})")
             return lo + (hi - lo + 1) // 2
-        if i == ZERO_BUCKET:
-            return 0
-        _, reps = _log_table(self._accuracy)
-        if not 1 <= i <= reps.size:
-            raise ValueError(f"no int64 value falls in log bucket {i} (1..{reps.size})")
-        return int(reps[i - 1])
+        return self._log_edge(i, 1)
 
     def upper(self, index: int) -> int:
         """The largest integer in bucket ``index`` (its inclusive upper edge).
@@ -189,12 +184,17 @@ class Buckets:
         i = operator.index(index)
         if self.kind == "linear":
             return min(i * self._width + self._width - 1, _I64_MAX)
+        return self._log_edge(i, 0)
+
+    def _log_edge(self, i: int, column: int) -> int:
+        """Log bucket ``i``'s upper edge (column 0) or representative (1); the zero
+        bucket's is 0."""
         if i == ZERO_BUCKET:
             return 0
-        his, _ = _log_table(self._accuracy)
-        if not 1 <= i <= his.size:
-            raise ValueError(f"no int64 value falls in log bucket {i} (1..{his.size})")
-        return int(his[i - 1])
+        table = _log_table(self._accuracy)[column]
+        if not 1 <= i <= table.size:
+            raise ValueError(f"no int64 value falls in log bucket {i} (1..{table.size})")
+        return int(table[i - 1])
 
     def describe(self) -> str:
         """A canonical text of the bucketing, to hash into a rules version."""
