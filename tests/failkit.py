@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,10 +27,11 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from schemas.errors import StoreUnavailable
 from schemas.settings import Settings
 from segments import CustomerState
 from state.store import RedisStore
-from stream.embedded import Service
+from stream.embedded import Service, start_redis
 from tests.harness import Cluster, WorkerProc, expected, story
 
 NO_TIMER = {"decay_timer": "false"}
@@ -300,14 +302,6 @@ LOST_RE = re.compile(r"redis lost (commits|state) of partition (\d+)[^\n]*")
 HOLE = "are missing from the log; going on"
 
 
-async def offsets_now(cluster: Cluster, partitions: int) -> dict[int, int]:
-    store = cluster.store()
-    try:
-        return await store.committed_offsets(range(partitions))
-    finally:
-        await store.close()
-
-
 async def snapshot_aof(
     server: Service, store: RedisStore, partitions: int, dest: Path
 ) -> dict[int, int]:
@@ -321,6 +315,31 @@ async def snapshot_aof(
     finally:
         await store.client.client_unpause()
     return offsets
+
+
+async def offsets_in_copy(cluster: Cluster, copy: Path, partitions: int) -> dict[int, int]:
+    """The committed offsets an AOF copy holds, read from a scratch redis-server of the
+    test's own loaded from it (on another port: no worker can reach it, so what it answers
+    is the copy itself, whatever a worker does on the real server meanwhile)."""
+    workdir = Path(tempfile.mkdtemp(prefix="rfm-aof-copy-"))
+    shutil.copytree(copy, workdir / "appendonlydir")
+    server = start_redis(appendonly=True, workdir=workdir)
+    try:
+        store = cluster.store(redis_url=f"redis://{server.address}/0")
+        try:
+            deadline = time.monotonic() + 60
+            while True:  # the port opens before the AOF is loaded: LOADING until then
+                try:
+                    return await store.committed_offsets(range(partitions))
+                except StoreUnavailable:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.05)
+        finally:
+            await store.close()
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 async def down_for(seconds: float, worker: WorkerProc) -> None:
