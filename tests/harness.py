@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
 
 from schemas.settings import Settings, load_settings
 from state.store import RedisStore
@@ -234,6 +235,38 @@ class Cluster:
                 await asyncio.sleep(0.1)
         finally:
             await store.close()
+
+    async def wait_group_committed(
+        self, produced: Sequence[tuple[int, int]], wait_s: float = 60.0
+    ) -> None:
+        """Wait until the workers' consumer group has committed Kafka offsets past every
+        produced (partition, offset): faust commits them on its own interval, so a test
+        that needs them there waits for it rather than for a guess at the interval."""
+        s = self.settings()
+        last: dict[int, int] = {}
+        for p, o in produced:
+            last[p] = max(last.get(p, -1), o)
+        # a consumer of the group that never subscribes: it only asks the coordinator
+        # (aiokafka's admin client can't decode the embedded broker's OffsetFetch answer)
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=self.kafka_bootstrap, group_id=s.group_id, enable_auto_commit=False
+        )
+        await reader.start()
+        try:
+            deadline = time.monotonic() + wait_s
+            while True:
+                committed = {
+                    p: await reader.committed(TopicPartition(s.purchases_topic, p)) for p in last
+                }
+                if all((committed[p] or 0) > o for p, o in last.items()):
+                    return
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"group {s.group_id} committed {committed} in {wait_s}s, not past {last}"
+                    )
+                await asyncio.sleep(0.2)
+        finally:
+            await reader.stop()
 
 
 def history(customers: int, events: int, seed: int) -> list[dict[str, Any]]:

@@ -155,7 +155,7 @@ async def test_redis_not_kafka_decides_where_a_restarted_worker_resumes(cluster:
     want_states, _ = expected(events, settings)
     worker = cluster.start_worker(decay_timer="false")
     await cluster.wait_applied(produced)
-    await asyncio.sleep(4)  # faust commits group offsets every few seconds
+    await cluster.wait_group_committed(produced)  # the premise: Kafka says 'all read'
     worker.stop()
 
     store = cluster.store()
