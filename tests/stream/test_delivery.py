@@ -39,7 +39,7 @@ async def test_take_waits_for_the_first_record() -> None:
     await asyncio.sleep(0.01)
     assert not taker.done()
     b.put(msgs(2, range(2)))
-    assert [m.offset for m in await asyncio.wait_for(taker, 1)] == [0, 1]
+    assert [m.offset for m in await asyncio.wait_for(taker, 10)] == [0, 1]
 
 
 async def test_room_closes_at_the_limit_and_opens_on_take_and_drop() -> None:
@@ -49,13 +49,13 @@ async def test_room_closes_at_the_limit_and_opens_on_take_and_drop() -> None:
     await asyncio.sleep(0.01)
     assert not waiting.done()
     await b.take(1)
-    await asyncio.wait_for(waiting, 1)
+    await asyncio.wait_for(waiting, 10)
     b.put(msgs(1, range(3)))
     waiting = asyncio.ensure_future(b.room())
     await asyncio.sleep(0.01)
     assert not waiting.done()
     assert b.drop([1]) == 3
-    await asyncio.wait_for(waiting, 1)
+    await asyncio.wait_for(waiting, 10)
     assert [m.offset for m in await b.take(10)] == [1, 2, 3]
 
 
