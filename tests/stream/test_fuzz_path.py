@@ -147,7 +147,7 @@ def _payload(draw: st.DrawFn) -> bytes | None:
         "event_id": f"e{draw(st.integers(0, 60))}",
         "customer_id": draw(st.sampled_from(CUSTOMERS)),
         "order_id": draw(st.sampled_from(ORDERS)),
-        "occurred_at": draw(st.one_of(_recent, _recent, _recent, _edge_times)),
+        "occurred_at": draw(st.one_of(_recent, _edge_times)),
         "amount": draw(st.from_regex(r"\A[1-9][0-9]{0,3}(\.[0-9]{1,2})?\Z")),
         "currency": "CNY",
     }
@@ -160,7 +160,9 @@ def _payload(draw: st.DrawFn) -> bytes | None:
         ev["store_id"] = draw(_ids)
     if draw(st.booleans()):
         ev["channel"] = draw(st.one_of(st.text(max_size=70), _nested))
-    odd = draw(st.sets(st.sampled_from([*ev, "extra", "drop", "nest", "kind"]), max_size=3))
+    odd = set()
+    if draw(st.booleans()):  # else only the time may be odd
+        odd = draw(st.sets(st.sampled_from([*ev, "extra", "drop", "nest", "kind"]), max_size=3))
     for f in odd:
         if f in ("event_id", "customer_id", "order_id", "refund_of", "store_id"):
             ev[f] = draw(_ids)
@@ -208,7 +210,7 @@ def _verdict(rig: Rig, raw: bytes | None) -> str | None:
 
 
 @settings(
-    max_examples=150,
+    max_examples=300,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
