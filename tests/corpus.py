@@ -114,3 +114,40 @@ def bad_inputs(now: datetime) -> list[Case]:
         Case("unknown kind", j(28, kind="gift"), "UnknownKind", "gift"),
         Case("refund without refund_of", j(29, kind="refund"), "MissingField", "refund_of"),
     ]
+
+
+def hostile_inputs(now: datetime) -> list[Case]:
+    """:func:`bad_inputs` and worse: bytes that aren't text, nesting deeper than any
+    parser goes, thousands of fields, a 400-digit amount, leap seconds, nested values.
+    All at most ``RFM_MAX_MESSAGE_BYTES``-ish (a dead letter's own size is another test's)."""
+
+    def j(n: int, **changes: Any) -> bytes:
+        return orjson.dumps(_event(now, n, **changes))
+
+    many = _event(now, 50)
+    many.update({f"f{i}": i for i in range(2000)})
+    return [
+        *bad_inputs(now),
+        Case("not UTF-8", b'\xff\xfe{"event_id": "x"}', "MalformedJSON", "not JSON"),
+        Case("NUL bytes", b"\x00" * 100, "MalformedJSON", "not JSON"),
+        Case("JSON null", b"null", "MalformedJSON", "JSON object"),
+        Case("nesting 30,000 deep", b"[" * 30_000 + b"]" * 30_000, "MalformedJSON", "not JSON"),
+        Case("2,000 unknown fields", orjson.dumps(many), "UnexpectedField", "f1999"),
+        Case("400-digit amount", j(51, amount="9" * 400), "InvalidAmount", "amount"),
+        Case("tiny amount", j(52, amount="1e-400"), "InvalidAmount", "amount"),
+        Case("nested amount", j(53, amount={"v": [1, {"w": None}]}), "InvalidAmount", "amount"),
+        Case("nested id", j(54, customer_id={"id": ["c1"]}), "InvalidId", "customer_id"),
+        Case(
+            "leap second",
+            j(55, occurred_at="2026-03-01T23:59:60+00:00"),
+            "InvalidTimestamp",
+            "occurred_at",
+        ),
+        Case(
+            "year 0001 at the other end of the zones",
+            j(56, occurred_at="0001-01-01T00:00:00-23:59"),
+            "EventTimeOutOfRange",
+            "before 1970-01-01",
+        ),
+        Case("channel of 10,000 chars", j(57, channel="频" * 10_000), "ValidationError", "channel"),
+    ]
