@@ -78,7 +78,8 @@ def bad_inputs(now: datetime) -> list[Case]:
         ),
         Case(
             "year 0001 (crash-looped the worker, issue #16)",
-            j(30, kind="purchase", occurred_at="0001-01-01T00:00:00+01:00", amount="1"),
+            b'{"event_id":"e1","customer_id":"c1","order_id":"o1","kind":"purchase",'
+            b'"occurred_at":"0001-01-01T00:00:00+01:00","amount":"1","currency":"CNY"}',
             "EventTimeOutOfRange",
             "before 1970-01-01",
         ),
