@@ -4,8 +4,9 @@ applies every good event exactly once, and dead-letters every bad one with its c
 The hostile corpus (``tests.corpus.hostile_inputs``) includes the year-0001 purchase
 that used to crash-loop every owner of its partition; the good events include hostile
 but valid ones (a value padded to the message limit, a 120-byte unicode id, a +14:00
-zone, the smallest and the largest amount, a resend of an event id). The bad ones are
-produced unkeyed, so they land on every partition among the good ones.
+zone, the smallest and the largest amount, a resend of an event id). A bad one is keyed
+by its customer id where it has one (on that customer's partition, as a POS would send
+it), else unkeyed (on any partition), always among good ones.
 
 (The first millisecond of 1970 is applied end to end in ``test_hostile_records.py``;
 here its hourly flow count would be past ``RFM_MATRIX_RETENTION``, which the
@@ -47,6 +48,16 @@ def _good_but_odd(now: datetime) -> list[dict[str, Any]]:
     ]
 
 
+def _key_of(raw: bytes) -> bytes | None:
+    """The key a POS would give: the customer id if there is one to read (then the
+    message lands on its customer's partition, as the year-0001 one did), else none."""
+    try:
+        customer = orjson.loads(raw).get("customer_id")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return customer.encode() if isinstance(customer, str) and customer else None
+
+
 Where = tuple[int, int]
 """(partition, offset) of a produced record."""
 
@@ -73,8 +84,8 @@ async def test_a_worker_fed_a_hostile_corpus_stays_up_and_applies_every_good_eve
     good = history(customers=40, events=300, seed=16) + _good_but_odd(now)
     good.append(dict(good[5]))  # a resend of an event id: applied once
 
-    # (key, value, index of the good event or None) in a seeded order: bad ones unkeyed,
-    # so they land on every partition among the good ones
+    # (key, value, index of the good event or None) in a seeded order; bad ones without
+    # a customer id unkeyed, so they land on every partition among the good ones
     records: list[tuple[bytes | None, bytes, int | None]] = []
     for i, e in enumerate(good):
         value = orjson.dumps(e)
@@ -83,7 +94,7 @@ async def test_a_worker_fed_a_hostile_corpus_stays_up_and_applies_every_good_eve
         records.append((e["customer_id"].encode(), value, i))
     rng = random.Random(16)
     for case in cases:
-        records.insert(rng.randrange(len(records) + 1), (None, case.raw, None))
+        records.insert(rng.randrange(len(records) + 1), (_key_of(case.raw), case.raw, None))
     produced = await _produce(cluster, [(k, v) for k, v, _ in records])
     good_at = {i: w for (_, _, i), w in zip(records, produced, strict=True) if i is not None}
     bad_at = [w for (_, _, i), w in zip(records, produced, strict=True) if i is None]
