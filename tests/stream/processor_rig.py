@@ -49,19 +49,24 @@ class Rig:
     clock: ManualClock
     next_offset: dict[int, int] = field(default_factory=dict)
 
-    async def feed(self, values: Sequence[bytes | None], partition: int = 0) -> list[Msg]:
-        """Process ``values`` as the next records of ``partition``, in one batch."""
+    def messages(self, values: Sequence[bytes | None], partition: int = 0) -> list[Msg]:
+        """``values`` as the next records of ``partition`` (offsets in order)."""
         start = self.next_offset.get(partition, 0)
-        msgs = [
+        self.next_offset[partition] = start + len(values)
+        return [
             Msg(partition, start + i, f"k{start + i}".encode(), v) for i, v in enumerate(values)
         ]
-        self.next_offset[partition] = start + len(values)
-        await self.processor.process_partition(partition, msgs)
-        return msgs
 
-    async def replay(self, msgs: Sequence[Msg], partition: int = 0) -> None:
-        """Deliver ``msgs`` again (a redelivery after a crash or rebalance)."""
-        await self.processor.process_partition(partition, list(msgs))
+    async def deliver(self, msgs: Sequence[Msg]) -> None:
+        """Hand ``msgs`` (one partition's) to the processor as one batch; again for a
+        redelivery after a crash, a rebalance or a failed attempt."""
+        await self.processor.process_partition(msgs[0].partition, list(msgs))
+
+    async def feed(self, values: Sequence[bytes | None], partition: int = 0) -> list[Msg]:
+        """Process ``values`` as the next records of ``partition``, in one batch."""
+        msgs = self.messages(values, partition)
+        await self.deliver(msgs)
+        return msgs
 
     async def committed(self, partition: int = 0) -> int:
         return (await self.store.committed_offsets([partition]))[partition]

@@ -10,12 +10,13 @@ the batch is applied, exactly once.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
+from aiokafka.errors import KafkaConnectionError
 
 from schemas.errors import StoreUnavailable
 from schemas.times import to_ms
@@ -24,7 +25,7 @@ from state.store import RedisStore
 from stream.embedded import Service
 from stream.validate import Validator
 from tests.harness import expected, purchase
-from tests.stream.processor_rig import Rig, make_rig
+from tests.stream.processor_rig import CollectingOutputs, Rig, make_rig
 
 pytestmark = pytest.mark.integration
 
@@ -179,9 +180,48 @@ async def test_a_record_that_crashes_the_batch_is_dead_lettered_and_the_rest_app
     assert rig.processor.stats.dead_letters == {"ProcessingError": 2}
 
     # redelivered (a crash before the consumer's ack): nothing applies twice, no new letters
-    await rig.replay(msgs)
+    await rig.deliver(msgs)
     assert await _states(rig, sorted(want_states)) == want_states
     assert len(rig.outputs.letters) == 2
+
+
+class _FlakyDlq(CollectingOutputs):
+    """A dead-letter topic whose first publish fails (the broker is away)."""
+
+    failed = False
+
+    async def dead_letter(self, letters: Sequence[tuple[bytes | None, bytes]]) -> None:
+        if not self.failed:
+            self.failed = True
+            raise KafkaConnectionError()
+        await super().dead_letter(letters)
+
+
+async def test_an_isolation_cut_short_by_the_broker_resumes_exactly_once(rig: Rig) -> None:
+    """The first dead letter of an isolation can't be published: the batch fails with an
+    infrastructure error, after the pieces before the poison were committed. Retried
+    (as the worker's backoff does), it finishes from Redis's offset: every good event
+    applied once, each transition once in the outbox, the poison dead-lettered once."""
+    rig.processor.validator = _Gap(rig.settings)
+    rig.processor.outputs = rig.outputs = _FlakyDlq()
+    good = _good(30)
+    values = [orjson.dumps(e) for e in good]
+    values.insert(20, _poison("c2", 1000, "engine"))
+    msgs = rig.messages(values)
+    with pytest.raises(KafkaConnectionError):
+        await rig.deliver(msgs)
+    assert 0 <= await rig.committed() < 20  # some pieces before the poison committed
+    await rig.deliver(msgs)
+
+    assert [(d["offset"], d["error_class"]) for d in rig.outputs.letters] == [
+        (20, "ProcessingError")
+    ]
+    assert await rig.committed() == len(values) - 1
+    want_states, want_transitions = expected(good, rig.settings)
+    assert await _states(rig, sorted(want_states)) == want_states
+    rows = await rig.store.outbox_read(0, 10_000)
+    ids = [orjson.loads(payload)["transition_id"] for _, _, payload in rows]
+    assert sorted(ids) == sorted(t["transition_id"] for t in want_transitions)
 
 
 async def test_a_batch_of_only_poison_moves_the_offset(rig: Rig) -> None:
