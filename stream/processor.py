@@ -266,7 +266,7 @@ class Processor(PositionGuard, Sweeps):
         self.stats.events += len(fresh.good) - failed
 
     async def _apply(
-        self, claim: Claim, loaded: Loaded, good: list[tuple[Msg, Event]], last: int
+        self, claim: Claim, loaded: Loaded, good: Sequence[tuple[Msg, Event]], last: int
     ) -> Outcome:
         """Apply ``good`` to the ``loaded`` states (in place) and commit them with the
         partition's offset at ``last``."""
@@ -305,26 +305,29 @@ class Processor(PositionGuard, Sweeps):
         total = Outcome()
 
         async def attempt(piece: Sequence[tuple[Msg, Event]]) -> None:
-            ids = list(dict.fromkeys(ev.customer_id for _, ev in piece))
-            loaded = await self.store.load(p, ids, self.position)
-            self._check_epoch(claim, loaded.epoch)
-            todo = [x for x in piece if x[0].offset > loaded.offset]
-            if todo:  # else a piece that committed, then raised: applied already
-                total.extend(await self._apply(claim, loaded, todo, todo[-1][0].offset))
+            total.extend(await self._reapply(claim, piece, piece[-1][0].offset))
 
         async def faulty(item: tuple[Msg, Event], error: Exception) -> None:
             m = item[0]
             log.error("p%d@%d: applying it failed: %s", m.partition, m.offset, describe(error))
             await self._dead_letter([(m, PROCESSING_ERROR, describe(error))])
 
-        good = sorted(fresh.good, key=lambda x: x[0].offset)
-        failed = await isolate(good, attempt, faulty)
-        # the batch's last records may be the ones dead-lettered (or rejected earlier)
-        loaded = await self.store.load(p, [], self.position)
-        self._check_epoch(claim, loaded.epoch)
-        if fresh.last is not None and loaded.offset < fresh.last:
-            await self._commit(claim, loaded.version, [], [], fresh.last)
+        failed = await isolate(sorted(fresh.good, key=lambda x: x[0].offset), attempt, faulty)
+        # past the whole batch: its last records may be dead letters
+        await self._reapply(claim, [], fresh.last)
         return total, failed
+
+    async def _reapply(self, claim: Claim, good: Sequence[tuple[Msg, Event]], last: int) -> Outcome:
+        """:meth:`_apply` on states loaded afresh, of ``good`` past Redis's offset, if
+        that offset is before ``last`` (else it was all committed already)."""
+        ids = list(dict.fromkeys(ev.customer_id for _, ev in good))
+        loaded = await self.store.load(claim.partition, ids, self.position)
+        self._check_epoch(claim, loaded.epoch)
+        if loaded.offset >= last:
+            return Outcome()
+        return await self._apply(
+            claim, loaded, [x for x in good if x[0].offset > loaded.offset], last
+        )
 
     async def _reject(self, rejected: list[Rejection]) -> None:
         """Dead-letter events the rules refused, from the message pointer they carry."""
