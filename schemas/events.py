@@ -7,6 +7,7 @@ model out, or :class:`InvalidEvent` carrying a reason fit for the dead-letter to
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -21,9 +22,11 @@ from pydantic import (
     StringConstraints,
     ValidationError,
 )
+from pydantic_core import PydanticCustomError
 
 from schemas.errors import InvalidEvent
 from schemas.money import to_units
+from schemas.times import EARLIEST_EVENT, LATEST_EVENT, event_time_range_problem, to_ms
 
 __all__ = [
     "Identifier",
@@ -73,7 +76,21 @@ def _iso_text(value: object) -> object:
     return value
 
 
-EventTime = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
+_OUT_OF_RANGE = "event_time_out_of_range"
+
+
+def _in_range(value: datetime) -> datetime:
+    # pydantic parses any year 1-9999; the stream holds times as epoch ms and writes them
+    # back as dates, which years like 0001 or 9999 (shifted by a zone) can't survive
+    problem = event_time_range_problem(to_ms(value))
+    if problem is not None:
+        raise PydanticCustomError(
+            _OUT_OF_RANGE, "{time} {problem}", {"time": value.isoformat(), "problem": problem}
+        )
+    return value
+
+
+EventTime = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_in_range)]
 
 
 class _Event(BaseModel):
@@ -83,7 +100,8 @@ class _Event(BaseModel):
     customer_id: Identifier
     order_id: Identifier
     occurred_at: EventTime = Field(
-        description="When it happened at the till: timezone-aware ISO-8601."
+        description="When it happened at the till: timezone-aware ISO-8601, from "
+        f"{EARLIEST_EVENT.isoformat()} (inclusive) to {LATEST_EVENT.isoformat()} (exclusive)."
     )
     amount: Amount
     currency: Currency = Field(description="ISO 4217 code, e.g. CNY.")
@@ -125,6 +143,8 @@ def _describe(err: ValidationError) -> tuple[str, str]:
         cls = "UnexpectedField"
     elif field == "amount":
         cls = "InvalidAmount"
+    elif first["type"] == _OUT_OF_RANGE:
+        cls = "EventTimeOutOfRange"
     elif field == "occurred_at":
         cls = "InvalidTimestamp"
     elif field == "currency":

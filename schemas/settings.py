@@ -6,10 +6,12 @@ A bad value fails at start with one line naming the variable and the problem
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AwareDatetime,
     BeforeValidator,
     Field,
     SecretStr,
@@ -21,6 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.durations import parse_duration
 from schemas.errors import SettingsError
+from schemas.times import EARLIEST_EVENT, event_time_range_problem, to_ms
 
 __all__ = ["Duration", "Settings", "SettingsError", "load_settings"]
 
@@ -154,6 +157,20 @@ class Settings(BaseSettings):
     max_future_skew: Duration = Field(
         parse_duration("5m"), description="Reject events dated further in the future."
     )
+    earliest_event: AwareDatetime = Field(
+        EARLIEST_EVENT,
+        description="Reject events dated earlier (e.g. a till whose clock reset); "
+        "never before 1970-01-01T00:00:00Z.",
+    )
+
+    @field_validator("earliest_event")
+    @classmethod
+    def _event_time(cls, v: datetime) -> datetime:
+        problem = event_time_range_problem(to_ms(v))
+        if problem is not None:
+            raise ValueError(problem)
+        return v
+
     partitioner: Literal["murmur2", "crc32"] = Field(
         "murmur2",
         description="How producers map customer_id keys to partitions (Java/aiokafka: murmur2;"

@@ -12,6 +12,10 @@ Per partition the order is:
 3. Apply the valid purchases to the loaded states (pure engine).
 4. Commit states + due times + outbox + offset in one fenced atomic write.
 5. Wake the outbox relay.
+
+If 3-4 raise something that is not an infrastructure error, the safety net
+(:mod:`stream.isolate`) applies the batch again piece by piece and dead-letters the
+record(s) at fault as ``ProcessingError``: no record stops a partition.
 """
 
 from __future__ import annotations
@@ -25,12 +29,13 @@ from typing import Protocol
 from schemas.errors import InvalidEvent
 from schemas.settings import Settings
 from segments.engine import NEVER, Engine
-from segments.model import CustomerState, Outcome, Refund, Rejection, TransitionDraft
+from segments.model import CustomerState, Event, Outcome, Refund, Rejection, TransitionDraft
 from segments.quantiles import Populations
 from segments.rules import value_policy_of
-from state.store import Claim, RedisStore
+from state.store import Claim, Loaded, RedisStore
 from stream.clock import Clock
 from stream.encode import TransitionEncoder, encode_dead_letter
+from stream.isolate import PROCESSING_ERROR, describe, is_record_fault, isolate
 from stream.messages import Batch, Msg, msg_of, ref_of
 from stream.position import PositionGuard
 from stream.routing import partitioner
@@ -192,6 +197,12 @@ class Processor(PositionGuard, Sweeps):
             except InvalidEvent as exc:
                 batch.bad.append((m, exc.error_class, exc.message))
                 continue
+            except Exception as exc:  # the safety net: a validator bug, not the input's
+                if not is_record_fault(exc):
+                    raise
+                log.exception("p%d@%d: validating it failed", m.partition, m.offset)
+                batch.bad.append((m, PROCESSING_ERROR, describe(exc)))
+                continue
             if windowed and not (
                 (since is None or ev.occurred_ms >= since)
                 and (until is None or ev.occurred_ms < until)
@@ -233,18 +244,13 @@ class Processor(PositionGuard, Sweeps):
         await self._dead_letter([(m, cls, msg) for m, cls, msg in fresh.bad])
         if fresh.misrouted:
             await self.outputs.forward([(home, m.key, m.value) for m, home in fresh.misrouted])
-        states = loaded.states
-        touched = [
-            states.setdefault(c, CustomerState(c))
-            for c in dict.fromkeys(ev.customer_id for _, ev in fresh.good)
-        ]
-        outcome, summaries = self._summarised(
-            touched, lambda: self.engine.apply_events(states, [ev for _, ev in fresh.good])
-        )
-        await self._reject(outcome.rejected)
-        await self._commit(
-            claim, loaded.version, touched, outcome.transitions, fresh.last, summaries=summaries
-        )
+        failed = 0
+        try:
+            outcome = await self._apply(claim, loaded, fresh.good, fresh.last)
+        except Exception as exc:
+            if not is_record_fault(exc):
+                raise
+            outcome, failed = await self._isolate(claim, fresh, exc)
         if self.position == "off":
             self._committed[p] = fresh.last
         if reread_from is not None:
@@ -257,7 +263,71 @@ class Processor(PositionGuard, Sweeps):
         self.stats.duplicates_skipped += batch.size - fresh.size
         self.stats.duplicate_events += outcome.duplicates
         self.stats.forwarded += len(fresh.misrouted)
-        self.stats.events += len(fresh.good)
+        self.stats.events += len(fresh.good) - failed
+
+    async def _apply(
+        self, claim: Claim, loaded: Loaded, good: Sequence[tuple[Msg, Event]], last: int
+    ) -> Outcome:
+        """Apply ``good`` to the ``loaded`` states (in place) and commit them with the
+        partition's offset at ``last``."""
+        states = loaded.states
+        touched = [
+            states.setdefault(c, CustomerState(c))
+            for c in dict.fromkeys(ev.customer_id for _, ev in good)
+        ]
+        outcome, summaries = self._summarised(
+            touched, lambda: self.engine.apply_events(states, [ev for _, ev in good])
+        )
+        await self._reject(outcome.rejected)
+        await self._commit(
+            claim, loaded.version, touched, outcome.transitions, last, summaries=summaries
+        )
+        return outcome
+
+    async def _isolate(self, claim: Claim, fresh: Batch, exc: Exception) -> tuple[Outcome, int]:
+        """The safety net (:mod:`stream.isolate`): the batch raised ``exc``, not an
+        infrastructure error. Apply it again a piece at a time, in offset order, each
+        piece on states reloaded from Redis (the failed attempt changed its copies in
+        place) and committed with its own last offset; dead-letter the records that fail
+        alone as ``ProcessingError``; then move the offset past the whole batch.
+
+        Returns what the pieces produced and how many records were dead-lettered.
+        """
+        p = claim.partition
+        log.error(
+            "partition %d: batch at offsets %d..%d failed (%s): isolating the record(s) at fault",
+            p,
+            fresh.first,
+            fresh.last,
+            describe(exc),
+            exc_info=exc,
+        )
+        total = Outcome()
+
+        async def attempt(piece: Sequence[tuple[Msg, Event]]) -> None:
+            total.extend(await self._reapply(claim, piece, piece[-1][0].offset))
+
+        async def faulty(item: tuple[Msg, Event], error: Exception) -> None:
+            m = item[0]
+            log.error("p%d@%d: applying it failed: %s", m.partition, m.offset, describe(error))
+            await self._dead_letter([(m, PROCESSING_ERROR, describe(error))])
+
+        failed = await isolate(sorted(fresh.good, key=lambda x: x[0].offset), attempt, faulty)
+        # past the whole batch: its last records may be dead letters
+        await self._reapply(claim, [], fresh.last)
+        return total, failed
+
+    async def _reapply(self, claim: Claim, good: Sequence[tuple[Msg, Event]], last: int) -> Outcome:
+        """:meth:`_apply` on states loaded afresh, of ``good`` past Redis's offset, if
+        that offset is before ``last`` (else it was all committed already)."""
+        ids = list(dict.fromkeys(ev.customer_id for _, ev in good))
+        loaded = await self.store.load(claim.partition, ids, self.position)
+        self._check_epoch(claim, loaded.epoch)
+        if loaded.offset >= last:
+            return Outcome()
+        return await self._apply(
+            claim, loaded, [x for x in good if x[0].offset > loaded.offset], last
+        )
 
     async def _reject(self, rejected: list[Rejection]) -> None:
         """Dead-letter events the rules refused, from the message pointer they carry."""

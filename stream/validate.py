@@ -24,7 +24,7 @@ from schemas.errors import InvalidEvent
 from schemas.events import PurchaseEvent, RefundEvent, parse_event
 from schemas.money import MONEY_SCALE
 from schemas.settings import Settings
-from schemas.times import to_ms
+from schemas.times import LATEST_MS, event_time_range_problem, to_ms
 from segments.model import Event, Purchase, Refund
 from stream.messages import engine_event
 
@@ -96,6 +96,7 @@ class Validator:
         self._max_units = int(max_units.to_integral_value(rounding=ROUND_FLOOR))
         self._max_bytes = settings.max_message_bytes
         self._skew = settings.max_future_skew
+        self._earliest = to_ms(settings.earliest_event)
 
     def check(self, value: bytes | None, wall_ms: int) -> PurchaseEvent | RefundEvent:
         s = self.settings
@@ -124,7 +125,14 @@ class Validator:
             raise InvalidEvent(
                 "AmountTooLarge", f"amount: {ev.amount} is above the limit of {s.max_amount}"
             )
-        if to_ms(ev.occurred_at) > wall_ms + s.max_future_skew:
+        at = to_ms(ev.occurred_at)
+        # the model refused times outside the contract's range; this is the settings floor
+        if (problem := event_time_range_problem(at, self._earliest)) is not None:
+            raise InvalidEvent(
+                "EventTimeOutOfRange",
+                f"occurred_at: {ev.occurred_at.isoformat()} {problem} (RFM_EARLIEST_EVENT)",
+            )
+        if at > wall_ms + s.max_future_skew:
             raise InvalidEvent(
                 "FutureEvent",
                 f"occurred_at: {ev.occurred_at.isoformat()} is more than "
@@ -210,7 +218,7 @@ class Validator:
             return None
         seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset
         occurred_ms = seconds * 1000 + (int(us) * _MICRO_SCALE[len(us)] // 1000 if us else 0)
-        if occurred_ms > wall_ms + self._skew:
+        if not self._earliest <= occurred_ms < LATEST_MS or occurred_ms > wall_ms + self._skew:
             return None
         if refund_of is not None:
             return Refund(customer_id, event_id, occurred_ms, units, refund_of)

@@ -76,6 +76,31 @@ def bad_inputs(now: datetime) -> list[Case]:
             "FutureEvent",
             "ahead",
         ),
+        Case(
+            "year 0001 (crash-looped the worker, issue #16)",
+            b'{"event_id":"e1","customer_id":"c1","order_id":"o1","kind":"purchase",'
+            b'"occurred_at":"0001-01-01T00:00:00+01:00","amount":"1","currency":"CNY"}',
+            "EventTimeOutOfRange",
+            "before 1970-01-01",
+        ),
+        Case(
+            "year 1026",
+            j(31, occurred_at="1026-03-01T10:00:00+08:00"),
+            "EventTimeOutOfRange",
+            "earliest event time",
+        ),
+        Case(
+            "a millisecond before 1970",
+            j(32, occurred_at="1969-12-31T23:59:59.999Z"),
+            "EventTimeOutOfRange",
+            "before 1970-01-01",
+        ),
+        Case(
+            "year 9999",
+            j(33, occurred_at="9999-12-31T23:59:59-23:59"),
+            "EventTimeOutOfRange",
+            "2200-01-01",
+        ),
         Case("unknown currency", j(17, currency="XYZ"), "UnknownCurrency", "ISO 4217"),
         Case("lower-case currency", j(18, currency="cny"), "UnknownCurrency", "currency"),
         Case("other currency", j(19, currency="USD"), "CurrencyMismatch", "configured CNY"),
@@ -89,4 +114,41 @@ def bad_inputs(now: datetime) -> list[Case]:
         Case("oversize message", j(27, channel="x" * 70_000), "MessageTooLarge", "65536"),
         Case("unknown kind", j(28, kind="gift"), "UnknownKind", "gift"),
         Case("refund without refund_of", j(29, kind="refund"), "MissingField", "refund_of"),
+    ]
+
+
+def hostile_inputs(now: datetime) -> list[Case]:
+    """:func:`bad_inputs` and worse: bytes that aren't text, nesting deeper than any
+    parser goes, thousands of fields, a 400-digit amount, leap seconds, nested values.
+    All at most ``RFM_MAX_MESSAGE_BYTES``-ish (a dead letter's own size is another test's)."""
+
+    def j(n: int, **changes: Any) -> bytes:
+        return orjson.dumps(_event(now, n, **changes))
+
+    many = _event(now, 50)
+    many.update({f"f{i}": i for i in range(2000)})
+    return [
+        *bad_inputs(now),
+        Case("not UTF-8", b'\xff\xfe{"event_id": "x"}', "MalformedJSON", "not JSON"),
+        Case("NUL bytes", b"\x00" * 100, "MalformedJSON", "not JSON"),
+        Case("JSON null", b"null", "MalformedJSON", "JSON object"),
+        Case("nesting 30,000 deep", b"[" * 30_000 + b"]" * 30_000, "MalformedJSON", "not JSON"),
+        Case("2,000 unknown fields", orjson.dumps(many), "UnexpectedField", "f1999"),
+        Case("400-digit amount", j(51, amount="9" * 400), "InvalidAmount", "amount"),
+        Case("tiny amount", j(52, amount="1e-400"), "InvalidAmount", "amount"),
+        Case("nested amount", j(53, amount={"v": [1, {"w": None}]}), "InvalidAmount", "amount"),
+        Case("nested id", j(54, customer_id={"id": ["c1"]}), "InvalidId", "customer_id"),
+        Case(
+            "leap second",
+            j(55, occurred_at="2026-03-01T23:59:60+00:00"),
+            "InvalidTimestamp",
+            "occurred_at",
+        ),
+        Case(
+            "year 0001 at the other end of the zones",
+            j(56, occurred_at="0001-01-01T00:00:00-23:59"),
+            "EventTimeOutOfRange",
+            "before 1970-01-01",
+        ),
+        Case("channel of 10,000 chars", j(57, channel="频" * 10_000), "ValidationError", "channel"),
     ]
