@@ -11,7 +11,10 @@ partition's remaining decays fire at its watermark (the largest event time appli
 it) — the transitions a live timer would have fired, with the same ids.
 
 - Writes go to a separate namespace (never the live one) under its own epochs, so a
-  backfill is invisible to the live worker until promoted.
+  backfill is invisible to the live worker until promoted. It never publishes to the
+  live purchases or dead-letter topics: misrouted records are staged for their home
+  partition and applied there, once with any copy a live worker forwarded; dead letters
+  go to ``<dlq>.backfill`` (:mod:`stream.backfill_forward`).
 - Transitions carry ``mode=backfill`` and are only published if a topic is given
   (default: counted, not published). Nothing goes to the live transitions topic.
 - Resumable: offsets commit with the state, so a killed backfill continues where its
@@ -37,6 +40,7 @@ from schemas.settings import Settings
 from state.layout import ensure_layout
 from state.namespaces import BUILD, BUILDING, BUILT, checked_name, refuse_claiming_served
 from state.store import RedisStore
+from stream.backfill_forward import ensure_backfill_dlq
 from stream.backfill_jobs import JobsRead, JobsResult, run_jobs
 from stream.backfill_read import (
     WATERMARK,
@@ -141,6 +145,7 @@ async def backfill_topic(settings: Settings, opts: BackfillOptions) -> BackfillR
         update={"namespace": opts.namespace, "decay_batch": chunk, "sweep_batch": chunk}
     )
     await ensure_topics(settings)
+    await ensure_backfill_dlq(settings)  # its dead letters never go to the live DLQ
     store = RedisStore.from_url(
         settings.redis_url.get_secret_value(), settings.key_prefix, opts.namespace
     )
