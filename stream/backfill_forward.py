@@ -31,8 +31,9 @@ that end, the engine's ``event_id`` guard being the only protection there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -50,6 +51,7 @@ __all__ = [
     "apply_forwarded",
     "backfill_dlq_topic",
     "ensure_backfill_dlq",
+    "reading_staged",
 ]
 
 log = logging.getLogger(__name__)
@@ -112,24 +114,32 @@ async def apply_forwarded(
     in the meta field :data:`~state.forwarded.FORWARDED` (committed with the state), so a
     kill resumes after the last one applied, and none is applied twice.
     """
+    assert processor.position == FORWARDED, "apply_forwarded outside reading_staged()"
     copies = await staging.copies(p)
     after = await staging.applied(p)
     applied, latest = 0, None
+    while True:
+        staged = await staging.read(p, after, batch)
+        if not staged:
+            break
+        after = staged[-1][0]
+        msgs = [Msg(p, seq, key, value) for seq, cid, key, value in staged if cid not in copies]
+        if not msgs:
+            continue
+        got = await processor.process_partition(p, msgs)
+        applied += len(msgs)
+        if got is not None and (latest is None or got > latest):
+            latest = got
+    return applied, latest
+
+
+@contextlib.contextmanager
+def reading_staged(processor: Processor) -> Iterator[None]:
+    """The processor reads staged records (position :data:`FORWARDED`) meanwhile; set once
+    around every partition's :func:`apply_forwarded` (they run side by side)."""
     position = processor.position
     processor.position = FORWARDED
     try:
-        while True:
-            staged = await staging.read(p, after, batch)
-            if not staged:
-                break
-            after = staged[-1][0]
-            msgs = [Msg(p, seq, key, value) for seq, cid, key, value in staged if cid not in copies]
-            if not msgs:
-                continue
-            got = await processor.process_partition(p, msgs)
-            applied += len(msgs)
-            if got is not None and (latest is None or got > latest):
-                latest = got
+        yield
     finally:
         processor.position = position
-    return applied, latest

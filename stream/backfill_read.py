@@ -22,7 +22,12 @@ from schemas.settings import Settings
 from segments.rules import build_engine, load_checked_rules
 from state.forwarded import ForwardedStore
 from state.store import Claim, RedisStore
-from stream.backfill_forward import BackfillOutputs, apply_forwarded, backfill_dlq_topic
+from stream.backfill_forward import (
+    BackfillOutputs,
+    apply_forwarded,
+    backfill_dlq_topic,
+    reading_staged,
+)
 from stream.clock import WallClock
 from stream.messages import Msg
 from stream.processor import Processor
@@ -320,7 +325,8 @@ async def read_partitions(
             watermark[p] = latest
             await store.set_meta_field(p, WATERMARK, str(latest))
 
-    await _each_partition(forwarded, {tp: [] for tp in tps if tp.partition in processor.claims})
+    with reading_staged(processor):
+        await _each_partition(forwarded, {tp: [] for tp in tps if tp.partition in processor.claims})
 
     # decays between events were caught up by each customer's next event; the rest, up
     # to each partition's watermark, fire now (the same due times, the same transitions)
