@@ -201,7 +201,9 @@ class _Child:
     share: list[int]
     read: asyncio.Future[dict[str, Any]]
     """Set when the child reports its partitions applied (or with its failure)."""
-    staged: asyncio.Future[dict[str, Any]]
+    staged: asyncio.Future[dict[str, Any]] = dataclasses.field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
     """Set when the child reports its partitions read, their misrouted records staged
     (or with its failure): the barrier before any child applies staged records."""
 
@@ -230,6 +232,8 @@ async def _follow(
                     waited.cancel()
                 else:
                     waited.set_exception(failure)
+        if not child.staged.cancelled():
+            child.staged.exception()  # raised through ``read`` (or the task) already
         if failure is exc:
             raise
         raise failure from exc
@@ -267,6 +271,13 @@ async def _reports(
 
 
 async def _all_read(
+    children: list[_Child], tasks: list[asyncio.Future[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """Every child's ``read`` report (:func:`_all_reported`)."""
+    return await _all_reported([c.read for c in children], tasks)
+
+
+async def _all_reported(
     waited: list[asyncio.Future[dict[str, Any]]], tasks: list[asyncio.Future[dict[str, Any]]]
 ) -> list[dict[str, Any]]:
     """Every child's report of one kind (``waited``: their ``staged`` or their ``read``);
@@ -328,17 +339,15 @@ async def run_jobs(
     tasks: list[asyncio.Future[dict[str, Any]]] = []
     try:
         for share in shares(partitions, jobs):
-            children.append(
-                _Child(await _spawn(), share, loop.create_future(), loop.create_future())
-            )
+            children.append(_Child(await _spawn(), share, loop.create_future()))
         for i, c in enumerate(children):
             await _tell(c.proc, c.share, {**common, "index": i, "partitions": c.share})
         tasks = [asyncio.ensure_future(_follow(c, on_todo, on_done)) for c in children]
-        await _all_read([c.staged for c in children], tasks)
+        await _all_reported([c.staged for c in children], tasks)
         for c in children:  # every child's misrouted records are staged: apply them
             await _tell(c.proc, c.share, {"apply": True})
         read = JobsRead()
-        for r in await _all_read([c.read for c in children], tasks):
+        for r in await _all_read(children, tasks):
             read.events += r["events"]
             read.watermarks.update({int(p): wm for p, wm in r["watermarks"].items()})
         told = await order(read)
