@@ -131,6 +131,11 @@ def _check(settings: Settings, opts: BackfillOptions) -> None:
             f"--emit-topic {opts.emit_topic!r} is the live transitions topic; "
             "backfills never publish there"
         )
+    if opts.emit_topic in (settings.purchases_topic, settings.dlq_topic):
+        raise SettingsError(
+            f"--emit-topic {opts.emit_topic!r} is the live purchases or dead-letter topic; "
+            "backfills never publish there"
+        )
     if opts.jobs is not None and opts.jobs < 1:
         raise SettingsError(f"--jobs must be at least 1 (got {opts.jobs})")
 

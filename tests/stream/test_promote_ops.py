@@ -142,3 +142,12 @@ async def test_a_retired_outbox_is_published_before_it_can_be_dropped(cluster: C
         await client.aclose()
     dropped = await asyncio.to_thread(cli, cluster, "drop", settings.namespace)
     assert dropped.returncode == 0, dropped.stderr
+
+
+async def test_a_backfill_refuses_to_emit_into_the_live_input_topics(cluster: Cluster) -> None:
+    settings = cluster.settings()
+    for topic in (settings.purchases_topic, settings.dlq_topic):
+        proc = await asyncio.to_thread(
+            cli, cluster, "backfill", "--into", f"e{cluster.suffix}", "--emit-topic", topic
+        )
+        refused(proc, "--emit-topic", "never publish there")
