@@ -318,6 +318,14 @@ async def drop(client: RedisClient, prefix: str, name: str, namespace: str) -> i
         raise NamespaceRefused(
             f"namespace {namespace!r} serves {served[0]!r}: promote another first"
         )
+    if namespace in await retired(client, prefix, name):
+        keys = Keys(prefix, namespace)
+        for p in await _meta_partitions(client, prefix, namespace):
+            if not await client.hget(keys.meta(p), "moved"):  # a commit could still land
+                raise NamespaceRefused(
+                    f"namespace {namespace!r}: the promote away from it did not complete "
+                    f"(partition {p} not marked moved): run that promote again, then drop"
+                )
     left = await outbox_left(client, prefix, namespace)
     if left:
         raise NamespaceRefused(

@@ -193,3 +193,19 @@ async def test_drop_refuses_the_serving_namespace(world: World) -> None:
     with pytest.raises(NamespaceRefused, match="serves"):
         await drop(world.client, "rfm", world.name, world.name)
     assert all(await world.metas(world.name))
+
+
+async def test_drop_refuses_a_namespace_a_cut_short_promote_left_writable(world: World) -> None:
+    """A cluster promote runs per-slot steps: cut short after its commit point, the old
+    namespace is not marked moved yet (a live commit could still land there). drop waits
+    for the promote to be run again, which completes it."""
+    await world.build(world.name)
+    await world.build(world.new)
+    await promote(world.client, "rfm", world.name, world.new)
+    await world.client.hdel(Keys("rfm", world.name).meta(1), "moved")  # as if cut short
+    with pytest.raises(NamespaceRefused, match="did not complete"):
+        await drop(world.client, "rfm", world.name, world.name)
+    with pytest.raises(NamespaceRefused, match="already serves"):  # ... and completes it
+        await promote(world.client, "rfm", world.name, world.new)
+    assert [m.get("moved") for m in await world.metas(world.name)] == [world.new] * PARTS
+    assert await drop(world.client, "rfm", world.name, world.name) > 0
