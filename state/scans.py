@@ -14,11 +14,18 @@ from state import codec
 from state.connection import RedisClient, scan_slot
 from state.connection import unavailable_as_error as _unavailable_as_error
 from state.keys import Keys
+from state.namespaces import glob_escape
 
-__all__ = ["SCAN_COUNT_MAX", "Scans"]
+__all__ = ["SCAN_COUNT_MAX", "Scans", "customers_of"]
 
 SCAN_COUNT_MAX = 4096
 """Largest SCAN COUNT a background step asks for (about 1-2 ms of Redis time each)."""
+
+
+def customers_of(keys: Keys) -> str:
+    """SCAN pattern over every customer hash of ``keys``' namespace, the prefix and the
+    namespace escaped (a name is never a pattern, :func:`state.namespaces.glob_escape`)."""
+    return glob_escape(f"{keys.prefix}:{{{keys.namespace}:") + "*}:c:*"
 
 
 class Scans:
@@ -38,7 +45,7 @@ class Scans:
         prefix = self.keys.customer(partition, "")
         c = self.client if self._settled else await self.connect()
         async with _unavailable_as_error():
-            nxt, keys = await scan_slot(c, prefix, cursor, prefix + "*", count)
+            nxt, keys = await scan_slot(c, prefix, cursor, glob_escape(prefix) + "*", count)
         return nxt, [k[len(prefix) :] for k in keys]
 
     async def scan_customers(
@@ -82,7 +89,7 @@ class Scans:
         out = []
         c = self.client if self._settled else await self.connect()
         async with _unavailable_as_error():
-            async for key in c.scan_iter(self.keys.customer_pattern(), count=count):
+            async for key in c.scan_iter(customers_of(self.keys), count=count):
                 cid = key.split(":c:", 1)[1]
                 flat = await c.hgetall(key)
                 if flat:

@@ -38,6 +38,7 @@ from stream.kafka import KafkaOutputs, ensure_topics, make_producer
 from stream.lookup import Lookup
 from stream.messages import Msg
 from stream.processor import Processor
+from stream.promote_drain import RetiredOutboxes
 from stream.relay import OutboxRelay
 from stream.retry import with_backoff
 from stream.stats import EventRate, quiet_gc
@@ -206,17 +207,26 @@ class Runtime(Service):
         log.info("serving namespace %r from %r", s.namespace, physical)
 
     async def _switch(self, target: str) -> None:
-        """The namespace was promoted: publish the old outbox, restart on the new one.
+        """The namespace was promoted: publish the old outbox to the end, restart on the
+        new one.
 
         Restarting (re-exec, same pid) re-runs the whole assignment path: claims in the
         new namespace, consumer positions from its recorded offsets. No write can land in
         the old namespace meanwhile (the commit script refuses it).
         """
         log.warning(
-            "namespace %r was promoted to %r: restarting on it", self.store.keys.namespace, target
+            "namespace %r was promoted to %r: publishing its outbox, then restarting on it",
+            self.store.keys.namespace,
+            target,
         )
-        with contextlib.suppress(*_RETRIABLE, TimeoutError):
-            await asyncio.wait_for(self.relay.drain_all(), 10)
+
+        # every transition committed to the old outbox is published first, however long
+        # the broker takes (no event is consumed meanwhile); partitions this worker no
+        # longer holds are published by whoever serves the name (_drain_retired)
+        async def publish_old() -> None:
+            await self.relay.drain_all()
+
+        await with_backoff("publish the old outbox", publish_old, _RETRIABLE)
         for handler in logging.getLogger().handlers:
             handler.flush()
         os.execv(sys.executable, [sys.executable, "-m", "stream.cli", *sys.argv[1:]])
@@ -324,3 +334,20 @@ class Runtime(Service):
                 await self._switch(exc.target)
             except _RETRIABLE as exc:
                 log.warning("timer step failed: %s", exc)
+
+    @Service.task
+    async def _drain_retired(self) -> None:
+        """Publish what namespaces retired from our name still hold in their outboxes
+        (:mod:`stream.promote_drain`), for the partitions we own; ends once none does."""
+        await self.ready.wait()
+        assert self.producer is not None
+        retired = RetiredOutboxes(
+            self.store, self.producer, self.settings.transitions_topic, self.settings.namespace
+        )
+        while not self.should_stop:
+            try:
+                if await retired.drain(self.processor.owned()):
+                    return
+            except _RETRIABLE as exc:
+                log.warning("publishing a retired outbox failed: %s", exc)
+            await self.sleep(self.settings.decay_interval / 1000)

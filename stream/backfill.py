@@ -11,7 +11,10 @@ partition's remaining decays fire at its watermark (the largest event time appli
 it) — the transitions a live timer would have fired, with the same ids.
 
 - Writes go to a separate namespace (never the live one) under its own epochs, so a
-  backfill is invisible to the live worker until promoted.
+  backfill is invisible to the live worker until promoted. It never publishes to the
+  live purchases or dead-letter topics: misrouted records are staged for their home
+  partition and applied there, once with any copy a live worker forwarded; dead letters
+  go to ``<dlq>.backfill`` (:mod:`stream.backfill_forward`).
 - Transitions carry ``mode=backfill`` and are only published if a topic is given
   (default: counted, not published). Nothing goes to the live transitions topic.
 - Resumable: offsets commit with the state, so a killed backfill continues where its
@@ -35,7 +38,9 @@ from aiokafka import AIOKafkaProducer
 from schemas.errors import SettingsError
 from schemas.settings import Settings
 from state.layout import ensure_layout
+from state.namespaces import BUILD, BUILDING, BUILT, checked_name, refuse_claiming_served
 from state.store import RedisStore
+from stream.backfill_forward import ensure_backfill_dlq
 from stream.backfill_jobs import JobsRead, JobsResult, run_jobs
 from stream.backfill_read import (
     WATERMARK,
@@ -57,7 +62,14 @@ from stream.kafka import ensure_topics, make_producer
 from stream.progress import Progress
 from stream.relay import OutboxRelay
 
-__all__ = ["WATERMARK", "BackfillOptions", "BackfillReport", "backfill_topic", "default_jobs"]
+__all__ = [
+    "WATERMARK",
+    "BackfillOptions",
+    "BackfillReport",
+    "backfill_topic",
+    "default_jobs",
+    "mark_build",
+]
 
 BIG_STEP = 10_000
 """Customers per step of the final decay pass and of the sweep after recalibration."""
@@ -100,7 +112,15 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
+async def mark_build(store: RedisStore, partitions: list[int], value: str) -> None:
+    """Say on every partition whether the backfill into the store's namespace is running
+    or finished (:data:`state.namespaces.BUILD`: ``promote`` refuses an unfinished one)."""
+    for p in partitions:
+        await store.set_meta_field(p, BUILD, value)
+
+
 def _check(settings: Settings, opts: BackfillOptions) -> None:
+    checked_name(opts.namespace, "--into")
     if opts.namespace == settings.namespace:
         raise SettingsError(
             f"backfill namespace {opts.namespace!r} is the live namespace; "
@@ -109,6 +129,11 @@ def _check(settings: Settings, opts: BackfillOptions) -> None:
     if opts.emit_topic == settings.transitions_topic:
         raise SettingsError(
             f"--emit-topic {opts.emit_topic!r} is the live transitions topic; "
+            "backfills never publish there"
+        )
+    if opts.emit_topic in (settings.purchases_topic, settings.dlq_topic):
+        raise SettingsError(
+            f"--emit-topic {opts.emit_topic!r} is the live purchases or dead-letter topic; "
             "backfills never publish there"
         )
     if opts.jobs is not None and opts.jobs < 1:
@@ -125,12 +150,15 @@ async def backfill_topic(settings: Settings, opts: BackfillOptions) -> BackfillR
         update={"namespace": opts.namespace, "decay_batch": chunk, "sweep_batch": chunk}
     )
     await ensure_topics(settings)
+    await ensure_backfill_dlq(settings)  # its dead letters never go to the live DLQ
     store = RedisStore.from_url(
         settings.redis_url.get_secret_value(), settings.key_prefix, opts.namespace
     )
     producer = make_producer(settings.kafka_bootstrap)
     await producer.start()
     try:
+        client = await store.connect()
+        await refuse_claiming_served(client, settings.key_prefix, opts.namespace, "backfill --into")
         with few_collections():
             return await _run(target, opts, store, producer)
     finally:
@@ -151,6 +179,7 @@ async def _run(
     partitions = await _partitions(producer, settings.purchases_topic)
     # a namespace built for another partition count is refused (state.layout)
     await ensure_layout(store, settings.purchases_topic, len(partitions))
+    await mark_build(store, partitions, BUILDING)  # promote refuses it until BUILT
     reading = Reading(opts.namespace, opts.batch, opts.since_ms, opts.until_ms, opts.emit_topic)
     processor = make_processor(settings, reading, store, producer, len(partitions))
     jobs = min(opts.jobs or default_jobs(), len(partitions))
@@ -200,6 +229,7 @@ async def _run(
     if len(done.claims) != len(partitions):  # one was fenced and dropped on the way
         claimed = {c.partition for c in done.claims}
         raise claimed_elsewhere(opts.namespace, min(set(partitions) - claimed))
+    await mark_build(store, partitions, BUILT)
     if progress is not None:
         progress.finish()
     return BackfillReport(

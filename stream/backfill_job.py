@@ -3,11 +3,13 @@
 
 The parent writes the job as one JSON line on the child's stdin and keeps the pipe open;
 the child answers with JSON lines on its stdout (anything else the child prints goes to
-stderr): ``{"todo": n}`` once, ``{"done": n}`` per applied batch, ``{"read": ...}`` once
-its partitions are applied and their decays fired. It then waits for the parent's
-second line (whether to sweep, under which cut points: ``stream.backfill_jobs``), and
-ends with ``{"result": ...}``; or, at any point, ``{"error": "one line", "kind":
-"ExceptionClass"}``.
+stderr): ``{"todo": n}`` once, ``{"done": n}`` per applied batch, ``{"staged": true}``
+once its partitions are read (then it waits for the parent's ``{"apply": true}``, sent
+when every child's are: the misrouted records they staged for each other are complete),
+``{"read": ...}`` once its staged records are applied and its decays fired. It then
+waits for the parent's third line (whether to sweep, under which cut points:
+``stream.backfill_jobs``), and ends with ``{"result": ...}``; or, at any point,
+``{"error": "one line", "kind": "ExceptionClass"}``.
 
 A child never outlives its parent: the kernel kills it when the parent dies (Linux
 ``PR_SET_PDEATHSIG``), and it exits by itself when its stdin reaches end of file (the

@@ -93,6 +93,15 @@ def settings_doc(settings: Settings) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- the child
+async def _all_staged(
+    send: Callable[[dict[str, Any]], None], receive: Callable[[], Awaitable[bytes]]
+) -> None:
+    """Say this child's partitions are read (their misrouted records staged) and wait
+    until the parent says every child's are: only then are staged records complete."""
+    send({"staged": True})
+    await receive()
+
+
 async def run_job(
     spec: dict[str, Any],
     send: Callable[[dict[str, Any]], None],
@@ -119,6 +128,7 @@ async def run_job(
                 partitions,
                 on_todo=lambda n: send({"todo": n}),
                 on_done=lambda n: send({"done": n}),
+                barrier=lambda: _all_staged(send, receive),
             )
             send({"read": {"events": processor.stats.events, "watermarks": watermarks}})
             order = orjson.loads(await receive())
@@ -191,6 +201,14 @@ class _Child:
     share: list[int]
     read: asyncio.Future[dict[str, Any]]
     """Set when the child reports its partitions applied (or with its failure)."""
+    staged: asyncio.Future[dict[str, Any]] = dataclasses.field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    """Set when the child reports its partitions read, their misrouted records staged
+    (or with its failure): the barrier before any child applies staged records."""
+
+    def futures(self) -> tuple[asyncio.Future[dict[str, Any]], ...]:
+        return (self.staged, self.read)
 
 
 async def _follow(
@@ -208,11 +226,14 @@ async def _follow(
             failure = BackfillJobFailed(
                 f"backfill job for partitions {which}: unreadable report ({exc})"
             )
-        if not child.read.done():
-            if isinstance(failure, asyncio.CancelledError):
-                child.read.cancel()
-            else:
-                child.read.set_exception(failure)
+        for waited in child.futures():
+            if not waited.done():
+                if isinstance(failure, asyncio.CancelledError):
+                    waited.cancel()
+                else:
+                    waited.set_exception(failure)
+        if not child.staged.cancelled():
+            child.staged.exception()  # raised through ``read`` (or the task) already
         if failure is exc:
             raise
         raise failure from exc
@@ -233,6 +254,9 @@ async def _reports(
             on_done(doc["done"])
         elif "todo" in doc:
             on_todo(doc["todo"])
+        elif "staged" in doc:
+            if not child.staged.done():
+                child.staged.set_result({})
         elif "read" in doc:
             if not child.read.done():
                 child.read.set_result(doc["read"])
@@ -249,9 +273,17 @@ async def _reports(
 async def _all_read(
     children: list[_Child], tasks: list[asyncio.Future[dict[str, Any]]]
 ) -> list[dict[str, Any]]:
-    """Every child's ``read`` report; the first failure of any child as soon as it
-    happens (one that fails after reporting must not wait for the others to finish)."""
-    reads = asyncio.gather(*(c.read for c in children))
+    """Every child's ``read`` report (:func:`_all_reported`)."""
+    return await _all_reported([c.read for c in children], tasks)
+
+
+async def _all_reported(
+    waited: list[asyncio.Future[dict[str, Any]]], tasks: list[asyncio.Future[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """Every child's report of one kind (``waited``: their ``staged`` or their ``read``);
+    the first failure of any child as soon as it happens (one that fails after reporting
+    must not wait for the others to finish)."""
+    reads = asyncio.gather(*waited)
     # the failure raised below may reach ``reads`` too, after we stopped listening
     reads.add_done_callback(lambda f: f.cancelled() or f.exception())
     try:
@@ -311,6 +343,9 @@ async def run_jobs(
         for i, c in enumerate(children):
             await _tell(c.proc, c.share, {**common, "index": i, "partitions": c.share})
         tasks = [asyncio.ensure_future(_follow(c, on_todo, on_done)) for c in children]
+        await _all_reported([c.staged for c in children], tasks)
+        for c in children:  # every child's misrouted records are staged: apply them
+            await _tell(c.proc, c.share, {"apply": True})
         read = JobsRead()
         for r in await _all_read(children, tasks):
             read.events += r["events"]
@@ -325,8 +360,9 @@ async def run_jobs(
         await _stop([c.proc for c in children])
         await asyncio.gather(*tasks, return_exceptions=True)
         for c in children:  # failures raised once above are retrieved here
-            if c.read.done() and not c.read.cancelled():
-                c.read.exception()
+            for waited in c.futures():
+                if waited.done() and not waited.cancelled():
+                    waited.exception()
     out = JobsResult()
     for r in results:
         out.events += r["events"]

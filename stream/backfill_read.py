@@ -20,12 +20,19 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from schemas.errors import BrokerUnavailable, SettingsError
 from schemas.settings import Settings
 from segments.rules import build_engine, load_checked_rules
+from state.forwarded import ForwardedStore
 from state.store import Claim, RedisStore
+from stream.backfill_forward import (
+    BackfillOutputs,
+    apply_forwarded,
+    backfill_dlq_topic,
+    reading_staged,
+)
 from stream.clock import WallClock
-from stream.kafka import KafkaOutputs
 from stream.messages import Msg
 from stream.processor import Processor
 from stream.relay import OutboxRelay
+from stream.routing import copy_id, forwarded_copy
 
 __all__ = [
     "END_LOOKUP_S",
@@ -84,7 +91,9 @@ def make_processor(
         settings,
         store,
         engine,
-        KafkaOutputs(producer, settings.dlq_topic, settings.purchases_topic),
+        # never the live topics: dead letters to <dlq>.backfill, misrouted records staged
+        # for their home partition in the namespace (stream.backfill_forward)
+        BackfillOutputs(producer, backfill_dlq_topic(settings), ForwardedStore(store)),
         clock=wall,
         wall=wall,
         mode="backfill",
@@ -211,15 +220,22 @@ async def read_partitions(
     partitions: list[int],
     on_todo: Callable[[int], None],
     on_done: Callable[[int], None],
+    barrier: Callable[[], Awaitable[None]] | None = None,
 ) -> dict[int, int]:
-    """Claim ``partitions``, apply them up to their end offsets at the start, then fire
-    each one's remaining decays at its watermark; returns the watermarks.
+    """Claim ``partitions``, apply them up to their end offsets at the start, then the
+    misrouted records staged for them (:mod:`stream.backfill_forward`), then fire each
+    one's remaining decays at its watermark; returns the watermarks.
+
+    ``barrier``, if given, is awaited between the reading and the staged records: a
+    parallel backfill's children wait there until every child has read (and so staged)
+    everything, since a record's home may be another child's partition.
 
     ``on_todo`` is told once how many records the range holds, ``on_done`` how many
     each applied batch covered (the progress bar). Raises :func:`claimed_elsewhere`'s
     error as soon as a partition turns out to be claimed by another process.
     """
     topic, store = settings.purchases_topic, processor.store
+    staging = ForwardedStore(store)
     tps = [TopicPartition(topic, p) for p in partitions]
     relay = (
         OutboxRelay(store, producer, reading.emit_topic, processor.owned)
@@ -252,6 +268,12 @@ async def read_partitions(
         async def apply(tp: TopicPartition, recs: list) -> None:
             p = tp.partition
             msgs = [Msg(p, r.offset, r.key, r.value) for r in recs]
+            # copies a live worker forwarded here: remembered before they are applied, so
+            # their staged originals are skipped (stream.backfill_forward)
+            await staging.mark_copies(
+                p,
+                [copy_id(r.key, r.value) for r in recs if r.headers and forwarded_copy(r.headers)],
+            )
             latest = await processor.process_partition(p, msgs)
             if latest is not None and latest > watermark[p]:
                 watermark[p] = latest
@@ -292,6 +314,19 @@ async def read_partitions(
                 break
     finally:
         await consumer.stop()
+
+    if barrier is not None:
+        await barrier()
+
+    async def forwarded(tp: TopicPartition, _: list) -> None:
+        p = tp.partition
+        _applied, latest = await apply_forwarded(processor, staging, p, reading.batch)
+        if latest is not None and latest > watermark[p]:
+            watermark[p] = latest
+            await store.set_meta_field(p, WATERMARK, str(latest))
+
+    with reading_staged(processor):
+        await _each_partition(forwarded, {tp: [] for tp in tps if tp.partition in processor.claims})
 
     # decays between events were caught up by each customer's next event; the rest, up
     # to each partition's watermark, fire now (the same due times, the same transitions)

@@ -149,9 +149,11 @@ def _import_files(settings: Settings, opts: Any, paths: list[Path]) -> int:
 def cmd_backfill(args: argparse.Namespace) -> int:
     import asyncio
 
+    from state.namespaces import checked_name
     from stream.backfill import BackfillOptions, backfill_topic
 
     settings = settings_from(args)
+    checked_name(args.into, "--into")
     _setup_logging("warning" if settings.log_level == "info" else settings.log_level)
     opts = BackfillOptions(
         namespace=args.into,
@@ -198,9 +200,10 @@ async def _with_redis(settings: Settings, fn: Any) -> Any:
 def cmd_promote(args: argparse.Namespace) -> int:
     import asyncio
 
-    from state.namespaces import promote
+    from state.namespaces import checked_name, promote
 
     s = settings_from(args)
+    checked_name(args.target)
 
     async def run(client: Any) -> str:
         await _refuse_other_layout(s, client, args.target)
@@ -209,7 +212,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
     old = asyncio.run(_with_redis(s, run))
     print(
         f"namespace {args.target!r} now serves {s.namespace!r} (was {old!r}); running workers "
-        f"switch within {s.decay_interval} ms. Drop the old one with: rfm-stream drop {old}"
+        f"switch within {s.decay_interval} ms. Once they published its outbox, drop the old "
+        f"one with: rfm-stream drop {old}"
     )
     return 0
 
@@ -232,9 +236,10 @@ async def _refuse_other_layout(settings: Settings, client: Any, target: str) -> 
 def cmd_drop(args: argparse.Namespace) -> int:
     import asyncio
 
-    from state.namespaces import drop
+    from state.namespaces import checked_name, drop
 
     s = settings_from(args)
+    checked_name(args.target)
     n = asyncio.run(_with_redis(s, lambda c: drop(c, s.key_prefix, s.namespace, args.target)))
     print(f"dropped namespace {args.target!r}: {n:,} keys")
     return 0

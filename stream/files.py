@@ -24,7 +24,9 @@ from schemas.errors import SettingsError
 from schemas.settings import Settings
 from segments.rules import build_engine
 from state.layout import ensure_layout
+from state.namespaces import BUILDING, BUILT, checked_name, refuse_claiming_served
 from state.store import RedisStore
+from stream.backfill import mark_build
 from stream.calibrate import finish_namespace
 from stream.clock import WallClock
 from stream.messages import Msg
@@ -112,6 +114,7 @@ async def import_files(
     progress: bool = True,
 ) -> list[FileReport]:
     """Apply every row of ``paths`` to ``namespace`` laid out for ``partitions``."""
+    checked_name(namespace, "--into")
     if namespace == settings.namespace:
         raise SettingsError(f"import namespace {namespace!r} is the live namespace")
     target = settings.model_copy(update={"namespace": namespace})
@@ -121,7 +124,11 @@ async def import_files(
     home = partitioner(settings.partitioner)
     reports = []
     try:
+        await refuse_claiming_served(
+            await store.connect(), settings.key_prefix, namespace, "backfill --into"
+        )
         await ensure_layout(store, settings.purchases_topic, partitions)
+        await mark_build(store, list(range(partitions)), BUILDING)
         for path in paths:
             if not path.is_file():
                 raise SettingsError(f"--file: {path} does not exist")
@@ -166,6 +173,7 @@ async def import_files(
             reports.append(
                 FileReport(path, rows, rejected.count, rejected.path if rejected.count else None)
             )
+        await mark_build(store, list(range(partitions)), BUILT)
     finally:
         await store.close()
     return reports

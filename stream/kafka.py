@@ -16,6 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from schemas.settings import Settings
+from stream.routing import FORWARDED_HEADER, copy_id
 
 __all__ = ["KafkaOutputs", "ensure_topics", "make_producer", "topic_partitions"]
 
@@ -49,9 +50,18 @@ class KafkaOutputs:
         await asyncio.gather(*futures)
 
     async def forward(self, msgs: Sequence[tuple[int, bytes | None, bytes | None]]) -> None:
+        """Publish a copy of each misrouted record to its owning partition, marked as a
+        copy (:data:`stream.routing.FORWARDED_HEADER`, with its copy id): a replay of the
+        topic sees the original too, and applies the two once between them."""
         assert self.producer is not None, "publish before the runtime started"
         futures = [
-            await self.producer.send(self.purchases_topic, value=v, key=k, partition=p)
+            await self.producer.send(
+                self.purchases_topic,
+                value=v,
+                key=k,
+                partition=p,
+                headers=[(FORWARDED_HEADER, copy_id(k, v).encode())],
+            )
             for p, k, v in msgs
         ]
         await asyncio.gather(*futures)

@@ -20,7 +20,8 @@ from schemas.errors import StoreUnavailable
 from segments import CustomerState
 from state import RedisStore
 from state.connection import connect, is_cluster
-from state.namespaces import drop, promote
+from state.layout import ensure_layout
+from state.namespaces import BUILD, BUILT, drop, promote
 from stream.embedded import free_port
 
 pytestmark = pytest.mark.integration
@@ -123,6 +124,9 @@ async def test_promote_and_drop_reach_every_master(redis_cluster_url: str) -> No
             for p in range(6):
                 claim = await s.claim(p)
                 await s.commit(p, claim.epoch, 0, [state(f"c{p}")], {}, [], offset=p)
+        await ensure_layout(stores[new], "purchases", 6)  # a finished backfill: promotable
+        for p in range(6):
+            await stores[new].set_meta_field(p, BUILD, BUILT)
         client = await stores[old].connect()
         await client.set(f"rfm:active:{name}", old)
         assert await promote(client, "rfm", name, new) == old
