@@ -133,12 +133,10 @@ class OutboxRelay:
     def _settle(self, p: int, task: asyncio.Future[None]) -> None:
         """Record how ``p``'s finished drain went: clear its failure, or note one more."""
         exc = None if task.cancelled() else task.exception()
-        failure = self.failing.get(p)
         if exc is None:
-            if failure is not None:
-                del self.failing[p]
-                log.warning("partition %d: publishing transitions again", p)
+            self._recovered(p)
             return
+        failure = self.failing.get(p)
         now = time.monotonic()
         n = 1 if failure is None else failure.failures + 1
         delay = backoff_delay(n)
@@ -169,12 +167,19 @@ class OutboxRelay:
             self._settle(p, task)
         self._tasks[p] = asyncio.ensure_future(self._drain_until_quiet(p))
 
+    def _recovered(self, p: int) -> None:
+        """``p``'s outbox drained without failing: it is no longer failing (said at once,
+        not on the run loop's next turn: ``/health`` reads it)."""
+        if self.failing.pop(p, None) is not None:
+            log.warning("partition %d: publishing transitions again", p)
+
     async def _drain_until_quiet(self, p: int) -> None:
         def lost() -> bool:  # revoked (its new owner publishes it now) or shutting down
             return self._closing or p not in set(self.partitions())
 
         while True:
             await self.drain(p, stop=lost)
+            self._recovered(p)
             if p not in self._again or lost():
                 return
             self._again.discard(p)
