@@ -9,15 +9,25 @@ import base64
 import hashlib
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import jsonschema
 import pytest
 from aiokafka import AIOKafkaConsumer
 
 from schemas.export import JSON_DIR
+from stream.embedded import free_port
 from stream.encode import encode_dead_letter
 from stream.kafka import KafkaOutputs, make_producer
+from tests.failkit import CLAIM, wait_log
 from tests.harness import Cluster, purchase
+from tests.publishkit import (  # noqa: F401 - refusing_broker_fixture: a fixture
+    Http,
+    RefusingBroker,
+    can_write,
+    refusing_broker_fixture,
+    until,
+)
 
 pytestmark = [pytest.mark.integration]
 
@@ -128,3 +138,50 @@ async def test_a_retried_batch_does_not_publish_its_dead_letters_again(cluster: 
         await consumer.stop()
     assert sorted(json.loads(m.value)["offset"] for m in got) == [0, 1, 2, 3, 4]
     assert outputs.dlq_failure is None
+
+
+async def test_a_dead_letter_topic_that_refuses_writes_holds_the_partition_and_says_why(
+    refusing_broker: RefusingBroker, redis_url: str, cluster_on: Any
+) -> None:
+    """Dead letters can't go anywhere (the DLQ topic refuses every write, as with an ACL
+    denial): the partition waits at the bad message, retrying with a backoff, and
+    ``/health`` says why; healed, the letter is published once and the partition goes on.
+    """
+    cluster: Cluster = cluster_on(refusing_broker.address, redis_url)
+    port = free_port()
+    opts = {"decay_timer": "false", "http_port": str(port)}
+    settings = await cluster.ensure_topics(**opts)
+    refusing_broker.refuse(settings.dlq_topic)
+    assert not await can_write(refusing_broker.address, settings.dlq_topic)
+    worker = cluster.start_worker(**opts)
+    await wait_log(worker, CLAIM, wait_s=60)
+    http = Http(port)
+    now = datetime.now(UTC)
+    produced = await cluster.produce(
+        [purchase("c1", 1, now), b"{not json", purchase("c1", 2, now)], key=b"c1"
+    )
+    p, bad_offset = produced[1]
+
+    async def failing() -> dict[str, Any] | None:
+        status, body = await http.health()
+        return body if status == 503 and body["dead_letter_error"] else None
+
+    body = await until("health names the dead-letter failure", failing)
+    assert "UnknownError" in body["dead_letter_error"], body
+    store = cluster.store()
+    try:
+        assert (await store.committed_offsets([p]))[p] < bad_offset  # waits, skips nothing
+    finally:
+        await store.close()
+
+    refusing_broker.heal(settings.dlq_topic)
+    await cluster.wait_applied(produced, wait_s=60)
+    letters = await cluster.read(settings.dlq_topic, lambda xs: len(xs) > 2, wait_s=8)
+    letters = [d for d in letters if d.get("transition_id") != "probe"]
+    assert [(d["offset"], d["error_class"]) for d in letters] == [(bad_offset, "MalformedJSON")]
+
+    async def healthy() -> bool:
+        status, body = await http.health()
+        return status == 200 and body["dead_letter_error"] is None
+
+    await until("health back", healthy)
