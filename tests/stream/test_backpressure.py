@@ -128,3 +128,19 @@ class PausedStub(StubConsumer):
     async def _getmany(self, active_partitions: set[TP], timeout: float) -> dict:  # noqa: ASYNC109
         self.polls.append(set(active_partitions))
         return {}
+
+
+def test_the_faust_consumer_still_has_what_pausing_uses() -> None:
+    """FaustFlow and the poll while paused rely on these faust 0.15 internals."""
+    import inspect
+
+    from faust.transport.consumer import Consumer
+    from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+
+    for name in ("_getmany", "assignment", "pause_partitions", "resume_partitions"):
+        assert callable(getattr(AIOKafkaConsumer, name, None)), name
+    assert "self._paused_partitions = set()" in inspect.getsource(Consumer._reset_state)
+    # a paused partition is left out of the fetch; a rebalance keeps it paused if it stays
+    assert "_paused_partitions.intersection_update(assigned)" in inspect.getsource(
+        Consumer.on_partitions_assigned
+    )
