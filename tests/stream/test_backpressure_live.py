@@ -86,6 +86,7 @@ async def test_a_refusing_transitions_topic_pauses_consumption_until_healed(
         return before if await committed(cluster) == before else None
 
     at_pause = await until("offsets settle", settled)
+    lengths = await http.gauges("rfm_outbox_length")
     produced += await cluster.produce(wave2)
     await asyncio.sleep(3.0)  # an absence is checked by waiting: nothing may move
     assert await committed(cluster) == at_pause
