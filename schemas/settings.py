@@ -193,6 +193,19 @@ class Settings(BaseSettings):
         description="/health is ready only while every owned partition is "
         "at most this many records behind.",
     )
+    outbox_max: int = Field(
+        20_000,
+        ge=1,
+        description="Back-pressure: consumption of a partition pauses while its outbox "
+        "holds more than this many unpublished transitions (publishing fails or lags), "
+        "and resumes by itself once the outbox is down to half of it.",
+    )
+    health_max_outbox: int = Field(
+        5_000,
+        ge=0,
+        description="/health is ready only while every owned partition's outbox holds at "
+        "most this many unpublished transitions.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     def masked(self) -> dict[str, Any]:

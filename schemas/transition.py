@@ -93,15 +93,38 @@ class SegmentTransition(BaseModel):
 
 
 class DeadLetter(BaseModel):
-    """A rejected input message, with everything needed to fix and replay it."""
+    """A rejected input message, with everything needed to fix and replay it.
+
+    Always small enough to publish (at most 512 KiB): a key or value too large to carry
+    whole is carried as a prefix, with its full length and sha256 digest.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     topic: str
     partition: int
     offset: int
-    key_b64: str | None = Field(description="Original key bytes, base64.")
-    value_b64: str | None = Field(description="Original value bytes, base64.")
+    key_b64: str | None = Field(
+        description="Original key bytes, base64 (only a prefix when key_truncated)."
+    )
+    key_length: int | None = Field(ge=0, description="Original key's length in bytes.")
+    key_sha256: str | None = Field(
+        pattern=r"^[0-9a-f]{64}$", description="sha256 of the original key bytes, hex."
+    )
+    key_truncated: bool = Field(
+        description="key_b64 holds only the first bytes of the key (it was too large)."
+    )
+    value_b64: str | None = Field(
+        description="Original value bytes, base64 (only a prefix when value_truncated)."
+    )
+    value_length: int | None = Field(ge=0, description="Original value's length in bytes.")
+    value_sha256: str | None = Field(
+        pattern=r"^[0-9a-f]{64}$", description="sha256 of the original value bytes, hex."
+    )
+    value_truncated: bool = Field(
+        description="value_b64 holds only the first bytes of the value: the whole would "
+        "not fit the broker's limits. Fetch the original from topic/partition/offset."
+    )
     error_class: str = Field(description="Kind of problem, e.g. MalformedJSON, ValidationError.")
     error_message: str
     failed_at: AwareDatetime

@@ -30,6 +30,7 @@ from segments.rules import build_engine, load_checked_rules
 from state.keys import Keys
 from state.layout import ensure_layout
 from state.store import LISTPACK_VALUE, RedisStore
+from stream.backpressure import CHECK_INTERVAL_S, OutboxWatch, PausePolicy, publishing_health
 from stream.calibrate import Calibrator
 from stream.clock import Clock, WallClock
 from stream.delivery import Backlog
@@ -89,6 +90,10 @@ class Runtime(Service):
             on_commit=self.relay.wake,
         )
         self.calibrator = Calibrator(settings, self.store, self.processor, self.rules)
+        self.outboxes = OutboxWatch(
+            self.store, lambda: self.processor.owned(), PausePolicy(settings.outbox_max)
+        )
+        """Outbox lengths and the back-pressure they call for (its flow: the faust app)."""
         self.ready = asyncio.Event()
         self.redis_up = True
         self.lookup = Lookup(
@@ -128,12 +133,36 @@ class Runtime(Service):
 
     def metrics(self) -> str:
         lag = {p: float(v) for p, v in self.lag().items() if v is not None}
-        return render_metrics(
+        text = render_metrics(
             self.processor,
             self.redis_up,
             self.relay.published,
             extra={"rfm_events_per_second": self._rate.per_second(self.processor.stats.events)},
-            partitions={**self.gauges, "rfm_consumer_lag": lag},
+            partitions={**self.gauges, "rfm_consumer_lag": lag, **self._publishing_gauges()},
+        )
+        return text + self._publishing_metrics()
+
+    def _publishing_gauges(self) -> dict[str, dict[int, float]]:
+        """Per-partition gauges of publishing: outbox length, paused, failing."""
+        paused, failing = self.outboxes.paused(), self.relay.failing
+        return {
+            "rfm_outbox_length": {p: float(n) for p, n in self.outboxes.lengths.items()},
+            "rfm_consumption_paused": {p: float(p in paused) for p in self.processor.owned()},
+            "rfm_publish_failing": {p: float(p in failing) for p in self.processor.owned()},
+        }
+
+    def _publishing_metrics(self) -> str:
+        """Dead-letter publishing: failing now, and letters the broker refused outright."""
+        o = self.outputs
+        return (
+            "# HELP rfm_dead_letters_failing 1 while dead letters can't be published (their "
+            "partition waits, retrying; /health says why).\n"
+            "# TYPE rfm_dead_letters_failing gauge\n"
+            f"rfm_dead_letters_failing {int(o.dlq_failure is not None)}\n"
+            "# HELP rfm_dead_letters_unpublished_total Dead letters the broker refused even "
+            "in their minimal form (logged whole at ERROR instead).\n"
+            "# TYPE rfm_dead_letters_unpublished_total counter\n"
+            f"rfm_dead_letters_unpublished_total {o.unpublished}\n"
         )
 
     def health(self) -> dict[str, Any]:
@@ -141,13 +170,17 @@ class Runtime(Service):
         behind = {
             p: v for p, v in lag.items() if v is not None and v > self.settings.health_max_lag
         }
-        ok = self.ready.is_set() and self.redis_up and not behind
+        publishing_ok, publishing = publishing_health(
+            self.outboxes, self.relay, self.outputs.dlq_failure, self.settings.health_max_outbox
+        )
+        ok = self.ready.is_set() and self.redis_up and not behind and publishing_ok
         return {
             "ok": ok,
             "redis_up": self.redis_up,
             "partitions": self.processor.owned(),
             "lag": {str(p): v for p, v in lag.items()},
             "max_lag": self.settings.health_max_lag,
+            **publishing,
         }
 
     async def _refresh_gauges(self) -> None:
@@ -303,6 +336,17 @@ class Runtime(Service):
             except _RETRIABLE as exc:
                 log.warning("relay paused: %s", exc)
                 await asyncio.sleep(1.0)
+
+    @Service.task
+    async def _watch_outboxes(self) -> None:
+        """Back-pressure: read the outbox lengths, pause and resume partitions."""
+        await self.ready.wait()
+        while not self.should_stop:
+            await self.sleep(CHECK_INTERVAL_S)
+            try:
+                await self.outboxes.step()
+            except _RETRIABLE as exc:
+                log.debug("outbox check failed: %s", exc)
 
     @Service.task
     async def _decay_timer(self) -> None:

@@ -41,6 +41,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from schemas.settings import Settings
 from state.forwarded import FORWARDED, ForwardedStore
+from stream.kafka import KafkaOutputs
 from stream.messages import Msg
 from stream.processor import Processor
 from stream.routing import copy_id
@@ -88,13 +89,14 @@ class BackfillOutputs:
     misrouted records staged for their home partition (never the live topics)."""
 
     def __init__(self, producer: AIOKafkaProducer, dlq_topic: str, staging: ForwardedStore) -> None:
-        self.producer = producer
+        # the live worker's dead-letter publishing, pointed at the backfill's own topic:
+        # one rule for letters that fit, are sent once, and never stall on a refusal
+        self.letters = KafkaOutputs(producer, dlq_topic, purchases_topic="")
         self.dlq_topic = dlq_topic
         self.staging = staging
 
     async def dead_letter(self, letters: Sequence[tuple[bytes | None, bytes]]) -> None:
-        futures = [await self.producer.send(self.dlq_topic, value=v, key=k) for k, v in letters]
-        await asyncio.gather(*futures)
+        await self.letters.dead_letter(letters)
 
     async def forward(self, msgs: Sequence[tuple[int, bytes | None, bytes | None]]) -> None:
         by_home: dict[int, list[tuple[str, bytes | None, bytes | None]]] = {}

@@ -149,6 +149,8 @@ async def drain_in_batches(consumer: Any, fetcher: Any, topic: str, backlog: Bac
     try:
         while not (consumer_stopped() or fetcher_stopped()):
             records, active = await consumer._wait_next_records(1.0)
+            if active is not None and not active:
+                await _poll_while_all_paused(consumer, topic)
             if not records or consumer.should_stop:
                 continue
             if not consumer.flow_active:
@@ -160,9 +162,8 @@ async def drain_in_batches(consumer: Any, fetcher: Any, topic: str, backlog: Bac
             batch: list[Msg] = []
             others: list[tuple[TP, Any]] = []
             for tp, recs in records.items():
-                paused = active is not None and tp not in active
-                if paused and tp not in consumer._buffered_partitions:
-                    continue
+                # records of a partition paused while this fetch ran are kept: the
+                # consumer's position is already past them (faust's loop drops them)
                 if tp.topic != topic:
                     others += [(tp, r) for r in recs]
                     continue
@@ -196,6 +197,25 @@ async def drain_in_batches(consumer: Any, fetcher: Any, topic: str, backlog: Bac
         if consumer.transport.app.should_stop:
             return
         raise
+
+
+async def _poll_while_all_paused(consumer: Any, topic: str) -> None:
+    """Poll for nothing while every assigned partition is paused (back-pressure).
+
+    faust then stops calling the fetcher at all, and aiokafka leaves the group once it
+    has gone ``max_poll_interval`` without a poll (a rebalance: what pausing must not
+    cause). Asking for the records of a partition nobody has is a poll that returns
+    nothing and leaves every buffered record where it is, like a Java consumer's
+    ``poll()`` with all its partitions paused.
+    """
+    if not consumer.assignment():
+        return
+    try:
+        await consumer._getmany(active_partitions={TP(topic, -1)}, timeout=0)
+    except consumer.consumer_stopped_errors:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a keep-alive; the next real fetch reports
+        log.debug("poll while paused failed: %s", exc)
 
 
 async def _seek_committed(consumer: Any) -> None:

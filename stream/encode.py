@@ -6,7 +6,6 @@ the committed JSON Schemas so the dicts can't drift from the pydantic contracts.
 
 from __future__ import annotations
 
-import base64
 import functools
 from collections.abc import Sequence
 from typing import Any
@@ -21,6 +20,7 @@ from segments.ids import transition_id
 from segments.model import Columns, TransitionDraft
 from segments.value import ValuePolicy
 from segments.value import figures as value_figures
+from stream.letters import build_letter
 
 __all__ = ["TransitionEncoder", "encode_dead_letter", "iso"]
 
@@ -146,10 +146,6 @@ class TransitionEncoder:
         return self.encode_many([d], emitted_ms)[0]
 
 
-def _b64(raw: bytes | None) -> str | None:
-    return None if raw is None else base64.b64encode(raw).decode()
-
-
 def encode_dead_letter(
     *,
     topic: str,
@@ -161,15 +157,15 @@ def encode_dead_letter(
     error_message: str,
     failed_ms: int,
 ) -> bytes:
-    return orjson.dumps(
-        {
-            "topic": topic,
-            "partition": partition,
-            "offset": offset,
-            "key_b64": _b64(key),
-            "value_b64": _b64(value),
-            "error_class": error_class,
-            "error_message": error_message,
-            "failed_at": iso(failed_ms),
-        }
+    """The dead letter's JSON; never larger than :data:`stream.letters.LETTER_MAX_BYTES`
+    (an oversized key or value is carried as a prefix with its length and digest)."""
+    return build_letter(
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        key=key,
+        value=value,
+        error_class=error_class,
+        error_message=error_message,
+        failed_at=iso(failed_ms),
     )

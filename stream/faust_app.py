@@ -27,7 +27,31 @@ from stream.app import Runtime
 from stream.delivery import ack, install, reset_read_offsets
 from stream.faust_glue import cap_fetch_wait, position_from_redis
 
-__all__ = ["create_app", "raw_app"]
+__all__ = ["FaustFlow", "create_app", "raw_app"]
+
+
+class FaustFlow:
+    """Pause and resume purchases partitions with faust's own consumer flow control.
+
+    faust's ``pause_partitions`` leaves a partition out of the fetches it hands on (its
+    prefetched records stay in aiokafka's buffer, the position where it was); unlike
+    aiokafka's ``pause`` it changes nothing the group coordinator sees, so no rebalance.
+    faust keeps a paused partition paused if a rebalance gives it back, forgets it if
+    the partition goes elsewhere.
+    """
+
+    def __init__(self, consumer: Any, topic: str) -> None:
+        self.consumer = consumer
+        self.topic = topic
+
+    def paused(self) -> set[int]:
+        return {tp.partition for tp in self.consumer._paused_partitions if tp.topic == self.topic}
+
+    def pause(self, partitions: set[int]) -> None:
+        self.consumer.pause_partitions({TP(self.topic, p) for p in partitions})
+
+    def resume(self, partitions: set[int]) -> None:
+        self.consumer.resume_partitions({TP(self.topic, p) for p in partitions})
 
 
 def raw_app(settings: Settings, datadir: str) -> tuple[faust.App, faust.TopicT]:
@@ -100,5 +124,6 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
 
     runtime.processor.rewind = rewind
     runtime.highwater = lambda p: app.consumer.highwater(TP(name, p))
+    runtime.outboxes.flow = FaustFlow(app.consumer, name)
     position_from_redis(app, runtime, name)
     return app

@@ -31,6 +31,10 @@ PARTITION_GAUGES = {
     "rfm_consumer_lag": "Records in the partition not yet applied (high watermark - next).",
     "rfm_schedule_size": "Customers in the partition's due-time schedule.",
     "rfm_due_not_fired": "Customers whose due time has passed but whose timer step hasn't run.",
+    "rfm_outbox_length": "Transitions committed but not yet published (the partition's outbox).",
+    "rfm_consumption_paused": "1 while the partition is not consumed: its outbox is over "
+    "RFM_OUTBOX_MAX (back-pressure; resumes at half of it).",
+    "rfm_publish_failing": "1 while publishing the partition's transitions fails (retried).",
 }
 
 

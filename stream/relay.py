@@ -11,20 +11,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 
 from state.store import RedisStore
+from stream.retry import backoff_delay
 from stream.routing import partitioner
 from stream.together import all_of
 
-__all__ = ["OutboxRelay"]
+__all__ = ["DrainFailure", "OutboxRelay"]
 
 log = logging.getLogger(__name__)
 
 _ROUTE = partitioner("murmur2")
 """Key → partition of the transitions topic: aiokafka's default, memoised."""
+
+
+@dataclass(slots=True)
+class DrainFailure:
+    """A partition whose publishing fails: why, since when, and when to try again."""
+
+    error: str
+    failures: int
+    since: float
+    retry_at: float
 
 
 class OutboxRelay:
@@ -44,6 +57,8 @@ class OutboxRelay:
         self.batch = batch
         self.poll_s = poll_s
         self.published = 0
+        self.failing: dict[int, DrainFailure] = {}
+        """Partitions whose last drain failed (retried after a backoff; see :meth:`run`)."""
         self._wake = asyncio.Event()
         self._dirty: set[int] = set()
         self._tasks: dict[int, asyncio.Future[None]] = {}
@@ -57,11 +72,11 @@ class OutboxRelay:
         While :meth:`run` runs, the partition's drain starts (or is told to go once more)
         right here, not on the run loop's next turn: on a busy event loop each turn waits
         behind every ready callback, and that wait is part of every transition's latency.
-        A drain that failed is left for :meth:`run` to raise (never into the committer).
+        A partition whose drain failed waits for its backoff (:meth:`run` restarts it).
         """
         if partition is not None and self._running and not self._closing:
             task = self._tasks.get(partition)
-            if task is None or not task.done():
+            if (task is None or not task.done()) and self._due(partition):
                 self._start(partition)
                 return
         self._dirty.add(-1 if partition is None else partition)
@@ -69,12 +84,16 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Drain the outboxes commits just wrote to when woken; every ``poll_s``, all
-        owned ones (what a crashed predecessor left behind).
+        owned ones (what a crashed predecessor left behind, and failed drains whose
+        backoff is over).
 
         Each partition drains in a task of its own: a partition whose outbox keeps
         filling must not hold back another's publishing (a drain runs until its outbox is
         empty, and a busy partition's rarely is). A drain that fails (Redis or Kafka
-        unavailable) is raised from here, so the caller's retry sees it.
+        unavailable, the topic refusing writes) fails for its partition only: it is
+        logged, kept in :attr:`failing` and retried after a backoff, while the other
+        partitions' drains go on. Never cancelling them matters: a drain cancelled
+        between its publish and its delete publishes the same entries again.
         """
         self._running = True
         try:
@@ -86,20 +105,57 @@ class OutboxRelay:
                 self._wake.clear()
                 dirty, self._dirty = self._dirty, set()
                 owned = set(self.partitions())
+                for p in set(self.failing) - owned:  # revoked: its new owner's concern now
+                    del self.failing[p]
                 if self._closing:
                     continue
-                for p in sorted(owned if not woken or -1 in dirty else dirty & owned):
-                    self._start(p)
                 for p, task in list(self._tasks.items()):
                     if task.done():
                         del self._tasks[p]
-                        task.result()  # raises what the drain raised
+                        self._settle(p, task)
+                for p in sorted(owned if not woken or -1 in dirty else dirty & owned):
+                    if self._due(p):
+                        self._start(p)
+                    else:
+                        self._dirty.add(p)
         finally:
             self._running = False
             tasks, self._tasks = list(self._tasks.values()), {}
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _due(self, p: int) -> bool:
+        """``p`` may drain now: it isn't failing, or its backoff is over."""
+        failure = self.failing.get(p)
+        return failure is None or time.monotonic() >= failure.retry_at
+
+    def _settle(self, p: int, task: asyncio.Future[None]) -> None:
+        """Record how ``p``'s finished drain went: clear its failure, or note one more."""
+        exc = None if task.cancelled() else task.exception()
+        if exc is None:
+            self._recovered(p)
+            return
+        failure = self.failing.get(p)
+        now = time.monotonic()
+        n = 1 if failure is None else failure.failures + 1
+        delay = backoff_delay(n)
+        self.failing[p] = DrainFailure(
+            f"{type(exc).__name__}: {exc}",
+            n,
+            now if failure is None else failure.since,
+            now + delay,
+        )
+        if failure is None or n % 20 == 0:
+            log.warning(
+                "partition %d: publishing transitions failed %d time(s) (%s: %s); retrying "
+                "in %.1fs, the other partitions go on",
+                p,
+                n,
+                type(exc).__name__,
+                exc,
+                delay,
+            )
 
     def _start(self, p: int) -> None:
         """Drain ``p`` now, or once more after the drain already running for it."""
@@ -108,8 +164,14 @@ class OutboxRelay:
             self._again.add(p)
             return
         if task is not None:
-            task.result()  # a failed drain is raised before its partition starts again
+            self._settle(p, task)
         self._tasks[p] = asyncio.ensure_future(self._drain_until_quiet(p))
+
+    def _recovered(self, p: int) -> None:
+        """``p``'s outbox drained without failing: it is no longer failing (said at once,
+        not on the run loop's next turn: ``/health`` reads it)."""
+        if self.failing.pop(p, None) is not None:
+            log.warning("partition %d: publishing transitions again", p)
 
     async def _drain_until_quiet(self, p: int) -> None:
         def lost() -> bool:  # revoked (its new owner publishes it now) or shutting down
@@ -117,6 +179,7 @@ class OutboxRelay:
 
         while True:
             await self.drain(p, stop=lost)
+            self._recovered(p)
             if p not in self._again or lost():
                 return
             self._again.discard(p)
@@ -135,8 +198,11 @@ class OutboxRelay:
         partition waited for every other outbox's read, produce and delete)."""
         return sum(await all_of(self.drain(p) for p in partitions))
 
-    async def _publish(self, rows: list[tuple[str, str, bytes]]) -> None:
-        """Publish ``rows`` (keyed by customer id) and wait until the broker has them all.
+    async def _publish(
+        self, rows: list[tuple[str, str, bytes]]
+    ) -> tuple[list[str], BaseException | None]:
+        """Publish ``rows`` (keyed by customer id) and wait for the broker's answer to all
+        of them: the entry ids it acknowledged, and its first failure (None: none).
 
         One record batch per topic partition, built here: aiokafka's per-record ``send``
         (a future, the partitioner and the accumulator for every record) was most of the
@@ -147,33 +213,53 @@ class OutboxRelay:
         producer = self.producer
         assert producer is not None, "drain before the runtime started"
         count = len(await producer.partitions_for(self.topic))
-        by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
-        for _, customer, payload in rows:
+        by_partition: dict[int, list[tuple[str, bytes, bytes]]] = {}
+        for entry_id, customer, payload in rows:
             key = customer.encode()
-            by_partition.setdefault(_ROUTE(key, count), []).append((key, payload))
-        futures = []
+            by_partition.setdefault(_ROUTE(key, count), []).append((entry_id, key, payload))
+        futures: list[asyncio.Future[object]] = []
+        sent: list[list[str]] = []  # the entry ids in each future's batch
         for part, records in by_partition.items():
-            batch = producer.create_batch()
-            for key, value in records:
+            batch, ids = producer.create_batch(), []
+            for entry_id, key, value in records:
                 if batch.append(key=key, value=value, timestamp=None) is None:  # full
                     futures.append(await producer.send_batch(batch, self.topic, partition=part))
-                    batch = producer.create_batch()
+                    sent.append(ids)
+                    batch, ids = producer.create_batch(), []
                     # a fresh batch takes any one record, however large (one the broker
                     # refuses fails the drain, which is retried: as with send())
                     batch.append(key=key, value=value, timestamp=None)
+                ids.append(entry_id)
             if batch.record_count():
                 futures.append(await producer.send_batch(batch, self.topic, partition=part))
-        await asyncio.gather(*futures)
+                sent.append(ids)
+        answers = await asyncio.gather(*futures, return_exceptions=True)
+        acked = [i for ids, a in zip(sent, answers, strict=True) if not _failed(a) for i in ids]
+        return acked, next((a for a in answers if isinstance(a, BaseException)), None)
 
     async def drain(self, partition: int, stop: Callable[[], bool] | None = None) -> int:
-        """Publish ``partition``'s outbox until it is empty (or ``stop()`` says so)."""
+        """Publish ``partition``'s outbox until it is empty (or ``stop()`` says so).
+
+        Entries are deleted once the broker acknowledged them; when only some of a
+        step's record batches were acknowledged, those are deleted before the failure is
+        raised, so the retry publishes only the rest.
+        """
         n = 0
         while stop is None or not stop():
             rows = await self.store.outbox_read(partition, self.batch)
             if not rows:
                 return n
-            await self._publish(rows)
-            await self.store.outbox_ack(partition, [entry_id for entry_id, _, _ in rows])
-            n += len(rows)
-            self.published += len(rows)
+            acked, error = await self._publish(rows)
+            await self._acked(partition, acked)
+            if error is not None:
+                raise error
+            n += len(acked)
         return n
+
+    async def _acked(self, partition: int, entry_ids: list[str]) -> None:
+        await self.store.outbox_ack(partition, entry_ids)
+        self.published += len(entry_ids)
+
+
+def _failed(answer: object) -> bool:
+    return isinstance(answer, BaseException)
