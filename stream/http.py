@@ -182,7 +182,8 @@ class HttpServer(Service):
         return web.json_response(body, status=200 if body["ok"] else 503)
 
     async def _get_openapi(self, _: web.Request) -> web.Response:
-        return web.json_response(document())
+        schemes = None if self.lookup is None else [s.name for s in self.lookup.engine.schemes]
+        return web.json_response(document(schemes))
 
     def _api(self) -> Lookup:
         if self.lookup is None:
@@ -230,4 +231,12 @@ async def _json_errors(
         if exc.status < 400:
             raise
         message = exc.reason if exc.status != 404 else f"no route {request.path}"
-        return _error(exc.status, message)
+        response = _error(exc.status, message)
+        # what the error says beyond its body, e.g. the Allow of a 405 (RFC 9110 15.5.6)
+        for name in _KEPT_HEADERS:
+            if name in exc.headers:
+                response.headers[name] = exc.headers[name]
+        return response
+
+
+_KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
