@@ -27,8 +27,10 @@ from schemas.errors import LayoutMismatch, Moved, StoreUnavailable
 from schemas.settings import Settings
 from segments.engine import Engine
 from segments.rules import build_engine, load_checked_rules
+from state.connection import unavailable_as_error
 from state.keys import Keys
 from state.layout import ensure_layout
+from state.refusals import eviction_refusal, maxmemory_policies
 from state.store import LISTPACK_VALUE, RedisStore
 from stream.calibrate import Calibrator
 from stream.clock import Clock, WallClock
@@ -38,6 +40,7 @@ from stream.kafka import KafkaOutputs, ensure_topics, make_producer
 from stream.lookup import Lookup
 from stream.messages import Msg
 from stream.processor import Processor
+from stream.redis_status import RedisStatus
 from stream.relay import OutboxRelay
 from stream.retry import with_backoff
 from stream.stats import EventRate, quiet_gc
@@ -89,7 +92,8 @@ class Runtime(Service):
         )
         self.calibrator = Calibrator(settings, self.store, self.processor, self.rules)
         self.ready = asyncio.Event()
-        self.redis_up = True
+        self.redis = RedisStatus()
+        """Up, down or refusing writes (and why): what the retried steps last met."""
         self.lookup = Lookup(
             settings,
             self.store,
@@ -125,6 +129,10 @@ class Runtime(Service):
         """Owned partitions known to be more than one batch behind."""
         return {p for p, n in self.lag().items() if n is not None and n > self.settings.batch_max}
 
+    @property
+    def redis_up(self) -> bool:
+        return self.redis.up
+
     def metrics(self) -> str:
         lag = {p: float(v) for p, v in self.lag().items() if v is not None}
         return render_metrics(
@@ -133,6 +141,7 @@ class Runtime(Service):
             self.relay.published,
             extra={"rfm_events_per_second": self._rate.per_second(self.processor.stats.events)},
             partitions={**self.gauges, "rfm_consumer_lag": lag},
+            families=self.redis.metrics(),
         )
 
     def health(self) -> dict[str, Any]:
@@ -143,7 +152,7 @@ class Runtime(Service):
         ok = self.ready.is_set() and self.redis_up and not behind
         return {
             "ok": ok,
-            "redis_up": self.redis_up,
+            **self.redis.health(),
             "partitions": self.processor.owned(),
             "lag": {str(p): v for p, v in lag.items()},
             "max_lag": self.settings.health_max_lag,
@@ -160,26 +169,24 @@ class Runtime(Service):
         self.gauges = {"rfm_schedule_size": sizes, "rfm_due_not_fired": due}
 
     async def _retrying(self, what: str, fn: Callable[[], Awaitable[None]]) -> None:
-        """Retry ``fn`` with backoff; while Redis is down, say so once and stop consuming."""
+        """Retry ``fn`` with backoff; while Redis is down or refuses writes (OOM, READONLY,
+        ...: :mod:`state.refusals`), say so once and stop consuming."""
 
         async def attempt() -> None:
             try:
                 await fn()
             except Moved as exc:
                 await self._switch(exc.target)
-            except StoreUnavailable:
-                if self.redis_up:
-                    log.error("redis is down: not consuming until it is back")  # noqa: TRY400
-                self.redis_up = False
+            except StoreUnavailable as exc:
+                self.redis.failed(exc)
                 raise
-            if not self.redis_up:
-                log.warning("redis is back: consuming again")
-            self.redis_up = True
+            self.redis.ok()
 
         await with_backoff(what, attempt, _RETRIABLE)
 
     async def on_start(self) -> None:
         await with_backoff("connect to redis", self.store.ping, _RETRIABLE)
+        await with_backoff("check eviction policy", self._check_eviction, _RETRIABLE)
         listpack = await self.store.listpack_value()
         if listpack is not None and listpack < LISTPACK_VALUE:
             log.warning(
@@ -227,6 +234,20 @@ class Runtime(Service):
         if physical != self.store.keys.namespace:
             raise Moved(physical)
 
+    async def _check_eviction(self) -> None:
+        """Refuse to start on an evicting Redis (:func:`~state.refusals.eviction_refusal`):
+        one line, exit code 2, unless ``RFM_ALLOW_EVICTION`` says to go on."""
+        async with unavailable_as_error():
+            policies = await maxmemory_policies(await self.store.connect())
+        if policies is None:
+            log.warning("could not read redis maxmemory-policy (CONFIG not allowed): unchecked")
+            return
+        refusal = eviction_refusal(policies, self.settings.allow_eviction)
+        if refusal is not None:
+            _exit_with(refusal)
+        if eviction_refusal(policies, allowed=False) is not None:
+            log.warning("redis evicts keys (%s); started anyway: RFM_ALLOW_EVICTION", policies)
+
     async def _read_partition_count(self) -> None:
         assert self.producer is not None
         parts = await self.producer.client.fetch_all_metadata()
@@ -247,10 +268,7 @@ class Runtime(Service):
         try:
             await ensure_layout(self.store, topic, n)
         except LayoutMismatch as exc:
-            for handler in logging.getLogger().handlers:
-                handler.flush()
-            print(f"rfm-stream: {exc}", file=sys.stderr, flush=True)
-            os._exit(2)
+            _exit_with(str(exc))
 
     async def on_stop(self) -> None:
         with contextlib.suppress(*_RETRIABLE):
@@ -324,3 +342,12 @@ class Runtime(Service):
                 await self._switch(exc.target)
             except _RETRIABLE as exc:
                 log.warning("timer step failed: %s", exc)
+
+
+def _exit_with(reason: str) -> None:
+    """End the process like the CLI does on a setting it can't run with: one line, exit 2
+    (not a crashed service's traceback, and no restart that could end differently)."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    print(f"rfm-stream: {reason}", file=sys.stderr, flush=True)
+    os._exit(2)

@@ -10,7 +10,7 @@ and answer 503 while it is down. Every error is JSON: ``{"error": ..., "paramete
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -40,11 +40,13 @@ def render_metrics(
     published: int,
     extra: dict[str, float] | None = None,
     partitions: dict[str, dict[int, float]] | None = None,
+    families: Mapping[str, tuple[str, str, list[tuple[str, float]]]] | None = None,
 ) -> str:
     """Prometheus exposition text of the worker's counters and gauges.
 
     ``partitions``: per-partition gauges (:data:`PARTITION_GAUGES`) as last refreshed by
-    the worker's timer; ``extra``: other gauges by name.
+    the worker's timer; ``extra``: other gauges by name; ``families``: name -> (type,
+    help, labelled samples) of metrics the runtime renders itself (Redis refusals).
     """
     s = processor.stats
     lines: list[str] = []
@@ -130,6 +132,8 @@ def render_metrics(
         )
     for name, value in (extra or {}).items():
         metric(name, "gauge", name, [("", value)])
+    for name, (kind, help_text, samples) in (families or {}).items():
+        metric(name, kind, help_text, samples)
     return "\n".join(lines) + "\n"
 
 
