@@ -165,13 +165,15 @@ async def test_redis_refusing_writes_midstream_is_waited_out(
     await wait_log(worker, CLAIM, wait_s=40)
 
     events = history(customers=200, events=2000, seed=71)
-    n = len(events)
-    producing = asyncio.create_task(produce_paced(cluster, events, per_second=300))
+    n, half = len(events), len(events) // 2
+    first = await produce_paced(cluster, events[:half], per_second=300)
     store = cluster.store()
     admin = aioredis.Redis(port=refusing_redis.port, decode_responses=True)
     try:
         await wait_applied_at_least(store, parts, n // 4, wait_s=60)
         await refusal.refuse(admin, refusing_redis)
+        # the rest of the stream comes while Redis refuses (so that the worker has writes)
+        producing = asyncio.create_task(produce_paced(cluster, events[half:], per_second=300))
         async with aiohttp.ClientSession() as http:
             deadline = time.monotonic() + 30
             while True:  # the worker notices at its next commit
@@ -198,7 +200,7 @@ async def test_redis_refusing_writes_midstream_is_waited_out(
             ]
             assert refused and float(refused[0].split()[-1]) >= 1, refused
             await refusal.accept(admin, refusing_redis)
-            produced = await producing
+            produced = first + await producing
             delivered = await assert_effectively_once(cluster, settings, events, produced, [worker])
             status, health, metrics = await _scrape(http, port)
         assert health["redis_up"] is True and "redis_refusal" not in health, health
