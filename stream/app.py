@@ -141,18 +141,31 @@ class Runtime(Service):
             self.relay.published,
             extra={"rfm_events_per_second": self._rate.per_second(self.processor.stats.events)},
             partitions={**self.gauges, "rfm_consumer_lag": lag},
-            families=self.redis.metrics(),
+            families={**self.redis.metrics(), **self._fence_metrics()},
         )
+
+    def _fence_metrics(self) -> dict[str, tuple[str, str, list[tuple[str, float]]]]:
+        owned = dict.fromkeys(self.processor.owned(), 0) | dict.fromkeys(self.processor.fences, 1)
+        return {
+            "rfm_partition_fenced": (
+                "gauge",
+                "1 while a partition assigned here is fenced by another writer's claim "
+                "(not applied until the next assignment); 0 for the ones it owns.",
+                [(f'{{partition="{p}"}}', v) for p, v in sorted(owned.items())],
+            )
+        }
 
     def health(self) -> dict[str, Any]:
         lag = self.lag()
         behind = {
             p: v for p, v in lag.items() if v is not None and v > self.settings.health_max_lag
         }
-        ok = self.ready.is_set() and self.redis_up and not behind
+        fenced = self.processor.fences
+        ok = self.ready.is_set() and self.redis_up and not behind and not fenced
         return {
             "ok": ok,
             **self.redis.health(),
+            "fenced": {str(p): why for p, why in sorted(fenced.items())},
             "partitions": self.processor.owned(),
             "lag": {str(p): v for p, v in lag.items()},
             "max_lag": self.settings.health_max_lag,
@@ -289,6 +302,7 @@ class Runtime(Service):
         async def claim() -> None:
             resume.update(await self.processor.assign(partitions))
 
+        self.processor.forget_fences()  # every assigned partition is claimed anew
         await self._retrying("claim partitions", claim)
         return resume
 
