@@ -6,9 +6,11 @@ A bad value fails at start with one line naming the variable and the problem
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from pydantic import (
     AwareDatetime,
@@ -44,6 +46,12 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field("localhost:9092", description="Kafka bootstrap servers.")
     redis_url: SecretStr = Field(
         SecretStr("redis://localhost:6379/0"), description="Redis URL (password is masked)."
+    )
+    allow_eviction: bool = Field(
+        False,
+        description="Start even if Redis's maxmemory-policy evicts keys (anything but "
+        "noeviction). An evicting Redis silently drops customer states, offsets and outbox "
+        "entries: only for a Redis that holds nothing else and never reaches maxmemory.",
     )
     namespace: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")] = Field(
         "live", description="State namespace in Redis (backfills write to another)."
@@ -215,13 +223,44 @@ class Settings(BaseSettings):
         return out
 
 
+_SECRET_QUERY = re.compile(r"pass|secret|token", re.IGNORECASE)
+"""Query parameters of a URL that hold a secret: redis-py turns every query parameter into a
+connection option, so ``?password=`` (or ``ssl_password=``) is as good as the userinfo's."""
+
+
 def _mask_url(url: str) -> str:
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
+    """``url`` with every secret in it replaced by ``***``: the userinfo's password and any
+    query parameter named like a secret (:data:`_SECRET_QUERY`).
+
+    Written on the URL's parts, not its text: a cluster URL lists several hosts, a password
+    may contain ``@`` or ``:``, and a URL that doesn't parse still never shows its secrets.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable url, not shown>"
+    netloc = parts.netloc
+    creds, at, hosts = netloc.rpartition("@")
+    if at:
+        # a lone name is a username to redis-py but a password to other clients: hidden too
+        user, colon, _password = creds.partition(":")
+        netloc = f"{user}:***@{hosts}" if colon else f"***@{hosts}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [(k, "***" if _SECRET_QUERY.search(k) else v) for k, v in pairs], safe="*"
+        )
+    # not urlunsplit: it drops the empty authority of unix:///path
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+
+
+def _shown(field: str, value: object) -> str:
+    """A rejected input as it may appear in an error: never a secret field's value."""
+    annotation = Settings.model_fields[field].annotation if field in Settings.model_fields else None
+    if annotation is not None and "SecretStr" in str(annotation):
+        return "<secret, not shown>"
+    return repr(value)
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -237,4 +276,5 @@ def load_settings(**overrides: Any) -> Settings:
         field = str(first["loc"][0]) if first["loc"] else "settings"
         name = f"{ENV_PREFIX}{field.upper()}" if field in Settings.model_fields else field
         msg = first["msg"].removeprefix("Value error, ")
-        raise SettingsError(f"bad setting {name}: {msg} (got {first.get('input')!r})") from None
+        shown = _shown(field, first.get("input"))
+        raise SettingsError(f"bad setting {name}: {msg} (got {shown})") from None

@@ -34,6 +34,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from schemas.errors import StoreUnavailable
+from state.refusals import StoreRefused, refusal_of
 
 __all__ = [
     "CLUSTER_SCHEMES",
@@ -165,7 +166,9 @@ def _unavailable(exc: BaseException | None) -> bool:
 
 
 class unavailable_as_error:
-    """Turn redis-py connection failures into our retriable :class:`StoreUnavailable`."""
+    """Turn redis-py connection failures into our retriable :class:`StoreUnavailable`, and
+    Redis refusing writes for now (OOM, READONLY, MISCONF, a busy or killed script) into
+    its subclass :class:`~state.refusals.StoreRefused`: both are waited out, not crashes."""
 
     async def __aenter__(self) -> None:
         return None
@@ -175,4 +178,7 @@ class unavailable_as_error:
     ) -> bool:
         if _unavailable(exc):
             raise StoreUnavailable(f"redis unavailable: {exc}") from exc
+        reason = refusal_of(exc)
+        if reason is not None:
+            raise StoreRefused(reason, str(exc)) from exc
         return False

@@ -27,8 +27,10 @@ from schemas.errors import LayoutMismatch, Moved, StoreUnavailable
 from schemas.settings import Settings
 from segments.engine import Engine
 from segments.rules import build_engine, load_checked_rules
+from state.connection import unavailable_as_error
 from state.keys import Keys
 from state.layout import ensure_layout
+from state.refusals import eviction_refusal, maxmemory_policies
 from state.store import LISTPACK_VALUE, RedisStore
 from stream.backpressure import CHECK_INTERVAL_S, OutboxWatch, PausePolicy, publishing_health
 from stream.calibrate import Calibrator
@@ -40,6 +42,7 @@ from stream.lookup import Lookup
 from stream.messages import Msg
 from stream.processor import Processor
 from stream.promote_drain import RetiredOutboxes
+from stream.redis_status import RedisStatus
 from stream.relay import OutboxRelay
 from stream.retry import with_backoff
 from stream.stats import EventRate, quiet_gc
@@ -95,7 +98,8 @@ class Runtime(Service):
         )
         """Outbox lengths and the back-pressure they call for (its flow: the faust app)."""
         self.ready = asyncio.Event()
-        self.redis_up = True
+        self.redis = RedisStatus()
+        """Up, down or refusing writes (and why): what the retried steps last met."""
         self.lookup = Lookup(
             settings,
             self.store,
@@ -131,6 +135,10 @@ class Runtime(Service):
         """Owned partitions known to be more than one batch behind."""
         return {p for p, n in self.lag().items() if n is not None and n > self.settings.batch_max}
 
+    @property
+    def redis_up(self) -> bool:
+        return self.redis.up
+
     def metrics(self) -> str:
         lag = {p: float(v) for p, v in self.lag().items() if v is not None}
         text = render_metrics(
@@ -139,6 +147,7 @@ class Runtime(Service):
             self.relay.published,
             extra={"rfm_events_per_second": self._rate.per_second(self.processor.stats.events)},
             partitions={**self.gauges, "rfm_consumer_lag": lag, **self._publishing_gauges()},
+            families={**self.redis.metrics(), **self._fence_metrics()},
         )
         return text + self._publishing_metrics()
 
@@ -165,6 +174,17 @@ class Runtime(Service):
             f"rfm_dead_letters_unpublished_total {o.unpublished}\n"
         )
 
+    def _fence_metrics(self) -> dict[str, tuple[str, str, list[tuple[str, float]]]]:
+        owned = dict.fromkeys(self.processor.owned(), 0) | dict.fromkeys(self.processor.fences, 1)
+        return {
+            "rfm_partition_fenced": (
+                "gauge",
+                "1 while a partition assigned here is fenced by another writer's claim "
+                "(not applied until the next assignment); 0 for the ones it owns.",
+                [(f'{{partition="{p}"}}', v) for p, v in sorted(owned.items())],
+            )
+        }
+
     def health(self) -> dict[str, Any]:
         lag = self.lag()
         behind = {
@@ -173,10 +193,12 @@ class Runtime(Service):
         publishing_ok, publishing = publishing_health(
             self.outboxes, self.relay, self.outputs.dlq_failure, self.settings.health_max_outbox
         )
-        ok = self.ready.is_set() and self.redis_up and not behind and publishing_ok
+        fenced = self.processor.fences
+        ok = self.ready.is_set() and self.redis_up and not behind and publishing_ok and not fenced
         return {
             "ok": ok,
-            "redis_up": self.redis_up,
+            **self.redis.health(),
+            "fenced": {str(p): why for p, why in sorted(fenced.items())},
             "partitions": self.processor.owned(),
             "lag": {str(p): v for p, v in lag.items()},
             "max_lag": self.settings.health_max_lag,
@@ -194,26 +216,24 @@ class Runtime(Service):
         self.gauges = {"rfm_schedule_size": sizes, "rfm_due_not_fired": due}
 
     async def _retrying(self, what: str, fn: Callable[[], Awaitable[None]]) -> None:
-        """Retry ``fn`` with backoff; while Redis is down, say so once and stop consuming."""
+        """Retry ``fn`` with backoff; while Redis is down or refuses writes (OOM, READONLY,
+        ...: :mod:`state.refusals`), say so once and stop consuming."""
 
         async def attempt() -> None:
             try:
                 await fn()
             except Moved as exc:
                 await self._switch(exc.target)
-            except StoreUnavailable:
-                if self.redis_up:
-                    log.error("redis is down: not consuming until it is back")  # noqa: TRY400
-                self.redis_up = False
+            except StoreUnavailable as exc:
+                self.redis.failed(exc)
                 raise
-            if not self.redis_up:
-                log.warning("redis is back: consuming again")
-            self.redis_up = True
+            self.redis.ok()
 
         await with_backoff(what, attempt, _RETRIABLE)
 
     async def on_start(self) -> None:
         await with_backoff("connect to redis", self.store.ping, _RETRIABLE)
+        await with_backoff("check eviction policy", self._check_eviction, _RETRIABLE)
         listpack = await self.store.listpack_value()
         if listpack is not None and listpack < LISTPACK_VALUE:
             log.warning(
@@ -270,6 +290,20 @@ class Runtime(Service):
         if physical != self.store.keys.namespace:
             raise Moved(physical)
 
+    async def _check_eviction(self) -> None:
+        """Refuse to start on an evicting Redis (:func:`~state.refusals.eviction_refusal`):
+        one line, exit code 2, unless ``RFM_ALLOW_EVICTION`` says to go on."""
+        async with unavailable_as_error():
+            policies = await maxmemory_policies(await self.store.connect())
+        if policies is None:
+            log.warning("could not read redis maxmemory-policy (CONFIG not allowed): unchecked")
+            return
+        refusal = eviction_refusal(policies, self.settings.allow_eviction)
+        if refusal is not None:
+            _exit_with(refusal)
+        if eviction_refusal(policies, allowed=False) is not None:
+            log.warning("redis evicts keys (%s); started anyway: RFM_ALLOW_EVICTION", policies)
+
     async def _read_partition_count(self) -> None:
         assert self.producer is not None
         parts = await self.producer.client.fetch_all_metadata()
@@ -290,10 +324,7 @@ class Runtime(Service):
         try:
             await ensure_layout(self.store, topic, n)
         except LayoutMismatch as exc:
-            for handler in logging.getLogger().handlers:
-                handler.flush()
-            print(f"rfm-stream: {exc}", file=sys.stderr, flush=True)
-            os._exit(2)
+            _exit_with(str(exc))
 
     async def on_stop(self) -> None:
         with contextlib.suppress(*_RETRIABLE):
@@ -314,6 +345,7 @@ class Runtime(Service):
         async def claim() -> None:
             resume.update(await self.processor.assign(partitions))
 
+        self.processor.forget_fences()  # every assigned partition is claimed anew
         await self._retrying("claim partitions", claim)
         return resume
 
@@ -395,3 +427,12 @@ class Runtime(Service):
             except _RETRIABLE as exc:
                 log.warning("publishing a retired outbox failed: %s", exc)
             await self.sleep(self.settings.decay_interval / 1000)
+
+
+def _exit_with(reason: str) -> None:
+    """End the process like the CLI does on a setting it can't run with: one line, exit 2
+    (not a crashed service's traceback, and no restart that could end differently)."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    print(f"rfm-stream: {reason}", file=sys.stderr, flush=True)
+    os._exit(2)

@@ -10,7 +10,7 @@ and answer 503 while it is down. Every error is JSON: ``{"error": ..., "paramete
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -44,11 +44,13 @@ def render_metrics(
     published: int,
     extra: dict[str, float] | None = None,
     partitions: dict[str, dict[int, float]] | None = None,
+    families: Mapping[str, tuple[str, str, list[tuple[str, float]]]] | None = None,
 ) -> str:
     """Prometheus exposition text of the worker's counters and gauges.
 
     ``partitions``: per-partition gauges (:data:`PARTITION_GAUGES`) as last refreshed by
-    the worker's timer; ``extra``: other gauges by name.
+    the worker's timer; ``extra``: other gauges by name; ``families``: name -> (type,
+    help, labelled samples) of metrics the runtime renders itself (Redis refusals).
     """
     s = processor.stats
     lines: list[str] = []
@@ -134,6 +136,8 @@ def render_metrics(
         )
     for name, value in (extra or {}).items():
         metric(name, "gauge", name, [("", value)])
+    for name, (kind, help_text, samples) in (families or {}).items():
+        metric(name, kind, help_text, samples)
     return "\n".join(lines) + "\n"
 
 
@@ -186,7 +190,8 @@ class HttpServer(Service):
         return web.json_response(body, status=200 if body["ok"] else 503)
 
     async def _get_openapi(self, _: web.Request) -> web.Response:
-        return web.json_response(document())
+        schemes = None if self.lookup is None else [s.name for s in self.lookup.engine.schemes]
+        return web.json_response(document(schemes))
 
     def _api(self) -> Lookup:
         if self.lookup is None:
@@ -234,4 +239,12 @@ async def _json_errors(
         if exc.status < 400:
             raise
         message = exc.reason if exc.status != 404 else f"no route {request.path}"
-        return _error(exc.status, message)
+        response = _error(exc.status, message)
+        # what the error says beyond its body, e.g. the Allow of a 405 (RFC 9110 15.5.6)
+        for name in _KEPT_HEADERS:
+            if name in exc.headers:
+                response.headers[name] = exc.headers[name]
+        return response
+
+
+_KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")

@@ -8,12 +8,15 @@ Bad parameters raise :class:`BadParameter` naming the parameter (HTTP 400).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+from pydantic import TypeAdapter, ValidationError
 
+from schemas.events import Identifier
 from schemas.money import from_units
 from schemas.settings import Settings
 from segments.engine import NEVER, Engine
@@ -28,6 +31,18 @@ from stream.tallies import DAY_MS, HOUR_MS, day_of
 __all__ = ["BadParameter", "Lookup", "parse_time"]
 
 
+_IDENTIFIER = TypeAdapter(Identifier)
+
+
+def _is_identifier(text: str) -> bool:
+    """Whether an event could carry ``text`` as an id (the events' own rule)."""
+    try:
+        _IDENTIFIER.validate_python(text)
+    except ValidationError:
+        return False
+    return True
+
+
 class BadParameter(ValueError):
     """A request parameter is wrong; ``name`` says which."""
 
@@ -36,17 +51,40 @@ class BadParameter(ValueError):
         self.name = name
 
 
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+"""RFC 3339's ``date-time`` (what the OpenAPI document promises), checked before Python's
+ISO-8601 parser, which also takes forms the document does not (no seconds, a space)."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FIRST_MS = -62_135_596_800_000 + 8 * DAY_MS
+"""Times are clamped to what a ``datetime`` can show, a week inside its range (0001-01-09
+to 9999-12-24 UTC): every date-time is a valid question, and nothing is kept out there."""
+_LAST_MS = 253_402_214_400_000 - 7 * DAY_MS
+
+
 def parse_time(name: str, text: str | None) -> int | None:
-    """Epoch ms of an ISO-8601 time with a timezone (``None`` passes through)."""
-    if text is None or text == "":
+    """Epoch ms of an RFC 3339 date-time (``None``: the parameter was left out).
+
+    An empty value is not "left out" (``?until=`` is a mistake, not the default): it is a
+    :class:`BadParameter`, like any other value that isn't a date-time with a timezone.
+    """
+    if text is None:
         return None
+    if text == "":
+        raise BadParameter(name, "is empty; leave it out for the default")
     try:
-        dt = datetime.fromisoformat(text)
+        dt = datetime.fromisoformat(text.upper())
     except ValueError:
-        raise BadParameter(name, f"{text!r} is not an ISO-8601 time") from None
-    if dt.tzinfo is None:
+        dt = None
+    if dt is not None and dt.tzinfo is None:
         raise BadParameter(name, f"{text!r} has no timezone (e.g. 2026-01-01T00:00:00+08:00)")
-    return int(dt.timestamp() * 1000)
+    if dt is None or not _RFC3339.fullmatch(text):
+        raise BadParameter(
+            name, f"{text!r} is not an RFC 3339 date-time (e.g. 2026-01-01T00:00:00+08:00)"
+        )
+    # timedelta arithmetic, not dt.timestamp(): exact, and fine at the ends of the calendar
+    ms = (dt - _EPOCH) // timedelta(milliseconds=1)
+    return min(max(ms, _FIRST_MS), _LAST_MS)
 
 
 class Lookup:
@@ -77,8 +115,10 @@ class Lookup:
     # ------------------------------------------------------------------ one customer
     async def customer(self, customer_id: str) -> dict[str, Any] | None:
         """The customer's RFM state, segment per scheme and latest transitions."""
-        if not customer_id or len(customer_id.encode()) > 128:
-            raise BadParameter("customer_id", "must be 1 to 128 bytes")
+        if not customer_id or len(customer_id) > 128:
+            raise BadParameter("customer_id", "must be 1 to 128 characters")
+        if not _is_identifier(customer_id):
+            return None  # a valid question whose answer is: no event could name it
         n = self._partitions()
         p = self._home(customer_id.encode(), n)
         state = await self.store.get_state(p, customer_id)
@@ -149,22 +189,26 @@ class Lookup:
         return {"schemes": out}
 
     def _window(self, since: str | None, until: str | None) -> tuple[int, int]:
+        """[since, until) in epoch ms: each bound as given, or its default.
+
+        Every pair of valid times is a valid question with an exact answer, so none is
+        refused: a start older than what is kept (``RFM_MATRIX_RETENTION`` before ``until``)
+        is moved up to it (nothing older exists to count), and a start at or after the end
+        is an empty range. Callers show the range they answer for.
+        """
         until_ms = parse_time("until", until)
         until_ms = self._now() if until_ms is None else until_ms
         since_ms = parse_time("since", since)
         since_ms = until_ms - 7 * DAY_MS if since_ms is None else since_ms
-        if since_ms >= until_ms:
-            raise BadParameter("since", "must be before until")
-        if until_ms - since_ms > self.settings.matrix_retention + DAY_MS:
-            raise BadParameter(
-                "since", f"the range is longer than the {self.settings.matrix_retention} ms kept"
-            )
-        return since_ms, until_ms
+        horizon = until_ms - self.settings.matrix_retention
+        return max(since_ms, horizon, _FIRST_MS), until_ms
 
     def _scheme(self, name: str | None) -> str:
         names = [s.name for s in self._engine().schemes]
-        if name is None or name == "":
+        if name is None:
             return names[0]
+        if name == "":
+            raise BadParameter("scheme", "is empty; leave it out for the first scheme")
         if name not in names:
             raise BadParameter("scheme", f"unknown scheme {name!r}; one of {', '.join(names)}")
         return name

@@ -6,6 +6,7 @@ exactly the routes the server registers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = ["ROUTES", "document"]
@@ -154,8 +155,13 @@ def _time_param(name: str, description: str) -> dict[str, Any]:
     }
 
 
-def document() -> dict[str, Any]:
+def document(schemes: Sequence[str] | None = None) -> dict[str, Any]:
+    """The document; ``schemes``: the names the ``scheme`` parameter takes (the worker's
+    rules file), so that a client, or a conformance tester, knows the valid values."""
     bad = _error("A parameter is wrong; `parameter` names it.")
+    scheme: dict[str, Any] = {"type": "string", "minLength": 1}
+    if schemes:
+        scheme["enum"] = list(schemes)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -174,6 +180,8 @@ def document() -> dict[str, Any]:
                             "name": "customer_id",
                             "in": "path",
                             "required": True,
+                            "description": "As the events name it. An id no event could "
+                            "carry (over 128 bytes, whitespace, braces) is simply not found.",
                             "schema": {"type": "string", "minLength": 1, "maxLength": 128},
                         }
                     ],
@@ -205,9 +213,15 @@ def document() -> dict[str, Any]:
                             "in": "query",
                             "required": False,
                             "description": "Default: the first scheme of the rules file.",
-                            "schema": {"type": "string"},
+                            "schema": scheme,
                         },
-                        _time_param("since", "Start (inclusive); default: until - 7 days."),
+                        _time_param(
+                            "since",
+                            "Start (inclusive); default: until - 7 days. A start older "
+                            "than what is kept (RFM_MATRIX_RETENTION before until) is moved "
+                            "up to it; a start at or after until is an empty range. The "
+                            "answer's since and until say which range it counts.",
+                        ),
                         _time_param("until", "End (exclusive); default: now."),
                     ],
                     "responses": {

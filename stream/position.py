@@ -3,7 +3,13 @@
 Redis holds the truth (state and offset commit together). The guard keeps the consumer
 and this worker's claims consistent with it:
 
-- a step fenced by a newer epoch drops only its own claim (another worker owns it now);
+- a step fenced by a newer epoch drops only its own claim; if the consumer group still
+  assigns the partition here, that is a *fence*: kept in :attr:`PositionGuard.fences`
+  (``/health`` 503, ``rfm_partition_fenced``, an error line) until the next assignment,
+  never a silent stop. It is not re-claimed here: the epoch alone can't say who bumped it,
+  and if it was the group's newer owner (a rebalance this worker hasn't heard of yet),
+  re-claiming would fence the rightful owner out; a rebalance (or a restart, which is one)
+  claims it again for whoever the group gives it to;
 - an epoch that went *back* or vanished means Redis lost state (restored from an older
   snapshot, lost its last AOF second, came back empty): claim again, re-read from what
   Redis holds;
@@ -45,6 +51,37 @@ class PositionGuard:
     _committed: dict[int, int]
     _gaps: dict[int, tuple[int, float]]
 
+    @property
+    def fences(self) -> dict[int, str]:
+        """Partitions still assigned here whose claim a newer epoch fenced out -> why.
+
+        Cleared by :meth:`forget_fences` on every assignment (which claims anew)."""
+        try:
+            return self._fences
+        except AttributeError:
+            self._fences: dict[int, str] = {}
+            return self._fences
+
+    def forget_fences(self) -> None:
+        """A new assignment: every partition in it is claimed again, none stays fenced."""
+        self.fences.clear()
+
+    def _fence(self, claim: Claim, what: str, exc: Fenced) -> None:
+        """Drop ``claim``; if it was still this worker's current claim (no revoke came), the
+        partition is fenced while assigned here: say so loudly, keep it for /health."""
+        p = claim.partition
+        if self.claims.get(p) is not claim:
+            log.warning("%s dropped, partition moved: %s", what, exc)
+            return
+        self.claims.pop(p, None)
+        self.fences[p] = str(exc)
+        log.error(
+            "partition %d fenced: %s (another writer claimed it); not applying it until the "
+            "group assigns it again (rebalance or restart)",
+            p,
+            exc,
+        )
+
     async def _fenced(self, p: int, what: str, step: Callable[[Claim], Awaitable[T]]) -> T | None:
         """Run one load→apply→commit ``step`` under the partition's current claim: again
         on a version conflict; again under a new claim if Redis lost the partition's
@@ -58,9 +95,7 @@ class PositionGuard:
                 await self._reclaim(claim, str(exc))
             except Fenced as exc:
                 self.stats.fenced_batches += 1
-                if self.claims.get(p) is claim:
-                    self.claims.pop(p, None)
-                log.warning("%s dropped, partition moved: %s", what, exc)
+                self._fence(claim, what, exc)
                 return None
         return None
 
@@ -105,8 +140,9 @@ class PositionGuard:
             except StateLost as exc:
                 await self._reclaim(claim, str(exc))
                 return
-            except Fenced:
-                return  # the next batch drops it
+            except Fenced as exc:  # a quiet partition: no batch would notice
+                self._fence(claim, "check", exc)
+                return
             last = self._committed.get(p)
             if last is not None and offset < last and self.rewind is not None:
                 self.stats.state_lost += 1

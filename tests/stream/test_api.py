@@ -159,8 +159,6 @@ async def test_transition_matrix_over_a_range(api) -> None:
         ("scheme=nope", "scheme"),
         ("since=yesterday", "since"),
         ("until=2026-01-01T00:00:00", "until"),
-        ("since=2026-01-02T00:00:00%2B00:00&until=2026-01-01T00:00:00%2B00:00", "since"),
-        ("since=2020-01-01T00:00:00%2B00:00&until=2026-01-01T00:00:00%2B00:00", "since"),
         ("colour=red", "colour"),
     ],
 )

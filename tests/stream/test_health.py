@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from schemas.errors import StoreUnavailable
 from schemas.settings import load_settings
 from state.store import Claim
 from stream.app import Runtime
@@ -20,5 +21,5 @@ def test_health_is_not_ready_while_a_partition_lags_beyond_the_threshold() -> No
     assert not body["ok"] and body["lag"]["0"] == 101
     runtime.processor._committed[0] = 600  # the worker applied up to the watermark
     assert runtime.health()["ok"]
-    runtime.redis_up = False
+    runtime.redis.failed(StoreUnavailable("redis unavailable: refused"))
     assert not runtime.health()["ok"]
