@@ -157,6 +157,7 @@ class Processor(PositionGuard, Sweeps):
     def revoke(self, partitions: Iterable[int]) -> None:
         for p in partitions:
             self.claims.pop(p, None)
+            self.fences.pop(p, None)  # not ours any more: nothing to report for it
 
     def owned(self) -> list[int]:
         return sorted(self.claims)
