@@ -43,7 +43,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 WATERMARK = "watermark"
-"""Meta field: the largest event time a backfill applied to the partition."""
+"""Meta field: the largest event time a backfill applied to the partition, raised by the
+same atomic commit as the offsets it goes with (:meth:`RedisStore.track_watermark`)."""
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,10 @@ async def _watermarks(store: RedisStore, partitions: list[int]) -> dict[int, int
     """Each partition's event-time watermark as a previous (killed) run left it, else 0.
 
     A resumed backfill reads only what was not committed, so without these the decays
-    due up to the events a killed run applied would never fire at their watermark.
+    due up to the events a killed run applied would never fire at their watermark. The
+    value moves in the same commit as the offsets: a kill can't leave one without the
+    other (written after the commit, it once lagged the offsets and a resumed run fired
+    the final decays at a stale, earlier watermark).
     """
     got = {p: await store.meta_field(p, WATERMARK) for p in partitions}
     return {p: int(v) if v else 0 for p, v in got.items()}
@@ -238,6 +242,7 @@ async def read_partitions(
             consumer.seek(tp, offset)
 
         processor.rewind = rewind
+        store.track_watermark(WATERMARK)
         resume = await processor.assign(partitions)
         for tp in tps:
             consumer.seek(tp, resume[tp.partition])
@@ -252,10 +257,8 @@ async def read_partitions(
         async def apply(tp: TopicPartition, recs: list) -> None:
             p = tp.partition
             msgs = [Msg(p, r.offset, r.key, r.value) for r in recs]
-            latest = await processor.process_partition(p, msgs)
-            if latest is not None and latest > watermark[p]:
-                watermark[p] = latest
-                await store.set_meta_field(p, WATERMARK, str(latest))
+            await processor.process_partition(p, msgs)
+            watermark[p] = max(watermark[p], store.watermarks.get(p, 0))  # its commit's
             if relay is not None:
                 await relay.drain(p)
             if p not in processor.claims:
