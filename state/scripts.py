@@ -65,7 +65,8 @@ return {epoch, cur[1], cur[2]}
 """
 
 COMMIT = (
-    """
+    (
+        """
 -- KEYS[1]=meta KEYS[2]=legacy due KEYS[3]=outbox KEYS[4..]=customer hashes, then counters
 -- ARGV: epoch, ver, position field, position|'', state JSON, then (customer, payload)...
 -- state JSON: {"c": [[field, value, ...] per customer key], "d": [[member, score|""], ...],
@@ -77,9 +78,9 @@ local meta, legacy = KEYS[1], KEYS[2]
 local tag = string.sub(meta, 1, #meta - 5)  -- '{prefix}:{ns:p}' of '{prefix}:{ns:p}:meta'
 local index = tag .. ':dx'
 """
-    + CALL_CHUNKED
-    + SCHEDULE_LUA
-    + """
+        + CALL_CHUNKED
+        + SCHEDULE_LUA
+        + """
 local cur = redis.call('HMGET', KEYS[1], 'epoch', 'ver', 'moved')
 if cur[3] then
   return redis.error_reply('PROMOTED ' .. cur[3])
@@ -200,4 +201,7 @@ end
 redis.call('HSET', meta, unpack(set))
 return ver
 """
-).replace("MAX_VALUES", str(2 * MAX_FIELDS)).replace("MAX_FIELDS", str(MAX_FIELDS))
+    )
+    .replace("MAX_VALUES", str(2 * MAX_FIELDS))
+    .replace("MAX_FIELDS", str(MAX_FIELDS))
+)

@@ -106,7 +106,7 @@ async def test_a_state_over_the_limit_is_refused_before_anything_is_sent(
     await commit(store, 3, {"a": T0})
     claim = await store.claim(3)
     before = await snapshot(store, 3)
-    with pytest.raises(CommitRefused, match="huge.*the limit is 4096"):
+    with pytest.raises(CommitRefused, match=r"huge.*the limit is 4096"):
         await store.commit(3, claim.epoch, 1, [state("b"), huge], {"b": T0, "huge": T0}, [])
     assert await snapshot(store, 3) == before
 
@@ -173,7 +173,7 @@ async def test_a_key_of_the_wrong_type_is_refused_before_any_write(
     await store.client.delete(key)
     await store.client.set(key, "not what the script expects")
     before = await snapshot(store, 5)
-    with pytest.raises(Exception) as refused:  # noqa: PT011 - what it is, checked below
+    with pytest.raises(Exception) as refused:  # which: asserted below (old code: another)
         await store.commit(
             5,
             claim.epoch,
