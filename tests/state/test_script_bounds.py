@@ -17,6 +17,8 @@ import pytest
 from redis.exceptions import ResponseError
 
 from segments import CustomerState
+from segments.limits import Limits, held_chars
+from segments.model import HeldRefund
 from state import RedisStore
 from state.codec import MAX_FIELDS, encode_state
 from state.store import CommitRefused
@@ -24,6 +26,7 @@ from state.store import CommitRefused
 pytestmark = [pytest.mark.integration, pytest.mark.redis_cluster_too]
 
 T0 = 1_767_225_600_000
+DAY = 86_400_000
 GROUP = 10_000
 
 
@@ -186,3 +189,33 @@ async def test_a_key_of_the_wrong_type_is_refused_before_any_write(
     assert await snapshot(store, 5) == before, f"written, then: {refused.value}"
     assert isinstance(refused.value, CommitRefused), refused.value
     assert "is a string, not a" in str(refused.value)
+
+
+def at_every_limit(cid: str) -> CustomerState:
+    """A customer with every list at its limit (segments.limits), each item as long as
+    the validator lets it be: 128-byte non-ASCII order ids (which also make every chunk
+    a quarter as long), odd amounts, history spelled out, held refunds of 1 KB each."""
+    limits = Limits()
+    s = CustomerState(cid, limits.orders, 10**12 + 1, T0 - 80 * DAY, T0, T0, {"rfm8": "new"})
+    s.seen = {f"{i:012d}": T0 - 29 * DAY + i * 600_000 for i in range(limits.seen)}
+    s.orders = {
+        "订" * 42 + f"{i:02x}": [i * 10_001 + 1, i * 10_001 + 1, T0 - 89 * DAY + i * 7_000_000]
+        for i in range(limits.orders)
+    }
+    per = limits.held_chars // limits.held
+    s.held = [
+        HeldRefund(f"r{i}", f"x{i}", 1, T0, T0 + DAY, "m" * (per - 60)) for i in range(limits.held)
+    ]
+    assert sum(map(held_chars, s.held)) <= limits.held_chars
+    s.history = [[f"scheme {i}", "from x", "to y", "purchase", T0] for i in range(100)]
+    return s
+
+
+async def test_a_customer_at_every_limit_is_far_below_the_backstop(store: RedisStore) -> None:
+    s = at_every_limit("full")
+    fields = encode_state(s)
+    text = sum(len(v.encode()) for v in fields[1::2])
+    assert len(fields) // 2 < MAX_FIELDS // 4, (len(fields) // 2, text)
+    claim = await store.claim(6)
+    await store.commit(6, claim.epoch, 0, [s], {"full": T0}, [])
+    assert (await store.load(6, ["full"])).states == {"full": s}
