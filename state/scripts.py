@@ -153,6 +153,12 @@ local w = batch.w
 if w ~= nil and (type(w) ~= 'table' or type(w[1]) ~= 'string' or not int(w[2])) then
   return refuse('the raised meta field is not (field, integer)')
 end
+local raise = false
+if w then
+  local was = redis.call('HGET', meta, w[1])
+  if was and not int(was) then return refuse('meta ' .. w[1] .. ' holds no integer') end
+  raise = tonumber(w[2]) > tonumber(was or '-1')
+end
 
 -- the writes: from here on nothing can fail on what was given
 for k = 4, #KEYS - nq do
@@ -194,7 +200,7 @@ local set = {'ver', ver}
 if ARGV[4] ~= '' then
   set[3], set[4] = ARGV[3], ARGV[4]
 end
-if w and tonumber(w[2]) > tonumber(redis.call('HGET', meta, w[1]) or '-1') then
+if raise then
   set[#set + 1] = w[1]
   set[#set + 1] = w[2]
 end

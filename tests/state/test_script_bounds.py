@@ -219,3 +219,29 @@ async def test_a_customer_at_every_limit_is_far_below_the_backstop(store: RedisS
     claim = await store.claim(6)
     await store.commit(6, claim.epoch, 0, [s], {"full": T0}, [])
     assert (await store.load(6, ["full"])).states == {"full": s}
+
+
+async def test_the_watermark_is_raised_with_the_offset_and_never_lowered(
+    store: RedisStore,
+) -> None:
+    """The backfill's watermark (RedisStore.track_watermark) moves in the commit that
+    advances the offset; a commit without an offset, or an earlier cursor, leaves it."""
+    store.track_watermark("watermark")
+    claim = await store.claim(7)
+
+    async def put(version: int, cursor: int, offset: int | None) -> None:
+        s = state("a")
+        s.cursor_ms = cursor
+        await store.commit(7, claim.epoch, version, [s], {}, [], offset)
+
+    await put(0, T0, 5)
+    await put(1, T0 - 1, 6)
+    await put(2, T0 + 9, None)  # a decay step: no offset, no watermark
+    assert await store.meta_field(7, "watermark") == str(T0)
+    assert await store.meta_field(7, "off") == "6"
+    assert store.watermarks == {7: T0}
+    await store.set_meta_field(7, "watermark", "garbage")
+    before = await snapshot(store, 7)
+    with pytest.raises(CommitRefused, match="holds no integer"):
+        await put(3, T0 + 10, 7)
+    assert await snapshot(store, 7) == before
