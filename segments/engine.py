@@ -34,6 +34,7 @@ from segments import refunds, windows
 from segments.axes import TIME_AXES
 from segments.causes import SWEEP, time_cause
 from segments.fold import fold
+from segments.limits import Limits
 from segments.model import (
     NONE,
     Columns,
@@ -59,7 +60,9 @@ _DAY = 86_400_000
 class Engine:
     """Applies events and time to states under a fixed set of schemes."""
 
-    def __init__(self, schemes: Sequence[Scheme], policy: Policy | None = None) -> None:
+    def __init__(
+        self, schemes: Sequence[Scheme], policy: Policy | None = None, limits: Limits | None = None
+    ) -> None:
         if not schemes:
             raise ValueError("at least one scheme is needed")
         names = [s.name for s in schemes]
@@ -67,6 +70,8 @@ class Engine:
             raise ValueError(f"scheme names must be unique: {names}")
         self.schemes = tuple(schemes)
         self.policy = policy or Policy()
+        self.limits = limits or Limits()
+        """What one customer's state may hold (:mod:`segments.limits`)."""
         edges = sorted({e for s in schemes for e in s.recency_edges_ms()})
         self._edges = np.array(edges, dtype=np.int64)
         self._edge_list: list[int] = edges
@@ -186,7 +191,9 @@ class Engine:
                 out.rejected.extend(self._purchase(s, e))
                 cause = "first_purchase" if was_new else "purchase"
             else:
-                rejection = refunds.refund(s, e, t, self.policy.refund_hold_ms, self._wmax)
+                rejection = refunds.refund(
+                    s, e, t, self.policy.refund_hold_ms, self._wmax, self.limits
+                )
                 if rejection is not None:
                     out.rejected.append(rejection)
                     continue
@@ -242,12 +249,14 @@ class Engine:
         return rejected
 
     def _forget(self, s: CustomerState, asof: int) -> None:
-        """Drop dedupe digests and orders older than their windows (bounded memory).
+        """Drop dedupe digests and orders older than their windows, or past their limits
+        (:mod:`segments.limits`): bounded memory, and a bounded state to commit.
 
         Both dicts are in insertion order, so expired entries are popped from the front:
         O(1) amortised per event even for a customer with thousands of orders. Digests
         are stamped with the (non-decreasing) as-of time, so that is exact; an order that
         arrived out of event-time order may outlive its window until it reaches the front.
+        Past a limit, the front (the oldest applied) goes first too.
         """
         seen, horizon = s.seen, asof - self.policy.dedupe_ms
         while seen and (oldest := next(iter(seen))) is not None and seen[oldest] < horizon:
@@ -255,6 +264,11 @@ class Engine:
         orders, horizon = s.orders, asof - self.policy.order_retention_ms
         while orders and (first := next(iter(orders))) is not None and orders[first][2] < horizon:
             del orders[first]
+        limits = self.limits
+        while len(seen) > limits.seen:
+            del seen[next(iter(seen))]
+        while len(orders) > limits.orders:
+            del orders[next(iter(orders))]
         if s.days:
             windows.prune(s, asof, self._wmax)
 

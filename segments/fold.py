@@ -67,6 +67,8 @@ def _walk(
     n_edges = len(edges)
     hold = engine.policy.refund_hold_ms
     dedupe_ms, orders_ms = engine.policy.dedupe_ms, engine.policy.order_retention_ms
+    caps = engine.limits
+    max_seen, max_orders = caps.seen, caps.orders
     wmax = engine._wmax
     purchase, forget, refund = engine._purchase, engine._forget, refunds.refund
     points: list[Point] = []
@@ -129,7 +131,7 @@ def _walk(
                 if got:
                     rejected.extend(got)
             else:
-                rejection = refund(s, e, t, hold, wmax)
+                rejection = refund(s, e, t, hold, wmax, caps)
                 if rejection is not None:
                     rejected.append(rejection)
                     continue
@@ -141,6 +143,8 @@ def _walk(
                 seen[next(iter(seen))] < t - dedupe_ms
                 or (orders and orders[next(iter(orders))][2] < t - orders_ms)
                 or s.days
+                or len(seen) > max_seen
+                or len(orders) > max_orders
             ):
                 forget(s, t)
             point(t, ci, s, e.event_id, cause)

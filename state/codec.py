@@ -52,13 +52,18 @@ from segments.model import CustomerState, HeldRefund
 from state.codec_v1 import CAUSE_CODE, CODE_CAUSE, decode_v1, seen_v1
 from state.names import CODE, NAME
 
-__all__ = ["CHUNK", "decode_state", "encode_state"]
+__all__ = ["CHUNK", "MAX_FIELDS", "decode_state", "encode_state"]
 
 _seen = seen_v1  # the v1 dedupe parser, under the name its property test imports
 
 CHUNK = 1000
 """Longest value written (ASCII characters; a quarter of it for other text), below the
 ``hash-max-listpack-value`` of 1024 every server here is given (``state.store``)."""
+
+MAX_FIELDS = 4096
+"""Most fields one state may take (``a`` and its continuations: ~4 MB of text). What a
+customer's state can hold is bounded far below that (:mod:`segments.limits`); this is the
+backstop: the store and the commit script refuse a larger state before writing anything."""
 
 _MARK = "'~[{"  # first characters that mean something: a name starting with one is quoted
 _ODD = re.compile(r"['~\[{\n]")  # order ids with these go to JSON (they mark things)

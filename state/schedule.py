@@ -17,7 +17,10 @@ A customer due at ``t`` is in the bucket with the greatest lower bound <= ``t``;
 customer's own hash remembers ``t``, so moving it is two index lookups (O(log buckets))
 and a listpack edit (O(SPLIT)). A bucket reaching SPLIT members splits at its median
 due time (members sharing one due time never split: that bucket just grows into an
-ordinary sorted set). An emptied bucket is dropped: the one below it then covers its
+ordinary sorted set). The smaller side moves to the new bucket: when one customer lands
+below a big same-time group, it alone moves (the new bucket takes the old lower bound,
+the old one starts at the group's time), and a move is never one unbounded command
+(:mod:`state.lua`). An emptied bucket is dropped: the one below it then covers its
 range, which held no one. The timer reads the buckets whose lower bound is <= now, in
 order: all but the last are entirely due, so a step is O(log buckets + due).
 """
@@ -31,8 +34,20 @@ SPLIT = 128
 a bucket stays a listpack."""
 
 SCHEDULE_LUA = """
--- schedule helpers; expect locals meta (KEYS[1]), legacy (KEYS[2]), tag, index
+-- schedule helpers; expect locals meta (KEYS[1]), legacy (KEYS[2]), tag, index, and
+-- call_chunked (state.lua)
 local scheduled = 0  -- change of the customer count, written to meta 'sz' once
+-- bucket members with lo <= due <= hi (Redis score ranges) into another bucket
+local function move(from, to, lo, hi)
+  local got = redis.call('ZRANGEBYSCORE', from, lo, hi, 'WITHSCORES')
+  local args = {}
+  for i = 1, #got, 2 do
+    args[#args + 1] = got[i + 1]
+    args[#args + 1] = got[i]
+  end
+  call_chunked('ZADD', to, args)  -- state.lua: a group can be any size
+  redis.call('ZREMRANGEBYSCORE', from, lo, hi)
+end
 local function bucket_at(t)
   return redis.call('ZREVRANGEBYSCORE', index, t, '-inf', 'LIMIT', 0, 1)[1]
 end
@@ -63,16 +78,17 @@ local function schedule(cid, t)
     mid = redis.call('ZRANGEBYSCORE', key, '(' .. low, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)[2]
     if not mid then return end  -- one due time for all: can't split, the bucket grows
   end
-  local upper = redis.call('ZRANGEBYSCORE', key, mid, '+inf', 'WITHSCORES')
-  local args = {}
-  for i = 1, #upper, 2 do
-    args[#args + 1] = upper[i + 1]
-    args[#args + 1] = upper[i]
-  end
+  -- move the smaller side: one customer due before a big same-time group moves alone
   local nb = tostring(redis.call('HINCRBY', meta, 'bk', 1))
-  redis.call('ZADD', tag .. ':s:' .. nb, unpack(args))
-  redis.call('ZREMRANGEBYSCORE', key, mid, '+inf')
-  redis.call('ZADD', index, mid, nb)
+  local upper = redis.call('ZCOUNT', key, mid, '+inf')
+  if upper <= n - upper then  -- due at or after mid: a new bucket starting at mid
+    move(key, tag .. ':s:' .. nb, mid, '+inf')
+    redis.call('ZADD', index, mid, nb)
+  else  -- due before mid: a new bucket takes this one's lower bound, this one starts at mid
+    move(key, tag .. ':s:' .. nb, '-inf', '(' .. mid)
+    redis.call('ZADD', index, redis.call('ZSCORE', index, b), nb)
+    redis.call('ZADD', index, mid, b)
+  end
 end
 -- one customer's schedule entry: t = due ms, or '' for none
 local function reschedule(cid, t, has_legacy)

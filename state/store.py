@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import orjson
 from redis.exceptions import ResponseError
 
-from schemas.errors import CommitConflict, Fenced, Moved
+from schemas.errors import CommitConflict, Fenced, Moved, RfmStreamError
 from segments.engine import NEVER
 from segments.model import CustomerState
 from state import codec
@@ -36,7 +36,7 @@ from state.schedule import DUE, DUE_COUNT
 from state.scripts import BUMP_EPOCH, COMMIT, LOAD, PUT_CUTS
 from state.tallies import TallyReads
 
-__all__ = ["LISTPACK_VALUE", "Claim", "Loaded", "RedisStore"]
+__all__ = ["LISTPACK_VALUE", "Claim", "CommitRefused", "Loaded", "RedisStore"]
 
 LISTPACK_VALUE = 1024
 """The ``hash-max-listpack-value`` customer hashes need to stay compact listpacks.
@@ -45,6 +45,12 @@ A customer hash keeps its state in one field (``state.codec``), usually longer t
 Redis's default of 64 bytes; one such field turns the whole hash into a hashtable, far
 more memory (with v1's fields, measured: 1,168 vs 368 bytes for a one-order customer).
 The codec splits longer states into fields under :data:`state.codec.CHUNK`."""
+
+
+class CommitRefused(RfmStreamError):
+    """The commit was refused whole and nothing was written: a state larger than
+    :data:`state.codec.MAX_FIELDS`, or a batch the commit script's checks reject (a
+    malformed argument, a key of the wrong type). Retrying the same batch can't help."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +97,10 @@ class RedisStore(TallyReads, Scans):
         self._url = url  # given: not yet asked whether it is a cluster
         self._settled = url is None
         self._settling = asyncio.Lock()
+        self._watermark: tuple[str, str] | None = None
+        self.watermarks: dict[int, int] = {}
+        """Per partition, the highest watermark this store committed (see
+        :meth:`track_watermark`)."""
         self._register(client)
 
     def _register(self, client: RedisClient) -> None:
@@ -180,6 +190,19 @@ class RedisStore(TallyReads, Scans):
             raw = await pipe.execute()
         return {p: _int(v, -1) for p, v in zip(parts, raw, strict=True)}
 
+    def track_watermark(self, field: str, position: str = "off") -> None:
+        """From now on, every commit that advances ``position`` also raises the meta field
+        ``field`` to the latest cursor among the states it writes, in the same atomic
+        write (never lowering it): the event time the reader has applied up to (its
+        watermark, which a backfill's final decays fire at). Written apart from the
+        offsets, a kill in between would leave a resumed run with a stale watermark.
+
+        A cursor is the event time of the customer's last applied event (or of a decay
+        fired before it, :class:`~segments.model.CustomerState`), so the field is the
+        latest event time applied; a duplicate or refused event does not move it.
+        """
+        self._watermark = (position, field)
+
     # ------------------------------------------------------------------ batch
     async def load(
         self, partition: int, customer_ids: Sequence[str], position: str = "off"
@@ -222,7 +245,9 @@ class RedisStore(TallyReads, Scans):
         field -> delta, likewise; ``expire_at`` gives some of them an expiry (epoch ms).
 
         Raises :class:`Fenced` if the partition was claimed by someone else since
-        ``epoch``, :class:`CommitConflict` if another commit happened since ``version``.
+        ``epoch``, :class:`CommitConflict` if another commit happened since ``version``,
+        :class:`CommitRefused` (nothing written) for a state over the size limit or a
+        batch the script's checks refuse.
         """
         keys = [self.keys.meta(partition), self.keys.due(partition), self.keys.outbox(partition)]
         # one JSON argument for all states and due times: a few big args pack far faster
@@ -230,7 +255,14 @@ class RedisStore(TallyReads, Scans):
         customers = []
         for s in states:
             keys.append(self.keys.customer(partition, s.customer_id))
-            customers.append(codec.encode_state(s))  # text already
+            fields = codec.encode_state(s)  # text already
+            if len(fields) > 2 * codec.MAX_FIELDS:
+                raise CommitRefused(
+                    f"partition {partition}: the state of customer {s.customer_id!r} takes "
+                    f"{len(fields) // 2} fields, the limit is {codec.MAX_FIELDS}: nothing "
+                    "was written"
+                )
+            customers.append(fields)
         schedule = [[cid, "" if t == NEVER else str(t)] for cid, t in due.items()]
         doc: dict[str, object] = {"c": customers, "d": schedule}
         q: list[list[str]] = []
@@ -247,6 +279,12 @@ class RedisStore(TallyReads, Scans):
             doc["q"] = q
         if expire:
             doc["x"] = expire
+        mark = None
+        if self._watermark is not None and states and offset is not None:
+            tracked, field = self._watermark
+            if position == tracked:
+                mark = max(s.cursor_ms for s in states)
+                doc["w"] = [field, str(mark)]
         blob = orjson.dumps(doc)
         args: list[str | bytes | int] = [epoch, version, position]
         args.append("" if offset is None else offset)
@@ -258,7 +296,7 @@ class RedisStore(TallyReads, Scans):
             await self.connect()  # a cluster client (and its scripts) may replace ours
         try:
             async with _unavailable_as_error():
-                return int(await self._commit(keys=keys, args=args))
+                version = int(await self._commit(keys=keys, args=args))
         except ResponseError as exc:
             text = str(exc)
             if text.startswith("PROMOTED"):
@@ -267,7 +305,15 @@ class RedisStore(TallyReads, Scans):
                 raise Fenced(f"partition {partition}: {text}") from None
             if text.startswith("CONFLICT"):
                 raise CommitConflict(f"partition {partition}: {text}") from None
+            if text.startswith("REFUSED"):
+                raise CommitRefused(
+                    f"partition {partition}: commit refused, nothing was written: "
+                    + text.removeprefix("REFUSED ")
+                ) from None
             raise
+        if mark is not None and mark > self.watermarks.get(partition, -1):
+            self.watermarks[partition] = mark
+        return version
 
     # ------------------------------------------------------------------ quantiles
     async def summaries(

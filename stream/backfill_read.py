@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from schemas.errors import BrokerUnavailable, SettingsError
 from schemas.settings import Settings
 from segments.rules import build_engine, load_checked_rules
-from state.forwarded import ForwardedStore
+from state.forwarded import FORWARDED, ForwardedStore
 from state.store import Claim, RedisStore
 from stream.backfill_forward import (
     BackfillOutputs,
@@ -50,7 +50,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 WATERMARK = "watermark"
-"""Meta field: the largest event time a backfill applied to the partition."""
+"""Meta field: the largest event time a backfill applied to the partition, raised by the
+same atomic commit as the offsets it goes with (:meth:`RedisStore.track_watermark`)."""
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,10 @@ async def _watermarks(store: RedisStore, partitions: list[int]) -> dict[int, int
     """Each partition's event-time watermark as a previous (killed) run left it, else 0.
 
     A resumed backfill reads only what was not committed, so without these the decays
-    due up to the events a killed run applied would never fire at their watermark.
+    due up to the events a killed run applied would never fire at their watermark. The
+    value moves in the same commit as the offsets: a kill can't leave one without the
+    other (written after the commit, it once lagged the offsets and a resumed run fired
+    the final decays at a stale, earlier watermark).
     """
     got = {p: await store.meta_field(p, WATERMARK) for p in partitions}
     return {p: int(v) if v else 0 for p, v in got.items()}
@@ -254,6 +258,7 @@ async def read_partitions(
             consumer.seek(tp, offset)
 
         processor.rewind = rewind
+        store.track_watermark(WATERMARK)
         resume = await processor.assign(partitions)
         for tp in tps:
             consumer.seek(tp, resume[tp.partition])
@@ -274,10 +279,8 @@ async def read_partitions(
                 p,
                 [copy_id(r.key, r.value) for r in recs if r.headers and forwarded_copy(r.headers)],
             )
-            latest = await processor.process_partition(p, msgs)
-            if latest is not None and latest > watermark[p]:
-                watermark[p] = latest
-                await store.set_meta_field(p, WATERMARK, str(latest))
+            await processor.process_partition(p, msgs)
+            watermark[p] = max(watermark[p], store.watermarks.get(p, 0))  # its commit's
             if relay is not None:
                 await relay.drain(p)
             if p not in processor.claims:
@@ -320,11 +323,11 @@ async def read_partitions(
 
     async def forwarded(tp: TopicPartition, _: list) -> None:
         p = tp.partition
-        _applied, latest = await apply_forwarded(processor, staging, p, reading.batch)
-        if latest is not None and latest > watermark[p]:
-            watermark[p] = latest
-            await store.set_meta_field(p, WATERMARK, str(latest))
+        await apply_forwarded(processor, staging, p, reading.batch)
+        watermark[p] = max(watermark[p], store.watermarks.get(p, 0))  # its commit's
 
+    # staged records commit their own position (FORWARDED): the watermark rides with it
+    store.track_watermark(WATERMARK, position=FORWARDED)
     with reading_staged(processor):
         await _each_partition(forwarded, {tp: [] for tp in tps if tp.partition in processor.claims})
 

@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
 from schemas.errors import RfmStreamError
+from state.store import CommitRefused
 
 __all__ = ["INFRASTRUCTURE", "PROCESSING_ERROR", "describe", "is_record_fault", "isolate"]
 
@@ -40,7 +41,12 @@ T = TypeVar("T")
 
 def is_record_fault(exc: BaseException) -> bool:
     """True if ``exc`` may be a record's fault: an ordinary error, not infrastructure
-    (and not a cancellation or an exit, which are no ``Exception``)."""
+    (and not a cancellation or an exit, which are no ``Exception``). A commit the script
+    refused whole (:class:`~state.store.CommitRefused`: a state over its size limit, a
+    key of the wrong type) is the batch's: the same batch is refused every time, so
+    retried as a whole it would stop the partition for good."""
+    if isinstance(exc, CommitRefused):
+        return True
     return isinstance(exc, Exception) and not isinstance(exc, INFRASTRUCTURE)
 
 

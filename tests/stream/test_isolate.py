@@ -14,6 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from schemas.errors import CommitConflict, Fenced, Moved, StoreUnavailable
+from state.store import CommitRefused
 from stream.isolate import describe, is_record_fault, isolate
 
 
@@ -100,6 +101,14 @@ async def test_a_cancellation_is_not_caught() -> None:
 def test_ordinary_errors_are_record_faults() -> None:
     for exc in (ValueError(), OverflowError(), KeyError("k"), TypeError(), ZeroDivisionError()):
         assert is_record_fault(exc), exc
+
+
+async def test_a_batch_the_commit_script_refuses_is_isolated_not_retried_whole() -> None:
+    """CommitRefused (nothing written; the same batch is refused every time) is the
+    batch's fault: retried whole it would stop the partition for good."""
+    a = Applier(bad={4}, error=CommitRefused("state of c4 is over 4096 fields"))
+    assert await isolate(list(range(8)), a.attempt, a.faulty) == 1
+    assert a.applied() == [0, 1, 2, 3, 5, 6, 7]
 
 
 def test_the_description_is_one_line_with_the_type() -> None:
