@@ -133,7 +133,7 @@ def hostile_inputs(now: datetime) -> list[Case]:
         Case("NUL bytes", b"\x00" * 100, "MalformedJSON", "not JSON"),
         Case("JSON null", b"null", "MalformedJSON", "JSON object"),
         Case("nesting 30,000 deep", b"[" * 30_000 + b"]" * 30_000, "MalformedJSON", "not JSON"),
-        Case("2,000 unknown fields", orjson.dumps(many), "UnexpectedField", "f1999"),
+        Case("2,000 unknown fields", orjson.dumps(many), "UnexpectedField", "f0: Extra inputs"),
         Case("400-digit amount", j(51, amount="9" * 400), "InvalidAmount", "amount"),
         Case("tiny amount", j(52, amount="1e-400"), "InvalidAmount", "amount"),
         Case("nested amount", j(53, amount={"v": [1, {"w": None}]}), "InvalidAmount", "amount"),
