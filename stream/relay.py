@@ -113,7 +113,11 @@ class OutboxRelay:
                     if task.done():
                         del self._tasks[p]
                         self._settle(p, task)
-                for p in sorted(owned if not woken or -1 in dirty else dirty & owned):
+                # failing partitions are looked at on every turn: a busy relay is woken
+                # far more often than every poll_s, and nothing else wakes a partition
+                # that commits nothing (paused by back-pressure, or idle)
+                todo = owned if not woken or -1 in dirty else (dirty | set(self.failing)) & owned
+                for p in sorted(todo):
                     if self._due(p):
                         self._start(p)
                     else:
