@@ -90,8 +90,11 @@ class BackfillOutputs:
 
     def __init__(self, producer: AIOKafkaProducer, dlq_topic: str, staging: ForwardedStore) -> None:
         # the live worker's dead-letter publishing, pointed at the backfill's own topic:
-        # one rule for letters that fit, are sent once, and never stall on a refusal
-        self.letters = KafkaOutputs(producer, dlq_topic, purchases_topic="")
+        # one rule for letters that fit and never stall on a refusal. Without its memory of
+        # acknowledged letters (remember=0): a staged record's letter names its staging
+        # sequence number as the offset, which can equal a real record's offset in the same
+        # partition, and remembering by (partition, offset, class) would drop one of them
+        self.letters = KafkaOutputs(producer, dlq_topic, purchases_topic="", remember=0)
         self.dlq_topic = dlq_topic
         self.staging = staging
 

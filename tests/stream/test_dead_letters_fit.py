@@ -16,6 +16,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from schemas.export import JSON_DIR
+from state.forwarded import ForwardedStore
+from stream.backfill_forward import BackfillOutputs
 from stream.embedded import free_port
 from stream.encode import encode_dead_letter
 from stream.kafka import KafkaOutputs, make_producer
@@ -185,3 +187,44 @@ async def test_a_dead_letter_topic_that_refuses_writes_holds_the_partition_and_s
         return status == 200 and body["dead_letter_error"] is None
 
     await until("health back", healthy)
+
+
+async def test_a_backfill_never_drops_a_letter_that_shares_a_staged_records_offset(
+    cluster: Cluster,
+) -> None:
+    """A misrouted record the backfill staged is applied under its staging sequence number,
+    which its dead letter names as the offset: it can equal a real record's offset in the
+    same partition. Both letters reach the backfill's DLQ (none taken for the other)."""
+    settings = await cluster.ensure_topics()
+    topic = f"{settings.dlq_topic}.backfill-test"
+    producer = make_producer(cluster.kafka_bootstrap)
+    await producer.start()
+    store = cluster.store()
+    outputs = BackfillOutputs(producer, topic, ForwardedStore(store))
+
+    def letter(value: bytes) -> tuple[bytes | None, bytes]:
+        return (
+            b"k",
+            encode_dead_letter(
+                topic=settings.purchases_topic,
+                partition=1,
+                offset=5,
+                key=b"k",
+                value=value,
+                error_class="MalformedJSON",
+                error_message="not JSON",
+                failed_ms=1_796_000_000_000,
+            ),
+        )
+
+    try:
+        await outputs.dead_letter([letter(b"{real record at offset 5")])
+        await outputs.dead_letter([letter(b"{staged record number 5")])
+    finally:
+        await producer.stop()
+        await store.close()
+    got = await cluster.read(topic, lambda xs: len(xs) >= 2)
+    assert sorted(base64.b64decode(d["value_b64"]) for d in got) == [
+        b"{real record at offset 5",
+        b"{staged record number 5",
+    ]
