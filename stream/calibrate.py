@@ -212,6 +212,33 @@ async def refresh(
     return new
 
 
+async def recalibrate(
+    store: RedisStore,
+    engine: Engine,
+    partitions: Iterable[int],
+    now_ms: int,
+    sample: int = 20_000,
+    attempts: int = 5,
+) -> CutPoints | None:
+    """``rfm-stream recalibrate``: install a new version now, over the current one.
+
+    A running worker may install a version of its own (a scheduled refresh) between our
+    read of the current one and our compare-and-set: then ours is refused. That is a race,
+    not a reason to fail the operator's command: read the new current version and try
+    again (``attempts`` times). None: nothing to rank, or lost every time.
+    """
+    parts = list(partitions)
+    for _ in range(attempts):
+        doc = await store.cuts()
+        current = CutPoints.from_json(doc) if doc else None
+        new = await refresh(store, engine, parts, now_ms, current, force=True, sample=sample)
+        if new is not None:
+            return new
+        if doc == await store.cuts():
+            return None  # not a lost race: nothing to rank
+    return None
+
+
 async def _sweep_all(processor: Processor, p: int, at_ms: int) -> None:
     while not await processor.sweep(p, at_ms):
         pass

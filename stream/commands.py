@@ -49,11 +49,10 @@ def cmd_recalibrate(args: argparse.Namespace) -> int:
     import asyncio
 
     from schemas.errors import SettingsError
-    from segments.quantiles import CutPoints
     from segments.rules import build_engine
     from state.keys import Keys
     from state.store import RedisStore
-    from stream.calibrate import refresh
+    from stream.calibrate import recalibrate
     from stream.clock import WallClock
     from stream.kafka import topic_partitions
 
@@ -66,19 +65,14 @@ def cmd_recalibrate(args: argparse.Namespace) -> int:
         try:
             await store.ping()
             store.keys = Keys(s.key_prefix, await store.serving(s.namespace))
-            doc = await store.cuts()
-            current = CutPoints.from_json(doc) if doc else None
             now = WallClock().now_ms()
-            new = await refresh(
-                store, engine, range(n), now, current, force=True, sample=s.model_sample
-            )
+            new = await recalibrate(store, engine, range(n), now, sample=s.model_sample)
         finally:
             await store.close()
         if new is None:
             raise SettingsError(
                 "nothing to recalibrate: no scheme has quantile axes or reads the model of the "
-                "base, no customer yet, or "
-                "another worker installed a version at the same moment (run it again)"
+                "base, or no customer yet"
             )
         fitted = f"; model of the base: {new.model.params}" if new.model else ""
         return f"cut points: version {new.version} over {new.population:,} customers{fitted}"
