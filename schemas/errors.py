@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "BrokerUnavailable",
     "CommitConflict",
+    "CommitRefused",
     "Fenced",
     "InvalidEvent",
     "LayoutMismatch",
@@ -78,3 +79,9 @@ class StoreUnavailable(RfmStreamError):
 class BrokerUnavailable(RfmStreamError):
     """The broker did not answer what a run needs to go on (e.g. a partition's last
     records when a backfill measures its range): better to fail than to end short."""
+
+
+class CommitRefused(RfmStreamError):
+    """The commit was refused whole and nothing was written: a state larger than
+    :data:`state.codec.MAX_FIELDS`, or a batch the commit script's checks reject (a
+    malformed argument, a key of the wrong type). Retrying the same batch can't help."""

@@ -34,7 +34,7 @@ from segments import refunds, windows
 from segments.axes import TIME_AXES
 from segments.causes import SWEEP, time_cause
 from segments.fold import fold
-from segments.limits import Limits
+from segments.limits import Limits, forget
 from segments.model import (
     NONE,
     Columns,
@@ -249,28 +249,8 @@ class Engine:
         return rejected
 
     def _forget(self, s: CustomerState, asof: int) -> None:
-        """Drop dedupe digests and orders older than their windows, or past their limits
-        (:mod:`segments.limits`): bounded memory, and a bounded state to commit.
-
-        Both dicts are in insertion order, so expired entries are popped from the front:
-        O(1) amortised per event even for a customer with thousands of orders. Digests
-        are stamped with the (non-decreasing) as-of time, so that is exact; an order that
-        arrived out of event-time order may outlive its window until it reaches the front.
-        Past a limit, the front (the oldest applied) goes first too.
-        """
-        seen, horizon = s.seen, asof - self.policy.dedupe_ms
-        while seen and (oldest := next(iter(seen))) is not None and seen[oldest] < horizon:
-            del seen[oldest]
-        orders, horizon = s.orders, asof - self.policy.order_retention_ms
-        while orders and (first := next(iter(orders))) is not None and orders[first][2] < horizon:
-            del orders[first]
-        limits = self.limits
-        while len(seen) > limits.seen:
-            del seen[next(iter(seen))]
-        while len(orders) > limits.orders:
-            del orders[next(iter(orders))]
-        if s.days:
-            windows.prune(s, asof, self._wmax)
+        """What ``s`` no longer keeps at ``asof`` (:func:`segments.limits.forget`)."""
+        forget(s, asof, self.policy, self.limits, self._wmax)
 
     # ------------------------------------------------------------------ time
     def advance(self, states: Sequence[CustomerState], now_ms: int) -> Outcome:

@@ -28,9 +28,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from segments.model import HeldRefund
+from segments import windows
+from segments.model import CustomerState, HeldRefund
+from segments.policy import Policy
 
-__all__ = ["Limits", "held_chars"]
+__all__ = ["Limits", "forget", "held_chars"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,3 +56,28 @@ _HELD_NUMBERS = 48
 def held_chars(h: HeldRefund) -> int:
     """About what ``h`` takes in the stored state (its ids, numbers and message pointer)."""
     return len(h.event_id) + len(h.order_id) + len(h.ref) + _HELD_NUMBERS
+
+
+def forget(s: CustomerState, asof: int, policy: Policy, limits: Limits, window_ms: int) -> None:
+    """Drop dedupe digests and orders older than their windows, or past their limits,
+    and purchase days outside the longest rolling window (``window_ms``): bounded memory,
+    and a bounded state to commit.
+
+    Both dicts are in insertion order, so expired entries are popped from the front:
+    O(1) amortised per event even for a customer with thousands of orders. Digests
+    are stamped with the (non-decreasing) as-of time, so that is exact; an order that
+    arrived out of event-time order may outlive its window until it reaches the front.
+    Past a limit, the front (the oldest applied) goes first too.
+    """
+    seen, horizon = s.seen, asof - policy.dedupe_ms
+    while seen and (oldest := next(iter(seen))) is not None and seen[oldest] < horizon:
+        del seen[oldest]
+    orders, horizon = s.orders, asof - policy.order_retention_ms
+    while orders and (first := next(iter(orders))) is not None and orders[first][2] < horizon:
+        del orders[first]
+    while len(seen) > limits.seen:
+        del seen[next(iter(seen))]
+    while len(orders) > limits.orders:
+        del orders[next(iter(orders))]
+    if s.days:
+        windows.prune(s, asof, window_ms)

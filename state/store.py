@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import orjson
 from redis.exceptions import ResponseError
 
-from schemas.errors import CommitConflict, Fenced, Moved, RfmStreamError
+from schemas.errors import CommitConflict, CommitRefused, Fenced, Moved
 from segments.engine import NEVER
 from segments.model import CustomerState
 from state import codec
@@ -36,7 +36,7 @@ from state.schedule import DUE, DUE_COUNT
 from state.scripts import BUMP_EPOCH, COMMIT, LOAD, PUT_CUTS
 from state.tallies import TallyReads
 
-__all__ = ["LISTPACK_VALUE", "Claim", "CommitRefused", "Loaded", "RedisStore"]
+__all__ = ["LISTPACK_VALUE", "Claim", "Loaded", "RedisStore"]
 
 LISTPACK_VALUE = 1024
 """The ``hash-max-listpack-value`` customer hashes need to stay compact listpacks.
@@ -45,12 +45,6 @@ A customer hash keeps its state in one field (``state.codec``), usually longer t
 Redis's default of 64 bytes; one such field turns the whole hash into a hashtable, far
 more memory (with v1's fields, measured: 1,168 vs 368 bytes for a one-order customer).
 The codec splits longer states into fields under :data:`state.codec.CHUNK`."""
-
-
-class CommitRefused(RfmStreamError):
-    """The commit was refused whole and nothing was written: a state larger than
-    :data:`state.codec.MAX_FIELDS`, or a batch the commit script's checks reject (a
-    malformed argument, a key of the wrong type). Retrying the same batch can't help."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,19 +368,6 @@ class RedisStore(TallyReads, Scans):
         keys = [self.keys.due(partition), self.keys.schedule_index(partition)]
         async with _unavailable_as_error():
             return list(await self._due(keys=keys, args=[now_ms, limit, self.keys.tag(partition)]))
-
-    async def schedule_counts(self, partition: int, now_ms: int) -> tuple[int, int]:
-        """(customers due by ``now_ms`` but not fired yet, customers scheduled)."""
-        if not self._settled:
-            await self.connect()  # a cluster client (and its scripts) may replace ours
-        p = partition
-        keys = [self.keys.due(p), self.keys.schedule_index(p), self.keys.meta(p)]
-        async with _unavailable_as_error():
-            due, size = await self._due_count(keys=keys, args=[now_ms, self.keys.tag(p)])
-        return int(due), int(size)
-
-    async def schedule_size(self, partition: int) -> int:
-        return (await self.schedule_counts(partition, -(2**62)))[1]
 
     # ------------------------------------------------------------------ outbox
     async def outbox_read(self, partition: int, count: int) -> list[tuple[str, str, bytes]]:

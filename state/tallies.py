@@ -21,7 +21,7 @@ class TallyReads:
     keys: Keys
     connect: Callable[[], Awaitable[Any]]
     _settled: bool
-    schedule_counts: Callable[[int, int], Awaitable[tuple[int, int]]]
+    _due_count: Any  # the DUE_COUNT script, registered by the store
 
     async def segment_counts(self, partitions: Iterable[int]) -> dict[str, dict[str, int]]:
         """scheme -> segment -> customers in it now, over ``partitions`` (no scan)."""
@@ -64,3 +64,16 @@ class TallyReads:
     async def due_count(self, partition: int, now_ms: int) -> int:
         """Customers whose due time has passed but the timer hasn't fired yet."""
         return (await self.schedule_counts(partition, now_ms))[0]
+
+    async def schedule_counts(self, partition: int, now_ms: int) -> tuple[int, int]:
+        """(customers due by ``now_ms`` but not fired yet, customers scheduled)."""
+        if not self._settled:
+            await self.connect()  # a cluster client (and its scripts) may replace ours
+        p = partition
+        keys = [self.keys.due(p), self.keys.schedule_index(p), self.keys.meta(p)]
+        async with _unavailable_as_error():
+            due, size = await self._due_count(keys=keys, args=[now_ms, self.keys.tag(p)])
+        return int(due), int(size)
+
+    async def schedule_size(self, partition: int) -> int:
+        return (await self.schedule_counts(partition, -(2**62)))[1]

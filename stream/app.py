@@ -23,16 +23,20 @@ from mode import Service
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from schemas.errors import LayoutMismatch, Moved, StoreUnavailable
+from schemas.errors import Moved, StoreUnavailable
 from schemas.settings import Settings
 from segments.engine import Engine
 from segments.rules import build_engine, load_checked_rules
-from state.connection import unavailable_as_error
 from state.keys import Keys
-from state.layout import ensure_layout
-from state.refusals import eviction_refusal, maxmemory_policies
-from state.store import LISTPACK_VALUE, RedisStore
-from stream.backpressure import CHECK_INTERVAL_S, OutboxWatch, PausePolicy, publishing_health
+from state.store import RedisStore
+from stream.backpressure import (
+    CHECK_INTERVAL_S,
+    OutboxWatch,
+    PausePolicy,
+    dead_letter_metrics,
+    publishing_gauges,
+    publishing_health,
+)
 from stream.calibrate import Calibrator
 from stream.clock import Clock, WallClock
 from stream.delivery import Backlog
@@ -40,8 +44,10 @@ from stream.http import HttpServer, render_metrics
 from stream.kafka import KafkaOutputs, ensure_topics, make_producer
 from stream.lookup import Lookup
 from stream.messages import Msg
+from stream.position import fence_metrics
 from stream.processor import Processor
 from stream.promote_drain import RetiredOutboxes
+from stream.redis_checks import check_eviction, check_layout, check_listpack
 from stream.redis_status import RedisStatus
 from stream.relay import OutboxRelay
 from stream.retry import with_backoff
@@ -141,49 +147,20 @@ class Runtime(Service):
 
     def metrics(self) -> str:
         lag = {p: float(v) for p, v in self.lag().items() if v is not None}
-        text = render_metrics(
+        owned = self.processor.owned()
+        publishing = publishing_gauges(self.outboxes, self.relay, owned)
+        return render_metrics(
             self.processor,
             self.redis_up,
             self.relay.published,
             extra={"rfm_events_per_second": self._rate.per_second(self.processor.stats.events)},
-            partitions={**self.gauges, "rfm_consumer_lag": lag, **self._publishing_gauges()},
-            families={**self.redis.metrics(), **self._fence_metrics()},
+            partitions={**self.gauges, "rfm_consumer_lag": lag, **publishing},
+            families={
+                **self.redis.metrics(),
+                **fence_metrics(owned, self.processor.fences),
+                **dead_letter_metrics(self.outputs.dlq_failure, self.outputs.unpublished),
+            },
         )
-        return text + self._publishing_metrics()
-
-    def _publishing_gauges(self) -> dict[str, dict[int, float]]:
-        """Per-partition gauges of publishing: outbox length, paused, failing."""
-        paused, failing = self.outboxes.paused(), self.relay.failing
-        return {
-            "rfm_outbox_length": {p: float(n) for p, n in self.outboxes.lengths.items()},
-            "rfm_consumption_paused": {p: float(p in paused) for p in self.processor.owned()},
-            "rfm_publish_failing": {p: float(p in failing) for p in self.processor.owned()},
-        }
-
-    def _publishing_metrics(self) -> str:
-        """Dead-letter publishing: failing now, and letters the broker refused outright."""
-        o = self.outputs
-        return (
-            "# HELP rfm_dead_letters_failing 1 while dead letters can't be published (their "
-            "partition waits, retrying; /health says why).\n"
-            "# TYPE rfm_dead_letters_failing gauge\n"
-            f"rfm_dead_letters_failing {int(o.dlq_failure is not None)}\n"
-            "# HELP rfm_dead_letters_unpublished_total Dead letters the broker refused even "
-            "in their minimal form (logged whole at ERROR instead).\n"
-            "# TYPE rfm_dead_letters_unpublished_total counter\n"
-            f"rfm_dead_letters_unpublished_total {o.unpublished}\n"
-        )
-
-    def _fence_metrics(self) -> dict[str, tuple[str, str, list[tuple[str, float]]]]:
-        owned = dict.fromkeys(self.processor.owned(), 0) | dict.fromkeys(self.processor.fences, 1)
-        return {
-            "rfm_partition_fenced": (
-                "gauge",
-                "1 while a partition assigned here is fenced by another writer's claim "
-                "(not applied until the next assignment); 0 for the ones it owns.",
-                [(f'{{partition="{p}"}}', v) for p, v in sorted(owned.items())],
-            )
-        }
 
     def health(self) -> dict[str, Any]:
         lag = self.lag()
@@ -233,22 +210,22 @@ class Runtime(Service):
 
     async def on_start(self) -> None:
         await with_backoff("connect to redis", self.store.ping, _RETRIABLE)
-        await with_backoff("check eviction policy", self._check_eviction, _RETRIABLE)
-        listpack = await self.store.listpack_value()
-        if listpack is not None and listpack < LISTPACK_VALUE:
-            log.warning(
-                "redis hash-max-listpack-value is %d: customer hashes will take ~3x the "
-                "memory; set it to %d (redis.conf or CONFIG SET)",
-                listpack,
-                LISTPACK_VALUE,
-            )
+        allowed = self.settings.allow_eviction
+        await with_backoff(
+            "check eviction policy", lambda: check_eviction(self.store, allowed), _RETRIABLE
+        )
+        await check_listpack(self.store)
         await with_backoff("resolve namespace", self._resolve, _RETRIABLE)
         await with_backoff("create topics", lambda: ensure_topics(self.settings), _RETRIABLE)
         self.producer = make_producer(self.settings.kafka_bootstrap)
         await with_backoff("start producer", self.producer.start, _RETRIABLE)
         self.relay.producer = self.outputs.producer = self.producer
         await with_backoff("read topic metadata", self._read_partition_count, _RETRIABLE)
-        await with_backoff("check namespace layout", self._check_layout, _RETRIABLE)
+        topic, n = self.settings.purchases_topic, self.processor.partition_count
+        assert n is not None
+        await with_backoff(
+            "check namespace layout", lambda: check_layout(self.store, topic, n), _RETRIABLE
+        )
         log.info("runtime ready: %s", self.settings.masked())
         quiet_gc()
         self.ready.set()
@@ -290,20 +267,6 @@ class Runtime(Service):
         if physical != self.store.keys.namespace:
             raise Moved(physical)
 
-    async def _check_eviction(self) -> None:
-        """Refuse to start on an evicting Redis (:func:`~state.refusals.eviction_refusal`):
-        one line, exit code 2, unless ``RFM_ALLOW_EVICTION`` says to go on."""
-        async with unavailable_as_error():
-            policies = await maxmemory_policies(await self.store.connect())
-        if policies is None:
-            log.warning("could not read redis maxmemory-policy (CONFIG not allowed): unchecked")
-            return
-        refusal = eviction_refusal(policies, self.settings.allow_eviction)
-        if refusal is not None:
-            _exit_with(refusal)
-        if eviction_refusal(policies, allowed=False) is not None:
-            log.warning("redis evicts keys (%s); started anyway: RFM_ALLOW_EVICTION", policies)
-
     async def _read_partition_count(self) -> None:
         assert self.producer is not None
         parts = await self.producer.client.fetch_all_metadata()
@@ -311,20 +274,6 @@ class Runtime(Service):
         if not found:
             raise KafkaError(f"topic {self.settings.purchases_topic} has no partitions yet")
         self.processor.partition_count = len(found)
-
-    async def _check_layout(self) -> None:
-        """The namespace was built for the topic's partition count (:mod:`state.layout`).
-
-        ``rfm-stream worker`` checked before faust started when Kafka and Redis could
-        answer; this is the backstop (topic created just now, Kafka down at that moment).
-        A mismatch ends the process like the CLI does: one line, exit code 2.
-        """
-        topic, n = self.settings.purchases_topic, self.processor.partition_count
-        assert n is not None
-        try:
-            await ensure_layout(self.store, topic, n)
-        except LayoutMismatch as exc:
-            _exit_with(str(exc))
 
     async def on_stop(self) -> None:
         with contextlib.suppress(*_RETRIABLE):
@@ -427,12 +376,3 @@ class Runtime(Service):
             except _RETRIABLE as exc:
                 log.warning("publishing a retired outbox failed: %s", exc)
             await self.sleep(self.settings.decay_interval / 1000)
-
-
-def _exit_with(reason: str) -> None:
-    """End the process like the CLI does on a setting it can't run with: one line, exit 2
-    (not a crashed service's traceback, and no restart that could end differently)."""
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-    print(f"rfm-stream: {reason}", file=sys.stderr, flush=True)
-    os._exit(2)

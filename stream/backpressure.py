@@ -25,8 +25,17 @@ from typing import Any, Protocol
 
 from state.store import RedisStore
 from stream.relay import OutboxRelay
+from stream.stats import Family
 
-__all__ = ["CHECK_INTERVAL_S", "Flow", "OutboxWatch", "PausePolicy", "publishing_health"]
+__all__ = [
+    "CHECK_INTERVAL_S",
+    "Flow",
+    "OutboxWatch",
+    "PausePolicy",
+    "dead_letter_metrics",
+    "publishing_gauges",
+    "publishing_health",
+]
 
 log = logging.getLogger(__name__)
 
@@ -123,3 +132,33 @@ def publishing_health(
         "dead_letter_error": dlq_failure,
     }
     return not over and dlq_failure is None, body
+
+
+def publishing_gauges(
+    watch: OutboxWatch, relay: OutboxRelay, owned: Iterable[int]
+) -> dict[str, dict[int, float]]:
+    """``/metrics``' per-partition gauges of publishing: outbox length, paused, failing."""
+    paused, failing, mine = watch.paused(), relay.failing, list(owned)
+    return {
+        "rfm_outbox_length": {p: float(n) for p, n in watch.lengths.items()},
+        "rfm_consumption_paused": {p: float(p in paused) for p in mine},
+        "rfm_publish_failing": {p: float(p in failing) for p in mine},
+    }
+
+
+def dead_letter_metrics(dlq_failure: str | None, unpublished: int) -> dict[str, Family]:
+    """Dead-letter publishing: failing now, and letters the broker refused outright."""
+    return {
+        "rfm_dead_letters_failing": (
+            "gauge",
+            "1 while dead letters can't be published (their partition waits, retrying; "
+            "/health says why).",
+            [("", int(dlq_failure is not None))],
+        ),
+        "rfm_dead_letters_unpublished_total": (
+            "counter",
+            "Dead letters the broker refused even in their minimal form (logged whole at "
+            "ERROR instead).",
+            [("", unpublished)],
+        ),
+    }

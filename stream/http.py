@@ -20,7 +20,7 @@ from schemas.errors import StoreUnavailable
 from stream.lookup import BadParameter, Lookup
 from stream.openapi import document
 from stream.processor import Processor
-from stream.stats import LATENCY_BUCKETS
+from stream.stats import LATENCY_BUCKETS, Family
 
 __all__ = ["HttpServer", "render_metrics"]
 
@@ -44,13 +44,14 @@ def render_metrics(
     published: int,
     extra: dict[str, float] | None = None,
     partitions: dict[str, dict[int, float]] | None = None,
-    families: Mapping[str, tuple[str, str, list[tuple[str, float]]]] | None = None,
+    families: Mapping[str, Family] | None = None,
 ) -> str:
     """Prometheus exposition text of the worker's counters and gauges.
 
     ``partitions``: per-partition gauges (:data:`PARTITION_GAUGES`) as last refreshed by
     the worker's timer; ``extra``: other gauges by name; ``families``: name -> (type,
-    help, labelled samples) of metrics the runtime renders itself (Redis refusals).
+    help, labelled samples) of metrics the runtime renders itself (Redis refusals, fences,
+    dead-letter publishing).
     """
     s = processor.stats
     lines: list[str] = []

@@ -13,16 +13,28 @@ failed as a whole (a piece at a time, in offset order).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
-from schemas.errors import RfmStreamError
-from state.store import CommitRefused
+from schemas.errors import CommitRefused, RfmStreamError
+from segments.model import Event, Outcome
+from stream.messages import Batch, Msg
 
-__all__ = ["INFRASTRUCTURE", "PROCESSING_ERROR", "describe", "is_record_fault", "isolate"]
+if TYPE_CHECKING:
+    from stream.dead_letters import DeadLetters
+
+__all__ = [
+    "INFRASTRUCTURE",
+    "PROCESSING_ERROR",
+    "describe",
+    "is_record_fault",
+    "isolate",
+    "salvage",
+]
 
 PROCESSING_ERROR = "ProcessingError"
 """The dead letter's ``error_class`` of a record the stream failed on unexpectedly."""
@@ -37,12 +49,13 @@ INFRASTRUCTURE: tuple[type[BaseException], ...] = (
 """What is never a record's fault: raised to the retry loop as before, never isolated."""
 
 T = TypeVar("T")
+log = logging.getLogger("stream.processor")  # where operators look for these lines
 
 
 def is_record_fault(exc: BaseException) -> bool:
     """True if ``exc`` may be a record's fault: an ordinary error, not infrastructure
     (and not a cancellation or an exit, which are no ``Exception``). A commit the script
-    refused whole (:class:`~state.store.CommitRefused`: a state over its size limit, a
+    refused whole (:class:`~schemas.errors.CommitRefused`: a state over its size limit, a
     key of the wrong type) is the batch's: the same batch is refused every time, so
     retried as a whole it would stop the partition for good."""
     if isinstance(exc, CommitRefused):
@@ -87,3 +100,41 @@ async def isolate(
             items[mid:], attempt, faulty
         )
     return 0
+
+
+async def salvage(
+    p: int,
+    fresh: Batch,
+    exc: Exception,
+    reapply: Callable[[Sequence[tuple[Msg, Event]], int], Awaitable[Outcome]],
+    letters: DeadLetters,
+) -> tuple[Outcome, int]:
+    """The processor's safety net: partition ``p``'s batch ``fresh`` raised ``exc``, not
+    an infrastructure error. Apply it again a piece at a time, in offset order, each piece
+    by ``reapply(piece, last offset)`` (on states reloaded from Redis: the failed attempt
+    changed its copies in place, and committed with that offset); dead-letter the records
+    that fail alone as ``ProcessingError``; then move the offset past the whole batch.
+
+    Returns what the pieces produced and how many records were dead-lettered.
+    """
+    log.error(
+        "partition %d: batch at offsets %d..%d failed (%s): isolating the record(s) at fault",
+        p,
+        fresh.first,
+        fresh.last,
+        describe(exc),
+        exc_info=exc,
+    )
+    total = Outcome()
+
+    async def attempt(piece: Sequence[tuple[Msg, Event]]) -> None:
+        total.extend(await reapply(piece, piece[-1][0].offset))
+
+    async def faulty(item: tuple[Msg, Event], error: Exception) -> None:
+        m = item[0]
+        log.error("p%d@%d: applying it failed: %s", m.partition, m.offset, describe(error))
+        await letters.send([(m, PROCESSING_ERROR, describe(error))])
+
+    failed = await isolate(sorted(fresh.good, key=lambda x: x[0].offset), attempt, faulty)
+    await reapply([], fresh.last)  # past the whole batch: its last records may be letters
+    return total, failed

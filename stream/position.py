@@ -24,16 +24,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
 from schemas.errors import CommitConflict, Fenced, StateLost
 from state.store import Claim, RedisStore
 
 if TYPE_CHECKING:
-    from stream.stats import Stats
+    from stream.stats import Family, Stats
 
-__all__ = ["PositionGuard"]
+__all__ = ["PositionGuard", "fence_metrics"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -180,3 +180,16 @@ class PositionGuard:
             self._gaps.pop(p, None)
             return False
         return True
+
+
+def fence_metrics(owned: Iterable[int], fences: Mapping[int, str]) -> dict[str, Family]:
+    """``rfm_partition_fenced``: 1 for a partition fenced here, 0 for the ones owned."""
+    flags = dict.fromkeys(owned, 0) | dict.fromkeys(fences, 1)
+    return {
+        "rfm_partition_fenced": (
+            "gauge",
+            "1 while a partition assigned here is fenced by another writer's claim "
+            "(not applied until the next assignment); 0 for the ones it owns.",
+            [(f'{{partition="{p}"}}', v) for p, v in sorted(flags.items())],
+        )
+    }

@@ -29,14 +29,15 @@ from typing import Protocol
 from schemas.errors import InvalidEvent
 from schemas.settings import Settings
 from segments.engine import NEVER, Engine
-from segments.model import CustomerState, Event, Outcome, Refund, Rejection, TransitionDraft
+from segments.model import CustomerState, Event, Outcome, Refund, TransitionDraft
 from segments.quantiles import Populations
 from segments.rules import value_policy_of
 from state.store import Claim, Loaded, RedisStore
 from stream.clock import Clock
-from stream.encode import TransitionEncoder, encode_dead_letter
-from stream.isolate import PROCESSING_ERROR, describe, is_record_fault, isolate
-from stream.messages import Batch, Msg, msg_of, ref_of
+from stream.dead_letters import DeadLetters
+from stream.encode import TransitionEncoder
+from stream.isolate import PROCESSING_ERROR, describe, is_record_fault, salvage
+from stream.messages import Batch, Msg, ref_of
 from stream.position import PositionGuard
 from stream.routing import partitioner
 from stream.stats import Stats
@@ -80,7 +81,8 @@ class Processor(PositionGuard, Sweeps):
         self.settings = settings
         self.store = store
         self.engine = engine
-        self.outputs = outputs
+        self.stats = Stats()
+        self.letters = DeadLetters(outputs, settings.purchases_topic, wall, self.stats)
         self.validator = Validator(settings)
         self._home = partitioner(settings.partitioner)
         self.partition_count: int | None = None
@@ -98,12 +100,21 @@ class Processor(PositionGuard, Sweeps):
         self.on_commit = on_commit or (lambda p: None)
         """Called with the partition after a commit that wrote transitions to its outbox."""
         self.claims: dict[int, Claim] = {}
-        self.stats = Stats()
         self._locks: dict[int, asyncio.Lock] = {}
         self._committed: dict[int, int] = {}
         self._gaps: dict[int, tuple[int, float]] = {}
         self.rewind: Callable[[int, int], Awaitable[None]] | None = None
         """Seek the consumer of partition p to an offset (set by the reader)."""
+
+    @property
+    def outputs(self) -> Outputs:
+        """Where dead letters and forwarded records go (its dead-letter side is
+        :attr:`letters`'; replacing it replaces both)."""
+        return self.letters.outputs
+
+    @outputs.setter
+    def outputs(self, outputs: Outputs) -> None:
+        self.letters.outputs = outputs
 
     def use(self, engine: Engine) -> None:
         """Apply ``engine``'s rules and cut points from the next batch on."""
@@ -242,7 +253,7 @@ class Processor(PositionGuard, Sweeps):
             # after a rewind, records fetched from the old position can share a batch with
             # re-read ones: apply only the unbroken run of offsets, in offset order
             fresh, reread_from = fresh.unbroken_from(min(expect, fresh.first))
-        await self._dead_letter([(m, cls, msg) for m, cls, msg in fresh.bad])
+        await self.letters.send([(m, cls, msg) for m, cls, msg in fresh.bad])
         if fresh.misrouted:
             await self.outputs.forward([(home, m.key, m.value) for m, home in fresh.misrouted])
         failed = 0
@@ -251,7 +262,9 @@ class Processor(PositionGuard, Sweeps):
         except Exception as exc:
             if not is_record_fault(exc):
                 raise
-            outcome, failed = await self._isolate(claim, fresh, exc)
+            outcome, failed = await salvage(
+                p, fresh, exc, lambda piece, last: self._reapply(claim, piece, last), self.letters
+            )
         if self.position == "off":
             self._committed[p] = fresh.last
         if reread_from is not None:
@@ -279,44 +292,11 @@ class Processor(PositionGuard, Sweeps):
         outcome, summaries = self._summarised(
             touched, lambda: self.engine.apply_events(states, [ev for _, ev in good])
         )
-        await self._reject(outcome.rejected)
+        await self.letters.rejected(outcome.rejected)
         await self._commit(
             claim, loaded.version, touched, outcome.transitions, last, summaries=summaries
         )
         return outcome
-
-    async def _isolate(self, claim: Claim, fresh: Batch, exc: Exception) -> tuple[Outcome, int]:
-        """The safety net (:mod:`stream.isolate`): the batch raised ``exc``, not an
-        infrastructure error. Apply it again a piece at a time, in offset order, each
-        piece on states reloaded from Redis (the failed attempt changed its copies in
-        place) and committed with its own last offset; dead-letter the records that fail
-        alone as ``ProcessingError``; then move the offset past the whole batch.
-
-        Returns what the pieces produced and how many records were dead-lettered.
-        """
-        p = claim.partition
-        log.error(
-            "partition %d: batch at offsets %d..%d failed (%s): isolating the record(s) at fault",
-            p,
-            fresh.first,
-            fresh.last,
-            describe(exc),
-            exc_info=exc,
-        )
-        total = Outcome()
-
-        async def attempt(piece: Sequence[tuple[Msg, Event]]) -> None:
-            total.extend(await self._reapply(claim, piece, piece[-1][0].offset))
-
-        async def faulty(item: tuple[Msg, Event], error: Exception) -> None:
-            m = item[0]
-            log.error("p%d@%d: applying it failed: %s", m.partition, m.offset, describe(error))
-            await self._dead_letter([(m, PROCESSING_ERROR, describe(error))])
-
-        failed = await isolate(sorted(fresh.good, key=lambda x: x[0].offset), attempt, faulty)
-        # past the whole batch: its last records may be dead letters
-        await self._reapply(claim, [], fresh.last)
-        return total, failed
 
     async def _reapply(self, claim: Claim, good: Sequence[tuple[Msg, Event]], last: int) -> Outcome:
         """:meth:`_apply` on states loaded afresh, of ``good`` past Redis's offset, if
@@ -329,36 +309,6 @@ class Processor(PositionGuard, Sweeps):
         return await self._apply(
             claim, loaded, [x for x in good if x[0].offset > loaded.offset], last
         )
-
-    async def _reject(self, rejected: list[Rejection]) -> None:
-        """Dead-letter events the rules refused, from the message pointer they carry."""
-        if rejected:
-            await self._dead_letter([(msg_of(r.ref), r.error_class, r.message) for r in rejected])
-
-    async def _dead_letter(self, rejects: list[tuple[Msg, str, str]]) -> None:
-        if not rejects:
-            return
-        now = self.wall.now_ms()
-        letters = [
-            (
-                m.key,
-                encode_dead_letter(
-                    topic=self.settings.purchases_topic,
-                    partition=m.partition,
-                    offset=m.offset,
-                    key=m.key,
-                    value=m.value,
-                    error_class=error_class,
-                    error_message=message,
-                    failed_ms=now,
-                ),
-            )
-            for m, error_class, message in rejects
-        ]
-        await self.outputs.dead_letter(letters)
-        for m, error_class, message in rejects:
-            self.stats.dead_letters[error_class] = self.stats.dead_letters.get(error_class, 0) + 1
-            log.warning("dead-lettered p%d@%d: %s: %s", m.partition, m.offset, error_class, message)
 
     async def _commit(
         self,
@@ -431,7 +381,7 @@ class Processor(PositionGuard, Sweeps):
         known = [loaded.states[c] for c in ids if c in loaded.states]
         stale = [c for c in ids if c not in loaded.states]
         outcome, summaries = self._summarised(known, lambda: self.engine.advance(known, now))
-        await self._reject(outcome.rejected)
+        await self.letters.rejected(outcome.rejected)
         await self._commit(
             claim,
             loaded.version,

@@ -8,6 +8,7 @@ from typing import Any
 
 from schemas.errors import StoreUnavailable
 from state.refusals import REFUSALS
+from stream.stats import Family
 
 __all__ = ["RedisStatus"]
 
@@ -60,7 +61,7 @@ class RedisStatus:
                 out["redis_refusal"] = self.reason
         return out
 
-    def metrics(self) -> dict[str, tuple[str, str, list[tuple[str, float]]]]:
+    def metrics(self) -> dict[str, Family]:
         """name -> (type, help, samples) of the refusal metrics."""
         return {
             "rfm_redis_refusing": (

@@ -7,7 +7,10 @@ import gc
 import time
 from dataclasses import dataclass, field
 
-__all__ = ["LATENCY_BUCKETS", "EventRate", "Stats", "quiet_gc"]
+__all__ = ["LATENCY_BUCKETS", "EventRate", "Family", "Stats", "quiet_gc"]
+
+Family = tuple[str, str, list[tuple[str, float]]]
+"""A metric the runtime renders itself: (type, help, [(labels, value)])."""
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, float("inf"))
 

@@ -12,8 +12,9 @@ from typing import Any
 
 from schemas.settings import Settings
 from segments.engine import Engine
-from segments.model import CustomerState, Outcome, Rejection
+from segments.model import CustomerState, Outcome
 from state.store import Claim, RedisStore
+from stream.dead_letters import DeadLetters
 from stream.stats import Stats
 
 __all__ = ["Sweeps"]
@@ -30,7 +31,7 @@ class Sweeps:
     _locks: dict[int, asyncio.Lock]
     _fenced: Callable[..., Awaitable[Any]]
     _commit: Callable[..., Awaitable[None]]
-    _reject: Callable[[list[Rejection]], Awaitable[None]]
+    letters: DeadLetters
     _check_epoch: Callable[[Claim, int | None], None]
     _summarised: Callable[
         [Sequence[CustomerState], Callable[[], Outcome]],
@@ -66,7 +67,7 @@ class Sweeps:
         self._check_epoch(claim, loaded.epoch)
         known = [loaded.states[c] for c in dict.fromkeys(ids) if c in loaded.states]
         outcome, summaries = self._summarised(known, lambda: self.engine.reevaluate(known, now))
-        await self._reject(outcome.rejected)
+        await self.letters.rejected(outcome.rejected)
         marker = f"{target}|{cursor or 'done'}"
         await self._commit(
             claim,

@@ -16,12 +16,12 @@ import orjson
 import pytest
 from redis.exceptions import ResponseError
 
+from schemas.errors import CommitRefused
 from segments import CustomerState
 from segments.limits import Limits, held_chars
 from segments.model import HeldRefund
 from state import RedisStore
 from state.codec import MAX_FIELDS, encode_state
-from state.store import CommitRefused
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis_cluster_too]
 

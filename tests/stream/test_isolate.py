@@ -13,8 +13,7 @@ from aiokafka.errors import KafkaConnectionError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from schemas.errors import CommitConflict, Fenced, Moved, StoreUnavailable
-from state.store import CommitRefused
+from schemas.errors import CommitConflict, CommitRefused, Fenced, Moved, StoreUnavailable
 from stream.isolate import describe, is_record_fault, isolate
 
 
