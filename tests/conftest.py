@@ -14,14 +14,13 @@ same test code, only ``redis_url`` differs, which is all the product looks at.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from state.connection import RedisClient, connect
 from stream.embedded import start_redis, start_redis_cluster, start_tansu
-from tests.harness import Cluster
+from tests.harness import Cluster, isolated_cluster
 
 pytest_plugins: list[str] = []
 
@@ -96,14 +95,5 @@ def cluster(
     kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
     """Isolated topics, group and namespace for one test, plus worker processes on demand."""
-    suffix = uuid.uuid4().hex[:8]
-    c = Cluster(
-        kafka_bootstrap=kafka_bootstrap,
-        redis_url=redis_url,
-        suffix=suffix,
-        logdir=tmp_path_factory.mktemp(f"workers-{suffix}"),
-    )
-    try:
+    with isolated_cluster(kafka_bootstrap, redis_url, tmp_path_factory, "workers") as c:
         yield c
-    finally:
-        c.discard()

@@ -9,7 +9,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -267,6 +269,32 @@ class Cluster:
                 await asyncio.sleep(0.2)
         finally:
             await reader.stop()
+
+
+def new_cluster(
+    kafka_bootstrap: str, redis_url: str, tmp_path_factory: Any, label: str = "workers"
+) -> Cluster:
+    """A :class:`Cluster` of its own topics, group and namespace (a random suffix), its
+    workers' logs under a fresh ``label-suffix`` directory; ``discard()`` it after."""
+    suffix = uuid.uuid4().hex[:8]
+    return Cluster(
+        kafka_bootstrap=kafka_bootstrap,
+        redis_url=redis_url,
+        suffix=suffix,
+        logdir=tmp_path_factory.mktemp(f"{label}-{suffix}"),
+    )
+
+
+@contextmanager
+def isolated_cluster(
+    kafka_bootstrap: str, redis_url: str, tmp_path_factory: Any, label: str = "workers"
+) -> Iterator[Cluster]:
+    """:func:`new_cluster`, its workers stopped when the block ends."""
+    c = new_cluster(kafka_bootstrap, redis_url, tmp_path_factory, label)
+    try:
+        yield c
+    finally:
+        c.discard()
 
 
 def history(customers: int, events: int, seed: int) -> list[dict[str, Any]]:

@@ -4,8 +4,6 @@ the states and schedule entries written before buckets (format v1, one sorted se
 from __future__ import annotations
 
 import random
-import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -17,13 +15,6 @@ from state.schedule import SPLIT
 pytestmark = [pytest.mark.integration, pytest.mark.redis_cluster_too]
 
 T0 = 1_767_225_600_000
-
-
-@pytest.fixture
-async def store(redis_url: str) -> AsyncIterator[RedisStore]:
-    s = RedisStore.from_url(redis_url, "rfm", f"t{uuid.uuid4().hex[:8]}")
-    yield s
-    await s.close()
 
 
 def state(cid: str) -> CustomerState:

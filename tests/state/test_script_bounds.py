@@ -9,8 +9,6 @@ of thousands of hash fields, and commits the script must refuse whole.
 from __future__ import annotations
 
 import re
-import uuid
-from collections.abc import AsyncIterator
 
 import orjson
 import pytest
@@ -28,13 +26,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.redis_cluster_too]
 T0 = 1_767_225_600_000
 DAY = 86_400_000
 GROUP = 10_000
-
-
-@pytest.fixture
-async def store(redis_url: str) -> AsyncIterator[RedisStore]:
-    s = RedisStore.from_url(redis_url, "rfm", f"t{uuid.uuid4().hex[:8]}")
-    yield s
-    await s.close()
 
 
 def state(cid: str) -> CustomerState:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
-
 import pytest
 
 from schemas.errors import CommitConflict, Fenced, LayoutMismatch
@@ -13,13 +10,6 @@ from state import Keys, RedisStore
 from state.layout import ensure_layout, recorded_layout
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis_cluster_too]
-
-
-@pytest.fixture
-async def store(redis_url: str) -> AsyncIterator[RedisStore]:
-    s = RedisStore.from_url(redis_url, "rfm", f"t{uuid.uuid4().hex[:8]}")
-    yield s
-    await s.close()
 
 
 def state(cid: str, f: int = 1) -> CustomerState:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 
 from stream.embedded import Service, free_port, start_redis, start_tansu
-from tests.harness import Cluster
+from tests.harness import Cluster, new_cluster
 from tests.tcp_proxy import TcpProxy
 
 
@@ -33,13 +32,7 @@ def cluster_on(
     made: list[Cluster] = []
 
     def make(kafka_bootstrap: str, redis_url: str) -> Cluster:
-        suffix = uuid.uuid4().hex[:8]
-        c = Cluster(
-            kafka_bootstrap=kafka_bootstrap,
-            redis_url=redis_url,
-            suffix=suffix,
-            logdir=tmp_path_factory.mktemp(f"workers-{suffix}"),
-        )
+        c = new_cluster(kafka_bootstrap, redis_url, tmp_path_factory)
         made.append(c)
         return c
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -20,7 +19,7 @@ from stream.embedded import free_port
 from stream.http import HttpServer
 from stream.openapi import ROUTES
 from tests.conftest import REDIS_KINDS
-from tests.harness import ROOT, RULES, T0, Cluster, expected, purchase
+from tests.harness import ROOT, RULES, T0, Cluster, expected, isolated_cluster, purchase
 
 pytestmark = pytest.mark.integration
 
@@ -45,17 +44,13 @@ def served(
 ) -> Iterator[Cluster]:
     """One worker per Redis kind (single server, Redis Cluster) serves every test here:
     they only read what it applied."""
-    suffix = uuid.uuid4().hex[:8]
-    c = Cluster(
-        kafka_bootstrap=kafka_bootstrap,
-        redis_url=str(request.getfixturevalue(REDIS_KINDS[request.param])),
-        suffix=suffix,
-        logdir=tmp_path_factory.mktemp(f"api-{suffix}"),
-    )
-    try:
+    with isolated_cluster(
+        kafka_bootstrap,
+        str(request.getfixturevalue(REDIS_KINDS[request.param])),
+        tmp_path_factory,
+        "api",
+    ) as c:
         yield c
-    finally:
-        c.discard()
 
 
 @pytest.fixture(scope="module")

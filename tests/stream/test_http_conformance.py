@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import orjson
 import pytest
 
 from stream.embedded import free_port
-from tests.harness import Cluster, history
+from tests.harness import Cluster, history, isolated_cluster
 
 pytestmark = pytest.mark.integration
 
@@ -33,17 +32,8 @@ CUSTOMERS = sorted({e["customer_id"] for e in EVENTS})
 def served(
     kafka_bootstrap: str, single_redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
-    suffix = uuid.uuid4().hex[:8]
-    c = Cluster(
-        kafka_bootstrap=kafka_bootstrap,
-        redis_url=single_redis_url,
-        suffix=suffix,
-        logdir=tmp_path_factory.mktemp(f"conformance-{suffix}"),
-    )
-    try:
+    with isolated_cluster(kafka_bootstrap, single_redis_url, tmp_path_factory, "conformance") as c:
         yield c
-    finally:
-        c.discard()
 
 
 @pytest.fixture(scope="module")
