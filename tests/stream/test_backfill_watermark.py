@@ -9,12 +9,16 @@ promotion, as live transitions: the flood a backfill must never cause).
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
 
+from state.forwarded import FORWARDED
 from state.store import RedisStore
 from stream.backfill import BackfillOptions, backfill_topic
 from stream.backfill_read import WATERMARK
-from tests.harness import Cluster
+from stream.routing import partitioner
+from tests.harness import Cluster, purchase
 from tests.stream.test_backfill import KNOBS, comparable, states_of, timeline
 
 pytestmark = pytest.mark.integration
@@ -79,3 +83,48 @@ async def test_a_backfill_killed_right_after_its_last_commit_resumes_at_the_same
     marks_b = await watermarks(cluster, ns_b, settings.partitions)
     assert all(marks_b.values())
     assert await watermarks(cluster, ns_a, settings.partitions) == marks_b
+
+
+async def test_a_backfill_killed_after_applying_a_staged_record_resumes_at_its_watermark(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The misrouted record staged for its home partition is the partition's latest event;
+    the backfill dies right after the staged phase commits it. The resumed run has nothing
+    staged left to apply, so only a watermark raised in that same commit gets there."""
+    settings = await cluster.ensure_topics(**KNOBS)
+    events = timeline(customers=200, events=400, seed=23)
+    await cluster.produce(events)
+    n = settings.partitions
+    customer = events[0]["customer_id"]
+    home = partitioner(settings.partitioner)(customer.encode(), n)
+    latest = datetime.fromisoformat(events[-1]["occurred_at"]) + timedelta(days=3)
+    late = purchase(customer, 10_000, latest, "99")
+    await cluster.produce([late], key=customer.encode(), partition=(home + 1) % n)  # misrouted
+
+    commit = RedisStore.commit
+    killed: list[int] = []
+
+    async def commit_then_die(self: RedisStore, partition: int, *args: object, **kw: object) -> int:
+        version = await commit(self, partition, *args, **kw)  # type: ignore[arg-type]
+        position = args[6] if len(args) > 6 else kw.get("position")
+        if partition == home and position == FORWARDED:
+            killed.append(version)
+            raise Killed
+        return version
+
+    ns_a, ns_b = f"a{cluster.suffix}", f"b{cluster.suffix}"
+    options = {"jobs": 1, "batch": 40, "progress": False}
+    monkeypatch.setattr(RedisStore, "commit", commit_then_die)
+    with pytest.raises(Killed):
+        await backfill_topic(settings, BackfillOptions(namespace=ns_a, **options))  # type: ignore[arg-type]
+    monkeypatch.undo()
+    assert killed, "the staged record was never committed"
+
+    await backfill_topic(settings, BackfillOptions(namespace=ns_a, **options))  # type: ignore[arg-type]
+    await backfill_topic(settings, BackfillOptions(namespace=ns_b, **options))  # type: ignore[arg-type]
+    marks_a = await watermarks(cluster, ns_a, n)
+    marks_b = await watermarks(cluster, ns_b, n)
+    assert marks_b[home] == str(int(latest.timestamp() * 1000))
+    assert marks_a == marks_b
+    a, b = comparable(await states_of(cluster, ns_a)), comparable(await states_of(cluster, ns_b))
+    assert {c: (a[c], b[c]) for c in a if a[c] != b[c]} == {}
