@@ -174,7 +174,7 @@ by the benchmark on free ports. Load average (1, 5, 15 min) before the measureme
 
 Workload: {n:,} events ({res.refunds:,} refunds, {100 * res.refunds / n:.1f} %) for
 {res.customers:,} customers (seed {args.seed}), {SPAN_DAYS} days of event time,
-time-ordered, JSON keyed by `customer_id` (format of `tests.harness.purchase`),
+time-ordered, JSON keyed by `customer_id` (format of `tests.support.harness.purchase`),
 {res.partitions} partitions. Lognormal purchase rates and baskets per customer; refunds
 take back all or part of an earlier order of the same customer, 1 h to 30 days later.
 Produced with one aiokafka producer in {res.produce_s:.1f} s ({n / res.produce_s:,.0f}/s).

@@ -3,11 +3,11 @@
     python -m bench.bench_backfill [--events 200000] [--customers 20000] [--partitions 4]
                                    [--seed 7]
 
-Starts its own Tansu broker and redis-server on free ports (stream.embedded, never the
+Starts its own Tansu broker and redis-server on free ports (stream.demo.embedded, never the
 machine's 6379), creates the topics and produces a seeded, time-ordered workload: customers
 with lognormal purchase rates and basket sizes over ~1.5 years of event time, about 1.5 %
 refunds of an earlier order of the same customer (amount <= that order), JSON events keyed
-by customer_id in the format of ``tests.harness.purchase``.
+by customer_id in the format of ``tests.support.harness.purchase``.
 
 Then, all on that same topic and in the same run:
 
@@ -62,8 +62,8 @@ from bench.runners import (
 from bench.workload import generate, produce
 from schemas.settings import load_settings
 from state.store import RedisStore
-from stream.embedded import start_redis, start_tansu
-from stream.kafka import ensure_topics
+from stream.demo.embedded import start_redis, start_tansu
+from stream.kafka.clients import ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = 500
@@ -78,7 +78,15 @@ def code_version() -> tuple[str, list[str], str]:
         done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
         return done.stdout.strip() if done.returncode == 0 else ""
 
-    scope = ["--", "schemas", "segments", "state", "stream", "tests/harness.py", "pyproject.toml"]
+    scope = [
+        "--",
+        "schemas",
+        "segments",
+        "state",
+        "stream",
+        "tests/support/harness.py",
+        "pyproject.toml",
+    ]
     head = git("rev-parse", "--short", "HEAD") or "unknown"
     dirty = git("diff", "HEAD", "--name-only", *scope).split()
     new = git("ls-files", "--others", "--exclude-standard", *scope).split()

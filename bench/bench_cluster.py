@@ -4,7 +4,7 @@
                                   [--repeats 2] [--seed 7]
 
 Starts its own Tansu broker, one redis-server and a three-master Redis Cluster
-(``stream.embedded``: ``redis-server --cluster-enabled yes`` x3 joined by ``redis-cli
+(``stream.demo.embedded``: ``redis-server --cluster-enabled yes`` x3 joined by ``redis-cli
 --cluster create``), all on free ports. Produces the seeded workload of
 ``bench.workload`` (time-ordered purchases and ~1.5 % refunds, keyed by customer_id)
 once, then runs, on that same topic and each time in a fresh consumer group and a fresh
@@ -48,8 +48,8 @@ from bench.workload import generate, produce
 from schemas.settings import load_settings
 from state.connection import connect
 from state.keys import Keys
-from stream.embedded import start_redis, start_redis_cluster, start_tansu
-from stream.kafka import ensure_topics
+from stream.demo.embedded import start_redis, start_redis_cluster, start_tansu
+from stream.kafka.clients import ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAN = [("redis", 1), ("cluster", 1), ("cluster", 2), ("cluster", 3)]

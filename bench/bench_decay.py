@@ -5,7 +5,7 @@ timer pass costs about the same as with 20,000 customers of which 10,000 are due
 
     python -m bench.bench_decay [--big 1000000] [--small 20000] [--due 10000] [--repeats 3]
 
-Starts its own redis-server (stream.embedded.start_redis, never the machine's 6379),
+Starts its own redis-server (stream.demo.embedded.start_redis, never the machine's 6379),
 loads customer states with the real RedisStore (claim + chunked commits, spread over
 ``--partitions`` like production), then times one full pass of the real
 ``Processor.run_due`` over every partition with a ManualClock at "now". Every pass is
@@ -42,9 +42,9 @@ from segments.engine import NEVER, Engine
 from segments.model import Columns, CustomerState
 from segments.rules import build_engine
 from state.store import RedisStore
-from stream.clock import ManualClock
-from stream.embedded import start_redis
-from stream.processor import Processor
+from stream.apply.clock import ManualClock
+from stream.apply.processor import Processor
+from stream.demo.embedded import start_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Decay timer pass: cost proportional to due customers, not to all customers"

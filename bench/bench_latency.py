@@ -38,9 +38,9 @@ from bench.workload import generate, produce
 from schemas.settings import Settings, load_settings
 from segments.rules import build_engine
 from state.store import RedisStore
-from stream.calibrate import refresh
-from stream.embedded import start_redis, start_tansu
-from stream.kafka import ensure_topics
+from stream.apply.calibrate import refresh
+from stream.demo.embedded import start_redis, start_tansu
+from stream.kafka.clients import ensure_topics
 
 FAUST_FETCH_WAIT_MS = 1500  # what faust's aiokafka driver hard-codes for its consumer
 HISTORY_GAP = timedelta(minutes=1)

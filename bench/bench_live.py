@@ -35,8 +35,8 @@ from bench.procs import Proc, spawn, start_pyspy, stop_pyspy, summarize_pyspy, w
 from bench.workload import generate, produce
 from schemas.settings import Settings, load_settings
 from state.store import RedisStore
-from stream.embedded import start_redis, start_tansu
-from stream.kafka import ensure_topics
+from stream.demo.embedded import start_redis, start_tansu
+from stream.kafka.clients import ensure_topics
 
 
 @dataclass

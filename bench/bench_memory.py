@@ -35,8 +35,8 @@ from segments.engine import NEVER
 from segments.model import CustomerState
 from segments.rules import build_engine
 from state.store import RedisStore
-from stream.embedded import start_redis
-from stream.messages import engine_event
+from stream.apply.messages import engine_event
+from stream.demo.embedded import start_redis
 
 
 @dataclass

@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 from bench.runners import ROOT, spawn_worker, worker_env
 from schemas.settings import Settings
 from state.store import RedisStore
-from stream.embedded import Service
+from stream.demo.embedded import Service
 
 __all__ = ["LiveRun", "ProcCpu", "run_workers"]
 

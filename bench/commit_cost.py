@@ -29,7 +29,7 @@ from schemas.settings import load_settings
 from segments.engine import NEVER
 from segments.rules import build_engine
 from state.store import RedisStore
-from stream.embedded import start_redis
+from stream.demo.embedded import start_redis
 
 __all__ = ["measure"]
 

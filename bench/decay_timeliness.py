@@ -21,7 +21,7 @@ from segments.engine import NEVER, Engine
 from segments.model import Columns, CustomerState
 from segments.rules import build_engine
 from state.store import RedisStore
-from stream.kafka import ensure_topics
+from stream.kafka.clients import ensure_topics
 
 DAY_MS = 86_400_000
 

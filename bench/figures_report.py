@@ -48,12 +48,12 @@ before any consumer starts. Runs alternate (no-op agent, no-op on the delivery p
 worker, then the reverse).
 
 - **no-op agent** (the issue's baseline): `python -m bench.noop_agent`, a faust app
-  configured like `stream.faust_app.create_app` (same topic, partitions, session timeout, raw
+  configured like `stream.live.faust_app.create_app` (same topic, partitions, session timeout, raw
   bytes) whose agent (`take_events(2000, within=20ms)`) only counts; timed in-process from
   its first batch to the last record. Runs: {noops} events/s.
 - **no-op on the worker's delivery path** (second baseline):
   `BENCH_NOOP_DELIVERY=batched python -m bench.noop_agent`, the same app without an agent:
-  records come through `stream/delivery.py` exactly as in the worker (faust's consumer,
+  records come through `stream/live/delivery.py` exactly as in the worker (faust's consumer,
   group and fetching; a fetched record map at a time instead of faust's per-message
   loop), are acked to faust and counted. Runs: {batched_runs or "–"} events/s.
 - **live worker**: `python -m stream.cli worker`, fresh namespace and group per run, decay

@@ -2,13 +2,13 @@
 
     RFM_* settings in the environment; BENCH_NOOP_TOTAL=<records>; python -m bench.noop_agent
 
-The same faust app configuration as ``stream.faust_app.create_app`` (broker, session timeout,
+The same faust app configuration as ``stream.live.faust_app.create_app`` (broker, session timeout,
 ``take_events(batch_max, within=batch_within)``, raw bytes, earliest offsets, one agent
 over the purchases topic) with an agent that only counts. So the live worker's
 events/s divided by this one's is what our processing costs on top of faust itself.
 
 With ``BENCH_NOOP_DELIVERY=batched`` it has no agent: the records come through the
-worker's own delivery path (:mod:`stream.delivery`, a fetch at a time) and are acked
+worker's own delivery path (:mod:`stream.live.delivery`, a fetch at a time) and are acked
 and counted. That is the ceiling of the worker's path, as the agent is faust's.
 
 It prints one JSON line when it has seen ``BENCH_NOOP_TOTAL`` records: the events
@@ -27,8 +27,8 @@ import faust
 import orjson
 
 from schemas.settings import load_settings
-from stream.delivery import Backlog, ack, install
-from stream.faust_app import raw_app
+from stream.live.delivery import Backlog, ack, install
+from stream.live.faust_app import raw_app
 
 
 def main() -> None:
@@ -54,7 +54,7 @@ def main() -> None:
             print(orjson.dumps(line).decode(), flush=True)
 
     if os.environ.get("BENCH_NOOP_DELIVERY") == "batched":
-        # the worker's own delivery path (stream.delivery), with nothing done per batch
+        # the worker's own delivery path (stream.live.delivery), with nothing done per batch
         backlog = Backlog(4 * settings.batch_max)
         app.topics.add(topic)
         install(app.consumer, topic.get_topic_name(), backlog)

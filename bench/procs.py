@@ -21,7 +21,7 @@ import aiohttp
 
 from bench.runners import ROOT, worker_env
 from schemas.settings import Settings
-from stream.embedded import free_port
+from stream.demo.embedded import free_port
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -194,7 +194,11 @@ def summarize_pyspy(raw: Path, top: int = 15) -> str:
     # the project's own functions, without the entry point's frames (always ~100 %)
     mine = ("stream/", "state/", "segments/", "schemas/")
     ours = Counter(
-        {f: n for f, n in cum.items() if f.startswith(mine) and not f.startswith("stream/cli.py")}
+        {
+            f: n
+            for f, n in cum.items()
+            if f.startswith(mine) and not f.startswith("stream/cli/main.py")
+        }
     )
 
     def rows(counter: Counter[str]) -> str:

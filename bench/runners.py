@@ -19,7 +19,7 @@ from pathlib import Path
 from bench.profiling import format_profile
 from schemas.settings import Settings
 from state.store import RedisStore
-from stream.backfill import BackfillOptions, BackfillReport, backfill_topic
+from stream.backfill.run import BackfillOptions, BackfillReport, backfill_topic
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -107,7 +107,7 @@ async def live_worker(
                 proc.kill()
                 proc.wait(5)
         # faust's data dir (it keeps one even without tables): in the temp dir, or the
-        # working directory with older versions of stream/app.py
+        # working directory with older versions of stream/live/runtime.py
         for datadir in (
             Path(tempfile.gettempdir()) / f"rfm-stream-{group}",
             ROOT / f"{group}-data",

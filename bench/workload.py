@@ -11,7 +11,7 @@ import numpy as np
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from tests.harness import purchase
+from tests.support.harness import purchase
 
 DAY_MS = 86_400_000
 END = datetime(2025, 12, 31, tzinfo=UTC)  # event time ends here (in the past: no FutureEvent)

@@ -157,7 +157,7 @@ class Settings(BaseSettings):
     batch_within: Duration = Field(
         parse_duration("20ms"),
         description="Not used by the worker any more (batches are what each fetch brings, "
-        "stream/delivery.py); accepted so that older configurations still load.",
+        "stream/live/delivery.py); accepted so that older configurations still load.",
     )
     decay_timer: bool = Field(True, description="Fire time-driven transitions on a timer.")
     decay_interval: Duration = Field(parse_duration("250ms"), description="Timer period.")

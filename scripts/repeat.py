@@ -6,8 +6,8 @@ failures behind "probably flaky" (one such failure was a real data-loss bug). Th
 loaded machine is where timing assumptions break), reads each run's JUnit XML and prints
 which tests failed in which runs. Exit status 1 if any run failed.
 
-    scripts/repeat -n 10 --burn tests/stream/test_failures_redis.py
-    scripts/repeat -n 3 tests/stream/test_decay.py -k timer
+    scripts/repeat -n 10 --burn tests/failure/test_failures_redis.py
+    scripts/repeat -n 3 tests/integration/stream/live/test_decay.py -k timer
 
 Each run's output is kept under ``--out`` (default ``.repeat/``) for the post-mortem.
 """

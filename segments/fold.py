@@ -23,7 +23,7 @@ It applies only when a classification is a function of those five numbers alone
 (:attr:`Engine.foldable`): no rolling windows (their totals live in the state, which
 has moved on by step 2), no per-customer timed axes and no hysteresis (which reads the
 previous key). Anything else takes the rounds. The outcome is the rounds' outcome:
-same states, same drafts per customer (tests/segments/test_fold.py).
+same states, same drafts per customer (tests/unit/segments/test_fold.py).
 """
 
 from __future__ import annotations

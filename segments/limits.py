@@ -20,8 +20,8 @@ everything in :class:`~segments.model.CustomerState` that grows with input is bo
   ``days``: one entry per purchase day inside the longest rolling window
   (:func:`segments.windows.prune`); ``segments``: one per scheme.
 
-With every list at its limit a state is a few hundred kB (tests/state/test_script_bounds.py
-measures one), far below the store's backstop.
+With every list at its limit a state is a few hundred kB
+(tests/integration/state/test_script_bounds.py measures one), far below the store's backstop.
 """
 
 from __future__ import annotations

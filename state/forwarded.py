@@ -1,5 +1,5 @@
 """A backfill's misrouted records, staged under their home partition, and the copies of
-them a live worker already forwarded (see :mod:`stream.backfill_forward` for the rule).
+them a live worker already forwarded (see :mod:`stream.backfill.forward` for the rule).
 
 Per partition ``p`` of the backfill's namespace, in ``p``'s slot (one cluster slot, like
 every other key of the partition, :mod:`state.keys`)::

@@ -26,7 +26,7 @@ Promotion is one atomic step on a single Redis (one script, :data:`PROMOTE`):
    pointer on its next timer tick), publishes what its old outbox still holds and
    restarts on the target, resuming at the target's recorded offsets.
 5. Record the old namespace as *retired* for the name: whatever its outboxes still hold
-   is published by the workers serving the name (``stream.promote_drain``) before
+   is published by the workers serving the name (``stream.live.retired_outboxes``) before
    ``drop`` can delete it.
 
 On a Redis Cluster the partitions' metas, the pointer and the retired set live in

@@ -19,10 +19,11 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from state.connection import RedisClient, connect
-from stream.embedded import start_redis, start_redis_cluster, start_tansu
-from tests.harness import Cluster, isolated_cluster
+from stream.demo.embedded import start_redis, start_redis_cluster, start_tansu
+from tests.support.harness import Cluster, isolated_cluster
 
-pytest_plugins: list[str] = []
+# the failure tests' own servers (dedicated redis-servers and brokers they can break)
+pytest_plugins = ["tests.support.fixtures"]
 
 
 @pytest.fixture(scope="session")

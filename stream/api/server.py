@@ -1,0 +1,251 @@
+"""The worker's HTTP server: the lookup API, ``/metrics``, ``/health``, OpenAPI.
+
+Metrics come from the processor's :class:`~stream.apply.stats.Stats` and gauges the
+timer refreshes; rendering them reads no Redis, so they stay available while Redis
+is down (that is when they matter). The API routes (:mod:`stream.api.lookup`) read Redis
+and answer 503 while it is down. Every error is JSON: ``{"error": ..., "parameter":
+...}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from aiohttp import web
+from mode import Service
+
+from schemas.errors import StoreUnavailable
+from stream.api.lookup import BadParameter, Lookup
+from stream.api.openapi import document
+from stream.apply.processor import Processor
+from stream.apply.stats import LATENCY_BUCKETS, Family
+
+__all__ = ["HttpServer", "render_metrics"]
+
+log = logging.getLogger(__name__)
+
+
+PARTITION_GAUGES = {
+    "rfm_consumer_lag": "Records in the partition not yet applied (high watermark - next).",
+    "rfm_schedule_size": "Customers in the partition's due-time schedule.",
+    "rfm_due_not_fired": "Customers whose due time has passed but whose timer step hasn't run.",
+    "rfm_outbox_length": "Transitions committed but not yet published (the partition's outbox).",
+    "rfm_consumption_paused": "1 while the partition is not consumed: its outbox is over "
+    "RFM_OUTBOX_MAX (back-pressure; resumes at half of it).",
+    "rfm_publish_failing": "1 while publishing the partition's transitions fails (retried).",
+}
+
+
+def render_metrics(
+    processor: Processor,
+    redis_up: bool,
+    published: int,
+    extra: dict[str, float] | None = None,
+    partitions: dict[str, dict[int, float]] | None = None,
+    families: Mapping[str, Family] | None = None,
+) -> str:
+    """Prometheus exposition text of the worker's counters and gauges.
+
+    ``partitions``: per-partition gauges (:data:`PARTITION_GAUGES`) as last refreshed by
+    the worker's timer; ``extra``: other gauges by name; ``families``: name -> (type,
+    help, labelled samples) of metrics the runtime renders itself (Redis refusals, fences,
+    dead-letter publishing).
+    """
+    s = processor.stats
+    lines: list[str] = []
+
+    def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
+        lines.append(f"# HELP {name} {help_text}")
+        lines.append(f"# TYPE {name} {kind}")
+        for labels, value in samples:
+            lines.append(f"{name}{labels} {value}")
+
+    metric("rfm_events_total", "counter", "Events applied to state.", [("", s.events)])
+    metric(
+        "rfm_redelivered_skipped_total",
+        "counter",
+        "Messages at or below the committed offset (redelivered), skipped.",
+        [("", s.duplicates_skipped)],
+    )
+    metric(
+        "rfm_duplicate_events_total",
+        "counter",
+        "Events whose event_id was already applied (resends), ignored.",
+        [("", s.duplicate_events)],
+    )
+    metric(
+        "rfm_forwarded_total",
+        "counter",
+        "Events found off their customer's partition, forwarded.",
+        [("", s.forwarded)],
+    )
+    metric(
+        "rfm_dead_letters_total",
+        "counter",
+        "Messages sent to the dead-letter topic, by reason.",
+        [(f'{{reason="{k}"}}', v) for k, v in sorted(s.dead_letters.items())] or [("", 0)],
+    )
+    metric("rfm_transitions_total", "counter", "Transitions committed.", [("", s.transitions)])
+    metric("rfm_decays_total", "counter", "Time-driven transitions.", [("", s.decays)])
+    metric("rfm_published_total", "counter", "Transitions published.", [("", published)])
+    metric(
+        "rfm_fenced_batches_total",
+        "counter",
+        "Batches rejected because the partition moved.",
+        [("", s.fenced_batches)],
+    )
+    metric("rfm_commit_conflicts_total", "counter", "Retried commits.", [("", s.conflicts)])
+    metric(
+        "rfm_redis_up",
+        "gauge",
+        "1 while Redis answers; 0 while the worker waits for it (not consuming).",
+        [("", 1 if redis_up else 0)],
+    )
+    metric(
+        "rfm_owned_partitions",
+        "gauge",
+        "Purchases partitions this worker owns.",
+        [("", len(processor.owned()))],
+    )
+    metric(
+        "rfm_transitions_by_total",
+        "counter",
+        "Transitions committed, by scheme, from and to.",
+        [(f'{{scheme="{sc}",from="{f}",to="{t}"}}', n) for (sc, f, t), n in sorted(s.flows.items())]
+        or [("", 0)],
+    )
+    lines.append(
+        "# HELP rfm_batch_seconds Time to apply one partition's batch (validate to commit)."
+    )
+    lines.append("# TYPE rfm_batch_seconds histogram")
+    cumulative = 0
+    for bound, n in zip(LATENCY_BUCKETS, s.batch_seconds, strict=True):
+        cumulative += n
+        le = "+Inf" if bound == float("inf") else f"{bound:g}"
+        lines.append(f'rfm_batch_seconds_bucket{{le="{le}"}} {cumulative}')
+    lines.append(f"rfm_batch_seconds_sum {s.batch_seconds_sum}")
+    lines.append(f"rfm_batch_seconds_count {cumulative}")
+    for name, help_text in PARTITION_GAUGES.items():
+        values = (partitions or {}).get(name, {})
+        metric(
+            name,
+            "gauge",
+            help_text,
+            [(f'{{partition="{p}"}}', v) for p, v in sorted(values.items())],
+        )
+    for name, value in (extra or {}).items():
+        metric(name, "gauge", name, [("", value)])
+    for name, (kind, help_text, samples) in (families or {}).items():
+        metric(name, kind, help_text, samples)
+    return "\n".join(lines) + "\n"
+
+
+class HttpServer(Service):
+    """aiohttp on ``port`` (0: disabled), started and stopped with the worker."""
+
+    def __init__(
+        self,
+        port: int,
+        metrics: Callable[[], str],
+        health: Callable[[], dict[str, Any]],
+        lookup: Lookup | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.port = port
+        self._metrics = metrics
+        self._health = health
+        self.lookup = lookup
+        self._runner: web.AppRunner | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[_json_errors])
+        app.router.add_get("/metrics", self._get_metrics)
+        app.router.add_get("/health", self._get_health)
+        app.router.add_get("/openapi.json", self._get_openapi)
+        app.router.add_get("/customers/{customer_id}", self._get_customer)
+        app.router.add_get("/segments", self._get_segments)
+        app.router.add_get("/transitions/matrix", self._get_matrix)
+        return app
+
+    async def on_start(self) -> None:
+        if not self.port:
+            return
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "0.0.0.0", self.port)
+        await site.start()
+        log.info("http on :%d (API, /metrics, /health, /openapi.json)", self.port)
+
+    async def on_stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _get_metrics(self, _: web.Request) -> web.Response:
+        return web.Response(text=self._metrics(), content_type="text/plain", charset="utf-8")
+
+    async def _get_health(self, _: web.Request) -> web.Response:
+        body = self._health()
+        return web.json_response(body, status=200 if body["ok"] else 503)
+
+    async def _get_openapi(self, _: web.Request) -> web.Response:
+        schemes = None if self.lookup is None else [s.name for s in self.lookup.engine.schemes]
+        return web.json_response(document(schemes))
+
+    def _api(self) -> Lookup:
+        if self.lookup is None:
+            raise web.HTTPServiceUnavailable(reason="the lookup API is not enabled here")
+        return self.lookup
+
+    async def _get_customer(self, request: web.Request) -> web.Response:
+        found = await self._api().customer(request.match_info["customer_id"])
+        if found is None:
+            return _error(404, f"no customer {request.match_info['customer_id']!r}")
+        return web.json_response(found)
+
+    async def _get_segments(self, _: web.Request) -> web.Response:
+        return web.json_response(await self._api().segments())
+
+    async def _get_matrix(self, request: web.Request) -> web.Response:
+        q = request.query
+        unknown = sorted(set(q) - {"scheme", "since", "until"})
+        if unknown:
+            raise BadParameter(unknown[0], "unknown parameter; use scheme, since, until")
+        return web.json_response(
+            await self._api().matrix(q.get("scheme"), q.get("since"), q.get("until"))
+        )
+
+
+def _error(status: int, message: str, parameter: str | None = None) -> web.Response:
+    body: dict[str, str] = {"error": message}
+    if parameter is not None:
+        body["parameter"] = parameter
+    return web.json_response(body, status=status)
+
+
+@web.middleware
+async def _json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every error as JSON with a one-line message (and the parameter at fault)."""
+    try:
+        return await handler(request)
+    except BadParameter as exc:
+        return _error(400, str(exc), exc.name)
+    except StoreUnavailable as exc:
+        return _error(503, str(exc))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = exc.reason if exc.status != 404 else f"no route {request.path}"
+        response = _error(exc.status, message)
+        # what the error says beyond its body, e.g. the Allow of a 405 (RFC 9110 15.5.6)
+        for name in _KEPT_HEADERS:
+            if name in exc.headers:
+                response.headers[name] = exc.headers[name]
+        return response
+
+
+_KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")

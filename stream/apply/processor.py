@@ -1,0 +1,395 @@
+"""decode → load → apply → commit, for one partition's slice of a batch; and the decay step.
+
+Shared by the faust agent (live), the decay timer and the backfill reader: one path,
+so an event and the passage of time change state the same way.
+
+Per partition the order is:
+
+1. Drop messages at or below the partition's committed offset (already applied:
+   redelivery after a crash or rebalance).
+2. Validate; rejected messages are published to the dead-letter topic and
+   *awaited* before anything is committed, so a reject is never lost.
+3. Apply the valid purchases to the loaded states (pure engine).
+4. Commit states + due times + outbox + offset in one fenced atomic write.
+5. Wake the outbox relay.
+
+If 3-4 raise something that is not an infrastructure error, the safety net
+(:mod:`stream.apply.safety_net`) applies the batch again piece by piece and dead-letters the
+record(s) at fault as ``ProcessingError``: no record stops a partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Protocol
+
+from schemas.errors import InvalidEvent
+from schemas.settings import Settings
+from segments.engine import NEVER, Engine
+from segments.model import CustomerState, Event, Outcome, Refund, TransitionDraft
+from segments.quantiles import Populations
+from segments.rules import value_policy_of
+from state.store import Claim, Loaded, RedisStore
+from stream.apply.clock import Clock
+from stream.apply.dead_letters import DeadLetters
+from stream.apply.encode import TransitionEncoder
+from stream.apply.messages import Batch, Msg, ref_of
+from stream.apply.position import PositionGuard
+from stream.apply.routing import partitioner
+from stream.apply.safety_net import PROCESSING_ERROR, describe, is_record_fault, salvage
+from stream.apply.side_by_side import all_of
+from stream.apply.stats import Stats
+from stream.apply.sweeps import Sweeps
+from stream.apply.tallies import tally
+from stream.apply.validate import Validator
+
+__all__ = ["Outputs", "Processor", "Stats"]
+
+log = logging.getLogger(__name__)
+
+
+class Outputs(Protocol):
+    """Where messages that are not applied here go; both calls return once acknowledged."""
+
+    async def dead_letter(self, letters: Sequence[tuple[bytes | None, bytes]]) -> None:
+        """Publish (key, dead-letter JSON) pairs to the dead-letter topic."""
+        ...
+
+    async def forward(self, msgs: Sequence[tuple[int, bytes | None, bytes | None]]) -> None:
+        """Re-publish (partition, key, value) to the purchases topic's owning partition."""
+        ...
+
+
+class Processor(PositionGuard, Sweeps):
+    """Applies batches for the partitions this worker currently owns."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: RedisStore,
+        engine: Engine,
+        outputs: Outputs,
+        clock: Clock,
+        wall: Clock,
+        mode: str = "live",
+        on_commit: Callable[[int], None] | None = None,
+        emit: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.engine = engine
+        self.stats = Stats()
+        self.letters = DeadLetters(outputs, settings.purchases_topic, wall, self.stats)
+        self.validator = Validator(settings)
+        self._home = partitioner(settings.partitioner)
+        self.partition_count: int | None = None
+        """The purchases topic's partition count, once known; enables forwarding."""
+        self.clock = clock
+        self.wall = wall
+        self.mode = mode
+        self.use(engine)
+        self.emit = emit
+        """Write transitions to the outbox (a backfill may only count them)."""
+        self.position = "off"
+        """Meta field holding this reader's position: Kafka offsets, or a file's lines."""
+        self.window: tuple[int | None, int | None] = (None, None)
+        """Event-time range [since, until) to apply; events outside are skipped."""
+        self.on_commit = on_commit or (lambda p: None)
+        """Called with the partition after a commit that wrote transitions to its outbox."""
+        self.claims: dict[int, Claim] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._committed: dict[int, int] = {}
+        self._gaps: dict[int, tuple[int, float]] = {}
+        self.rewind: Callable[[int, int], Awaitable[None]] | None = None
+        """Seek the consumer of partition p to an offset (set by the reader)."""
+
+    @property
+    def outputs(self) -> Outputs:
+        """Where dead letters and forwarded records go (its dead-letter side is
+        :attr:`letters`'; replacing it replaces both)."""
+        return self.letters.outputs
+
+    @outputs.setter
+    def outputs(self, outputs: Outputs) -> None:
+        self.letters.outputs = outputs
+
+    def use(self, engine: Engine) -> None:
+        """Apply ``engine``'s rules and cut points from the next batch on."""
+        self.engine = engine
+        self.encoder = TransitionEncoder(
+            engine, self.settings.currency, self.mode, value_policy_of(self.settings)
+        )
+        self.populations = Populations(engine.schemes)
+
+    async def swap(self, engine: Engine) -> None:
+        """:meth:`use` between batches: waits for every partition's in-flight work."""
+        locks = [self._locks[p] for p in sorted(self._locks)]
+        for lock in locks:
+            await lock.acquire()
+        try:
+            self.use(engine)
+        finally:
+            for lock in locks:
+                lock.release()
+
+    def sweep_target(self) -> str:
+        """What every customer of a partition must have been re-evaluated under."""
+        return f"{self.engine.rules_version}/{self.engine.cut_version or 0}"
+
+    def _summarised(
+        self, states: Sequence[CustomerState], change: Callable[[], Outcome]
+    ) -> tuple[Outcome, dict[str, dict[int, int]]]:
+        """Run ``change`` on ``states``; also return the quantile-summary deltas it made."""
+        if not self.populations:
+            return change(), {}
+        before = self.populations.snapshot(states)
+        outcome = change()
+        return outcome, self.populations.deltas(before, self.populations.snapshot(states))
+
+    # ------------------------------------------------------------------ ownership
+    async def assign(self, partitions: Iterable[int]) -> dict[int, int]:
+        """Claim ``partitions`` (bump their epochs); returns the next offset to read."""
+        resume = {}
+        for p in sorted(set(partitions)):
+            claim = await self.store.claim(p)
+            self.claims[p] = claim
+            self._locks.setdefault(p, asyncio.Lock())
+            resume[p] = claim.offset + 1
+        log.info("claimed partitions %s (resume at %s)", sorted(resume), resume)
+        return resume
+
+    def applied_offset(self, p: int) -> int | None:
+        """The last offset this processor committed for ``p`` (None: none yet)."""
+        return self._committed.get(p)
+
+    def revoke(self, partitions: Iterable[int]) -> None:
+        for p in partitions:
+            self.claims.pop(p, None)
+            self.fences.pop(p, None)  # not ours any more: nothing to report for it
+
+    def owned(self) -> list[int]:
+        return sorted(self.claims)
+
+    # ------------------------------------------------------------------ events
+    async def process(self, msgs: Sequence[Msg]) -> None:
+        """Apply a batch, its partitions side by side
+        (:func:`~stream.apply.side_by_side.all_of`)."""
+        by_partition: dict[int, list[Msg]] = {}
+        for m in msgs:
+            by_partition.setdefault(m.partition, []).append(m)
+        await all_of(self.process_partition(p, part) for p, part in by_partition.items())
+
+    async def process_partition(self, p: int, msgs: list[Msg]) -> int | None:
+        """Apply one partition's messages; returns the latest event time among them."""
+        claim = self.claims.get(p)
+        if claim is None:
+            log.debug("skipping %d messages of unowned partition %d", len(msgs), p)
+            return None
+        started = time.perf_counter()
+        batch = self._sort(p, msgs)
+        async with self._locks[p]:
+            await self._fenced(p, "batch", lambda c: self._commit_events(c, batch))
+        self.stats.observe_batch(time.perf_counter() - started)
+        return max((ev.occurred_ms for _, ev in batch.good), default=None)
+
+    def _sort(self, p: int, msgs: list[Msg]) -> Batch:
+        """Validate and route each message: apply here, forward, or dead-letter."""
+        batch = Batch()
+        now = self.wall.now_ms()
+        n = self.partition_count
+        since, until = self.window
+        windowed = since is not None or until is not None
+        event = self.validator.event
+        good = batch.good
+        for m in msgs:
+            try:
+                ev = event(m.value, now)
+            except InvalidEvent as exc:
+                batch.bad.append((m, exc.error_class, exc.message))
+                continue
+            except Exception as exc:  # the safety net: a validator bug, not the input's
+                if not is_record_fault(exc):
+                    raise
+                log.exception("p%d@%d: validating it failed", m.partition, m.offset)
+                batch.bad.append((m, PROCESSING_ERROR, describe(exc)))
+                continue
+            if windowed and not (
+                (since is None or ev.occurred_ms >= since)
+                and (until is None or ev.occurred_ms < until)
+            ):
+                batch.outside.append(m)
+                continue
+            if n is not None and (home := self._home(ev.customer_id.encode(), n)) != p:
+                batch.misrouted.append((m, home))
+                continue
+            if type(ev) is Refund:
+                ev = ev._replace(ref=ref_of(m))
+            good.append((m, ev))
+        return batch
+
+    async def _commit_events(self, claim: Claim, batch: Batch) -> None:
+        p = claim.partition
+        ids = list(dict.fromkeys(ev.customer_id for _, ev in batch.good))
+        loaded = await self.store.load(p, ids, self.position)
+        self._check_epoch(claim, loaded.epoch)
+        fresh = batch.after(loaded.offset)
+        if fresh.last is None:
+            self.stats.duplicates_skipped += batch.size
+            return
+        expect = loaded.offset + 1
+        if self._gap(p, expect, fresh.first):
+            log.warning(
+                "partition %d: batch starts at %d but redis expects %d: re-reading",
+                p,
+                fresh.first,
+                expect,
+            )
+            await self._rewind(p, expect)
+            return
+        reread_from = None
+        if self.rewind is not None and self.position == "off":
+            # after a rewind, records fetched from the old position can share a batch with
+            # re-read ones: apply only the unbroken run of offsets, in offset order
+            fresh, reread_from = fresh.unbroken_from(min(expect, fresh.first))
+        await self.letters.send([(m, cls, msg) for m, cls, msg in fresh.bad])
+        if fresh.misrouted:
+            await self.outputs.forward([(home, m.key, m.value) for m, home in fresh.misrouted])
+        failed = 0
+        try:
+            outcome = await self._apply(claim, loaded, fresh.good, fresh.last)
+        except Exception as exc:
+            if not is_record_fault(exc):
+                raise
+            outcome, failed = await salvage(
+                p, fresh, exc, lambda piece, last: self._reapply(claim, piece, last), self.letters
+            )
+        if self.position == "off":
+            self._committed[p] = fresh.last
+        if reread_from is not None:
+            log.warning(
+                "partition %d: batch had a hole after offset %d: re-reading from there",
+                p,
+                reread_from - 1,
+            )
+            await self._rewind(p, reread_from)
+        self.stats.duplicates_skipped += batch.size - fresh.size
+        self.stats.duplicate_events += outcome.duplicates
+        self.stats.forwarded += len(fresh.misrouted)
+        self.stats.events += len(fresh.good) - failed
+
+    async def _apply(
+        self, claim: Claim, loaded: Loaded, good: Sequence[tuple[Msg, Event]], last: int
+    ) -> Outcome:
+        """Apply ``good`` to the ``loaded`` states (in place) and commit them with the
+        partition's offset at ``last``."""
+        states = loaded.states
+        touched = [
+            states.setdefault(c, CustomerState(c))
+            for c in dict.fromkeys(ev.customer_id for _, ev in good)
+        ]
+        outcome, summaries = self._summarised(
+            touched, lambda: self.engine.apply_events(states, [ev for _, ev in good])
+        )
+        await self.letters.rejected(outcome.rejected)
+        await self._commit(
+            claim, loaded.version, touched, outcome.transitions, last, summaries=summaries
+        )
+        return outcome
+
+    async def _reapply(self, claim: Claim, good: Sequence[tuple[Msg, Event]], last: int) -> Outcome:
+        """:meth:`_apply` on states loaded afresh, of ``good`` past Redis's offset, if
+        that offset is before ``last`` (else it was all committed already)."""
+        ids = list(dict.fromkeys(ev.customer_id for _, ev in good))
+        loaded = await self.store.load(claim.partition, ids, self.position)
+        self._check_epoch(claim, loaded.epoch)
+        if loaded.offset >= last:
+            return Outcome()
+        return await self._apply(
+            claim, loaded, [x for x in good if x[0].offset > loaded.offset], last
+        )
+
+    async def _commit(
+        self,
+        claim: Claim,
+        version: int,
+        states: list[CustomerState],
+        drafts: list[TransitionDraft],
+        offset: int | str | None,
+        unschedule: Sequence[str] = (),
+        summaries: dict[str, dict[int, int]] | None = None,
+        position: str | None = None,
+    ) -> None:
+        due = dict.fromkeys(unschedule, NEVER)
+        due.update(
+            zip((s.customer_id for s in states), self.engine.next_due(states).tolist(), strict=True)
+        )
+        emitted = self.wall.now_ms()
+        published = drafts if self.emit else []
+        if not self.settings.publish_recalibrations:
+            published = [d for d in published if d.cause != "recalibration"]
+        payloads = self.encoder.encode_many(published, emitted)
+        outbox = [(d.customer_id, b) for d, b in zip(published, payloads, strict=True)]
+        counters, expire_at = tally(drafts, self.settings.matrix_retention)
+        await self.store.commit(
+            claim.partition,
+            claim.epoch,
+            version,
+            states,
+            due,
+            outbox,
+            offset,
+            position or self.position,
+            summaries,
+            counters,
+            expire_at,
+        )
+        self.stats.transitions += len(drafts)
+        flows = self.stats.flows
+        for d in drafts:
+            k = (d.scheme, d.from_segment, d.to_segment)
+            flows[k] = flows.get(k, 0) + 1
+        if drafts:
+            self.on_commit(claim.partition)
+
+    # ------------------------------------------------------------------ time
+    async def run_due(self, p: int, now_ms: int | None = None) -> int:
+        """Fire everything due for partition ``p`` by ``now_ms`` (default: the clock);
+        returns how many customers were handled."""
+        total = 0
+        while p in self.claims:
+            now = self.clock.now_ms() if now_ms is None else now_ms
+            async with self._locks[p]:
+                n = await self._fenced(p, "decay step", lambda c: self._due_step(c, now))  # noqa: B023
+            if n is None:
+                return total
+            total += n
+            if n < self.settings.decay_batch:
+                return total
+        return total
+
+    async def _due_step(self, claim: Claim, now: int) -> int:
+        ids = await self.store.due(claim.partition, now, self.settings.decay_batch)
+        if ids:
+            await self._commit_due(claim, ids, now)
+        return len(ids)
+
+    async def _commit_due(self, claim: Claim, ids: list[str], now: int) -> None:
+        loaded = await self.store.load(claim.partition, ids)
+        self._check_epoch(claim, loaded.epoch)
+        known = [loaded.states[c] for c in ids if c in loaded.states]
+        stale = [c for c in ids if c not in loaded.states]
+        outcome, summaries = self._summarised(known, lambda: self.engine.advance(known, now))
+        await self.letters.rejected(outcome.rejected)
+        await self._commit(
+            claim,
+            loaded.version,
+            known,
+            outcome.transitions,
+            offset=None,
+            unschedule=stale,
+            summaries=summaries,
+        )
+        self.stats.decays += len(outcome.transitions)

@@ -1,0 +1,57 @@
+"""Which partition owns a customer: the one the producers' partitioner maps its key to.
+
+A customer's state lives under exactly one partition's hash tag. An event found on
+another partition (an unkeyed producer, a resend through another path) is forwarded
+to the owning partition instead of splitting the customer's state in two.
+
+A live worker forwards such a record by publishing a *copy* of it to the owning
+partition, marked with the :data:`FORWARDED_HEADER` header (its value: the record's
+:func:`copy_id`). A replay of the topic then sees both the original and the copy and must
+apply them once between them (:mod:`stream.backfill.forward`): the header tells a copy
+from a record its producer put there, and the copy id pairs it with its original.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import zlib
+from collections.abc import Callable, Iterable
+
+from aiokafka.partitioner import murmur2
+
+__all__ = ["FORWARDED_HEADER", "copy_id", "forwarded_copy", "partitioner"]
+
+FORWARDED_HEADER = "rfm-forwarded"
+"""Kafka header of a record a worker forwarded to its owning partition (value: copy id)."""
+
+
+def copy_id(key: bytes | None, value: bytes | None) -> str:
+    """What pairs a forwarded copy with its original: a digest of the key and value.
+
+    Two records with the same key and bytes are the same event (an ``event_id`` is unique
+    per event), so they count as one, as the engine's ``event_id`` guard would have it."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in (key, value):
+        h.update(b"-" if part is None else b"+%d:" % len(part) + part)
+    return h.hexdigest()
+
+
+def forwarded_copy(headers: Iterable[tuple[str, bytes]] | None) -> bool:
+    """Whether a record's headers mark it as a copy a worker forwarded."""
+    return any(name == FORWARDED_HEADER for name, _ in headers or ())
+
+
+def _murmur2(key: bytes, n: int) -> int:
+    # Java client / aiokafka / kafka-python DefaultPartitioner
+    return (murmur2(key) & 0x7FFFFFFF) % n
+
+
+def _crc32(key: bytes, n: int) -> int:
+    # librdkafka "consistent" partitioner
+    return zlib.crc32(key) % n
+
+
+def partitioner(name: str) -> Callable[[bytes, int], int]:
+    # memoised: a backfill sees the same customers over and over (pure-Python murmur2)
+    return functools.lru_cache(maxsize=1 << 17)({"murmur2": _murmur2, "crc32": _crc32}[name])

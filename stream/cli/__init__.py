@@ -1,0 +1,1 @@
+"""The ``rfm-stream`` command line (``python -m stream.cli``): the parser and the commands."""

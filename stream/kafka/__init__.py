@@ -1,0 +1,1 @@
+"""The Kafka clients the project creates and the processor's Kafka outputs."""

@@ -1,0 +1,96 @@
+"""``python -m bench --smoke``: every benchmark figure runs end to end at tiny sizes.
+
+Nothing here is about speed (never a timed test, DESIGN.md): it checks that the one
+documented command still starts its broker and Redis, drives the real worker, and
+produces every figure's numbers, so the benchmark can't rot between full runs. The
+smoke run writes a temporary file, never BENCHMARKS.md.
+
+The backfill figure needs pandas (the ``bench`` extra); without it that one check skips
+and the smoke run leaves the figure out.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+NUM = r"[\d,]+(?:\.\d+)?"
+
+# section title -> patterns that must match inside it (each with real numbers, no nan)
+CHECKS: dict[str, list[str]] = {
+    "## Decay timer pass": [rf"\*\*Ratio big/small \(pass time medians\): {NUM}\*\*"],
+    "## Backfill vs live worker vs baselines": [
+        rf"\| \*\*backfill\*\*, `backfill_topic` called in process, \d+ process(es)? \(headline\) "
+        rf"\| {NUM} \| {NUM} \|",
+        rf"\| backfill, `backfill_topic\(jobs=1\)`: one process \| {NUM} \| {NUM} \|",
+        rf"\| live worker .*\| {NUM} \| {NUM} \| {NUM} \| {NUM}×",
+    ],
+    "## Live worker throughput vs a no-op faust agent": [
+        rf"\| no-op faust agent \(baseline\) \| {NUM} \| {NUM} \| {NUM} \| {NUM} \| 1\.000× \|",
+        rf"\| \*\*live worker\*\* \| {NUM} \| {NUM} \| {NUM} \| {NUM} \| {NUM}× \|",
+    ],
+    "## Cost per event of the live worker": [
+        r"\| `evalsha` \| [\d,]+ \| [\d,.]+ \|",
+        rf"Python CPU per event: live worker \*\*{NUM} µs\*\*",
+        r"(Top 15 by own samples|py-spy unavailable|py-spy recorded no samples)",
+    ],
+    "## Scaling: two workers in one group vs one": [
+        rf"\| 1 \(baseline\) \| .* \| {NUM} \| {NUM} \| 1\.000× \|",
+        rf"\| 2 \| .* \| {NUM} \| {NUM} \| {NUM}× \|",
+    ],
+    "## Latency: event produced to transition readable": [
+        rf"\| broker alone, `fetch_max_wait_ms=20` \(baseline\) \| 200/s \| {NUM}/{NUM} \| {NUM}",
+        rf"\| \*\*live worker\*\* \| 200/s \| {NUM}/{NUM} \| {NUM} \| {NUM} \| {NUM} \| {NUM}× \|",
+        rf"\| live worker, cold start \(empty namespace\) \| 200/s \| {NUM}/{NUM} \| {NUM} ",
+        rf"\| established base \| 200/s \| {NUM} / {NUM} \| {NUM} / {NUM} \| {NUM} s",
+        rf"\| broker alone, 50 one-record batches per partition before \| 1,000/s \| {NUM}/{NUM} ",
+        rf"\| live worker, the first rate again after the runs above \| 200/s \| {NUM}/{NUM} ",
+    ],
+    "## Decay timeliness: due time to transition readable": [
+        rf"\| 300 \| {NUM} \| {NUM} \| {NUM} \| {NUM} \| {NUM} \|",
+    ],
+    "## Redis memory per customer": [
+        rf"\| \*\*difference\*\* \| {NUM} \| \*\*{NUM} B\*\* \|",
+        rf"\| due zset .* \| \| {NUM} B \|",
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def smoke_md(tmp_path_factory: pytest.TempPathFactory) -> str:
+    md = tmp_path_factory.mktemp("bench") / "BENCHMARKS.md"
+    before = (ROOT / "BENCHMARKS.md").read_text()
+    figures = "decay,backfill,live,latency,memory"  # pandas: the bench extra, which CI installs
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--only", figures, "--md", str(md)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, f"smoke run failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert (ROOT / "BENCHMARKS.md").read_text() == before, "--smoke wrote BENCHMARKS.md"
+    return md.read_text()
+
+
+def _section(text: str, title: str) -> str:
+    start = text.find(title)
+    assert start != -1, f"{title!r} missing from the smoke report"
+    end = text.find("\n## ", start + len(title))
+    return text[start:] if end == -1 else text[start:end]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("title", list(CHECKS))
+def test_smoke_figure(smoke_md: str, title: str) -> None:
+    section = _section(smoke_md, title)
+    assert "python -m bench --smoke" in section, "the section must name its command"
+    assert not re.search(r"\bnan\b", section), f"a figure without numbers:\n{section}"
+    for pattern in CHECKS[title]:
+        assert re.search(pattern, section), f"{pattern!r} not in:\n{section}"
