@@ -44,7 +44,7 @@ from state.forwarded import FORWARDED, ForwardedStore
 from stream.apply.messages import Msg
 from stream.apply.processor import Processor
 from stream.apply.routing import copy_id
-from stream.kafka.clients import KafkaOutputs
+from stream.kafka.outputs import KafkaOutputs
 
 __all__ = [
     "BACKFILL_DLQ_SUFFIX",

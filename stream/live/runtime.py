@@ -40,7 +40,8 @@ from stream.apply.relay import OutboxRelay
 from stream.apply.retry import with_backoff
 from stream.apply.side_by_side import all_of
 from stream.apply.stats import EventRate, quiet_gc
-from stream.kafka.clients import KafkaOutputs, ensure_topics, make_producer
+from stream.kafka.clients import ensure_topics, make_producer
+from stream.kafka.outputs import KafkaOutputs
 from stream.live.backpressure import (
     CHECK_INTERVAL_S,
     OutboxWatch,

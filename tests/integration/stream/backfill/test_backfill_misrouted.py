@@ -25,7 +25,7 @@ from stream.apply.routing import partitioner
 from stream.backfill.forward import backfill_dlq_topic
 from stream.backfill.reader import make_consumer
 from stream.backfill.run import BackfillOptions, backfill_topic
-from stream.kafka.clients import KafkaOutputs
+from stream.kafka.outputs import KafkaOutputs
 from tests.integration.stream.backfill.test_backfill import comparable, states_of
 from tests.support.harness import T0, Cluster, expected, purchase
 

@@ -20,7 +20,8 @@ from state.forwarded import ForwardedStore
 from stream.apply.encode import encode_dead_letter
 from stream.backfill.forward import BackfillOutputs
 from stream.demo.embedded import free_port
-from stream.kafka.clients import KafkaOutputs, make_producer
+from stream.kafka.clients import make_producer
+from stream.kafka.outputs import KafkaOutputs
 from tests.support.failkit import CLAIM, wait_log
 from tests.support.harness import Cluster, purchase
 from tests.support.publishkit import (  # noqa: F401 - refusing_broker_fixture: a fixture
