@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from bench import bench_backfill, bench_decay, bench_latency, bench_live, bench_memory
 from bench import figures_report as fr
@@ -31,7 +32,9 @@ from bench.report import write_section
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES = ("decay", "backfill", "live", "latency", "memory")
 
-FULL: dict[str, dict[str, object]] = {
+# per figure, the arguments of its bench function: heterogeneous by design, checked by the
+# functions' own signatures when they run (tests/integration/project/test_bench_smoke)
+FULL: dict[str, dict[str, Any]] = {
     "decay": {"argv": []},
     "backfill": {"argv": []},
     "live": {"events_n": 100_000, "customers": 10_000, "repeats": 2, "scaling_events": 60_000},
@@ -46,7 +49,7 @@ FULL: dict[str, dict[str, object]] = {
     },
     "memory": {"customers": 1_000_000, "n_templates": 5000},
 }
-SMOKE: dict[str, dict[str, object]] = {
+SMOKE: dict[str, dict[str, Any]] = {
     "decay": {"argv": ["--big", "3000", "--small", "1000", "--due", "500", "--repeats", "1"]},
     "backfill": {"argv": ["--events", "2000", "--customers", "200", "--repeats", "1"]},
     # enough events that the worker's first commit (where its timing starts) is not its last
@@ -80,19 +83,19 @@ def run(figures: Sequence[str], smoke: bool, md: Path, command: str) -> dict[str
         cfg = sizes[fig]
         if fig in ("decay", "backfill"):
             mod = bench_decay if fig == "decay" else bench_backfill
-            argv = [*cfg["argv"], "--md", str(md)]  # type: ignore[misc]
+            argv = [*cfg["argv"], "--md", str(md)]
             mod.main(argv, command=command)
             title = mod.SECTION
             out[title] = _section(md, title)
         elif fig == "live":
             live = asyncio.run(
                 bench_live.bench(
-                    cfg["events_n"],  # type: ignore[arg-type]
-                    cfg["customers"],  # type: ignore[arg-type]
+                    cfg["events_n"],
+                    cfg["customers"],
                     4,
                     7,
-                    cfg["repeats"],  # type: ignore[arg-type]
-                    cfg["scaling_events"],  # type: ignore[arg-type]
+                    cfg["repeats"],
+                    cfg["scaling_events"],
                 )
             )
             put(fr.THROUGHPUT, fr.throughput(live, command))
@@ -101,23 +104,21 @@ def run(figures: Sequence[str], smoke: bool, md: Path, command: str) -> dict[str
         elif fig == "latency":
             lat = asyncio.run(
                 bench_latency.bench(
-                    cfg["rates"],  # type: ignore[arg-type]
-                    cfg["seconds"],  # type: ignore[arg-type]
-                    cfg["decay"],  # type: ignore[arg-type]
-                    cfg["lead_s"],  # type: ignore[arg-type]
-                    cfg.get("spread_s", 60.0),  # type: ignore[arg-type]
+                    cfg["rates"],
+                    cfg["seconds"],
+                    cfg["decay"],
+                    cfg["lead_s"],
+                    cfg.get("spread_s", 60.0),
                     4,
-                    cfg["base_customers"],  # type: ignore[arg-type]
-                    cfg["base_events"],  # type: ignore[arg-type]
-                    cfg["batch_debts"],  # type: ignore[arg-type]
+                    cfg["base_customers"],
+                    cfg["base_events"],
+                    cfg["batch_debts"],
                 )
             )
             put(lr.LATENCY, lr.latency(lat, command))
             put(lr.DECAY_TIME, lr.decay_time(lat, command))
         elif fig == "memory":
-            mem = asyncio.run(
-                bench_memory.bench(cfg["customers"], cfg["n_templates"], 4, 7)  # type: ignore[arg-type]
-            )
+            mem = asyncio.run(bench_memory.bench(cfg["customers"], cfg["n_templates"], 4, 7))
             put(fr.MEMORY, fr.memory(mem, command))
         print(f"=== {fig} done in {time.perf_counter() - t0:.0f} s ===", flush=True)
     return out

@@ -61,7 +61,7 @@ async def partitions_per_master(url: str, partitions: int) -> list[int]:
     try:
         keys = Keys("rfm", "any")
         owners = Counter(
-            client.get_node_from_key(keys.meta(p)).name  # type: ignore[union-attr]
+            client.get_node_from_key(keys.meta(p)).name  # type: ignore[union-attr]  # a cluster client here
             for p in range(partitions)
         )
         return sorted(owners.values(), reverse=True)

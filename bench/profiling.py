@@ -29,7 +29,7 @@ def _where(key: tuple[str, int, str]) -> str:
 
 def format_profile(prof: cProfile.Profile, top: int = 15) -> str:
     stats = pstats.Stats(prof)
-    raw: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = stats.stats  # type: ignore[attr-defined]
+    raw: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = stats.stats  # type: ignore[attr-defined]  # pstats has no stub for .stats
     total = sum(v[2] for v in raw.values())
 
     def rows(items: list[tuple[tuple[str, int, str], tuple[int, int, float, float, Any]]]) -> str:
