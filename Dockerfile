@@ -3,22 +3,25 @@
 #   docker run --rm rfm-stream --help          (entrypoint is the `rfm-stream` CLI)
 #   docker run --rm -e RFM_KAFKA_BOOTSTRAP=... -e RFM_REDIS_URL=... rfm-stream   (runs `worker`)
 # Every setting comes from an RFM_* environment variable (see schemas/settings.py).
-FROM python:3.11-slim
+# Pinned to a patch release and a Debian release, so a rebuild doesn't move under us;
+# pin the digest too where your registry policy asks (docker buildx imagetools inspect).
+FROM python:3.11.13-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# Install the project (all dependencies ship binary wheels for amd64 and arm64,
-# so no compiler is needed), then drop the sources: the image runs the installed package.
+# Install the project with every dependency at the version in constraints.txt (all ship
+# binary wheels for amd64 and arm64, so no compiler is needed), then drop the sources: the
+# image runs the installed package.
 WORKDIR /build
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY schemas/ schemas/
 COPY segments/ segments/
 COPY state/ state/
 COPY stream/ stream/
-RUN pip install . \
+RUN pip install --constraint constraints.txt . \
     && cd / \
     && rm -rf /build
 

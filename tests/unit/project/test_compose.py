@@ -46,29 +46,50 @@ def services() -> dict[str, dict[str, Any]]:
     return doc["services"]
 
 
-_VAR = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+_VAR = re.compile(r"\$\{(\w+)(?:(:?[-?])([^${}]*))?\}")
+SHELL = {"REDIS_PASSWORD": "pw0123456789"}
+"""What a user's ``.env`` sets (``.env.example``): the Redis password and nothing else."""
+
+
+class Unset(LookupError):
+    """``${VAR:?message}`` with VAR unset or empty: compose refuses to start."""
 
 
 def _interpolate(value: str, shell: dict[str, str]) -> str:
-    """Compose's ``${VAR}`` / ``${VAR:-default}`` as of a shell environment ``shell``."""
-    return _VAR.sub(lambda m: shell.get(m.group(1)) or (m.group(2) or ""), value)
+    """Compose's ``${VAR}``, ``${VAR:-default}`` and ``${VAR:?error}`` as of a shell
+    environment ``shell``, innermost first (compose allows nesting them)."""
+
+    def one(m: re.Match[str]) -> str:
+        name, op, arg = m.group(1), m.group(2) or "", m.group(3) or ""
+        if shell.get(name):
+            return shell[name]
+        if op.endswith("?"):
+            raise Unset(f"{name}: {arg}")
+        return arg if op.endswith("-") else ""
+
+    while True:
+        done = _VAR.sub(one, value)
+        if done == value:
+            return done
+        value = done
 
 
 def _env(service: dict[str, Any], shell: dict[str, str] | None = None) -> dict[str, str]:
     """A service's environment as a dict, from either compose syntax (list or map),
-    interpolated as compose would with ``shell`` (default: nothing set)."""
+    interpolated as compose would with ``shell`` (default: what ``.env`` sets)."""
     raw = service.get("environment") or {}
     if isinstance(raw, list):
         pairs = (item.split("=", 1) for item in raw)
         out = {k: v for k, v in pairs}
     else:
         out = {k: "" if v is None else str(v) for k, v in raw.items()}
-    return {k: _interpolate(v, shell or {}) for k, v in out.items()}
+    return {k: _interpolate(v, {**SHELL, **(shell or {})}) for k, v in out.items()}
 
 
-def _command(service: dict[str, Any]) -> list[str]:
+def _command(service: dict[str, Any], shell: dict[str, str] | None = None) -> list[str]:
     raw = service.get("command") or []
-    return shlex.split(raw) if isinstance(raw, str) else [str(x) for x in raw]
+    words = shlex.split(raw) if isinstance(raw, str) else [str(x) for x in raw]
+    return [_interpolate(w, {**SHELL, **(shell or {})}) for w in words]
 
 
 def _published_ranges(service: dict[str, Any]) -> dict[int, range]:
@@ -301,6 +322,7 @@ def test_worker_redis_url_points_at_the_redis_service(
     url = urlsplit(_worker_env(services)["RFM_REDIS_URL"])
     assert url.scheme == "redis"
     assert url.hostname == "redis"
+    assert url.password == SHELL["REDIS_PASSWORD"], "the worker must log in with .env's password"
     assert url.hostname in services
     assert (url.port or REDIS_DEFAULT_PORT) == _redis_port(services)
 
@@ -320,7 +342,8 @@ def test_dockerfile_installs_the_project_and_runs_the_cli_unprivileged() -> None
     assert DOCKERFILE.is_file()
     steps = _dockerfile()
     froms = [args for kw, args in steps if kw == "FROM"]
-    assert froms == ["python:3.11-slim"]
+    # a patch release on a named Debian release: a rebuild doesn't move to another Python
+    assert len(froms) == 1 and re.fullmatch(r"python:3\.11\.\d+-slim-[a-z]+", froms[0]), froms
 
     copied = " ".join(args for kw, args in steps if kw == "COPY").split()
     pyproject = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))
@@ -329,7 +352,7 @@ def test_dockerfile_installs_the_project_and_runs_the_cli_unprivileged() -> None
     ]
     for needed in ["pyproject.toml", pyproject["project"]["readme"], *packages]:
         assert needed in copied or f"{needed}/" in copied, needed
-    assert any("pip install ." in args for kw, args in steps if kw == "RUN")
+    assert any("pip install --constraint constraints.txt ." in a for kw, a in steps if kw == "RUN")
 
     users = [args for kw, args in steps if kw == "USER"]
     assert users, "the image must not run as root"
@@ -342,3 +365,64 @@ def test_dockerfile_installs_the_project_and_runs_the_cli_unprivileged() -> None
     assert cmd == ["worker"]
     # the default command is a real subcommand of the console script
     assert build_parser().parse_args(cmd).command == "worker"
+
+
+# --------------------------------------------------------------------------- closed by default
+
+
+def test_every_published_port_is_bound_to_loopback(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        for item in service.get("ports") or []:
+            host_ip = item.get("host_ip") if isinstance(item, dict) else str(item).split(":")[0]
+            assert host_ip == "127.0.0.1", f"{name} publishes {item} beyond this host"
+
+
+def test_redis_wants_the_password_from_env_and_none_is_committed(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    redises = {n: s for n, s in services.items() if str(s.get("image", "")).startswith("redis")}
+    servers = {n: s for n, s in redises.items() if "redis-server" in _command(s)}
+    assert {"redis", "redis-node-1", "redis-node-2", "redis-node-3"} <= set(servers)
+    for name, service in servers.items():
+        cmd = _command(service)
+        assert cmd[cmd.index("--requirepass") + 1] == SHELL["REDIS_PASSWORD"], name
+        if "--cluster-enabled" in cmd:  # replicas of a master log in to it too
+            assert cmd[cmd.index("--masterauth") + 1] == SHELL["REDIS_PASSWORD"], name
+        # without .env, compose refuses to start rather than run an open Redis
+        with pytest.raises(Unset):
+            _command(service, {"REDIS_PASSWORD": ""})
+        health = " ".join(service["healthcheck"]["test"])
+        assert "REDISCLI_AUTH" in health, name
+    with pytest.raises(Unset):
+        _env(services["worker"], {"REDIS_PASSWORD": ""})
+    # the only password values in the file are interpolations of .env's
+    for name, service in servers.items():
+        raw = [str(w) for w in service["command"]]
+        for flag in ("--requirepass", "--masterauth"):
+            if flag in raw:
+                assert raw[raw.index(flag) + 1].startswith("${REDIS_PASSWORD:?"), name
+    for name, service in redises.items():
+        for key, value in (service.get("environment") or {}).items():
+            assert str(value).startswith("${REDIS_PASSWORD:?"), f"{name}: {key}"
+
+
+def test_env_file_is_ignored_and_its_example_holds_no_password() -> None:
+    assert ".env" in (ROOT / ".gitignore").read_text(encoding="utf-8").split()
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    values = dict(
+        line.split("=", 1) for line in example.splitlines() if line and not line.startswith("#")
+    )
+    assert values == {"REDIS_PASSWORD": ""}
+
+
+def test_the_image_installs_exact_versions_of_every_runtime_dependency() -> None:
+    pyproject = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            name, sep, version = line.partition("==")
+            assert sep and version, f"not an exact pin: {line}"
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    for dep in pyproject["project"]["dependencies"]:
+        name = re.split(r"[<>=!~\[; ]", dep, maxsplit=1)[0]
+        assert re.sub(r"[-_.]+", "-", name).lower() in pins, f"{name} is not pinned"

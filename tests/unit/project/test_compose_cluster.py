@@ -23,6 +23,7 @@ from stream.demo.embedded import REDIS_TUNING
 from tests.unit.project.test_compose import (
     COMPOSE,
     ROOT,
+    SHELL,
     _command,
     _env,
     _published,
@@ -53,7 +54,8 @@ def _flag(cmd: list[str], name: str) -> str:
 def _readme_cluster_url() -> str:
     """The RFM_REDIS_URL of the README's ``--profile cluster`` command."""
     found = re.search(
-        r"RFM_REDIS_URL=(\S+)\s*\\\n\s*docker compose --profile cluster up[^\n]*--scale worker=3",
+        r"RFM_REDIS_URL=\"?([^\s\"]+)\"?\s*\\\n"
+        r"\s*docker compose --profile cluster up[^\n]*--scale worker=3",
         README,
     )
     assert found, "README shows no `RFM_REDIS_URL=… docker compose --profile cluster up`"
@@ -63,7 +65,8 @@ def _readme_cluster_url() -> str:
 def test_without_the_profile_nothing_changes(services: dict[str, dict[str, Any]]) -> None:
     for name in ("kafka", "redis", "worker"):
         assert not services[name].get("profiles"), f"{name} must run without a profile"
-    assert _env(services["worker"])["RFM_REDIS_URL"] == "redis://redis:6379/0"
+    url = _env(services["worker"])["RFM_REDIS_URL"]
+    assert url == f"redis://:{SHELL['REDIS_PASSWORD']}@redis:6379/0"
 
 
 def test_three_cluster_mode_masters_each_with_its_own_data(
@@ -126,14 +129,17 @@ def test_the_worker_scales(services: dict[str, dict[str, Any]]) -> None:
 def test_the_readme_url_points_the_workers_at_exactly_the_masters(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    url = _readme_cluster_url()
-    assert _readme_cluster_url() in COMPOSE.read_text(encoding="utf-8")  # same in both
+    written = _readme_cluster_url()
+    assert written in COMPOSE.read_text(encoding="utf-8")  # same in both
+    assert written.startswith("redis+cluster://:$REDIS_PASSWORD@"), "log in with .env's password"
+    url = written.replace("$REDIS_PASSWORD", SHELL["REDIS_PASSWORD"])
     env = _env(services["worker"], {"RFM_REDIS_URL": url})
     settings = load_settings(**{k.removeprefix("RFM_").lower(): v for k, v in env.items()})
     assert settings.redis_url.get_secret_value() == url
     parts = urlsplit(url)
     assert parts.scheme in CLUSTER_SCHEMES
-    seeds = {h.rpartition(":")[0]: h.rpartition(":")[2] for h in parts.netloc.split(",")}
+    hosts = parts.netloc.rpartition("@")[2]
+    seeds = {h.rpartition(":")[0]: h.rpartition(":")[2] for h in hosts.split(",")}
     nodes = _nodes(services)
     assert set(seeds) == set(nodes)
     for name, node in nodes.items():
