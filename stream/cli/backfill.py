@@ -53,6 +53,7 @@ def add_backfill(sub: Subcommands) -> None:
 
 
 def _time_ms(text: str | None, flag: str) -> int | None:
+    """``--since`` / ``--until`` as epoch ms; a time without a timezone is refused, not guessed."""
     if text is None:
         return None
     from datetime import datetime
@@ -70,6 +71,8 @@ def _time_ms(text: str | None, flag: str) -> int | None:
 
 
 def _import_files(settings: Settings, opts: BackfillOptions, paths: list[Path]) -> int:
+    """``--file``: lay the files out for the topic's partition count, or RFM_PARTITIONS
+    when Kafka can't say (the import itself needs no broker)."""
     import asyncio
 
     from stream.backfill.file_import import import_files
@@ -91,6 +94,7 @@ def _import_files(settings: Settings, opts: BackfillOptions, paths: list[Path]) 
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
+    """Never into the live namespace (checked_name); a summary line at the end, not logs."""
     import asyncio
 
     from state.namespaces import checked_name

@@ -22,6 +22,7 @@ def add_demo(sub: Subcommands) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """The demo needs no settings of its own: it starts the broker and Redis it talks to."""
     from stream.demo.run import DemoOptions, run_demo
 
     opts = DemoOptions(

@@ -55,6 +55,7 @@ async def _with_redis(settings: Settings, fn: Callable[[RedisClient], Awaitable[
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
+    """One atomic switch in Redis; the workers follow at their next decay tick."""
     import asyncio
 
     from state.namespaces import checked_name, promote
@@ -91,6 +92,7 @@ async def _refuse_other_layout(settings: Settings, client: RedisClient, target: 
 
 
 def cmd_drop(args: argparse.Namespace) -> int:
+    """Refused for a namespace still serving a name or with an unpublished outbox."""
     import asyncio
 
     from state.namespaces import checked_name, drop

@@ -110,6 +110,7 @@ def cmd_recalibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_schemas(args: argparse.Namespace) -> int:
+    """Regenerate the JSON Schema files for producers and consumers (one path a line)."""
     from pathlib import Path
 
     from schemas.export import JSON_DIR, write

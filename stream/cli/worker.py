@@ -58,6 +58,7 @@ def _check_layout(settings: Settings) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    """Run faust's worker with our Runtime as its service; returns only when it stops."""
     settings = settings_from(args)
     import faust
 
