@@ -197,7 +197,8 @@ def summarize_pyspy(raw: Path, top: int = 15) -> str:
         {
             f: n
             for f, n in cum.items()
-            if f.startswith(mine) and not f.startswith("stream/cli/main.py")
+            if f.startswith(mine)
+            and not f.startswith(("stream/cli/main.py", "stream/cli/worker.py"))
         }
     )
 

@@ -21,10 +21,14 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import (  # type: ignore[import-untyped]  # aiokafka ships no py.typed
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+)
 
 from schemas.settings import Settings, load_settings
 from segments.rfm8 import RFM8_LABELS
@@ -115,7 +119,7 @@ def generate_events(opts: DemoOptions) -> list[tuple[float, dict[str, str]]]:
     return rows
 
 
-def _fmt(t: dict) -> str:
+def _fmt(t: dict[str, Any]) -> str:
     s = t["snapshot"]
     at = t["effective_at"][11:23]
     frm = t["from_label"] if t["from_segment"] != "none" else "—"
@@ -127,6 +131,8 @@ def _fmt(t: dict) -> str:
 
 
 async def _drive(settings: Settings, opts: DemoOptions, worker: subprocess.Popen[bytes]) -> int:
+    assert settings.recency is not None, "DEMO_ENV sets RFM_RECENCY: the decay is timed by it"
+    recency_s = settings.recency / 1000
     await ensure_topics(settings)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
     consumer = AIOKafkaConsumer(
@@ -183,16 +189,13 @@ async def _drive(settings: Settings, opts: DemoOptions, worker: subprocess.Popen
         await producer.flush()
         await asyncio.sleep(1.0)  # let the worker apply the last batch
         at_feed_end = await _segment_sizes(settings)
-        print(
-            f"--- fed; waiting {settings.recency / 1000:.0f}s+ for customers who stopped "
-            "buying to decay"
-        )
-        deadline = time.monotonic() + settings.recency / 1000 + 20
+        print(f"--- fed; waiting {recency_s:.0f}s+ for customers who stopped buying to decay")
+        deadline = time.monotonic() + recency_s + 20
         while time.monotonic() < deadline:
             await asyncio.sleep(0.5)
             quiet_for = time.monotonic() - last_seen
             since_feed = time.monotonic() - start - opts.seconds
-            if since_feed > settings.recency / 1000 + 2 and quiet_for > 2:
+            if since_feed > recency_s + 2 and quiet_for > 2:
                 break
         printer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -205,7 +208,7 @@ async def _drive(settings: Settings, opts: DemoOptions, worker: subprocess.Popen
     return 0
 
 
-async def _segment_sizes(settings: Settings) -> Counter[str]:
+async def _segment_sizes(settings: Settings) -> Counter[tuple[str, str]]:
     store = RedisStore.from_url(
         settings.redis_url.get_secret_value(), settings.key_prefix, settings.namespace
     )

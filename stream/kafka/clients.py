@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import (
+from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]  # aiokafka ships no py.typed
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]  # aiokafka ships no py.typed
+from aiokafka.errors import (  # type: ignore[import-untyped]  # aiokafka ships no py.typed
     KafkaError,
     MessageSizeTooLargeError,
     RecordListTooLargeError,

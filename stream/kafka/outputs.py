@@ -10,8 +10,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]  # aiokafka ships no py.typed
+from aiokafka.errors import KafkaError  # type: ignore[import-untyped]  # aiokafka ships no py.typed
 
 from stream.apply.dead_letter_json import letter_identity, minimal_letter, record_key
 from stream.apply.routing import FORWARDED_HEADER, copy_id

@@ -155,8 +155,8 @@ def render_report(
             p[frm, to] = p.get((frm, to), 0) + n
     for scheme, key in sizes_now:
         seen.setdefault(scheme, set()).add(key)
-    for scheme, keys in labels.items():
-        seen.setdefault(scheme, set()).update(keys)
+    for scheme, scheme_labels in labels.items():
+        seen.setdefault(scheme, set()).update(scheme_labels)
     schemes = _ordered(labels, seen)
 
     sections = []

@@ -245,7 +245,7 @@ _TICK_STEPS = (
 
 def _nice_step(top: float, ticks: int = 5) -> int:
     raw = max(top / ticks, 1.0)
-    mag = 10 ** (len(str(int(raw))) - 1)
+    mag: int = 10 ** (len(str(int(raw))) - 1)  # int ** int is Any to mypy; exponent >= 0
     for m in (1, 2, 5, 10):
         if m * mag >= raw:
             return m * mag

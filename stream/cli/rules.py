@@ -1,17 +1,45 @@
-"""The read-side and rules commands: ``rules check``, ``recalibrate``, ``inspect``,
-``segments``, ``report`` (what ops and marketing run against a namespace)."""
+"""``rfm-stream rules check`` / ``recalibrate`` / ``schemas``: rules files, cut points, schemas."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-from typing import Any
 
-from schemas.errors import SettingsError
-from stream.cli.options import settings_from
+from stream.cli.base import Subcommands
+from stream.cli.options import add_settings_options, settings_from
 
-__all__ = ["cmd_inspect", "cmd_recalibrate", "cmd_report", "cmd_rules_check", "cmd_segments"]
+__all__ = [
+    "add_recalibrate",
+    "add_rules",
+    "add_schemas",
+    "cmd_recalibrate",
+    "cmd_rules_check",
+    "cmd_schemas",
+]
+
+
+def add_rules(sub: Subcommands) -> None:
+    rules = sub.add_parser("rules", help="segment rules files")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True)
+    check = rules_sub.add_parser(
+        "check", help="validate a rules file: gaps, overlaps, unreachable segments, band order"
+    )
+    check.add_argument("file", metavar="FILE")
+    check.set_defaults(func=cmd_rules_check)
+
+
+def add_recalibrate(sub: Subcommands) -> None:
+    recal = sub.add_parser(
+        "recalibrate", help="recompute quantile cut points now (a new cut-point version)"
+    )
+    add_settings_options(recal)
+    recal.set_defaults(func=cmd_recalibrate)
+
+
+def add_schemas(sub: Subcommands) -> None:
+    schemas = sub.add_parser("schemas", help="write the JSON Schema files")
+    schemas.add_argument("--out", help="directory (default: the package's schemas/json)")
+    schemas.set_defaults(func=cmd_schemas)
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
@@ -81,75 +109,12 @@ def cmd_recalibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_inspect(args: argparse.Namespace) -> int:
-    """Where is this customer and why: the same view as ``GET /customers/{id}``."""
-    import asyncio
+def cmd_schemas(args: argparse.Namespace) -> int:
+    """Regenerate the JSON Schema files for producers and consumers (one path a line)."""
+    from pathlib import Path
 
-    import orjson
+    from schemas.export import JSON_DIR, write
 
-    from stream.api.lookup import BadParameter
-    from stream.cli.terminal import open_lookup, render_customer
-
-    s = settings_from(args)
-
-    async def run() -> dict[str, Any] | None:
-        async with open_lookup(s) as lookup:
-            return await lookup.customer(args.customer_id)
-
-    try:
-        found = asyncio.run(run())
-    except BadParameter as exc:
-        raise SettingsError(str(exc)) from None
-    if found is None:
-        print(f"rfm-stream: no customer {args.customer_id!r} in {s.namespace!r}", file=sys.stderr)
-        return 1
-    text = orjson.dumps(found, option=orjson.OPT_INDENT_2).decode()
-    print(text if args.json else render_customer(found))
-    return 0
-
-
-def cmd_segments(args: argparse.Namespace) -> int:
-    """How many customers are where: the same counts as ``GET /segments``."""
-    import asyncio
-
-    import orjson
-
-    from stream.cli.terminal import open_lookup, render_segments
-
-    s = settings_from(args)
-
-    async def run() -> dict[str, Any]:
-        async with open_lookup(s) as lookup:
-            return await lookup.segments()
-
-    body = asyncio.run(run())
-    print(
-        orjson.dumps(body, option=orjson.OPT_INDENT_2).decode()
-        if args.json
-        else render_segments(body)
-    )
-    return 0
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    """A self-contained HTML page: Sankey of segment flows and segment sizes over time."""
-    import asyncio
-
-    from stream.api.lookup import BadParameter
-    from stream.apply.clock import WallClock
-    from stream.cli.terminal import build_report, open_lookup
-
-    s = settings_from(args)
-
-    async def run() -> str:
-        async with open_lookup(s) as lookup:
-            return await build_report(lookup, args.since, args.until, WallClock().now_ms())
-
-    try:
-        html = asyncio.run(run())
-    except BadParameter as exc:
-        raise SettingsError(f"--{exc}") from None
-    out = Path(args.out)
-    out.write_text(html, encoding="utf-8")
-    print(f"wrote {out} ({len(html.encode()):,} bytes)")
+    for p in write(Path(args.out) if args.out else JSON_DIR):
+        print(p)
     return 0
