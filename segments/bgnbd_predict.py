@@ -69,8 +69,9 @@ def _power_hyp2f1(
     log_1mz = np.log(s) - np.log(s + t)
     c = a + b + x - 1
     with np.errstate(over="ignore", invalid="ignore"):
-        direct = hyp2f1(r + x, b + x, c, z) * np.exp((r + x) * log_1mz)
-        euler = np.exp((a - 1) * log_1mz) * hyp2f1(a + b - 1 - r, a - 1, c, z)
+        # scipy ships no types: hyp2f1 is a float64 ufunc
+        direct: NDArray[np.float64] = hyp2f1(r + x, b + x, c, z) * np.exp((r + x) * log_1mz)
+        euler: NDArray[np.float64] = np.exp((a - 1) * log_1mz) * hyp2f1(a + b - 1 - r, a - 1, c, z)
     return np.where(np.isfinite(direct), direct, euler)
 
 

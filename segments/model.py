@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "NONE",
@@ -138,12 +139,12 @@ class Columns:
     ``states`` (this module is plain data and imports no maths).
     """
 
-    last_ms: np.ndarray
-    frequency: np.ndarray
-    monetary: np.ndarray
+    last_ms: npt.NDArray[np.int64]
+    frequency: npt.NDArray[np.int64]
+    monetary: npt.NDArray[np.int64]
     states: Sequence[CustomerState] = ()
     """The states themselves, for what isn't a column (rolling-window totals)."""
-    first_ms: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    first_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     """First purchase (the last one's time when there is none: a span of 0)."""
 
     @classmethod

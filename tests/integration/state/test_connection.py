@@ -108,12 +108,12 @@ async def test_scan_of_one_partition_runs_on_its_master_and_finds_exactly_its_cu
         found: list[str] = []
         cursor = 0
         while True:
-            cursor, ids = await cstore.scan_partition(p, cursor, 7)
+            cursor, ids = await cstore.scans.scan_partition(p, cursor, 7)
             found += ids
             if cursor == 0:
                 break
         assert set(found) == want[p]
-    assert len(await cstore.scan_states()) == 240
+    assert len(await cstore.scans.scan_states()) == 240
 
 
 async def test_promote_and_drop_reach_every_master(redis_cluster_url: str) -> None:
@@ -133,8 +133,8 @@ async def test_promote_and_drop_reach_every_master(redis_cluster_url: str) -> No
         assert [(await stores[old].meta(p))[2] for p in range(6)] == [new] * 6
         assert await stores[new].serving(name) == new
         assert await drop(client, "rfm", name, old) == 6 * 2  # meta + customer per partition
-        assert await stores[old].scan_states() == []
-        assert len(await stores[new].scan_states()) == 6
+        assert await stores[old].scans.scan_states() == []
+        assert len(await stores[new].scans.scan_states()) == 6
     finally:
         for s in stores.values():
             await s.close()
