@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from typing import cast
 
 import numpy as np
 
@@ -34,6 +35,7 @@ from segments import refunds, windows
 from segments.axes import TIME_AXES
 from segments.causes import SWEEP, stamp_of, time_cause
 from segments.fold import FoldRules, fold
+from segments.grid import GridScheme
 from segments.limits import Limits, forget
 from segments.model import (
     NONE,
@@ -291,7 +293,8 @@ class Engine:
         for scheme in self.schemes:
             if getattr(scheme, "hysteresis", 0):
                 prev_keys = [s.segments.get(scheme.name, NONE) for s in sts]
-                found = scheme.classify(cols, asof, prev_keys)  # type: ignore[call-arg]
+                # hysteresis is GridScheme's: its classify also takes the current keys
+                found = cast(GridScheme, scheme).classify(cols, asof, prev_keys)
             else:
                 found = scheme.classify(cols, asof)
             keys = (found if all_active else np.where(active, found, NONE)).tolist()

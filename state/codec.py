@@ -251,8 +251,8 @@ def _read_history(codes: str, deltas: str, base: int) -> list[list[str | int]]:
         )
     else:
         names = map(_entry, _FOUR.findall(codes))
-    # typeshed types tuple.__add__ as tuple[object, ...]: these are (str, str, str, str, int)
-    return list(map(list, map(tuple.__add__, names, times)))  # type: ignore[arg-type]
+    rows = map(tuple.__add__, names, times)  # (scheme, from, to, cause, effective ms)
+    return list(map(list, rows))  # type: ignore[arg-type]  # tuple.__add__ -> tuple[object, ...]
 
 
 def _dedupe(seen: Mapping[str, int], base: int) -> tuple[str, str]:
