@@ -76,7 +76,7 @@ class Engine:
         """What one customer's state may hold (:mod:`segments.limits`)."""
         edges = sorted({e for s in schemes for e in s.recency_edges_ms()})
         self._edges = np.array(edges, dtype=np.int64)
-        self._edge_tuple = tuple(edges)
+        self._recency_edges = tuple(edges)
         self._windows = tuple(sorted({w for s in schemes for w in s.window_edges_ms()}))
         self._wmax = max(self._windows, default=0)
         """Longest rolling window: purchase days older than it are forgotten."""
@@ -259,7 +259,7 @@ class Engine:
             schemes=self.schemes,
             policy=self.policy,
             limits=self.limits,
-            recency_edges=self._edge_tuple,
+            recency_edges=self._recency_edges,
             window_ms=self._wmax,
             rules_version=self.rules_version,
             cut_version=self.cut_version,
