@@ -157,8 +157,8 @@ async def load(
             schedule = dict(zip((s.customer_id for s in states), due_at.tolist(), strict=True))
             version = await store.commit(p, claim.epoch, version, states, schedule, [])
     elapsed = time.perf_counter() - t0
-    now_due = sum([await store.due_count(p, NOW_MS) for p in range(partitions)])
-    sizes = [await store.schedule_size(p) for p in range(partitions)]
+    now_due = sum([await store.tallies.due_count(p, NOW_MS) for p in range(partitions)])
+    sizes = [await store.tallies.schedule_size(p) for p in range(partitions)]
     if now_due != due or sum(sizes) != customers:
         raise AssertionError(
             f"loaded {sum(sizes)} scheduled / {now_due} due, wanted {customers} / {due}"
@@ -185,7 +185,7 @@ async def timer_pass(
 
     outbox = sum([await store.outbox_size(p) for p in range(partitions)])
     left_due = [await store.due(p, NOW_MS, 1) for p in range(partitions)]
-    scheduled = sum([await store.schedule_size(p) for p in range(partitions)])
+    scheduled = sum([await store.tallies.schedule_size(p) for p in range(partitions)])
     problems = []
     if handled != due:
         problems.append(f"run_due handled {handled}")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode
 
 from schemas.events import PurchaseEvent, RefundEvent
 from schemas.transition import DeadLetter, SegmentTransition
@@ -33,7 +34,7 @@ def generate() -> dict[str, dict[str, Any]]:
     out = {}
     for name, model in SCHEMA_MODELS.items():
         # inputs are described as producers may send them, outputs as we emit them
-        mode = "validation" if name in INPUTS else "serialization"
+        mode: JsonSchemaMode = "validation" if name in INPUTS else "serialization"
         schema = model.model_json_schema(mode=mode)
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["$id"] = f"https://rfm-stream.dev/schemas/{name}.json"

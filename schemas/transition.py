@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -20,7 +20,7 @@ __all__ = [
 Cause = Literal[
     "purchase", "refund", "recency_decay", "recalibration", "rules_change", "first_purchase"
 ]
-CAUSES: tuple[str, ...] = Cause.__args__  # type: ignore[attr-defined]
+CAUSES: tuple[str, ...] = get_args(Cause)
 Mode = Literal["live", "backfill"]
 
 

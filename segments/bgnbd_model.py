@@ -37,7 +37,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import digamma, gammaln
 
-__all__ = ["BgNbdFit", "BgNbdParams", "fit", "log_likelihood"]
+__all__ = ["NEAR_POLE", "BgNbdFit", "BgNbdParams", "checked_history", "fit", "log_likelihood"]
 
 _LOG_BOUND = 30.0
 """Log-parameters are searched in [−30, 30]: wide enough for any real base once time
@@ -49,7 +49,7 @@ is not an estimate but a limit the likelihood was still climbing toward (no drop
 seen: a, b → ∞; pure Poisson: r, α → ∞ together). L-BFGS-B may report success there
 before reaching the search bound: its steps get flat (scipy 1.17 stops near 17)."""
 
-_NEAR_POLE = 1e-6
+NEAR_POLE = 1e-6
 """Eq. 10 divides by a − 1 (and, for x = 0, ₂F₁ has a pole at a + b = 1); within this
 of either point it is interpolated from both sides."""
 
@@ -91,7 +91,7 @@ class BgNbdFit:
     keep the previous version."""
 
 
-def _history(
+def checked_history(
     frequency: ArrayLike, recency: ArrayLike, age: ArrayLike
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """Validated, broadcast float arrays ``x, t_x, T``.
@@ -166,7 +166,7 @@ def log_likelihood(
     params: BgNbdParams, frequency: ArrayLike, recency: ArrayLike, age: ArrayLike
 ) -> NDArray[np.float64]:
     """Per-customer log-likelihood of eq. 6 of the paper (its sum is what ``fit`` maximises)."""
-    x, tx, big_t = _history(frequency, recency, age)
+    x, tx, big_t = checked_history(frequency, recency, age)
     return _ll(params.r, params.alpha, params.a, params.b, x, tx, big_t)
 
 
@@ -232,7 +232,7 @@ def fit(
     ``initial`` (in the data's unit) warm-starts a scheduled refit from the previous
     version; by default the search starts at r = α' = a = b = 1.
     """
-    x, tx, big_t = _history(frequency, recency, age)
+    x, tx, big_t = checked_history(frequency, recency, age)
     x, tx, big_t = x.ravel(), tx.ravel(), big_t.ravel()
     if x.size == 0:
         raise ValueError("cannot fit BG/NBD to no customers")

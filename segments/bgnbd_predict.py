@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit, hyp2f1
 
-from segments.bgnbd_model import _NEAR_POLE, BgNbdParams, _history
+from segments.bgnbd_model import NEAR_POLE, BgNbdParams, checked_history
 
 __all__ = [
     "clv_units",
@@ -37,7 +37,7 @@ def p_alive(
     drop out). For fixed x and t_x it falls as T grows, ever faster the more regular
     the customer (larger x), which is what makes it an early warning.
     """
-    x, tx, big_t = _history(frequency, recency, age)
+    x, tx, big_t = checked_history(frequency, recency, age)
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     log_odds_dead = (
         np.log(a)
@@ -69,8 +69,9 @@ def _power_hyp2f1(
     log_1mz = np.log(s) - np.log(s + t)
     c = a + b + x - 1
     with np.errstate(over="ignore", invalid="ignore"):
-        direct = hyp2f1(r + x, b + x, c, z) * np.exp((r + x) * log_1mz)
-        euler = np.exp((a - 1) * log_1mz) * hyp2f1(a + b - 1 - r, a - 1, c, z)
+        # scipy ships no types: hyp2f1 is a float64 ufunc
+        direct: NDArray[np.float64] = hyp2f1(r + x, b + x, c, z) * np.exp((r + x) * log_1mz)
+        euler: NDArray[np.float64] = np.exp((a - 1) * log_1mz) * hyp2f1(a + b - 1 - r, a - 1, c, z)
     return np.where(np.isfinite(direct), direct, euler)
 
 
@@ -86,10 +87,10 @@ def _expected(
 ) -> NDArray[np.float64]:
     # Eq. 10 has removable 0/0 points at a = 1 (all x) and a + b = 1 (x = 0); the
     # expectation is smooth in a, so near one it is interpolated linearly between
-    # a = pole ± _NEAR_POLE (error O(_NEAR_POLE²) relative).
+    # a = pole ± NEAR_POLE (error O(NEAR_POLE²) relative).
     for pole in (1.0, 1.0 - b):
-        lo_a, hi_a = pole - _NEAR_POLE, pole + _NEAR_POLE
-        if abs(a - pole) < _NEAR_POLE and lo_a > 0:
+        lo_a, hi_a = pole - NEAR_POLE, pole + NEAR_POLE
+        if abs(a - pole) < NEAR_POLE and lo_a > 0:
             lo = _expected_regular(r, alpha, lo_a, b, t, x, tx, big_t)
             hi = _expected_regular(r, alpha, hi_a, b, t, x, tx, big_t)
             return lo + (hi - lo) * ((a - lo_a) / (hi_a - lo_a))
@@ -127,7 +128,7 @@ def expected_purchases(
     and a + b = 1 are bridged (see ``_expected``). ``t`` broadcasts against the
     histories, so one customer over several horizons or many customers over one both work.
     """
-    x, tx, big_t = _history(frequency, recency, age)
+    x, tx, big_t = checked_history(frequency, recency, age)
     horizon = np.asarray(t, dtype=np.float64)
     if not np.isfinite(horizon).all() or (horizon < 0).any():
         raise ValueError("horizon t must be finite and ≥ 0")
@@ -203,7 +204,7 @@ def discounted_purchases(
         raise ValueError(f"period_length must be > 0, got {period_length}")
     if not (math.isfinite(discount_rate) and discount_rate > -1):
         raise ValueError(f"discount_rate must be > -1, got {discount_rate}")
-    x, tx, big_t = _history(frequency, recency, age)
+    x, tx, big_t = checked_history(frequency, recency, age)
     if periods == 0:
         return np.zeros(x.shape)
     ends = period_length * np.arange(periods + 1, dtype=np.float64)

@@ -17,6 +17,7 @@ from functools import cache
 from typing import Literal, cast
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["ZERO_BUCKET", "Buckets", "as_int64"]
 
@@ -38,7 +39,7 @@ _MIN_ACCURACY = Fraction(1, 10_000)
 @cache
 def _log_edges(a: Fraction) -> list[int]:
     """:func:`_log_table`'s upper edges as Python ints, for one value at a time."""
-    return _log_table(a)[0].tolist()
+    return cast(list[int], _log_table(a)[0].tolist())  # int64 edges: Python ints
 
 
 @cache
@@ -79,7 +80,7 @@ def _log_table(a: Fraction) -> tuple[np.ndarray, np.ndarray]:
     return his_arr, reps_arr
 
 
-def as_int64(values: np.ndarray | Sequence[int], what: str) -> np.ndarray:
+def as_int64(values: np.ndarray | Sequence[int], what: str) -> npt.NDArray[np.int64]:
     """``values`` as a 1-D int64 array; floats and bools are a caller's bug, not data."""
     arr = np.asarray(values)
     if arr.size == 0 and arr.dtype.kind == "f":  # np.asarray([]) is float64
@@ -147,7 +148,7 @@ class Buckets:
         """Bucket index of each value (int64 in, int64 out), vectorised."""
         x = as_int64(values, "values")
         if self.kind == "linear":
-            return np.floor_divide(x, np.int64(self.width))
+            return np.floor_divide(x, np.int64(cast(int, self.width)))  # linear: set
         his, _ = _log_table(self._accuracy)
         idx = np.searchsorted(his, x, side="left").astype(np.int64) + 1
         return np.where(x > 0, idx, np.int64(ZERO_BUCKET))

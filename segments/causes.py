@@ -6,10 +6,16 @@ from __future__ import annotations
 
 from segments.model import NONE
 
-__all__ = ["SWEEP", "time_cause"]
+__all__ = ["SWEEP", "stamp_of", "time_cause"]
 
 SWEEP = "sweep"
 """Trigger of a background re-evaluation (never a cause on the wire)."""
+
+
+def stamp_of(rules_version: str, cut_version: int | None) -> str:
+    """What a customer evaluated under these rules and cut points is stamped with
+    (``rules/cut``, cut 0 before any cut-point version)."""
+    return f"{rules_version}/{cut_version or 0}"
 
 
 def time_cause(

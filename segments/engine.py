@@ -27,13 +27,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from typing import cast
 
 import numpy as np
 
 from segments import refunds, windows
 from segments.axes import TIME_AXES
-from segments.causes import SWEEP, time_cause
-from segments.fold import fold
+from segments.causes import SWEEP, stamp_of, time_cause
+from segments.fold import FoldRules, fold
+from segments.grid import GridScheme
 from segments.limits import Limits, forget
 from segments.model import (
     NONE,
@@ -42,10 +44,10 @@ from segments.model import (
     Event,
     Outcome,
     Purchase,
-    Rejection,
     TransitionDraft,
 )
 from segments.policy import Policy, event_digest
+from segments.purchases import purchase
 from segments.scheme import Scheme
 from segments.value import ValueModel
 
@@ -74,7 +76,7 @@ class Engine:
         """What one customer's state may hold (:mod:`segments.limits`)."""
         edges = sorted({e for s in schemes for e in s.recency_edges_ms()})
         self._edges = np.array(edges, dtype=np.int64)
-        self._edge_list: list[int] = edges
+        self._recency_edges = tuple(edges)
         self._windows = tuple(sorted({w for s in schemes for w in s.window_edges_ms()}))
         self._wmax = max(self._windows, default=0)
         """Longest rolling window: purchase days older than it are forgotten."""
@@ -88,7 +90,7 @@ class Engine:
             s.name: any(a.name in TIME_AXES for a in getattr(s, "axes", ())) for s in schemes
         }
         """Schemes with cadence or P(alive) axes: per-customer due times (``Scheme.due_ms``)."""
-        self._versioned = {s.name for s in schemes if getattr(s, "versioned", False)}
+        self._versioned = frozenset(s.name for s in schemes if getattr(s, "versioned", False))
         """Schemes a new cut-point version can move (quantile or P(alive) axes)."""
         self.reads_model = any(getattr(s, "reads_model", False) for s in schemes)
         """Some scheme reads the base's model (P(alive) axis, value figures): every
@@ -157,7 +159,7 @@ class Engine:
         )
         if self.foldable:
             items = [(states[c], q) for c, q in queues.items()]
-            return fold(self, items, [latest] * len(items) if self.replay else None)
+            return fold(self.fold_rules(), items, [latest] * len(items) if self.replay else None)
         out = Outcome()
         # longest queues first: round k is a prefix of this list (skewed batches have a
         # few customers with many events and many with one)
@@ -188,7 +190,7 @@ class Engine:
                 continue
             was_new = not s.has_purchased
             if isinstance(e, Purchase):
-                out.rejected.extend(self._purchase(s, e))
+                out.rejected.extend(purchase(s, e, self._wmax))
                 cause = "first_purchase" if was_new else "purchase"
             else:
                 rejection = refunds.refund(
@@ -200,7 +202,7 @@ class Engine:
                 cause = "refund"
             s.seen[digest] = t
             s.cursor_ms = t
-            self._forget(s, t)
+            forget(s, t, self.policy, self.limits, self._wmax)
             changed.append(i)
             causes.append(cause)
         if changed:
@@ -214,50 +216,12 @@ class Engine:
             )
         return out
 
-    def _purchase(self, s: CustomerState, e: Purchase) -> list[Rejection]:
-        """Add a sale; frequency counts orders that still hold money."""
-        # first/last over every purchase ever, refunded or not: order independent
-        at, units = e.occurred_ms, e.amount_units
-        if s.first_ms is None or at < s.first_ms:
-            s.first_ms = at
-        if at > s.last_ms:
-            s.last_ms = at
-        s.monetary += units
-        key = e.order_id or e.event_id
-        order = s.orders.get(key)
-        if order is None:
-            s.orders[key] = [units, units, at]
-            s.frequency += 1
-            if self._wmax:
-                windows.add(s, at, 1, units, self._wmax)
-        else:  # another sale line under the same order id
-            revived = order[0] == 0
-            if revived:
-                s.frequency += 1
-            order[0] += units
-            order[1] += units
-            if self._wmax:
-                windows.add(s, order[2], int(revived), units, self._wmax)
-        rejected: list[Rejection] = []
-        if not s.held:
-            return rejected
-        for h in [h for h in s.held if h.order_id == key]:
-            s.held.remove(h)
-            rejection = refunds.retract(s, key, h.event_id, h.amount_units, h.ref, self._wmax)
-            if rejection is not None:
-                rejected.append(rejection)
-        return rejected
-
-    def _forget(self, s: CustomerState, asof: int) -> None:
-        """What ``s`` no longer keeps at ``asof`` (:func:`segments.limits.forget`)."""
-        forget(s, asof, self.policy, self.limits, self._wmax)
-
     # ------------------------------------------------------------------ time
     def advance(self, states: Sequence[CustomerState], now_ms: int) -> Outcome:
         """Do everything due at or before ``now_ms`` for ``states``."""
         sts = list(states)
         if self.foldable:
-            return fold(self, [(s, ()) for s in sts], [now_ms] * len(sts))
+            return fold(self.fold_rules(), [(s, ()) for s in sts], [now_ms] * len(sts))
         return self._due_until(sts, np.full(len(sts), now_ms, dtype=np.int64))
 
     def _due_until(self, sts: list[CustomerState], limit: np.ndarray) -> Outcome:
@@ -286,7 +250,21 @@ class Engine:
     @property
     def stamp(self) -> str:
         """What a customer evaluated under these rules and cut points is stamped with."""
-        return f"{self.rules_version}/{self.cut_version or 0}"
+        return stamp_of(self.rules_version, self.cut_version)
+
+    def fold_rules(self) -> FoldRules:
+        """What :func:`segments.fold.fold` applies a batch under, as of now (the cut-point
+        version moves with each recalibration, so one is made per batch)."""
+        return FoldRules(
+            schemes=self.schemes,
+            policy=self.policy,
+            limits=self.limits,
+            recency_edges=self._recency_edges,
+            window_ms=self._wmax,
+            rules_version=self.rules_version,
+            cut_version=self.cut_version,
+            versioned=self._versioned,
+        )
 
     def _time_cause(self, s: CustomerState, scheme: Scheme, trigger: str) -> str:
         """:func:`~segments.causes.time_cause` of ``s`` moving in ``scheme``."""
@@ -315,7 +293,8 @@ class Engine:
         for scheme in self.schemes:
             if getattr(scheme, "hysteresis", 0):
                 prev_keys = [s.segments.get(scheme.name, NONE) for s in sts]
-                found = scheme.classify(cols, asof, prev_keys)  # type: ignore[call-arg]
+                # hysteresis is GridScheme's: its classify also takes the current keys
+                found = cast(GridScheme, scheme).classify(cols, asof, prev_keys)
             else:
                 found = scheme.classify(cols, asof)
             keys = (found if all_active else np.where(active, found, NONE)).tolist()

@@ -24,27 +24,68 @@ It applies only when a classification is a function of those five numbers alone
 has moved on by step 2), no per-customer timed axes and no hysteresis (which reads the
 previous key). Anything else takes the rounds. The outcome is the rounds' outcome:
 same states, same drafts per customer (tests/unit/segments/test_fold.py).
+
+What it applies a batch under comes in as one plain value, :class:`FoldRules`, which
+the engine makes (:meth:`Engine.fold_rules`): the engine imports this module, never
+the reverse.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 
 from segments import refunds, windows
+from segments.causes import stamp_of, time_cause
+from segments.limits import Limits, forget
 from segments.model import NONE, Columns, CustomerState, Event, Outcome, Purchase, TransitionDraft
-from segments.policy import event_digest
+from segments.policy import Policy, event_digest
+from segments.purchases import purchase
+from segments.scheme import Scheme
 
-if TYPE_CHECKING:
-    from segments.engine import Engine
-
-__all__ = ["fold"]
+__all__ = ["FoldRules", "fold"]
 
 _DECAY = "recency_decay"
 _NEVER = np.iinfo(np.int64).max
+
+
+@dataclass(frozen=True, slots=True)
+class FoldRules:
+    """What a batch is folded under: an engine's schemes, policy and limits, and what the
+    engine derived from them, as plain values (made per call: the cut-point version
+    changes when the engine is recalibrated)."""
+
+    schemes: tuple[Scheme, ...]
+    policy: Policy
+    limits: Limits
+    recency_edges: tuple[int, ...]
+    """Every scheme's recency edges, sorted: the elapsed times since the last purchase
+    at which a classification may change (the due times)."""
+    window_ms: int
+    """The longest rolling window, 0 for none (what a purchase day is kept for)."""
+    rules_version: str
+    cut_version: int | None
+    versioned: frozenset[str]
+    """Names of the schemes a new cut-point version can move."""
+
+    @property
+    def stamp(self) -> str:
+        """What the customers of the batch are stamped with (``Engine.stamp``)."""
+        return stamp_of(self.rules_version, self.cut_version)
+
+    def time_cause(self, s: CustomerState, scheme: str, trigger: str) -> str:
+        """:func:`~segments.causes.time_cause` of ``s`` moving in ``scheme``."""
+        return time_cause(
+            s.stamp,
+            s.segments.get(scheme, NONE),
+            trigger,
+            self.rules_version,
+            str(self.cut_version or 0),
+            scheme in self.versioned,
+        )
 
 
 Point = tuple[int, int, int, int, int, int, "int | None", "str | None", "str | None"]
@@ -52,7 +93,7 @@ Point = tuple[int, int, int, int, int, int, "int | None", "str | None", "str | N
 
 
 def _walk(
-    engine: Engine,
+    rules: FoldRules,
     items: Sequence[tuple[CustomerState, Sequence[Event]]],
     limits: Sequence[int] | None,
     out: Outcome,
@@ -63,14 +104,15 @@ def _walk(
     customer in ``items``, raw first purchase, event id, cause); the event id and cause
     are None for a due time.
     """
-    edges = engine._edge_list
+    edges = rules.recency_edges
     n_edges = len(edges)
-    hold = engine.policy.refund_hold_ms
-    dedupe_ms, orders_ms = engine.policy.dedupe_ms, engine.policy.order_retention_ms
-    caps = engine.limits
+    policy = rules.policy
+    hold = policy.refund_hold_ms
+    dedupe_ms, orders_ms = policy.dedupe_ms, policy.order_retention_ms
+    caps = rules.limits
     max_seen, max_orders = caps.seen, caps.orders
-    wmax = engine._wmax
-    purchase, forget, refund = engine._purchase, engine._forget, refunds.refund
+    wmax = rules.window_ms
+    refund = refunds.refund
     points: list[Point] = []
     add = points.append
     rejected = out.rejected
@@ -127,7 +169,7 @@ def _walk(
                 continue
             if isinstance(e, Purchase):
                 cause = "purchase" if s.frequency > 0 else "first_purchase"
-                got = purchase(s, e)
+                got = purchase(s, e, wmax)
                 if got:
                     rejected.extend(got)
             else:
@@ -138,7 +180,7 @@ def _walk(
                 cause = "refund"
             seen[digest] = t
             s.cursor_ms = t
-            # Engine._forget only when it has something to drop (its loops' first tests)
+            # limits.forget only when it has something to drop (its loops' first tests)
             if (
                 seen[next(iter(seen))] < t - dedupe_ms
                 or (orders and orders[next(iter(orders))][2] < t - orders_ms)
@@ -146,7 +188,7 @@ def _walk(
                 or len(seen) > max_seen
                 or len(orders) > max_orders
             ):
-                forget(s, t)
+                forget(s, t, policy, caps, wmax)
             point(t, ci, s, e.event_id, cause)
         if limits is not None and (s.frequency > 0 or s.held):
             catch_up(ci, s, limits[ci])
@@ -154,17 +196,18 @@ def _walk(
 
 
 def fold(
-    engine: Engine,
+    rules: FoldRules,
     items: Sequence[tuple[CustomerState, Sequence[Event]]],
     limits: Sequence[int] | None = None,
 ) -> Outcome:
-    """Apply each customer's events (in offset order), then what is due by their limit.
+    """Apply each customer's events (in offset order), then what is due by their limit,
+    under ``rules``.
 
     ``items``: (state, that customer's events), each customer once. ``limits``: per
     item, a time to fire due steps up to after the events (``Engine.advance``).
     """
     out = Outcome()
-    points = _walk(engine, items, limits, out)
+    points = _walk(rules, items, limits, out)
     n = len(points)
     if n == 0:
         return out
@@ -190,7 +233,7 @@ def fold(
     moved_at: list[np.ndarray] = []
     keys_of: list[np.ndarray] = []
     prev_of: list[np.ndarray] = []
-    for scheme in engine.schemes:
+    for scheme in rules.schemes:
         found = scheme.classify(cols, asof)
         keys = found if all_active else np.where(active, found, NONE)
         prev = np.empty(n, dtype=object)
@@ -201,13 +244,13 @@ def fold(
         prev_of.append(prev)
 
     # step 3: drafts in (point, scheme) order, i.e. per customer in time order
-    n_schemes = len(engine.schemes)
+    n_schemes = len(rules.schemes)
     order = np.sort(np.concatenate([m * n_schemes + i for i, m in enumerate(moved_at)]))
     is_start = np.zeros(n, dtype=bool)
     is_start[starts] = True
     if order.size:
         _emit(
-            engine,
+            rules,
             items,
             points,
             (owner, list(firsts), list(event_ids), list(causes)),
@@ -218,14 +261,14 @@ def fold(
             asof,
             out,
         )
-    stamp = engine.stamp
+    stamp = rules.stamp
     for c in starters:
         items[c][0].stamp = stamp
     return out
 
 
 def _emit(
-    engine: Engine,
+    rules: FoldRules,
     items: Sequence[tuple[CustomerState, Sequence[Event]]],
     points: list[Point],
     about: tuple[list[int], list[int | None], list[str | None], list[str | None]],
@@ -239,7 +282,7 @@ def _emit(
     """Step 3: a draft per moved (point, scheme), in ``order``; segments and history."""
     owner, firsts, event_ids, causes = about
     moved_at, keys_of, prev_of = found
-    schemes = engine.schemes
+    schemes = rules.schemes
     n_schemes = len(schemes)
     n = len(points)
     # per scheme, for its moved points only: keys, previous keys, scores, and where
@@ -276,7 +319,7 @@ def _emit(
     names = [s.name for s in schemes]
     drafts = out.transitions
     touched: dict[int, CustomerState] = {}
-    time_cause = engine._time_cause
+    cause_of = rules.time_cause
     for code in order.tolist():
         j, i = divmod(code, n_schemes)
         k = slots[i][j]
@@ -284,7 +327,7 @@ def _emit(
         s = items[c][0]
         cause = causes[j]
         if cause is None:
-            cause = time_cause(s, schemes[i], _DECAY) if starts[j] else _DECAY
+            cause = cause_of(s, names[i], _DECAY) if starts[j] else _DECAY
         t, f, m, _col, last = points[j][:5]
         name, key, prev = names[i], keys[i][k], prevs[i][k]
         drafts.append(
@@ -306,7 +349,7 @@ def _emit(
         s.segments[name] = key  # NONE too: Redis HSET can't delete fields
         s.history.append([name, prev, key, cause, t])
         touched[c] = s
-    keep = engine.policy.history
+    keep = rules.policy.history
     for s in touched.values():
         h = s.history
         if len(h) > keep:

@@ -24,6 +24,7 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -170,8 +171,9 @@ class GridScheme(Scheme):
             out[:] = NONE
             return out
         idx = None
-        for axis, thr, stride in zip(self.axes, self._thresholds, self._stride_list, strict=True):
-            passed = thr.searchsorted(self._values(axis, cols, asof_ms), side="right")  # type: ignore[union-attr]
+        ranked = cast(list[np.ndarray], self._thresholds)  # ranked: every axis has its cuts
+        for axis, thr, stride in zip(self.axes, ranked, self._stride_list, strict=True):
+            passed = thr.searchsorted(self._values(axis, cols, asof_ms), side="right")
             band = (axis.bands - 1 - passed) if axis.name == "r" else passed  # score - 1
             idx = band * stride if idx is None else idx + band * stride
         keys = self._table[idx]

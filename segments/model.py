@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "NONE",
@@ -132,15 +133,19 @@ class TransitionDraft:
 
 @dataclass(slots=True, frozen=True)
 class Columns:
-    """A batch of customers as numpy columns, the input of every scheme's maths."""
+    """A batch of customers as numpy columns, the input of every scheme's maths.
 
-    last_ms: np.ndarray
-    frequency: np.ndarray
-    monetary: np.ndarray
+    Rolling-window totals are not a column: :mod:`segments.windows` computes them from
+    ``states`` (this module is plain data and imports no maths).
+    """
+
+    last_ms: npt.NDArray[np.int64]
+    frequency: npt.NDArray[np.int64]
+    monetary: npt.NDArray[np.int64]
     states: Sequence[CustomerState] = ()
-    first_ms: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    """First purchase (the last one's time when there is none: a span of 0)."""
     """The states themselves, for what isn't a column (rolling-window totals)."""
+    first_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """First purchase (the last one's time when there is none: a span of 0)."""
 
     @classmethod
     def of(cls, states: Sequence[CustomerState]) -> Columns:
@@ -154,12 +159,6 @@ class Columns:
                 (s.last_ms if s.first_ms is None else s.first_ms for s in states), np.int64, n
             ),
         )
-
-    def windowed(self, axis: str, window_ms: int, asof_ms: np.ndarray) -> np.ndarray:
-        """F or M over the last ``window_ms`` before each as-of time."""
-        from segments.windows import windowed_values
-
-        return windowed_values(self.states, axis, window_ms, asof_ms)
 
 
 @dataclass(slots=True)

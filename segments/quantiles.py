@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -59,15 +60,15 @@ class CutPoints:
         return doc
 
     @classmethod
-    def from_json(cls, doc: Mapping[str, object]) -> CutPoints:
+    def from_json(cls, doc: Mapping[str, Any]) -> CutPoints:
         th = doc.get("thresholds") or {}
         assert isinstance(th, Mapping)
         model = doc.get("model")
         return cls(
-            version=int(doc["version"]),  # type: ignore[call-overload]
-            at_ms=int(doc["at_ms"]),  # type: ignore[call-overload]
+            version=int(doc["version"]),
+            at_ms=int(doc["at_ms"]),
             thresholds={s: {a: tuple(t) for a, t in ax.items()} for s, ax in th.items()},
-            population=int(doc.get("population", 0)),  # type: ignore[call-overload]
+            population=int(doc.get("population", 0)),
             model=ValueModel.from_json(model) if isinstance(model, Mapping) else None,
         )
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from typing import Any
 
 import numpy as np
 
@@ -82,15 +83,15 @@ class ValueModel:
         }
 
     @classmethod
-    def from_json(cls, doc: Mapping[str, object]) -> ValueModel:
+    def from_json(cls, doc: Mapping[str, Any]) -> ValueModel:
         if doc.get("unit") != "day":
             raise ValueError(f"model time unit must be 'day', got {doc.get('unit')!r}")
-        num = {k: float(doc[k]) for k in ("r", "alpha", "a", "b")}  # type: ignore[arg-type]
+        num = {k: float(doc[k]) for k in ("r", "alpha", "a", "b")}
         return cls(
             params=BgNbdParams(**num),
-            customers=int(doc["customers"]),  # type: ignore[call-overload]
-            log_likelihood=float(doc["log_likelihood"]),  # type: ignore[arg-type]
-            fitted_ms=int(doc["fitted_ms"]),  # type: ignore[call-overload]
+            customers=int(doc["customers"]),
+            log_likelihood=float(doc["log_likelihood"]),
+            fitted_ms=int(doc["fitted_ms"]),
             converged=bool(doc.get("converged", True)),
         )
 

@@ -45,6 +45,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from itertools import accumulate, chain, repeat
+from typing import cast
 
 import orjson
 
@@ -203,18 +204,25 @@ def _entry(code: str) -> tuple[str, str, str, str]:
 # few C-level passes (join, split, map, accumulate) instead of Python work per item.
 
 
+_Texts = tuple[str, ...]
+_HistoryColumns = tuple[_Texts, _Texts, _Texts, _Texts, tuple[int, ...]]
+"""A history as columns: schemes, from and to segments, causes, effective times."""
+
+
 def _history(history: Sequence[Sequence[str | int]], base: int) -> tuple[str, str]:
     """(codes, time deltas): four code characters per entry, run together."""
-    schemes, frms, tos, causes, times = zip(*history, strict=True)
-    deltas = _hex_deltas(times, base)  # type: ignore[arg-type]
+    # an entry is [scheme, from, to, cause, effective ms] (CustomerState.history)
+    schemes, frms, tos, causes, times = cast(_HistoryColumns, zip(*history, strict=True))
+    deltas = _hex_deltas(times, base)
+    codes = map(_entry_code, schemes, frms, tos, causes)
     try:
-        return "".join(map(_entry_code, schemes, frms, tos, causes)), deltas  # type: ignore[arg-type]
+        return "".join(codes), deltas  # type: ignore[arg-type]  # None (no code): TypeError
     except TypeError:  # a name without a code (None): spelled out below
         pass
     try:  # "~" and four space-separated tokens per entry
-        names = map(_tok, chain.from_iterable(zip(schemes, frms, tos, strict=True)))  # type: ignore[arg-type]
+        names = map(_tok, chain.from_iterable(zip(schemes, frms, tos, strict=True)))
         spelled = [
-            f"{a} {b} {c} {CAUSE_CODE[d]}"  # type: ignore[index]
+            f"{a} {b} {c} {CAUSE_CODE[d]}"
             for (a, b, c), d in zip(_triples(names), causes, strict=True)
         ]
     except _Unsafe:
@@ -229,8 +237,9 @@ def _triples(it: Iterable[str]) -> Iterable[tuple[str, str, str]]:
 
 def _read_history(codes: str, deltas: str, base: int) -> list[list[str | int]]:
     if codes[0] == "[":
-        return orjson.loads(codes)  # type: ignore[no-any-return]
+        return cast(list[list[str | int]], orjson.loads(codes))
     times = zip(_times(deltas, base))
+    names: Iterable[tuple[str, str, str, str]]
     if codes[0] == "~":
         tok = codes.split(" ")[1:]
         names = zip(
@@ -242,7 +251,8 @@ def _read_history(codes: str, deltas: str, base: int) -> list[list[str | int]]:
         )
     else:
         names = map(_entry, _FOUR.findall(codes))
-    return list(map(list, map(tuple.__add__, names, times)))  # type: ignore[arg-type]
+    rows = map(tuple.__add__, names, times)  # (scheme, from, to, cause, effective ms)
+    return list(map(list, rows))  # type: ignore[arg-type]  # tuple.__add__ -> tuple[object, ...]
 
 
 def _dedupe(seen: Mapping[str, int], base: int) -> tuple[str, str]:
@@ -290,7 +300,7 @@ def _read_orders(
     ids: str, amounts: str, deltas: str, refunds: str, customer_id: str, base: int
 ) -> dict[str, list[int]]:
     if ids[0] == "{":
-        return orjson.loads(ids)  # type: ignore[no-any-return]
+        return cast(dict[str, list[int]], orjson.loads(ids))
     if "~" in ids:
         ids = f" {ids}".replace(" ~", f" {customer_id}")[1:]
     if amounts[0] == ".":
@@ -336,6 +346,7 @@ def encode_state(s: CustomerState) -> list[str]:
 def decode_state(customer_id: str, raw: Mapping[str, str] | Sequence[str]) -> CustomerState:
     """From ``HGETALL`` output: a dict (redis-py) or a flat list (inside a Lua reply);
     either format (see the module docstring for how they are told apart)."""
+    h: Mapping[str, str]
     if type(raw) is list:  # the hot path: a LOAD reply
         h = dict(zip(raw[::2], raw[1::2], strict=True))
     else:

@@ -24,7 +24,7 @@ node. SCAN is the exception: it runs per node (see :func:`scan_slot`).
 from __future__ import annotations
 
 import logging
-from typing import TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias, TypeGuard, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
@@ -38,6 +38,7 @@ from state.refusals import StoreRefused, refusal_of
 
 __all__ = [
     "CLUSTER_SCHEMES",
+    "Connector",
     "RedisClient",
     "connect",
     "is_cluster",
@@ -50,12 +51,26 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 RedisClient: TypeAlias = aioredis.Redis | RedisCluster
-"""What every Redis-facing function here accepts: one server or a cluster."""
+"""What every Redis-facing function here accepts: one server or a cluster.
+
+Every client of this project is made with ``decode_responses=True``, so its replies are
+text: where redis-py types a reply ``bytes | str`` (it can't know), the state code casts
+it to ``str``."""
 
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
 
-def is_cluster(client: RedisClient) -> bool:
+class Connector(Protocol):
+    """What hands out the client once the server was asked whether it is a cluster
+    (:meth:`state.store.RedisStore.connect`): a store's readers take this, not a client,
+    because the first connect may swap the client for a cluster one."""
+
+    async def connect(self) -> RedisClient:
+        """The client to use now (no I/O once the question was answered)."""
+        ...
+
+
+def is_cluster(client: RedisClient) -> TypeGuard[RedisCluster]:
     return isinstance(client, RedisCluster)
 
 
@@ -90,7 +105,7 @@ async def _cluster_enabled(probe: aioredis.Redis) -> bool:
     return int(info.get("cluster_enabled", 0)) == 1
 
 
-def make_client(url: str, **options: object) -> RedisClient:
+def make_client(url: str, **options: Any) -> RedisClient:
     """A client for ``url`` without any I/O: a cluster client for a ``+cluster`` URL, else
     a single-server one that :func:`settle` may swap for a cluster client."""
     if urlsplit(url).scheme in CLUSTER_SCHEMES:
@@ -141,11 +156,16 @@ async def scan_slot(
     background, resumable work (sweeps) scans, never the hot path.
     """
     if isinstance(client, RedisCluster):
-        node = client.get_node_from_key(key_in_slot)
-        cursors, keys = await client.scan(cursor, match=match, count=count, target_nodes=node)
-        return int(cursors[node.name]), list(keys)
+        # once the slot map is loaded every slot has a node (redis-py types it Optional),
+        # and a cluster SCAN answers ({node name: cursor}, keys), not a server's reply
+        node = cast(ClusterNode, client.get_node_from_key(key_in_slot))
+        cursors, found = cast(
+            "tuple[dict[str, int], list[str]]",
+            await client.scan(cursor, match=match, count=count, target_nodes=node),
+        )
+        return int(cursors[node.name]), list(found)
     nxt, keys = await client.scan(cursor, match=match, count=count)
-    return int(nxt), list(keys)
+    return int(nxt), cast(list[str], list(keys))
 
 
 _DOWN = (RedisConnectionError, RedisTimeoutError, OSError, ClusterDownError, TryAgainError)
@@ -175,7 +195,7 @@ class unavailable_as_error:
 
     async def __aexit__(
         self, et: type[BaseException] | None, exc: BaseException | None, tb: object
-    ) -> bool:
+    ) -> Literal[False]:  # never swallows: what it catches, it raises as another error
         if _unavailable(exc):
             raise StoreUnavailable(f"redis unavailable: {exc}") from exc
         reason = refusal_of(exc)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable, Sequence
+from typing import cast
 
 import orjson
 
@@ -95,7 +96,7 @@ class ForwardedStore:
     async def copies(self, p: int) -> set[str]:
         client = await self.store.connect()
         async with unavailable_as_error():
-            return set(await client.smembers(self._keys(p)[2]))
+            return set(cast(set[str], await client.smembers(self._keys(p)[2])))  # decoded
 
     async def applied(self, p: int) -> int:
         """The last staged sequence number applied to ``p`` (-1: none)."""

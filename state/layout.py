@@ -17,6 +17,8 @@ count on its next start.
 
 from __future__ import annotations
 
+from typing import cast
+
 from schemas.errors import LayoutMismatch
 from state.connection import unavailable_as_error
 from state.store import RedisStore
@@ -33,7 +35,8 @@ async def recorded_layout(store: RedisStore) -> tuple[int, str] | None:
     """(partitions, topic) the store's namespace was built with; None if not recorded."""
     client = await store.connect()
     async with unavailable_as_error():
-        parts, topic = await client.hmget(store.keys.layout(), "partitions", "topic")
+        raw = await client.hmget(store.keys.layout(), "partitions", "topic")
+    parts, topic = cast(list[str | None], raw)  # decoded (state.connection.RedisClient)
     return None if parts is None else (int(parts), topic or "?")
 
 

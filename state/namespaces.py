@@ -39,7 +39,7 @@ short is completed by running it again.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, cast
 
 from pydantic import TypeAdapter, ValidationError
 from redis.exceptions import ResponseError
@@ -106,7 +106,7 @@ def _retired_key(prefix: str, name: str) -> str:
 
 async def resolve(client: RedisClient, prefix: str, name: str) -> str:
     """The physical namespace serving ``name``."""
-    target = await client.get(Keys(prefix, name).active())
+    target = cast(str | None, await client.get(Keys(prefix, name).active()))  # decoded
     return target or name
 
 
@@ -164,7 +164,7 @@ async def outbox_left(client: RedisClient, prefix: str, namespace: str) -> int:
 
 async def retired(client: RedisClient, prefix: str, name: str) -> list[str]:
     """Namespaces that served ``name`` before a promote and may hold unpublished ones."""
-    return sorted(await client.smembers(_retired_key(prefix, name)))
+    return sorted(cast(set[str], await client.smembers(_retired_key(prefix, name))))  # decoded
 
 
 async def retire_done(client: RedisClient, prefix: str, name: str, namespace: str) -> bool:
@@ -333,8 +333,8 @@ async def drop(client: RedisClient, prefix: str, name: str, namespace: str) -> i
             f"published: run a worker for {name!r} until they are, then drop"
         )
     pattern = glob_escape(f"{prefix}:{{{namespace}:") + "*}:*"
-    keys = await _scan(client, pattern)
-    for i in range(0, len(keys), 1000):
-        await client.unlink(*keys[i : i + 1000])
+    found = await _scan(client, pattern)
+    for i in range(0, len(found), 1000):
+        await client.unlink(*found[i : i + 1000])
     await client.srem(_retired_key(prefix, name), namespace)
-    return len(keys)
+    return len(found)

@@ -16,15 +16,13 @@ refuses to start on one unless told otherwise (``RFM_ALLOW_EVICTION=true``).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import cast
 
+import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 
 from schemas.errors import StoreUnavailable
-
-if TYPE_CHECKING:  # state.connection maps refusals with this module: no import cycle
-    from state.connection import RedisClient
 
 __all__ = [
     "REFUSALS",
@@ -93,8 +91,11 @@ def eviction_refusal(policies: Iterable[str], allowed: bool) -> str | None:
     )
 
 
-async def maxmemory_policies(client: RedisClient) -> list[str] | None:
-    """Every master's ``maxmemory-policy`` (None if CONFIG is not allowed: ACLs)."""
+async def maxmemory_policies(client: aioredis.Redis | RedisCluster) -> list[str] | None:
+    """Every master's ``maxmemory-policy`` (None if CONFIG is not allowed: ACLs).
+
+    ``client`` is a :data:`state.connection.RedisClient`, spelled out: that module maps
+    errors with this one, which so imports nothing of it."""
     try:
         if isinstance(client, RedisCluster):
             nodes = client.get_primaries()
@@ -103,4 +104,4 @@ async def maxmemory_policies(client: RedisClient) -> list[str] | None:
             got = [await client.config_get("maxmemory-policy")]
     except ResponseError:
         return None
-    return [g["maxmemory-policy"] for g in got if "maxmemory-policy" in g]
+    return [cast(str, g["maxmemory-policy"]) for g in got if "maxmemory-policy" in g]  # decoded

@@ -1,17 +1,17 @@
-"""Reads that walk the keyspace or look one customer up: background sweeps, the model's
-sample, ops tools and the customer lookup. Never on the per-event path.
+"""Reads that walk the keyspace: background sweeps, the model's sample, ops tools.
+Never on the per-event path.
 
-A mixin of :class:`~state.store.RedisStore` (its client, keys and connection handling).
+A collaborator of :class:`~state.store.RedisStore` (``store.scans``), built with the
+store's connector and keys.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import cast
 
 from segments.model import CustomerState
 from state import codec
-from state.connection import RedisClient, scan_slot
+from state.connection import Connector, scan_slot
 from state.connection import unavailable_as_error as _unavailable_as_error
 from state.keys import Keys
 from state.namespaces import glob_escape
@@ -29,10 +29,11 @@ def customers_of(keys: Keys) -> str:
 
 
 class Scans:
-    client: RedisClient
-    keys: Keys
-    connect: Callable[[], Awaitable[Any]]
-    _settled: bool
+    """SCAN steps over one partition's customers, or over the whole namespace."""
+
+    def __init__(self, connector: Connector, keys: Keys) -> None:
+        self._connector = connector
+        self._keys = keys
 
     async def scan_partition(
         self, partition: int, cursor: int, count: int
@@ -42,8 +43,8 @@ class Scans:
         For background sweeps (rules change, recalibration), never the hot path. In a
         cluster the step runs on the master owning the partition's slot.
         """
-        prefix = self.keys.customer(partition, "")
-        c = self.client if self._settled else await self.connect()
+        prefix = self._keys.customer(partition, "")
+        c = await self._connector.connect()
         async with _unavailable_as_error():
             nxt, keys = await scan_slot(c, prefix, cursor, glob_escape(prefix) + "*", count)
         return nxt, [k[len(prefix) :] for k in keys]
@@ -78,20 +79,14 @@ class Scans:
                 count = min(count * 2, max(want, min(SCAN_COUNT_MAX, 16 * want)))
         return cursor, ids
 
-    async def get_state(self, partition: int, customer_id: str) -> CustomerState | None:
-        c = self.client if self._settled else await self.connect()
-        async with _unavailable_as_error():
-            flat = await c.hgetall(self.keys.customer(partition, customer_id))
-        return codec.decode_state(customer_id, flat) if flat else None
-
     async def scan_states(self, count: int = 1000) -> list[CustomerState]:
         """Every customer of the namespace (ops/demo summaries; not on any hot path)."""
         out = []
-        c = self.client if self._settled else await self.connect()
+        c = await self._connector.connect()
         async with _unavailable_as_error():
-            async for key in c.scan_iter(customers_of(self.keys), count=count):
+            async for key in c.scan_iter(customers_of(self._keys), count=count):
                 cid = key.split(":c:", 1)[1]
-                flat = await c.hgetall(key)
+                flat = cast(dict[str, str], await c.hgetall(key))  # decoded (state.connection)
                 if flat:
                     out.append(codec.decode_state(cid, flat))
         return out

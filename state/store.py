@@ -9,9 +9,10 @@ Contract (per Kafka partition ``p``):
 - ``commit(p, ...)`` writes states, schedule, outbox and offset atomically, only if
   the epoch and version still match (see :mod:`state.scripts` for the steps).
 - ``due(p, now)``, ``outbox_read(p)``/``outbox_ack(p)`` serve the timer and relay.
+- ``get_state(p, id)`` reads one customer (the lookup, ops tools, tests).
 
-Reads of the tallies are in :mod:`state.tallies`; scans and one-customer lookups (sweeps,
-ops tools, never the per-event path) in :mod:`state.scans`.
+Its collaborators read what the commits keep: ``store.tallies`` (:mod:`state.tallies`)
+and ``store.scans`` (:mod:`state.scans`: sweeps, ops tools, never the per-event path).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import orjson
 from redis.exceptions import ResponseError
@@ -32,7 +34,7 @@ from state.connection import unavailable_as_error as _unavailable_as_error
 from state.keys import Keys
 from state.namespaces import resolve
 from state.scans import Scans
-from state.schedule import DUE, DUE_COUNT
+from state.schedule import DUE
 from state.scripts import BUMP_EPOCH, COMMIT, LOAD, PUT_CUTS
 from state.tallies import TallyReads
 
@@ -75,7 +77,7 @@ def _int(v: str | None, default: int) -> int:
     return default if v is None else int(v)
 
 
-class RedisStore(TallyReads, Scans):
+class RedisStore:
     """Redis-backed state for one namespace, on one server or a Redis Cluster.
 
     ``from_url`` makes a client without I/O; the first verb asks the server whether it is
@@ -95,6 +97,8 @@ class RedisStore(TallyReads, Scans):
         self.watermarks: dict[int, int] = {}
         """Per partition, the highest watermark this store committed (see
         :meth:`track_watermark`)."""
+        self.tallies = TallyReads(self, keys)  # both ask this store for the client to use
+        self.scans = Scans(self, keys)
         self._register(client)
 
     def _register(self, client: RedisClient) -> None:
@@ -105,7 +109,6 @@ class RedisStore(TallyReads, Scans):
         self._bump = client.register_script(BUMP_EPOCH)
         self._put_cuts = client.register_script(PUT_CUTS)
         self._due = client.register_script(DUE)
-        self._due_count = client.register_script(DUE_COUNT)
 
     @classmethod
     def from_url(cls, url: str, prefix: str, namespace: str) -> RedisStore:
@@ -143,7 +146,7 @@ class RedisStore(TallyReads, Scans):
         try:
             async with _unavailable_as_error():
                 if is_cluster(c):  # every master holds customers: the smallest counts
-                    nodes = c.get_primaries()  # type: ignore[union-attr]
+                    nodes = c.get_primaries()
                     got = [
                         await c.config_get("hash-max-listpack-value", target_nodes=n) for n in nodes
                     ]
@@ -151,7 +154,8 @@ class RedisStore(TallyReads, Scans):
                     got = [await c.config_get("hash-max-listpack-value")]
         except ResponseError:
             return None
-        values = [int(g["hash-max-listpack-value"]) for g in got if "hash-max-listpack-value" in g]
+        name = "hash-max-listpack-value"
+        values = [int(cast(str, g[name])) for g in got if name in g]  # a number, decoded
         return min(values) if values else None
 
     async def serving(self, name: str) -> str:
@@ -171,7 +175,8 @@ class RedisStore(TallyReads, Scans):
         """(epoch, last applied offset, moved-to namespace) of a partition."""
         c = self.client if self._settled else await self.connect()
         async with _unavailable_as_error():
-            epoch, off, moved = await c.hmget(self.keys.meta(partition), "epoch", "off", "moved")
+            raw = await c.hmget(self.keys.meta(partition), "epoch", "off", "moved")
+        epoch, off, moved = cast(list[str | None], raw)  # decoded (state.connection.RedisClient)
         return (None if epoch is None else int(epoch)), _int(off, -1), moved
 
     async def committed_offsets(self, partitions: Iterable[int]) -> dict[int, int]:
@@ -264,9 +269,9 @@ class RedisStore(TallyReads, Scans):
         for population, deltas in (summaries or {}).items():
             keys.append(self.keys.summary(partition, population))
             q.append([str(x) for pair in deltas.items() for x in pair])
-        for name, deltas in (counters or {}).items():
+        for name, changes in (counters or {}).items():
             keys.append(f"{self.keys.tag(partition)}:{name}")
-            q.append([str(x) for pair in deltas.items() for x in pair])
+            q.append([str(x) for pair in changes.items() for x in pair])
             if name in (expire_at or {}):
                 expire.append([len(q), (expire_at or {})[name]])
         if q:
@@ -308,6 +313,13 @@ class RedisStore(TallyReads, Scans):
         if mark is not None and mark > self.watermarks.get(partition, -1):
             self.watermarks[partition] = mark
         return version
+
+    async def get_state(self, partition: int, customer_id: str) -> CustomerState | None:
+        """One customer's state (None: never seen); not for the per-event path (``load``)."""
+        c = self.client if self._settled else await self.connect()
+        async with _unavailable_as_error():
+            flat = cast(dict[str, str], await c.hgetall(self.keys.customer(partition, customer_id)))
+        return codec.decode_state(customer_id, flat) if flat else None
 
     # ------------------------------------------------------------------ quantiles
     async def summaries(
@@ -352,7 +364,7 @@ class RedisStore(TallyReads, Scans):
     async def meta_field(self, partition: int, name: str) -> str | None:
         c = self.client if self._settled else await self.connect()
         async with _unavailable_as_error():
-            return await c.hget(self.keys.meta(partition), name)
+            return cast(str | None, await c.hget(self.keys.meta(partition), name))
 
     async def set_meta_field(self, partition: int, name: str, value: str) -> None:
         c = self.client if self._settled else await self.connect()
@@ -374,7 +386,8 @@ class RedisStore(TallyReads, Scans):
         """Oldest unpublished transitions: (entry id, customer id, JSON payload)."""
         c = self.client if self._settled else await self.connect()
         async with _unavailable_as_error():
-            rows = await c.xrange(self.keys.outbox(partition), count=count)
+            raw = await c.xrange(self.keys.outbox(partition), count=count)
+        rows = cast(list[tuple[str, dict[str, str]]], raw)  # decoded (state.connection)
         return [(entry_id, f["k"], f["d"].encode()) for entry_id, f in rows]
 
     async def outbox_size(self, partition: int) -> int:

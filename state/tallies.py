@@ -1,36 +1,44 @@
 """Reads of the running tallies the commits keep (segment sizes, hourly flows) and of
 the schedule's backlog: the read side of ``GET /segments`` and ``/transitions/matrix``.
 
-A mixin of :class:`~state.store.RedisStore` (its client, keys and connection handling).
+A collaborator of :class:`~state.store.RedisStore` (``store.tallies``), built with the
+store's connector and keys; the commits that keep the tallies are the store's own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
 
-from state.connection import RedisClient
+from redis.commands.core import AsyncScript
+
+from state.connection import Connector, RedisClient
 from state.connection import unavailable_as_error as _unavailable_as_error
 from state.keys import Keys
+from state.schedule import DUE_COUNT
 
 __all__ = ["TallyReads"]
 
 
 class TallyReads:
-    client: RedisClient
-    keys: Keys
-    connect: Callable[[], Awaitable[Any]]
-    _settled: bool
-    _due_count: Any  # the DUE_COUNT script, registered by the store
+    """Segment sizes, flows and the schedule's backlog of one namespace (no scan)."""
+
+    def __init__(self, connector: Connector, keys: Keys) -> None:
+        self._connector = connector
+        self._keys = keys
+        self._due_count: AsyncScript | None = None
+        """The DUE_COUNT script, registered on ``_registered_on`` (a failed-over or new
+        master loads it on NOSCRIPT; a new client, after cluster detection, needs it
+        registered again)."""
+        self._registered_on: RedisClient | None = None
 
     async def segment_counts(self, partitions: Iterable[int]) -> dict[str, dict[str, int]]:
         """scheme -> segment -> customers in it now, over ``partitions`` (no scan)."""
         parts = list(partitions)
-        c = self.client if self._settled else await self.connect()
+        c = await self._connector.connect()
         async with _unavailable_as_error(), c.pipeline(transaction=False) as pipe:
             for p in parts:
-                pipe.hgetall(f"{self.keys.tag(p)}:{Keys.COUNTS}")
-            raw = await pipe.execute()
+                pipe.hgetall(f"{self._keys.tag(p)}:{Keys.COUNTS}")
+            raw: list[dict[str, str]] = await pipe.execute()
         out: dict[str, dict[str, int]] = {}
         for h in raw:
             for field, n in h.items():
@@ -45,12 +53,12 @@ class TallyReads:
         """(day, scheme, from, to, hour) -> transitions, over ``partitions`` and ``days``
         (``YYYYMMDD``, UTC)."""
         parts = list(partitions)
-        c = self.client if self._settled else await self.connect()
+        c = await self._connector.connect()
         async with _unavailable_as_error(), c.pipeline(transaction=False) as pipe:
             for day in days:
                 for p in parts:
-                    pipe.hgetall(f"{self.keys.tag(p)}:{Keys.flows(day)}")
-            raw = await pipe.execute()
+                    pipe.hgetall(f"{self._keys.tag(p)}:{Keys.flows(day)}")
+            raw: list[dict[str, str]] = await pipe.execute()
         out: dict[tuple[str, str, str, str, int], int] = {}
         it = iter(raw)
         for day in days:
@@ -67,13 +75,20 @@ class TallyReads:
 
     async def schedule_counts(self, partition: int, now_ms: int) -> tuple[int, int]:
         """(customers due by ``now_ms`` but not fired yet, customers scheduled)."""
-        if not self._settled:
-            await self.connect()  # a cluster client (and its scripts) may replace ours
+        script = await self._script()
         p = partition
-        keys = [self.keys.due(p), self.keys.schedule_index(p), self.keys.meta(p)]
+        keys = [self._keys.due(p), self._keys.schedule_index(p), self._keys.meta(p)]
         async with _unavailable_as_error():
-            due, size = await self._due_count(keys=keys, args=[now_ms, self.keys.tag(p)])
+            due, size = await script(keys=keys, args=[now_ms, self._keys.tag(p)])
         return int(due), int(size)
 
     async def schedule_size(self, partition: int) -> int:
         return (await self.schedule_counts(partition, -(2**62)))[1]
+
+    async def _script(self) -> AsyncScript:
+        """DUE_COUNT on the client in use (registering computes its SHA, no I/O)."""
+        client = await self._connector.connect()
+        if self._due_count is None or self._registered_on is not client:
+            self._due_count = client.register_script(DUE_COUNT)
+            self._registered_on = client
+        return self._due_count

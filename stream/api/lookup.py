@@ -177,7 +177,7 @@ class Lookup:
     # ------------------------------------------------------------------ tallies
     async def segments(self) -> dict[str, Any]:
         """Customers per segment per scheme now, every segment listed (zeros too)."""
-        counts = await self.store.segment_counts(range(self._partitions()))
+        counts = await self.store.tallies.segment_counts(range(self._partitions()))
         out = {}
         for scheme in self._engine().schemes:
             got = counts.get(scheme.name, {})
@@ -224,7 +224,7 @@ class Lookup:
         while day < until_ms:
             days.append(day_of(day))
             day += DAY_MS
-        raw = await self.store.flows(range(self._partitions()), days)
+        raw = await self.store.tallies.flows(range(self._partitions()), days)
         out: dict[tuple[str, str, str, int], int] = {}
         for (d, scheme, frm, to, hour), n in raw.items():
             start = int(datetime.strptime(d, "%Y%m%d").replace(tzinfo=UTC).timestamp() * 1000)

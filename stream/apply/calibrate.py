@@ -122,7 +122,7 @@ async def _population(
     if populations:
         summaries = await store.summaries(parts, [p.name for p in populations.items])
         return max(sketch.size(s) for s in summaries.values()), summaries
-    counts = await store.segment_counts(parts)
+    counts = await store.tallies.segment_counts(parts)
     size = max((sum(c.values()) for c in counts.values()), default=0)
     if size == 0 and engine.reads_model:
         size = sum(len(ids) for ids in (await _sample_ids(store, parts, sample)).values())
@@ -138,7 +138,7 @@ async def _sample_ids(store: RedisStore, parts: list[int], limit: int) -> dict[i
         ids: dict[str, None] = {}
         cursor = 0
         while len(ids) < share:
-            cursor, found = await store.scan_customers(p, cursor, min(1000, share - len(ids)))
+            cursor, found = await store.scans.scan_customers(p, cursor, min(1000, share - len(ids)))
             ids.update(dict.fromkeys(found))
             if cursor == 0:
                 break

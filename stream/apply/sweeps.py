@@ -62,7 +62,7 @@ class Sweeps:
         if was == target and cursor_text == "done":
             return True
         cursor = int(cursor_text) if was == target else 0
-        cursor, ids = await self.store.scan_customers(p, cursor, self.settings.sweep_batch)
+        cursor, ids = await self.store.scans.scan_customers(p, cursor, self.settings.sweep_batch)
         loaded = await self.store.load(p, ids)
         self._check_epoch(claim, loaded.epoch)
         known = [loaded.states[c] for c in dict.fromkeys(ids) if c in loaded.states]

@@ -213,7 +213,7 @@ async def _segment_sizes(settings: Settings) -> Counter[tuple[str, str]]:
         settings.redis_url.get_secret_value(), settings.key_prefix, settings.namespace
     )
     try:
-        states = await store.scan_states()
+        states = await store.scans.scan_states()
     finally:
         await store.close()
     return Counter((scheme, key) for s in states for scheme, key in s.segments.items())

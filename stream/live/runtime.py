@@ -189,8 +189,8 @@ class Runtime(Service):
         sizes: dict[int, float] = {}
         due: dict[int, float] = {}
         for p in self.processor.owned():
-            sizes[p] = await self.store.schedule_size(p)
-            due[p] = await self.store.due_count(p, now)
+            sizes[p] = await self.store.tallies.schedule_size(p)
+            due[p] = await self.store.tallies.due_count(p, now)
         self.gauges = {"rfm_schedule_size": sizes, "rfm_due_not_fired": due}
 
     async def _retrying(self, what: str, fn: Callable[[], Awaitable[None]]) -> None:

@@ -195,9 +195,9 @@ async def assert_counts_match(
                 recount[scheme][key] = recount[scheme].get(key, 0) + 1
     store = cluster.store()
     try:
-        tallied = await store.segment_counts(range(partitions))
+        tallied = await store.tallies.segment_counts(range(partitions))
         days = sorted({k.split(":")[-1] for k in await _flow_keys(store)})
-        flows = await store.flows(range(partitions), days)
+        flows = await store.tallies.flows(range(partitions), days)
     finally:
         await store.close()
     assert tallied == recount, f"tallied sizes {tallied} != recount {recount}"

@@ -108,12 +108,31 @@ async def test_scan_of_one_partition_runs_on_its_master_and_finds_exactly_its_cu
         found: list[str] = []
         cursor = 0
         while True:
-            cursor, ids = await cstore.scan_partition(p, cursor, 7)
+            cursor, ids = await cstore.scans.scan_partition(p, cursor, 7)
             found += ids
             if cursor == 0:
                 break
         assert set(found) == want[p]
-    assert len(await cstore.scan_states()) == 240
+    assert len(await cstore.scans.scan_states()) == 240
+
+
+async def test_the_tallies_and_scans_follow_the_store_onto_the_cluster_client(
+    cstore: RedisStore,
+) -> None:
+    """The store's readers ask it for the client on every call: the first one, on a store
+    that has not asked the server yet, swaps in the cluster client, and their scripts
+    run there (registered on that client, not on the single-server one they started
+    with)."""
+    assert not cstore.cluster  # a plain redis:// URL: nothing asked yet
+    assert await cstore.tallies.schedule_size(0) == 0
+    assert cstore.cluster
+    for p in range(3):
+        claim = await cstore.claim(p)
+        ids = [f"p{p}c{i}" for i in range(p + 1)]
+        await cstore.commit(p, claim.epoch, 0, [state(c) for c in ids], dict.fromkeys(ids, 5), [])
+    assert [await cstore.tallies.schedule_size(p) for p in range(3)] == [1, 2, 3]
+    assert [await cstore.tallies.due_count(p, 5) for p in range(3)] == [1, 2, 3]
+    assert len((await cstore.scans.scan_customers(2, 0, 10))[1]) == 3
 
 
 async def test_promote_and_drop_reach_every_master(redis_cluster_url: str) -> None:
@@ -133,8 +152,8 @@ async def test_promote_and_drop_reach_every_master(redis_cluster_url: str) -> No
         assert [(await stores[old].meta(p))[2] for p in range(6)] == [new] * 6
         assert await stores[new].serving(name) == new
         assert await drop(client, "rfm", name, old) == 6 * 2  # meta + customer per partition
-        assert await stores[old].scan_states() == []
-        assert len(await stores[new].scan_states()) == 6
+        assert await stores[old].scans.scan_states() == []
+        assert len(await stores[new].scans.scan_states()) == 6
     finally:
         for s in stores.values():
             await s.close()

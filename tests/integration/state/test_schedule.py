@@ -48,12 +48,12 @@ async def test_due_reads_exactly_the_due_customers_in_time_order(store: RedisSto
     found = await buckets(store, 0)
     assert len(found) > 1000 // SPLIT
     assert all(n <= SPLIT and enc == "listpack" for n, enc in found.values())
-    assert await store.schedule_size(0) == 1000
+    assert await store.tallies.schedule_size(0) == 1000
     for now in (T0 - 1, T0, T0 + 499_500, T0 + 10**9):
         want = sorted((t, c) for c, t in due.items() if t <= now)
         assert await store.due(0, now, 2000) == [c for _, c in want]
         assert await store.due(0, now, 7) == [c for _, c in want][:7]
-        assert await store.due_count(0, now) == len(want)
+        assert await store.tallies.due_count(0, now) == len(want)
     # half of them move far ahead, a quarter leave the schedule
     moved = {c: T0 + 10**8 + i for i, c in enumerate(list(due)[:500])}
     gone = dict.fromkeys(list(due)[500:750], NEVER)
@@ -62,7 +62,7 @@ async def test_due_reads_exactly_the_due_customers_in_time_order(store: RedisSto
     due.update(moved)
     for c in gone:
         del due[c]
-    assert await store.schedule_size(0) == len(due) == 750
+    assert await store.tallies.schedule_size(0) == len(due) == 750
     want = [c for _, c in sorted((t, c) for c, t in due.items() if t <= T0 + 10**7)]
     assert await store.due(0, T0 + 10**7, 2000) == want and len(want) == 250
     assert await store.due(0, T0 + 2 * 10**8, 2000) == [
@@ -77,7 +77,7 @@ async def test_a_state_rewrite_keeps_its_schedule_entry(store: RedisStore) -> No
     meta = await store.load(1, ["a"])
     await store.commit(1, claim.epoch, meta.version, [state("a")], {}, [])
     assert await store.due(1, T0, 10) == ["a"]
-    assert await store.schedule_size(1) == 1
+    assert await store.tallies.schedule_size(1) == 1
 
 
 async def test_many_customers_due_at_one_instant(store: RedisStore) -> None:
@@ -86,7 +86,7 @@ async def test_many_customers_due_at_one_instant(store: RedisStore) -> None:
     await commit(store, 2, due)
     assert sorted(await store.due(2, T0, 10_000)) == sorted(c for c in due if c != "late")
     assert await store.due(2, T0 + 1, 10_000) == [*sorted(c for c in due if c != "late"), "late"]
-    assert await store.schedule_size(2) == len(due)
+    assert await store.tallies.schedule_size(2) == len(due)
 
 
 async def test_a_v1_state_and_its_legacy_schedule_entry_load_and_migrate(
@@ -109,7 +109,7 @@ async def test_a_v1_state_and_its_legacy_schedule_entry_load_and_migrate(
     await c.zadd(store.keys.due(3), {"c-9": T0 + 100, "no-state": T0 + 50})
     assert (await store.load(3, ["c-9"])).states == {"c-9": old}
     assert await store.due(3, T0 + 100, 10) == ["no-state", "c-9"]
-    assert await store.schedule_size(3) == 2
+    assert await store.tallies.schedule_size(3) == 2
     await commit(store, 3, {"c-9": T0 + 200})
     assert (await store.load(3, ["c-9"])).states == {"c-9": state("c-9")}
     assert set(await c.hkeys(store.keys.customer(3, "c-9"))) == {"a", "u"}
@@ -117,7 +117,7 @@ async def test_a_v1_state_and_its_legacy_schedule_entry_load_and_migrate(
     assert await store.due(3, T0 + 200, 10) == ["no-state", "c-9"]
     await commit(store, 3, {"no-state": NEVER}, with_states=False)
     assert await store.due(3, T0 + 200, 10) == ["c-9"]
-    assert await store.schedule_size(3) == 1
+    assert await store.tallies.schedule_size(3) == 1
 
 
 async def test_a_state_that_shrinks_leaves_no_fields_behind(store: RedisStore) -> None:

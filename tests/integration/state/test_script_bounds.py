@@ -56,7 +56,7 @@ async def test_one_customer_due_a_second_before_ten_thousand_sharing_a_due_time(
     version = await commit(store, 0, {"early": T0 - 1000})
     assert version == 2
     assert (await store.load(0, ["early"])).states == {"early": state("early")}
-    assert await store.schedule_size(0) == GROUP + 1
+    assert await store.tallies.schedule_size(0) == GROUP + 1
     assert await store.due(0, T0 - 1000, 10) == ["early"]
     got = await store.due(0, T0, 2 * GROUP)
     assert got[0] == "early" and sorted(got[1:]) == sorted(group)
@@ -70,7 +70,7 @@ async def test_one_commit_with_the_group_and_one_due_before_it(store: RedisStore
     """The same within one commit: the group first, then one customer a second earlier."""
     due = {f"g{i:05d}": T0 for i in range(GROUP)} | {"early": T0 - 1000}
     assert await commit(store, 1, due) == 1
-    assert await store.schedule_size(1) == GROUP + 1
+    assert await store.tallies.schedule_size(1) == GROUP + 1
     assert await store.due(1, T0 - 1, 10) == ["early"]
     assert len(await store.due(1, T0, 2 * GROUP)) == GROUP + 1
 

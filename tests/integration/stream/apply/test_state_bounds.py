@@ -106,7 +106,7 @@ async def test_the_timer_moves_one_customer_a_second_before_ten_thousand_sharing
     fired = [orjson.loads(d) for _, _, d in outbox]
     assert sum(t["cause"] == "recency_decay" for t in fired) == GROUP + 2
     assert await store.due(0, due_at, 10) == []
-    assert await store.schedule_size(0) == GROUP  # the group's next edge; x has none left
+    assert await store.tallies.schedule_size(0) == GROUP  # the group's next edge; x has none left
 
 
 def refund(n: int, pad: int = 0) -> dict:

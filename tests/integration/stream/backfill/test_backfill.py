@@ -41,7 +41,7 @@ def timeline(customers: int, events: int, seed: int) -> list[dict]:
 async def states_of(cluster: Cluster, namespace: str) -> dict[str, CustomerState]:
     store = cluster.store(namespace=namespace)
     try:
-        return {s.customer_id: s for s in await store.scan_states()}
+        return {s.customer_id: s for s in await store.scans.scan_states()}
     finally:
         await store.close()
 

@@ -39,7 +39,7 @@ async def states(cluster: Cluster, ns: str) -> dict:
     try:
         return {
             s.customer_id: (s.frequency, s.monetary, s.first_ms, s.last_ms, dict(s.segments))
-            for s in await store.scan_states()
+            for s in await store.scans.scan_states()
         }
     finally:
         await store.close()
