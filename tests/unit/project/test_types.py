@@ -28,6 +28,8 @@ def test_every_type_ignore_names_its_code_and_its_reason() -> None:
     bare = []
     for top in (*PACKAGES, "tests", "bench"):
         for path in sorted((ROOT / top).rglob("*.py")):
+            if path == Path(__file__).resolve():
+                continue  # this file names the comment it looks for
             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
                 if "type: ignore" not in line:
                     continue
