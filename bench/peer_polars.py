@@ -76,9 +76,9 @@ def polars_rfm8(events: list[dict[str, Any]], grid: Grid) -> BatchRun:
     )
     asof = pl.col("last_ms").max()
     cell = pl.concat_str(
-        pl.when(asof - pl.col("last_ms") < grid.recency_ms).then(pl.lit("2")).otherwise(pl.lit("1")),
-        pl.when(pl.col("f") >= grid.frequency_cut).then(pl.lit("2")).otherwise(pl.lit("1")),
-        pl.when(pl.col("m") >= grid.monetary_cut_cents).then(pl.lit("2")).otherwise(pl.lit("1")),
+        _score(asof - pl.col("last_ms") < grid.recency_ms),
+        _score(pl.col("f") >= grid.frequency_cut),
+        _score(pl.col("m") >= grid.monetary_cut_cents),
     )
     out = per_customer.select(
         "customer_id", segment=cell.replace_strict(grid.cells, return_dtype=pl.String)
@@ -86,6 +86,10 @@ def polars_rfm8(events: list[dict[str, Any]], grid: Grid) -> BatchRun:
     t2 = time.perf_counter()
     segments = dict(zip(out["customer_id"].to_list(), out["segment"].to_list(), strict=True))
     return BatchRun(len(events), t1 - t0, t2 - t0, segments)
+
+
+def _score(high: pl.Expr) -> pl.Expr:
+    return pl.when(high).then(pl.lit("2")).otherwise(pl.lit("1"))
 
 
 def pandas_rfm8(events: list[dict[str, Any]], grid: Grid) -> BatchRun:

@@ -55,7 +55,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["Grid", "QuixRfmApp", "QuixRun", "RfmJob", "main", "run_quix"]
+__all__ = ["Grid", "QuixRfmApp", "QuixRun", "RfmJob", "main", "run_quix", "topic_size"]
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "tests" / "rules" / "rfm8.toml"
@@ -234,12 +234,8 @@ async def run_quix(
     log = logdir / f"quix-{tag}.log"
     argv = [sys.executable, "-m", "bench.peer_quix", "--broker", bootstrap, "--topic", topic]
     argv += ["--output", output, "--group", group, "--total", str(total), "--rules", str(rules)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     t_start = time.monotonic()
-    with open(log, "wb") as fh:  # the child keeps its own copy of the fd
-        proc = subprocess.Popen(
-            argv, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT
-        )
+    proc = _spawn(argv, log)
     tps = [TopicPartition(topic, p) for p in sorted(last)]
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -266,7 +262,9 @@ async def run_quix(
             own = next((d for d in _json_lines(log) if "events" in d), None)
             if own is None:
                 await asyncio.sleep(0.02)
-        return QuixRun(int(own["events"]), t_end - first, float(own["cpu_s"]), first - t_start)
+        run = QuixRun(int(own["events"]), t_end - first, float(own["cpu_s"]), first - t_start)
+        run.transitions = await topic_size(bootstrap, output)
+        return run
     finally:
         await admin.close()
         if proc.poll() is None:
@@ -275,6 +273,31 @@ async def run_quix(
             except subprocess.TimeoutExpired:
                 proc.terminate()
                 proc.wait(10)
+
+
+def _spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with open(log, "wb") as fh:  # the child keeps its own copy of the fd
+        return subprocess.Popen(
+            argv, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT
+        )
+
+
+async def topic_size(bootstrap: str, topic: str) -> int:
+    """Records in ``topic`` (sum of its partitions' end offsets; it is never compacted)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        parts = consumer.partitions_for_topic(topic)
+        if not parts:
+            await consumer.client.force_metadata_update()
+            parts = consumer.partitions_for_topic(topic) or set()
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in parts])
+    finally:
+        await consumer.stop()
+    return sum(ends.values())
 
 
 def _json_lines(log: Path) -> list[dict[str, Any]]:
