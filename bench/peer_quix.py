@@ -162,7 +162,7 @@ class QuixRfmApp:
             # as short as the worker's in the benchmark (RFM_KAFKA_SESSION_TIMEOUT=3s): with
             # librdkafka's 45 s, Tansu holds the first join ~half of it (excluded, but slow)
             consumer_extra_config={"session.timeout.ms": args.session_timeout_ms},
-            loglevel=os.environ.get("BENCH_QUIX_LOGLEVEL", "WARNING"),
+            loglevel="WARNING",
         )
         purchases = self.app.topic(args.topic, value_deserializer="json")
         transitions = self.app.topic(args.output, value_serializer="json")
