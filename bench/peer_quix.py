@@ -28,10 +28,10 @@ validation beyond JSON decoding, no decay of R between events, one scheme only.
 Timing, for ``bench.bench_peers``: the app counts processed records with quixstreams'
 ``on_message_processed`` hook; at the first it prints ``{"first": <time.monotonic()>}``
 (CLOCK_MONOTONIC, the same clock in every process of the machine), and when it has seen
-``--total`` records it stops itself (``Application.stop()``: quixstreams then commits the
-checkpoint at once, not at the next 5 s) and prints one JSON line with its own counts.
-The runner (:func:`run_quix`) ends the clock when the group's committed offsets on the
-broker cover every record: the same "state and offsets committed" point at which
+``--total`` records it prints one JSON line with its own counts and stops itself
+(``Application.stop()``: quixstreams then commits the checkpoint at once, not at the next
+5 s). The runner (:func:`run_quix`) then polls the broker and ends the clock when the
+group's committed offsets cover every record: the same "state and offsets committed" point at which
 ``bench_live`` stops the worker's clock (Redis's committed offsets). The group join is
 before the first record, so it is excluded, as for the worker.
 """
@@ -159,9 +159,13 @@ class QuixRfmApp:
             auto_offset_reset="earliest",
             state_dir=args.state_dir,
             on_message_processed=self._processed,
-            # as short as the worker's in the benchmark (RFM_KAFKA_SESSION_TIMEOUT=3s): with
-            # librdkafka's 45 s, Tansu holds the first join ~half of it (excluded, but slow)
-            consumer_extra_config={"session.timeout.ms": args.session_timeout_ms},
+            # librdkafka's 45 s session makes Tansu hold the first join about half of it
+            # (excluded from the timing, but slow); 6 s with a heartbeat every 2 s joins in
+            # ~6 s and survives a busy machine (3 s with the default 3 s heartbeat did not)
+            consumer_extra_config={
+                "session.timeout.ms": args.session_timeout_ms,
+                "heartbeat.interval.ms": args.session_timeout_ms // 3,
+            },
             loglevel="WARNING",
         )
         purchases = self.app.topic(args.topic, value_deserializer="json")
@@ -198,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--total", type=int, required=True, help="records to process, then stop")
     ap.add_argument("--rules", type=Path, default=RULES)
     ap.add_argument("--state-dir", default=None, help="default: a new temp dir")
-    ap.add_argument("--session-timeout-ms", type=int, default=3000)
+    ap.add_argument("--session-timeout-ms", type=int, default=6000)
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="rfm-bench-quix-") as tmp:
         args.state_dir = args.state_dir or tmp
@@ -241,12 +245,15 @@ async def run_quix(
     await admin.start()
     try:
         first: float | None = None
-        own: dict[str, float] | None = None
+        own: dict[str, Any] | None = None
         deadline = time.monotonic() + 900
         while True:
             lines = _json_lines(log)
             first = next((d["first"] for d in lines if "first" in d), None)
-            if first is not None:
+            own = next((d for d in lines if "events" in d), None)
+            # the broker is asked only once the app has seen the last record (and stops
+            # itself, committing at once): no extra load on it while the app runs
+            if first is not None and own is not None:
                 # the partitions named: Tansu drops the connection on "all of the group's"
                 offsets = await admin.list_consumer_group_offsets(group, partitions=tps)
                 done = {tp.partition: m.offset for tp, m in offsets.items() if tp.topic == topic}
@@ -258,10 +265,7 @@ async def run_quix(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"quix app did not finish in 900 s:\n{_tail(log)}")
             await asyncio.sleep(0.02)
-        while own is None:  # printed just before the app stops itself
-            own = next((d for d in _json_lines(log) if "events" in d), None)
-            if own is None:
-                await asyncio.sleep(0.02)
+        assert first is not None and own is not None
         run = QuixRun(int(own["events"]), t_end - first, float(own["cpu_s"]), first - t_start)
         run.transitions = await topic_size(bootstrap, output)
         return run
