@@ -1,6 +1,6 @@
 """Every benchmark figure of issue #8 in one command, each against a same-run baseline.
 
-    python -m bench            # all figures, full sizes (~15 min), rewrites BENCHMARKS.md
+    python -m bench            # all figures, full sizes (~18 min), rewrites BENCHMARKS.md
     python -m bench --smoke    # all figures at tiny sizes in seconds; writes a temp file
     python -m bench --only latency,memory
 

@@ -102,9 +102,9 @@ rfm8, plain aiokafka, then the reverse); the batch peers run after them.
   still holds), M (net spend), classified on the rfm8 grid of `tests/rules/rfm8.toml`
   against the event's time; a transition to its output topic when the segment changes
   (runs produced {transitions} transitions). Timed from its first record (it prints it)
-  to its group's offsets committed on the broker (polled every 20 ms; it stops itself
-  after the last record, which commits its checkpoint at once); the group join before
-  the first record is excluded (joins: {joins} s).
+  to its group's offsets committed on the broker (polled every 20 ms once it has seen its
+  last record: it then stops itself, which commits its checkpoint at once); the group
+  join before the first record is excluded (joins: {joins} s).
 - **rfm-stream worker**: `python -m stream.cli worker`, decay timer off, timed by
   `bench_live.run_worker` from its first commit seen in Redis to Redis's committed
   offsets covering the topic; "rfm8 only" with `RFM_RULES=tests/rules/rfm8.toml`, the
