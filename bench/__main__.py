@@ -1,6 +1,6 @@
 """Every benchmark figure of issue #8 in one command, each against a same-run baseline.
 
-    python -m bench            # all figures, full sizes (~15 min), rewrites BENCHMARKS.md
+    python -m bench            # all figures, full sizes (~18 min), rewrites BENCHMARKS.md
     python -m bench --smoke    # all figures at tiny sizes in seconds; writes a temp file
     python -m bench --only latency,memory
 
@@ -8,7 +8,9 @@ Figures: ``decay`` (timer pass cost, bench_decay), ``backfill`` (vs plain aiokaf
 pandas and the live worker, bench_backfill), ``live`` (throughput vs a no-op faust
 agent, cost per event with a py-spy profile, 1 vs 2 workers), ``latency`` (paced
 event → transition latency, and decay timeliness), ``memory`` (Redis bytes per
-customer). Each starts its own broker and Redis. ``--smoke`` asserts nothing about
+customer), ``peers`` (issue #21: a quixstreams app, the worker with rfm8 only and with
+every scheme, backfill, plain aiokafka, polars and pandas on one topic, bench_peers).
+Each starts its own broker and Redis. ``--smoke`` asserts nothing about
 speed: it checks that every figure runs and produces its numbers (tests/test_bench_smoke).
 """
 
@@ -24,13 +26,21 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import bench_backfill, bench_decay, bench_latency, bench_live, bench_memory
+from bench import (
+    bench_backfill,
+    bench_decay,
+    bench_latency,
+    bench_live,
+    bench_memory,
+    bench_peers,
+    peers_report,
+)
 from bench import figures_report as fr
 from bench import latency_report as lr
 from bench.report import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
-FIGURES = ("decay", "backfill", "live", "latency", "memory")
+FIGURES = ("decay", "backfill", "live", "latency", "memory", "peers")
 
 # per figure, the arguments of its bench function: heterogeneous by design, checked by the
 # functions' own signatures when they run (tests/integration/project/test_bench_smoke)
@@ -48,6 +58,7 @@ FULL: dict[str, dict[str, Any]] = {
         "batch_debts": (2_000, 6_000),
     },
     "memory": {"customers": 1_000_000, "n_templates": 5000},
+    "peers": {"events_n": 200_000, "customers": 40_000, "repeats": 2},
 }
 SMOKE: dict[str, dict[str, Any]] = {
     "decay": {"argv": ["--big", "3000", "--small", "1000", "--due", "500", "--repeats", "1"]},
@@ -65,6 +76,8 @@ SMOKE: dict[str, dict[str, Any]] = {
         "batch_debts": (50,),
     },
     "memory": {"customers": 3000, "n_templates": 200},
+    # enough that the worker's first commit is not its last (as for "live")
+    "peers": {"events_n": 12_000, "customers": 600, "repeats": 1},
 }
 
 
@@ -120,6 +133,11 @@ def run(figures: Sequence[str], smoke: bool, md: Path, command: str) -> dict[str
         elif fig == "memory":
             mem = asyncio.run(bench_memory.bench(cfg["customers"], cfg["n_templates"], 4, 7))
             put(fr.MEMORY, fr.memory(mem, command))
+        elif fig == "peers":
+            peers = asyncio.run(
+                bench_peers.bench(cfg["events_n"], cfg["customers"], 4, 7, cfg["repeats"])
+            )
+            put(peers_report.PEERS, peers_report.peers(peers, command))
         print(f"=== {fig} done in {time.perf_counter() - t0:.0f} s ===", flush=True)
     return out
 

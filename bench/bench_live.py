@@ -89,16 +89,18 @@ async def run_worker(
     logdir: Path,
     res: LiveResults | None,
     spy_out: Path | None = None,
+    extra: dict[str, str] | None = None,
 ) -> Rate:
     """One worker over the whole topic, timed from its first commit to the last offset.
 
     With ``res``, the Redis commands and CPU from the first commit until the outbox is
-    drained are recorded; with ``spy_out``, py-spy samples it over the same span.
+    drained are recorded; with ``spy_out``, py-spy samples it over the same span;
+    ``extra`` overrides its environment (e.g. ``RFM_RULES``).
     """
     store = RedisStore.from_url(settings.redis_url.get_secret_value(), "rfm", ns)
     await store.client.config_resetstat()
     t_start = time.perf_counter()
-    proc = spawn(settings, ns, f"bench-{ns}", logdir / f"worker-{ns}.log")
+    proc = spawn(settings, ns, f"bench-{ns}", logdir / f"worker-{ns}.log", extra=extra)
     spy = None
     polls = 0
     try:
