@@ -99,9 +99,9 @@ def make_processor(
         wall=wall,
         mode="backfill",
         emit=reading.emit_topic is not None,
+        partition_count=partition_count,
+        window=(reading.since_ms, reading.until_ms),
     )
-    processor.partition_count = partition_count
-    processor.window = (reading.since_ms, reading.until_ms)
     return processor
 
 
@@ -257,7 +257,7 @@ async def read_partitions(
             buffers[tp].clear()  # fetched from the old position
             consumer.seek(tp, offset)
 
-        processor.rewind = rewind
+        processor.guard.seek_with(rewind)
         store.track_watermark(WATERMARK)
         resume = await processor.assign(partitions)
         for tp in tps:
