@@ -70,8 +70,9 @@ class PositionGuard:
         """Partitions still assigned here whose claim a newer epoch fenced out -> why.
 
         Cleared by :meth:`forget_fences` on every assignment (which claims anew)."""
-        self.committed: dict[int, int] = {}
-        """Partition -> the last offset this processor committed (Kafka offsets only)."""
+        self.committed: dict[int, int | None] = {}
+        """Partition -> the last offset this processor committed (Kafka offsets only; None
+        after a batch whose unbroken run was empty)."""
         self._locks: dict[int, asyncio.Lock] = {}
         self._gaps: dict[int, tuple[int, float]] = {}
 

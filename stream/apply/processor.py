@@ -286,10 +286,10 @@ class Processor:
         self.stats.events += len(fresh.good) - failed
 
     async def _apply(
-        self, claim: Claim, loaded: Loaded, good: Sequence[tuple[Msg, Event]], last: int
+        self, claim: Claim, loaded: Loaded, good: Sequence[tuple[Msg, Event]], last: int | None
     ) -> Outcome:
         """Apply ``good`` to the ``loaded`` states (in place) and commit them with the
-        partition's offset at ``last``."""
+        partition's offset at ``last`` (None: the offset stays)."""
         states = loaded.states
         touched = [
             states.setdefault(c, CustomerState(c))

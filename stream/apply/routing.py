@@ -22,7 +22,7 @@ import logging
 import zlib
 from collections.abc import Callable, Iterable
 
-from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]  # aiokafka has no stubs
+from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]  # aiokafka ships no type information
 
 from schemas.errors import InvalidEvent
 from segments.model import Event, Refund
@@ -65,7 +65,8 @@ def forwarded_copy(headers: Iterable[tuple[str, bytes]] | None) -> bool:
 
 def _murmur2(key: bytes, n: int) -> int:
     # Java client / aiokafka / kafka-python DefaultPartitioner
-    return (murmur2(key) & 0x7FFFFFFF) % n
+    h: int = murmur2(key)
+    return (h & 0x7FFFFFFF) % n
 
 
 def _crc32(key: bytes, n: int) -> int:

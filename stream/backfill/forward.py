@@ -35,9 +35,9 @@ import contextlib
 import logging
 from collections.abc import Iterator, Sequence
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]  # aiokafka ships no type information
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]  # aiokafka ships no type information
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError  # type: ignore[import-untyped]  # aiokafka ships no type information
 
 from schemas.settings import Settings
 from state.forwarded import ForwardedStore

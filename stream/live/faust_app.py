@@ -126,13 +126,15 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
     install(app.consumer, name, runtime.backlog)
     controls = FaustControls(app.consumer, name, runtime.backlog)
 
-    @app.on_partitions_revoked.connect
+    # faust's stubs type a receiver as (sender, *args, signal=..., **kwargs); it calls these
+    # with the one positional argument they take
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust's receiver type
     async def on_revoked(sender: Any, revoked: Set[Any], **_: Any) -> None:
         gone = {tp.partition for tp in revoked if tp.topic == name}
         runtime.processor.revoke(gone)
         runtime.backlog.drop(gone)
 
-    @app.on_partitions_assigned.connect
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust's receiver type
     async def on_assigned(sender: Any, assigned: Set[Any], **_: Any) -> None:
         mine = {tp.partition: tp for tp in assigned if tp.topic == name}
         gone = set(runtime.processor.owned()) - set(mine)

@@ -17,8 +17,8 @@ import sys
 from collections.abc import Awaitable, Callable, Set
 from typing import Any
 
-from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]  # aiokafka has no stubs
-from aiokafka.errors import KafkaError  # type: ignore[import-untyped]  # aiokafka has no stubs
+from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]  # aiokafka ships no type information
+from aiokafka.errors import KafkaError  # type: ignore[import-untyped]  # aiokafka ships no type information
 from mode import Service
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
