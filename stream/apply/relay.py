@@ -58,6 +58,11 @@ class OutboxRelay:
         self.poll_s = poll_s
         self.published = 0
         self.failing: dict[int, DrainFailure] = {}
+
+    def use_producer(self, producer: AIOKafkaProducer) -> None:
+        """Publish with ``producer`` from now on. aiokafka objects need a running loop, so
+        the live runtime makes its producer when it starts, after this relay exists."""
+        self.producer = producer
         """Partitions whose last drain failed (retried after a backoff; see :meth:`run`)."""
         self._wake = asyncio.Event()
         self._dirty: set[int] = set()

@@ -231,7 +231,8 @@ class Runtime(Service):
         await with_backoff("create topics", lambda: ensure_topics(self.settings), _RETRIABLE)
         self.producer = make_producer(self.settings.kafka_bootstrap)
         await with_backoff("start producer", self.producer.start, _RETRIABLE)
-        self.relay.producer = self.outputs.producer = self.producer
+        self.relay.use_producer(self.producer)
+        self.outputs.producer = self.producer  # KafkaOutputs (stream.kafka) has no method yet
         await with_backoff("read topic metadata", self._read_partition_count, _RETRIABLE)
         topic, n = self.settings.purchases_topic, self.processor.partition_count
         assert n is not None
