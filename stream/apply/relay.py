@@ -58,11 +58,6 @@ class OutboxRelay:
         self.poll_s = poll_s
         self.published = 0
         self.failing: dict[int, DrainFailure] = {}
-
-    def use_producer(self, producer: AIOKafkaProducer) -> None:
-        """Publish with ``producer`` from now on. aiokafka objects need a running loop, so
-        the live runtime makes its producer when it starts, after this relay exists."""
-        self.producer = producer
         """Partitions whose last drain failed (retried after a backoff; see :meth:`run`)."""
         self._wake = asyncio.Event()
         self._dirty: set[int] = set()
@@ -70,6 +65,11 @@ class OutboxRelay:
         self._again: set[int] = set()
         self._closing = False
         self._running = False
+
+    def use_producer(self, producer: AIOKafkaProducer) -> None:
+        """Publish with ``producer`` from now on. aiokafka objects need a running loop, so
+        the live runtime makes its producer when it starts, after this relay exists."""
+        self.producer = producer
 
     def wake(self, partition: int | None = None) -> None:
         """A commit wrote transitions to ``partition``'s outbox (None: look at all).
