@@ -217,23 +217,13 @@ class Processor:
             log.debug("skipping %d messages of unowned partition %d", len(msgs), p)
             return None
         started = time.perf_counter()
-        batch = self._sort(p, msgs)
+        # validate and route each message: apply here, forward, skip or dead-letter
+        event, n = self.validator.event, self.partition_count
+        batch = sort_batch(p, msgs, event, self.wall.now_ms(), self._home, n, self.window)
         async with self.guard.lock(p):
             await self.guard.fenced(p, "batch", lambda c: self._commit_events(c, batch))
         self.stats.observe_batch(time.perf_counter() - started)
         return max((ev.occurred_ms for _, ev in batch.good), default=None)
-
-    def _sort(self, p: int, msgs: list[Msg]) -> Batch:
-        """Validate and route each message: apply here, forward, or dead-letter."""
-        return sort_batch(
-            p,
-            msgs,
-            self.validator.event,
-            self.wall.now_ms(),
-            self._home,
-            self.partition_count,
-            self.window,
-        )
 
     async def _commit_events(self, claim: Claim, batch: Batch) -> None:
         p = claim.partition
