@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from stream.apply.messages import Msg
 
-__all__ = ["StillFlow", "StubConsumer"]
+__all__ = ["StillFlow", "StubControls"]
 
 
 @dataclass
@@ -26,7 +26,7 @@ class StillFlow:
 
 
 @dataclass
-class StubConsumer:
+class StubControls:
     """Acks kept, high watermarks from ``marks``, rewinds kept (not performed)."""
 
     marks: Callable[[int], int | None] = lambda p: None

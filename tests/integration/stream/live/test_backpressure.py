@@ -16,7 +16,7 @@ from stream.apply.relay import DrainFailure
 from stream.live.backpressure import OutboxWatch, PausePolicy
 from stream.live.delivery import Backlog, drain_in_batches
 from stream.live.runtime import Runtime
-from tests.support.consumer_stub import StubConsumer as StubControls
+from tests.support.consumer_stub import StubControls
 from tests.unit.stream.live.test_delivery import Flag, Rec, StubConsumer
 
 

@@ -6,7 +6,7 @@ from schemas.errors import StoreUnavailable
 from schemas.settings import load_settings
 from state.store import Claim
 from stream.live.runtime import Runtime
-from tests.support.consumer_stub import StubConsumer
+from tests.support.consumer_stub import StubControls
 
 
 def test_health_is_not_ready_while_a_partition_lags_beyond_the_threshold() -> None:
@@ -14,7 +14,7 @@ def test_health_is_not_ready_while_a_partition_lags_beyond_the_threshold() -> No
     runtime.ready.set()
     runtime.processor.claims.update({0: Claim(0, 1, 499), 1: Claim(1, 1, -1)})
     marks = {0: 600, 1: None}
-    runtime.attach(StubConsumer(marks.get))
+    runtime.attach(StubControls(marks.get))
     body = runtime.health()
     assert body["ok"] and body["lag"] == {"0": 100, "1": None}  # 100 behind: still ready
     marks[0] = 601
