@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
@@ -85,6 +85,14 @@ def parse_time(name: str, text: str | None) -> int | None:
     # timedelta arithmetic, not dt.timestamp(): exact, and fine at the ends of the calendar
     ms = (dt - _EPOCH) // timedelta(milliseconds=1)
     return min(max(ms, _FIRST_MS), _LAST_MS)
+
+
+class SegmentRow(TypedDict):
+    """One segment of a scheme in ``/segments``: its key, label and customers now."""
+
+    segment: str
+    label: str
+    customers: int
 
 
 class Lookup:
@@ -181,7 +189,7 @@ class Lookup:
         out = {}
         for scheme in self._engine().schemes:
             got = counts.get(scheme.name, {})
-            rows = [
+            rows: list[SegmentRow] = [
                 {"segment": k, "label": label, "customers": got.get(k, 0)}
                 for k, label in scheme.labels.items()
             ]

@@ -35,6 +35,7 @@ from segments.quantiles import CutPoints, Populations
 from segments.rules import build_engine, load_checked_rules
 from segments.value import ValueModel, fit_base
 from state.store import RedisStore
+from stream.apply.modes import SWEEP
 from stream.apply.processor import Processor
 
 __all__ = [
@@ -285,14 +286,14 @@ async def finished(store: RedisStore, processor: Processor, partitions: list[int
     doc = await store.cuts()
     cut = CutPoints.from_json(doc).version if doc else 0
     done = f"{processor.engine.rules_version}/{cut}|done"
-    return all([await store.meta_field(p, "sweep") == done for p in partitions])
+    return all([await store.meta_field(p, SWEEP) == done for p in partitions])
 
 
 async def mark_swept(store: RedisStore, processor: Processor, partitions: list[int]) -> None:
     """Without quantile axes every customer was built under these rules already: mark the
     partitions swept (a promoted namespace is not re-swept by the live worker)."""
     for p in partitions:
-        await store.set_meta_field(p, "sweep", f"{processor.sweep_target()}|done")
+        await store.set_meta_field(p, SWEEP, f"{processor.sweep_target()}|done")
 
 
 async def finish_namespace(

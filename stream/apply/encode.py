@@ -21,6 +21,7 @@ from segments.model import Columns, TransitionDraft
 from segments.value import ValuePolicy
 from segments.value import figures as value_figures
 from stream.apply.dead_letter_json import build_letter
+from stream.apply.modes import Mode
 
 __all__ = ["TransitionEncoder", "encode_dead_letter", "iso"]
 
@@ -56,7 +57,7 @@ class TransitionEncoder:
     """Drafts -> transition JSON, adding labels, id, mode and the rules version."""
 
     def __init__(
-        self, engine: Engine, currency: str, mode: str, value: ValuePolicy | None = None
+        self, engine: Engine, currency: str, mode: Mode, value: ValuePolicy | None = None
     ) -> None:
         self._schemes = {s.name: s for s in engine.schemes}
         self._currency = currency

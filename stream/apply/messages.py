@@ -39,24 +39,29 @@ class Batch:
     def size(self) -> int:
         return len(self.good) + len(self.bad) + len(self.misrouted) + len(self.outside)
 
+    def _msgs(self) -> list[Msg]:
+        """The messages of :attr:`good`, :attr:`bad` and :attr:`misrouted`, in that order."""
+        return [
+            *(x[0] for x in self.good),
+            *(x[0] for x in self.bad),
+            *(x[0] for x in self.misrouted),
+        ]
+
     @property
     def first(self) -> int:
-        offsets = [x[0].offset for x in [*self.good, *self.bad, *self.misrouted]]
+        offsets = [m.offset for m in self._msgs()]
         return min([*offsets, *(m.offset for m in self.outside)])
 
     @property
     def last(self) -> int | None:
-        offsets = [x[0].offset for x in [*self.good, *self.bad, *self.misrouted]]
+        offsets = [m.offset for m in self._msgs()]
         offsets += [m.offset for m in self.outside]
         return max(offsets, default=None)
 
     def unbroken_from(self, start: int) -> tuple[Batch, int | None]:
         """The messages whose offsets run without a hole from ``start``, sorted by offset,
         and the offset to re-read from if anything lay beyond a hole (else ``None``)."""
-        offsets = sorted(
-            [x[0].offset for x in [*self.good, *self.bad, *self.misrouted]]
-            + [m.offset for m in self.outside]
-        )
+        offsets = sorted([m.offset for m in self._msgs()] + [m.offset for m in self.outside])
         end = start - 1
         for o in offsets:
             if o > end + 1:
@@ -64,7 +69,7 @@ class Batch:
             end = max(end, o)
         cut = None if end == offsets[-1] else end + 1
 
-        def upto(xs: list, key: Callable[[Any], int]) -> list:
+        def upto(xs: list[Any], key: Callable[[Any], int]) -> list[Any]:
             return sorted((x for x in xs if key(x) <= end), key=key)
 
         run = Batch(

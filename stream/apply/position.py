@@ -22,45 +22,114 @@ and this worker's claims consistent with it:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
 from schemas.errors import CommitConflict, Fenced, StateLost
 from state.store import Claim, RedisStore
+from stream.apply.modes import OFFSETS, Position
 
 if TYPE_CHECKING:
     from stream.apply.stats import Family, Stats
 
-__all__ = ["PositionGuard", "fence_metrics"]
+__all__ = ["PositionGuard", "Seek", "fence_metrics"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+Seek = Callable[[int, int], Awaitable[None]]
+"""Seek the consumer of partition p to an offset (the next one it reads)."""
+
 
 class PositionGuard:
-    """Mixin of :class:`~stream.apply.processor.Processor`: claims, epochs, rewinds."""
+    """Claims, epochs, locks and rewinds of the partitions a processor owns.
 
-    claims: dict[int, Claim]
-    stats: Stats
-    store: RedisStore
-    position: str
-    rewind: Callable[[int, int], Awaitable[None]] | None
-    _locks: dict[int, asyncio.Lock]
-    _committed: dict[int, int]
-    _gaps: dict[int, tuple[int, float]]
+    A collaborator of :class:`~stream.apply.processor.Processor`, which runs every
+    load→apply→commit step through :meth:`fenced` under :meth:`lock`. ``position`` is the
+    meta field holding the reading position; only :data:`~stream.apply.modes.OFFSETS`
+    (a consumer's) is rewound, and only once a consumer's seek is given (:meth:`seek_with`).
+    """
 
-    @property
-    def fences(self) -> dict[int, str]:
+    def __init__(
+        self,
+        store: RedisStore,
+        stats: Stats,
+        position: Position = OFFSETS,
+        rewind: Seek | None = None,
+    ) -> None:
+        self.store = store
+        self.stats = stats
+        self._position: Position = position
+        self._seek = rewind
+        self.claims: dict[int, Claim] = {}
+        """Partition -> this worker's current claim (epoch, offset at claim time)."""
+        self.fences: dict[int, str] = {}
         """Partitions still assigned here whose claim a newer epoch fenced out -> why.
 
         Cleared by :meth:`forget_fences` on every assignment (which claims anew)."""
+        self.committed: dict[int, int | None] = {}
+        """Partition -> the last offset this processor committed (Kafka offsets only; None
+        after a batch whose unbroken run was empty)."""
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._gaps: dict[int, tuple[int, float]] = {}
+
+    @property
+    def position(self) -> Position:
+        """The meta field holding this reader's position (see :data:`Position`)."""
+        return self._position
+
+    @contextlib.contextmanager
+    def reading(self, position: Position) -> Iterator[None]:
+        """Read (load and commit) at ``position`` meanwhile, then at the one before."""
+        before = self._position
+        self._position = position
         try:
-            return self._fences
-        except AttributeError:
-            self._fences: dict[int, str] = {}
-            return self._fences
+            yield
+        finally:
+            self._position = before
+
+    def seek_with(self, rewind: Seek) -> None:
+        """The consumer's seek, once the consumer exists (faust's app is made after the
+        processor; a backfill's consumer for each read): from then on a gap or lost
+        commits at :data:`OFFSETS` are re-read, and :attr:`rereads` holds."""
+        self._seek = rewind
+
+    @property
+    def rereads(self) -> bool:
+        """True if a consumer's offsets can be rewound (a seek is given, position OFFSETS)."""
+        return self._seek is not None and self._position == OFFSETS
+
+    # ------------------------------------------------------------------ ownership
+    async def assign(self, partitions: Iterable[int]) -> dict[int, int]:
+        """Claim ``partitions`` (bump their epochs); returns the next offset to read."""
+        resume = {}
+        for p in sorted(set(partitions)):
+            claim = await self.store.claim(p)
+            self.claims[p] = claim
+            self._locks.setdefault(p, asyncio.Lock())
+            resume[p] = claim.offset + 1
+        log.info("claimed partitions %s (resume at %s)", sorted(resume), resume)
+        return resume
+
+    def revoke(self, partitions: Iterable[int]) -> None:
+        for p in partitions:
+            self.claims.pop(p, None)
+            self.fences.pop(p, None)  # not ours any more: nothing to report for it
+
+    def owned(self) -> list[int]:
+        return sorted(self.claims)
+
+    def lock(self, p: int) -> asyncio.Lock:
+        """The lock every step on partition ``p`` holds (one batch, decay step or sweep
+        step at a time); exists once ``p`` was assigned."""
+        return self._locks[p]
+
+    def all_locks(self) -> list[asyncio.Lock]:
+        """Every partition's lock, in partition order (the order to take them all in)."""
+        return [self._locks[p] for p in sorted(self._locks)]
 
     def forget_fences(self) -> None:
         """A new assignment: every partition in it is claimed again, none stays fenced."""
@@ -82,7 +151,7 @@ class PositionGuard:
             exc,
         )
 
-    async def _fenced(self, p: int, what: str, step: Callable[[Claim], Awaitable[T]]) -> T | None:
+    async def fenced(self, p: int, what: str, step: Callable[[Claim], Awaitable[T]]) -> T | None:
         """Run one load→apply→commit ``step`` under the partition's current claim: again
         on a version conflict; again under a new claim if Redis lost the partition's
         state; ``None`` (and forget that claim) if the partition moved to another worker."""
@@ -99,7 +168,9 @@ class PositionGuard:
                 return None
         return None
 
-    def _check_epoch(self, claim: Claim, epoch: int | None) -> None:
+    def check_epoch(self, claim: Claim, epoch: int | None) -> None:
+        """Raise :class:`StateLost` if Redis's epoch went back or vanished, :class:`Fenced`
+        if another writer claimed the partition since ``claim``."""
         if epoch == claim.epoch:
             return
         if epoch is None or epoch < claim.epoch:
@@ -118,53 +189,54 @@ class PositionGuard:
         new = await self.store.claim(p)
         if self.claims.get(p) is claim:
             self.claims[p] = new
-        self._committed.pop(p, None)
+        self.committed.pop(p, None)
         log.error(
             "redis lost state of partition %d (%s): re-reading from offset %d",
             p,
             why,
             new.offset + 1,
         )
-        if self.rewind is not None:
-            await self.rewind(p, new.offset + 1)
+        if self._seek is not None:
+            await self._seek(p, new.offset + 1)
 
     async def verify(self, p: int) -> None:
         """Catch Redis going back in time on a quiet partition (nothing else would)."""
         claim = self.claims.get(p)
-        if claim is None or self.position != "off":
+        if claim is None or self._position != OFFSETS:
             return
         async with self._locks[p]:
             epoch, offset, _moved = await self.store.meta(p)
             try:
-                self._check_epoch(claim, epoch)
+                self.check_epoch(claim, epoch)
             except StateLost as exc:
                 await self._reclaim(claim, str(exc))
                 return
             except Fenced as exc:  # a quiet partition: no batch would notice
                 self._fence(claim, "check", exc)
                 return
-            last = self._committed.get(p)
-            if last is not None and offset < last and self.rewind is not None:
+            last = self.committed.get(p)
+            if last is not None and offset < last and self._seek is not None:
                 self.stats.state_lost += 1
-                self._committed[p] = offset
+                self.committed[p] = offset
                 log.error(
                     "redis lost commits of partition %d (offset %d < %d): re-reading",
                     p,
                     offset,
                     last,
                 )
-                await self.rewind(p, offset + 1)
+                await self._seek(p, offset + 1)
 
-    async def _rewind(self, p: int, offset: int) -> None:
+    async def rewind(self, p: int, offset: int) -> None:
+        """Seek partition ``p``'s consumer back to ``offset`` (only where :attr:`rereads`)."""
         self.stats.rewinds += 1
-        assert self.rewind is not None
-        await self.rewind(p, offset)
+        assert self._seek is not None
+        await self._seek(p, offset)
 
-    def _gap(self, p: int, expect: int, first: int) -> bool:
+    def gap(self, p: int, expect: int, first: int) -> bool:
         """True if the batch starts after the next offset Redis expects (its commits were
         lost, or a seek raced): re-read from ``expect`` instead. A gap that persists for
         10 s is a real hole in the log (compaction, transaction markers) and is accepted."""
-        if self.rewind is None or self.position != "off" or first <= expect:
+        if self._seek is None or self._position != OFFSETS or first <= expect:
             self._gaps.pop(p, None)
             return False
         since = self._gaps.setdefault(p, (expect, time.monotonic()))

@@ -20,33 +20,32 @@ record(s) at fault as ``ProcessingError``: no record stops a partition.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
-from schemas.errors import InvalidEvent
 from schemas.settings import Settings
 from segments.engine import NEVER, Engine
-from segments.model import CustomerState, Event, Outcome, Refund, TransitionDraft
+from segments.model import CustomerState, Event, Outcome, TransitionDraft
 from segments.quantiles import Populations
 from segments.rules import value_policy_of
 from state.store import Claim, Loaded, RedisStore
 from stream.apply.clock import Clock
 from stream.apply.dead_letters import DeadLetters
 from stream.apply.encode import TransitionEncoder
-from stream.apply.messages import Batch, Msg, ref_of
-from stream.apply.position import PositionGuard
-from stream.apply.routing import partitioner
-from stream.apply.safety_net import PROCESSING_ERROR, describe, is_record_fault, salvage
+from stream.apply.messages import Batch, Msg
+from stream.apply.modes import OFFSETS, Mode, Position
+from stream.apply.position import PositionGuard, Seek
+from stream.apply.routing import Window, partitioner, sort_batch
+from stream.apply.safety_net import is_record_fault, salvage
 from stream.apply.side_by_side import all_of
 from stream.apply.stats import Stats
 from stream.apply.sweeps import Sweeps
 from stream.apply.tallies import tally
 from stream.apply.validate import Validator
 
-__all__ = ["Outputs", "Processor", "Stats"]
+__all__ = ["Outputs", "Processor", "Stats", "Window"]
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +62,14 @@ class Outputs(Protocol):
         ...
 
 
-class Processor(PositionGuard, Sweeps):
-    """Applies batches for the partitions this worker currently owns."""
+class Processor:
+    """Applies batches for the partitions this worker currently owns.
+
+    Its collaborators: a :class:`~stream.apply.position.PositionGuard` (claims, epochs,
+    locks, the reading position and rewinds: :attr:`guard`, where the consumer's seek is
+    given once it exists) and :class:`~stream.apply.sweeps.Sweeps` (re-evaluation after a
+    rules or cut-point change, committing through :meth:`commit`).
+    """
 
     def __init__(
         self,
@@ -74,9 +79,14 @@ class Processor(PositionGuard, Sweeps):
         outputs: Outputs,
         clock: Clock,
         wall: Clock,
-        mode: str = "live",
+        mode: Mode = "live",
         on_commit: Callable[[int], None] | None = None,
         emit: bool = True,
+        *,
+        position: Position = OFFSETS,
+        partition_count: int | None = None,
+        window: Window = (None, None),
+        rewind: Seek | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -85,26 +95,51 @@ class Processor(PositionGuard, Sweeps):
         self.letters = DeadLetters(outputs, settings.purchases_topic, wall, self.stats)
         self.validator = Validator(settings)
         self._home = partitioner(settings.partitioner)
-        self.partition_count: int | None = None
-        """The purchases topic's partition count, once known; enables forwarding."""
+        self._partition_count = partition_count
         self.clock = clock
         self.wall = wall
-        self.mode = mode
+        self.mode: Mode = mode
         self.use(engine)
         self.emit = emit
         """Write transitions to the outbox (a backfill may only count them)."""
-        self.position = "off"
-        """Meta field holding this reader's position: Kafka offsets, or a file's lines."""
-        self.window: tuple[int | None, int | None] = (None, None)
+        self.window: Window = window
         """Event-time range [since, until) to apply; events outside are skipped."""
         self.on_commit = on_commit or (lambda p: None)
         """Called with the partition after a commit that wrote transitions to its outbox."""
-        self.claims: dict[int, Claim] = {}
-        self._locks: dict[int, asyncio.Lock] = {}
-        self._committed: dict[int, int] = {}
-        self._gaps: dict[int, tuple[int, float]] = {}
-        self.rewind: Callable[[int, int], Awaitable[None]] | None = None
-        """Seek the consumer of partition p to an offset (set by the reader)."""
+        self.guard = PositionGuard(store, self.stats, position, rewind)
+        """Claims, epochs, locks and rewinds of the owned partitions."""
+        self.sweeps = Sweeps(settings, store, self.stats, self.guard, self)
+
+    @property
+    def partition_count(self) -> int | None:
+        """The purchases topic's partition count, once known; enables forwarding."""
+        return self._partition_count
+
+    def set_partition_count(self, n: int) -> None:
+        """The purchases topic's partition count, once read from the broker (the live
+        worker reads it after the processor exists): misrouted records are forwarded
+        from the next batch on."""
+        self._partition_count = n
+
+    @property
+    def position(self) -> Position:
+        """Meta field holding this reader's position: Kafka offsets, staged records, or a
+        file's lines (:data:`~stream.apply.modes.Position`)."""
+        return self.guard.position
+
+    @property
+    def claims(self) -> dict[int, Claim]:
+        """Partition -> this worker's current claim."""
+        return self.guard.claims
+
+    @property
+    def fences(self) -> dict[int, str]:
+        """Partitions assigned here but fenced by a newer claim -> why (for /health)."""
+        return self.guard.fences
+
+    async def sweep(self, p: int, now_ms: int) -> bool:
+        """One re-evaluation step of partition ``p`` (:meth:`Sweeps.sweep`); True once done."""
+        return await self.sweeps.sweep(p, now_ms)
 
     @property
     def outputs(self) -> Outputs:
@@ -126,7 +161,7 @@ class Processor(PositionGuard, Sweeps):
 
     async def swap(self, engine: Engine) -> None:
         """:meth:`use` between batches: waits for every partition's in-flight work."""
-        locks = [self._locks[p] for p in sorted(self._locks)]
+        locks = self.guard.all_locks()
         for lock in locks:
             await lock.acquire()
         try:
@@ -139,7 +174,7 @@ class Processor(PositionGuard, Sweeps):
         """What every customer of a partition must have been re-evaluated under."""
         return f"{self.engine.rules_version}/{self.engine.cut_version or 0}"
 
-    def _summarised(
+    def summarised(
         self, states: Sequence[CustomerState], change: Callable[[], Outcome]
     ) -> tuple[Outcome, dict[str, dict[int, int]]]:
         """Run ``change`` on ``states``; also return the quantile-summary deltas it made."""
@@ -152,26 +187,19 @@ class Processor(PositionGuard, Sweeps):
     # ------------------------------------------------------------------ ownership
     async def assign(self, partitions: Iterable[int]) -> dict[int, int]:
         """Claim ``partitions`` (bump their epochs); returns the next offset to read."""
-        resume = {}
-        for p in sorted(set(partitions)):
-            claim = await self.store.claim(p)
-            self.claims[p] = claim
-            self._locks.setdefault(p, asyncio.Lock())
-            resume[p] = claim.offset + 1
-        log.info("claimed partitions %s (resume at %s)", sorted(resume), resume)
-        return resume
+        return await self.guard.assign(partitions)
 
     def applied_offset(self, p: int) -> int | None:
         """The last offset this processor committed for ``p`` (None: none yet)."""
-        return self._committed.get(p)
+        return self.guard.committed.get(p)
 
     def revoke(self, partitions: Iterable[int]) -> None:
-        for p in partitions:
-            self.claims.pop(p, None)
-            self.fences.pop(p, None)  # not ours any more: nothing to report for it
+        """Forget ``partitions`` (moved to another worker): their claims and fences."""
+        self.guard.revoke(partitions)
 
     def owned(self) -> list[int]:
-        return sorted(self.claims)
+        """The partitions this processor holds a claim on, in order."""
+        return self.guard.owned()
 
     # ------------------------------------------------------------------ events
     async def process(self, msgs: Sequence[Msg]) -> None:
@@ -189,68 +217,35 @@ class Processor(PositionGuard, Sweeps):
             log.debug("skipping %d messages of unowned partition %d", len(msgs), p)
             return None
         started = time.perf_counter()
-        batch = self._sort(p, msgs)
-        async with self._locks[p]:
-            await self._fenced(p, "batch", lambda c: self._commit_events(c, batch))
+        # validate and route each message: apply here, forward, skip or dead-letter
+        event, n = self.validator.event, self.partition_count
+        batch = sort_batch(p, msgs, event, self.wall.now_ms(), self._home, n, self.window)
+        async with self.guard.lock(p):
+            await self.guard.fenced(p, "batch", lambda c: self._commit_events(c, batch))
         self.stats.observe_batch(time.perf_counter() - started)
         return max((ev.occurred_ms for _, ev in batch.good), default=None)
-
-    def _sort(self, p: int, msgs: list[Msg]) -> Batch:
-        """Validate and route each message: apply here, forward, or dead-letter."""
-        batch = Batch()
-        now = self.wall.now_ms()
-        n = self.partition_count
-        since, until = self.window
-        windowed = since is not None or until is not None
-        event = self.validator.event
-        good = batch.good
-        for m in msgs:
-            try:
-                ev = event(m.value, now)
-            except InvalidEvent as exc:
-                batch.bad.append((m, exc.error_class, exc.message))
-                continue
-            except Exception as exc:  # the safety net: a validator bug, not the input's
-                if not is_record_fault(exc):
-                    raise
-                log.exception("p%d@%d: validating it failed", m.partition, m.offset)
-                batch.bad.append((m, PROCESSING_ERROR, describe(exc)))
-                continue
-            if windowed and not (
-                (since is None or ev.occurred_ms >= since)
-                and (until is None or ev.occurred_ms < until)
-            ):
-                batch.outside.append(m)
-                continue
-            if n is not None and (home := self._home(ev.customer_id.encode(), n)) != p:
-                batch.misrouted.append((m, home))
-                continue
-            if type(ev) is Refund:
-                ev = ev._replace(ref=ref_of(m))
-            good.append((m, ev))
-        return batch
 
     async def _commit_events(self, claim: Claim, batch: Batch) -> None:
         p = claim.partition
         ids = list(dict.fromkeys(ev.customer_id for _, ev in batch.good))
         loaded = await self.store.load(p, ids, self.position)
-        self._check_epoch(claim, loaded.epoch)
+        self.guard.check_epoch(claim, loaded.epoch)
         fresh = batch.after(loaded.offset)
         if fresh.last is None:
             self.stats.duplicates_skipped += batch.size
             return
         expect = loaded.offset + 1
-        if self._gap(p, expect, fresh.first):
+        if self.guard.gap(p, expect, fresh.first):
             log.warning(
                 "partition %d: batch starts at %d but redis expects %d: re-reading",
                 p,
                 fresh.first,
                 expect,
             )
-            await self._rewind(p, expect)
+            await self.guard.rewind(p, expect)
             return
         reread_from = None
-        if self.rewind is not None and self.position == "off":
+        if self.guard.rereads:
             # after a rewind, records fetched from the old position can share a batch with
             # re-read ones: apply only the unbroken run of offsets, in offset order
             fresh, reread_from = fresh.unbroken_from(min(expect, fresh.first))
@@ -266,35 +261,35 @@ class Processor(PositionGuard, Sweeps):
             outcome, failed = await salvage(
                 p, fresh, exc, lambda piece, last: self._reapply(claim, piece, last), self.letters
             )
-        if self.position == "off":
-            self._committed[p] = fresh.last
+        if self.position == OFFSETS:
+            self.guard.committed[p] = fresh.last
         if reread_from is not None:
             log.warning(
                 "partition %d: batch had a hole after offset %d: re-reading from there",
                 p,
                 reread_from - 1,
             )
-            await self._rewind(p, reread_from)
+            await self.guard.rewind(p, reread_from)
         self.stats.duplicates_skipped += batch.size - fresh.size
         self.stats.duplicate_events += outcome.duplicates
         self.stats.forwarded += len(fresh.misrouted)
         self.stats.events += len(fresh.good) - failed
 
     async def _apply(
-        self, claim: Claim, loaded: Loaded, good: Sequence[tuple[Msg, Event]], last: int
+        self, claim: Claim, loaded: Loaded, good: Sequence[tuple[Msg, Event]], last: int | None
     ) -> Outcome:
         """Apply ``good`` to the ``loaded`` states (in place) and commit them with the
-        partition's offset at ``last``."""
+        partition's offset at ``last`` (None: the offset stays)."""
         states = loaded.states
         touched = [
             states.setdefault(c, CustomerState(c))
             for c in dict.fromkeys(ev.customer_id for _, ev in good)
         ]
-        outcome, summaries = self._summarised(
+        outcome, summaries = self.summarised(
             touched, lambda: self.engine.apply_events(states, [ev for _, ev in good])
         )
         await self.letters.rejected(outcome.rejected)
-        await self._commit(
+        await self.commit(
             claim, loaded.version, touched, outcome.transitions, last, summaries=summaries
         )
         return outcome
@@ -304,14 +299,14 @@ class Processor(PositionGuard, Sweeps):
         that offset is before ``last`` (else it was all committed already)."""
         ids = list(dict.fromkeys(ev.customer_id for _, ev in good))
         loaded = await self.store.load(claim.partition, ids, self.position)
-        self._check_epoch(claim, loaded.epoch)
+        self.guard.check_epoch(claim, loaded.epoch)
         if loaded.offset >= last:
             return Outcome()
         return await self._apply(
             claim, loaded, [x for x in good if x[0].offset > loaded.offset], last
         )
 
-    async def _commit(
+    async def commit(
         self,
         claim: Claim,
         version: int,
@@ -320,8 +315,11 @@ class Processor(PositionGuard, Sweeps):
         offset: int | str | None,
         unschedule: Sequence[str] = (),
         summaries: dict[str, dict[int, int]] | None = None,
-        position: str | None = None,
+        position: Position | None = None,
     ) -> None:
+        """Commit ``states`` with their due times, the outbox of ``drafts`` (if emitting)
+        and ``offset`` at ``position`` (default: :attr:`position`) in one fenced write
+        (:meth:`RedisStore.commit`); then count them and wake the relay."""
         due = dict.fromkeys(unschedule, NEVER)
         due.update(
             zip((s.customer_id for s in states), self.engine.next_due(states).tolist(), strict=True)
@@ -361,8 +359,8 @@ class Processor(PositionGuard, Sweeps):
         total = 0
         while p in self.claims:
             now = self.clock.now_ms() if now_ms is None else now_ms
-            async with self._locks[p]:
-                n = await self._fenced(p, "decay step", lambda c: self._due_step(c, now))  # noqa: B023
+            async with self.guard.lock(p):
+                n = await self.guard.fenced(p, "decay step", lambda c: self._due_step(c, now))  # noqa: B023
             if n is None:
                 return total
             total += n
@@ -378,12 +376,12 @@ class Processor(PositionGuard, Sweeps):
 
     async def _commit_due(self, claim: Claim, ids: list[str], now: int) -> None:
         loaded = await self.store.load(claim.partition, ids)
-        self._check_epoch(claim, loaded.epoch)
+        self.guard.check_epoch(claim, loaded.epoch)
         known = [loaded.states[c] for c in ids if c in loaded.states]
         stale = [c for c in ids if c not in loaded.states]
-        outcome, summaries = self._summarised(known, lambda: self.engine.advance(known, now))
+        outcome, summaries = self.summarised(known, lambda: self.engine.advance(known, now))
         await self.letters.rejected(outcome.rejected)
-        await self._commit(
+        await self.commit(
             claim,
             loaded.version,
             known,

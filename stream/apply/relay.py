@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]  # aiokafka ships no type information
 
 from state.store import RedisStore
 from stream.apply.retry import backoff_delay
@@ -65,6 +65,11 @@ class OutboxRelay:
         self._again: set[int] = set()
         self._closing = False
         self._running = False
+
+    def use_producer(self, producer: AIOKafkaProducer) -> None:
+        """Publish with ``producer`` from now on. aiokafka objects need a running loop, so
+        the live runtime makes its producer when it starts, after this relay exists."""
+        self.producer = producer
 
     def wake(self, partition: int | None = None) -> None:
         """A commit wrote transitions to ``partition``'s outbox (None: look at all).
@@ -224,7 +229,8 @@ class OutboxRelay:
         futures: list[asyncio.Future[object]] = []
         sent: list[list[str]] = []  # the entry ids in each future's batch
         for part, records in by_partition.items():
-            batch, ids = producer.create_batch(), []
+            batch = producer.create_batch()
+            ids: list[str] = []
             for entry_id, key, value in records:
                 if batch.append(key=key, value=value, timestamp=None) is None:  # full
                     futures.append(await producer.send_batch(batch, self.topic, partition=part))

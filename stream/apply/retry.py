@@ -16,7 +16,8 @@ MAX_DELAY_S = 5.0
 
 def backoff_delay(failures: int) -> float:
     """Seconds to wait after the ``failures``-th failure in a row: 0.1 s doubling to 5 s."""
-    return min(FIRST_DELAY_S * 2 ** max(0, min(failures - 1, 16)), MAX_DELAY_S)
+    doublings: int = 2 ** max(0, min(failures - 1, 16))
+    return min(FIRST_DELAY_S * doublings, MAX_DELAY_S)
 
 
 async def with_backoff(

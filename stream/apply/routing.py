@@ -9,18 +9,39 @@ partition, marked with the :data:`FORWARDED_HEADER` header (its value: the recor
 :func:`copy_id`). A replay of the topic then sees both the original and the copy and must
 apply them once between them (:mod:`stream.backfill.forward`): the header tells a copy
 from a record its producer put there, and the copy id pairs it with its original.
+
+:func:`sort_batch` routes each record of a batch: applied here, forwarded, outside the
+event-time window, or dead-lettered.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import zlib
 from collections.abc import Callable, Iterable
 
-from aiokafka.partitioner import murmur2
+from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]  # aiokafka ships no type information
 
-__all__ = ["FORWARDED_HEADER", "copy_id", "forwarded_copy", "partitioner"]
+from schemas.errors import InvalidEvent
+from segments.model import Event, Refund
+from stream.apply.messages import Batch, Msg, ref_of
+from stream.apply.safety_net import PROCESSING_ERROR, describe, is_record_fault
+
+__all__ = [
+    "FORWARDED_HEADER",
+    "Window",
+    "copy_id",
+    "forwarded_copy",
+    "partitioner",
+    "sort_batch",
+]
+
+log = logging.getLogger(__name__)
+
+Window = tuple[int | None, int | None]
+"""An event-time range [since, until); None: open on that side."""
 
 FORWARDED_HEADER = "rfm-forwarded"
 """Kafka header of a record a worker forwarded to its owning partition (value: copy id)."""
@@ -44,7 +65,8 @@ def forwarded_copy(headers: Iterable[tuple[str, bytes]] | None) -> bool:
 
 def _murmur2(key: bytes, n: int) -> int:
     # Java client / aiokafka / kafka-python DefaultPartitioner
-    return (murmur2(key) & 0x7FFFFFFF) % n
+    h: int = murmur2(key)
+    return (h & 0x7FFFFFFF) % n
 
 
 def _crc32(key: bytes, n: int) -> int:
@@ -55,3 +77,45 @@ def _crc32(key: bytes, n: int) -> int:
 def partitioner(name: str) -> Callable[[bytes, int], int]:
     # memoised: a backfill sees the same customers over and over (pure-Python murmur2)
     return functools.lru_cache(maxsize=1 << 17)({"murmur2": _murmur2, "crc32": _crc32}[name])
+
+
+def sort_batch(
+    p: int,
+    msgs: list[Msg],
+    event: Callable[[bytes | None, int], Event],
+    now: int,
+    home_of: Callable[[bytes, int], int],
+    n: int | None,
+    window: Window,
+) -> Batch:
+    """Validate (``event``, at wall time ``now``) and route each of partition ``p``'s
+    messages: apply here, forward to its home (once the partition count ``n`` is known),
+    skip (outside ``window``), or dead-letter."""
+    batch = Batch()
+    since, until = window
+    windowed = since is not None or until is not None
+    good = batch.good
+    for m in msgs:
+        try:
+            ev = event(m.value, now)
+        except InvalidEvent as exc:
+            batch.bad.append((m, exc.error_class, exc.message))
+            continue
+        except Exception as exc:  # the safety net: a validator bug, not the input's
+            if not is_record_fault(exc):
+                raise
+            log.exception("p%d@%d: validating it failed", m.partition, m.offset)
+            batch.bad.append((m, PROCESSING_ERROR, describe(exc)))
+            continue
+        if windowed and not (
+            (since is None or ev.occurred_ms >= since) and (until is None or ev.occurred_ms < until)
+        ):
+            batch.outside.append(m)
+            continue
+        if n is not None and (home := home_of(ev.customer_id.encode(), n)) != p:
+            batch.misrouted.append((m, home))
+            continue
+        if type(ev) is Refund:
+            ev = ev._replace(ref=ref_of(m))
+        good.append((m, ev))
+    return batch

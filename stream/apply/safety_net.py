@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError  # type: ignore[import-untyped]  # aiokafka ships no type information
 from redis.exceptions import RedisError
 
 from schemas.errors import CommitRefused, RfmStreamError
@@ -136,5 +136,7 @@ async def salvage(
         await letters.send([(m, PROCESSING_ERROR, describe(error))])
 
     failed = await isolate(sorted(fresh.good, key=lambda x: x[0].offset), attempt, faulty)
-    await reapply([], fresh.last)  # past the whole batch: its last records may be letters
+    last = fresh.last
+    assert last is not None, "a batch to salvage has records"  # else its offset is no int
+    await reapply([], last)  # past the whole batch: its last records may be letters
     return total, failed

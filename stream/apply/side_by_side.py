@@ -20,7 +20,9 @@ async def all_of(work: Iterable[Awaitable[T]]) -> list[T]:
     retry of the whole step never runs beside a partition still committing.
     """
     done = await asyncio.gather(*work, return_exceptions=True)
+    results: list[T] = []
     for result in done:
         if isinstance(result, BaseException):
             raise result
-    return done  # type: ignore[return-value]
+        results.append(result)
+    return results

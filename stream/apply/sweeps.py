@@ -1,43 +1,79 @@
 """Background re-evaluation of a partition's customers after a rules or cut-point change.
 
-A mixin of :class:`~stream.apply.processor.Processor` (it needs its locks, fencing and commit
-path): one SCAN chunk per call, under the partition lock, between live batches.
+A collaborator of :class:`~stream.apply.processor.Processor`: it runs one SCAN chunk per
+call, under the partition lock and fencing of the processor's
+:class:`~stream.apply.position.PositionGuard`, and commits through the processor's commit
+path (:class:`SweepHost`), between live batches.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from schemas.settings import Settings
 from segments.engine import Engine
-from segments.model import CustomerState, Outcome
+from segments.model import CustomerState, Outcome, TransitionDraft
 from state.store import Claim, RedisStore
 from stream.apply.dead_letters import DeadLetters
+from stream.apply.modes import SWEEP, Position
+from stream.apply.position import PositionGuard
 from stream.apply.stats import Stats
 
-__all__ = ["Sweeps"]
+__all__ = ["SweepHost", "Sweeps"]
+
+
+class SweepHost(Protocol):
+    """What a sweep needs of the processor: its current rules, where rejects go, and the
+    one commit path (states, due times, outbox and position in one fenced write)."""
+
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def letters(self) -> DeadLetters: ...
+
+    def sweep_target(self) -> str:
+        """What every customer of a partition must have been re-evaluated under."""
+        ...
+
+    def summarised(
+        self, states: Sequence[CustomerState], change: Callable[[], Outcome]
+    ) -> tuple[Outcome, dict[str, dict[int, int]]]:
+        """Run ``change`` on ``states``; also return the quantile-summary deltas it made."""
+        ...
+
+    async def commit(
+        self,
+        claim: Claim,
+        version: int,
+        states: list[CustomerState],
+        drafts: list[TransitionDraft],
+        offset: int | str | None,
+        unschedule: Sequence[str] = (),
+        summaries: dict[str, dict[int, int]] | None = None,
+        position: Position | None = None,
+    ) -> None:
+        """Commit ``states`` with their due times, outbox and ``offset`` at ``position``."""
+        ...
 
 
 class Sweeps:
-    """Mixin: ``sweep(p, now)`` steps; progress committed with the customers."""
+    """``sweep(p, now)`` steps; progress committed with the customers."""
 
-    settings: Settings
-    store: RedisStore
-    engine: Engine
-    claims: dict[int, Claim]
-    stats: Stats
-    _locks: dict[int, asyncio.Lock]
-    _fenced: Callable[..., Awaitable[Any]]
-    _commit: Callable[..., Awaitable[None]]
-    letters: DeadLetters
-    _check_epoch: Callable[[Claim, int | None], None]
-    _summarised: Callable[
-        [Sequence[CustomerState], Callable[[], Outcome]],
-        tuple[Outcome, dict[str, dict[int, int]]],
-    ]
-    sweep_target: Callable[[], str]
+    def __init__(
+        self,
+        settings: Settings,
+        store: RedisStore,
+        stats: Stats,
+        guard: PositionGuard,
+        host: SweepHost,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.stats = stats
+        self.guard = guard
+        self.host = host
 
     async def sweep(self, p: int, now_ms: int) -> bool:
         """One step of re-evaluating partition ``p``'s customers under the current rules
@@ -49,34 +85,35 @@ class Sweeps:
         customer's own stamp says whether they moved for a rules change or new cut
         points, and spares those an event or the timer re-evaluated already.
         """
-        if p not in self.claims:
+        if p not in self.guard.claims:
             return True
-        async with self._locks[p]:
-            done = await self._fenced(p, "sweep", lambda c: self._sweep_step(c, now_ms))
+        async with self.guard.lock(p):
+            done = await self.guard.fenced(p, "sweep", lambda c: self._sweep_step(c, now_ms))
         return bool(done)
 
     async def _sweep_step(self, claim: Claim, now: int) -> bool:
-        p, target = claim.partition, self.sweep_target()
-        raw = await self.store.meta_field(p, "sweep") or ""
+        host = self.host
+        p, target = claim.partition, host.sweep_target()
+        raw = await self.store.meta_field(p, SWEEP) or ""
         was, _, cursor_text = raw.partition("|")
         if was == target and cursor_text == "done":
             return True
         cursor = int(cursor_text) if was == target else 0
         cursor, ids = await self.store.scans.scan_customers(p, cursor, self.settings.sweep_batch)
         loaded = await self.store.load(p, ids)
-        self._check_epoch(claim, loaded.epoch)
+        self.guard.check_epoch(claim, loaded.epoch)
         known = [loaded.states[c] for c in dict.fromkeys(ids) if c in loaded.states]
-        outcome, summaries = self._summarised(known, lambda: self.engine.reevaluate(known, now))
-        await self.letters.rejected(outcome.rejected)
+        outcome, summaries = host.summarised(known, lambda: host.engine.reevaluate(known, now))
+        await host.letters.rejected(outcome.rejected)
         marker = f"{target}|{cursor or 'done'}"
-        await self._commit(
+        await host.commit(
             claim,
             loaded.version,
             known,
             outcome.transitions,
             offset=marker,
             summaries=summaries,
-            position="sweep",
+            position=SWEEP,
         )
         self.stats.swept += len(known)
         return cursor == 0

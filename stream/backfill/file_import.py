@@ -29,6 +29,7 @@ from state.store import RedisStore
 from stream.apply.calibrate import finish_namespace
 from stream.apply.clock import WallClock
 from stream.apply.messages import Msg
+from stream.apply.modes import file_position
 from stream.apply.processor import Processor
 from stream.apply.routing import partitioner
 from stream.backfill.progress import Progress
@@ -143,8 +144,8 @@ async def import_files(
                 wall=wall,
                 mode="backfill",
                 emit=False,
+                position=file_position(_digest(path)),
             )
-            processor.position = f"file:{_digest(path)}"
             await processor.assign(range(partitions))
             bar = Progress(sum(1 for _ in read_rows(path)), label=path.name) if progress else None
             watermark = dict.fromkeys(range(partitions), 0)

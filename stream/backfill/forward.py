@@ -35,13 +35,14 @@ import contextlib
 import logging
 from collections.abc import Iterator, Sequence
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]  # aiokafka ships no type information
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]  # aiokafka ships no type information
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError  # type: ignore[import-untyped]  # aiokafka ships no type information
 
 from schemas.settings import Settings
-from state.forwarded import FORWARDED, ForwardedStore
+from state.forwarded import ForwardedStore
 from stream.apply.messages import Msg
+from stream.apply.modes import STAGED
 from stream.apply.processor import Processor
 from stream.apply.routing import copy_id
 from stream.kafka.outputs import KafkaOutputs
@@ -119,7 +120,7 @@ async def apply_forwarded(
     in the meta field :data:`~state.forwarded.FORWARDED` (committed with the state), so a
     kill resumes after the last one applied, and none is applied twice.
     """
-    assert processor.position == FORWARDED, "apply_forwarded outside reading_staged()"
+    assert processor.position == STAGED, "apply_forwarded outside reading_staged()"
     copies = await staging.copies(p)
     after = await staging.applied(p)
     applied, latest = 0, None
@@ -140,11 +141,8 @@ async def apply_forwarded(
 
 @contextlib.contextmanager
 def reading_staged(processor: Processor) -> Iterator[None]:
-    """The processor reads staged records (position :data:`FORWARDED`) meanwhile; set once
-    around every partition's :func:`apply_forwarded` (they run side by side)."""
-    position = processor.position
-    processor.position = FORWARDED
-    try:
+    """The processor reads staged records (position :data:`~stream.apply.modes.STAGED`)
+    meanwhile; set once around every partition's :func:`apply_forwarded` (they run side
+    by side)."""
+    with processor.guard.reading(STAGED):
         yield
-    finally:
-        processor.position = position

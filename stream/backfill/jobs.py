@@ -288,11 +288,11 @@ async def _all_reported(
     reads.add_done_callback(lambda f: f.cancelled() or f.exception())
     try:
         while True:
-            running = [t for t in tasks if not t.done()]
+            running: list[asyncio.Future[Any]] = [t for t in tasks if not t.done()]
             await asyncio.wait([reads, *running], return_when=asyncio.FIRST_COMPLETED)
             for t in tasks:  # before its order, a child's task ends only by failing
-                if t.done() and not t.cancelled() and t.exception() is not None:
-                    raise t.exception()  # type: ignore[misc]
+                if t.done() and not t.cancelled() and (failure := t.exception()) is not None:
+                    raise failure
             if reads.done():
                 return reads.result()
     finally:

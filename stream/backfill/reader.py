@@ -15,7 +15,12 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import (  # type: ignore[import-untyped]  # aiokafka ships no type information
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRecord,
+    TopicPartition,
+)
 
 from schemas.errors import BrokerUnavailable, SettingsError
 from schemas.settings import Settings
@@ -99,9 +104,9 @@ def make_processor(
         wall=wall,
         mode="backfill",
         emit=reading.emit_topic is not None,
+        partition_count=partition_count,
+        window=(reading.since_ms, reading.until_ms),
     )
-    processor.partition_count = partition_count
-    processor.window = (reading.since_ms, reading.until_ms)
     return processor
 
 
@@ -150,7 +155,7 @@ async def true_end_offsets(
     reported end, with the rest still to apply. A partition whose end can't be read
     fails the backfill rather than end short.
     """
-    end = await consumer.end_offsets(tps)
+    end: dict[TopicPartition, int] = await consumer.end_offsets(tps)
     start = await consumer.beginning_offsets(tps)
     # every partition in the same fetch round (one by one, each waits a broker round trip)
     pending = {tp for tp in tps if end[tp] > start[tp]}
@@ -178,8 +183,8 @@ async def true_end_offsets(
 
 
 async def _each_partition(
-    apply: Callable[[TopicPartition, list], Awaitable[None]],
-    records: dict[TopicPartition, list],
+    apply: Callable[[TopicPartition, list[ConsumerRecord]], Awaitable[None]],
+    records: dict[TopicPartition, list[ConsumerRecord]],
 ) -> None:
     """``apply`` to each partition's records, concurrently across partitions.
 
@@ -250,14 +255,14 @@ async def read_partitions(
     await consumer.start()
     try:
         consumer.assign(tps)
-        buffers: dict[TopicPartition, list] = {tp: [] for tp in tps}
+        buffers: dict[TopicPartition, list[ConsumerRecord]] = {tp: [] for tp in tps}
 
         async def rewind(p: int, offset: int) -> None:
             tp = TopicPartition(topic, p)
             buffers[tp].clear()  # fetched from the old position
             consumer.seek(tp, offset)
 
-        processor.rewind = rewind
+        processor.guard.seek_with(rewind)
         store.track_watermark(WATERMARK)
         resume = await processor.assign(partitions)
         for tp in tps:
@@ -270,7 +275,7 @@ async def read_partitions(
         done = {tp for tp in tps if end[tp] <= resume[tp.partition]}
         idle = 0
 
-        async def apply(tp: TopicPartition, recs: list) -> None:
+        async def apply(tp: TopicPartition, recs: list[ConsumerRecord]) -> None:
             p = tp.partition
             msgs = [Msg(p, r.offset, r.key, r.value) for r in recs]
             # copies a live worker forwarded here: remembered before they are applied, so
@@ -321,7 +326,7 @@ async def read_partitions(
     if barrier is not None:
         await barrier()
 
-    async def forwarded(tp: TopicPartition, _: list) -> None:
+    async def forwarded(tp: TopicPartition, _: list[ConsumerRecord]) -> None:
         p = tp.partition
         await apply_forwarded(processor, staging, p, reading.batch)
         watermark[p] = max(watermark[p], store.watermarks.get(p, 0))  # its commit's
@@ -333,7 +338,7 @@ async def read_partitions(
 
     # decays between events were caught up by each customer's next event; the rest, up
     # to each partition's watermark, fire now (the same due times, the same transitions)
-    async def decays(tp: TopicPartition, _: list) -> None:
+    async def decays(tp: TopicPartition, _: list[ConsumerRecord]) -> None:
         await processor.run_due(tp.partition, watermark[tp.partition])
 
     await _each_partition(decays, {tp: [] for tp in tps if watermark[tp.partition] > 0})

@@ -33,7 +33,7 @@ import asyncio
 import os
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]  # aiokafka ships no type information
 
 from schemas.errors import SettingsError
 from schemas.settings import Settings

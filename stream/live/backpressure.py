@@ -82,9 +82,14 @@ class OutboxWatch:
         self.owned = owned
         self.policy = policy
         self.flow = flow
-        """The consumer's pause and resume (set once the faust app exists)."""
+        """The consumer's pause and resume (given by :meth:`use_flow` once it exists)."""
         self.lengths: dict[int, int] = {}
         """Each owned partition's outbox length at the last check."""
+
+    def use_flow(self, flow: Flow) -> None:
+        """Pause and resume with ``flow`` from now on: the consumer's, which the live worker
+        only has once faust's app exists (after this watch is made)."""
+        self.flow = flow
 
     def paused(self) -> set[int]:
         """Owned partitions whose consumption is paused now."""

@@ -16,18 +16,19 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Set
+from collections.abc import Sequence, Set
 from typing import Any
 
 import faust
 from faust.types import TP
 
 from schemas.settings import Settings
-from stream.live.delivery import ack, install, reset_read_offsets
+from stream.apply.messages import Msg
+from stream.live.delivery import Backlog, ack, install, reset_read_offsets
 from stream.live.faust_patches import cap_fetch_wait, position_from_redis
 from stream.live.runtime import Runtime
 
-__all__ = ["FaustFlow", "create_app", "raw_app"]
+__all__ = ["FaustControls", "FaustFlow", "create_app", "raw_app"]
 
 
 class FaustFlow:
@@ -52,6 +53,37 @@ class FaustFlow:
 
     def resume(self, partitions: set[int]) -> None:
         self.consumer.resume_partitions({TP(self.topic, p) for p in partitions})
+
+
+class FaustControls:
+    """The runtime's :class:`~stream.live.consumer.ConsumerControls` over faust's consumer
+    of the purchases topic ``topic``; ``backlog`` is where its fetches queue."""
+
+    def __init__(self, consumer: Any, topic: str, backlog: Backlog) -> None:
+        self.consumer = consumer
+        self.topic = topic
+        self.backlog = backlog
+        self.flow = FaustFlow(consumer, topic)
+
+    def ack(self, msgs: Sequence[Msg]) -> None:
+        ack(self.consumer, self.topic, msgs)
+
+    def highwater(self, p: int) -> int | None:
+        hw: int | None = self.consumer.highwater(TP(self.topic, p))
+        return hw
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        """Read ``tp`` from ``offset`` on, dropping what was queued from it."""
+        # seek_wait runs in the consumer's own thread; faust's seek() touches the threaded
+        # aiokafka consumer from this one and races its fetcher (KeyError in fetched_records)
+        self.backlog.drop([tp.partition])
+        await self.consumer.seek_wait({tp: offset})
+        reset_read_offsets(self.consumer, {tp: offset})
+        # not dropped again here: records queued while seek_wait ran may be the re-read
+        # ones, which the consumer will not fetch again (a stale one only costs a rewind)
+
+    async def rewind(self, p: int, offset: int) -> None:
+        await self.seek(TP(self.topic, p), offset)
 
 
 def raw_app(settings: Settings, datadir: str) -> tuple[faust.App, faust.TopicT]:
@@ -92,15 +124,17 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
     app.topics.add(topic)
     name = topic.get_topic_name()
     install(app.consumer, name, runtime.backlog)
-    runtime.ack = lambda msgs: ack(app.consumer, name, msgs)
+    controls = FaustControls(app.consumer, name, runtime.backlog)
 
-    @app.on_partitions_revoked.connect
+    # faust's stubs type a receiver as (sender, *args, signal=..., **kwargs); it calls these
+    # with the one positional argument they take
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust's receiver type
     async def on_revoked(sender: Any, revoked: Set[Any], **_: Any) -> None:
         gone = {tp.partition for tp in revoked if tp.topic == name}
         runtime.processor.revoke(gone)
         runtime.backlog.drop(gone)
 
-    @app.on_partitions_assigned.connect
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust's receiver type
     async def on_assigned(sender: Any, assigned: Set[Any], **_: Any) -> None:
         mine = {tp.partition: tp for tp in assigned if tp.topic == name}
         gone = set(runtime.processor.owned()) - set(mine)
@@ -108,22 +142,8 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         runtime.backlog.drop(gone)
         resume = await runtime.assign(set(mine))
         for p, offset in resume.items():
-            await seek(mine[p], offset)
+            await controls.seek(mine[p], offset)
 
-    async def seek(tp: TP, offset: int) -> None:
-        # seek_wait runs in the consumer's own thread; faust's seek() touches the threaded
-        # aiokafka consumer from this one and races its fetcher (KeyError in fetched_records)
-        runtime.backlog.drop([tp.partition])
-        await app.consumer.seek_wait({tp: offset})
-        reset_read_offsets(app.consumer, {tp: offset})
-        # not dropped again here: records queued while seek_wait ran may be the re-read
-        # ones, which the consumer will not fetch again (a stale one only costs a rewind)
-
-    async def rewind(p: int, offset: int) -> None:
-        await seek(TP(name, p), offset)
-
-    runtime.processor.rewind = rewind
-    runtime.highwater = lambda p: app.consumer.highwater(TP(name, p))
-    runtime.outboxes.flow = FaustFlow(app.consumer, name)
+    runtime.attach(controls)
     position_from_redis(app, runtime, name)
     return app

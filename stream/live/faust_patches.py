@@ -5,9 +5,10 @@ their reasons are in one place."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import faust
+from faust.transport.consumer import Consumer
 
 from stream.apply.retry import with_backoff
 
@@ -37,8 +38,8 @@ def cap_fetch_wait(ms: int) -> None:
         consumer._fetch_max_wait_ms = ms
         return consumer
 
-    create._rfm_capped = True  # type: ignore[attr-defined]
-    driver.AIOKafkaConsumerThread._create_worker_consumer = create  # type: ignore[method-assign]
+    create._rfm_capped = True  # type: ignore[attr-defined]  # a marker: patched once per process
+    driver.AIOKafkaConsumerThread._create_worker_consumer = create  # type: ignore[method-assign]  # the patch itself
 
 
 def position_from_redis(app: faust.App, runtime: Runtime, topic_name: str) -> None:
@@ -50,7 +51,9 @@ def position_from_redis(app: faust.App, runtime: Runtime, topic_name: str) -> No
     restored from an older snapshot or losing its last second of AOF), and reading
     from there would skip events for good. So the seek itself is redirected.
     """
-    consumer = app.consumer
+    # typed as the abstract ConsumerT, which lacks seek_to_committed; faust's app makes a
+    # transport Consumer, which has it
+    consumer = cast(Consumer, app.consumer)
     original = consumer.seek_to_committed
 
     async def seek_to_redis_committed() -> Mapping[Any, int]:
@@ -69,4 +72,4 @@ def position_from_redis(app: faust.App, runtime: Runtime, topic_name: str) -> No
             await consumer.seek_wait({tp: positions[tp] for tp in ours})
         return positions
 
-    consumer.seek_to_committed = seek_to_redis_committed  # type: ignore[method-assign]
+    consumer.seek_to_committed = seek_to_redis_committed  # type: ignore[method-assign]  # the patch itself

@@ -17,8 +17,8 @@ import sys
 from collections.abc import Awaitable, Callable, Set
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]  # aiokafka ships no type information
+from aiokafka.errors import KafkaError  # type: ignore[import-untyped]  # aiokafka ships no type information
 from mode import Service
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -50,6 +50,7 @@ from stream.live.backpressure import (
     publishing_gauges,
     publishing_health,
 )
+from stream.live.consumer import ConsumerControls
 from stream.live.delivery import Backlog
 from stream.live.redis_checks import check_eviction, check_layout, check_listpack
 from stream.live.redis_status import RedisStatus
@@ -103,7 +104,7 @@ class Runtime(Service):
         self.outboxes = OutboxWatch(
             self.store, lambda: self.processor.owned(), PausePolicy(settings.outbox_max)
         )
-        """Outbox lengths and the back-pressure they call for (its flow: the faust app)."""
+        """Outbox lengths and the back-pressure they call for (its flow: the consumer's)."""
         self.ready = asyncio.Event()
         self.redis = RedisStatus()
         """Up, down or refusing writes (and why): what the retried steps last met."""
@@ -115,14 +116,24 @@ class Runtime(Service):
             wall.now_ms,
         )
         self.http = HttpServer(settings.http_port, self.metrics, self.health, self.lookup)
-        self.highwater: Callable[[int], int | None] = lambda p: None
-        """The consumer's high watermark of partition p (set by the faust app)."""
+        self.consumer: ConsumerControls | None = None
+        """The consumer's acks, high watermarks, seeks and flow (given by :meth:`attach`)."""
         self.gauges: dict[str, dict[int, float]] = {}
         self._rate = EventRate()
         self.backlog = Backlog(4 * settings.batch_max)
         """Fetched records waiting for the processor (filled by :mod:`stream.live.delivery`)."""
-        self.ack: Callable[[list[Msg]], None] = lambda msgs: None
-        """Tell the consumer a batch is done (set by the faust app)."""
+
+    def attach(self, consumer: ConsumerControls) -> None:
+        """Work with ``consumer`` from now on: ack its batches, read its high watermarks,
+        rewind it where Redis's position is behind, pause it for back-pressure. Given once
+        faust's app exists, which is made after the runtime (:mod:`stream.live.consumer`)."""
+        self.consumer = consumer
+        self.processor.guard.seek_with(consumer.rewind)
+        self.outboxes.use_flow(consumer.flow)
+
+    def highwater(self, p: int) -> int | None:
+        """The consumer's high watermark of partition ``p`` (None: not known yet)."""
+        return self.consumer.highwater(p) if self.consumer is not None else None
 
     def on_init_dependencies(self) -> list[Service]:
         return [self.http]
@@ -220,7 +231,8 @@ class Runtime(Service):
         await with_backoff("create topics", lambda: ensure_topics(self.settings), _RETRIABLE)
         self.producer = make_producer(self.settings.kafka_bootstrap)
         await with_backoff("start producer", self.producer.start, _RETRIABLE)
-        self.relay.producer = self.outputs.producer = self.producer
+        self.relay.use_producer(self.producer)
+        self.outputs.producer = self.producer  # KafkaOutputs (stream.kafka) has no method yet
         await with_backoff("read topic metadata", self._read_partition_count, _RETRIABLE)
         topic, n = self.settings.purchases_topic, self.processor.partition_count
         assert n is not None
@@ -274,7 +286,7 @@ class Runtime(Service):
         found = parts.partitions_for_topic(self.settings.purchases_topic)
         if not found:
             raise KafkaError(f"topic {self.settings.purchases_topic} has no partitions yet")
-        self.processor.partition_count = len(found)
+        self.processor.set_partition_count(len(found))
 
     async def on_stop(self) -> None:
         with contextlib.suppress(*_RETRIABLE):
@@ -295,7 +307,7 @@ class Runtime(Service):
         async def claim() -> None:
             resume.update(await self.processor.assign(partitions))
 
-        self.processor.forget_fences()  # every assigned partition is claimed anew
+        self.processor.guard.forget_fences()  # every assigned partition is claimed anew
         await self._retrying("claim partitions", claim)
         return resume
 
@@ -307,7 +319,8 @@ class Runtime(Service):
         while not self.should_stop:
             msgs = await self.backlog.take(self.settings.batch_max)
             await self.process(msgs)
-            self.ack(msgs)
+            if self.consumer is not None:
+                self.consumer.ack(msgs)
 
     @Service.task
     async def _relay(self) -> None:
@@ -340,7 +353,7 @@ class Runtime(Service):
             try:
                 await self._check_promoted()
                 for p in self.processor.owned():
-                    await self.processor.verify(p)
+                    await self.processor.guard.verify(p)
                 await self._refresh_gauges()
                 if not s.decay_timer:
                     continue

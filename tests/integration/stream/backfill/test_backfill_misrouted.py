@@ -128,7 +128,7 @@ async def test_a_killed_backfill_resumes_without_doubling_staged_records(
 
     async def dies_on_second_staged_batch(self: object, p: int, msgs: list) -> int | None:
         nonlocal calls
-        if getattr(self, "position", "off") == bf.FORWARDED:
+        if getattr(self, "position", "off") == bf.STAGED:
             calls += 1
             if calls == 2:
                 raise asyncio.CancelledError  # the process dies here
@@ -143,7 +143,7 @@ async def test_a_killed_backfill_resumes_without_doubling_staged_records(
     assert calls >= 2, "never reached the staged records"
     store = cluster.store(namespace=ns)
     try:  # killed part-way: some staged records applied, not all
-        applied = [await store.meta_field(p, bf.FORWARDED) for p in range(settings.partitions)]
+        applied = [await store.meta_field(p, bf.STAGED) for p in range(settings.partitions)]
     finally:
         await store.close()
     assert any(a is not None for a in applied), applied

@@ -16,6 +16,7 @@ from stream.apply.relay import DrainFailure
 from stream.live.backpressure import OutboxWatch, PausePolicy
 from stream.live.delivery import Backlog, drain_in_batches
 from stream.live.runtime import Runtime
+from tests.support.consumer_stub import StubControls
 from tests.unit.stream.live.test_delivery import Flag, Rec, StubConsumer
 
 
@@ -76,8 +77,8 @@ async def test_the_watch_pauses_and_resumes_from_real_outbox_lengths(redis_url: 
 def test_health_degrades_past_the_outbox_threshold_and_while_dead_letters_fail() -> None:
     runtime = Runtime(load_settings(health_max_outbox="100", http_port="0"))
     runtime.ready.set()
-    runtime.processor.claims = {0: Claim(0, 1, -1), 1: Claim(1, 1, -1)}
-    runtime.highwater = lambda p: 0
+    runtime.processor.claims.update({0: Claim(0, 1, -1), 1: Claim(1, 1, -1)})
+    runtime.attach(StubControls(lambda p: 0))
     runtime.outboxes.lengths = {0: 100, 1: 0}
     assert runtime.health()["ok"]
     runtime.relay.failing = {1: DrainFailure("UnknownError: no", 3, 0.0, 0.0)}
