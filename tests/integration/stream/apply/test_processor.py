@@ -151,6 +151,31 @@ async def test_a_fenced_batch_writes_nothing_and_the_partition_is_not_applied_ag
     assert await rig.committed() == 2
 
 
+async def test_a_claim_between_the_load_and_the_commit_fences_the_commit(rig: Rig) -> None:
+    """The new owner claims the partition while this batch is being applied: only the
+    epoch check inside the atomic write can stop it. Catches a commit script that
+    does not check the epoch."""
+    await rig.feed(_dumps(_events(3)))
+    before = await _states(rig, ["c0", "c1", "c2"])
+    outbox = await _outbox(rig)
+    real_load = rig.store.load
+
+    async def load_then_claimed(
+        partition: int, ids: Sequence[str], position: str = "off"
+    ) -> Loaded:
+        loaded = await real_load(partition, ids, position)
+        await rig.store.claim(partition)  # the group's new owner, mid-batch
+        return loaded
+
+    rig.store.load = load_then_claimed  # type: ignore[method-assign]  # injects the race
+    await rig.feed(_dumps(_events(6)[3:]))
+    assert rig.processor.stats.fenced_batches == 1
+    assert 0 in rig.processor.fences
+    assert await _states(rig, ["c0", "c1", "c2"]) == before
+    assert await _outbox(rig) == outbox
+    assert await rig.committed() == 2
+
+
 async def test_a_fenced_decay_step_writes_nothing(rig: Rig) -> None:
     """The timer's path is fenced like a batch. Catches a decay step committed with a
     stale epoch (a dormant transition published twice, by two owners)."""
@@ -220,7 +245,8 @@ def _record_rewinds(rig: Rig) -> list[tuple[int, int]]:
 async def test_a_batch_past_the_committed_offset_rewinds_and_applies_nothing(rig: Rig) -> None:
     """Redis expects offset 3, the consumer hands 5..7 (3 and 4 lost with a Redis
     failover, or a seek raced). Catches a processor that applies past the hole (events 3
-    and 4 would be lost, or applied later out of order)."""
+    and 4 would be lost, or applied later out of order), and one without the gap check
+    that lets the batch through as an empty one."""
     asked = _record_rewinds(rig)
     events = _events(8)
     msgs = rig.messages(_dumps(events))
@@ -231,6 +257,9 @@ async def test_a_batch_past_the_committed_offset_rewinds_and_applies_nothing(rig
     assert asked == [(0, 3)]
     assert rig.processor.stats.rewinds == 1
     assert await rig.committed() == 2
+    # and not applied as an empty batch either (that would forget the committed offset
+    # the timer's check compares with Redis's)
+    assert rig.processor.applied_offset(0) == 2
     assert await _states(rig, ["c0", "c1", "c2"]) == before
 
     await rig.deliver(msgs[3:])  # the consumer, re-read from 3
