@@ -137,11 +137,11 @@ async def test_a_step_that_loses_the_race_follows_the_winner(cal: Calibrated) ->
     real = store.put_cuts
     raced: list[int] = []
 
-    async def another_worker_wins_first(expected: int, doc: Mapping[str, object]) -> bool:
+    async def another_worker_wins_first(expected_version: int, doc: Mapping[str, object]) -> bool:
         if not raced:
-            raced.append(expected)
-            assert await real(expected, {**doc, "at_ms": T - 1})
-        return await real(expected, doc)
+            raced.append(expected_version)
+            assert await real(expected_version, {**doc, "at_ms": T - 1})
+        return await real(expected_version, doc)
 
     store.put_cuts = another_worker_wins_first  # type: ignore[method-assign]  # the race
     got = await cal.calibrator.step(T, [0])

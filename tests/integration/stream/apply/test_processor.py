@@ -161,9 +161,9 @@ async def test_a_claim_between_the_load_and_the_commit_fences_the_commit(rig: Ri
     real_load = rig.store.load
 
     async def load_then_claimed(
-        partition: int, ids: Sequence[str], position: str = "off"
+        partition: int, customer_ids: Sequence[str], position: str = "off"
     ) -> Loaded:
-        loaded = await real_load(partition, ids, position)
+        loaded = await real_load(partition, customer_ids, position)
         await rig.store.claim(partition)  # the group's new owner, mid-batch
         return loaded
 
@@ -202,17 +202,16 @@ async def test_a_commit_conflict_is_retried_on_fresh_state(rig: Rig) -> None:
     interfered: list[int] = []
 
     async def load_then_someone_commits(
-        partition: int, ids: Sequence[str], position: str = "off"
+        partition: int, customer_ids: Sequence[str], position: str = "off"
     ) -> Loaded:
-        loaded = await real_load(partition, ids, position)
+        loaded = await real_load(partition, customer_ids, position)
         if not interfered:  # once: c0 gets a purchase through another commit
             interfered.append(loaded.version)
             other = await real_load(partition, ["c0"])
-            other_events = [purchase("c0", 100, NOW - timedelta(days=2), "50")]
-            engine = rig.processor.engine
             state = other.states["c0"]
-            engine.apply_events(
-                {"c0": state}, [engine_event(parse_event(orjson.dumps(e))) for e in other_events]
+            bought = purchase("c0", 100, NOW - timedelta(days=2), "50")
+            rig.processor.engine.apply_events(
+                {"c0": state}, [engine_event(parse_event(orjson.dumps(bought)))]
             )
             claim = rig.processor.claims[partition]
             await rig.store.commit(partition, claim.epoch, other.version, [state], {}, [])
