@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError  # type: ignore[import-untyped]  # aiokafka ships no type information
 
 from schemas.events import parse_event
 from schemas.times import to_ms
