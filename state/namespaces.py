@@ -77,7 +77,7 @@ class NamespaceRefused(RfmStreamError):
     """An operation on a namespace that would lose, double or flood: refused, one line."""
 
 
-_NAME = TypeAdapter(Annotated[str, *Settings.model_fields["namespace"].metadata])
+_NAME: TypeAdapter[str] = TypeAdapter(Annotated[str, *Settings.model_fields["namespace"].metadata])
 """``RFM_NAMESPACE``'s own rule (schemas.settings), reused for every namespace argument."""
 
 

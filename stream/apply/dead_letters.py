@@ -21,7 +21,7 @@ from stream.apply.messages import Msg, msg_of
 from stream.apply.stats import Stats
 
 if TYPE_CHECKING:
-    from stream.apply.processor import Outputs
+    from stream.apply.outputs import Outputs
 
 __all__ = ["DeadLetters"]
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol
 
 from schemas.settings import Settings
 from segments.engine import NEVER, Engine
@@ -36,6 +35,7 @@ from stream.apply.dead_letters import DeadLetters
 from stream.apply.encode import TransitionEncoder
 from stream.apply.messages import Batch, Msg
 from stream.apply.modes import OFFSETS, Mode, Position
+from stream.apply.outputs import Outputs
 from stream.apply.position import PositionGuard, Seek
 from stream.apply.routing import Window, partitioner, sort_batch
 from stream.apply.safety_net import is_record_fault, salvage
@@ -48,18 +48,6 @@ from stream.apply.validate import Validator
 __all__ = ["Outputs", "Processor", "Stats", "Window"]
 
 log = logging.getLogger(__name__)
-
-
-class Outputs(Protocol):
-    """Where messages that are not applied here go; both calls return once acknowledged."""
-
-    async def dead_letter(self, letters: Sequence[tuple[bytes | None, bytes]]) -> None:
-        """Publish (key, dead-letter JSON) pairs to the dead-letter topic."""
-        ...
-
-    async def forward(self, msgs: Sequence[tuple[int, bytes | None, bytes | None]]) -> None:
-        """Re-publish (partition, key, value) to the purchases topic's owning partition."""
-        ...
 
 
 class Processor:
@@ -248,7 +236,8 @@ class Processor:
         if self.guard.rereads:
             # after a rewind, records fetched from the old position can share a batch with
             # re-read ones: apply only the unbroken run of offsets, in offset order
-            fresh, reread_from = fresh.unbroken_from(min(expect, fresh.first))
+            # from the first fresh offset: equal to `expect` unless a lasting hole was accepted
+            fresh, reread_from = fresh.unbroken_from(fresh.first)
         await self.letters.send([(m, cls, msg) for m, cls, msg in fresh.bad])
         if fresh.misrouted:
             await self.outputs.forward([(home, m.key, m.value) for m, home in fresh.misrouted])

@@ -143,7 +143,7 @@ async def test_a_step_that_loses_the_race_follows_the_winner(cal: Calibrated) ->
             assert await real(expected_version, {**doc, "at_ms": T - 1})
         return await real(expected_version, doc)
 
-    store.put_cuts = another_worker_wins_first  # type: ignore[method-assign]  # the race
+    store.put_cuts = another_worker_wins_first  # type: ignore[method-assign]  # the race, injected
     got = await cal.calibrator.step(T, [0])
     assert raced == [0], "the race was not injected"
     assert got is not None and (got.version, got.at_ms) == (1, T - 1)

@@ -48,7 +48,7 @@ def _record_rewinds(rig: Rig) -> list[tuple[int, int]]:
     async def rewind(p: int, offset: int) -> None:
         asked.append((p, offset))
 
-    rig.processor.rewind = rewind
+    rig.processor.guard.seek_with(rewind)
     return asked
 
 
@@ -70,7 +70,7 @@ async def test_verify_fences_a_quiet_partition_another_writer_claimed(rig: Rig) 
     await rig.feed(_dumps(_events(2)))
     await rig.store.claim(0)
     epoch, _, _ = await rig.store.meta(0)
-    await rig.processor.verify(0)
+    await rig.processor.guard.verify(0)
     assert 0 in rig.processor.fences
     assert rig.processor.owned() == []
     assert (await rig.store.meta(0))[0] == epoch, "the guard claimed the partition back"
@@ -81,7 +81,7 @@ async def test_verify_leaves_a_healthy_partition_alone(rig: Rig) -> None:
     asked = _record_rewinds(rig)
     await rig.feed(_dumps(_events(3)))
     claim = rig.processor.claims[0]
-    await rig.processor.verify(0)
+    await rig.processor.guard.verify(0)
     assert asked == []
     assert rig.processor.claims[0] is claim
     assert rig.processor.fences == {}
@@ -96,7 +96,7 @@ async def test_verify_reclaims_when_redis_lost_the_partition(rig: Rig) -> None:
     await rig.feed(_dumps(_events(3)))
     await rig.store.client.delete(rig.store.keys.meta(0))
 
-    await rig.processor.verify(0)
+    await rig.processor.guard.verify(0)
     assert asked == [(0, 0)]
     assert rig.processor.stats.state_lost == 1
     assert rig.processor.owned() == [0]
@@ -116,7 +116,7 @@ async def test_verify_rewinds_when_redis_lost_its_last_commits(rig: Rig) -> None
     assert rig.processor.applied_offset(0) == 5
     await rig.store.client.hset(rig.store.keys.meta(0), "off", "2")  # commits 3..5 lost
 
-    await rig.processor.verify(0)
+    await rig.processor.guard.verify(0)
     assert asked == [(0, 3)]
     assert rig.processor.applied_offset(0) == 2
     assert rig.processor.stats.state_lost == 1

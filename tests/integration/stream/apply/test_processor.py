@@ -58,7 +58,7 @@ async def _states(rig: Rig, customers: Sequence[str]) -> dict[str, Any]:
 
 async def _segment_sizes(rig: Rig) -> dict[str, dict[str, int]]:
     """The tallied segment sizes of partition 0 (zero entries dropped)."""
-    counts = await rig.store.segment_counts([0])
+    counts = await rig.store.tallies.segment_counts([0])
     return {s: {k: n for k, n in seg.items() if n} for s, seg in counts.items()}
 
 
@@ -237,7 +237,7 @@ def _record_rewinds(rig: Rig) -> list[tuple[int, int]]:
     async def rewind(p: int, offset: int) -> None:
         asked.append((p, offset))
 
-    rig.processor.rewind = rewind
+    rig.processor.guard.seek_with(rewind)
     return asked
 
 

@@ -106,7 +106,7 @@ async def test_a_rules_change_re_evaluates_every_customer_in_bounded_steps(rig: 
         f"c{i}" for i in range(CUSTOMERS) if _amount(i) == "600"
     )
     assert {(t["from_segment"], t["to_segment"]) for t in moved} == {("new", "develop")}
-    counts = await rig.store.segment_counts([0])
+    counts = await rig.store.tallies.segment_counts([0])
     assert {k: n for k, n in counts["rfm8"].items() if n} == {
         "new": CUSTOMERS // 2,
         "develop": CUSTOMERS // 2,

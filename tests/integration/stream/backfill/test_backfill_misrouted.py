@@ -132,14 +132,14 @@ async def test_a_killed_backfill_resumes_without_doubling_staged_records(
             calls += 1
             if calls == 2:
                 raise asyncio.CancelledError  # the process dies here
-        return await real(self, p, msgs)  # type: ignore[arg-type]
+        return await real(self, p, msgs)  # type: ignore[arg-type]  # passed through as received
 
-    bf.Processor.process_partition = dies_on_second_staged_batch  # type: ignore[method-assign]
+    bf.Processor.process_partition = dies_on_second_staged_batch  # type: ignore[method-assign]  # patched for this test, restored after
     try:
         with pytest.raises(asyncio.CancelledError):
             await backfill_topic(settings, opts)
     finally:
-        bf.Processor.process_partition = real  # type: ignore[method-assign]
+        bf.Processor.process_partition = real  # type: ignore[method-assign]  # patched for this test, restored after
     assert calls >= 2, "never reached the staged records"
     store = cluster.store(namespace=ns)
     try:  # killed part-way: some staged records applied, not all

@@ -53,7 +53,7 @@ async def test_a_backfill_killed_right_after_its_last_commit_resumes_at_the_same
     killed_at: list[int] = []
 
     async def commit_then_die(self: RedisStore, partition: int, *args: object, **kw: object) -> int:
-        version = await commit(self, partition, *args, **kw)  # type: ignore[arg-type]
+        version = await commit(self, partition, *args, **kw)  # type: ignore[arg-type]  # passed through as received
         offset = args[5] if len(args) > 5 else kw.get("offset")
         if partition == victim and offset == last[victim]:
             killed_at.append(version)
@@ -64,7 +64,7 @@ async def test_a_backfill_killed_right_after_its_last_commit_resumes_at_the_same
     options = {"jobs": 1, "batch": 40, "progress": False}
     monkeypatch.setattr(RedisStore, "commit", commit_then_die)
     with pytest.raises(Killed):
-        await backfill_topic(settings, BackfillOptions(namespace=ns_a, **options))  # type: ignore[arg-type]
+        await backfill_topic(settings, BackfillOptions(namespace=ns_a, **options))  # type: ignore[arg-type]  # options: a dict of BackfillOptions fields
     monkeypatch.undo()
     assert killed_at, "the kill never came"
     store = cluster.store(namespace=ns_a)
@@ -73,8 +73,8 @@ async def test_a_backfill_killed_right_after_its_last_commit_resumes_at_the_same
     finally:
         await store.close()
 
-    await backfill_topic(settings, BackfillOptions(namespace=ns_a, **options))  # type: ignore[arg-type]
-    await backfill_topic(settings, BackfillOptions(namespace=ns_b, **options))  # type: ignore[arg-type]
+    await backfill_topic(settings, BackfillOptions(namespace=ns_a, **options))  # type: ignore[arg-type]  # options: a dict of BackfillOptions fields
+    await backfill_topic(settings, BackfillOptions(namespace=ns_b, **options))  # type: ignore[arg-type]  # options: a dict of BackfillOptions fields
     # (the old order: about a dozen customers of the victim partition were left undecayed, e.g.
     # high_value where the uninterrupted run has them dormant)
     a, b = comparable(await states_of(cluster, ns_a)), comparable(await states_of(cluster, ns_b))
@@ -105,7 +105,7 @@ async def test_a_backfill_killed_after_applying_a_staged_record_resumes_at_its_w
     killed: list[int] = []
 
     async def commit_then_die(self: RedisStore, partition: int, *args: object, **kw: object) -> int:
-        version = await commit(self, partition, *args, **kw)  # type: ignore[arg-type]
+        version = await commit(self, partition, *args, **kw)  # type: ignore[arg-type]  # passed through as received
         position = args[6] if len(args) > 6 else kw.get("position")
         if partition == home and position == FORWARDED:
             killed.append(version)
@@ -116,12 +116,12 @@ async def test_a_backfill_killed_after_applying_a_staged_record_resumes_at_its_w
     options = {"jobs": 1, "batch": 40, "progress": False}
     monkeypatch.setattr(RedisStore, "commit", commit_then_die)
     with pytest.raises(Killed):
-        await backfill_topic(settings, BackfillOptions(namespace=ns_a, **options))  # type: ignore[arg-type]
+        await backfill_topic(settings, BackfillOptions(namespace=ns_a, **options))  # type: ignore[arg-type]  # options: a dict of BackfillOptions fields
     monkeypatch.undo()
     assert killed, "the staged record was never committed"
 
-    await backfill_topic(settings, BackfillOptions(namespace=ns_a, **options))  # type: ignore[arg-type]
-    await backfill_topic(settings, BackfillOptions(namespace=ns_b, **options))  # type: ignore[arg-type]
+    await backfill_topic(settings, BackfillOptions(namespace=ns_a, **options))  # type: ignore[arg-type]  # options: a dict of BackfillOptions fields
+    await backfill_topic(settings, BackfillOptions(namespace=ns_b, **options))  # type: ignore[arg-type]  # options: a dict of BackfillOptions fields
     marks_a = await watermarks(cluster, ns_a, n)
     marks_b = await watermarks(cluster, ns_b, n)
     assert marks_b[home] == str(int(latest.timestamp() * 1000))

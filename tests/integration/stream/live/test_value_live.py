@@ -100,7 +100,7 @@ async def test_refit_ranks_by_p_alive_and_the_early_warning_fires_on_time(
         await store.close()
     assert doc is not None
     cuts = CutPoints.from_json(doc)
-    assert cuts.model is not None and doc["model"]["unit"] == "day"  # type: ignore[index]
+    assert cuts.model is not None and doc["model"]["unit"] == "day"  # type: ignore[index]  # a JSON object here
     # fitted on all 120 here, or kept from a version the worker made on its own from the
     # first customers if ours found no better (interior) maximum
     assert MIN_REPEAT_BUYERS <= cuts.model.customers <= 120

@@ -91,7 +91,7 @@ async def test_infrastructure_errors_are_never_blamed_on_a_record(error: Excepti
 
 
 async def test_a_cancellation_is_not_caught() -> None:
-    a = Applier(bad={1}, error=asyncio.CancelledError())  # type: ignore[arg-type]
+    a = Applier(bad={1}, error=asyncio.CancelledError())  # type: ignore[arg-type]  # a BaseException on purpose
     with pytest.raises(asyncio.CancelledError):
         await isolate([0, 1, 2], a.attempt, a.faulty)
     assert a.log == []
