@@ -115,7 +115,7 @@ async def run_job(
     store = RedisStore.from_url(
         settings.redis_url.get_secret_value(), settings.key_prefix, settings.namespace
     )
-    producer = make_producer(settings.kafka_bootstrap)
+    producer = make_producer(settings)
     await producer.start()
     try:
         processor = make_processor(settings, reading, store, producer, spec["partition_count"])

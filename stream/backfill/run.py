@@ -154,7 +154,7 @@ async def backfill_topic(settings: Settings, opts: BackfillOptions) -> BackfillR
     store = RedisStore.from_url(
         settings.redis_url.get_secret_value(), settings.key_prefix, opts.namespace
     )
-    producer = make_producer(settings.kafka_bootstrap)
+    producer = make_producer(settings)
     await producer.start()
     try:
         client = await store.connect()
