@@ -18,7 +18,14 @@ from pathlib import Path
 
 from stream.demo.embedded import Service, _spawn, free_port, start_tansu, wait_for_port
 
-__all__ = ["Pki", "TlsKafka", "make_pki", "start_stunnel", "start_tansu_authenticating", "tls_kafka"]
+__all__ = [
+    "Pki",
+    "TlsKafka",
+    "make_pki",
+    "start_stunnel",
+    "start_tansu_authenticating",
+    "tls_kafka",
+]
 
 
 @dataclass(frozen=True)
@@ -137,7 +144,7 @@ def start_stunnel(
     conf.write_text("\n".join(lines) + "\n")
     proc = _spawn([tool, str(conf)], workdir / f"stunnel-{port}.out")
     wait_for_port(port, proc, 10, "stunnel")
-    return Service("stunnel", port, proc, argv=[tool, str(conf)], owns_workdir=False)
+    return Service("stunnel", port, proc, argv=[tool, str(conf)], log_path=log, owns_workdir=False)
 
 
 @dataclass
