@@ -160,6 +160,7 @@ async def test_worker_and_backfill_run_over_tls(
         done = backfill(cluster, "--into", ns, "--emit-topic", topic, "--jobs", "2")
         assert done.returncode == 0, done.stderr
         assert f"backfilled {len(events):,} events" in done.stdout, done.stdout
+        assert ", 2 processes" in done.stdout, done.stdout  # the --jobs children over TLS too
         store = cluster.store(namespace=ns)
         try:
             states = {s.customer_id: s for s in await store.scans.scan_states()}
