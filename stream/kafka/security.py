@@ -154,9 +154,15 @@ def _login_refused(where: str, settings: Settings, detail: str) -> str:
     )
 
 
-def _split(server: str) -> tuple[str, int]:
-    host, _, port = server.strip().rpartition(":")
-    return (host.strip("[]") or "localhost"), int(port or 9092)
+def _split(server: str) -> tuple[str, int] | None:
+    """``host:port`` (Kafka's default port without one); ``None`` for what isn't one
+    (aiokafka will say so itself: the probe only names refusals)."""
+    host, colon, port = server.strip().rpartition(":")
+    if not colon:
+        host, port = port, "9092"
+    if not host or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
 
 
 async def check_kafka(settings: Settings, timeout_s: float = 10.0) -> None:
@@ -182,7 +188,10 @@ async def _probe(settings: Settings, timeout_s: float) -> None:
     ctx = ssl_context(settings)
     kwargs = client_kwargs(settings, ctx)
     for server in settings.kafka_bootstrap.split(","):
-        host, port = _split(server)
+        address = _split(server)
+        if address is None:
+            continue
+        host, port = address
         where = f"kafka at {host}:{port}"
         try:
             conn = await asyncio.wait_for(

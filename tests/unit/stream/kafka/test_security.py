@@ -297,3 +297,19 @@ def test_no_module_creates_a_kafka_client_without_the_security_options() -> None
 async def test_plaintext_start_probes_nothing() -> None:
     """PLAINTEXT: no probe connection at all (the start is what it always was)."""
     await security.check_kafka(load_settings(kafka_bootstrap="127.0.0.1:1"), timeout_s=0.01)
+
+
+@pytest.mark.parametrize(
+    ("server", "address"),
+    [
+        ("broker1:9093", ("broker1", 9093)),
+        (" broker1 ", ("broker1", 9092)),
+        ("[::1]:9093", ("::1", 9093)),
+        ("broker1:abc", None),
+        ("", None),
+    ],
+)
+def test_the_probe_reads_a_bootstrap_entry_or_skips_it(
+    server: str, address: tuple[str, int] | None
+) -> None:
+    assert security._split(server) == address
