@@ -18,6 +18,7 @@ configuration error: the probe says nothing and the clients wait for it as befor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from typing import TYPE_CHECKING, Any
@@ -194,6 +195,8 @@ async def _probe(settings: Settings, timeout_s: float) -> None:
         host, port = address
         where = f"kafka at {host}:{port}"
         try:
+            if ctx is not None:  # the handshake alone first: its failures, named
+                await _handshake(host, port, ctx, timeout_s)
             conn = await asyncio.wait_for(
                 create_conn(host, port, request_timeout_ms=int(timeout_s * 1000), **kwargs),
                 timeout_s,
@@ -214,6 +217,13 @@ async def _probe(settings: Settings, timeout_s: float) -> None:
             raise KafkaRefused(
                 f"{where}: SASL mechanism {settings.kafka_sasl_mechanism} not offered by the broker"
             ) from None
+        except ConnectionAbortedError as exc:
+            if "handshake" not in str(exc):
+                continue
+            raise KafkaRefused(
+                f"{where}: no answer to the TLS handshake in {timeout_s:g}s (a plaintext "
+                f"port? RFM_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol})"
+            ) from None
         except KafkaConnectionError as exc:
             if "closed" not in str(exc):
                 continue  # not reached: the next server, or the clients' own waiting
@@ -222,6 +232,19 @@ async def _probe(settings: Settings, timeout_s: float) -> None:
             continue  # down or not answering: not a configuration error, try the next one
         conn.close()
         return
+
+
+async def _handshake(host: str, port: int, ctx: ssl.SSLContext, timeout_s: float) -> None:
+    """A TLS handshake with ``host:port``: raises the ssl error of a refused one, and
+    ConnectionAbortedError when the port takes the connection but never answers the
+    handshake (a plaintext Kafka listener reads the ClientHello as a request and waits)."""
+    _, writer = await asyncio.wait_for(
+        asyncio.open_connection(host, port, ssl=ctx, ssl_handshake_timeout=timeout_s),
+        timeout_s * 2,
+    )
+    writer.close()
+    with contextlib.suppress(OSError, ssl.SSLError):
+        await writer.wait_closed()
 
 
 def _closed(where: str, settings: Settings, exc: BaseException) -> str:

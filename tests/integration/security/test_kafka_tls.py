@@ -222,6 +222,22 @@ async def test_a_certificate_for_another_host_stops_the_worker_with_one_line(
         tunnel.stop()
 
 
+async def test_tls_to_a_plaintext_port_stops_the_worker_with_one_line(
+    tls: TlsKafka, pki: Pki, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Tansu's own (plaintext) port takes the connection and never answers the handshake."""
+    plain = tls.tansu.address
+    cluster = tls_cluster(plain, redis_url, tmp_path_factory, **ssl_env(pki))
+    try:
+        refused(
+            cluster.start_worker(),
+            f"rfm-stream: kafka at {plain}: no answer to the TLS handshake in 10s (a plaintext "
+            "port? RFM_KAFKA_SECURITY_PROTOCOL=SSL)",
+        )
+    finally:
+        cluster.discard()
+
+
 async def test_mutual_tls_with_and_without_a_client_certificate(
     pki: Pki, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
