@@ -251,9 +251,17 @@ def _closed(where: str, settings: Settings, exc: BaseException) -> str:
     """The one line of a broker that accepted the connection and closed it during the
     set-up (ApiVersions, SASL): what refuses a client that way is its configuration."""
     cause = exc.__cause__ or exc.__context__
+    no_cert = settings.kafka_ssl_certfile is None
     if isinstance(cause, ssl.SSLError):
-        return f"{where}: TLS refused ({_reason(cause)})"
-    if settings.kafka_security_protocol.endswith("SSL") and settings.kafka_ssl_certfile is None:
+        reason = _reason(cause)
+        if no_cert and "certificate required" in reason:
+            # the alert or a plain close (below): which one the client sees is a race
+            return (
+                f"{where}: TLS refused: the broker requires a client certificate and "
+                f"RFM_KAFKA_SSL_CERTFILE is not set ({reason})"
+            )
+        return f"{where}: TLS refused ({reason})"
+    if settings.kafka_security_protocol.endswith("SSL") and no_cert:
         hint = "does it require a client certificate? RFM_KAFKA_SSL_CERTFILE is not set"
     elif settings.kafka_security_protocol.startswith("SASL_"):
         hint = f"does it offer SASL {settings.kafka_sasl_mechanism}?"
