@@ -132,14 +132,16 @@ def misconfiguration(exc: BaseException | None) -> str | None:
         return f"refused a command by its ACL (NOPERM {text}); grant it (README: Security)"
     if not isinstance(exc, (RedisConnectionError, OSError)):
         return None
-    for e in _chain(exc):
-        if isinstance(e, _SSL_TRANSIENT):
-            return None
-        said = str(e)
-        if isinstance(e, ssl.SSLError) or ("SSL" in said and any(t in said for t in _TLS_TEXT)):
-            return f"failed the TLS handshake ({said}); check RFM_REDIS_TLS_* and the URL"
-        if isinstance(e, FileNotFoundError):
-            return f"could not be reached: a TLS file is missing ({e})"
+    chain = _chain(exc)
+    if any(isinstance(e, _SSL_TRANSIENT) for e in chain):
+        return None
+    said = [str(e) for e in chain if isinstance(e, ssl.SSLError)]  # the handshake's own words
+    said += [str(e) for e in chain if "SSL" in str(e) and any(t in str(e) for t in _TLS_TEXT)]
+    if said:
+        return f"failed the TLS handshake ({said[0]}); check RFM_REDIS_TLS_* and the URL"
+    missing = [e for e in chain if isinstance(e, FileNotFoundError)]
+    if missing:
+        return f"could not load a TLS file ({missing[0]}); check RFM_REDIS_TLS_*"
     return None
 
 
