@@ -22,8 +22,18 @@ import pytest
 import redis.asyncio as aioredis
 
 from stream.demo.embedded import free_port
-from tests.support.harness import ROOT, Cluster, WorkerProc, expected, history, new_cluster, story
+from tests.support.harness import (
+    ROOT,
+    Cluster,
+    WorkerProc,
+    expected,
+    history,
+    isolated_cluster,
+    new_cluster,
+    story,
+)
 from tests.support.secure_redis import (
+    CLUSTER_EXTRA_ACL,
     WORKER_ACL,
     Pki,
     SecureRedis,
@@ -281,3 +291,48 @@ def test_tls_files_with_a_plain_url_are_refused_at_start(tmp_path: Path, pki: Pk
     assert done.stderr.strip().startswith(
         "rfm-stream: bad setting RFM_REDIS_TLS_CA_FILE: needs a TLS"
     )
+
+
+async def test_worker_end_to_end_on_a_redis_cluster_under_the_documented_acl(
+    kafka_bootstrap: str, redis_cluster_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """ACLs are per node: the user is set on every master. Plain TCP here (a TLS cluster
+    bus needs ``tls-cluster yes`` and client-capable certificates: research §6)."""
+    from redis.asyncio.cluster import RedisCluster
+
+    admin = RedisCluster.from_url(redis_cluster_url, decode_responses=True)
+    try:
+        rules = f"on >{PASSWORD} {WORKER_ACL} {CLUSTER_EXTRA_ACL}".split()
+        await admin.execute_command(
+            "ACL", "SETUSER", "rfm-cluster", "reset", *rules, target_nodes=RedisCluster.PRIMARIES
+        )
+        await admin.execute_command("ACL", "LOG", "RESET", target_nodes=RedisCluster.PRIMARIES)
+    finally:
+        await admin.aclose()
+    node = redis_cluster_url.removeprefix("redis://").split("/")[0]
+    url = f"redis+cluster://rfm-cluster:{PASSWORD}@{node}/0"
+    with isolated_cluster(kafka_bootstrap, url, tmp_path_factory, "acl-cluster") as cluster:
+        settings = await cluster.ensure_topics(decay_timer="false")
+        worker = cluster.start_worker(decay_timer="false")
+        events = history(customers=40, events=300, seed=18)
+        produced = await cluster.produce(events)
+        _, want = expected(events, settings)
+        got = await cluster.transitions(lambda ts: len(ts) >= len(want), wait_s=60)
+        await cluster.wait_applied(produced, check=lambda: assert_alive(worker))
+        assert story(got) == story(want)
+        assert PASSWORD not in worker.text()
+        segs = run_cli(cluster, ["segments", "--json"])
+        assert segs.returncode == 0, segs.stderr
+
+    admin = RedisCluster.from_url(redis_cluster_url, decode_responses=True)
+    try:
+        logs = await admin.execute_command("ACL", "LOG", target_nodes=RedisCluster.PRIMARIES)
+    finally:
+        await admin.aclose()
+    refused = {
+        f"{e['reason']}:{e['object']}"
+        for entries in logs.values()
+        for e in entries
+        if e["username"] == "rfm-cluster"
+    }
+    assert refused <= {"command:config|get"}, refused
