@@ -122,3 +122,19 @@ def test_tls_file_settings_are_checked_at_load(tmp_path: Path) -> None:
         load_settings(redis_url="rediss://h:1/0", redis_tls_ca_file=str(tmp_path / "nope"))
     with pytest.raises(SettingsError, match="RFM_REDIS_TLS_KEY_FILE: a key without"):
         load_settings(redis_url="rediss://h:1/0", redis_tls_key_file=str(ca))
+
+
+def test_every_seed_of_a_tls_cluster_url_gets_the_user_and_the_tls_files() -> None:
+    """Credentials are written once, in the first seed's userinfo; the cluster client uses
+    them (and the TLS options) for every node it connects to, listed or discovered."""
+    from redis.asyncio.connection import SSLConnection
+
+    from state.connection import make_client
+
+    client = make_client("rediss+cluster://rfm:pw@h1:7000,h2:7001/0", ssl_ca_certs="/ca.crt")
+    nodes = client.nodes_manager  # type: ignore[union-attr]  # a RedisCluster for a +cluster URL
+    kwargs = nodes.connection_kwargs
+    assert set(nodes.startup_nodes) == {"h1:7000", "h2:7001"}
+    assert (kwargs["username"], kwargs["password"]) == ("rfm", "pw")
+    assert kwargs["ssl_ca_certs"] == "/ca.crt"
+    assert kwargs["connection_class"] is SSLConnection
