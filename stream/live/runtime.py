@@ -52,7 +52,7 @@ from stream.live.backpressure import (
 )
 from stream.live.consumer import ConsumerControls
 from stream.live.delivery import Backlog
-from stream.live.redis_checks import check_eviction, check_layout, check_listpack
+from stream.live.redis_checks import check_eviction, check_layout, check_listpack, exit_with
 from stream.live.redis_status import RedisStatus
 from stream.live.retired_outboxes import RetiredOutboxes
 
@@ -115,7 +115,16 @@ class Runtime(Service):
             lambda: self.processor.partition_count or settings.partitions,
             wall.now_ms,
         )
-        self.http = HttpServer(settings.http_port, self.metrics, self.health, self.lookup)
+        self.http = HttpServer(
+            settings.http_port,
+            self.metrics,
+            self.health,
+            self.lookup,
+            host=settings.http_host,
+            token=settings.http_token,
+            max_days=settings.http_max_days,
+            on_bind_error=exit_with,
+        )
         self.consumer: ConsumerControls | None = None
         """The consumer's acks, high watermarks, seeks and flow (given by :meth:`attach`)."""
         self.gauges: dict[str, dict[int, float]] = {}
