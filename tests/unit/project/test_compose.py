@@ -453,7 +453,7 @@ def test_env_file_is_ignored_and_its_example_holds_no_password() -> None:
     values = dict(
         line.split("=", 1) for line in example.splitlines() if line and not line.startswith("#")
     )
-    assert values == {"REDIS_PASSWORD": ""}
+    assert values == {"REDIS_PASSWORD": "", "RFM_HTTP_TOKEN": ""}
 
 
 def test_the_image_installs_exact_versions_of_every_runtime_dependency() -> None:
