@@ -227,6 +227,39 @@ class Settings(BaseSettings):
     http_port: int = Field(
         8080, ge=0, le=65535, description="HTTP API, /metrics and /health; 0: off."
     )
+    http_host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="Address the HTTP API binds: loopback by default (it serves personal "
+        "data); 0.0.0.0 in a container, whose port the host publishes.",
+    )
+    http_token: SecretStr | None = Field(
+        None,
+        description="Bearer token the HTTP API's data routes require (unset or empty: "
+        "none); /health, /metrics and /openapi.json stay open.",
+    )
+    http_max_days: int = Field(
+        93,
+        ge=1,
+        description="Most day-hashes per partition one /transitions/matrix request may "
+        "read (a range of N days reads N or N+1); more is refused with 400.",
+    )
+
+    @field_validator("http_token", mode="before")
+    @classmethod
+    def _token_shape(cls, value: object) -> object:
+        """Empty means unset (a compose file passes ``${RFM_HTTP_TOKEN:-}``). A token must
+        be one RFC 6750 ``b64token`` a client can put in a header, and long enough not to
+        be guessed: a short one is refused at start rather than protecting nothing."""
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if raw is None or raw == "":
+            return None
+        if not isinstance(raw, str) or not re.fullmatch(r"[A-Za-z0-9._~+/-]+=*", raw):
+            raise ValueError("must be letters, digits and -._~+/ (then = padding), no spaces")
+        if len(raw) < 16:
+            raise ValueError("must be at least 16 characters (e.g. openssl rand -hex 32)")
+        return raw
+
     health_max_lag: int = Field(
         1000,
         ge=0,

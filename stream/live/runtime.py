@@ -58,6 +58,7 @@ from stream.live.redis_checks import (
     check_layout,
     check_listpack,
     exit_if_misconfigured,
+    exit_with,
     fatal_if_misconfigured,
 )
 from stream.live.redis_status import RedisStatus
@@ -120,7 +121,16 @@ class Runtime(Service):
             lambda: self.processor.partition_count or settings.partitions,
             wall.now_ms,
         )
-        self.http = HttpServer(settings.http_port, self.metrics, self.health, self.lookup)
+        self.http = HttpServer(
+            settings.http_port,
+            self.metrics,
+            self.health,
+            self.lookup,
+            host=settings.http_host,
+            token=settings.http_token,
+            max_days=settings.http_max_days,
+            on_bind_error=exit_with,
+        )
         self.consumer: ConsumerControls | None = None
         """The consumer's acks, high watermarks, seeks and flow (given by :meth:`attach`)."""
         self.gauges: dict[str, dict[int, float]] = {}
