@@ -6,6 +6,7 @@ A bad value fails at start with one line naming the variable and the problem
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import datetime
 from decimal import Decimal
@@ -47,6 +48,37 @@ class Settings(BaseSettings):
     redis_url: SecretStr = Field(
         SecretStr("redis://localhost:6379/0"), description="Redis URL (password is masked)."
     )
+    # TLS material as files (a mounted secret), not in the URL's query: used only with a
+    # rediss:// or rediss+cluster:// URL, for every Redis client the project makes
+    redis_tls_ca_file: str | None = Field(
+        None,
+        description="CA certificate(s) (PEM) that signed the Redis server's certificate "
+        "(rediss:// only; unset: the system's trust store).",
+    )
+    redis_tls_cert_file: str | None = Field(
+        None, description="Client certificate (PEM) for Redis's tls-auth-clients (rediss://)."
+    )
+    redis_tls_key_file: str | None = Field(
+        None, description="Private key (PEM) of RFM_REDIS_TLS_CERT_FILE (rediss://)."
+    )
+
+    @field_validator("redis_tls_ca_file", "redis_tls_cert_file", "redis_tls_key_file")
+    @classmethod
+    def _tls_file(cls, v: str | None, info: ValidationInfo) -> str | None:
+        """A file that is not there would fail every connect as if Redis were down (retried
+        for ever): say so at start; and files with a plain redis:// URL would be ignored."""
+        if v is None:
+            return v
+        url = info.data.get("redis_url")
+        scheme = urlsplit(url.get_secret_value()).scheme if isinstance(url, SecretStr) else ""
+        if url is not None and scheme not in ("rediss", "rediss+cluster"):
+            raise ValueError("needs a TLS Redis URL (RFM_REDIS_URL=rediss://…)")
+        if not os.path.isfile(v) or not os.access(v, os.R_OK):
+            raise ValueError("no such readable file")
+        if info.field_name == "redis_tls_key_file" and info.data.get("redis_tls_cert_file") is None:
+            raise ValueError("a key without RFM_REDIS_TLS_CERT_FILE")
+        return v
+
     allow_eviction: bool = Field(
         False,
         description="Start even if Redis's maxmemory-policy evicts keys (anything but "
