@@ -12,6 +12,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# The worker's HTTP API listens on the container's interface (its default, 127.0.0.1, would
+# be unreachable from outside the container); publish it on the host's loopback
+# (docker run -p 127.0.0.1:8080:8080) and set RFM_HTTP_TOKEN before exposing it further.
+ENV RFM_HTTP_HOST=0.0.0.0
+
 # Install the project with every dependency at the version in constraints.txt (all ship
 # binary wheels for amd64 and arm64, so no compiler is needed), then drop the sources: the
 # image runs the installed package.

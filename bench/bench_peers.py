@@ -39,7 +39,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from bench.baselines import plain_aiokafka
 from bench.bench_live import Rate, run_worker
 from bench.peer_polars import BatchRun, pandas_rfm8, polars_rfm8
-from bench.peer_quix import RULES, Grid, QuixRun, run_quix
+from bench.peer_quix import RULES, Grid, QuixRun, quix_version, run_quix
 from bench.runners import BackfillRun, backfill_in_process
 from bench.workload import generate, produce
 from schemas.settings import Settings, load_settings
@@ -107,7 +107,8 @@ async def bench(
         )
         await create_purchases(settings)
         res = PeersResults(partitions=partitions)
-        res.versions = {p: version(p) for p in ("quixstreams", "polars", "pandas", "aiokafka")}
+        res.versions = {p: version(p) for p in ("polars", "pandas", "aiokafka")}
+        res.versions["quixstreams"] = quix_version()  # in its own venv (peer_python)
         probe = RedisStore.from_url(settings.redis_url.get_secret_value(), "rfm", "probe")
         res.versions["redis-server"] = (await probe.client.info("server"))["redis_version"]
         await probe.close()

@@ -55,9 +55,42 @@ from typing import Any
 
 import orjson
 
-__all__ = ["Grid", "QuixRfmApp", "QuixRun", "RfmJob", "main", "run_quix", "topic_size"]
+__all__ = [
+    "Grid",
+    "QuixRfmApp",
+    "QuixRun",
+    "RfmJob",
+    "main",
+    "peer_python",
+    "quix_version",
+    "run_quix",
+    "topic_size",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
+QUIX_PIN = "quixstreams==3.28.1"
+PEER_VENV = ROOT / ".venv-peers"
+
+
+def peer_python() -> Path:
+    """The Python the quixstreams app runs on: a venv of its own (``.venv-peers``, made on
+    first use). quixstreams pins pydantic below the version the project is tested with
+    (``<2.14``); installed beside the project it would change the software it is compared
+    with (and the JSON Schemas the project exports)."""
+    py = PEER_VENV / "bin" / "python"
+    if not py.exists() or subprocess.run([py, "-c", "import quixstreams"]).returncode != 0:
+        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+        subprocess.run([py, "-m", "pip", "install", "-q", QUIX_PIN], check=True)
+    return py
+
+
+def quix_version() -> str:
+    """quixstreams' version in the peers' venv."""
+    code = "import importlib.metadata as m; print(m.version('quixstreams'))"
+    done = subprocess.run([peer_python(), "-c", code], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
 RULES = ROOT / "tests" / "rules" / "rfm8.toml"
 DAY_MS = 86_400_000
 
@@ -147,7 +180,7 @@ class QuixRfmApp:
     prints its own counts."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from quixstreams import Application  # the bench extra; imported where it is used
+        from quixstreams import Application  # only in the peers' venv (peer_python)
 
         self.total: int = args.total
         self.seen = 0
@@ -236,7 +269,7 @@ async def run_quix(
     total = sum(o + 1 for o in last.values())
     group = f"bench-quix-{tag}"
     log = logdir / f"quix-{tag}.log"
-    argv = [sys.executable, "-m", "bench.peer_quix", "--broker", bootstrap, "--topic", topic]
+    argv = [str(peer_python()), "-m", "bench.peer_quix", "--broker", bootstrap, "--topic", topic]
     argv += ["--output", output, "--group", group, "--total", str(total), "--rules", str(rules)]
     t_start = time.monotonic()
     proc = _spawn(argv, log)

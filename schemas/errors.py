@@ -13,6 +13,7 @@ __all__ = [
     "RfmStreamError",
     "SettingsError",
     "StateLost",
+    "StoreMisconfigured",
     "StoreUnavailable",
 ]
 
@@ -68,6 +69,11 @@ class CommitConflict(RfmStreamError):
     """State changed between load and commit (another writer): reload and retry."""
 
     retriable = True
+
+
+class StoreMisconfigured(SettingsError):
+    """Redis refuses this process for a reason no retry can change (the login, the TLS
+    handshake, an ACL): the message is one line naming the server and the cause."""
 
 
 class StoreUnavailable(RfmStreamError):

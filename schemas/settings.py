@@ -82,7 +82,7 @@ class Settings(BaseSettings):
 
     @field_validator("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")
     @classmethod
-    def _tls_file(cls, v: str | None, info: ValidationInfo) -> str | None:
+    def _kafka_tls_file(cls, v: str | None, info: ValidationInfo) -> str | None:
         if v is None or v == "":
             return None
         if not str(info.data.get("kafka_security_protocol", "")).endswith("SSL"):
@@ -95,14 +95,14 @@ class Settings(BaseSettings):
 
     @field_validator("kafka_ssl_keyfile")
     @classmethod
-    def _key_of_cert(cls, v: str | None, info: ValidationInfo) -> str | None:
+    def _kafka_key_of_cert(cls, v: str | None, info: ValidationInfo) -> str | None:
         if v is None and info.data.get("kafka_ssl_certfile") is not None:
             raise ValueError("a client certificate (RFM_KAFKA_SSL_CERTFILE) needs its key here")
         return v
 
     @field_validator("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password")
     @classmethod
-    def _sasl(cls, v: object, info: ValidationInfo) -> object:
+    def _kafka_sasl(cls, v: object, info: ValidationInfo) -> object:
         if v == "":
             v = None
         protocol = str(info.data.get("kafka_security_protocol", ""))
@@ -117,6 +117,37 @@ class Settings(BaseSettings):
     redis_url: SecretStr = Field(
         SecretStr("redis://localhost:6379/0"), description="Redis URL (password is masked)."
     )
+    # TLS material as files (a mounted secret), not in the URL's query: used only with a
+    # rediss:// or rediss+cluster:// URL, for every Redis client the project makes
+    redis_tls_ca_file: str | None = Field(
+        None,
+        description="CA certificate(s) (PEM) that signed the Redis server's certificate "
+        "(rediss:// only; unset: the system's trust store).",
+    )
+    redis_tls_cert_file: str | None = Field(
+        None, description="Client certificate (PEM) for Redis's tls-auth-clients (rediss://)."
+    )
+    redis_tls_key_file: str | None = Field(
+        None, description="Private key (PEM) of RFM_REDIS_TLS_CERT_FILE (rediss://)."
+    )
+
+    @field_validator("redis_tls_ca_file", "redis_tls_cert_file", "redis_tls_key_file")
+    @classmethod
+    def _tls_file(cls, v: str | None, info: ValidationInfo) -> str | None:
+        """A file that is not there would fail every connect as if Redis were down (retried
+        for ever): say so at start; and files with a plain redis:// URL would be ignored."""
+        if v is None:
+            return v
+        url = info.data.get("redis_url")
+        scheme = urlsplit(url.get_secret_value()).scheme if isinstance(url, SecretStr) else ""
+        if url is not None and scheme not in ("rediss", "rediss+cluster"):
+            raise ValueError("needs a TLS Redis URL (RFM_REDIS_URL=rediss://…)")
+        if not os.path.isfile(v) or not os.access(v, os.R_OK):
+            raise ValueError("no such readable file")
+        if info.field_name == "redis_tls_key_file" and info.data.get("redis_tls_cert_file") is None:
+            raise ValueError("a key without RFM_REDIS_TLS_CERT_FILE")
+        return v
+
     allow_eviction: bool = Field(
         False,
         description="Start even if Redis's maxmemory-policy evicts keys (anything but "
@@ -265,6 +296,39 @@ class Settings(BaseSettings):
     http_port: int = Field(
         8080, ge=0, le=65535, description="HTTP API, /metrics and /health; 0: off."
     )
+    http_host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="Address the HTTP API binds: loopback by default (it serves personal "
+        "data); 0.0.0.0 in a container, whose port the host publishes.",
+    )
+    http_token: SecretStr | None = Field(
+        None,
+        description="Bearer token the HTTP API's data routes require (unset or empty: "
+        "none); /health, /metrics and /openapi.json stay open.",
+    )
+    http_max_days: int = Field(
+        93,
+        ge=1,
+        description="Most day-hashes per partition one /transitions/matrix request may "
+        "read (a range of N days reads N or N+1); more is refused with 400.",
+    )
+
+    @field_validator("http_token", mode="before")
+    @classmethod
+    def _token_shape(cls, value: object) -> object:
+        """Empty means unset (a compose file passes ``${RFM_HTTP_TOKEN:-}``). A token must
+        be one RFC 6750 ``b64token`` a client can put in a header, and long enough not to
+        be guessed: a short one is refused at start rather than protecting nothing."""
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if raw is None or raw == "":
+            return None
+        if not isinstance(raw, str) or not re.fullmatch(r"[A-Za-z0-9._~+/-]+=*", raw):
+            raise ValueError("must be letters, digits and -._~+/ (then = padding), no spaces")
+        if len(raw) < 16:
+            raise ValueError("must be at least 16 characters (e.g. openssl rand -hex 32)")
+        return raw
+
     health_max_lag: int = Field(
         1000,
         ge=0,

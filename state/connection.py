@@ -24,27 +24,41 @@ node. SCAN is the exception: it runs per node (see :func:`scan_slot`).
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal, Protocol, TypeAlias, TypeGuard, cast
+import ssl
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, TypeGuard, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.exceptions import ClusterDownError, RedisClusterException, ResponseError, TryAgainError
+from redis.exceptions import (
+    AuthenticationError,
+    ClusterDownError,
+    NoPermissionError,
+    RedisClusterException,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from schemas.errors import StoreUnavailable
+from schemas.errors import StoreMisconfigured, StoreUnavailable
 from state.refusals import StoreRefused, refusal_of
+
+if TYPE_CHECKING:
+    from schemas.settings import Settings
 
 __all__ = [
     "CLUSTER_SCHEMES",
     "Connector",
     "RedisClient",
+    "address_of",
     "connect",
     "is_cluster",
     "make_client",
+    "misconfiguration",
     "scan_slot",
     "settle",
+    "tls_options",
     "unavailable_as_error",
 ]
 
@@ -58,6 +72,77 @@ text: where redis-py types a reply ``bytes | str`` (it can't know), the state co
 it to ``str``."""
 
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+TLS_SCHEMES = ("rediss", "rediss+cluster")
+
+
+def tls_options(settings: Settings) -> dict[str, str]:
+    """redis-py's TLS options from ``RFM_REDIS_TLS_*`` (files a deployment mounts), for
+    every client made from ``settings``: empty unless the URL is ``rediss://`` (the
+    settings refuse the files with a plain URL). Options given in the URL's query win."""
+    if urlsplit(settings.redis_url.get_secret_value()).scheme not in TLS_SCHEMES:
+        return {}
+    files = {
+        "ssl_ca_certs": settings.redis_tls_ca_file,
+        "ssl_certfile": settings.redis_tls_cert_file,
+        "ssl_keyfile": settings.redis_tls_key_file,
+    }
+    return {k: v for k, v in files.items() if v is not None}
+
+
+def address_of(url: str) -> str:
+    """``host:port`` of the (first) node of ``url``, without its credentials: for errors."""
+    netloc = urlsplit(url).netloc.rpartition("@")[2]
+    first = netloc.split(",")[0].strip()
+    return first if ":" in first.lstrip("[") else f"{first or 'localhost'}:6379"
+
+
+# SSL errors that say the other end went away (a restart, a dropped link), not that the
+# TLS set-up is wrong: those stay retriable like any lost connection
+_SSL_TRANSIENT = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
+_TLS_TEXT = ("CERTIFICATE", "WRONG_VERSION_NUMBER", "UNKNOWN_CA", "[X509", "[PEM")
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    e: BaseException | None = exc
+    while e is not None and e not in seen and len(seen) < 8:
+        seen.append(e)
+        e = e.__cause__ or e.__context__
+    return seen
+
+
+def misconfiguration(exc: BaseException | None) -> str | None:
+    """Why Redis refuses this process for good, or None if it may go away by waiting.
+
+    A wrong password or unknown/disabled user (redis-py's AuthenticationError, which is a
+    ConnectionError, hence retried as "unavailable" before), an ACL refusal (NOPERM:
+    NoPermissionError, or its in-script form), and a TLS handshake that can't succeed
+    (untrusted or mismatched server certificate, no client certificate, TLS against a
+    plain port, an unreadable certificate file): retrying any of these can never work.
+    """
+    if exc is None:
+        return None
+    text = str(exc).strip()
+    if isinstance(exc, AuthenticationError):
+        code = "NOAUTH" if "required" in text.lower() else "WRONGPASS"
+        return f"refused the login ({code} {text}); check the user and password in RFM_REDIS_URL"
+    if isinstance(exc, NoPermissionError) or (
+        isinstance(exc, ResponseError) and "can't access at least one of the keys" in text
+    ):
+        return f"refused a command by its ACL (NOPERM {text}); grant it (README: Security)"
+    if not isinstance(exc, (RedisConnectionError, OSError)):
+        return None
+    chain = _chain(exc)
+    if any(isinstance(e, _SSL_TRANSIENT) for e in chain):
+        return None
+    said = [str(e) for e in chain if isinstance(e, ssl.SSLError)]  # the handshake's own words
+    said += [str(e) for e in chain if "SSL" in str(e) and any(t in str(e) for t in _TLS_TEXT)]
+    if said:
+        return f"failed the TLS handshake ({said[0]}); check RFM_REDIS_TLS_* and the URL"
+    missing = [e for e in chain if isinstance(e, FileNotFoundError)]
+    if missing:
+        return f"could not load a TLS file ({missing[0]}); check RFM_REDIS_TLS_*"
+    return None
 
 
 class Connector(Protocol):
@@ -117,8 +202,20 @@ async def settle(client: RedisClient, url: str, **options: object) -> RedisClien
     """The right client for ``url``, connected: ``client`` itself if the server is a single
     one, else (``INFO cluster``) a cluster client with its slot map loaded.
 
-    Connection failures raise redis-py's errors; callers turn them into their own.
+    Connection failures raise redis-py's errors; callers turn them into their own, except
+    a refusal no retry can change (:func:`misconfiguration`), raised here as
+    :class:`StoreMisconfigured` naming the server.
     """
+    try:
+        return await _settle(client, url, **options)
+    except Exception as exc:
+        reason = misconfiguration(exc)
+        if reason is None:
+            raise
+        raise StoreMisconfigured(f"redis at {address_of(url)} {reason}") from exc
+
+
+async def _settle(client: RedisClient, url: str, **options: object) -> RedisClient:
     if isinstance(client, RedisCluster):
         await client.initialize()
         return client
@@ -196,6 +293,10 @@ class unavailable_as_error:
     async def __aexit__(
         self, et: type[BaseException] | None, exc: BaseException | None, tb: object
     ) -> Literal[False]:  # never swallows: what it catches, it raises as another error
+        if isinstance(exc, RedisConnectionError | OSError):
+            reason = misconfiguration(exc)
+            if reason is not None:  # a login or TLS refusal: no retry can change it
+                raise StoreMisconfigured(f"redis {reason}") from exc
         if _unavailable(exc):
             raise StoreUnavailable(f"redis unavailable: {exc}") from exc
         reason = refusal_of(exc)

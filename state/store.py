@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import orjson
 from redis.exceptions import ResponseError
@@ -29,7 +29,7 @@ from schemas.errors import CommitConflict, CommitRefused, Fenced, Moved
 from segments.engine import NEVER
 from segments.model import CustomerState
 from state import codec
-from state.connection import RedisClient, is_cluster, make_client, settle
+from state.connection import RedisClient, is_cluster, make_client, settle, tls_options
 from state.connection import unavailable_as_error as _unavailable_as_error
 from state.keys import Keys
 from state.namespaces import resolve
@@ -37,6 +37,9 @@ from state.scans import Scans
 from state.schedule import DUE
 from state.scripts import BUMP_EPOCH, COMMIT, LOAD, PUT_CUTS
 from state.tallies import TallyReads
+
+if TYPE_CHECKING:
+    from schemas.settings import Settings
 
 __all__ = ["LISTPACK_VALUE", "Claim", "Loaded", "RedisStore"]
 
@@ -86,12 +89,19 @@ class RedisStore:
     splits by master, so callers never know which kind of Redis they talk to.
     """
 
-    def __init__(self, client: RedisClient, keys: Keys, url: str | None = None) -> None:
+    def __init__(
+        self,
+        client: RedisClient,
+        keys: Keys,
+        url: str | None = None,
+        options: dict[str, object] | None = None,
+    ) -> None:
         # for ops tools and tests: a cluster's client only once a verb (or connect()) ran
         self.client = client
         self.keys = keys
         self._url = url  # given: not yet asked whether it is a cluster
         self._settled = url is None
+        self._options = {**_OPTIONS, **(options or {})}  # also for a cluster client
         self._settling = asyncio.Lock()
         self._watermark: tuple[str, str] | None = None
         self.watermarks: dict[int, int] = {}
@@ -111,8 +121,17 @@ class RedisStore:
         self._due = client.register_script(DUE)
 
     @classmethod
-    def from_url(cls, url: str, prefix: str, namespace: str) -> RedisStore:
-        return cls(make_client(url, **_OPTIONS), Keys(prefix, namespace), url)
+    def from_url(cls, url: str, prefix: str, namespace: str, **options: object) -> RedisStore:
+        """A store for ``url``; ``options`` (TLS files) go to every client it makes."""
+        return cls(make_client(url, **_OPTIONS, **options), Keys(prefix, namespace), url, options)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, namespace: str | None = None) -> RedisStore:
+        """The store ``settings`` point at (URL and TLS files), for ``namespace`` (default:
+        ``RFM_NAMESPACE``): what every command uses, so none forgets the TLS files."""
+        url = settings.redis_url.get_secret_value()
+        ns = namespace or settings.namespace
+        return cls.from_url(url, settings.key_prefix, ns, **tls_options(settings))
 
     @property
     def cluster(self) -> bool:
@@ -126,7 +145,7 @@ class RedisStore:
         async with self._settling, _unavailable_as_error():
             if not self._settled:
                 assert self._url is not None
-                client = await settle(self.client, self._url, **_OPTIONS)
+                client = await settle(self.client, self._url, **self._options)
                 if client is not self.client:
                     self.client = client
                     self._register(client)

@@ -222,16 +222,32 @@ class Lookup:
         return name
 
     async def flows(
-        self, since: str | None, until: str | None, schemes: list[str] | None = None
+        self,
+        since: str | None,
+        until: str | None,
+        schemes: list[str] | None = None,
+        max_days: int | None = None,
     ) -> tuple[int, int, dict[tuple[str, str, str, int], int]]:
         """(since, until, (scheme, from, to, hour start ms) -> transitions) over the range,
-        hours that start in [since, until)."""
+        hours that start in [since, until).
+
+        The range costs one day-hash read per day it touches per partition; over
+        ``max_days`` of them (the HTTP API's ``RFM_HTTP_MAX_DAYS``) it is refused before
+        anything is read, naming the limit and the cost: those reads go to the Redis the
+        worker commits to. Counted after the start is moved up to what is kept, so an
+        old start costs what is really read.
+        """
         since_ms, until_ms = self._window(since, until)
-        days = []
-        day = since_ms // DAY_MS * DAY_MS
-        while day < until_ms:
-            days.append(day_of(day))
-            day += DAY_MS
+        first = since_ms // DAY_MS * DAY_MS
+        cost = max(0, -(-(until_ms - first) // DAY_MS))
+        if max_days is not None and cost > max_days:
+            raise BadParameter(
+                "since",
+                f"the range {iso(since_ms)} to {iso(until_ms)} reads {cost} day-hashes per "
+                f"partition ({cost * self._partitions()} reads), over the limit "
+                f"RFM_HTTP_MAX_DAYS={max_days}; ask for a shorter range",
+            )
+        days = [day_of(first + i * DAY_MS) for i in range(cost)]
         raw = await self.store.tallies.flows(range(self._partitions()), days)
         out: dict[tuple[str, str, str, int], int] = {}
         for (d, scheme, frm, to, hour), n in raw.items():
@@ -245,11 +261,16 @@ class Lookup:
         return since_ms, until_ms, out
 
     async def matrix(
-        self, scheme: str | None, since: str | None, until: str | None
+        self,
+        scheme: str | None,
+        since: str | None,
+        until: str | None,
+        max_days: int | None = None,
     ) -> dict[str, Any]:
-        """From -> to counts of one scheme's transitions effective in [since, until)."""
+        """From -> to counts of one scheme's transitions effective in [since, until)
+        (``max_days``: see :meth:`flows`)."""
         name = self._scheme(scheme)
-        since_ms, until_ms, flows = await self.flows(since, until, [name])
+        since_ms, until_ms, flows = await self.flows(since, until, [name], max_days)
         cells: dict[tuple[str, str], int] = {}
         for (_, frm, to, _), n in flows.items():
             cells[(frm, to)] = cells.get((frm, to), 0) + n

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["ROUTES", "document"]
+__all__ = ["OPEN_ROUTES", "ROUTES", "document"]
 
 ROUTES = (
     "/customers/{customer_id}",
@@ -19,6 +19,9 @@ ROUTES = (
     "/metrics",
     "/openapi.json",
 )
+OPEN_ROUTES = frozenset({"/health", "/metrics", "/openapi.json"})
+"""Served without the bearer token even when one is set: probes, scrapers and this
+document, none of which holds customer data. Every other route needs the token."""
 
 _ERROR = {
     "type": "object",
@@ -155,13 +158,45 @@ def _time_param(name: str, description: str) -> dict[str, Any]:
     }
 
 
-def document(schemes: Sequence[str] | None = None) -> dict[str, Any]:
+def document(
+    schemes: Sequence[str] | None = None, token: bool = False, max_days: int | None = None
+) -> dict[str, Any]:
     """The document; ``schemes``: the names the ``scheme`` parameter takes (the worker's
-    rules file), so that a client, or a conformance tester, knows the valid values."""
+    rules file), so that a client, or a conformance tester, knows the valid values;
+    ``token``: whether this server requires a bearer token on the data routes (declared
+    only then, so the document says what this server does); ``max_days``: the matrix's
+    limit in day-hashes per partition (``RFM_HTTP_MAX_DAYS``)."""
     bad = _error("A parameter is wrong; `parameter` names it.")
     scheme: dict[str, Any] = {"type": "string", "minLength": 1}
     if schemes:
         scheme["enum"] = list(schemes)
+    budget = (
+        ""
+        if max_days is None
+        else f" A range that touches more than {max_days} days (RFM_HTTP_MAX_DAYS: one "
+        "day-hash read per day per partition) is refused with 400 naming the limit and "
+        "the range's cost."
+    )
+    doc = _paths(bad, scheme, budget)
+    if token:
+        doc["components"]["securitySchemes"] = {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "RFM_HTTP_TOKEN, as `Authorization: Bearer <token>`.",
+            }
+        }
+        for path, item in doc["paths"].items():
+            if path not in OPEN_ROUTES:
+                item["get"]["security"] = [{"bearer": []}]
+                item["get"]["responses"]["401"] = _error(
+                    "No bearer token, or a wrong one (WWW-Authenticate: Bearer)."
+                )
+    return doc
+
+
+def _paths(bad: dict[str, Any], scheme: dict[str, Any], budget: str) -> dict[str, Any]:
+    """The document without security: the routes and what they answer."""
     return {
         "openapi": "3.1.0",
         "info": {
@@ -220,13 +255,16 @@ def document(schemes: Sequence[str] | None = None) -> dict[str, Any]:
                             "Start (inclusive); default: until - 7 days. A start older "
                             "than what is kept (RFM_MATRIX_RETENTION before until) is moved "
                             "up to it; a start at or after until is an empty range. The "
-                            "answer's since and until say which range it counts.",
+                            "answer's since and until say which range it counts." + budget,
                         ),
                         _time_param("until", "End (exclusive); default: now."),
                     ],
                     "responses": {
                         "200": _json(_MATRIX, "Counts by (from, to), largest first."),
-                        "400": bad,
+                        "400": _error(
+                            "A parameter is wrong, or the range is over the limit; "
+                            "`parameter` names it."
+                        ),
                         "503": _error("Redis is unavailable."),
                     },
                 }

@@ -5,24 +5,33 @@ timer refreshes; rendering them reads no Redis, so they stay available while Red
 is down (that is when they matter). The API routes (:mod:`stream.api.lookup`) read Redis
 and answer 503 while it is down. Every error is JSON: ``{"error": ..., "parameter":
 ...}``.
+
+Closed by default (issue #17): it binds loopback unless ``RFM_HTTP_HOST`` says otherwise,
+and with ``RFM_HTTP_TOKEN`` set every route but :data:`~stream.api.openapi.OPEN_ROUTES`
+requires ``Authorization: Bearer <token>`` — a route added later is protected unless it is
+opened on purpose. A matrix request that would read more than ``RFM_HTTP_MAX_DAYS``
+day-hashes per partition is refused (400) before it reads anything: the reads share Redis
+with the worker's hot path.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
 from mode import Service
+from pydantic import SecretStr
 
 from schemas.errors import StoreUnavailable
 from stream.api.lookup import BadParameter, Lookup
-from stream.api.openapi import document
+from stream.api.openapi import OPEN_ROUTES, document
 from stream.apply.processor import Processor
 from stream.apply.stats import LATENCY_BUCKETS, Family
 
-__all__ = ["HttpServer", "render_metrics"]
+__all__ = ["HttpBindError", "HttpServer", "render_metrics"]
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +152,13 @@ def render_metrics(
 
 
 class HttpServer(Service):
-    """aiohttp on ``port`` (0: disabled), started and stopped with the worker."""
+    """aiohttp on ``host``:``port`` (port 0: disabled), started and stopped with the worker.
+
+    ``token``: the bearer token the data routes require (None: open); ``max_days``: the
+    most day-hashes per partition one matrix request may read (None: no limit);
+    ``on_bind_error``: told the one line when the address can't be bound (the worker ends
+    the process with it), before :class:`HttpBindError` is raised.
+    """
 
     def __init__(
         self,
@@ -151,17 +166,28 @@ class HttpServer(Service):
         metrics: Callable[[], str],
         health: Callable[[], dict[str, Any]],
         lookup: Lookup | None = None,
+        *,
+        host: str = "127.0.0.1",
+        token: SecretStr | None = None,
+        max_days: int | None = None,
+        on_bind_error: Callable[[str], None] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.port = port
+        self.host = host
         self._metrics = metrics
         self._health = health
         self.lookup = lookup
+        self._token = token.get_secret_value().encode() if token is not None else None
+        self.max_days = max_days
+        self._on_bind_error = on_bind_error
         self._runner: web.AppRunner | None = None
+        self.bound: list[tuple[str, int]] = []
+        """The addresses the server listens on, once started (what a test checks)."""
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[_json_errors])
+        app = web.Application(middlewares=[_json_errors, self._authorize])
         app.router.add_get("/metrics", self._get_metrics)
         app.router.add_get("/health", self._get_health)
         app.router.add_get("/openapi.json", self._get_openapi)
@@ -175,9 +201,28 @@ class HttpServer(Service):
             return
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "0.0.0.0", self.port)
-        await site.start()
-        log.info("http on :%d (API, /metrics, /health, /openapi.json)", self.port)
+        site = web.TCPSite(self._runner, self.host, self.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            # a configuration the worker can't run with (address not on this machine,
+            # port taken): one line naming it, not a crashed service's traceback
+            await self._runner.cleanup()
+            self._runner = None
+            reason = (
+                f"http: cannot listen on {self.host}:{self.port} "
+                f"(RFM_HTTP_HOST, RFM_HTTP_PORT): {exc.strerror or exc}"
+            )
+            if self._on_bind_error is not None:
+                self._on_bind_error(reason)
+            raise HttpBindError(reason) from None
+        self.bound = [(a[0], a[1]) for a in self._runner.addresses]
+        log.info(
+            "http on %s:%d (API%s, /metrics, /health, /openapi.json)",
+            self.host,
+            self.port,
+            " with bearer token" if self._token is not None else ", no token",
+        )
 
     async def on_stop(self) -> None:
         if self._runner is not None:
@@ -192,7 +237,8 @@ class HttpServer(Service):
 
     async def _get_openapi(self, _: web.Request) -> web.Response:
         schemes = None if self.lookup is None else [s.name for s in self.lookup.engine.schemes]
-        return web.json_response(document(schemes))
+        doc = document(schemes, token=self._token is not None, max_days=self.max_days)
+        return web.json_response(doc)
 
     def _api(self) -> Lookup:
         if self.lookup is None:
@@ -214,8 +260,43 @@ class HttpServer(Service):
         if unknown:
             raise BadParameter(unknown[0], "unknown parameter; use scheme, since, until")
         return web.json_response(
-            await self._api().matrix(q.get("scheme"), q.get("since"), q.get("until"))
+            await self._api().matrix(
+                q.get("scheme"), q.get("since"), q.get("until"), max_days=self.max_days
+            )
         )
+
+    @web.middleware
+    async def _authorize(
+        self,
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        """With a token set, every path but :data:`OPEN_ROUTES` needs it (RFC 6750).
+
+        ``/health`` and ``/metrics`` stay open because probes and Prometheus scrapers rarely
+        carry a token and they hold no customer data (counts, lags, states of the worker);
+        ``/openapi.json`` describes the routes and holds no data either. Unknown paths are
+        behind the token too: without it, nothing says which routes exist. The comparison
+        is :func:`hmac.compare_digest` so its time doesn't tell how much of a guess matched.
+        """
+        if self._token is None or request.path in OPEN_ROUTES:
+            return await handler(request)
+        scheme, _, given = request.headers.get("Authorization", "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            raise _unauthorized("this route needs Authorization: Bearer <RFM_HTTP_TOKEN>", None)
+        if not hmac.compare_digest(given.strip().encode(), self._token):
+            raise _unauthorized("the bearer token is wrong", "invalid_token")
+        return await handler(request)
+
+
+class HttpBindError(OSError):
+    """The API can't listen where the settings say; the message is the one line shown."""
+
+
+def _unauthorized(message: str, error: str | None) -> web.HTTPUnauthorized:
+    """A 401 whose ``WWW-Authenticate`` names the scheme (RFC 9110 11.6.1, RFC 6750 3)."""
+    challenge = 'Bearer realm="rfm-stream"' + (f', error="{error}"' if error else "")
+    return web.HTTPUnauthorized(reason=message, headers={"WWW-Authenticate": challenge})
 
 
 def _error(status: int, message: str, parameter: str | None = None) -> web.Response:

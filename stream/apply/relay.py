@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]  # aiokafka ships no type information
 
+from state.connection import misconfiguration
 from state.store import RedisStore
 from stream.apply.retry import backoff_delay
 from stream.apply.routing import partitioner
@@ -145,6 +146,8 @@ class OutboxRelay:
         if exc is None:
             self._recovered(p)
             return
+        if misconfiguration(exc) is not None:  # an ACL refusal (NOPERM): no backoff helps
+            raise exc  # the worker ends with one line (Runtime.crash)
         failure = self.failing.get(p)
         now = time.monotonic()
         n = 1 if failure is None else failure.failures + 1

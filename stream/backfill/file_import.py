@@ -119,9 +119,7 @@ async def import_files(
     if namespace == settings.namespace:
         raise SettingsError(f"import namespace {namespace!r} is the live namespace")
     target = settings.model_copy(update={"namespace": namespace})
-    store = RedisStore.from_url(
-        settings.redis_url.get_secret_value(), settings.key_prefix, namespace
-    )
+    store = RedisStore.from_settings(settings, namespace)
     home = partitioner(settings.partitioner)
     reports = []
     try:

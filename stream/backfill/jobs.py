@@ -112,9 +112,7 @@ async def run_job(
     settings = Settings.model_validate(spec["settings"])
     reading = Reading(**spec["reading"])
     partitions: list[int] = spec["partitions"]
-    store = RedisStore.from_url(
-        settings.redis_url.get_secret_value(), settings.key_prefix, settings.namespace
-    )
+    store = RedisStore.from_settings(settings)
     producer = make_producer(settings)
     await producer.start()
     try:

@@ -151,9 +151,7 @@ async def backfill_topic(settings: Settings, opts: BackfillOptions) -> BackfillR
     )
     await ensure_topics(settings)
     await ensure_backfill_dlq(settings)  # its dead letters never go to the live DLQ
-    store = RedisStore.from_url(
-        settings.redis_url.get_secret_value(), settings.key_prefix, opts.namespace
-    )
+    store = RedisStore.from_settings(settings, opts.namespace)
     producer = make_producer(settings)
     await producer.start()
     try:

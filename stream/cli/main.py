@@ -13,6 +13,8 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from redis.exceptions import RedisError
+
 from schemas.errors import RfmStreamError
 from stream.cli import backfill, demo, namespaces, rules, views, worker
 from stream.cli.base import Subcommands
@@ -51,6 +53,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except RfmStreamError as exc:
         print(f"rfm-stream: {exc}", file=sys.stderr)
+        return 2
+    except RedisError as exc:  # an ACL refusal (NOPERM) mid-command: a setting, one line
+        from state.connection import misconfiguration
+
+        reason = misconfiguration(exc)
+        if reason is None:
+            raise
+        print(f"rfm-stream: redis {reason}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rfm-stream: interrupted", file=sys.stderr)

@@ -40,10 +40,12 @@ async def _with_redis(settings: Settings, fn: Callable[[RedisClient], Awaitable[
     from redis.exceptions import RedisClusterException
 
     from schemas.errors import StoreUnavailable
-    from state.connection import connect
+    from state.connection import connect, tls_options
 
     try:
-        client = await connect(settings.redis_url.get_secret_value(), decode_responses=True)
+        client = await connect(
+            settings.redis_url.get_secret_value(), decode_responses=True, **tls_options(settings)
+        )
     except (OSError, RedisConnectionError, RedisClusterException) as exc:
         raise StoreUnavailable(f"redis unavailable: {exc}") from None
     try:

@@ -89,7 +89,7 @@ def cmd_recalibrate(args: argparse.Namespace) -> int:
 
     async def run() -> str:
         n = await topic_partitions(s) or s.partitions
-        store = RedisStore.from_url(s.redis_url.get_secret_value(), s.key_prefix, s.namespace)
+        store = RedisStore.from_settings(s)
         try:
             await store.ping()
             store.keys = Keys(s.key_prefix, await store.serving(s.namespace))

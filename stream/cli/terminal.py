@@ -33,9 +33,7 @@ def pad(text: str, width: int) -> str:
 @contextlib.asynccontextmanager
 async def open_lookup(settings: Settings) -> AsyncIterator[Lookup]:
     """A Lookup over the namespace serving ``RFM_NAMESPACE``, at its current cut points."""
-    store = RedisStore.from_url(
-        settings.redis_url.get_secret_value(), settings.key_prefix, settings.namespace
-    )
+    store = RedisStore.from_settings(settings)
     try:
         await store.ping()
         store.keys = Keys(settings.key_prefix, await store.serving(settings.namespace))

@@ -37,8 +37,7 @@ def _check_layout(settings: Settings) -> None:
         n = await topic_partitions(settings, timeout_s=5)
         if n is None:
             return
-        url = settings.redis_url.get_secret_value()
-        store = RedisStore.from_url(url, settings.key_prefix, settings.namespace)
+        store = RedisStore.from_settings(settings)
         try:
             store.keys = Keys(settings.key_prefix, await store.serving(settings.namespace))
             await ensure_layout(store, settings.purchases_topic, n)

@@ -206,9 +206,7 @@ async def _drive(settings: Settings, opts: DemoOptions, worker: subprocess.Popen
 
 
 async def _segment_sizes(settings: Settings) -> Counter[tuple[str, str]]:
-    store = RedisStore.from_url(
-        settings.redis_url.get_secret_value(), settings.key_prefix, settings.namespace
-    )
+    store = RedisStore.from_settings(settings)
     try:
         states = await store.scans.scan_states()
     finally:

@@ -12,14 +12,25 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Awaitable
+from typing import TypeVar
 
-from schemas.errors import LayoutMismatch
-from state.connection import unavailable_as_error
+from schemas.errors import LayoutMismatch, StoreMisconfigured
+from state.connection import misconfiguration, unavailable_as_error
 from state.layout import ensure_layout
 from state.refusals import eviction_refusal, maxmemory_policies
 from state.store import LISTPACK_VALUE, RedisStore
 
-__all__ = ["check_eviction", "check_layout", "check_listpack", "exit_with"]
+__all__ = [
+    "check_eviction",
+    "check_layout",
+    "check_listpack",
+    "exit_if_misconfigured",
+    "exit_with",
+    "fatal_if_misconfigured",
+]
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +41,10 @@ async def check_eviction(store: RedisStore, allowed: bool) -> None:
     async with unavailable_as_error():
         policies = await maxmemory_policies(await store.connect())
     if policies is None:
-        log.warning("could not read redis maxmemory-policy (CONFIG not allowed): unchecked")
+        log.warning(
+            "eviction check skipped: redis refused CONFIG GET maxmemory-policy (ACL); "
+            "an evicting redis would go unnoticed (grant +config|get to check it)"
+        )
         return
     refusal = eviction_refusal(policies, allowed)
     if refusal is not None:
@@ -41,7 +55,13 @@ async def check_eviction(store: RedisStore, allowed: bool) -> None:
 
 async def check_listpack(store: RedisStore) -> None:
     listpack = await store.listpack_value()
-    if listpack is not None and listpack < LISTPACK_VALUE:
+    if listpack is None:
+        log.warning(
+            "listpack check skipped: redis refused CONFIG GET hash-max-listpack-value (ACL); "
+            "a small value would cost ~3x the memory unnoticed (grant +config|get to check it)"
+        )
+        return
+    if listpack < LISTPACK_VALUE:
         log.warning(
             "redis hash-max-listpack-value is %d: customer hashes will take ~3x the "
             "memory; set it to %d (redis.conf or CONFIG SET)",
@@ -61,6 +81,26 @@ async def check_layout(store: RedisStore, topic: str, partitions: int) -> None:
         await ensure_layout(store, topic, partitions)
     except LayoutMismatch as exc:
         exit_with(str(exc))
+
+
+def exit_if_misconfigured(exc: BaseException) -> None:
+    """Exit with one line if ``exc`` is Redis refusing us for good (:class:`StoreMisconfigured`,
+    or a NOPERM met outside the store's start-up path); return otherwise."""
+    if isinstance(exc, StoreMisconfigured):
+        exit_with(str(exc))
+    reason = misconfiguration(exc)
+    if reason is not None:
+        exit_with(f"redis {reason}")
+
+
+async def fatal_if_misconfigured(step: Awaitable[T]) -> T:
+    """Await a start-up step; Redis refusing the login, the TLS handshake or a command ends
+    the process with one line (exit 2) instead of a traceback or a retry for ever."""
+    try:
+        return await step
+    except Exception as exc:
+        exit_if_misconfigured(exc)
+        raise
 
 
 def exit_with(reason: str) -> None:

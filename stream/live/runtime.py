@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]  # aiokafk
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]  # aiokafka ships no type information
 from mode import Service
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from schemas.errors import Moved, StoreUnavailable
@@ -52,7 +53,14 @@ from stream.live.backpressure import (
 )
 from stream.live.consumer import ConsumerControls
 from stream.live.delivery import Backlog
-from stream.live.redis_checks import check_eviction, check_layout, check_listpack
+from stream.live.redis_checks import (
+    check_eviction,
+    check_layout,
+    check_listpack,
+    exit_if_misconfigured,
+    exit_with,
+    fatal_if_misconfigured,
+)
 from stream.live.redis_status import RedisStatus
 from stream.live.retired_outboxes import RetiredOutboxes
 
@@ -79,9 +87,7 @@ class Runtime(Service):
     ) -> None:
         super().__init__(**kwargs)
         self.settings = settings
-        self.store = RedisStore.from_url(
-            settings.redis_url.get_secret_value(), settings.key_prefix, settings.namespace
-        )
+        self.store = RedisStore.from_settings(settings)
         # aiokafka objects need a running loop: the producer is made in on_start and
         # handed to the relay and the dead-letter sink there.
         self.producer: AIOKafkaProducer | None = None
@@ -115,7 +121,16 @@ class Runtime(Service):
             lambda: self.processor.partition_count or settings.partitions,
             wall.now_ms,
         )
-        self.http = HttpServer(settings.http_port, self.metrics, self.health, self.lookup)
+        self.http = HttpServer(
+            settings.http_port,
+            self.metrics,
+            self.health,
+            self.lookup,
+            host=settings.http_host,
+            token=settings.http_token,
+            max_days=settings.http_max_days,
+            on_bind_error=exit_with,
+        )
         self.consumer: ConsumerControls | None = None
         """The consumer's acks, high watermarks, seeks and flow (given by :meth:`attach`)."""
         self.gauges: dict[str, dict[int, float]] = {}
@@ -216,18 +231,24 @@ class Runtime(Service):
             except StoreUnavailable as exc:
                 self.redis.failed(exc)
                 raise
+            except ResponseError as exc:  # NOPERM: an ACL missing a command, never retried
+                exit_if_misconfigured(exc)
+                raise
             self.redis.ok()
 
         await with_backoff(what, attempt, _RETRIABLE)
 
     async def on_start(self) -> None:
-        await with_backoff("connect to redis", self.store.ping, _RETRIABLE)
+        # Redis down: waited for; Redis refusing us (login, TLS, ACL): one line, exit 2
+        await fatal_if_misconfigured(with_backoff("connect to redis", self.store.ping, _RETRIABLE))
         allowed = self.settings.allow_eviction
-        await with_backoff(
-            "check eviction policy", lambda: check_eviction(self.store, allowed), _RETRIABLE
+        await fatal_if_misconfigured(
+            with_backoff(
+                "check eviction policy", lambda: check_eviction(self.store, allowed), _RETRIABLE
+            )
         )
-        await check_listpack(self.store)
-        await with_backoff("resolve namespace", self._resolve, _RETRIABLE)
+        await fatal_if_misconfigured(check_listpack(self.store))
+        await fatal_if_misconfigured(with_backoff("resolve namespace", self._resolve, _RETRIABLE))
         await with_backoff("create topics", lambda: ensure_topics(self.settings), _RETRIABLE)
         self.producer = make_producer(self.settings)
         await with_backoff("start producer", self.producer.start, _RETRIABLE)
@@ -236,8 +257,10 @@ class Runtime(Service):
         await with_backoff("read topic metadata", self._read_partition_count, _RETRIABLE)
         topic, n = self.settings.purchases_topic, self.processor.partition_count
         assert n is not None
-        await with_backoff(
-            "check namespace layout", lambda: check_layout(self.store, topic, n), _RETRIABLE
+        await fatal_if_misconfigured(
+            with_backoff(
+                "check namespace layout", lambda: check_layout(self.store, topic, n), _RETRIABLE
+            )
         )
         log.info("runtime ready: %s", self.settings.masked())
         quiet_gc()
@@ -287,6 +310,12 @@ class Runtime(Service):
         if not found:
             raise KafkaError(f"topic {self.settings.purchases_topic} has no partitions yet")
         self.processor.set_partition_count(len(found))
+
+    async def crash(self, reason: BaseException) -> None:
+        """A background task met Redis refusing us for good (an ACL without a command the
+        worker needs, a login revoked): one line and exit 2, not a traceback."""
+        exit_if_misconfigured(reason)
+        await super().crash(reason)
 
     async def on_stop(self) -> None:
         with contextlib.suppress(*_RETRIABLE):

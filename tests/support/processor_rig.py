@@ -23,7 +23,7 @@ from stream.apply.messages import Msg
 from stream.apply.processor import Processor
 from tests.support.harness import RULES
 
-__all__ = ["CollectingOutputs", "Rig", "make_rig"]
+__all__ = ["CollectingOutputs", "Rig", "make_rig", "record_rewinds", "sweep_to_end"]
 
 
 @dataclass
@@ -89,3 +89,23 @@ async def make_rig(redis_url: str, now_ms: int, partitions: int = 1, **overrides
     processor = Processor(settings, store, build_engine(settings), outputs, clock, clock)
     await processor.assign(range(partitions))
     return Rig(settings, store, outputs, processor, clock)
+
+
+def record_rewinds(rig: Rig) -> list[tuple[int, int]]:
+    """Stand in for the consumer's seek; returns the list of (partition, offset) asked for."""
+    asked: list[tuple[int, int]] = []
+
+    async def rewind(p: int, offset: int) -> None:
+        asked.append((p, offset))
+
+    rig.processor.guard.seek_with(rewind)
+    return asked
+
+
+async def sweep_to_end(rig: Rig, at_ms: int) -> None:
+    """Sweep partition 0 to the end, as the timer would step by step (bounded: a sweep
+    that never finishes fails here instead of hanging)."""
+    for _ in range(1000):
+        if await rig.processor.sweep(0, at_ms):
+            return
+    raise AssertionError("the sweep never finished")

@@ -377,6 +377,47 @@ def test_every_published_port_is_bound_to_loopback(services: dict[str, dict[str,
             assert host_ip == "127.0.0.1", f"{name} publishes {item} beyond this host"
 
 
+def test_worker_api_listens_in_its_container_and_is_published_on_loopback_only(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The container binds its own interface (0.0.0.0: loopback inside a container can't
+    be reached), and the host publishes that port on 127.0.0.1 and nowhere else."""
+    env = _worker_env(services)
+    assert env["RFM_HTTP_HOST"] == "0.0.0.0"
+    assert load_settings(http_host=env["RFM_HTTP_HOST"]).http_host == "0.0.0.0"
+    port = int(env["RFM_HTTP_PORT"])
+    assert port in _published_ranges(services["worker"]), "the API's port is not published"
+    for item in services["worker"]["ports"]:
+        if isinstance(item, dict):
+            host_ip, target = item.get("host_ip"), int(item["target"])
+        else:
+            host_ip, target = str(item).split(":")[0], int(str(item).split(":")[-1])
+        if target == port:
+            assert host_ip == "127.0.0.1", item
+
+
+def test_worker_api_token_comes_from_env_and_none_is_committed(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    raw = services["worker"]["environment"]["RFM_HTTP_TOKEN"]
+    assert raw == "${RFM_HTTP_TOKEN:-}", "the token must come from .env, not the file"
+    assert load_settings(http_token=_worker_env(services)["RFM_HTTP_TOKEN"]).http_token is None
+    token = "t0k3n-0123456789abcdef"
+    given = _env(services["worker"], {"RFM_HTTP_TOKEN": token})["RFM_HTTP_TOKEN"]
+    got = load_settings(http_token=given).http_token
+    assert got is not None and got.get_secret_value() == token
+
+
+def test_dockerfile_sets_the_http_host_a_container_needs() -> None:
+    env: dict[str, str] = {}
+    for kw, args in _dockerfile():
+        if kw == "ENV":
+            env.update(dict(w.split("=", 1) for w in shlex.split(args)))
+    assert env.get("RFM_HTTP_HOST") == "0.0.0.0", env
+    assert load_settings().http_host == "127.0.0.1", "outside a container: loopback"
+    assert not any("TOKEN" in k or "PASSWORD" in k for k in env), "no secret in the image"
+
+
 def test_redis_wants_the_password_from_env_and_none_is_committed(
     services: dict[str, dict[str, Any]],
 ) -> None:
@@ -412,7 +453,7 @@ def test_env_file_is_ignored_and_its_example_holds_no_password() -> None:
     values = dict(
         line.split("=", 1) for line in example.splitlines() if line and not line.startswith("#")
     )
-    assert values == {"REDIS_PASSWORD": ""}
+    assert values == {"REDIS_PASSWORD": "", "RFM_HTTP_TOKEN": ""}
 
 
 def test_the_image_installs_exact_versions_of_every_runtime_dependency() -> None:

@@ -61,7 +61,7 @@ async def api(served: Cluster) -> Any:
     worker = served.start_worker(**knobs)
     events = [*EVENTS, refund("cat", 6, T0 + timedelta(days=3), "2000", EVENTS[3]["order_id"])]
     await served.wait_applied(await served.produce(events))
-    worker.wait_for_log("http on :")
+    worker.wait_for_log("http on ")
     async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
         yield http, settings, events
 

@@ -19,6 +19,8 @@ import aiohttp
 import orjson
 import pytest
 
+from stream.api.server import HttpServer
+from stream.cli.terminal import open_lookup
 from stream.demo.embedded import free_port
 from tests.support.harness import Cluster, history, isolated_cluster
 
@@ -38,30 +40,38 @@ def served(
 
 @pytest.fixture(scope="module")
 async def base_url(served: Cluster) -> AsyncIterator[str]:
-    """A worker with ``EVENTS`` applied, serving HTTP on a free port."""
+    """A worker with ``EVENTS`` applied, serving HTTP on a free port.
+
+    Its matrix budget covers everything kept (400 days: at most 401 day-hashes), so every
+    schema-valid request must be served (schemathesis's positive_data_acceptance stays
+    strict); the default budget runs in the token variant below and test_api_security."""
     port = free_port()
-    knobs = {"decay_timer": "false", "http_port": str(port)}
+    knobs = {"decay_timer": "false", "http_port": str(port), "http_max_days": "401"}
     await served.ensure_topics(**knobs)
     worker = served.start_worker(**knobs)
     await served.wait_applied(await served.produce(EVENTS))
-    worker.wait_for_log("http on :")
+    worker.wait_for_log("http on ")
     yield f"http://127.0.0.1:{port}"
 
 
-async def test_schemathesis_finds_nothing_with_all_checks(base_url: str, tmp_path: Path) -> None:
+async def schemathesis(
+    base_url: str, tmp_path: Path, *options: str, extra_config: str = ""
+) -> set[Any]:
+    """Run schemathesis against ``base_url`` with every check; (method, first path
+    segment, status) of every request it made."""
     config = tmp_path / "schemathesis.toml"
     config.write_text(
         "[dictionaries.customers]\n"
         f"values = {orjson.dumps(CUSTOMERS[:10]).decode()}\n"
         "[parameters]\n"
-        '"path.customer_id" = { dictionary = "customers", probability = 0.5 }\n'
+        '"path.customer_id" = { dictionary = "customers", probability = 0.5 }\n' + extra_config
     )
     har = tmp_path / "requests.har"
     proc = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "--no-color"),
         *("run", f"{base_url}/openapi.json", "--checks", "all", "--generation-deterministic"),
         *("--continue-on-failure", "--report", "har"),
-        *("--report-har-path", str(har), "--request-timeout", "30"),
+        *("--report-har-path", str(har), "--request-timeout", "30", *options),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         cwd=tmp_path,
@@ -69,8 +79,7 @@ async def test_schemathesis_finds_nothing_with_all_checks(base_url: str, tmp_pat
     out, _ = await asyncio.wait_for(proc.communicate(), 300)
     text = out.decode(errors="replace")
     assert proc.returncode == 0, text[-6000:]
-    # it really exercised the API: every operation, found customers and not, every method
-    seen = {
+    return {
         (
             e["request"]["method"],
             e["request"]["url"].split("?")[0].split("/")[3],
@@ -78,10 +87,58 @@ async def test_schemathesis_finds_nothing_with_all_checks(base_url: str, tmp_pat
         )
         for e in orjson.loads(har.read_bytes())["log"]["entries"]
     }
+
+
+async def test_schemathesis_finds_nothing_with_all_checks(base_url: str, tmp_path: Path) -> None:
+    seen = await schemathesis(base_url, tmp_path)
+    # it really exercised the API: every operation, found customers and not, every method
     for op in ("customers", "segments", "transitions", "health", "metrics"):
         assert ("GET", op, 200) in seen, (op, sorted(seen))
         assert ("POST", op, 405) in seen, (op, sorted(seen))
     assert ("GET", "customers", 404) in seen and ("GET", "transitions", 400) in seen
+
+
+TOKEN = "conformance-token-0123456789"
+OVER_BUDGET = """
+[[operations]]
+include-path = "/transitions/matrix"
+checks.positive_data_acceptance.expected-statuses = [
+  "2XX", "3XX", "400", "401", "403", "404", "409", "429", "5XX"
+]
+"""
+
+
+async def test_schemathesis_finds_nothing_with_a_token_set(
+    served: Cluster, base_url: str, tmp_path: Path
+) -> None:
+    """The same API behind RFM_HTTP_TOKEN (a server in this process over the worker's
+    namespace), with the default matrix budget: the document declares the bearer scheme,
+    schemathesis sends the token, and its ``ignored_auth`` check finds each protected
+    route refusing requests without it. A schema-valid range over the budget is refused
+    with 400 (documented; JSON Schema can't say "until - since <= N days"), so only
+    there a 400 is an accepted answer to valid data."""
+    settings = served.settings(decay_timer="false", http_token=TOKEN)
+    async with open_lookup(settings) as lookup:
+        server = HttpServer(
+            free_port(),
+            str,
+            lambda: {"ok": True},
+            lookup,
+            token=settings.http_token,
+            max_days=settings.http_max_days,
+        )
+        await server.on_start()
+        try:
+            url = f"http://127.0.0.1:{server.port}"
+            seen = await schemathesis(
+                url, tmp_path, "-H", f"Authorization: Bearer {TOKEN}", extra_config=OVER_BUDGET
+            )
+        finally:
+            await server.on_stop()
+    for op in ("customers", "segments", "transitions", "health", "metrics"):
+        assert ("GET", op, 200) in seen, (op, sorted(seen))
+    for op in ("customers", "segments", "transitions"):
+        assert ("GET", op, 401) in seen, (op, sorted(seen))
 
 
 async def get(base_url: str, path: str, method: str = "GET") -> tuple[int, Any, Any]:

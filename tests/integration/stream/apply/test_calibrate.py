@@ -21,7 +21,7 @@ from segments.quantiles import CutPoints
 from segments.rules import build_engine, load_checked_rules
 from stream.apply.calibrate import Calibrator, refresh
 from tests.support.harness import purchase
-from tests.support.processor_rig import Rig, make_rig
+from tests.support.processor_rig import Rig, make_rig, sweep_to_end
 
 pytestmark = pytest.mark.integration
 
@@ -54,15 +54,6 @@ async def _customers(rig: Rig, first: int, n: int) -> None:
             at = NOW - timedelta(days=200 - i % 180 - k)
             events.append(purchase(f"c{i}", k, at, str(50 + 37 * (i % 29))))
     await rig.feed([orjson.dumps(e) for e in events])
-
-
-async def _sweep_to_end(rig: Rig, at_ms: int) -> None:
-    """Sweep partition 0 to the end, as the timer would step by step (bounded: a sweep
-    that never finishes fails here instead of hanging)."""
-    for _ in range(1000):
-        if await rig.processor.sweep(0, at_ms):
-            return
-    raise AssertionError("the sweep never finished")
 
 
 async def _stored_version(rig: Rig) -> int | None:
@@ -158,7 +149,7 @@ async def test_a_worker_follows_cut_points_another_installed_and_sweeps_under_th
     switching the engine), and a sweep that does not re-rank under the new version."""
     rig = cal.rig
     await _customers(rig, 0, 40)
-    await _sweep_to_end(rig, T)  # swept under no cut points, as a live worker would be
+    await sweep_to_end(rig, T)  # swept under no cut points, as a live worker would be
     other = await refresh(rig.store, rig.processor.engine, [0], T, None, force=True, sample=100)
     assert other is not None
 
@@ -167,7 +158,7 @@ async def test_a_worker_follows_cut_points_another_installed_and_sweeps_under_th
     assert rig.processor.engine.cut_version == 1
     assert cal.calibrator.refreshes == 0
 
-    await _sweep_to_end(rig, T)
+    await sweep_to_end(rig, T)
     stamp = rig.processor.engine.stamp
     states = [await rig.store.get_state(0, f"c{i}") for i in range(40)]
     assert [s.stamp if s else None for s in states] == [stamp] * 40

@@ -18,7 +18,7 @@ import pytest
 
 from schemas.times import to_ms
 from tests.support.harness import expected, purchase
-from tests.support.processor_rig import Rig, make_rig
+from tests.support.processor_rig import Rig, make_rig, record_rewinds
 
 pytestmark = pytest.mark.integration
 
@@ -39,17 +39,6 @@ def _events(n: int) -> list[dict[str, Any]]:
 
 def _dumps(events: Sequence[dict[str, Any]]) -> list[bytes]:
     return [orjson.dumps(e) for e in events]
-
-
-def _record_rewinds(rig: Rig) -> list[tuple[int, int]]:
-    """Stand in for the consumer's seek; returns the list of (partition, offset) asked for."""
-    asked: list[tuple[int, int]] = []
-
-    async def rewind(p: int, offset: int) -> None:
-        asked.append((p, offset))
-
-    rig.processor.guard.seek_with(rewind)
-    return asked
 
 
 async def test_an_assignment_resumes_after_the_committed_offset(rig: Rig) -> None:
@@ -78,7 +67,7 @@ async def test_verify_fences_a_quiet_partition_another_writer_claimed(rig: Rig) 
 
 async def test_verify_leaves_a_healthy_partition_alone(rig: Rig) -> None:
     """Catches a check that rewinds or reclaims when Redis and the worker agree."""
-    asked = _record_rewinds(rig)
+    asked = record_rewinds(rig)
     await rig.feed(_dumps(_events(3)))
     claim = rig.processor.claims[0]
     await rig.processor.guard.verify(0)
@@ -92,7 +81,7 @@ async def test_verify_reclaims_when_redis_lost_the_partition(rig: Rig) -> None:
     """Redis came back empty (no AOF): the epoch vanished. Catches a guard that calls
     that a fence (the partition would stop) instead of claiming again and re-reading
     from what Redis holds (offset 0)."""
-    asked = _record_rewinds(rig)
+    asked = record_rewinds(rig)
     await rig.feed(_dumps(_events(3)))
     await rig.store.client.delete(rig.store.keys.meta(0))
 
@@ -110,7 +99,7 @@ async def test_verify_rewinds_when_redis_lost_its_last_commits(rig: Rig) -> None
     """Redis lost its last second of writes (a failover): same epoch, an older offset.
     Catches a guard that trusts its own memory of the offset over Redis's (the lost
     events would never be applied again)."""
-    asked = _record_rewinds(rig)
+    asked = record_rewinds(rig)
     await rig.feed(_dumps(_events(3)))
     await rig.feed(_dumps(_events(6)[3:]))
     assert rig.processor.applied_offset(0) == 5
@@ -128,7 +117,7 @@ async def test_a_batch_after_redis_lost_the_partition_re_reads_from_its_start(
     """The batch itself meets the vanished epoch: claim again, and since Redis now
     expects offset 0, rewind there instead of applying 3.. on empty states. Catches a
     batch applied out of order after a state loss (customers would miss events 0..2)."""
-    asked = _record_rewinds(rig)
+    asked = record_rewinds(rig)
     events = _events(6)
     msgs = rig.messages(_dumps(events))
     await rig.deliver(msgs[:3])
@@ -152,7 +141,7 @@ async def test_a_hole_that_persists_for_ten_seconds_is_accepted(
     """Offsets 3 and 4 are really missing from the log (compaction, transaction markers):
     re-reading can't fill the hole. Catches a guard that rewinds forever (the partition
     would stop) and one that accepts a hole at once (events lost to a racing seek)."""
-    asked = _record_rewinds(rig)
+    asked = record_rewinds(rig)
     now = [1000.0]
     monkeypatch.setattr("stream.apply.position.time.monotonic", lambda: now[0])
     events = _events(8)

@@ -22,7 +22,7 @@ from schemas.times import to_ms
 from state.store import Loaded
 from stream.apply.messages import engine_event
 from tests.support.harness import expected, purchase
-from tests.support.processor_rig import CollectingOutputs, Rig, make_rig
+from tests.support.processor_rig import CollectingOutputs, Rig, make_rig, record_rewinds
 
 pytestmark = pytest.mark.integration
 
@@ -230,23 +230,12 @@ async def test_a_commit_conflict_is_retried_on_fresh_state(rig: Rig) -> None:
 
 
 # ---------------------------------------------------------------------- rewind after a gap
-def _record_rewinds(rig: Rig) -> list[tuple[int, int]]:
-    """Stand in for the consumer's seek; returns the list of (partition, offset) asked for."""
-    asked: list[tuple[int, int]] = []
-
-    async def rewind(p: int, offset: int) -> None:
-        asked.append((p, offset))
-
-    rig.processor.guard.seek_with(rewind)
-    return asked
-
-
 async def test_a_batch_past_the_committed_offset_rewinds_and_applies_nothing(rig: Rig) -> None:
     """Redis expects offset 3, the consumer hands 5..7 (3 and 4 lost with a Redis
     failover, or a seek raced). Catches a processor that applies past the hole (events 3
     and 4 would be lost, or applied later out of order), and one without the gap check
     that lets the batch through as an empty one."""
-    asked = _record_rewinds(rig)
+    asked = record_rewinds(rig)
     events = _events(8)
     msgs = rig.messages(_dumps(events))
     await rig.deliver(msgs[:3])
@@ -270,7 +259,7 @@ async def test_a_batch_past_the_committed_offset_rewinds_and_applies_nothing(rig
 async def test_a_hole_inside_a_batch_applies_the_run_before_it_then_rewinds(rig: Rig) -> None:
     """Records fetched before and after a rewind share a batch: 3, 4, 6, 7. Catches a
     processor that applies 6 and 7 before 5 (or skips 5)."""
-    asked = _record_rewinds(rig)
+    asked = record_rewinds(rig)
     events = _events(8)
     msgs = rig.messages(_dumps(events))
     await rig.deliver(msgs[:3])

@@ -18,7 +18,7 @@ import pytest
 from schemas.times import to_ms
 from segments.rules import build_engine
 from tests.support.harness import purchase
-from tests.support.processor_rig import Rig, make_rig
+from tests.support.processor_rig import Rig, make_rig, sweep_to_end
 
 pytestmark = pytest.mark.integration
 
@@ -44,17 +44,8 @@ async def _populate(rig: Rig) -> None:
     as a live worker leaves it."""
     at = NOW - timedelta(days=5)
     await rig.feed([orjson.dumps(purchase(f"c{i}", i, at, _amount(i))) for i in range(CUSTOMERS)])
-    await _sweep_to_end(rig, to_ms(NOW))
+    await sweep_to_end(rig, to_ms(NOW))
     assert await _outbox_causes(rig) == {"first_purchase": CUSTOMERS}
-
-
-async def _sweep_to_end(rig: Rig, at_ms: int) -> None:
-    """Sweep partition 0 to the end, as the timer would step by step (bounded: a sweep
-    that never finishes fails here instead of hanging)."""
-    for _ in range(1000):
-        if await rig.processor.sweep(0, at_ms):
-            return
-    raise AssertionError("the sweep never finished")
 
 
 async def _outbox(rig: Rig) -> list[dict[str, Any]]:
@@ -139,7 +130,7 @@ async def test_every_customer_is_stamped_with_the_rules_it_was_evaluated_under(
     await rig.feed([orjson.dumps(purchase("c0", 1000, at, "10"))])  # c0: 610, under new rules
     c0 = await rig.store.get_state(0, "c0")
     assert c0 is not None and c0.stamp == stamp
-    await _sweep_to_end(rig, to_ms(NOW))
+    await sweep_to_end(rig, to_ms(NOW))
 
     states = [await rig.store.get_state(0, f"c{i}") for i in range(CUSTOMERS)]
     assert [s.stamp if s else None for s in states] == [stamp] * CUSTOMERS
