@@ -45,6 +45,75 @@ class Settings(BaseSettings):
 
     # --- where things are
     kafka_bootstrap: str = Field("localhost:9092", description="Kafka bootstrap servers.")
+    # --- Kafka security (stream/kafka/security.py turns these into every client's options)
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How Kafka clients talk to the brokers (TLS: SSL, SASL_SSL)."
+    )
+    kafka_ssl_cafile: str | None = Field(
+        None,
+        validate_default=True,
+        description="CA certificate(s) (PEM) the brokers' certificates must chain to "
+        "(default: the system's trust store).",
+    )
+    kafka_ssl_certfile: str | None = Field(
+        None,
+        validate_default=True,
+        description="Client certificate (PEM) for brokers that require one (mutual TLS).",
+    )
+    kafka_ssl_keyfile: str | None = Field(
+        None,
+        validate_default=True,
+        description="Private key (PEM, unencrypted) of RFM_KAFKA_SSL_CERTFILE.",
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        True, description="The broker's certificate must name the host dialled (keep it on)."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, validate_default=True, description="SASL mechanism (SASL_* protocols)."
+    )
+    kafka_sasl_username: str | None = Field(
+        None, validate_default=True, description="SASL user name (SASL_* protocols)."
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        None,
+        validate_default=True,
+        description="SASL password (SASL_* protocols; never logged).",
+    )
+
+    @field_validator("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")
+    @classmethod
+    def _kafka_tls_file(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None or v == "":
+            return None
+        if not str(info.data.get("kafka_security_protocol", "")).endswith("SSL"):
+            raise ValueError("a TLS file needs RFM_KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL")
+        if not os.path.isfile(v) or not os.access(v, os.R_OK):
+            raise ValueError(f"no readable file {v!r}")
+        if info.field_name == "kafka_ssl_keyfile" and info.data.get("kafka_ssl_certfile") is None:
+            raise ValueError("a client key needs its certificate, RFM_KAFKA_SSL_CERTFILE")
+        return v
+
+    @field_validator("kafka_ssl_keyfile")
+    @classmethod
+    def _kafka_key_of_cert(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None and info.data.get("kafka_ssl_certfile") is not None:
+            raise ValueError("a client certificate (RFM_KAFKA_SSL_CERTFILE) needs its key here")
+        return v
+
+    @field_validator("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password")
+    @classmethod
+    def _kafka_sasl(cls, v: object, info: ValidationInfo) -> object:
+        if v == "":
+            v = None
+        protocol = str(info.data.get("kafka_security_protocol", ""))
+        if protocol.startswith("SASL_") and v is None:
+            raise ValueError(f"required with RFM_KAFKA_SECURITY_PROTOCOL={protocol}")
+        if v is not None and protocol and not protocol.startswith("SASL_"):
+            raise ValueError(
+                "only used with RFM_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT or SASL_SSL"
+            )
+        return v
+
     redis_url: SecretStr = Field(
         SecretStr("redis://localhost:6379/0"), description="Redis URL (password is masked)."
     )

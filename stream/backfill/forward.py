@@ -36,7 +36,7 @@ import logging
 from collections.abc import Iterator, Sequence
 
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]  # aiokafka ships no type information
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]  # aiokafka ships no type information
+from aiokafka.admin import NewTopic  # type: ignore[import-untyped]  # aiokafka ships no type information
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError  # type: ignore[import-untyped]  # aiokafka ships no type information
 
 from schemas.settings import Settings
@@ -46,6 +46,7 @@ from stream.apply.modes import STAGED
 from stream.apply.processor import Processor
 from stream.apply.routing import copy_id
 from stream.kafka.outputs import KafkaOutputs
+from stream.kafka.security import kafka_admin
 
 __all__ = [
     "BACKFILL_DLQ_SUFFIX",
@@ -69,7 +70,7 @@ def backfill_dlq_topic(settings: Settings) -> str:
 async def ensure_backfill_dlq(settings: Settings, timeout_s: float = 30.0) -> None:
     """Create the backfill dead-letter topic if it does not exist yet."""
     topic = backfill_dlq_topic(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = kafka_admin(settings)
     await asyncio.wait_for(admin.start(), timeout_s)
     try:
         if topic not in set(await admin.list_topics()):

@@ -113,7 +113,7 @@ async def run_job(
     reading = Reading(**spec["reading"])
     partitions: list[int] = spec["partitions"]
     store = RedisStore.from_settings(settings)
-    producer = make_producer(settings.kafka_bootstrap)
+    producer = make_producer(settings)
     await producer.start()
     try:
         processor = make_processor(settings, reading, store, producer, spec["partition_count"])

@@ -38,6 +38,7 @@ from stream.backfill.forward import (
     backfill_dlq_topic,
     reading_staged,
 )
+from stream.kafka.security import kafka_consumer
 
 __all__ = [
     "END_LOOKUP_S",
@@ -71,8 +72,8 @@ class Reading:
 
 
 def make_consumer(settings: Settings) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
+    return kafka_consumer(
+        settings,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

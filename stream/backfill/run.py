@@ -152,7 +152,7 @@ async def backfill_topic(settings: Settings, opts: BackfillOptions) -> BackfillR
     await ensure_topics(settings)
     await ensure_backfill_dlq(settings)  # its dead letters never go to the live DLQ
     store = RedisStore.from_settings(settings, opts.namespace)
-    producer = make_producer(settings.kafka_bootstrap)
+    producer = make_producer(settings)
     await producer.start()
     try:
         client = await store.connect()

@@ -112,6 +112,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         jobs=args.jobs,
     )
+    from stream.kafka.security import check_kafka
+
+    asyncio.run(check_kafka(settings))  # a refused TLS/SASL configuration: one line, exit 2
     if args.file:
         return _import_files(settings, opts, [Path(f) for f in args.file])
     report = asyncio.run(backfill_topic(settings, opts))

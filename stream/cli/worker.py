@@ -56,6 +56,23 @@ def _check_layout(settings: Settings) -> None:
         logging.disable(logging.NOTSET)
 
 
+def _check_kafka(settings: Settings) -> None:
+    """Refuse to start with a TLS/SASL configuration the broker refuses (stream.kafka.security).
+
+    Here, before faust starts: faust's consumer would only log the reason and retry for
+    ever. On a loop of its own (faust makes and owns the worker's).
+    """
+    import asyncio
+
+    from stream.kafka.security import check_kafka
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(check_kafka(settings))
+    finally:
+        loop.close()
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run faust's worker with our Runtime as its service; returns only when it stops."""
     settings = settings_from(args)
@@ -65,6 +82,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from stream.live.runtime import Runtime
 
     runtime = Runtime(settings)  # a bad rules file stops here
+    _check_kafka(settings)  # a refused TLS/SASL configuration: one line, exit 2
     _check_layout(settings)  # before logging is set up: a refusal is one line on stderr
     setup_logging(settings.log_level)
     app = create_app(settings, runtime)

@@ -25,10 +25,6 @@ from typing import Any
 
 import numpy as np
 import orjson
-from aiokafka import (  # type: ignore[import-untyped]  # aiokafka ships no py.typed
-    AIOKafkaConsumer,
-    AIOKafkaProducer,
-)
 
 from schemas.settings import Settings, load_settings
 from segments.rfm8 import RFM8_LABELS
@@ -36,6 +32,7 @@ from state.store import RedisStore
 from stream.cli.terminal import pad
 from stream.demo.embedded import start_redis, start_tansu
 from stream.kafka.clients import ensure_topics
+from stream.kafka.security import kafka_consumer, kafka_producer
 
 __all__ = ["DemoOptions", "generate_events", "run_demo"]
 
@@ -134,11 +131,11 @@ async def _drive(settings: Settings, opts: DemoOptions, worker: subprocess.Popen
     assert settings.recency is not None, "DEMO_ENV sets RFM_RECENCY: the decay is timed by it"
     recency_s = settings.recency / 1000
     await ensure_topics(settings)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
-    consumer = AIOKafkaConsumer(
+    producer = kafka_producer(settings, linger_ms=5)
+    consumer = kafka_consumer(
+        settings,
         settings.transitions_topic,
         settings.dlq_topic,
-        bootstrap_servers=settings.kafka_bootstrap,
         auto_offset_reset="earliest",
         group_id=None,
     )

@@ -11,7 +11,7 @@ import asyncio
 import logging
 
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]  # aiokafka ships no py.typed
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]  # aiokafka ships no py.typed
+from aiokafka.admin import NewTopic  # type: ignore[import-untyped]  # aiokafka ships no py.typed
 from aiokafka.errors import (  # type: ignore[import-untyped]  # aiokafka ships no py.typed
     KafkaError,
     MessageSizeTooLargeError,
@@ -25,6 +25,7 @@ from stream.apply.dead_letter_json import (
     LETTER_MAX_BYTES,
     RECORD_KEY_MAX_BYTES,
 )
+from stream.kafka.security import kafka_admin, kafka_producer
 
 __all__ = [
     "MAX_REQUEST_BYTES",
@@ -48,9 +49,10 @@ RECORD_REFUSED = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLa
 retrying the same record can never succeed."""
 
 
-def make_producer(bootstrap: str) -> AIOKafkaProducer:
-    return AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+def make_producer(settings: Settings) -> AIOKafkaProducer:
+    """The producer of transitions and dead letters (with the security settings)."""
+    return kafka_producer(
+        settings,
         acks="all",
         enable_idempotence=False,
         linger_ms=2,
@@ -62,7 +64,7 @@ def make_producer(bootstrap: str) -> AIOKafkaProducer:
 
 async def topic_partitions(settings: Settings, timeout_s: float = 10.0) -> int | None:
     """The purchases topic's partition count, or ``None`` if Kafka can't say."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = kafka_admin(settings)
     try:
         await asyncio.wait_for(admin.start(), timeout_s)
         described = await admin.describe_topics([settings.purchases_topic])
@@ -77,7 +79,7 @@ async def topic_partitions(settings: Settings, timeout_s: float = 10.0) -> int |
 
 async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
     """Create the purchases, transitions and DLQ topics if they don't exist yet."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = kafka_admin(settings)
     await asyncio.wait_for(admin.start(), timeout_s)
     try:
         existing = set(await admin.list_topics())

@@ -24,6 +24,7 @@ from faust.types import TP
 
 from schemas.settings import Settings
 from stream.apply.messages import Msg
+from stream.kafka.security import broker_credentials
 from stream.live.delivery import Backlog, ack, install, reset_read_offsets
 from stream.live.faust_patches import cap_fetch_wait, position_from_redis
 from stream.live.runtime import Runtime
@@ -93,6 +94,7 @@ def raw_app(settings: Settings, datadir: str) -> tuple[faust.App, faust.TopicT]:
     app = faust.App(
         settings.group_id,
         broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap.split(",")],
+        broker_credentials=broker_credentials(settings),
         store="memory://",
         # faust keeps a data dir even with no tables: not in the working directory
         datadir=os.path.join(tempfile.gettempdir(), datadir),

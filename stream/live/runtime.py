@@ -250,7 +250,7 @@ class Runtime(Service):
         await fatal_if_misconfigured(check_listpack(self.store))
         await fatal_if_misconfigured(with_backoff("resolve namespace", self._resolve, _RETRIABLE))
         await with_backoff("create topics", lambda: ensure_topics(self.settings), _RETRIABLE)
-        self.producer = make_producer(self.settings.kafka_bootstrap)
+        self.producer = make_producer(self.settings)
         await with_backoff("start producer", self.producer.start, _RETRIABLE)
         self.relay.use_producer(self.producer)
         self.outputs.producer = self.producer  # KafkaOutputs (stream.kafka) has no method yet
