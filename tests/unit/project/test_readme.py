@@ -26,3 +26,11 @@ def test_every_setting_is_documented() -> None:
         assert f"`RFM_{name.upper()}`" in README, f"RFM_{name.upper()} missing from README"
     documented = set(re.findall(r"^\| `RFM_([A-Z_]+)`", README, re.M))
     assert documented == {n.upper() for n in Settings.model_fields}
+
+
+def test_the_documented_acl_is_the_one_the_tests_run_the_worker_under() -> None:
+    from tests.support.secure_redis import CLUSTER_EXTRA_ACL, WORKER_ACL
+
+    section = README.split("## Security", 1)[1].split("\n## ", 1)[0]
+    assert f"user rfm-worker on >PASSWORD {WORKER_ACL}\n" in section
+    assert f"add `{CLUSTER_EXTRA_ACL}`" in section
