@@ -12,12 +12,10 @@ being added here fails a test instead of a deployment.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 
 from stream.demo.embedded import Service, free_port, start_redis
+from tests.support.tls import Pki, make_pki
 
 __all__ = [
     "ADMIN",
@@ -52,62 +50,6 @@ ADMIN = ("admin", "admin-pw")
 """The tests' own user (set-up, ACL LOG): everything, never given to a worker."""
 
 
-@dataclass(frozen=True)
-class Pki:
-    """Files of a test CA, the server's and a client's certificates, and another CA."""
-
-    ca: Path
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path
-    other_ca: Path
-    """A CA that signed nothing here: trusting only it must fail the handshake."""
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    exe = shutil.which("openssl")
-    if exe is None:
-        raise RuntimeError("openssl is not installed (apt-get install openssl)")
-    done = subprocess.run([exe, *args], cwd=cwd, capture_output=True, timeout=60, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"openssl {args[0]} failed: {done.stderr.decode(errors='replace')}")
-
-
-def make_pki(where: Path) -> Pki:
-    """A CA, a server certificate for ``127.0.0.1`` and ``localhost`` (both SANs: Python
-    matches an IP only against an IP SAN), a client certificate, and an unrelated CA."""
-    where.mkdir(parents=True, exist_ok=True)
-    days = ("-days", "30")
-
-    def ca(name: str) -> None:
-        key, crt = f"{name}.key", f"{name}.crt"
-        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", *days, "-subj",
-                 f"/CN={name}", "-keyout", key, "-out", crt, cwd=where)  # fmt: skip
-
-    def signed(name: str, cn: str, ext: str) -> None:
-        (where / f"{name}.ext").write_text(ext)
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}",
-                 "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=where)  # fmt: skip
-        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                 "-CAcreateserial", *days, "-extfile", f"{name}.ext", "-out", f"{name}.crt",
-                 cwd=where)  # fmt: skip
-
-    ca("ca")
-    ca("other-ca")
-    signed("server", "localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
-           "extendedKeyUsage=serverAuth,clientAuth\n")  # fmt: skip
-    signed("client", "rfm-worker", "extendedKeyUsage=clientAuth\n")
-    return Pki(
-        ca=where / "ca.crt",
-        server_cert=where / "server.crt",
-        server_key=where / "server.key",
-        client_cert=where / "client.crt",
-        client_key=where / "client.key",
-        other_ca=where / "other-ca.crt",
-    )
-
-
 @dataclass
 class SecureRedis:
     server: Service
@@ -127,8 +69,8 @@ class SecureRedis:
         """The tests' own view: admin user, CA and client certificate in the URL's query."""
         p = self.pki
         return (
-            f"rediss://{ADMIN[0]}:{ADMIN[1]}@127.0.0.1:{self.port}/0?ssl_ca_certs={p.ca}"
-            f"&ssl_certfile={p.client_cert}&ssl_keyfile={p.client_key}"
+            f"rediss://{ADMIN[0]}:{ADMIN[1]}@127.0.0.1:{self.port}/0?ssl_ca_certs={p.ca_crt}"
+            f"&ssl_certfile={p.client_crt}&ssl_keyfile={p.client_key}"
         )
 
     def stop(self) -> None:
@@ -148,8 +90,8 @@ def start_secure_redis(
     port = free_port()
     lines = {user: f">{password} {acl}", ADMIN[0]: f">{ADMIN[1]} ~* &* +@all", **(users or {})}
     extra = ["--port", "0", "--tls-port", str(port)]  # the plain port given to start_redis: off
-    extra += ["--tls-cert-file", str(pki.server_cert), "--tls-key-file", str(pki.server_key)]
-    extra += ["--tls-ca-cert-file", str(pki.ca), "--tls-auth-clients", "yes"]
+    extra += ["--tls-cert-file", pki.server_crt, "--tls-key-file", pki.server_key]
+    extra += ["--tls-ca-cert-file", pki.ca_crt, "--tls-auth-clients", "yes"]
     # one argv element per word: redis-server quotes each, "a b" would be one username
     extra += ["--user", "default", "off"]
     for name, rules in lines.items():

@@ -11,19 +11,29 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
 
 from stream.demo.embedded import Service, _spawn, free_port, start_tansu, wait_for_port
+from stream.kafka.security import kafka_consumer, kafka_producer
+from tests.support.harness import Cluster, new_cluster
 
 __all__ = [
     "Pki",
+    "TlsCluster",
     "TlsKafka",
     "make_pki",
+    "ssl_env",
     "start_stunnel",
     "start_tansu_authenticating",
+    "tls_cluster",
     "tls_kafka",
 ]
 
@@ -201,3 +211,72 @@ def start_tansu_authenticating(workdir: Path) -> Service:
     proc = _spawn(args, log)
     wait_for_port(port, proc, 20, "tansu broker (--authentication)")
     return Service("tansu-auth", port, proc, argv=args, log_path=log)
+
+
+class TlsCluster(Cluster):
+    """A :class:`Cluster` whose every Kafka client, the test's own included, speaks TLS
+    (and whatever else ``security`` sets) to its broker."""
+
+    security: dict[str, str]
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        return super().env(**{**self.security, **overrides})
+
+    async def produce(
+        self,
+        events: Sequence[dict[str, Any] | bytes],
+        key: bytes | None = None,
+        partition: int | None = None,
+    ) -> list[tuple[int, int]]:
+        s = self.settings()
+        producer = kafka_producer(s, linger_ms=5)
+        await producer.start()
+        try:
+            metas = []
+            for ev in events:
+                assert isinstance(ev, dict)
+                value, k = orjson.dumps(ev), ev["customer_id"].encode()
+                metas.append(await producer.send(s.purchases_topic, value, key=k))
+            done = [await m for m in metas]
+        finally:
+            await producer.stop()
+        return [(m.partition, m.offset) for m in done]
+
+    async def read(
+        self, topic: str, until: Callable[[list[dict[str, Any]]], bool], wait_s: float = 30.0
+    ) -> list[dict[str, Any]]:
+        consumer = kafka_consumer(
+            self.settings(), topic, auto_offset_reset="earliest", group_id=None
+        )
+        await consumer.start()
+        out: list[dict[str, Any]] = []
+        try:
+            deadline = time.monotonic() + wait_s
+            while time.monotonic() < deadline and not until(out):
+                for msgs in (await consumer.getmany(timeout_ms=200)).values():
+                    for m in msgs:
+                        d = orjson.loads(m.value)
+                        d["_partition"], d["_key"] = m.partition, m.key
+                        out.append(d)
+        finally:
+            await consumer.stop()
+        return out
+
+
+def tls_cluster(
+    bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory, **security: str
+) -> TlsCluster:
+    """A :class:`TlsCluster` on the TLS broker at ``bootstrap`` with settings ``security``."""
+    base = new_cluster(bootstrap, redis_url, tmp_path_factory, "tls")
+    c = TlsCluster(base.kafka_bootstrap, base.redis_url, base.suffix, base.logdir)
+    c.security = security
+    return c
+
+
+def ssl_env(pki: Pki, ca: str | None = None, **more: str) -> dict[str, str]:
+    """The Kafka TLS settings of a worker trusting ``ca`` (default: the test CA)."""
+    return {
+        "kafka_security_protocol": "SSL",
+        "kafka_ssl_cafile": ca or pki.ca_crt,
+        **more,
+    }

@@ -13,75 +13,23 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator
 
-import orjson
 import pytest
 
-from stream.kafka.security import kafka_consumer, kafka_producer
-from tests.support.harness import ROOT, Cluster, WorkerProc, expected, history, new_cluster, story
+from tests.support.harness import ROOT, Cluster, WorkerProc, expected, history, story
 from tests.support.tls import (
     Pki,
     TlsKafka,
     make_pki,
+    ssl_env,
     start_stunnel,
     start_tansu_authenticating,
+    tls_cluster,
     tls_kafka,
 )
 
 pytestmark = [pytest.mark.integration]
-
-
-class TlsCluster(Cluster):
-    """A :class:`Cluster` whose every Kafka client, the test's own included, speaks TLS
-    (and whatever else ``security`` sets) to its broker."""
-
-    security: dict[str, str]
-
-    def env(self, **overrides: str) -> dict[str, str]:
-        return super().env(**{**self.security, **overrides})
-
-    async def produce(
-        self,
-        events: Sequence[dict[str, Any] | bytes],
-        key: bytes | None = None,
-        partition: int | None = None,
-    ) -> list[tuple[int, int]]:
-        s = self.settings()
-        producer = kafka_producer(s, linger_ms=5)
-        await producer.start()
-        try:
-            metas = []
-            for ev in events:
-                assert isinstance(ev, dict)
-                value, k = orjson.dumps(ev), ev["customer_id"].encode()
-                metas.append(await producer.send(s.purchases_topic, value, key=k))
-            done = [await m for m in metas]
-        finally:
-            await producer.stop()
-        return [(m.partition, m.offset) for m in done]
-
-    async def read(
-        self, topic: str, until: Callable[[list[dict[str, Any]]], bool], wait_s: float = 30.0
-    ) -> list[dict[str, Any]]:
-        consumer = kafka_consumer(
-            self.settings(), topic, auto_offset_reset="earliest", group_id=None
-        )
-        await consumer.start()
-        out: list[dict[str, Any]] = []
-        try:
-            deadline = time.monotonic() + wait_s
-            while time.monotonic() < deadline and not until(out):
-                for msgs in (await consumer.getmany(timeout_ms=200)).values():
-                    for m in msgs:
-                        d = orjson.loads(m.value)
-                        d["_partition"], d["_key"] = m.partition, m.key
-                        out.append(d)
-        finally:
-            await consumer.stop()
-        return out
 
 
 @pytest.fixture(scope="module")
@@ -93,23 +41,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 def tls(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsKafka]:
     with tls_kafka(pki, tmp_path_factory.mktemp("tls-kafka")) as kafka:
         yield kafka
-
-
-def tls_cluster(
-    bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory, **security: str
-) -> TlsCluster:
-    base = new_cluster(bootstrap, redis_url, tmp_path_factory, "tls")
-    c = TlsCluster(base.kafka_bootstrap, base.redis_url, base.suffix, base.logdir)
-    c.security = security
-    return c
-
-
-def ssl_env(pki: Pki, ca: str | None = None, **more: str) -> dict[str, str]:
-    return {
-        "kafka_security_protocol": "SSL",
-        "kafka_ssl_cafile": ca or pki.ca_crt,
-        **more,
-    }
 
 
 def refused(worker: WorkerProc, line_start: str) -> str:

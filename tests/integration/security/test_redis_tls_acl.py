@@ -72,7 +72,7 @@ def tls_cluster(
     """Topics, group and namespace of one test; the harness's own reads go through the
     worker's ACL user too (TLS files in the URL's query), the worker gets them as settings."""
     p = secure.pki
-    query = f"ssl_ca_certs={p.ca}&ssl_certfile={p.client_cert}&ssl_keyfile={p.client_key}"
+    query = f"ssl_ca_certs={p.ca_crt}&ssl_certfile={p.client_crt}&ssl_keyfile={p.client_key}"
     reads = f"{secure.url()}?{query}"
     c = new_cluster(kafka_bootstrap, reads, tmp_path_factory, "tls-workers")
     try:
@@ -86,9 +86,9 @@ def tls_env(secure: SecureRedis, **changes: str) -> dict[str, str]:
     p = secure.pki
     env = {
         "redis_url": secure.url(),
-        "redis_tls_ca_file": str(p.ca),
-        "redis_tls_cert_file": str(p.client_cert),
-        "redis_tls_key_file": str(p.client_key),
+        "redis_tls_ca_file": p.ca_crt,
+        "redis_tls_cert_file": p.client_crt,
+        "redis_tls_key_file": p.client_key,
     }
     env.update(changes)
     return env
@@ -215,7 +215,7 @@ async def test_untrusted_server_certificate_stops_the_worker_with_one_line(
     tls_cluster: Cluster, secure: SecureRedis
 ) -> None:
     await tls_cluster.ensure_topics()
-    line = one_line_exit(tls_cluster, tls_env(secure, redis_tls_ca_file=str(secure.pki.other_ca)))
+    line = one_line_exit(tls_cluster, tls_env(secure, redis_tls_ca_file=secure.pki.other_ca_crt))
     assert f"redis at 127.0.0.1:{secure.port} failed the TLS handshake" in line
     assert "certificate verify failed" in line
 
@@ -281,7 +281,7 @@ async def test_a_tls_redis_that_is_down_at_start_is_still_waited_for(
 
 def test_tls_files_with_a_plain_url_are_refused_at_start(tmp_path: Path, pki: Pki) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RFM_")}
-    env |= {"RFM_REDIS_URL": "redis://localhost:6379/0", "RFM_REDIS_TLS_CA_FILE": str(pki.ca)}
+    env |= {"RFM_REDIS_URL": "redis://localhost:6379/0", "RFM_REDIS_TLS_CA_FILE": pki.ca_crt}
     env["PYTHONPATH"] = str(ROOT)
     done = subprocess.run(
         [sys.executable, "-m", "stream.cli", "segments"],
