@@ -42,6 +42,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from schemas.errors import StoreMisconfigured, StoreUnavailable
+from state.keys import Keys
 from state.refusals import StoreRefused, refusal_of
 
 if TYPE_CHECKING:
@@ -149,6 +150,10 @@ class Connector(Protocol):
     """What hands out the client once the server was asked whether it is a cluster
     (:meth:`state.store.RedisStore.connect`): a store's readers take this, not a client,
     because the first connect may swap the client for a cluster one."""
+
+    keys: Keys
+    """The namespace's keys *now*: a store is re-pointed at a namespace's physical name after
+    it is made (a promoted namespace resolves to its build), and its readers must follow."""
 
     async def connect(self) -> RedisClient:
         """The client to use now (no I/O once the question was answered)."""

@@ -31,9 +31,15 @@ def customers_of(keys: Keys) -> str:
 class Scans:
     """SCAN steps over one partition's customers, or over the whole namespace."""
 
-    def __init__(self, connector: Connector, keys: Keys) -> None:
+    def __init__(self, connector: Connector) -> None:
         self._connector = connector
-        self._keys = keys
+
+    @property
+    def _keys(self) -> Keys:
+        """The store's keys at each call, never a copy: the store is re-pointed at a
+        namespace's physical name after it is made, and a copy would keep reading the old
+        one (sizes, flows and sweeps of a promoted namespace read its predecessor)."""
+        return self._connector.keys
 
     async def scan_partition(
         self, partition: int, cursor: int, count: int

@@ -107,8 +107,9 @@ class RedisStore:
         self.watermarks: dict[int, int] = {}
         """Per partition, the highest watermark this store committed (see
         :meth:`track_watermark`)."""
-        self.tallies = TallyReads(self, keys)  # both ask this store for the client to use
-        self.scans = Scans(self, keys)
+        # both ask this store for the client and the keys to use, at each call
+        self.tallies = TallyReads(self)
+        self.scans = Scans(self)
         self._register(client)
 
     def _register(self, client: RedisClient) -> None:

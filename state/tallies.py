@@ -22,14 +22,20 @@ __all__ = ["TallyReads"]
 class TallyReads:
     """Segment sizes, flows and the schedule's backlog of one namespace (no scan)."""
 
-    def __init__(self, connector: Connector, keys: Keys) -> None:
+    def __init__(self, connector: Connector) -> None:
         self._connector = connector
-        self._keys = keys
         self._due_count: AsyncScript | None = None
         """The DUE_COUNT script, registered on ``_registered_on`` (a failed-over or new
         master loads it on NOSCRIPT; a new client, after cluster detection, needs it
         registered again)."""
         self._registered_on: RedisClient | None = None
+
+    @property
+    def _keys(self) -> Keys:
+        """The store's keys at each call, never a copy: the store is re-pointed at a
+        namespace's physical name after it is made, and a copy would keep reading the old
+        one (sizes, flows and sweeps of a promoted namespace read its predecessor)."""
+        return self._connector.keys
 
     async def segment_counts(self, partitions: Iterable[int]) -> dict[str, dict[str, int]]:
         """scheme -> segment -> customers in it now, over ``partitions`` (no scan)."""
