@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import time
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]  # aiokafka ships no py.typed
@@ -172,7 +173,9 @@ async def check_kafka(settings: Settings, timeout_s: float = 10.0) -> None:
 
     One connection made like aiokafka's (``create_conn``: TLS handshake, then the SASL
     login) and one ApiVersions request over it: a broker that wants a client certificate
-    refuses it only after the TLS 1.3 handshake, on the first read.
+    refuses it only after the TLS 1.3 handshake, on the first read. A connection closed
+    during the set-up with nothing naming why is tried again for :data:`CLOSED_FOR_S`: a
+    broker shutting down or starting does that too, and only a lasting close is a refusal.
     """
     if settings.kafka_security_protocol == "PLAINTEXT":
         return  # nothing to refuse: the plaintext start is what it always was
@@ -185,53 +188,94 @@ async def check_kafka(settings: Settings, timeout_s: float = 10.0) -> None:
         quiet.setLevel(level)
 
 
+class _Closed(Exception):
+    """The broker took the connection and closed it during the set-up, with no TLS alert or
+    SASL answer naming why: a refusal of this client's configuration, or a broker going
+    down or still starting. Only one that lasts is taken for a refusal."""
+
+
+CLOSED_FOR_S = 15.0
+"""How long a bootstrap server may keep closing the connection during the set-up before
+that is taken for a refusal of the configuration rather than a broker restarting."""
+
+
 async def _probe(settings: Settings, timeout_s: float) -> None:
-    ctx = ssl_context(settings)
-    kwargs = client_kwargs(settings, ctx)
     for server in settings.kafka_bootstrap.split(","):
         address = _split(server)
         if address is None:
             continue
-        host, port = address
-        where = f"kafka at {host}:{port}"
-        try:
-            if ctx is not None:  # the handshake alone first: its failures, named
-                await _handshake(host, port, ctx, timeout_s)
-            conn = await asyncio.wait_for(
-                create_conn(host, port, request_timeout_ms=int(timeout_s * 1000), **kwargs),
-                timeout_s,
-            )
-        except ssl.SSLCertVerificationError as exc:
-            what = "hostname mismatch" if "mismatch" in str(exc.verify_message) else None
-            what = what or "TLS certificate not trusted"
-            raise KafkaRefused(f"{where}: {what} ({_reason(exc)})") from None
-        except ssl.SSLError as exc:
-            raise KafkaRefused(f"{where}: TLS handshake failed ({_reason(exc)})") from None
-        except (SaslAuthenticationFailed, AuthenticationFailedError, IllegalSaslStateError) as exc:
-            raise KafkaRefused(_login_refused(where, settings, str(exc))) from None
-        except (KeyError, ValueError):
-            # aiokafka's SCRAM code reading a server-final "e=..." answer (KeyError 'v', as
-            # Tansu sends it) or a server signature that doesn't match (ValueError)
-            raise KafkaRefused(_login_refused(where, settings, "")) from None
-        except UnsupportedSaslMechanismError:
-            raise KafkaRefused(
-                f"{where}: SASL mechanism {settings.kafka_sasl_mechanism} not offered by the broker"
-            ) from None
-        except ConnectionAbortedError as exc:
-            if "handshake" not in str(exc):
-                continue
-            raise KafkaRefused(
-                f"{where}: no answer to the TLS handshake in {timeout_s:g}s (a plaintext "
-                f"port? RFM_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol})"
-            ) from None
-        except KafkaConnectionError as exc:
-            if "closed" not in str(exc):
-                continue  # not reached: the next server, or the clients' own waiting
-            raise KafkaRefused(_closed(where, settings, exc)) from None
-        except (OSError, KafkaError, TimeoutError):
-            continue  # down or not answering: not a configuration error, try the next one
-        conn.close()
-        return
+        deadline = time.monotonic() + CLOSED_FOR_S
+        while True:
+            try:
+                if await _probe_one(settings, *address, timeout_s):
+                    return
+                break  # down or not answering: the next server, or the clients' own waiting
+            except _Closed as exc:
+                if time.monotonic() >= deadline:
+                    raise KafkaRefused(str(exc)) from None
+                await asyncio.sleep(1.0)
+
+
+async def _probe_one(settings: Settings, host: str, port: int, timeout_s: float) -> bool:
+    """True if ``host:port`` accepts this client; False if it isn't answering (not a
+    configuration error); raises :class:`KafkaRefused` for a refusal that names itself and
+    :class:`_Closed` for a close that doesn't (yet)."""
+    ctx = ssl_context(settings)
+    where = f"kafka at {host}:{port}"
+    sasl = settings.kafka_security_protocol.startswith("SASL_")
+    try:
+        if ctx is not None:  # the handshake alone first: its failures, named
+            await _handshake(host, port, ctx, timeout_s)
+        conn = await asyncio.wait_for(
+            create_conn(
+                host,
+                port,
+                request_timeout_ms=int(timeout_s * 1000),
+                **client_kwargs(settings, ctx),
+            ),
+            timeout_s,
+        )
+    except ssl.SSLCertVerificationError as exc:
+        what = "hostname mismatch" if "mismatch" in str(exc.verify_message) else None
+        what = what or "TLS certificate not trusted"
+        raise KafkaRefused(f"{where}: {what} ({_reason(exc)})") from None
+    except (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError) as exc:
+        # the other side went away mid-handshake: what a broker shutting down does too
+        raise _Closed(f"{where}: TLS handshake cut off ({_reason(exc)})") from None
+    except ssl.SSLError as exc:
+        raise KafkaRefused(f"{where}: TLS handshake failed ({_reason(exc)})") from None
+    except (SaslAuthenticationFailed, AuthenticationFailedError, IllegalSaslStateError) as exc:
+        raise KafkaRefused(_login_refused(where, settings, str(exc))) from None
+    except (KeyError, ValueError):
+        if not sasl:
+            return False  # not a login: nothing this probe can name
+        # aiokafka's SCRAM code reading a server-final "e=..." answer (KeyError 'v', as
+        # Tansu sends it) or a server signature that doesn't match (ValueError)
+        raise KafkaRefused(_login_refused(where, settings, "")) from None
+    except UnsupportedSaslMechanismError:
+        raise KafkaRefused(
+            f"{where}: SASL mechanism {settings.kafka_sasl_mechanism} not offered by the broker"
+        ) from None
+    except ConnectionAbortedError as exc:
+        if "handshake" not in str(exc):
+            return False
+        raise KafkaRefused(
+            f"{where}: no answer to the TLS handshake in {timeout_s:g}s (a plaintext "
+            f"port? RFM_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol})"
+        ) from None
+    except KafkaConnectionError as exc:
+        if "closed" not in str(exc):
+            return False
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, ssl.SSLError) and not isinstance(
+            cause, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
+        ):
+            raise KafkaRefused(_closed(where, settings, exc)) from None  # a TLS alert: named
+        raise _Closed(_closed(where, settings, exc)) from None
+    except (OSError, KafkaError, TimeoutError):
+        return False  # down or not answering: not a configuration error
+    conn.close()
+    return True
 
 
 async def _handshake(host: str, port: int, ctx: ssl.SSLContext, timeout_s: float) -> None:
