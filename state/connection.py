@@ -24,6 +24,7 @@ node. SCAN is the exception: it runs per node (see :func:`scan_slot`).
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, TypeGuard, cast
 from urllib.parse import urlsplit, urlunsplit
@@ -141,7 +142,8 @@ def misconfiguration(exc: BaseException | None) -> str | None:
     if said:
         return f"failed the TLS handshake ({said[0]}); check RFM_REDIS_TLS_* and the URL"
     missing = [e for e in chain if isinstance(e, FileNotFoundError)]
-    if missing:
+    # a unix socket that isn't there ("connecting to /path") is a Redis not started yet
+    if missing and not any(re.search(r"connecting to /", str(e)) for e in chain):
         return f"could not load a TLS file ({missing[0]}); check RFM_REDIS_TLS_*"
     return None
 

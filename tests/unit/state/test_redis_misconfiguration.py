@@ -138,3 +138,17 @@ def test_every_seed_of_a_tls_cluster_url_gets_the_user_and_the_tls_files() -> No
     assert (kwargs["username"], kwargs["password"]) == ("rfm", "pw")
     assert kwargs["ssl_ca_certs"] == "/ca.crt"
     assert kwargs["connection_class"] is SSLConnection
+
+
+async def test_a_unix_socket_not_there_yet_is_waited_for_not_a_tls_file(tmp_path: Path) -> None:
+    """A Redis on a unix socket that hasn't started yet (a sidecar) raises FileNotFoundError
+    too: it is an outage, not a missing certificate (the reviewer's finding)."""
+    from state.store import RedisStore
+
+    store = RedisStore.from_url(f"unix://{tmp_path / 'redis.sock'}", "rfm", "live")
+    try:
+        with pytest.raises(RedisConnectionError) as raised:
+            await store.client.ping()
+    finally:
+        await store.close()
+    assert misconfiguration(raised.value) is None
