@@ -38,7 +38,7 @@ __all__ = [
     "sort_batch",
 ]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("stream.apply.processor")  # where its lines were before sort_batch moved here
 
 Window = tuple[int | None, int | None]
 """An event-time range [since, until); None: open on that side."""
