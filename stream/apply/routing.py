@@ -38,7 +38,8 @@ __all__ = [
     "sort_batch",
 ]
 
-log = logging.getLogger("stream.apply.processor")  # where its lines were before sort_batch moved here
+# the processor's logger: its lines were there before sort_batch moved here
+log = logging.getLogger("stream.apply.processor")
 
 Window = tuple[int | None, int | None]
 """An event-time range [since, until); None: open on that side."""
