@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import murmur2
 
+from schemas.settings import load_settings
 from state.store import RedisStore
 from stream.apply.relay import OutboxRelay
 from stream.kafka.clients import make_producer
@@ -56,7 +57,7 @@ async def relay_on(kafka_bootstrap: str, redis_url: str, owned: set[int]) -> Out
         await admin.close()
     store = RedisStore.from_url(redis_url, "rfm", f"relay-{uuid.uuid4().hex[:8]}")
     await store.connect()
-    producer = make_producer(kafka_bootstrap)
+    producer = make_producer(load_settings(kafka_bootstrap=kafka_bootstrap))
     await producer.start()
     return OutboxRelay(store, producer, topic, lambda: sorted(owned), batch=100, poll_s=0.05)
 

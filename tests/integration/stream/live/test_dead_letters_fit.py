@@ -97,7 +97,7 @@ async def test_a_retried_batch_does_not_publish_its_dead_letters_again(cluster: 
     letters (same rejections, a later ``failed_at``) are not sent again."""
 
     settings = await cluster.ensure_topics()
-    producer = make_producer(cluster.kafka_bootstrap)
+    producer = make_producer(settings)
     await producer.start()
     outputs = KafkaOutputs(producer, settings.dlq_topic, settings.purchases_topic)
     try:
@@ -198,7 +198,7 @@ async def test_a_backfill_never_drops_a_letter_that_shares_a_staged_records_offs
     same partition. Both letters reach the backfill's DLQ (none taken for the other)."""
     settings = await cluster.ensure_topics()
     topic = f"{settings.dlq_topic}.backfill-test"
-    producer = make_producer(cluster.kafka_bootstrap)
+    producer = make_producer(settings)
     await producer.start()
     store = cluster.store()
     outputs = BackfillOutputs(producer, topic, ForwardedStore(store))
