@@ -6,12 +6,11 @@ A bad value fails at start with one line naming the variable and the problem
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from pydantic import (
     AwareDatetime,
@@ -26,7 +25,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.durations import parse_duration
 from schemas.errors import SettingsError
+from schemas.secrets import mask_url
 from schemas.times import EARLIEST_EVENT, event_time_range_problem, to_ms
+from schemas.tls_files import check_tls_file
 
 __all__ = ["Duration", "Settings", "SettingsError", "load_settings"]
 
@@ -83,15 +84,16 @@ class Settings(BaseSettings):
     @field_validator("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")
     @classmethod
     def _kafka_tls_file(cls, v: str | None, info: ValidationInfo) -> str | None:
-        if v is None or v == "":
-            return None
-        if not str(info.data.get("kafka_security_protocol", "")).endswith("SSL"):
-            raise ValueError("a TLS file needs RFM_KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL")
-        if not os.path.isfile(v) or not os.access(v, os.R_OK):
-            raise ValueError(f"no readable file {v!r}")
-        if info.field_name == "kafka_ssl_keyfile" and info.data.get("kafka_ssl_certfile") is None:
-            raise ValueError("a client key needs its certificate, RFM_KAFKA_SSL_CERTFILE")
-        return v
+        protocol = str(info.data.get("kafka_security_protocol", ""))
+        return check_tls_file(
+            v,
+            str(info.field_name),
+            info.data,
+            tls_used=protocol.endswith("SSL"),
+            tls_needed="RFM_KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL",
+            cert=("kafka_ssl_certfile", "RFM_KAFKA_SSL_CERTFILE"),
+            key_field="kafka_ssl_keyfile",
+        )
 
     @field_validator("kafka_ssl_keyfile")
     @classmethod
@@ -133,20 +135,18 @@ class Settings(BaseSettings):
 
     @field_validator("redis_tls_ca_file", "redis_tls_cert_file", "redis_tls_key_file")
     @classmethod
-    def _tls_file(cls, v: str | None, info: ValidationInfo) -> str | None:
-        """A file that is not there would fail every connect as if Redis were down (retried
-        for ever): say so at start; and files with a plain redis:// URL would be ignored."""
-        if v is None:
-            return v
+    def _redis_tls_file(cls, v: str | None, info: ValidationInfo) -> str | None:
         url = info.data.get("redis_url")
         scheme = urlsplit(url.get_secret_value()).scheme if isinstance(url, SecretStr) else ""
-        if url is not None and scheme not in ("rediss", "rediss+cluster"):
-            raise ValueError("needs a TLS Redis URL (RFM_REDIS_URL=rediss://…)")
-        if not os.path.isfile(v) or not os.access(v, os.R_OK):
-            raise ValueError("no such readable file")
-        if info.field_name == "redis_tls_key_file" and info.data.get("redis_tls_cert_file") is None:
-            raise ValueError("a key without RFM_REDIS_TLS_CERT_FILE")
-        return v
+        return check_tls_file(
+            v,
+            str(info.field_name),
+            info.data,
+            tls_used=url is None or scheme in ("rediss", "rediss+cluster"),
+            tls_needed="a TLS Redis URL (RFM_REDIS_URL=rediss://…)",
+            cert=("redis_tls_cert_file", "RFM_REDIS_TLS_CERT_FILE"),
+            key_field="redis_tls_key_file",
+        )
 
     allow_eviction: bool = Field(
         False,
@@ -353,40 +353,8 @@ class Settings(BaseSettings):
     def masked(self) -> dict[str, Any]:
         """Settings for logs: secrets (the Redis password) never printed."""
         out = self.model_dump()
-        out["redis_url"] = _mask_url(self.redis_url.get_secret_value())
+        out["redis_url"] = mask_url(self.redis_url.get_secret_value())
         return out
-
-
-_SECRET_QUERY = re.compile(r"pass|secret|token", re.IGNORECASE)
-"""Query parameters of a URL that hold a secret: redis-py turns every query parameter into a
-connection option, so ``?password=`` (or ``ssl_password=``) is as good as the userinfo's."""
-
-
-def _mask_url(url: str) -> str:
-    """``url`` with every secret in it replaced by ``***``: the userinfo's password and any
-    query parameter named like a secret (:data:`_SECRET_QUERY`).
-
-    Written on the URL's parts, not its text: a cluster URL lists several hosts, a password
-    may contain ``@`` or ``:``, and a URL that doesn't parse still never shows its secrets.
-    """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable url, not shown>"
-    netloc = parts.netloc
-    creds, at, hosts = netloc.rpartition("@")
-    if at:
-        # a lone name is a username to redis-py but a password to other clients: hidden too
-        user, colon, _password = creds.partition(":")
-        netloc = f"{user}:***@{hosts}" if colon else f"***@{hosts}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode(
-            [(k, "***" if _SECRET_QUERY.search(k) else v) for k, v in pairs], safe="*"
-        )
-    # not urlunsplit: it drops the empty authority of unix:///path
-    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
 
 
 def _shown(field: str, value: object) -> str:

@@ -342,28 +342,6 @@ class RedisStore:
         return codec.decode_state(customer_id, flat) if flat else None
 
     # ------------------------------------------------------------------ quantiles
-    async def summaries(
-        self, partitions: Iterable[int], populations: Sequence[str]
-    ) -> dict[str, dict[int, int]]:
-        """Every partition's summary of each population, merged (one pipelined trip)."""
-        parts = list(partitions)
-        c = self.client if self._settled else await self.connect()
-        async with _unavailable_as_error(), c.pipeline(transaction=False) as pipe:
-            for name in populations:
-                for p in parts:
-                    pipe.hgetall(self.keys.summary(p, name))
-            raw = await pipe.execute()
-        out: dict[str, dict[int, int]] = {}
-        it = iter(raw)
-        for name in populations:
-            merged: dict[int, int] = {}
-            for _ in parts:
-                for bucket, count in next(it).items():
-                    b = int(bucket)
-                    merged[b] = merged.get(b, 0) + int(count)
-            out[name] = {b: c for b, c in merged.items() if c}
-        return out
-
     async def cuts(self) -> dict[str, object] | None:
         """The current cut-point version's JSON document (None: none yet)."""
         c = self.client if self._settled else await self.connect()

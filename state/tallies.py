@@ -20,7 +20,8 @@ __all__ = ["TallyReads"]
 
 
 class TallyReads:
-    """Segment sizes, flows and the schedule's backlog of one namespace (no scan)."""
+    """Segment sizes, flows, the schedule's backlog and the quantile summaries of one
+    namespace (no scan)."""
 
     def __init__(self, connector: Connector) -> None:
         self._connector = connector
@@ -91,6 +92,17 @@ class TallyReads:
     async def schedule_size(self, partition: int) -> int:
         return (await self.schedule_counts(partition, -(2**62)))[1]
 
+    async def schedule_gauges(
+        self, partitions: Iterable[int], now_ms: int
+    ) -> dict[str, dict[int, float]]:
+        """``rfm_schedule_size`` and ``rfm_due_not_fired`` per partition, from one count
+        each (the scheduled total doesn't depend on ``now_ms``)."""
+        sizes: dict[int, float] = {}
+        due: dict[int, float] = {}
+        for p in partitions:
+            due[p], sizes[p] = await self.schedule_counts(p, now_ms)
+        return {"rfm_schedule_size": sizes, "rfm_due_not_fired": due}
+
     async def _script(self) -> AsyncScript:
         """DUE_COUNT on the client in use (registering computes its SHA, no I/O)."""
         client = await self._connector.connect()
@@ -98,3 +110,25 @@ class TallyReads:
             self._due_count = client.register_script(DUE_COUNT)
             self._registered_on = client
         return self._due_count
+
+    async def summaries(
+        self, partitions: Iterable[int], populations: Sequence[str]
+    ) -> dict[str, dict[int, int]]:
+        """Every partition's summary of each population, merged (one pipelined trip)."""
+        parts = list(partitions)
+        c = await self._connector.connect()
+        async with _unavailable_as_error(), c.pipeline(transaction=False) as pipe:
+            for name in populations:
+                for p in parts:
+                    pipe.hgetall(self._keys.summary(p, name))
+            raw = await pipe.execute()
+        out: dict[str, dict[int, int]] = {}
+        it = iter(raw)
+        for name in populations:
+            merged: dict[int, int] = {}
+            for _ in parts:
+                for bucket, count in next(it).items():
+                    b = int(bucket)
+                    merged[b] = merged.get(b, 0) + int(count)
+            out[name] = {b: c for b, c in merged.items() if c}
+        return out

@@ -121,7 +121,7 @@ async def _population(
     yet (every one waits for the model), customers are counted by SCAN, up to
     ``sample``: only until the first model exists."""
     if populations:
-        summaries = await store.summaries(parts, [p.name for p in populations.items])
+        summaries = await store.tallies.summaries(parts, [p.name for p in populations.items])
         return max(sketch.size(s) for s in summaries.values()), summaries
     counts = await store.tallies.segment_counts(parts)
     size = max((sum(c.values()) for c in counts.values()), default=0)

@@ -32,6 +32,7 @@ __all__ = [
     "RECORD_REFUSED",
     "ensure_topics",
     "make_producer",
+    "partitions_known_to",
     "topic_partitions",
 ]
 
@@ -60,6 +61,15 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
         max_request_size=MAX_REQUEST_BYTES,
         request_timeout_ms=30_000,
     )
+
+
+async def partitions_known_to(producer: AIOKafkaProducer, topic: str) -> int:
+    """``topic``'s partition count in the metadata ``producer``'s client holds; KafkaError
+    (retriable) while the topic has none yet."""
+    found = (await producer.client.fetch_all_metadata()).partitions_for_topic(topic)
+    if not found:
+        raise KafkaError(f"topic {topic} has no partitions yet")
+    return len(found)
 
 
 async def topic_partitions(settings: Settings, timeout_s: float = 10.0) -> int | None:

@@ -8,13 +8,14 @@ before it starts; until then it acks nothing, knows no high watermark and rewind
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from stream.apply.messages import Msg
+from stream.apply.processor import Processor
 from stream.live.backpressure import Flow
 
-__all__ = ["ConsumerControls"]
+__all__ = ["ConsumerControls", "consumer_lag"]
 
 
 class ConsumerControls(Protocol):
@@ -36,3 +37,19 @@ class ConsumerControls(Protocol):
     async def rewind(self, p: int, offset: int) -> None:
         """Seek partition ``p`` back to ``offset``, dropping what was fetched past it."""
         ...
+
+
+def consumer_lag(
+    processor: Processor, highwater: Callable[[int], int | None]
+) -> dict[int, int | None]:
+    """Per partition ``processor`` owns: records not yet applied, against the consumer's
+    high watermarks (None: not known yet). Applied is what Redis committed, else the
+    claim's resume point."""
+    out: dict[int, int | None] = {}
+    for p in processor.owned():
+        hw = highwater(p)
+        applied = processor.applied_offset(p)
+        claim = processor.claims.get(p)
+        done = applied if applied is not None else (claim.offset if claim else -1)
+        out[p] = None if hw is None else max(0, hw - (done + 1))
+    return out

@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import sys
 from collections.abc import Awaitable, Callable, Set
 from typing import Any
 
@@ -41,7 +39,7 @@ from stream.apply.relay import OutboxRelay
 from stream.apply.retry import with_backoff
 from stream.apply.side_by_side import all_of
 from stream.apply.stats import EventRate, quiet_gc
-from stream.kafka.clients import ensure_topics, make_producer
+from stream.kafka.clients import ensure_topics, make_producer, partitions_known_to
 from stream.kafka.outputs import KafkaOutputs
 from stream.live.backpressure import (
     CHECK_INTERVAL_S,
@@ -51,7 +49,7 @@ from stream.live.backpressure import (
     publishing_gauges,
     publishing_health,
 )
-from stream.live.consumer import ConsumerControls
+from stream.live.consumer import ConsumerControls, consumer_lag
 from stream.live.delivery import Backlog
 from stream.live.redis_checks import (
     check_eviction,
@@ -62,6 +60,7 @@ from stream.live.redis_checks import (
     fatal_if_misconfigured,
 )
 from stream.live.redis_status import RedisStatus
+from stream.live.restart import restart_in_place
 from stream.live.retired_outboxes import RetiredOutboxes
 
 __all__ = ["Runtime"]
@@ -155,22 +154,11 @@ class Runtime(Service):
 
     def lag(self) -> dict[int, int | None]:
         """Per owned partition: records not yet applied (None: watermark not known yet)."""
-        out: dict[int, int | None] = {}
-        for p in self.processor.owned():
-            hw = self.highwater(p)
-            applied = self.processor.applied_offset(p)
-            claim = self.processor.claims.get(p)
-            done = applied if applied is not None else (claim.offset if claim else -1)
-            out[p] = None if hw is None else max(0, hw - (done + 1))
-        return out
+        return consumer_lag(self.processor, self.highwater)
 
     def _backlogged(self) -> set[int]:
         """Owned partitions known to be more than one batch behind."""
         return {p for p, n in self.lag().items() if n is not None and n > self.settings.batch_max}
-
-    @property
-    def redis_up(self) -> bool:
-        return self.redis.up
 
     def metrics(self) -> str:
         lag = {p: float(v) for p, v in self.lag().items() if v is not None}
@@ -178,7 +166,7 @@ class Runtime(Service):
         publishing = publishing_gauges(self.outboxes, self.relay, owned)
         return render_metrics(
             self.processor,
-            self.redis_up,
+            self.redis.up,
             self.relay.published,
             extra={"rfm_events_per_second": self._rate.per_second(self.processor.stats.events)},
             partitions={**self.gauges, "rfm_consumer_lag": lag, **publishing},
@@ -198,7 +186,7 @@ class Runtime(Service):
             self.outboxes, self.relay, self.outputs.dlq_failure, self.settings.health_max_outbox
         )
         fenced = self.processor.fences
-        ok = self.ready.is_set() and self.redis_up and not behind and publishing_ok and not fenced
+        ok = self.ready.is_set() and self.redis.up and not behind and publishing_ok and not fenced
         return {
             "ok": ok,
             **self.redis.health(),
@@ -212,12 +200,7 @@ class Runtime(Service):
     async def _refresh_gauges(self) -> None:
         """Per-partition gauges that need Redis, read once per timer tick (not per scrape)."""
         now = self.processor.clock.now_ms()
-        sizes: dict[int, float] = {}
-        due: dict[int, float] = {}
-        for p in self.processor.owned():
-            sizes[p] = await self.store.tallies.schedule_size(p)
-            due[p] = await self.store.tallies.due_count(p, now)
-        self.gauges = {"rfm_schedule_size": sizes, "rfm_due_not_fired": due}
+        self.gauges = await self.store.tallies.schedule_gauges(self.processor.owned(), now)
 
     async def _retrying(self, what: str, fn: Callable[[], Awaitable[None]]) -> None:
         """Retry ``fn`` with backoff; while Redis is down or refuses writes (OOM, READONLY,
@@ -293,9 +276,7 @@ class Runtime(Service):
             await self.relay.drain_all()
 
         await with_backoff("publish the old outbox", publish_old, _RETRIABLE)
-        for handler in logging.getLogger().handlers:
-            handler.flush()
-        os.execv(sys.executable, [sys.executable, "-m", "stream.cli", *sys.argv[1:]])
+        restart_in_place()
 
     async def _check_promoted(self) -> None:
         """Raise :class:`Moved` once another namespace serves our name (even when idle)."""
@@ -305,11 +286,8 @@ class Runtime(Service):
 
     async def _read_partition_count(self) -> None:
         assert self.producer is not None
-        parts = await self.producer.client.fetch_all_metadata()
-        found = parts.partitions_for_topic(self.settings.purchases_topic)
-        if not found:
-            raise KafkaError(f"topic {self.settings.purchases_topic} has no partitions yet")
-        self.processor.set_partition_count(len(found))
+        topic = self.settings.purchases_topic
+        self.processor.set_partition_count(await partitions_known_to(self.producer, topic))
 
     async def crash(self, reason: BaseException) -> None:
         """A background task met Redis refusing us for good (an ACL without a command the

@@ -289,7 +289,7 @@ def test_tls_files_with_a_plain_url_are_refused_at_start(tmp_path: Path, pki: Pk
     )  # fmt: skip
     assert done.returncode == 2
     assert done.stderr.strip().startswith(
-        "rfm-stream: bad setting RFM_REDIS_TLS_CA_FILE: needs a TLS"
+        "rfm-stream: bad setting RFM_REDIS_TLS_CA_FILE: a TLS file needs a TLS"
     )
 
 

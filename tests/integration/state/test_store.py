@@ -82,7 +82,7 @@ async def test_summary_deltas_commit_with_the_states_and_merge_across_partitions
     await store.commit(1, claims[1].epoch, 0, [], {}, [], summaries={"m": {5: 1}, "f": {1: 3}})
     # a customer leaves bucket 9 for 12; the emptied bucket disappears from the hash
     await store.commit(0, claims[0].epoch, 1, [], {}, [], summaries={"m": {9: -1, 12: 1}})
-    assert await store.summaries([0, 1], ["m", "f", "r"]) == {
+    assert await store.tallies.summaries([0, 1], ["m", "f", "r"]) == {
         "m": {5: 3, 12: 1},
         "f": {1: 3},
         "r": {},
@@ -91,7 +91,7 @@ async def test_summary_deltas_commit_with_the_states_and_merge_across_partitions
     # a fenced commit moves no summary either (it is the same atomic write)
     with pytest.raises(Fenced):
         await store.commit(0, claims[0].epoch - 1, 2, [], {}, [], summaries={"m": {5: 100}})
-    assert (await store.summaries([0], ["m"]))["m"] == {5: 2, 12: 1}
+    assert (await store.tallies.summaries([0], ["m"]))["m"] == {5: 2, 12: 1}
 
 
 async def test_cut_points_are_replaced_by_compare_and_set(store: RedisStore) -> None:

@@ -116,11 +116,13 @@ def test_tls_files_reach_the_client_options_for_a_tls_url_only(tmp_path: Path) -
 def test_tls_file_settings_are_checked_at_load(tmp_path: Path) -> None:
     ca = tmp_path / "ca.crt"
     ca.write_text("-")
-    with pytest.raises(SettingsError, match="RFM_REDIS_TLS_CA_FILE: needs a TLS Redis URL"):
+    needs_tls = "RFM_REDIS_TLS_CA_FILE: a TLS file needs a TLS Redis URL"
+    with pytest.raises(SettingsError, match=needs_tls):
         load_settings(redis_url="redis://h:1/0", redis_tls_ca_file=str(ca))
-    with pytest.raises(SettingsError, match="RFM_REDIS_TLS_CA_FILE: no such readable file"):
+    with pytest.raises(SettingsError, match="RFM_REDIS_TLS_CA_FILE: no readable file"):
         load_settings(redis_url="rediss://h:1/0", redis_tls_ca_file=str(tmp_path / "nope"))
-    with pytest.raises(SettingsError, match="RFM_REDIS_TLS_KEY_FILE: a key without"):
+    no_cert = "RFM_REDIS_TLS_KEY_FILE: a client key needs its certificate, RFM_REDIS_TLS_CERT_FILE"
+    with pytest.raises(SettingsError, match=no_cert):
         load_settings(redis_url="rediss://h:1/0", redis_tls_key_file=str(ca))
 
 
