@@ -36,6 +36,24 @@ Duration = Annotated[int, BeforeValidator(parse_duration)]
 
 ENV_PREFIX = "RFM_"
 
+MAX_DECAY_GRACE = "30d"
+"""Longest ``RFM_DECAY_GRACE``: uploads later than that are for a backfill."""
+
+
+def _duration_or_zero(value: object) -> int:
+    """A :data:`Duration`, or zero (``0``, ``0s``, ...) for a setting that may be off."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError("must be 0 or a positive duration")
+        return value
+    if isinstance(value, str) and re.fullmatch(r"0+(ms|s|m|h|d|w)?", value.strip().lower()):
+        return 0
+    return parse_duration(value if isinstance(value, bool) else str(value))  # its own error
+
+
+DurationOrZero = Annotated[int, BeforeValidator(_duration_or_zero)]
+"""Milliseconds, like :data:`Duration`, and 0 allowed (off)."""
+
 
 class Settings(BaseSettings):
     """Everything a worker needs. Durations are held as integer milliseconds."""
@@ -263,6 +281,22 @@ class Settings(BaseSettings):
     decay_timer: bool = Field(True, description="Fire time-driven transitions on a timer.")
     decay_interval: Duration = Field(parse_duration("250ms"), description="Timer period.")
     decay_batch: int = Field(2000, ge=1, description="Due customers taken per timer step.")
+    decay_grace: DurationOrZero = Field(
+        0,
+        description="Time-driven transitions fire this long after their due time (still "
+        "effective at it), so an event dated before a due time that arrives within the "
+        "grace is applied first and the wrong decay is never published; 0: at once.",
+    )
+
+    @field_validator("decay_grace")
+    @classmethod
+    def _grace_bound(cls, v: int) -> int:
+        """Late uploads, not history: data later than this is for a backfill, and every
+        decay campaign would wait as long."""
+        if v > parse_duration(MAX_DECAY_GRACE):
+            raise ValueError(f"at most {MAX_DECAY_GRACE}")
+        return v
+
     max_future_skew: Duration = Field(
         parse_duration("5m"), description="Reject events dated further in the future."
     )
