@@ -23,7 +23,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas.durations import parse_duration
+from schemas.durations import parse_duration, parse_duration_or_zero
 from schemas.errors import SettingsError
 from schemas.secrets import mask_url
 from schemas.times import EARLIEST_EVENT, event_time_range_problem, to_ms
@@ -33,26 +33,12 @@ __all__ = ["Duration", "Settings", "SettingsError", "load_settings"]
 
 Duration = Annotated[int, BeforeValidator(parse_duration)]
 """Milliseconds; accepts ``90d``, ``12h``, ``30s``, ``1h30m``, ``500ms``."""
+DurationOrZero = Annotated[int, BeforeValidator(parse_duration_or_zero)]
+"""A :data:`Duration`, or 0 (off)."""
 
 ENV_PREFIX = "RFM_"
-
 MAX_DECAY_GRACE = "30d"
 """Longest ``RFM_DECAY_GRACE``: uploads later than that are for a backfill."""
-
-
-def _duration_or_zero(value: object) -> int:
-    """A :data:`Duration`, or zero (``0``, ``0s``, ...) for a setting that may be off."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value < 0:
-            raise ValueError("must be 0 or a positive duration")
-        return value
-    if isinstance(value, str) and re.fullmatch(r"0+(ms|s|m|h|d|w)?", value.strip().lower()):
-        return 0
-    return parse_duration(value if isinstance(value, bool) else str(value))  # its own error
-
-
-DurationOrZero = Annotated[int, BeforeValidator(_duration_or_zero)]
-"""Milliseconds, like :data:`Duration`, and 0 allowed (off)."""
 
 
 class Settings(BaseSettings):
