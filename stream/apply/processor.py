@@ -84,11 +84,12 @@ class Processor:
         self.validator = Validator(settings)
         self._home = partitioner(settings.partitioner)
         self._partition_count = partition_count
-        self.clock = lagging(clock, settings.decay_grace)
+        self.clock = lagging(clock, settings.decay_grace if mode == "live" else 0)
         """The as-of clock of time-driven work (the decay timer, sweeps, the schedule
-        gauges): ``clock`` less ``RFM_DECAY_GRACE`` (:func:`~stream.apply.clock.lagging`).
+        gauges): live, ``clock`` less ``RFM_DECAY_GRACE`` (:func:`~stream.apply.clock.lagging`).
         A decay due at ``t`` fires once this reads ``t``, effective at ``t``; an event
-        dated before ``t`` arriving meanwhile is applied first (issue #20)."""
+        dated before ``t`` arriving meanwhile is applied first (issue #20). A backfill's
+        decays fire at its event-time watermark, with nothing left to arrive: no grace."""
         self.wall = wall
         self.mode: Mode = mode
         self.use(engine)
