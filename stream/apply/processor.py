@@ -30,7 +30,7 @@ from segments.model import CustomerState, Event, Outcome, TransitionDraft
 from segments.quantiles import Populations
 from segments.rules import value_policy_of
 from state.store import Claim, Loaded, RedisStore
-from stream.apply.clock import Clock
+from stream.apply.clock import Clock, lagging
 from stream.apply.dead_letters import DeadLetters
 from stream.apply.encode import TransitionEncoder
 from stream.apply.messages import Batch, Msg
@@ -84,7 +84,12 @@ class Processor:
         self.validator = Validator(settings)
         self._home = partitioner(settings.partitioner)
         self._partition_count = partition_count
-        self.clock = clock
+        self.clock = lagging(clock, settings.decay_grace if mode == "live" else 0)
+        """The as-of clock of time-driven work (the decay timer, sweeps, the schedule
+        gauges): live, ``clock`` less ``RFM_DECAY_GRACE`` (:func:`~stream.apply.clock.lagging`).
+        A decay due at ``t`` fires once this reads ``t``, effective at ``t``; an event
+        dated before ``t`` arriving meanwhile is applied first (issue #20). A backfill's
+        decays fire at its event-time watermark, with nothing left to arrive: no grace."""
         self.wall = wall
         self.mode: Mode = mode
         self.use(engine)
@@ -343,8 +348,10 @@ class Processor:
 
     # ------------------------------------------------------------------ time
     async def run_due(self, p: int, now_ms: int | None = None) -> int:
-        """Fire everything due for partition ``p`` by ``now_ms`` (default: the clock);
-        returns how many customers were handled."""
+        """Fire everything due for partition ``p`` by ``now_ms`` (default: :attr:`clock`,
+        the wall clock less the grace; a backfill gives its event-time watermark, where no
+        grace applies: what it reads is all there is); returns how many customers were
+        handled."""
         total = 0
         while p in self.claims:
             now = self.clock.now_ms() if now_ms is None else now_ms
@@ -380,3 +387,8 @@ class Processor:
             summaries=summaries,
         )
         self.stats.decays += len(outcome.transitions)
+        if self.mode == "live":  # a backfill's due times are history, not lateness
+            committed = self.wall.now_ms()
+            self.stats.observe_decay_delays(
+                [committed - d.effective_ms for d in outcome.transitions]
+            )
