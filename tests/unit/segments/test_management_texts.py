@@ -36,22 +36,25 @@ MEDIAN_TICKET = 100 * UNIT
 """A hand-set median of the base's average order value."""
 
 
-def scheme(name: str, thresholds: dict[str, tuple[int, ...]] | None = None) -> GridScheme:
-    return build_scheme(name, RULES.schemes[name], thresholds)
+CUTS = {"m": (MEDIAN_SPEND + 1,), "a": (MEDIAN_TICKET + 1,)}
+"""The quantile axes' thresholds from those medians (a spend axis takes the first)."""
+
+
+def scheme(name: str) -> GridScheme:
+    return build_scheme(name, RULES.schemes[name], CUTS)
 
 
 def value_matrix() -> GridScheme:
-    return scheme("value_matrix", {"m": (MEDIAN_SPEND + 1,)})
+    return scheme("value_matrix")
 
 
 def loyalty() -> GridScheme:
-    return scheme("loyalty", {"a": (MEDIAN_TICKET + 1,)})
+    return scheme("loyalty")
 
 
 def orders(days: list[int], amount: int, who: str = "c") -> list[Purchase]:
     return [
-        Purchase(who, f"{who}{i}", d * DAY, amount * UNIT, f"{who}o{i}")
-        for i, d in enumerate(days)
+        Purchase(who, f"{who}{i}", d * DAY, amount * UNIT, f"{who}o{i}") for i, d in enumerate(days)
     ]
 
 
@@ -87,6 +90,7 @@ def test_shipped_value_matrix_holds_the_texts_class_meanings() -> None:
     assert [a.name for a in built.axes] == ["m", "g"]  # current value, growth potential
     m, g = built.axes
     assert m.window_ms == 365 * DAY, "current value is last year's spend"
+    assert g.window_ms == 180 * DAY, "potential is the half-year spend trend"
     for current_high, potential_high, label, strategy in VALUE_MATRIX_TEXT.values():
         key = built.cells[(1 + current_high, 1 + potential_high)]
         assert spec.segments[key].label == label
@@ -152,7 +156,10 @@ def test_loyal_types_are_left_at_the_scheduled_instant_when_a_customer_stops() -
     last order they are no longer regular visitors."""
     e = Engine([loyalty()])
     last = 47 * 7
-    for amount, loyal, after in ((300, "true_friends", "butterflies"), (20, "barnacles", "strangers")):
+    for amount, loyal, after in (
+        (300, "true_friends", "butterflies"),
+        (20, "barnacles", "strangers"),
+    ):
         s = state_after(e, orders([7 * i for i in range(48)], amount), last)
         assert s.segments["loyalty"] == loyal
         moves = walk(e, s, (last + 400) * DAY)
@@ -205,10 +212,25 @@ def test_existing_customers_are_re_evaluated_as_a_rules_change() -> None:
     """A namespace built under the swapped matrix: the new file is a new rules version, and
     re-evaluating moves the big, silent past spender with cause rules_change."""
     old_spec = parse_rules(tomllib.loads(OLD_VALUE_MATRIX), "old").schemes["value_matrix"]
-    old = Engine([build_scheme("value_matrix", old_spec, {"m": (MEDIAN_SPEND + 1,)})])
+    old = Engine([build_scheme("value_matrix", old_spec, CUTS)])
     new = Engine([value_matrix()])
     assert old.rules_version != new.rules_version
     s = state_after(old, orders(list(range(0, 360, 30)), 10_000), 3 * 365)
-    assert s.segments["value_matrix"] == "gold"  # the old file's 黄金客户: big past spend, no growth
+    # the old file's 黄金客户: big past spend, no growth
+    assert s.segments["value_matrix"] == "gold"
     out = new.reevaluate([s], 3 * 365 * DAY)
     assert [(d.to_segment, d.cause) for d in out.transitions] == [("lead", "rules_change")]
+
+
+def test_labels_alone_are_not_a_new_rules_version() -> None:
+    """What the rules file says of label-only edits: they re-evaluate nobody."""
+    spec = RULES.schemes["value_matrix"]
+    relabelled = spec.model_copy(
+        update={
+            "segments": {
+                k: v.model_copy(update={"label": v.label + "!"}) for k, v in spec.segments.items()
+            }
+        }
+    )
+    same = Engine([build_scheme("value_matrix", relabelled, CUTS)])
+    assert same.rules_version == Engine([value_matrix()]).rules_version
