@@ -1,0 +1,183 @@
+"""Dry runs over a namespace in Redis: a new rules file over the base, or two namespaces.
+
+Read-only: customers are walked with :func:`state.walk.walk_states` (SCAN chunks per
+partition, decoded by the codec) and never written back; the results are the pure
+:mod:`stream.report.diff_view` values.
+
+``rules diff`` re-evaluates each customer exactly as a worker's sweep will after the
+rules change (:meth:`segments.engine.Engine.reevaluate` at the same as-of time, the
+worker's clock), so what is due by then (a recency decay the timer has not fired yet)
+is in the matrix too: the sweep would publish it as well. The new rules' quantile axes
+are ranked with the cut points the calibrator would install for them now
+(:func:`new_cut_points`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from schemas.rules import RulesFile
+from schemas.settings import Settings
+from segments import sketch
+from segments.engine import Engine
+from segments.model import CustomerState
+from segments.quantiles import CutPoints, Populations
+from segments.rules import build_engine
+from state.store import RedisStore
+from state.walk import load_states, namespace_partitions, walk_states
+from stream.apply.routing import partitioner
+from stream.report.diff_view import FmChange, NamespaceDiff, RulesDiff
+from stream.report.movement import Movement, Sample
+
+__all__ = ["CHUNK", "customers_in", "namespace_diff", "new_cut_points", "rules_diff"]
+
+CHUNK = 1000
+"""Customers per SCAN chunk and load (one round trip each)."""
+
+Tick = Callable[[int], None]
+"""Told how many customers were just read (a progress bar's ``update``)."""
+
+
+def _no_tick(n: int) -> None:
+    pass
+
+
+async def customers_in(store: RedisStore, partitions: int) -> int:
+    """About how many customers the namespace holds, from its tallies (no scan): the
+    largest scheme's total, a progress bar's 100 %."""
+    counts = await store.tallies.segment_counts(range(partitions))
+    return max((sum(c.values()) for c in counts.values()), default=0)
+
+
+async def new_cut_points(
+    store: RedisStore, engine: Engine, partitions: int, now_ms: int
+) -> CutPoints | None:
+    """The cut points the calibrator would install for ``engine``'s quantile axes now,
+    without installing them: the next version, from the namespace's merged quantile
+    summaries (:meth:`segments.quantiles.Populations.cut_points`, as
+    :func:`stream.apply.calibrate.refresh` computes them), carrying the current
+    version's model of the base (not refitted: a fit reads a sample and takes a while).
+
+    None when the current version stands: the new rules have no quantile axes, or the
+    summaries are empty (the calibrator would install nothing either).
+    """
+    doc = await store.cuts()
+    current = CutPoints.from_json(doc) if doc else None
+    populations = Populations(engine.schemes)
+    if not populations:
+        return current
+    names = [p.name for p in populations.items]
+    summaries = await store.tallies.summaries(range(partitions), names)
+    size = max((sketch.size(s) for s in summaries.values()), default=0)
+    if size == 0:
+        return current
+    version = (current.version if current else 0) + 1
+    new = populations.cut_points(engine.schemes, summaries, now_ms, version, population=size)
+    return dataclasses.replace(new, model=current.model if current else None)
+
+
+def _unranked(engine: Engine) -> list[str]:
+    """Schemes with a quantile axis that got no thresholds (it ranks nobody)."""
+    return [
+        s.name
+        for s in engine.schemes
+        if any(a.quantiles is not None and a.thresholds is None for a in getattr(s, "axes", ()))
+    ]
+
+
+async def rules_diff(
+    settings: Settings,
+    store: RedisStore,
+    rules: RulesFile,
+    source: str,
+    now_ms: int,
+    sample: int = 3,
+    tick: Tick = _no_tick,
+) -> RulesDiff:
+    """Who would move where if the workers ran ``rules`` (read from ``source``) over the
+    store's namespace at ``now_ms``; writes nothing."""
+    n = await namespace_partitions(store)
+    draft = build_engine(settings, rules)
+    cuts = await new_cut_points(store, draft, n, now_ms)
+    engine = build_engine(settings, rules, cuts)
+    movement = Movement([s.name for s in engine.schemes], sample)
+    async for states in walk_states(store, range(n), CHUNK):
+        before = [dict(s.segments) for s in states]
+        engine.reevaluate(states, now_ms)  # on decoded copies: nothing goes back
+        for s, was in zip(states, before, strict=True):
+            movement.add(s.customer_id, was, s.segments)
+        tick(len(states))
+    return RulesDiff(
+        namespace=store.keys.namespace,
+        rules=source,
+        as_of_ms=now_ms,
+        movement=movement,
+        cut_version=engine.cut_version,
+        unranked=_unranked(engine),
+    )
+
+
+async def namespace_diff(
+    settings: Settings,
+    left: RedisStore,
+    right: RedisStore,
+    schemes: list[str],
+    sample: int = 3,
+    tick: Tick = _no_tick,
+) -> NamespaceDiff:
+    """``left`` and ``right`` side by side, customer by customer, in ``schemes``.
+
+    Two walks: every customer of ``left`` with their state in ``right`` (looked up in
+    the partition ``right``'s layout puts them in), then the customers only ``right``
+    holds. Each side's own partition count is used, so two layouts compare too.
+    """
+    n_left = await namespace_partitions(left)
+    n_right = await namespace_partitions(right)
+    home = partitioner(settings.partitioner)
+    movement = Movement(schemes, sample)
+    fm = Sample(sample)
+    changes: dict[str, FmChange] = {}
+    diff = NamespaceDiff(left.keys.namespace, right.keys.namespace, movement, fm=fm)
+
+    def compare(cid: str, a: CustomerState | None, b: CustomerState | None) -> None:
+        movement.add(cid, a.segments if a else None, b.segments if b else None)
+        fa, fb = (a.frequency if a else None), (b.frequency if b else None)
+        ma, mb = (a.monetary if a else None), (b.monetary if b else None)
+        if (fa, ma) != (fb, mb):
+            fm.add(cid)
+            if cid in fm.ids:
+                changes[cid] = FmChange(cid, (fa, fb), (ma, mb))
+                if len(changes) > 2 * sample:  # forget those the sample let go
+                    for gone in set(changes) - set(fm.ids):
+                        del changes[gone]
+
+    walks = ((left, n_left, right, n_right, True), (right, n_right, left, n_left, False))
+    for this, n_this, other, n_other, first in walks:
+        async for states in walk_states(this, range(n_this), CHUNK):
+            found = await _lookup(other, n_other, [s.customer_id for s in states], home)
+            for s in states:
+                o = found.get(s.customer_id)
+                if first:
+                    diff.left_customers += 1
+                    compare(s.customer_id, s, o)
+                else:
+                    diff.right_customers += 1
+                    if o is None:  # both sides held: compared in the first walk
+                        compare(s.customer_id, None, s)
+            tick(len(states))
+    diff.fm_sample = [changes[c] for c in fm.ids]
+    return diff
+
+
+async def _lookup(
+    store: RedisStore, partitions: int, ids: list[str], home: Callable[[bytes, int], int]
+) -> dict[str, CustomerState]:
+    """The states of ``ids`` in ``store``, each read from the partition it lives in."""
+    by_partition: dict[int, list[str]] = {}
+    for cid in ids:
+        by_partition.setdefault(home(cid.encode(), partitions), []).append(cid)
+    out: dict[str, CustomerState] = {}
+    for p, some in sorted(by_partition.items()):
+        out.update(await load_states(store, p, some))
+    return out
