@@ -135,21 +135,22 @@ def cmd_diff(args: argparse.Namespace) -> int:
     (the output says how)."""
     import asyncio
 
-    from segments.rules import load_checked_rules
     from state.walk import namespace_partitions
-    from stream.report.dryrun import customers_in, namespace_diff
+    from stream.report.dryrun import customers_in, namespace_diff, schemes_in
 
     sample = _sample(args.sample)
     s = settings_from(args)
-    schemes = list(load_checked_rules(s).schemes)
 
     async def run() -> NamespaceDiff:
         left = await _store_for(s, args.left)
         right = await _store_for(s, args.right)
         try:
-            total = 0
-            for store in (left, right):
-                total += await customers_in(store, await namespace_partitions(store))
+            total, names = 0, set()
+            for store in (left, right):  # the schemes either was built with
+                n = await namespace_partitions(store)
+                total += await customers_in(store, n)
+                names.update(await schemes_in(store, n))
+            schemes = sorted(names)
             bar = _progress(total, "diff")
             found = await namespace_diff(s, left, right, schemes, sample, bar.update)
             bar.finish()

@@ -30,7 +30,14 @@ from stream.apply.routing import partitioner
 from stream.report.diff_view import FmChange, NamespaceDiff, RulesDiff
 from stream.report.movement import Movement, Sample
 
-__all__ = ["CHUNK", "customers_in", "namespace_diff", "new_cut_points", "rules_diff"]
+__all__ = [
+    "CHUNK",
+    "customers_in",
+    "namespace_diff",
+    "new_cut_points",
+    "rules_diff",
+    "schemes_in",
+]
 
 CHUNK = 1000
 """Customers per SCAN chunk and load (one round trip each)."""
@@ -48,6 +55,13 @@ async def customers_in(store: RedisStore, partitions: int) -> int:
     largest scheme's total, a progress bar's 100 %."""
     counts = await store.tallies.segment_counts(range(partitions))
     return max((sum(c.values()) for c in counts.values()), default=0)
+
+
+async def schemes_in(store: RedisStore, partitions: int) -> list[str]:
+    """The schemes the namespace's tallies count customers in (no scan): what it was
+    built with, which need not be the rules file in force here."""
+    counts = await store.tallies.segment_counts(range(partitions))
+    return sorted(name for name, segs in counts.items() if any(segs.values()))
 
 
 async def new_cut_points(
