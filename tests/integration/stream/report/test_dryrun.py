@@ -15,6 +15,7 @@ import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -27,6 +28,7 @@ from segments.quantiles import CutPoints
 from segments.rules import build_engine, load_checked_rules
 from state.layout import ensure_layout
 from stream.apply.calibrate import refresh
+from stream.apply.routing import partitioner
 from stream.report.dryrun import namespace_diff, rules_diff
 from stream.report.movement import ABSENT, Movement
 from tests.support.harness import ROOT, RULES, purchase
@@ -60,15 +62,26 @@ async def rig(redis_url: str) -> AsyncIterator[Rig]:
     await r.close()
 
 
-async def _populate(rig: Rig, customers: int = CUSTOMERS) -> None:
+async def _populate(rig: Rig, customers: int = CUSTOMERS, partitions: int = 1) -> None:
     """Spread-out histories: one to three orders, 200 to 1,200 spent, last bought 10 to
-    140 days ago (some past rfm8's 90 days with the timer not yet run: overdue)."""
+    140 days ago (some past rfm8's 90 days with the timer not yet run: overdue); each
+    customer's events on the partition that owns them."""
     events = []
     for i in range(customers):
         for k in range(1 + i % 3):
             at = NOW - timedelta(days=10 + (i * 7) % 131 + k)
             events.append(purchase(f"c{i:03d}", k, at, str(200 + 50 * (i % 21))))
-    await rig.feed([orjson.dumps(e) for e in events])
+    await _feed(rig, events, partitions)
+
+
+async def _feed(rig: Rig, events: list[dict[str, Any]], partitions: int = 1) -> None:
+    home = partitioner(rig.settings.partitioner)
+    by_partition: dict[int, list[bytes]] = {}
+    for e in events:
+        p = home(e["customer_id"].encode(), partitions)
+        by_partition.setdefault(p, []).append(orjson.dumps(e))
+    for p, values in sorted(by_partition.items()):
+        await rig.feed(values, p)
 
 
 async def _dump(redis_url: str, namespace: str) -> dict[bytes, tuple[bytes | None, int]]:
@@ -179,31 +192,34 @@ async def test_rules_diff_ranks_new_quantiles_as_the_calibrator_then_does(
     assert done and _matrix(diff.movement) == _expected(done, 2)
 
 
-async def _second_rig(redis_url: str) -> Rig:
-    r = await make_rig(redis_url, T, decay_timer="false")
-    await ensure_layout(r.store, r.settings.purchases_topic, 1)
+async def _rig_of(redis_url: str, partitions: int) -> Rig:
+    r = await make_rig(redis_url, T, partitions, decay_timer="false")
+    await ensure_layout(r.store, r.settings.purchases_topic, partitions)
     return r
 
 
-async def test_namespace_diff_shows_exactly_the_difference(rig: Rig, redis_url: str) -> None:
-    """Same events in two namespaces: no difference, nor of one with itself. One more
-    purchase and one more customer in the second: exactly those. Catches a diff that
-    reads customers from the wrong side or partition, misses customers only the second
-    holds, or reports noise."""
-    await _populate(rig, 30)
-    other = await _second_rig(redis_url)
+@pytest.mark.redis_cluster_too
+async def test_namespace_diff_shows_exactly_the_difference(redis_url: str) -> None:
+    """Same events in two namespaces of different layouts (2 and 3 partitions): no
+    difference, nor of one with itself. One more purchase and one more customer in the
+    second: exactly those. Catches a diff that reads customers from the wrong side or
+    partition, misses customers only the second holds, or reports noise; on a Redis
+    Cluster too (each partition's SCAN on the master owning its slot)."""
+    left, right = await _rig_of(redis_url, 2), await _rig_of(redis_url, 3)
     try:
-        await _populate(other, 30)
-        assert (await namespace_diff(rig.settings, rig.store, rig.store, ["rfm8"])).empty
-        same = await namespace_diff(rig.settings, rig.store, other.store, ["rfm8"])
+        await _populate(left, 30, 2)
+        await _populate(right, 30, 3)
+        assert (await namespace_diff(left.settings, left.store, left.store, ["rfm8"])).empty
+        same = await namespace_diff(left.settings, left.store, right.store, ["rfm8"])
         assert same.empty and same.left_customers == same.right_customers == 30
 
         at = NOW - timedelta(days=3)
-        await other.feed([orjson.dumps(purchase("c000", 9, at, "900"))])  # 200 -> 1100
-        await other.feed([orjson.dumps(purchase("z999", 0, at, "50"))])
-        diff = await namespace_diff(rig.settings, rig.store, other.store, ["rfm8"], sample=5)
+        extra = [purchase("c000", 9, at, "900"), purchase("z999", 0, at, "50")]  # c000: 1100
+        await _feed(right, extra, 3)
+        diff = await namespace_diff(left.settings, left.store, right.store, ["rfm8"], sample=5)
     finally:
-        await other.close()
+        await left.close()
+        await right.close()
     moves = {(c.source, c.target): list(c.sample) for c in diff.movement.schemes["rfm8"].matrix()}
     assert moves == {("new", "high_value"): ["c000"], (ABSENT, "new"): ["z999"]}
     assert [c.customer_id for c in diff.fm_sample] == ["c000", "z999"]
