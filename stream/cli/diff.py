@@ -135,11 +135,14 @@ def cmd_diff(args: argparse.Namespace) -> int:
     (the output says how)."""
     import asyncio
 
+    from state.namespaces import checked_name
     from state.walk import namespace_partitions
     from stream.report.dryrun import customers_in, namespace_diff, schemes_in
 
     sample = _sample(args.sample)
     s = settings_from(args)
+    for name in (args.left, args.right):  # both refused before any connection
+        checked_name(name)
 
     async def run() -> NamespaceDiff:
         left = await _store_for(s, args.left)

@@ -83,7 +83,7 @@ def render_json(diff: RulesDiff | NamespaceDiff) -> dict[str, Any]:
             "kind": "rules_diff",
             "namespace": diff.namespace,
             "rules": diff.rules,
-            "as_of": from_ms(diff.as_of_ms).isoformat(),
+            "as_of": from_ms(diff.as_of_ms).isoformat(timespec="seconds"),
             "cut_version": diff.cut_version,
             "unranked": diff.unranked,
             "customers": diff.movement.customers,
@@ -167,7 +167,7 @@ def render_text(diff: RulesDiff | NamespaceDiff) -> str:
     segment sizes on each side and the F/M differences)."""
     lines: list[str] = []
     if isinstance(diff, RulesDiff):
-        at = from_ms(diff.as_of_ms).isoformat()
+        at = from_ms(diff.as_of_ms).isoformat(timespec="seconds")
         cut = "" if diff.cut_version is None else f", cut points v{diff.cut_version}"
         lines.append(
             f"{diff.rules} over namespace {diff.namespace!r} as of {at}{cut}: "
@@ -177,6 +177,7 @@ def render_text(diff: RulesDiff | NamespaceDiff) -> str:
             lines.append(f"note: {name} has quantile axes with no summary yet: it ranks nobody")
         for name, moves in diff.movement.schemes.items():
             lines.append(f"{name}: {moves.moved:,} would move")
+            lines += _sizes_lines(moves, "now", "new rules")
             lines += _matrix_lines(moves)
         return "\n".join(lines)
     lines.append(

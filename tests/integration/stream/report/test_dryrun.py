@@ -89,7 +89,9 @@ async def _dump(redis_url: str, namespace: str) -> dict[bytes, tuple[bytes | Non
     client = aioredis.Redis.from_url(redis_url)
     try:
         keys = [k async for k in client.scan_iter(match=f"*{namespace}*", count=1000)]
-        return {k: (await client.dump(k), await client.execute_command("PEXPIRETIME", k)) for k in keys}
+        return {
+            k: (await client.dump(k), await client.execute_command("PEXPIRETIME", k)) for k in keys
+        }
     finally:
         await client.aclose()
 
@@ -238,9 +240,7 @@ def _cli(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def test_the_cli_compares_and_refuses_an_unknown_namespace(
-    rig: Rig, redis_url: str
-) -> None:
+async def test_the_cli_compares_and_refuses_an_unknown_namespace(rig: Rig, redis_url: str) -> None:
     """Through the real command: the JSON of a comparison, a progress line on stderr,
     and an unknown namespace refused with one line and exit 2 (no traceback)."""
     await _populate(rig, 10)

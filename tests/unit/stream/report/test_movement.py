@@ -1,0 +1,131 @@
+"""The dry runs' pure part (:mod:`stream.report.movement`, :mod:`stream.report.diff_view`):
+counting who moves where, the deterministic samples, and what a terminal and a machine
+are shown. Needs nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+
+import orjson
+import pytest
+
+from stream.backfill.progress import Progress
+from stream.report.diff_view import FmChange, NamespaceDiff, RulesDiff, render_json, render_text
+from stream.report.movement import ABSENT, Movement, Sample
+
+T = 1_780_315_200_000  # 2026-06-01T12:00:00Z
+
+
+def test_a_sample_is_the_smallest_ids_whatever_the_order() -> None:
+    """Catches a sample of the first ids met: SCAN order differs between runs, so two
+    runs over the same base would show different customers."""
+    ids = [f"c{i:03d}" for i in range(50)]
+    samples = []
+    for seed in range(5):
+        random.Random(seed).shuffle(ids)
+        s = Sample(3)
+        for c in ids:
+            s.add(c)
+        samples.append((s.count, s.ids))
+    assert samples == [(50, ["c000", "c001", "c002"])] * 5
+    none = Sample(0)
+    none.add("c1")
+    assert (none.count, none.ids) == (1, [])
+
+
+def test_movement_counts_moves_sizes_and_absent_customers() -> None:
+    """Catches a matrix that counts customers who stay, loses a scheme the customer has
+    no segment in yet (``none``), or can't tell an absent customer from ``none``."""
+    m = Movement(["rfm8", "pyramid"], sample=2)
+    m.add("a", {"rfm8": "new", "pyramid": "small"}, {"rfm8": "develop", "pyramid": "small"})
+    m.add("b", {"rfm8": "new"}, {"rfm8": "develop", "pyramid": "major"})
+    m.add("c", {"rfm8": "new"}, {"rfm8": "develop"})
+    m.add("d", None, {"rfm8": "new"})
+    rfm8 = m.schemes["rfm8"]
+    assert [(c.source, c.target, c.count, c.sample) for c in rfm8.matrix()] == [
+        ("new", "develop", 3, ("a", "b")),
+        (ABSENT, "new", 1, ("d",)),
+    ]
+    assert rfm8.before == {"new": 3} and rfm8.after == {"develop": 3, "new": 1}
+    pyramid = m.schemes["pyramid"].matrix()
+    assert [(c.source, c.target, c.count) for c in pyramid] == [
+        (ABSENT, "none", 1),  # ties: by name
+        ("none", "major", 1),
+    ]
+    assert (m.customers, m.moved) == (4, 6)
+    with pytest.raises(ValueError, match="sample"):
+        Movement(["rfm8"], sample=-1)
+
+
+def _rules_diff() -> RulesDiff:
+    m = Movement(["rfm8"], sample=2)
+    for i in range(5):
+        m.add(f"c{i}", {"rfm8": "new"}, {"rfm8": "develop" if i < 4 else "new"})
+    m.add("c9", {"rfm8": "high_value"}, {"rfm8": "dormant"})
+    return RulesDiff("live", "new.toml", T, m, cut_version=3, unranked=["pyramid"])
+
+
+def test_rules_diff_text_shows_the_matrix_and_each_cells_sample() -> None:
+    text = render_text(_rules_diff())
+    assert text.splitlines() == [
+        "new.toml over namespace 'live' as of 2026-06-01T12:00:00+00:00, cut points v3: "
+        "6 customers, nothing written",
+        "note: pyramid has quantile axes with no summary yet: it ranks nobody",
+        "rfm8: 5 would move",
+        "  segment           now  new rules          Δ",
+        "  develop             0          4         +4",
+        "  dormant             0          1         +1",
+        "  high_value          1          0         -1",
+        "  new                 5          1         -4",
+        "  from \\ to   develop  dormant",
+        "  high_value        .        1",
+        "  new               4        .",
+        "  new → develop (4): c0, c1, …",
+        "  high_value → dormant (1): c9",
+    ]
+
+
+def test_rules_diff_json_is_what_a_machine_reads() -> None:
+    doc = orjson.loads(orjson.dumps(render_json(_rules_diff())))
+    assert doc["kind"] == "rules_diff" and doc["customers"] == 6
+    assert doc["as_of"] == "2026-06-01T12:00:00+00:00"
+    assert doc["schemes"]["rfm8"]["moves"] == [
+        {"from": "new", "to": "develop", "count": 4, "sample": ["c0", "c1"]},
+        {"from": "high_value", "to": "dormant", "count": 1, "sample": ["c9"]},
+    ]
+    assert doc["schemes"]["rfm8"]["after"] == {"develop": 4, "dormant": 1, "new": 1}
+
+
+def test_namespace_diff_shows_sizes_moves_and_fm_changes() -> None:
+    """Catches money shown in units, or an empty comparison that isn't said to be one."""
+    m = Movement(["rfm8"], sample=3)
+    m.add("c1", {"rfm8": "new"}, {"rfm8": "new"})
+    assert NamespaceDiff("live", "b1", m).empty
+    m.add("c2", {"rfm8": "new"}, {"rfm8": "high_value"})
+    fm = Sample(3)
+    fm.add("c2")
+    diff = NamespaceDiff(
+        "live", "b1", m, 2, 2, fm, [FmChange("c2", (1, 2), (2_000_000, 11_000_000))]
+    )
+    assert not diff.empty
+    lines = render_text(diff).splitlines()
+    assert lines[0] == "'live' (2 customers) vs 'b1' (2 customers)"
+    assert "  high_value          0          1         +1" in lines
+    assert "  new → high_value (1): c2" in lines
+    assert lines[-2:] == ["F or M differ: 1 customer(s)", "  c2: F 1 → 2, M 200 → 1100"]
+    doc = render_json(diff)
+    assert doc["fm_differ"]["sample"] == [
+        {"customer_id": "c2", "frequency": [1, 2], "monetary": ["200", "1100"]}
+    ]
+
+
+def test_the_backfill_progress_bar_counts_customers_for_a_dry_run() -> None:
+    out = io.StringIO()
+    bar = Progress(10, "diff", out, unit=("customers", "cust"))
+    bar.update(10)
+    bar.finish()
+    assert "10/10 customers" in out.getvalue() and "cust/s" in out.getvalue()
+    backfill = Progress(10, out=io.StringIO()).line()
+    assert "0/10 events" in backfill and "ev/s" in backfill  # the backfill's, unchanged
