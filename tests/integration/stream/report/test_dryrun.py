@@ -89,9 +89,7 @@ async def _dump(redis_url: str, namespace: str) -> dict[bytes, tuple[bytes | Non
     client = aioredis.Redis.from_url(redis_url)
     try:
         keys = [k async for k in client.scan_iter(match=f"*{namespace}*", count=1000)]
-        return {
-            k: (await client.dump(k), await client.execute_command("PEXPIRETIME", k)) for k in keys
-        }
+        return {k: (await client.dump(k), await client.pexpiretime(k)) for k in keys}
     finally:
         await client.aclose()
 
@@ -118,7 +116,11 @@ async def _net_moves(rig: Rig, before: set[str]) -> dict[str, dict[tuple[str, st
     return out
 
 
-def _matrix(movement: Movement) -> dict[str, dict[tuple[str, str], tuple[int, list[str]]]]:
+Matrix = dict[str, dict[tuple[str, str], tuple[int, list[str]]]]
+"""scheme -> (from, to) -> (customers, the smallest ids)."""
+
+
+def _matrix(movement: Movement) -> Matrix:
     return {
         name: {(c.source, c.target): (c.count, list(c.sample)) for c in m.matrix()}
         for name, m in movement.schemes.items()
@@ -126,7 +128,7 @@ def _matrix(movement: Movement) -> dict[str, dict[tuple[str, str], tuple[int, li
     }
 
 
-def _expected(moves: dict[str, dict[tuple[str, str], list[str]]], sample: int) -> dict:
+def _expected(moves: dict[str, dict[tuple[str, str], list[str]]], sample: int) -> Matrix:
     return {
         scheme: {cell: (len(ids), sorted(ids)[:sample]) for cell, ids in cells.items()}
         for scheme, cells in moves.items()
