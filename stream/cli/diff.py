@@ -100,7 +100,9 @@ async def _store_for(settings: Settings, name: str) -> RedisStore:
 
 def cmd_rules_diff(args: argparse.Namespace) -> int:
     """Evaluate NEW.toml over the serving namespace as the workers' sweep would; print
-    the from → to matrix per scheme. A bad rules file is refused before Redis is read."""
+    the from → to matrix per scheme. ``RFM_RULES`` is the file the workers run now (its
+    quantile axes say whether the current cut points still fit). A bad rules file is
+    refused before Redis is read."""
     import asyncio
 
     from segments.rules import load_checked_rules
@@ -118,9 +120,8 @@ def cmd_rules_diff(args: argparse.Namespace) -> int:
         try:
             n = await namespace_partitions(store)
             bar = _progress(await customers_in(store, n), "rules diff")
-            found = await rules_diff(
-                s, store, rules, args.file, WallClock().now_ms(), sample, bar.update
-            )
+            now = WallClock().now_ms()
+            found = await rules_diff(base, store, rules, args.file, now, sample, bar.update)
             bar.finish()
             return found
         finally:

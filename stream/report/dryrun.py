@@ -35,6 +35,7 @@ __all__ = [
     "customers_in",
     "namespace_diff",
     "new_cut_points",
+    "quantile_axes",
     "rules_diff",
     "schemes_in",
 ]
@@ -64,31 +65,48 @@ async def schemes_in(store: RedisStore, partitions: int) -> list[str]:
     return sorted(name for name, segs in counts.items() if any(segs.values()))
 
 
-async def new_cut_points(
-    store: RedisStore, engine: Engine, partitions: int, now_ms: int
-) -> CutPoints | None:
-    """The cut points the calibrator would install for ``engine``'s quantile axes now,
-    without installing them: the next version, from the namespace's merged quantile
-    summaries (:meth:`segments.quantiles.Populations.cut_points`, as
-    :func:`stream.apply.calibrate.refresh` computes them), carrying the current
-    version's model of the base (not refitted: a fit reads a sample and takes a while).
+def quantile_axes(engine: Engine) -> frozenset[tuple[str, str]]:
+    """(scheme, axis description) of every quantile axis: what a cut-point version's
+    thresholds were computed for (the quantiles and the window, not the thresholds)."""
+    return frozenset(
+        (s.name, a.describe())
+        for s in engine.schemes
+        for a in getattr(s, "axes", ())
+        if a.quantiles is not None
+    )
 
-    None when the current version stands: the new rules have no quantile axes, or the
-    summaries are empty (the calibrator would install nothing either).
+
+async def new_cut_points(
+    store: RedisStore, current: Engine, new: Engine, partitions: int, now_ms: int
+) -> CutPoints | None:
+    """The cut points ``new``'s quantile axes are ranked with, installing nothing.
+
+    The namespace's current version when it was made for exactly these quantile axes
+    (those of ``current``, the rules in force): a worker switching to the new file follows
+    that version, and a customer already stamped with it is not re-evaluated. Otherwise
+    the next version, as the calibrator would compute it now from the namespace's merged
+    quantile summaries (:meth:`segments.quantiles.Populations.cut_points`, what
+    :func:`stream.apply.calibrate.refresh` runs), carrying the current version's model of
+    the base (not refitted: a fit reads a sample and takes a while). Until that refresh
+    a worker ranks the changed axes with the old version's thresholds (or, for an axis
+    it had none for, nobody): that interim is not what the dry run shows.
+
+    None: no version exists and the summaries are empty (the calibrator would install
+    nothing either).
     """
     doc = await store.cuts()
-    current = CutPoints.from_json(doc) if doc else None
-    populations = Populations(engine.schemes)
-    if not populations:
-        return current
+    stored = CutPoints.from_json(doc) if doc else None
+    populations = Populations(new.schemes)
+    if not populations or quantile_axes(current) == quantile_axes(new):
+        return stored
     names = [p.name for p in populations.items]
     summaries = await store.tallies.summaries(range(partitions), names)
     size = max((sketch.size(s) for s in summaries.values()), default=0)
     if size == 0:
-        return current
-    version = (current.version if current else 0) + 1
-    new = populations.cut_points(engine.schemes, summaries, now_ms, version, population=size)
-    return dataclasses.replace(new, model=current.model if current else None)
+        return stored
+    version = (stored.version if stored else 0) + 1
+    cuts = populations.cut_points(new.schemes, summaries, now_ms, version, population=size)
+    return dataclasses.replace(cuts, model=stored.model if stored else None)
 
 
 def _unranked(engine: Engine) -> list[str]:
@@ -109,11 +127,12 @@ async def rules_diff(
     sample: int = 3,
     tick: Tick = _no_tick,
 ) -> RulesDiff:
-    """Who would move where if the workers ran ``rules`` (read from ``source``) over the
-    store's namespace at ``now_ms``; writes nothing."""
+    """Who would move where if the workers, now running ``settings``' rules, ran
+    ``rules`` (read from ``source``) over the store's namespace at ``now_ms``; writes
+    nothing."""
     n = await namespace_partitions(store)
-    draft = build_engine(settings, rules)
-    cuts = await new_cut_points(store, draft, n, now_ms)
+    current = build_engine(settings)
+    cuts = await new_cut_points(store, current, build_engine(settings, rules), n, now_ms)
     engine = build_engine(settings, rules, cuts)
     movement = Movement([s.name for s in engine.schemes], sample)
     async for states in walk_states(store, range(n), CHUNK):

@@ -153,7 +153,7 @@ async def test_rules_diff_writes_nothing_and_is_what_the_sweep_then_does(
     settings = rig.settings.model_copy(update={"rules": path})
 
     dumped = await _dump(redis_url, rig.settings.namespace)
-    diff = await rules_diff(settings, rig.store, rules, path, T, sample=3)
+    diff = await rules_diff(rig.settings, rig.store, rules, path, T, sample=3)
     assert await _dump(redis_url, rig.settings.namespace) == dumped
 
     before = await _outbox_ids(rig)
@@ -168,9 +168,11 @@ async def test_rules_diff_writes_nothing_and_is_what_the_sweep_then_does(
 async def test_rules_diff_ranks_new_quantiles_as_the_calibrator_then_does(
     rig: Rig, tmp_path: Path
 ) -> None:
-    """The new rules' quantile axes get the cut points the calibrator installs for them
-    (same version, thresholds from the same summaries, at the same time). Catches a dry
-    run that ranks with the old version's thresholds, or with none."""
+    """Changed quantile axes get the cut points the calibrator installs for them (same
+    version, thresholds from the same summaries, at the same time); unchanged ones keep
+    the current version, so the same file moves nobody. Catches a dry run that ranks
+    changed axes with the old version's thresholds or none, and one that re-ranks
+    everyone under a version nobody installs when nothing changed."""
     old = tmp_path / "old.toml"
     old.write_text(PYRAMID.format(qs="0.5, 0.8, 0.99"))
     old_settings = rig.settings.model_copy(update={"rules": str(old)})
@@ -181,9 +183,13 @@ async def test_rules_diff_ranks_new_quantiles_as_the_calibrator_then_does(
     rig.processor.use(build_engine(old_settings, None, first))
     await sweep_to_end(rig, T)
 
+    same = load_checked_rules(old_settings)
+    unchanged = await rules_diff(old_settings, rig.store, same, str(old), T + 1000)
+    assert unchanged.movement.moved == 0 and unchanged.cut_version == first.version
+
     settings, rules, path = _rules_file(tmp_path, PYRAMID.format(qs="0.25, 0.5, 0.75"))
     settings = rig.settings.model_copy(update={"rules": path})
-    diff = await rules_diff(settings, rig.store, rules, path, T + 1000, sample=2)
+    diff = await rules_diff(old_settings, rig.store, rules, path, T + 1000, sample=2)
 
     before = await _outbox_ids(rig)
     draft = build_engine(settings, rules)
