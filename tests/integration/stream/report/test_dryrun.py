@@ -53,6 +53,13 @@ ordinary = {{ label = "C", cells = ["2"] }}
 small = {{ label = "D", cells = ["1"] }}
 """
 
+ORDERS = """
+[schemes.orders]
+axes.f.quantiles = [0.5]
+segments.few = { label = "F1", cells = ["1"] }
+segments.many = { label = "F2", cells = ["2"] }
+"""
+
 
 @pytest.fixture
 async def rig(redis_url: str) -> AsyncIterator[Rig]:
@@ -187,7 +194,8 @@ async def test_rules_diff_ranks_new_quantiles_as_the_calibrator_then_does(
     unchanged = await rules_diff(old_settings, rig.store, same, str(old), T + 1000)
     assert unchanged.movement.moved == 0 and unchanged.cut_version == first.version
 
-    settings, rules, path = _rules_file(tmp_path, PYRAMID.format(qs="0.25, 0.5, 0.75"))
+    new_text = PYRAMID.format(qs="0.25, 0.5, 0.75") + ORDERS
+    settings, rules, path = _rules_file(tmp_path, new_text)
     settings = rig.settings.model_copy(update={"rules": path})
     diff = await rules_diff(old_settings, rig.store, rules, path, T + 1000, sample=2)
 
@@ -198,7 +206,7 @@ async def test_rules_diff_ranks_new_quantiles_as_the_calibrator_then_does(
     rig.processor.use(build_engine(settings, rules, cuts))
     await sweep_to_end(rig, T + 1000)
     done = await _net_moves(rig, before)
-    assert diff.unranked == []
+    assert diff.unranked == ["orders"]  # no summary of F: the workers rank nobody either
     assert done and _matrix(diff.movement) == _expected(done, 2)
 
 
@@ -248,9 +256,12 @@ def _cli(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def test_the_cli_compares_and_refuses_an_unknown_namespace(rig: Rig, redis_url: str) -> None:
-    """Through the real command: the JSON of a comparison, a progress line on stderr,
-    and an unknown namespace refused with one line and exit 2 (no traceback)."""
+async def test_the_cli_compares_and_refuses_an_unknown_namespace(
+    rig: Rig, redis_url: str, tmp_path: Path
+) -> None:
+    """Through the real commands: the JSON of a comparison and of a rules diff, a progress
+    line on stderr, and an unknown namespace refused with one line and exit 2 (no
+    traceback)."""
     await _populate(rig, 10)
     ns = rig.settings.namespace
     proc = await asyncio.to_thread(_cli, redis_url, "diff", ns, ns, "--json")
@@ -258,6 +269,16 @@ async def test_the_cli_compares_and_refuses_an_unknown_namespace(rig: Rig, redis
     doc = orjson.loads(proc.stdout)
     assert doc["left"] == {"namespace": ns, "customers": 10} and doc["fm_differ"]["count"] == 0
     assert "20/20 customers" in proc.stderr  # both walks
+
+    new = tmp_path / "new.toml"
+    new.write_text(RFM8_CHANGED)
+    args = ("rules", "diff", str(new), "--namespace", ns, "--rules", str(RULES / "rfm8.toml"))
+    proc = await asyncio.to_thread(_cli, redis_url, *args, "--json", "--sample", "1")
+    assert proc.returncode == 0, proc.stderr
+    doc = orjson.loads(proc.stdout)
+    assert doc["namespace"] == ns and doc["customers"] == 10 and doc["cut_version"] is None
+    moves = doc["schemes"]["rfm8"]["moves"]
+    assert moves and all(len(m["sample"]) == 1 for m in moves)
 
     proc = await asyncio.to_thread(_cli, redis_url, "diff", ns, "nosuch1")
     assert proc.returncode == 2
