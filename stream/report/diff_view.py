@@ -12,6 +12,7 @@ from typing import Any
 
 from schemas.money import from_units
 from schemas.times import from_ms
+from segments.model import CustomerState
 from stream.report.movement import Movement, Sample, SchemeMoves
 
 __all__ = ["FmChange", "NamespaceDiff", "RulesDiff", "render_json", "render_text"]
@@ -57,6 +58,22 @@ class NamespaceDiff:
     @property
     def empty(self) -> bool:
         return self.movement.moved == 0 and self.fm.count == 0
+
+    def compare(self, customer_id: str, a: CustomerState | None, b: CustomerState | None) -> None:
+        """One customer as ``left`` holds them (``a``) and as ``right`` does (``b``; None:
+        not held there). Keeps the figures of the sampled F/M changes only, so memory
+        stays bounded however many differ."""
+        self.movement.add(customer_id, a.segments if a else None, b.segments if b else None)
+        f = (a.frequency if a else None, b.frequency if b else None)
+        m = (a.monetary if a else None, b.monetary if b else None)
+        if f[0] == f[1] and m[0] == m[1]:
+            return
+        self.fm.add(customer_id)
+        if customer_id not in self.fm.ids:
+            return
+        kept = {c.customer_id: c for c in self.fm_sample}
+        kept[customer_id] = FmChange(customer_id, f, m)
+        self.fm_sample = [kept[c] for c in self.fm.ids]
 
 
 def _scheme_json(moves: SchemeMoves) -> dict[str, Any]:

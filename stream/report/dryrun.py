@@ -7,9 +7,8 @@ partition, decoded by the codec) and never written back; the results are the pur
 ``rules diff`` re-evaluates each customer exactly as a worker's sweep will after the
 rules change (:meth:`segments.engine.Engine.reevaluate` at the same as-of time, the
 worker's clock), so what is due by then (a recency decay the timer has not fired yet)
-is in the matrix too: the sweep would publish it as well. The new rules' quantile axes
-are ranked with the cut points the calibrator would install for them now
-(:func:`new_cut_points`).
+is in the matrix too: the sweep would publish it as well. Which cut points the new
+rules' quantile axes are ranked with: :func:`new_cut_points`.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from segments.rules import build_engine
 from state.store import RedisStore
 from state.walk import load_states, namespace_partitions, walk_states
 from stream.apply.routing import partitioner
-from stream.report.diff_view import FmChange, NamespaceDiff, RulesDiff
+from stream.report.diff_view import NamespaceDiff, RulesDiff
 from stream.report.movement import Movement, Sample
 
 __all__ = [
@@ -168,23 +167,9 @@ async def namespace_diff(
     n_left = await namespace_partitions(left)
     n_right = await namespace_partitions(right)
     home = partitioner(settings.partitioner)
-    movement = Movement(schemes, sample)
-    fm = Sample(sample)
-    changes: dict[str, FmChange] = {}
-    diff = NamespaceDiff(left.keys.namespace, right.keys.namespace, movement, fm=fm)
-
-    def compare(cid: str, a: CustomerState | None, b: CustomerState | None) -> None:
-        movement.add(cid, a.segments if a else None, b.segments if b else None)
-        fa, fb = (a.frequency if a else None), (b.frequency if b else None)
-        ma, mb = (a.monetary if a else None), (b.monetary if b else None)
-        if (fa, ma) != (fb, mb):
-            fm.add(cid)
-            if cid in fm.ids:
-                changes[cid] = FmChange(cid, (fa, fb), (ma, mb))
-                if len(changes) > 2 * sample:  # forget those the sample let go
-                    for gone in set(changes) - set(fm.ids):
-                        del changes[gone]
-
+    diff = NamespaceDiff(
+        left.keys.namespace, right.keys.namespace, Movement(schemes, sample), fm=Sample(sample)
+    )
     walks = ((left, n_left, right, n_right, True), (right, n_right, left, n_left, False))
     for this, n_this, other, n_other, first in walks:
         async for states in walk_states(this, range(n_this), CHUNK):
@@ -193,13 +178,12 @@ async def namespace_diff(
                 o = found.get(s.customer_id)
                 if first:
                     diff.left_customers += 1
-                    compare(s.customer_id, s, o)
+                    diff.compare(s.customer_id, s, o)
                 else:
                     diff.right_customers += 1
                     if o is None:  # both sides held: compared in the first walk
-                        compare(s.customer_id, None, s)
+                        diff.compare(s.customer_id, None, s)
             tick(len(states))
-    diff.fm_sample = [changes[c] for c in fm.ids]
     return diff
 
 

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import io
 import random
+from decimal import Decimal
 
 import orjson
 import pytest
 
+from schemas.money import to_units
+from segments.model import CustomerState
 from stream.backfill.progress import Progress
 from stream.report.diff_view import FmChange, NamespaceDiff, RulesDiff, render_json, render_text
 from stream.report.movement import ABSENT, Movement, Sample
@@ -98,27 +101,39 @@ def test_rules_diff_json_is_what_a_machine_reads() -> None:
     assert doc["schemes"]["rfm8"]["after"] == {"develop": 4, "dormant": 1, "new": 1}
 
 
-def test_namespace_diff_shows_sizes_moves_and_fm_changes() -> None:
-    """Catches money shown in units, or an empty comparison that isn't said to be one."""
-    m = Movement(["rfm8"], sample=3)
-    m.add("c1", {"rfm8": "new"}, {"rfm8": "new"})
-    assert NamespaceDiff("live", "b1", m).empty
-    m.add("c2", {"rfm8": "new"}, {"rfm8": "high_value"})
-    fm = Sample(3)
-    fm.add("c2")
-    diff = NamespaceDiff(
-        "live", "b1", m, 2, 2, fm, [FmChange("c2", (1, 2), (2_000_000, 11_000_000))]
+def _state(cid: str, segment: str, f: int, money: str) -> CustomerState:
+    return CustomerState(
+        cid, frequency=f, monetary=to_units(Decimal(money)), segments={"rfm8": segment}
     )
-    assert not diff.empty
+
+
+def test_namespace_diff_shows_sizes_moves_and_fm_changes() -> None:
+    """Catches money shown in units, an empty comparison that isn't said to be one, and
+    an F/M sample that is not the smallest ids or keeps the figures of all that differ."""
+    diff = NamespaceDiff("live", "b1", Movement(["rfm8"], sample=1), fm=Sample(1))
+    diff.compare("c1", _state("c1", "new", 1, "200"), _state("c1", "new", 1, "200"))
+    assert diff.empty
+    diff.compare("c3", _state("c3", "new", 1, "200"), _state("c3", "new", 1, "300"))
+    diff.compare("c2", _state("c2", "new", 1, "200"), _state("c2", "high_value", 2, "1100"))
+    diff.compare("c4", None, _state("c4", "new", 1, "50"))
+    diff.left_customers, diff.right_customers = 3, 4
+    assert not diff.empty and diff.fm.count == 3
+    assert diff.fm_sample == [FmChange("c2", (1, 2), (2_000_000, 11_000_000))]
     lines = render_text(diff).splitlines()
-    assert lines[0] == "'live' (2 customers) vs 'b1' (2 customers)"
+    assert lines[0] == "'live' (3 customers) vs 'b1' (4 customers)"
     assert "  high_value          0          1         +1" in lines
     assert "  new → high_value (1): c2" in lines
-    assert lines[-2:] == ["F or M differ: 1 customer(s)", "  c2: F 1 → 2, M 200 → 1100"]
+    assert lines[-2:] == ["F or M differ: 3 customer(s)", "  c2: F 1 → 2, M 200 → 1100"]
     doc = render_json(diff)
     assert doc["fm_differ"]["sample"] == [
         {"customer_id": "c2", "frequency": [1, 2], "monetary": ["200", "1100"]}
     ]
+    assert doc["schemes"]["rfm8"]["moves"][0] == {  # ties: by name
+        "from": ABSENT,
+        "to": "new",
+        "count": 1,
+        "sample": ["c4"],
+    }
 
 
 def test_the_backfill_progress_bar_counts_customers_for_a_dry_run() -> None:
