@@ -19,13 +19,13 @@ from typing import Any
 
 import orjson
 import pytest
-import redis.asyncio as aioredis
 
 from schemas.rules import RulesFile
 from schemas.settings import Settings
 from schemas.times import to_ms
 from segments.quantiles import CutPoints
 from segments.rules import build_engine, load_checked_rules
+from state.connection import connect
 from state.layout import ensure_layout
 from stream.apply.calibrate import refresh
 from stream.apply.routing import partitioner
@@ -92,10 +92,12 @@ async def _feed(rig: Rig, events: list[dict[str, Any]], partitions: int = 1) -> 
 
 
 async def _dump(redis_url: str, namespace: str) -> dict[bytes, tuple[bytes | None, int]]:
-    """Every key of ``namespace``: its DUMP and absolute expiry (byte-identical or not)."""
-    client = aioredis.Redis.from_url(redis_url)
+    """Every key of ``namespace`` (on every master of a cluster): its DUMP and absolute
+    expiry (byte-identical or not)."""
+    client = await connect(redis_url, decode_responses=False)
     try:
-        keys = [k async for k in client.scan_iter(match=f"*{namespace}*", count=1000)]
+        pattern = f"*{namespace}*"
+        keys = [k async for k in client.scan_iter(match=pattern, count=1000)]
         return {k: (await client.dump(k), await client.pexpiretime(k)) for k in keys}
     finally:
         await client.aclose()
@@ -148,6 +150,7 @@ def _rules_file(tmp_path: Path, text: str) -> tuple[Settings, RulesFile, str]:
     return Settings(rules=str(path)), load_checked_rules(Settings(rules=str(path))), str(path)
 
 
+@pytest.mark.redis_cluster_too
 async def test_rules_diff_writes_nothing_and_is_what_the_sweep_then_does(
     rig: Rig, redis_url: str, tmp_path: Path
 ) -> None:
@@ -160,6 +163,7 @@ async def test_rules_diff_writes_nothing_and_is_what_the_sweep_then_does(
     settings = rig.settings.model_copy(update={"rules": path})
 
     dumped = await _dump(redis_url, rig.settings.namespace)
+    assert len(dumped) > CUSTOMERS  # every customer's hash, and the rest
     diff = await rules_diff(rig.settings, rig.store, rules, path, T, sample=3)
     assert await _dump(redis_url, rig.settings.namespace) == dumped
 
