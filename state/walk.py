@@ -12,10 +12,11 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 
 from schemas.errors import RfmStreamError
 from segments.model import CustomerState
+from state.connection import unavailable_as_error
 from state.layout import recorded_layout
 from state.store import RedisStore
 
-__all__ = ["UnknownNamespace", "load_states", "namespace_partitions", "walk_states"]
+__all__ = ["UnknownNamespace", "held", "load_states", "namespace_partitions", "walk_states"]
 
 
 class UnknownNamespace(RfmStreamError):
@@ -57,6 +58,19 @@ async def walk_states(
                     yield got
             if cursor == 0:
                 break
+
+
+async def held(store: RedisStore, partition: int, customer_ids: Sequence[str]) -> set[str]:
+    """Which of ``customer_ids`` the partition holds: EXISTS in one pipeline (one slot, so
+    one master of a cluster), cheaper than loading and decoding states nobody reads."""
+    if not customer_ids:
+        return set()
+    client = await store.connect()
+    async with unavailable_as_error(), client.pipeline(transaction=False) as pipe:
+        for c in customer_ids:
+            pipe.exists(store.keys.customer(partition, c))
+        found = await pipe.execute()
+    return {c for c, n in zip(customer_ids, found, strict=True) if n}
 
 
 async def load_states(

@@ -24,7 +24,7 @@ from segments.model import CustomerState
 from segments.quantiles import CutPoints, Populations
 from segments.rules import build_engine
 from state.store import RedisStore
-from state.walk import load_states, namespace_partitions, walk_states
+from state.walk import held, load_states, namespace_partitions, walk_states
 from stream.apply.routing import partitioner
 from stream.report.diff_view import NamespaceDiff, RulesDiff
 from stream.report.movement import Movement, Sample
@@ -161,8 +161,9 @@ async def namespace_diff(
     """``left`` and ``right`` side by side, customer by customer, in ``schemes``.
 
     Two walks: every customer of ``left`` with their state in ``right`` (looked up in
-    the partition ``right``'s layout puts them in), then the customers only ``right``
-    holds. Each side's own partition count is used, so two layouts compare too.
+    the partition ``right``'s layout puts them in), then ``right``'s customers, of whom
+    only those ``left`` does not hold are compared (an EXISTS each, not a load). Each
+    side's own partition count is used, so two layouts compare too.
     """
     n_left = await namespace_partitions(left)
     n_right = await namespace_partitions(right)
@@ -170,31 +171,47 @@ async def namespace_diff(
     diff = NamespaceDiff(
         left.keys.namespace, right.keys.namespace, Movement(schemes, sample), fm=Sample(sample)
     )
-    walks = ((left, n_left, right, n_right, True), (right, n_right, left, n_left, False))
-    for this, n_this, other, n_other, first in walks:
-        async for states in walk_states(this, range(n_this), CHUNK):
-            found = await _lookup(other, n_other, [s.customer_id for s in states], home)
-            for s in states:
-                o = found.get(s.customer_id)
-                if first:
-                    diff.left_customers += 1
-                    diff.compare(s.customer_id, s, o)
-                else:
-                    diff.right_customers += 1
-                    if o is None:  # both sides held: compared in the first walk
-                        diff.compare(s.customer_id, None, s)
-            tick(len(states))
+    async for states in walk_states(left, range(n_left), CHUNK):
+        found = await _lookup(right, n_right, [s.customer_id for s in states], home)
+        for s in states:
+            diff.compare(s.customer_id, s, found.get(s.customer_id))
+        diff.left_customers += len(states)
+        tick(len(states))
+    async for states in walk_states(right, range(n_right), CHUNK):
+        ids = [s.customer_id for s in states]
+        both = await _held(left, n_left, ids, home)  # compared in the first walk
+        for s in states:
+            if s.customer_id not in both:
+                diff.compare(s.customer_id, None, s)
+        diff.right_customers += len(states)
+        tick(len(states))
     return diff
+
+
+def _by_home(
+    ids: list[str], partitions: int, home: Callable[[bytes, int], int]
+) -> dict[int, list[str]]:
+    by_partition: dict[int, list[str]] = {}
+    for cid in ids:
+        by_partition.setdefault(home(cid.encode(), partitions), []).append(cid)
+    return by_partition
+
+
+async def _held(
+    store: RedisStore, partitions: int, ids: list[str], home: Callable[[bytes, int], int]
+) -> set[str]:
+    """Which of ``ids`` ``store`` holds, each asked of the partition it lives in."""
+    out: set[str] = set()
+    for p, some in sorted(_by_home(ids, partitions, home).items()):
+        out |= await held(store, p, some)
+    return out
 
 
 async def _lookup(
     store: RedisStore, partitions: int, ids: list[str], home: Callable[[bytes, int], int]
 ) -> dict[str, CustomerState]:
     """The states of ``ids`` in ``store``, each read from the partition it lives in."""
-    by_partition: dict[int, list[str]] = {}
-    for cid in ids:
-        by_partition.setdefault(home(cid.encode(), partitions), []).append(cid)
     out: dict[str, CustomerState] = {}
-    for p, some in sorted(by_partition.items()):
+    for p, some in sorted(_by_home(ids, partitions, home).items()):
         out.update(await load_states(store, p, some))
     return out
