@@ -145,24 +145,28 @@ def cmd_diff(args: argparse.Namespace) -> int:
     for name in (args.left, args.right):  # both refused before any connection
         checked_name(name)
 
+    async def compare(left: RedisStore, right: RedisStore) -> NamespaceDiff:
+        total, names = 0, set()
+        for store in (left, right):  # the schemes either was built with
+            n = await namespace_partitions(store)
+            total += await customers_in(store, n)
+            names.update(await schemes_in(store, n))
+        bar = _progress(total, "diff")
+        found = await namespace_diff(s, left, right, sorted(names), sample, bar.update)
+        bar.finish()
+        found.left, found.right = args.left, args.right
+        return found
+
     async def run() -> NamespaceDiff:
         left = await _store_for(s, args.left)
-        right = await _store_for(s, args.right)
         try:
-            total, names = 0, set()
-            for store in (left, right):  # the schemes either was built with
-                n = await namespace_partitions(store)
-                total += await customers_in(store, n)
-                names.update(await schemes_in(store, n))
-            schemes = sorted(names)
-            bar = _progress(total, "diff")
-            found = await namespace_diff(s, left, right, schemes, sample, bar.update)
-            bar.finish()
-            found.left, found.right = args.left, args.right
-            return found
+            right = await _store_for(s, args.right)
+            try:
+                return await compare(left, right)
+            finally:
+                await right.close()
         finally:
             await left.close()
-            await right.close()
 
     _show(asyncio.run(run()), args.json)
     return 0
