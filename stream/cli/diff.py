@@ -107,7 +107,7 @@ def cmd_rules_diff(args: argparse.Namespace) -> int:
 
     from segments.rules import load_checked_rules
     from state.walk import namespace_partitions
-    from stream.apply.clock import WallClock
+    from stream.apply.clock import WallClock, lagging
     from stream.report.dryrun import customers_in, rules_diff
 
     sample = _sample(args.sample)
@@ -120,7 +120,7 @@ def cmd_rules_diff(args: argparse.Namespace) -> int:
         try:
             n = await namespace_partitions(store)
             bar = _progress(await customers_in(store, n), "rules diff")
-            now = WallClock().now_ms()
+            now = lagging(WallClock(), base.decay_grace).now_ms()  # the sweep's as-of
             found = await rules_diff(base, store, rules, args.file, now, sample, bar.update)
             bar.finish()
             return found

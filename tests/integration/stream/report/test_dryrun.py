@@ -277,10 +277,14 @@ async def test_the_cli_compares_and_refuses_an_unknown_namespace(
     new = tmp_path / "new.toml"
     new.write_text(RFM8_CHANGED)
     args = ("rules", "diff", str(new), "--namespace", ns, "--rules", str(RULES / "rfm8.toml"))
-    proc = await asyncio.to_thread(_cli, redis_url, *args, "--json", "--sample", "1")
+    started = datetime.now(UTC)
+    grace = ("--decay-grace", "1d")  # the sweep's as-of: the wall clock less the grace
+    proc = await asyncio.to_thread(_cli, redis_url, *args, *grace, "--json", "--sample", "1")
     assert proc.returncode == 0, proc.stderr
     doc = orjson.loads(proc.stdout)
     assert doc["namespace"] == ns and doc["customers"] == 10 and doc["cut_version"] is None
+    as_of = datetime.fromisoformat(doc["as_of"]) + timedelta(days=1)
+    assert started - timedelta(seconds=1) <= as_of <= datetime.now(UTC), doc["as_of"]
     moves = doc["schemes"]["rfm8"]["moves"]
     assert moves and all(len(m["sample"]) == 1 for m in moves)
 
