@@ -40,6 +40,9 @@ class RulesDiff:
     """The cut-point version the new rules' quantile axes were ranked with (None: none)."""
     unranked: list[str] = field(default_factory=list)
     """Schemes with a quantile axis the namespace has no summary for yet (rank nobody)."""
+    recut: list[str] = field(default_factory=list)
+    """Schemes whose quantile axes changed, shown under the cut points the workers' next
+    refresh computes; until it, they rank with the current version's thresholds."""
 
 
 @dataclass
@@ -103,6 +106,7 @@ def render_json(diff: RulesDiff | NamespaceDiff) -> dict[str, Any]:
             "as_of": from_ms(diff.as_of_ms).isoformat(timespec="seconds"),
             "cut_version": diff.cut_version,
             "unranked": diff.unranked,
+            "recut": diff.recut,
             "customers": diff.movement.customers,
             "schemes": schemes,
         }
@@ -192,6 +196,11 @@ def render_text(diff: RulesDiff | NamespaceDiff) -> str:
         )
         for name in diff.unranked:
             lines.append(f"note: {name} has quantile axes with no summary yet: it ranks nobody")
+        for name in diff.recut:
+            lines.append(
+                f"note: {name}'s quantile axes changed: shown under the cut points the next "
+                "refresh computes (until then the workers rank it with the current ones)"
+            )
         for name, moves in diff.movement.schemes.items():
             lines.append(f"{name}: {moves.moved:,} would move")
             lines += _sizes_lines(moves, "now", "new rules")

@@ -130,9 +130,15 @@ async def rules_diff(
     ``rules`` (read from ``source``) over the store's namespace at ``now_ms``; writes
     nothing."""
     n = await namespace_partitions(store)
-    current = build_engine(settings)
-    cuts = await new_cut_points(store, current, build_engine(settings, rules), n, now_ms)
+    current, draft = build_engine(settings), build_engine(settings, rules)
+    doc = await store.cuts()
+    stored = CutPoints.from_json(doc).version if doc else None
+    cuts = await new_cut_points(store, current, draft, n, now_ms)
     engine = build_engine(settings, rules, cuts)
+    changed = {name for name, _ in quantile_axes(current) ^ quantile_axes(draft)}
+    recut = [s.name for s in engine.schemes if s.name in changed]
+    if engine.cut_version == stored:
+        recut = []  # no new version: they rank as the workers will
     movement = Movement([s.name for s in engine.schemes], sample)
     async for states in walk_states(store, range(n), CHUNK):
         before = [dict(s.segments) for s in states]
@@ -147,6 +153,7 @@ async def rules_diff(
         movement=movement,
         cut_version=engine.cut_version,
         unranked=_unranked(engine),
+        recut=recut,
     )
 
 

@@ -197,6 +197,7 @@ async def test_rules_diff_ranks_new_quantiles_as_the_calibrator_then_does(
     same = load_checked_rules(old_settings)
     unchanged = await rules_diff(old_settings, rig.store, same, str(old), T + 1000)
     assert unchanged.movement.moved == 0 and unchanged.cut_version == first.version
+    assert unchanged.recut == []
 
     new_text = PYRAMID.format(qs="0.25, 0.5, 0.75") + ORDERS
     settings, rules, path = _rules_file(tmp_path, new_text)
@@ -211,6 +212,7 @@ async def test_rules_diff_ranks_new_quantiles_as_the_calibrator_then_does(
     await sweep_to_end(rig, T + 1000)
     done = await _net_moves(rig, before)
     assert diff.unranked == ["orders"]  # no summary of F: the workers rank nobody either
+    assert diff.recut == ["pyramid", "orders"]  # said: the workers' next refresh ranks so
     assert done and _matrix(diff.movement) == _expected(done, 2)
 
 

@@ -67,7 +67,7 @@ def _rules_diff() -> RulesDiff:
     for i in range(5):
         m.add(f"c{i}", {"rfm8": "new"}, {"rfm8": "develop" if i < 4 else "new"})
     m.add("c9", {"rfm8": "high_value"}, {"rfm8": "dormant"})
-    return RulesDiff("live", "new.toml", T, m, cut_version=3, unranked=["pyramid"])
+    return RulesDiff("live", "new.toml", T, m, cut_version=3, unranked=["pyramid"], recut=["pyr"])
 
 
 def test_rules_diff_text_shows_the_matrix_and_each_cells_sample() -> None:
@@ -76,6 +76,8 @@ def test_rules_diff_text_shows_the_matrix_and_each_cells_sample() -> None:
         "new.toml over namespace 'live' as of 2026-06-01T12:00:00+00:00, cut points v3: "
         "6 customers, nothing written",
         "note: pyramid has quantile axes with no summary yet: it ranks nobody",
+        "note: pyr's quantile axes changed: shown under the cut points the next refresh "
+        "computes (until then the workers rank it with the current ones)",
         "rfm8: 5 would move",
         "  segment           now  new rules          Δ",
         "  develop             0          4         +4",
@@ -93,6 +95,7 @@ def test_rules_diff_text_shows_the_matrix_and_each_cells_sample() -> None:
 def test_rules_diff_json_is_what_a_machine_reads() -> None:
     doc = orjson.loads(orjson.dumps(render_json(_rules_diff())))
     assert doc["kind"] == "rules_diff" and doc["customers"] == 6
+    assert (doc["cut_version"], doc["unranked"], doc["recut"]) == (3, ["pyramid"], ["pyr"])
     assert doc["as_of"] == "2026-06-01T12:00:00+00:00"
     assert doc["schemes"]["rfm8"]["moves"] == [
         {"from": "new", "to": "develop", "count": 4, "sample": ["c0", "c1"]},
