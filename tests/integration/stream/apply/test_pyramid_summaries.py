@@ -1,5 +1,6 @@
-"""Quantile summaries across a rules change that brings a new population and a new
-bucketing (issue #20: the pyramid's 365-day spend, money summaries at 0.02 %).
+"""The pyramid over its period through the processor (issue #20): a purchase leaving the
+365 days moves the customer at its due time, and the quantile summaries across a rules
+change that brings a new population and a new bucketing (money at 0.02 %).
 
 A real Processor on a real Redis through the rig (no broker). The namespace first runs
 rules without the pyramid's window, with a summary left from before (``q:m``, 1 %
@@ -19,8 +20,9 @@ import orjson
 import pytest
 
 from segments import sketch
-from segments.quantiles import Populations
+from segments.quantiles import CutPoints, Populations
 from segments.rules import build_engine, load_checked_rules
+from segments.windows import DAY_MS, day_of, expires_at
 from tests.support.harness import purchase
 from tests.support.processor_rig import make_rig, sweep_to_end
 
@@ -69,5 +71,42 @@ async def test_a_rules_change_rebuilds_every_summary_under_the_new_bucketing(
         got = await rig.store.tallies.summaries([0], [p.name for p in pops.items])
         for p in pops.items:
             assert got[p.name] == sketch.summarize(p.buckets, p.values(states)), p.name
+    finally:
+        await rig.close()
+
+
+async def test_a_vip_whose_purchase_leaves_the_period_drops_at_its_due_time(
+    redis_url: str,
+) -> None:
+    """Through the processor: the commit schedules the purchase's exit from the 365 days,
+    the decay step fires it from the schedule at that instant (not one ms before), the
+    transition is effective then, and the summary moves the customer to zero with it."""
+    t = int(NOW.timestamp() * 1000)
+    rig = await make_rig(redis_url, t, decay_timer="false")
+    try:
+        shipped = load_checked_rules(rig.settings.model_copy(update={"rules": None}))
+        unit = 10_000
+        cuts = CutPoints(1, t, {"pyramid": {"m": (100 * unit, 1_000 * unit, 10_000 * unit)}})
+        engine = build_engine(rig.settings, shipped, cuts)
+        rig.processor.use(engine)
+        bought = NOW - timedelta(days=100)
+        await rig.feed([orjson.dumps(purchase("v", 1, bought, "20000"))])
+        assert (await rig.store.get_state(0, "v")).segments["pyramid"] == "vip"
+        leave = expires_at(day_of(int(bought.timestamp() * 1000)), 365 * DAY_MS)
+        (year,) = (
+            p for p in Populations(engine.schemes, engine.rules_version).items if p.window_ms
+        )
+
+        await rig.processor.run_due(0, leave - 1)  # the other schemes' recency decays
+        assert (await rig.store.get_state(0, "v")).segments["pyramid"] == "vip"
+        assert await rig.processor.run_due(0, leave) == 1
+        rows = await rig.store.outbox_read(0, 100)
+        moves = [orjson.loads(payload) for _, _, payload in rows]
+        drops = [m for m in moves if m["scheme"] == "pyramid" and m["cause"] == "recency_decay"]
+        assert [(m["from_segment"], m["to_segment"]) for m in drops] == [("vip", "small")]
+        effective = datetime.fromisoformat(drops[0]["effective_at"])
+        assert effective == datetime.fromtimestamp(leave / 1000, UTC)
+        got = await rig.store.tallies.summaries([0], [year.name])
+        assert got[year.name] == {sketch.ZERO_BUCKET: 1}
     finally:
         await rig.close()
