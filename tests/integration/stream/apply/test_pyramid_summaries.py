@@ -2,14 +2,14 @@
 365 days moves the customer at its due time, and the quantile summaries across a rules
 change that brings a new population and a new bucketing (money at 0.02 %).
 
-A real Processor on a real Redis through the rig (no broker). The namespace first runs
-rules without the pyramid's window, with a summary left from before (``q:m``, 1 %
-buckets); then the shipped rules take over: events arrive for customers the sweep has
-not reached yet, and the sweep runs to the end. Every summary of the new rules must
-then be exactly the summary of the namespace's customers. Before, summaries were kept
-per population whatever the rules: the new window's started empty and was never filled
-by the sweep (a re-evaluation moves nobody's value), and the event of a customer never
-added took them out of it (negative counts: every refresh refused the summaries).
+A real Processor on a real Redis through the rig (no broker). In the rebuild test the
+namespace first runs rules without the pyramid's window, with a summary left from before
+(``q:m``, 1 % buckets); then the shipped rules take over: events arrive for customers the
+sweep has not reached yet, and the sweep runs to the end. Every summary of the new rules
+must then be exactly the summary of the namespace's customers. Before, summaries were kept
+per population whatever the rules: the new window's started empty and was never filled by
+the sweep (a re-evaluation moves nobody's value), and the event of a customer never added
+took them out of it (negative counts: every refresh refused the summaries).
 """
 
 from __future__ import annotations
