@@ -110,7 +110,7 @@ class Calibrator:
 
 def calibrated(engine: Engine) -> bool:
     """Does a cut-point version mean anything to ``engine`` (quantiles or the model)?"""
-    return bool(Populations(engine.schemes)) or engine.reads_model
+    return bool(Populations(engine.schemes, engine.rules_version)) or engine.reads_model
 
 
 async def _population(
@@ -193,7 +193,7 @@ async def refresh(
     population has at least doubled since ``current``. Returns the installed version,
     or None (not due, nobody to rank, or another worker installed one first).
     """
-    populations = Populations(engine.schemes)
+    populations = Populations(engine.schemes, engine.rules_version)
     if not populations and not engine.reads_model:
         return None
     parts = list(partitions)

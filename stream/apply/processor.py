@@ -150,7 +150,7 @@ class Processor:
         self.encoder = TransitionEncoder(
             engine, self.settings.currency, self.mode, value_policy_of(self.settings)
         )
-        self.populations = Populations(engine.schemes)
+        self.populations = Populations(engine.schemes, engine.rules_version)
 
     async def swap(self, engine: Engine) -> None:
         """:meth:`use` between batches: waits for every partition's in-flight work."""
