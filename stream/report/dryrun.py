@@ -95,7 +95,7 @@ async def new_cut_points(
     """
     doc = await store.cuts()
     stored = CutPoints.from_json(doc) if doc else None
-    populations = Populations(new.schemes)
+    populations = Populations(new.schemes, new.rules_version)
     if not populations or quantile_axes(current) == quantile_axes(new):
         return stored
     names = [p.name for p in populations.items]
