@@ -219,7 +219,7 @@ class Cluster:
         await consumer.start()
         out: list[dict[str, Any]] = []
         try:
-            await consumer.force_metadata_update()
+            await consumer.topics()  # a metadata request: the topic's partitions
             known = consumer.partitions_for_topic(topic)
             assert known, f"no partitions known for {topic}"
             parts = [TopicPartition(topic, p) for p in sorted(known)]
@@ -227,7 +227,7 @@ class Cluster:
             await consumer.seek_to_beginning(*parts)
             end = await consumer.end_offsets(parts)
             deadline = time.monotonic() + wait_s
-            while any(await consumer.position(tp) < end[tp] for tp in parts):
+            while [tp for tp in parts if await consumer.position(tp) < end[tp]]:
                 if time.monotonic() > deadline:
                     raise AssertionError(f"{topic} not read to {end} in {wait_s}s")
                 batch = await consumer.getmany(timeout_ms=200)
