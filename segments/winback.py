@@ -1,0 +1,315 @@
+"""Win-back: who entered a lapsed segment, who came back, how soon, and what they spent.
+
+The course text says "措施得当,每4个中会有1个可能被挽回" (one lost customer in four can be
+won back); these are the figures that check it, per scheme, for the segments its rules
+file marks ``lapsed = true``. Pure: from the transitions a commit writes and the states it
+writes (their bounded ``history``), no new per-customer state.
+
+- **Entered**: a transition from a segment that isn't lapsed (or from none) into a lapsed
+  one, counted in the cohort of its day (UTC, event time). Lapsed → lapsed (dormant →
+  churning) is neither an entry nor a return.
+- **Returned**: a ``purchase`` transition out of every lapsed segment of the scheme. Its
+  cohort is the day of the entry that began the lapse, found by walking the customer's
+  history back from the return. History keeps the latest ``RFM_HISTORY_SIZE`` transitions
+  of all schemes together: a return whose entry has already left it is counted as
+  *unattributed* (so the shortfall shows, never silently).
+- **Days to return**: whole days from entry to return; "within 30 days" is < 30 whole
+  days. Kept per day up to :data:`DAY_CAP` (then one bucket), so the median is exact to
+  the day.
+- **Revenue**: the net spend (the change of lifetime net spend, purchases less refunds, as
+  the engine applied it: duplicates never count) a customer commits while their latest
+  return of that scheme is at most :data:`REVENUE_DAYS` days old and history still shows it
+  and its entry; the returning purchase included. Attributed to the entry's cohort.
+
+A customer who lapses, returns and lapses again counts in each cohort they enter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Literal, NamedTuple
+
+from schemas.rules import RulesFile
+from segments.model import CustomerState, TransitionDraft
+
+__all__ = [
+    "DAY_CAP",
+    "DAY_MS",
+    "HORIZONS",
+    "REVENUE_DAYS",
+    "Cohort",
+    "Lapsed",
+    "Moves",
+    "Period",
+    "cohorts",
+    "counter_fields",
+    "lapsed_of",
+    "moves",
+    "parse_field",
+]
+
+DAY_MS = 86_400_000
+HORIZONS = (30, 60, 90)
+"""Returned within this many days: the windows the figures show."""
+REVENUE_DAYS = 90
+"""How long after a return its customer's spend counts as won-back revenue."""
+DAY_CAP = 365
+"""Days to return are kept per day below this; this bucket holds every longer one."""
+RETURN_CAUSE = "purchase"
+
+Lapsed = Mapping[str, frozenset[str]]
+"""scheme -> its lapsed segment keys (schemes with none are left out)."""
+Period = Literal["week", "month"]
+
+
+def lapsed_of(rules: RulesFile) -> dict[str, frozenset[str]]:
+    """The lapsed segments of each scheme of ``rules`` that marks any."""
+    out = {}
+    for name, spec in rules.schemes.items():
+        keys = frozenset(k for k, seg in spec.segments.items() if seg.lapsed)
+        if keys:
+            out[name] = keys
+    return out
+
+
+class Entered(NamedTuple):
+    scheme: str
+    entered_ms: int
+
+
+class Returned(NamedTuple):
+    scheme: str
+    entered_ms: int | None
+    """None: the entry is no longer in the customer's history (unattributed)."""
+    returned_ms: int
+
+
+class Spent(NamedTuple):
+    scheme: str
+    entered_ms: int
+    units: int
+
+
+@dataclass(slots=True)
+class Moves:
+    """What one commit adds to the win-back figures."""
+
+    entered: list[Entered] = field(default_factory=list)
+    returned: list[Returned] = field(default_factory=list)
+    spent: list[Spent] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.entered or self.returned or self.spent)
+
+
+def _is_entry(lap: frozenset[str], frm: object, to: object) -> bool:
+    return frm not in lap and to in lap
+
+
+def _is_return(lap: frozenset[str], frm: object, to: object, cause: object) -> bool:
+    return frm in lap and to not in lap and cause == RETURN_CAUSE
+
+
+def _entry_of(
+    history: Sequence[Sequence[str | int]], lap: frozenset[str], scheme: str, at: int
+) -> int | None:
+    """Effective ms of the entry that began the lapse left at ``history[at]``, walking
+    back through the scheme's lapsed → lapsed moves; None if it has left the history."""
+    for h in reversed(history[:at]):
+        if h[0] != scheme:
+            continue
+        if h[2] not in lap:  # an earlier leave: this lapse's entry is no longer kept
+            return None
+        if h[1] not in lap:
+            return int(h[4])
+    return None
+
+
+def _find(history: Sequence[Sequence[str | int]], d: TransitionDraft) -> int | None:
+    for i in range(len(history) - 1, -1, -1):
+        h = history[i]
+        if (
+            h[4] == d.effective_ms
+            and h[0] == d.scheme
+            and h[1] == d.from_segment
+            and h[2] == d.to_segment
+        ):
+            return i
+    return None
+
+
+def _latest_return(
+    history: Sequence[Sequence[str | int]], lap: frozenset[str], scheme: str
+) -> tuple[int, int] | None:
+    """(index, effective ms) of the scheme's latest return in ``history``."""
+    for i in range(len(history) - 1, -1, -1):
+        h = history[i]
+        if h[0] == scheme and _is_return(lap, h[1], h[2], h[3]):
+            return i, int(h[4])
+    return None
+
+
+def moves(
+    drafts: Iterable[TransitionDraft],
+    states: Iterable[CustomerState],
+    lapsed: Lapsed,
+    spend_from: Mapping[str, int] | None = None,
+) -> Moves:
+    """The win-back moves of one commit: ``drafts`` and the ``states`` after them;
+    ``spend_from``: customer -> lifetime net spend before the commit's events (None: no
+    events, e.g. a decay step, so no spend)."""
+    out = Moves()
+    if not lapsed:
+        return out
+    by_id = {s.customer_id: s for s in states}
+    for d in drafts:
+        lap = lapsed.get(d.scheme)
+        if lap is None:
+            continue
+        if _is_entry(lap, d.from_segment, d.to_segment):
+            out.entered.append(Entered(d.scheme, d.effective_ms))
+        elif _is_return(lap, d.from_segment, d.to_segment, d.cause):
+            s = by_id.get(d.customer_id)
+            at = None if s is None else _find(s.history, d)
+            entry = None if s is None or at is None else _entry_of(s.history, lap, d.scheme, at)
+            out.returned.append(Returned(d.scheme, entry, d.effective_ms))
+    for cid, before in (spend_from or {}).items():
+        s = by_id.get(cid)
+        if s is None or s.monetary == before:
+            continue
+        for scheme, lap in lapsed.items():
+            found = _latest_return(s.history, lap, scheme)
+            if found is None or s.cursor_ms - found[1] > REVENUE_DAYS * DAY_MS:
+                continue
+            entry = _entry_of(s.history, lap, scheme, found[0])
+            if entry is not None:
+                out.spent.append(Spent(scheme, entry, s.monetary - before))
+    return out
+
+
+# ---------------------------------------------------------------------------- fields
+def _day(ms: int) -> str:
+    return (_EPOCH + timedelta(days=ms // DAY_MS)).strftime("%Y%m%d")
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def counter_fields(m: Moves) -> dict[tuple[str, str], int]:
+    """(month ``YYYYMM`` of the cohort, field) -> delta for ``m``.
+
+    Fields: ``scheme|YYYYMMDD|n`` entered that day; ``…|dK`` returned after K whole days
+    (K = :data:`DAY_CAP`: that many or more); ``…|m`` revenue in money units; and
+    ``scheme||u`` returns whose entry has left history (in the month of the return).
+    """
+    out: dict[tuple[str, str], int] = {}
+
+    def add(day: str, name: str, n: int) -> None:
+        k = (day[:6], name)
+        out[k] = out.get(k, 0) + n
+
+    for e in m.entered:
+        day = _day(e.entered_ms)
+        add(day, f"{e.scheme}|{day}|n", 1)
+    for r in m.returned:
+        if r.entered_ms is None:
+            add(_day(r.returned_ms), f"{r.scheme}||u", 1)
+            continue
+        day = _day(r.entered_ms)
+        days = min(max(0, (r.returned_ms - r.entered_ms) // DAY_MS), DAY_CAP)
+        add(day, f"{r.scheme}|{day}|d{days}", 1)
+    for sp in m.spent:
+        day = _day(sp.entered_ms)
+        add(day, f"{sp.scheme}|{day}|m", sp.units)
+    return {k: v for k, v in out.items() if v}
+
+
+def parse_field(name: str) -> tuple[str, str, str] | None:
+    """(scheme, day or "", kind) of a counter field; None if it isn't one."""
+    parts = name.split("|")
+    if len(parts) != 3 or not parts[2]:
+        return None
+    return parts[0], parts[1], parts[2]
+
+
+# ---------------------------------------------------------------------------- figures
+@dataclass(slots=True)
+class Cohort:
+    """One scheme's customers who entered a lapsed segment in one period."""
+
+    scheme: str
+    period: str
+    start_ms: int
+    end_ms: int
+    entered: int = 0
+    days: dict[int, int] = field(default_factory=dict)
+    """Whole days to return -> returners (the last bucket: :data:`DAY_CAP` or more)."""
+    revenue_units: int = 0
+
+    @property
+    def returned(self) -> int:
+        return sum(self.days.values())
+
+    def within(self, horizon: int) -> int:
+        return sum(n for d, n in self.days.items() if d < horizon)
+
+    def median_days(self) -> int | None:
+        """The lower median of days to return (exact to the day below :data:`DAY_CAP`)."""
+        n = self.returned
+        if not n:
+            return None
+        rank, seen = (n + 1) // 2, 0
+        for d in sorted(self.days):
+            seen += self.days[d]
+            if seen >= rank:
+                return d
+        return None  # pragma: no cover - rank <= n
+
+
+def period_of(day: str, period: Period) -> tuple[str, int, int]:
+    """(label, start ms, end ms) of the week (ISO, Monday) or month holding ``day``."""
+    d = datetime.strptime(day, "%Y%m%d").replace(tzinfo=UTC)
+    if period == "week":
+        start = d - timedelta(days=d.weekday())
+        y, w, _ = d.isocalendar()
+        label, end = f"{y}-W{w:02d}", start + timedelta(days=7)
+    else:
+        start = d.replace(day=1)
+        end = (start + timedelta(days=32)).replace(day=1)
+        label = start.strftime("%Y-%m")
+    return label, _ms(start), _ms(end)
+
+
+def _ms(dt: datetime) -> int:
+    return (dt - _EPOCH) // timedelta(milliseconds=1)
+
+
+def cohorts(
+    fields: Mapping[str, int], scheme: str, period: Period, since_ms: int | None = None
+) -> tuple[list[Cohort], int]:
+    """(cohorts of ``scheme`` by ``period``, oldest first; unattributed returns) from
+    summed counter fields; cohorts ending at or before ``since_ms`` are left out."""
+    out: dict[str, Cohort] = {}
+    unattributed = 0
+    for name, n in fields.items():
+        got = parse_field(name)
+        if got is None or got[0] != scheme:
+            continue
+        _, day, kind = got
+        if kind == "u":
+            unattributed += n
+            continue
+        label, start, end = period_of(day, period)
+        if since_ms is not None and end <= since_ms:
+            continue
+        c = out.get(label) or out.setdefault(label, Cohort(scheme, label, start, end))
+        if kind == "n":
+            c.entered += n
+        elif kind == "m":
+            c.revenue_units += n
+        elif kind.startswith("d") and kind[1:].isdigit():
+            k = int(kind[1:])
+            c.days[k] = c.days.get(k, 0) + n
+    return sorted(out.values(), key=lambda c: c.start_ms), unattributed
