@@ -97,7 +97,10 @@ def test_a_return_whose_entry_left_history_is_unattributed() -> None:
     s = CustomerState("x")
     ret = _draft("churning", "new", "purchase", ms(200))
     # the entry was pushed out: history starts at a lapsed → lapsed move
-    s.history = [["rfm8", "dormant", "churning", "refund", ms(150)], ["rfm8", "churning", "new", "purchase", ms(200)]]
+    s.history = [
+        ["rfm8", "dormant", "churning", "refund", ms(150)],
+        ["rfm8", "churning", "new", "purchase", ms(200)],
+    ]
     m = moves([ret], [s], LAPSED)
     assert m.returned == [Returned("rfm8", None, ms(200))]
     got, unattributed = cohorts({k[1]: v for k, v in counter_fields(m).items()}, "rfm8", "month")

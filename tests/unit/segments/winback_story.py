@@ -49,9 +49,24 @@ HAND_COUNT: dict[str, dict[str, object]] = {
         "median_days": 45,
         "revenue": Decimal("360"),
     },
-    "2026-08": {"entered": 1, "returned": {30: 0, 60: 0, 90: 0}, "median_days": None, "revenue": Decimal("0")},
-    "2026-09": {"entered": 1, "returned": {30: 1, 60: 1, 90: 1}, "median_days": 2, "revenue": Decimal("20")},
-    "2026-10": {"entered": 1, "returned": {30: 0, 60: 0, 90: 0}, "median_days": None, "revenue": Decimal("0")},
+    "2026-08": {
+        "entered": 1,
+        "returned": {30: 0, 60: 0, 90: 0},
+        "median_days": None,
+        "revenue": Decimal("0"),
+    },
+    "2026-09": {
+        "entered": 1,
+        "returned": {30: 1, 60: 1, 90: 1},
+        "median_days": 2,
+        "revenue": Decimal("20"),
+    },
+    "2026-10": {
+        "entered": 1,
+        "returned": {30: 0, 60: 0, 90: 0},
+        "median_days": None,
+        "revenue": Decimal("0"),
+    },
 }
 """Per month of entry, counted by hand from the story above."""
 

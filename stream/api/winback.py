@@ -1,0 +1,219 @@
+"""``GET /winback`` and ``rfm-stream winback``: does win-back work?
+
+Per cohort (the week or month customers entered a lapsed segment): how many entered, how
+many came back within 30 / 60 / 90 days, the median days to return, and the net spend of
+the returners since (definitions: :mod:`segments.winback`), against the course text's
+"每4个中会有1个可能被挽回" (:data:`EXPECTED_RATE`). Read from the counters the commits keep
+(:mod:`state.winback`), no scan. Bad parameters raise :class:`BadParameter` (HTTP 400).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from schemas.money import from_units
+from segments.rules import load_checked_rules
+from segments.winback import DAY_MS, HORIZONS, REVENUE_DAYS, Lapsed, Period, cohorts, lapsed_of
+from state.winback import WinbackReads
+from stream.api.lookup import BadParameter, Lookup, parse_time
+from stream.apply.encode import iso
+
+__all__ = ["EXPECTED_RATE", "PERIODS", "lapsed_segments", "path_item", "winback"]
+
+EXPECTED_RATE = 0.25
+""""措施得当,每4个中会有1个可能被挽回": one lost customer in four can be won back."""
+PERIODS: tuple[Period, ...] = ("month", "week")
+
+
+def lapsed_segments(lookup: Lookup) -> Lapsed:
+    """The lapsed segments the settings' rules file marks."""
+    return lapsed_of(load_checked_rules(lookup.settings))
+
+
+def _months(since_ms: int, until_ms: int) -> list[str]:
+    """``YYYYMM`` of every month from ``since_ms``'s to ``until_ms``'s."""
+    a = datetime.fromtimestamp(since_ms / 1000, UTC)
+    b = datetime.fromtimestamp(until_ms / 1000, UTC)
+    out, y, m = [], a.year, a.month
+    while (y, m) <= (b.year, b.month):
+        out.append(f"{y:04d}{m:02d}")
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
+
+
+def _scheme(lookup: Lookup, lapsed: Lapsed, name: str | None) -> str:
+    names = [s.name for s in lookup.engine.schemes if s.name in lapsed]
+    if name == "":
+        raise BadParameter("scheme", "is empty; leave it out for the first scheme")
+    if name is None:
+        if not names:
+            raise BadParameter("scheme", "no scheme marks a segment lapsed (lapsed = true)")
+        return names[0]
+    if name not in names:
+        why = (
+            "marks no segment lapsed"
+            if name in {s.name for s in lookup.engine.schemes}
+            else ("is not a scheme")
+        )
+        raise BadParameter("scheme", f"{name!r} {why}; one of {', '.join(names) or '(none)'}")
+    return name
+
+
+def _period(text: str | None) -> Period:
+    if text is None:
+        return "month"
+    if text not in PERIODS:
+        raise BadParameter("period", f"{text!r} is not a period; one of {', '.join(PERIODS)}")
+    return cast(Period, text)
+
+
+async def winback(
+    lookup: Lookup,
+    scheme: str | None = None,
+    period: str | None = None,
+    since: str | None = None,
+    lapsed: Lapsed | None = None,
+) -> dict[str, Any]:
+    """The win-back figures of ``scheme``'s cohorts by ``period`` that end after
+    ``since`` (default: everything kept, ``RFM_MATRIX_RETENTION``); ``lapsed``: default
+    the settings' rules file's marks."""
+    lap = lapsed_segments(lookup) if lapsed is None else lapsed
+    name = _scheme(lookup, lap, scheme)
+    per = _period(period)
+    now = lookup.now_ms()
+    kept = now - lookup.settings.matrix_retention - 31 * DAY_MS
+    given = parse_time("since", since)
+    since_ms = max(kept, given if given is not None else kept)
+    fields = await WinbackReads(lookup.store).fields(
+        range(lookup.partitions), _months(min(since_ms, now), now)
+    )
+    rows, unattributed = cohorts(fields, name, per, since_ms)
+    out = []
+    for c in rows:
+        entered = c.entered
+        within = {str(h): c.within(h) for h in HORIZONS}
+        out.append(
+            {
+                "cohort": c.period,
+                "start": iso(c.start_ms),
+                "end": iso(c.end_ms),
+                "entered": entered,
+                "returned": within,
+                "rate": {h: (n / entered if entered else None) for h, n in within.items()},
+                "final": [h for h in HORIZONS if c.end_ms + h * DAY_MS <= now],
+                "returned_ever": c.returned,
+                "median_days": c.median_days(),
+                "revenue": str(from_units(c.revenue_units)),
+            }
+        )
+    return {
+        "scheme": name,
+        "lapsed": sorted(lap[name]),
+        "period": per,
+        "since": iso(since_ms),
+        "until": iso(now),
+        "currency": lookup.settings.currency,
+        "horizons": list(HORIZONS),
+        "revenue_days": REVENUE_DAYS,
+        "expected_rate": EXPECTED_RATE,
+        "unattributed_returns": unattributed,
+        "cohorts": out,
+    }
+
+
+_INT = {"type": "integer", "minimum": 0}
+_BY_HORIZON = {"type": "object", "additionalProperties": _INT}
+_COHORT = {
+    "type": "object",
+    "required": ["cohort", "entered", "returned", "rate", "median_days", "revenue"],
+    "properties": {
+        "cohort": {"type": "string", "description": "2026-04 (month) or 2026-W14 (ISO week)."},
+        "start": {"type": "string", "format": "date-time"},
+        "end": {"type": "string", "format": "date-time"},
+        "entered": {**_INT, "description": "Entries into a lapsed segment in the period."},
+        "returned": {**_BY_HORIZON, "description": "Of them, back within N days (N: 30 …)."},
+        "rate": {
+            "type": "object",
+            "additionalProperties": {"type": ["number", "null"]},
+            "description": "returned / entered per horizon (null: nobody entered).",
+        },
+        "final": {
+            "type": "array",
+            "items": {"type": "integer"},
+            "description": "Horizons whose figure can no longer grow (period end + N ≤ now).",
+        },
+        "returned_ever": _INT,
+        "median_days": {"type": ["integer", "null"], "description": "Exact to the day."},
+        "revenue": {
+            "type": "string",
+            "description": "Net spend of the returners within 90 days of their return.",
+        },
+    },
+}
+_WINBACK = {
+    "type": "object",
+    "required": ["scheme", "lapsed", "period", "cohorts", "expected_rate"],
+    "properties": {
+        "scheme": {"type": "string"},
+        "lapsed": {"type": "array", "items": {"type": "string"}},
+        "period": {"type": "string", "enum": list(PERIODS)},
+        "since": {"type": "string", "format": "date-time"},
+        "until": {"type": "string", "format": "date-time"},
+        "currency": {"type": "string"},
+        "horizons": {"type": "array", "items": {"type": "integer"}},
+        "revenue_days": {"type": "integer"},
+        "expected_rate": {"type": "number", "description": "每4个中会有1个可能被挽回: 0.25."},
+        "unattributed_returns": {
+            **_INT,
+            "description": "Returns whose entry had left the customer's kept history "
+            "(RFM_HISTORY_SIZE): counted in no cohort.",
+        },
+        "cohorts": {"type": "array", "items": _COHORT},
+    },
+}
+
+
+def path_item(bad: dict[str, Any], unavailable: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI path item of ``/winback`` (``bad``, ``unavailable``: the 400 and 503
+    responses). Its ``scheme`` lists no enum: only the schemes marking a segment lapsed
+    are valid, and the 400 names them."""
+    ok = {
+        "description": "Cohorts, oldest first.",
+        "content": {"application/json": {"schema": _WINBACK}},
+    }
+    return {
+        "get": {
+            "summary": "Win-back: of customers entering a lapsed segment, how many came back",
+            "operationId": "getWinback",
+            "parameters": [
+                {
+                    "name": "scheme",
+                    "in": "query",
+                    "required": False,
+                    "description": "A scheme marking segments lapsed; default: the first.",
+                    "schema": {"type": "string", "minLength": 1},
+                },
+                {
+                    "name": "period",
+                    "in": "query",
+                    "required": False,
+                    "description": "Cohorts by month (default) or ISO week of entry (UTC).",
+                    "schema": {"type": "string", "enum": list(PERIODS)},
+                },
+                {
+                    "name": "since",
+                    "in": "query",
+                    "required": False,
+                    "description": "Cohorts ending after this; default: all kept "
+                    "(RFM_MATRIX_RETENTION).",
+                    "schema": {"type": "string", "format": "date-time"},
+                },
+            ],
+            "responses": {
+                "200": ok,
+                "400": bad,
+                "503": unavailable,
+            },
+        }
+    }
