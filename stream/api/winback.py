@@ -9,6 +9,7 @@ the returners since (definitions: :mod:`segments.winback`), against the course t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -19,7 +20,14 @@ from state.winback import WinbackReads
 from stream.api.lookup import BadParameter, Lookup, parse_time
 from stream.apply.encode import iso
 
-__all__ = ["EXPECTED_RATE", "PERIODS", "lapsed_segments", "path_item", "winback"]
+__all__ = [
+    "EXPECTED_RATE",
+    "PERIODS",
+    "check_parameters",
+    "lapsed_segments",
+    "path_item",
+    "winback",
+]
 
 EXPECTED_RATE = 0.25
 """"措施得当,每4个中会有1个可能被挽回": one lost customer in four can be won back."""
@@ -42,8 +50,9 @@ def _months(since_ms: int, until_ms: int) -> list[str]:
     return out
 
 
-def _scheme(lookup: Lookup, lapsed: Lapsed, name: str | None) -> str:
-    names = [s.name for s in lookup.engine.schemes if s.name in lapsed]
+def _scheme(schemes: Sequence[str], lapsed: Lapsed, name: str | None) -> str:
+    """``name`` (default: the first of ``schemes`` marking a segment lapsed), checked."""
+    names = [n for n in schemes if n in lapsed]
     if name == "":
         raise BadParameter("scheme", "is empty; leave it out for the first scheme")
     if name is None:
@@ -51,11 +60,7 @@ def _scheme(lookup: Lookup, lapsed: Lapsed, name: str | None) -> str:
             raise BadParameter("scheme", "no scheme marks a segment lapsed (lapsed = true)")
         return names[0]
     if name not in names:
-        why = (
-            "marks no segment lapsed"
-            if name in {s.name for s in lookup.engine.schemes}
-            else ("is not a scheme")
-        )
+        why = "marks no segment lapsed" if name in schemes else "is not a scheme"
         raise BadParameter("scheme", f"{name!r} {why}; one of {', '.join(names) or '(none)'}")
     return name
 
@@ -66,6 +71,14 @@ def _period(text: str | None) -> Period:
     if text not in PERIODS:
         raise BadParameter("period", f"{text!r} is not a period; one of {', '.join(PERIODS)}")
     return cast(Period, text)
+
+
+def check_parameters(
+    lapsed: Lapsed, scheme: str | None, period: str | None, since: str | None
+) -> tuple[str, Period, int | None]:
+    """(scheme, period, since ms) or :class:`BadParameter` naming the first wrong one;
+    the schemes are ``lapsed``'s, in the rules file's order."""
+    return _scheme(list(lapsed), lapsed, scheme), _period(period), parse_time("since", since)
 
 
 async def winback(
@@ -79,11 +92,11 @@ async def winback(
     ``since`` (default: everything kept, ``RFM_MATRIX_RETENTION``); ``lapsed``: default
     the settings' rules file's marks."""
     lap = lapsed_segments(lookup) if lapsed is None else lapsed
-    name = _scheme(lookup, lap, scheme)
+    name = _scheme([s.name for s in lookup.engine.schemes], lap, scheme)
     per = _period(period)
+    given = parse_time("since", since)
     now = lookup.now_ms()
     kept = now - lookup.settings.matrix_retention - 31 * DAY_MS
-    given = parse_time("since", since)
     since_ms = max(kept, given if given is not None else kept)
     fields = await WinbackReads(lookup.store).fields(
         range(lookup.partitions), _months(min(since_ms, now), now)

@@ -4,6 +4,8 @@ batch counts nothing twice, and bad parameters are 400s naming the parameter."""
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
@@ -16,7 +18,7 @@ from schemas.rules import load_rules
 from segments.winback import lapsed_of
 from stream.api.lookup import Lookup
 from stream.api.server import HttpServer
-from tests.support.harness import RULES, purchase
+from tests.support.harness import ROOT, RULES, purchase
 from tests.support.processor_rig import Rig, make_rig
 from tests.unit.segments.winback_story import END_DAY, HAND_COUNT, PURCHASES, at, ms
 
@@ -121,3 +123,27 @@ async def test_bad_parameters_are_400_naming_them(
     assert status == 400
     assert body["parameter"] == parameter
     assert "\n" not in body["error"] and body["error"].startswith(parameter)
+
+
+async def test_cli_table_shows_the_figures(rig: Rig, redis_url: str) -> None:
+    await _story(rig)
+    base = [sys.executable, "-m", "stream.cli", "winback", "--rules", str(RULES_FILE)]
+    base += ["--redis-url", redis_url, "--namespace", rig.settings.namespace]
+    # no broker: the partition count falls back to --partitions; the story is in 2026,
+    # so keep everything whatever today is
+    base += [
+        "--kafka-bootstrap",
+        "127.0.0.1:1",
+        "--partitions",
+        "1",
+        "--matrix-retention",
+        "36500d",
+    ]
+    proc = await asyncio.create_subprocess_exec(
+        *base, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    table = out.decode()
+    april = next(line.split() for line in table.splitlines() if "2026-04" in line)
+    assert april == ["2026-04", "4", "1", "2", "3", "75%", "above", "45", "360"]
