@@ -27,6 +27,7 @@ __all__ = [
     "lapsed_segments",
     "path_item",
     "winback",
+    "winback_all",
 ]
 
 EXPECTED_RATE = 0.25
@@ -133,6 +134,14 @@ async def winback(
         "unattributed_returns": unattributed,
         "cohorts": out,
     }
+
+
+async def winback_all(lookup: Lookup, since: str | None) -> list[dict[str, Any]]:
+    """:func:`winback` by month of every scheme marking a segment lapsed, in the rules
+    file's order (the report's section)."""
+    lapsed = lapsed_segments(lookup)
+    names = [s.name for s in lookup.engine.schemes if s.name in lapsed]
+    return [await winback(lookup, n, "month", since, lapsed) for n in names]
 
 
 _INT = {"type": "integer", "minimum": 0}

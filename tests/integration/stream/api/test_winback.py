@@ -18,6 +18,7 @@ from schemas.rules import load_rules
 from segments.winback import lapsed_of
 from stream.api.lookup import Lookup
 from stream.api.server import HttpServer
+from stream.cli.terminal import build_report
 from tests.support.harness import ROOT, RULES, purchase
 from tests.support.processor_rig import Rig, make_rig
 from tests.unit.segments.winback_story import END_DAY, HAND_COUNT, PURCHASES, at, ms
@@ -147,3 +148,17 @@ async def test_cli_table_shows_the_figures(rig: Rig, redis_url: str) -> None:
     table = out.decode()
     april = next(line.split() for line in table.splitlines() if "2026-04" in line)
     assert april == ["2026-04", "4", "1", "2", "3", "75%", "above", "45", "360"]
+
+
+async def test_report_has_the_winback_chart_and_table(rig: Rig) -> None:
+    await _story(rig)
+    lookup = Lookup(
+        rig.settings, rig.store, lambda: rig.processor.engine, lambda: 1, rig.clock.now_ms
+    )
+    html = await build_report(lookup, at(0).isoformat(), None, ms(END_DAY))
+    section = html[html.index('<section id="winback"') :]
+    assert '<a href="#winback">' in html
+    assert "<svg" in section and "1 in 4 (text) 25%" in section
+    row = section[section.index("<td>2026-04</td>") :].split("</tr>")[0]
+    cells = [c.split(">", 1)[1] for c in row.split("</td>")[:-1]]
+    assert cells == ["2026-04", "4", "1", "2", "3", "75%", "45", "360"]
