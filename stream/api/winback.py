@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from schemas.money import from_units
 from segments.rules import load_checked_rules
@@ -71,7 +71,7 @@ def _period(text: str | None) -> Period:
         return "month"
     if text not in PERIODS:
         raise BadParameter("period", f"{text!r} is not a period; one of {', '.join(PERIODS)}")
-    return cast(Period, text)
+    return text
 
 
 def check_parameters(
