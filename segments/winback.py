@@ -12,14 +12,17 @@ writes (their bounded ``history``), no new per-customer state.
   cohort is the day of the entry that began the lapse, found by walking the customer's
   history back from the return. History keeps the latest ``RFM_HISTORY_SIZE`` transitions
   of all schemes together: a return whose entry has already left it is counted as
-  *unattributed* (so the shortfall shows, never silently).
+  *unattributed* (so the shortfall shows, never silently). The walk reads the history as
+  it was before the commit plus the commit's own transitions, untrimmed: the transitions
+  a return itself makes in every scheme don't push its entry out.
 - **Days to return**: whole days from entry to return; "within 30 days" is < 30 whole
   days. Kept per day up to :data:`DAY_CAP` (then one bucket), so the median is exact to
   the day.
 - **Revenue**: the net spend (the change of lifetime net spend, purchases less refunds, as
   the engine applied it: duplicates never count) a customer commits while their latest
   return of that scheme is at most :data:`REVENUE_DAYS` days old and history still shows it
-  and its entry; the returning purchase included. Attributed to the entry's cohort.
+  and its entry, and they haven't lapsed again; the returning purchase included.
+  Attributed to the entry's cohort.
 
 A customer who lapses, returns and lapses again counts in each cohort they enter.
 """
@@ -39,6 +42,7 @@ __all__ = [
     "DAY_MS",
     "HORIZONS",
     "REVENUE_DAYS",
+    "Before",
     "Cohort",
     "Lapsed",
     "Moves",
@@ -72,6 +76,15 @@ def lapsed_of(rules: RulesFile) -> dict[str, frozenset[str]]:
         if keys:
             out[name] = keys
     return out
+
+
+class Before(NamedTuple):
+    """A customer as a commit loaded them: what win-back needs of before the events."""
+
+    monetary: int
+    """Lifetime net spend (revenue is its change)."""
+    history: list[list[str | int]]
+    """``CustomerState.history`` (a copy: the engine appends to and trims the original)."""
 
 
 class Entered(NamedTuple):
@@ -143,27 +156,47 @@ def _find(history: Sequence[Sequence[str | int]], d: TransitionDraft) -> int | N
 def _latest_return(
     history: Sequence[Sequence[str | int]], lap: frozenset[str], scheme: str
 ) -> tuple[int, int] | None:
-    """(index, effective ms) of the scheme's latest return in ``history``."""
+    """(index, effective ms) of the scheme's latest return in ``history``, unless the
+    customer has lapsed again since (their spend is no longer the return's)."""
     for i in range(len(history) - 1, -1, -1):
         h = history[i]
-        if h[0] == scheme and _is_return(lap, h[1], h[2], h[3]):
+        if h[0] != scheme:
+            continue
+        if _is_return(lap, h[1], h[2], h[3]):
             return i, int(h[4])
+        if h[2] in lap:
+            return None
     return None
 
 
 def moves(
-    drafts: Iterable[TransitionDraft],
+    drafts: Sequence[TransitionDraft],
     states: Iterable[CustomerState],
     lapsed: Lapsed,
-    spend_from: Mapping[str, int] | None = None,
+    before: Mapping[str, Before] | None = None,
 ) -> Moves:
     """The win-back moves of one commit: ``drafts`` and the ``states`` after them;
-    ``spend_from``: customer -> lifetime net spend before the commit's events (None: no
-    events, e.g. a decay step, so no spend)."""
+    ``before``: customer -> :class:`Before` the commit's events (None: no events, e.g. a
+    decay step: no return, no spend, and the states' own history is read)."""
     out = Moves()
     if not lapsed:
         return out
     by_id = {s.customer_id: s for s in states}
+    made: dict[str, list[list[str | int]]] = {}
+    for d in drafts:
+        made.setdefault(d.customer_id, []).append(
+            [d.scheme, d.from_segment, d.to_segment, d.cause, d.effective_ms]
+        )
+    seen: dict[str, list[list[str | int]]] = {}
+
+    def history(cid: str) -> list[list[str | int]]:
+        """Before the commit + the commit's transitions, untrimmed."""
+        if cid not in seen:
+            b = (before or {}).get(cid)
+            s = by_id.get(cid)
+            seen[cid] = b.history + made.get(cid, []) if b else s.history if s else []
+        return seen[cid]
+
     for d in drafts:
         lap = lapsed.get(d.scheme)
         if lap is None:
@@ -171,21 +204,22 @@ def moves(
         if _is_entry(lap, d.from_segment, d.to_segment):
             out.entered.append(Entered(d.scheme, d.effective_ms))
         elif _is_return(lap, d.from_segment, d.to_segment, d.cause):
-            s = by_id.get(d.customer_id)
-            at = None if s is None else _find(s.history, d)
-            entry = None if s is None or at is None else _entry_of(s.history, lap, d.scheme, at)
+            h = history(d.customer_id)
+            at = _find(h, d)
+            entry = None if at is None else _entry_of(h, lap, d.scheme, at)
             out.returned.append(Returned(d.scheme, entry, d.effective_ms))
-    for cid, before in (spend_from or {}).items():
+    for cid, b in (before or {}).items():
         s = by_id.get(cid)
-        if s is None or s.monetary == before:
+        if s is None or s.monetary == b.monetary:
             continue
+        h = history(cid)
         for scheme, lap in lapsed.items():
-            found = _latest_return(s.history, lap, scheme)
+            found = _latest_return(h, lap, scheme)
             if found is None or s.cursor_ms - found[1] > REVENUE_DAYS * DAY_MS:
                 continue
-            entry = _entry_of(s.history, lap, scheme, found[0])
+            entry = _entry_of(h, lap, scheme, found[0])
             if entry is not None:
-                out.spent.append(Spent(scheme, entry, s.monetary - before))
+                out.spent.append(Spent(scheme, entry, s.monetary - b.monetary))
     return out
 
 

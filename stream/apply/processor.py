@@ -29,7 +29,7 @@ from segments.engine import NEVER, Engine
 from segments.model import CustomerState, Event, Outcome, TransitionDraft
 from segments.quantiles import Populations
 from segments.rules import load_checked_rules, value_policy_of
-from segments.winback import Lapsed, lapsed_of, moves
+from segments.winback import Before, Lapsed, lapsed_of, moves
 from state.store import Claim, Loaded, RedisStore
 from stream.apply.clock import Clock, lagging
 from stream.apply.dead_letters import DeadLetters
@@ -285,7 +285,7 @@ class Processor:
             states.setdefault(c, CustomerState(c))
             for c in dict.fromkeys(ev.customer_id for _, ev in good)
         ]
-        spend_from = {s.customer_id: s.monetary for s in touched}
+        before = {s.customer_id: Before(s.monetary, list(s.history)) for s in touched}
         outcome, summaries = self.summarised(
             touched, lambda: self.engine.apply_events(states, [ev for _, ev in good])
         )
@@ -297,7 +297,7 @@ class Processor:
             outcome.transitions,
             last,
             summaries=summaries,
-            spend_from=spend_from,
+            before=before,
         )
         return outcome
 
@@ -323,12 +323,12 @@ class Processor:
         unschedule: Sequence[str] = (),
         summaries: dict[str, dict[int, int]] | None = None,
         position: Position | None = None,
-        spend_from: dict[str, int] | None = None,
+        before: dict[str, Before] | None = None,
     ) -> None:
         """Commit ``states`` with their due times, the outbox of ``drafts`` (if emitting)
         and ``offset`` at ``position`` (default: :attr:`position`) in one fenced write
-        (:meth:`RedisStore.commit`); then count them and wake the relay. ``spend_from``:
-        customer -> net spend before this commit's events (win-back revenue)."""
+        (:meth:`RedisStore.commit`); then count them and wake the relay. ``before``:
+        customer -> spend and history before this commit's events (win-back)."""
         due = dict.fromkeys(unschedule, NEVER)
         due.update(
             zip((s.customer_id for s in states), self.engine.next_due(states).tolist(), strict=True)
@@ -340,7 +340,7 @@ class Processor:
         payloads = self.encoder.encode_many(published, emitted)
         outbox = [(d.customer_id, b) for d, b in zip(published, payloads, strict=True)]
         counters, expire_at = tally(drafts, self.settings.matrix_retention)
-        won = moves(drafts, states, self.lapsed, spend_from)
+        won = moves(drafts, states, self.lapsed, before)
         if won:
             more, more_expire = winback_counters(won, self.settings.matrix_retention)
             counters, expire_at = counters | more, expire_at | more_expire

@@ -12,6 +12,7 @@ from schemas.settings import load_settings
 from segments.model import NONE, CustomerState, Purchase, TransitionDraft
 from segments.rules import build_engine
 from segments.winback import (
+    Before,
     Cohort,
     Moves,
     Returned,
@@ -41,7 +42,8 @@ def _run_story() -> tuple[dict[str, int], list[TransitionDraft]]:
         due = engine.advance(list(states.values()), ms(day) - 1)
         commit(moves(due.transitions, states.values(), LAPSED))
         drafts += due.transitions
-        before = {cid: states[cid].monetary if cid in states else 0}
+        s = states.get(cid)
+        before = {cid: Before(s.monetary, list(s.history)) if s else Before(0, [])}
         ev = Purchase(cid, f"{cid}-{n}", ms(day), to_units(Decimal(amount)), f"o{n}")
         out = engine.apply_events(states, [ev])
         commit(moves(out.transitions, [states[cid]], LAPSED, before))
