@@ -272,7 +272,7 @@ def _paths(bad: dict[str, Any], scheme: dict[str, Any], budget: str) -> dict[str
                     },
                 }
             },
-            "/winback": winback_path(bad, _error("Redis is unavailable.")),
+            "/winback": winback_path(scheme, bad, _error("Redis is unavailable.")),
             "/health": {
                 "get": {
                     "summary": "Ready: started, Redis up, owned partitions caught up",

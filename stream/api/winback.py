@@ -52,17 +52,14 @@ def _months(since_ms: int, until_ms: int) -> list[str]:
 
 
 def _scheme(schemes: Sequence[str], lapsed: Lapsed, name: str | None) -> str:
-    """``name`` (default: the first of ``schemes`` marking a segment lapsed), checked."""
-    names = [n for n in schemes if n in lapsed]
+    """``name`` checked against ``schemes`` (default: the first marking a segment lapsed,
+    else the first). A scheme marking none is a valid question: nobody can lapse there."""
     if name == "":
-        raise BadParameter("scheme", "is empty; leave it out for the first scheme")
+        raise BadParameter("scheme", "is empty; leave it out for the default")
     if name is None:
-        if not names:
-            raise BadParameter("scheme", "no scheme marks a segment lapsed (lapsed = true)")
-        return names[0]
-    if name not in names:
-        why = "marks no segment lapsed" if name in schemes else "is not a scheme"
-        raise BadParameter("scheme", f"{name!r} {why}; one of {', '.join(names) or '(none)'}")
+        return next((n for n in schemes if n in lapsed), schemes[0])
+    if name not in schemes:
+        raise BadParameter("scheme", f"unknown scheme {name!r}; one of {', '.join(schemes)}")
     return name
 
 
@@ -75,11 +72,14 @@ def _period(text: str | None) -> Period:
 
 
 def check_parameters(
-    lapsed: Lapsed, scheme: str | None, period: str | None, since: str | None
+    schemes: Sequence[str],
+    lapsed: Lapsed,
+    scheme: str | None,
+    period: str | None,
+    since: str | None,
 ) -> tuple[str, Period, int | None]:
-    """(scheme, period, since ms) or :class:`BadParameter` naming the first wrong one;
-    the schemes are ``lapsed``'s, in the rules file's order."""
-    return _scheme(list(lapsed), lapsed, scheme), _period(period), parse_time("since", since)
+    """(scheme, period, since ms) or :class:`BadParameter` naming the first wrong one."""
+    return _scheme(schemes, lapsed, scheme), _period(period), parse_time("since", since)
 
 
 async def winback(
@@ -99,8 +99,12 @@ async def winback(
     now = lookup.now_ms()
     kept = now - lookup.settings.matrix_retention - 31 * DAY_MS
     since_ms = max(kept, given if given is not None else kept)
-    fields = await WinbackReads(lookup.store).fields(
-        range(lookup.partitions), _months(min(since_ms, now), now)
+    fields = (  # a scheme marking nothing lapsed shows nothing, whatever was counted
+        await WinbackReads(lookup.store).fields(
+            range(lookup.partitions), _months(min(since_ms, now), now)
+        )
+        if name in lap
+        else {}
     )
     rows, unattributed = cohorts(fields, name, per, since_ms)
     out = []
@@ -123,7 +127,7 @@ async def winback(
         )
     return {
         "scheme": name,
-        "lapsed": sorted(lap[name]),
+        "lapsed": sorted(lap.get(name, ())),
         "period": per,
         "since": iso(since_ms),
         "until": iso(now),
@@ -196,10 +200,11 @@ _WINBACK = {
 }
 
 
-def path_item(bad: dict[str, Any], unavailable: dict[str, Any]) -> dict[str, Any]:
-    """The OpenAPI path item of ``/winback`` (``bad``, ``unavailable``: the 400 and 503
-    responses). Its ``scheme`` lists no enum: only the schemes marking a segment lapsed
-    are valid, and the 400 names them."""
+def path_item(
+    scheme: dict[str, Any], bad: dict[str, Any], unavailable: dict[str, Any]
+) -> dict[str, Any]:
+    """The OpenAPI path item of ``/winback`` (``scheme``: the scheme parameter's schema;
+    ``bad``, ``unavailable``: the 400 and 503 responses)."""
     ok = {
         "description": "Cohorts, oldest first.",
         "content": {"application/json": {"schema": _WINBACK}},
@@ -213,8 +218,10 @@ def path_item(bad: dict[str, Any], unavailable: dict[str, Any]) -> dict[str, Any
                     "name": "scheme",
                     "in": "query",
                     "required": False,
-                    "description": "A scheme marking segments lapsed; default: the first.",
-                    "schema": {"type": "string", "minLength": 1},
+                    "description": "Default: the first scheme marking a segment lapsed "
+                    "(lapsed = true in the rules file). A scheme marking none answers no "
+                    "cohorts.",
+                    "schema": scheme,
                 },
                 {
                     "name": "period",

@@ -65,7 +65,9 @@ def render_winback(body: dict[str, Any]) -> str:
             f"  {c['cohort']:<10}{c['entered']:>8}{r['30']:>7}{r['60']:>7}{r['90']:>7}"
             f"{_pct(rate):>10}{vs:>9}{median:>10}{c['revenue']:>14}"
         )
-    if not body["cohorts"]:
+    if not body["lapsed"]:
+        out.append(f"  (no segment of {body['scheme']} is marked lapsed = true)")
+    elif not body["cohorts"]:
         out.append("  (no customer entered a lapsed segment in the range)")
     out.append("")
     out.append("  * the cohort's 90 days are not over yet: its rate can still grow")
@@ -90,10 +92,11 @@ def cmd_winback(args: argparse.Namespace) -> int:
     from stream.cli.terminal import open_lookup
 
     s = settings_from(args)
-    lapsed = lapsed_of(load_checked_rules(s))
+    rules = load_checked_rules(s)
+    lapsed = lapsed_of(rules)
     since = since_of(args.since)
     try:  # refused before anything is opened: one line naming the option
-        check_parameters(lapsed, args.scheme, args.period, since)
+        check_parameters(list(rules.schemes), lapsed, args.scheme, args.period, since)
     except BadParameter as exc:
         raise SettingsError(f"--{exc}") from None
 

@@ -18,6 +18,7 @@ from schemas.rules import load_rules
 from segments.winback import lapsed_of
 from stream.api.lookup import Lookup
 from stream.api.server import HttpServer
+from stream.api.winback import winback
 from stream.cli.terminal import build_report
 from tests.support.harness import ROOT, RULES, purchase
 from tests.support.processor_rig import Rig, make_rig
@@ -78,6 +79,18 @@ def _figures(body: dict[str, Any]) -> dict[str, dict[str, object]]:
         }
         for c in body["cohorts"]
     }
+
+
+async def test_a_scheme_marking_nothing_lapsed_has_no_cohorts(
+    rig: Rig, http: TestClient[Any, Any]
+) -> None:
+    await _story(rig)
+    rig.settings = rig.settings.model_copy(update={"rules": str(RULES / "rfm8.toml")})
+    lookup = Lookup(
+        rig.settings, rig.store, lambda: rig.processor.engine, lambda: 1, rig.clock.now_ms
+    )
+    body = await winback(lookup)
+    assert (body["scheme"], body["lapsed"], body["cohorts"]) == ("rfm8", [], [])
 
 
 async def test_figures_read_back_equal_the_hand_count(rig: Rig, http: TestClient[Any, Any]) -> None:
