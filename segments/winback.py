@@ -169,6 +169,17 @@ def _latest_return(
     return None
 
 
+def _any_return(history: Sequence[Sequence[str | int]], lapsed: Lapsed) -> bool:
+    """Whether ``history`` holds a return of any scheme (the cheap test most customers
+    fail: their spend is no win-back revenue). Inline: it runs for every spender."""
+    for h in history:
+        if h[3] == RETURN_CAUSE:
+            lap = lapsed.get(h[0])  # type: ignore[arg-type]  # a scheme name, never an int
+            if lap is not None and h[1] in lap and h[2] not in lap:
+                return True
+    return False
+
+
 def moves(
     drafts: Sequence[TransitionDraft],
     states: Iterable[CustomerState],
@@ -182,11 +193,7 @@ def moves(
     if not lapsed:
         return out
     by_id = {s.customer_id: s for s in states}
-    made: dict[str, list[list[str | int]]] = {}
-    for d in drafts:
-        made.setdefault(d.customer_id, []).append(
-            [d.scheme, d.from_segment, d.to_segment, d.cause, d.effective_ms]
-        )
+    mine: dict[str, list[TransitionDraft]] = {}
     seen: dict[str, list[list[str | int]]] = {}
 
     def history(cid: str) -> list[list[str | int]]:
@@ -194,9 +201,19 @@ def moves(
         if cid not in seen:
             b = (before or {}).get(cid)
             s = by_id.get(cid)
-            seen[cid] = b.history + made.get(cid, []) if b else s.history if s else []
+            if b is None:
+                seen[cid] = s.history if s else []
+            else:
+                if not mine:  # grouped once, the first time a history is needed
+                    for d in drafts:
+                        mine.setdefault(d.customer_id, []).append(d)
+                seen[cid] = b.history + [
+                    [d.scheme, d.from_segment, d.to_segment, d.cause, d.effective_ms]
+                    for d in mine.get(cid, ())
+                ]
         return seen[cid]
 
+    returning: set[str] = set()
     for d in drafts:
         lap = lapsed.get(d.scheme)
         if lap is None:
@@ -204,6 +221,7 @@ def moves(
         if _is_entry(lap, d.from_segment, d.to_segment):
             out.entered.append(Entered(d.scheme, d.effective_ms))
         elif _is_return(lap, d.from_segment, d.to_segment, d.cause):
+            returning.add(d.customer_id)
             h = history(d.customer_id)
             at = _find(h, d)
             entry = None if at is None else _entry_of(h, lap, d.scheme, at)
@@ -211,6 +229,8 @@ def moves(
     for cid, b in (before or {}).items():
         s = by_id.get(cid)
         if s is None or s.monetary == b.monetary:
+            continue
+        if cid not in returning and not _any_return(b.history, lapsed):
             continue
         h = history(cid)
         for scheme, lap in lapsed.items():
