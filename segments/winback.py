@@ -6,10 +6,10 @@ file marks ``lapsed = true``. Pure: from the transitions a commit writes and the
 writes (their bounded ``history``), no new per-customer state.
 
 - **Entered**: a transition from a segment that isn't lapsed (or from none) into a lapsed
-  one, counted in the cohort of its day (UTC, event time). Lapsed → lapsed (dormant →
-  churning) is neither an entry nor a return.
+  one, counted in the cohorts of its day (its month and its ISO week, UTC, event time).
+  Lapsed → lapsed (dormant → churning) is neither an entry nor a return.
 - **Returned**: a ``purchase`` transition out of every lapsed segment of the scheme. Its
-  cohort is the day of the entry that began the lapse, found by walking the customer's
+  cohorts are those of the entry that began the lapse, found by walking the customer's
   history back from the return. History keeps the latest ``RFM_HISTORY_SIZE`` transitions
   of all schemes together: a return whose entry has already left it is counted as
   *unattributed* (so the shortfall shows, never silently). The walk reads the history as
@@ -244,44 +244,54 @@ def moves(
 
 
 # ---------------------------------------------------------------------------- fields
-def _day(ms: int) -> str:
-    return (_EPOCH + timedelta(days=ms // DAY_MS)).strftime("%Y%m%d")
-
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def counter_fields(m: Moves) -> dict[tuple[str, str], int]:
-    """(month ``YYYYMM`` of the cohort, field) -> delta for ``m``.
+def _date(ms: int) -> datetime:
+    return _EPOCH + timedelta(days=ms // DAY_MS)
 
-    Fields: ``scheme|YYYYMMDD|n`` entered that day; ``…|dK`` returned after K whole days
-    (K = :data:`DAY_CAP`: that many or more); ``…|m`` revenue in money units; and
-    ``scheme||u`` returns whose entry has left history (in the month of the return).
+
+def _cohorts_of(ms: int) -> tuple[str, tuple[str, str]]:
+    """(month ``YYYYMM`` holding the counters, (month cohort, ISO week cohort)) of the
+    day of ``ms``: both periods are counted at write, so a read sums few fields."""
+    d = _date(ms)
+    y, w, _ = d.isocalendar()
+    return d.strftime("%Y%m"), (d.strftime("%Y-%m"), f"{y}-W{w:02d}")
+
+
+def counter_fields(m: Moves) -> dict[tuple[str, str], int]:
+    """(month ``YYYYMM`` of the entry, field) -> delta for ``m``.
+
+    Fields, for the entry's month cohort (``2026-04``) and ISO week cohort (``2026-W14``)
+    alike: ``scheme|cohort|n`` entered; ``…|dK`` returned after K whole days (K =
+    :data:`DAY_CAP`: that many or more); ``…|m`` revenue in money units; and
+    ``scheme||u`` returns whose entry has left history (in the month of the return). A
+    week straddling two months has fields in both months' hashes; a read sums them.
     """
     out: dict[tuple[str, str], int] = {}
 
-    def add(day: str, name: str, n: int) -> None:
-        k = (day[:6], name)
-        out[k] = out.get(k, 0) + n
+    def add(scheme: str, ms: int, kind: str, n: int) -> None:
+        month, labels = _cohorts_of(ms)
+        for label in labels:
+            k = (month, f"{scheme}|{label}|{kind}")
+            out[k] = out.get(k, 0) + n
 
-    for e in m.entered:
-        day = _day(e.entered_ms)
-        add(day, f"{e.scheme}|{day}|n", 1)
-    for r in m.returned:
-        if r.entered_ms is None:
-            add(_day(r.returned_ms), f"{r.scheme}||u", 1)
+    for scheme, t in m.entered:
+        add(scheme, t, "n", 1)
+    for scheme, entered, returned in m.returned:
+        if entered is None:
+            k = (_date(returned).strftime("%Y%m"), f"{scheme}||u")
+            out[k] = out.get(k, 0) + 1
             continue
-        day = _day(r.entered_ms)
-        days = min(max(0, (r.returned_ms - r.entered_ms) // DAY_MS), DAY_CAP)
-        add(day, f"{r.scheme}|{day}|d{days}", 1)
-    for sp in m.spent:
-        day = _day(sp.entered_ms)
-        add(day, f"{sp.scheme}|{day}|m", sp.units)
+        days = min(max(0, (returned - entered) // DAY_MS), DAY_CAP)
+        add(scheme, entered, f"d{days}", 1)
+    for scheme, entered, units in m.spent:
+        add(scheme, entered, "m", units)
     return {k: v for k, v in out.items() if v}
 
 
 def parse_field(name: str) -> tuple[str, str, str] | None:
-    """(scheme, day or "", kind) of a counter field; None if it isn't one."""
+    """(scheme, cohort or "", kind) of a counter field; None if it isn't one."""
     parts = name.split("|")
     if len(parts) != 3 or not parts[2]:
         return None
@@ -322,18 +332,18 @@ class Cohort:
         return None  # pragma: no cover - rank <= n
 
 
-def period_of(day: str, period: Period) -> tuple[str, int, int]:
-    """(label, start ms, end ms) of the week (ISO, Monday) or month holding ``day``."""
-    d = datetime.strptime(day, "%Y%m%d").replace(tzinfo=UTC)
-    if period == "week":
-        start = d - timedelta(days=d.weekday())
-        y, w, _ = d.isocalendar()
-        label, end = f"{y}-W{w:02d}", start + timedelta(days=7)
-    else:
-        start = d.replace(day=1)
-        end = (start + timedelta(days=32)).replace(day=1)
-        label = start.strftime("%Y-%m")
-    return label, _ms(start), _ms(end)
+def period_of(label: str) -> tuple[Period, int, int] | None:
+    """(period, start ms, end ms) of a cohort label, ``2026-04`` or ``2026-W14`` (ISO week,
+    from Monday); None if it is neither."""
+    try:
+        if "-W" in label:
+            start = datetime.strptime(label + "-1", "%G-W%V-%u").replace(tzinfo=UTC)
+            return "week", _ms(start), _ms(start + timedelta(days=7))
+        start = datetime.strptime(label, "%Y-%m").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    end = (start + timedelta(days=32)).replace(day=1)
+    return "month", _ms(start), _ms(end)
 
 
 def _ms(dt: datetime) -> int:
@@ -351,11 +361,14 @@ def cohorts(
         got = parse_field(name)
         if got is None or got[0] != scheme:
             continue
-        _, day, kind = got
+        _, label, kind = got
         if kind == "u":
             unattributed += n
             continue
-        label, start, end = period_of(day, period)
+        of = period_of(label)
+        if of is None or of[0] != period:
+            continue
+        _, start, end = of
         if since_ms is not None and end <= since_ms:
             continue
         c = out.get(label) or out.setdefault(label, Cohort(scheme, label, start, end))

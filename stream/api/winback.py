@@ -101,7 +101,9 @@ async def winback(
     since_ms = max(kept, given if given is not None else kept)
     fields = (  # a scheme marking nothing lapsed shows nothing, whatever was counted
         await WinbackReads(lookup.store).fields(
-            range(lookup.partitions), _months(min(since_ms, now), now)
+            # a week cohort's first days may lie in the month before ``since``'s
+            range(lookup.partitions),
+            _months(min(since_ms, now) - 6 * DAY_MS, now),
         )
         if name in lap
         else {}
