@@ -176,3 +176,15 @@ async def test_report_has_the_winback_chart_and_table(rig: Rig) -> None:
     row = section[section.index("<td>2026-04</td>") :].split("</tr>")[0]
     cells = [c.split(">", 1)[1] for c in row.split("</td>")[:-1]]
     assert cells == ["2026-04", "4", "1", "2", "3", "75%", "45", "360"]
+
+
+async def test_a_week_straddling_since_month_counts_its_first_days(
+    rig: Rig, http: TestClient[Any, Any]
+) -> None:
+    # F enters churning on Tuesday 2026-03-31, in ISO week 14 (2026-03-30 .. 04-05)
+    await rig.feed([orjson.dumps(purchase("F", 0, at(-1), "1500"))])
+    rig.clock.set(ms(100))
+    await rig.processor.run_due(0, ms(100))
+    status, body = await _get(http, "?period=week&since=2026-04-01T00:00:00Z")
+    assert status == 200, body
+    assert [(c["cohort"], c["entered"]) for c in body["cohorts"]] == [("2026-W14", 1)]
