@@ -96,8 +96,8 @@ def _table(body: Mapping[str, Any]) -> str:
             f"<td class='n'>{_e(c['revenue'])}</td></tr>"
         )
     return (
-        "<table><thead><tr><th>Cohort</th><th class='n'>Entered</th><th class='n'>≤30d</th>"
-        "<th class='n'>≤60d</th><th class='n'>≤90d</th><th class='n'>Rate 90d</th>"
+        "<table><thead><tr><th>Cohort</th><th class='n'>Entered</th><th class='n'>In 30d</th>"
+        "<th class='n'>In 60d</th><th class='n'>In 90d</th><th class='n'>Rate 90d</th>"
         f"<th class='n'>Median days</th><th class='n'>Revenue ({_e(body['currency'])})</th>"
         f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
@@ -114,7 +114,9 @@ def winback_section(bodies: Sequence[Mapping[str, Any]]) -> str:
         "「每4个中会有1个可能被挽回」 (dashed). Faded: the cohort's 90 days are not over. "
         "Revenue: their net spend within 90 days of their return.</p>"
         '<p class="key">'
-        + "".join(f'<span style="background:{c}"></span>≤{h}d' for h, c in _SHADES.items())
+        + "".join(
+            f'<span style="background:{c}"></span>within {h} days' for h, c in _SHADES.items()
+        )
         + "</p>"
     ]
     for body in bodies:
