@@ -15,7 +15,8 @@ from typing import Any
 
 from schemas.money import from_units
 from segments.rules import load_checked_rules
-from segments.winback import DAY_MS, HORIZONS, REVENUE_DAYS, Lapsed, Period, cohorts, lapsed_of
+from segments.winback import DAY_MS, HORIZONS, REVENUE_DAYS, Lapsed, Period, lapsed_of
+from segments.winback_cohorts import cohorts
 from state.winback import WinbackReads
 from stream.api.lookup import BadParameter, Lookup, parse_time
 from stream.apply.encode import iso

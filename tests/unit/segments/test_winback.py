@@ -11,16 +11,8 @@ from schemas.rules import RulesError, load_rules, parse_rules
 from schemas.settings import load_settings
 from segments.model import NONE, CustomerState, Purchase, TransitionDraft
 from segments.rules import build_engine
-from segments.winback import (
-    Before,
-    Cohort,
-    Moves,
-    Returned,
-    cohorts,
-    counter_fields,
-    lapsed_of,
-    moves,
-)
+from segments.winback import Before, Moves, Returned, counter_fields, lapsed_of, moves
+from segments.winback_cohorts import Cohort, cohorts
 from tests.unit.segments.winback_story import END_DAY, HAND_COUNT, PURCHASES, ms
 
 LAPSED = {"rfm8": frozenset({"dormant", "churning"})}
