@@ -26,8 +26,10 @@ from mode import Service
 from pydantic import SecretStr
 
 from schemas.errors import StoreUnavailable
+from segments.winback import Lapsed
 from stream.api.lookup import BadParameter, Lookup
 from stream.api.openapi import OPEN_ROUTES, document
+from stream.api.winback import lapsed_segments, winback
 from stream.apply.processor import Processor
 from stream.apply.stats import Family, Histogram
 
@@ -202,6 +204,7 @@ class HttpServer(Service):
         self.max_days = max_days
         self._on_bind_error = on_bind_error
         self._runner: web.AppRunner | None = None
+        self._lapsed: Lapsed | None = None
         self.bound: list[tuple[str, int]] = []
         """The addresses the server listens on, once started (what a test checks)."""
 
@@ -213,6 +216,7 @@ class HttpServer(Service):
         app.router.add_get("/customers/{customer_id}", self._get_customer)
         app.router.add_get("/segments", self._get_segments)
         app.router.add_get("/transitions/matrix", self._get_matrix)
+        app.router.add_get("/winback", self._get_winback)
         return app
 
     async def on_start(self) -> None:
@@ -282,6 +286,18 @@ class HttpServer(Service):
             await self._api().matrix(
                 q.get("scheme"), q.get("since"), q.get("until"), max_days=self.max_days
             )
+        )
+
+    async def _get_winback(self, request: web.Request) -> web.Response:
+        q = request.query
+        unknown = sorted(set(q) - {"scheme", "period", "since"})
+        if unknown:
+            raise BadParameter(unknown[0], "unknown parameter; use scheme, period, since")
+        lookup = self._api()
+        if self._lapsed is None:  # the rules file is read once: lapsed marks are not hot
+            self._lapsed = lapsed_segments(lookup)
+        return web.json_response(
+            await winback(lookup, q.get("scheme"), q.get("period"), q.get("since"), self._lapsed)
         )
 
     @web.middleware

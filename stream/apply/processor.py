@@ -28,7 +28,8 @@ from schemas.settings import Settings
 from segments.engine import NEVER, Engine
 from segments.model import CustomerState, Event, Outcome, TransitionDraft
 from segments.quantiles import Populations
-from segments.rules import value_policy_of
+from segments.rules import load_checked_rules, value_policy_of
+from segments.winback import Before, Lapsed, lapsed_of, moves
 from state.store import Claim, Loaded, RedisStore
 from stream.apply.clock import Clock, lagging
 from stream.apply.dead_letters import DeadLetters
@@ -44,6 +45,7 @@ from stream.apply.stats import Stats
 from stream.apply.sweeps import Sweeps
 from stream.apply.tallies import tally
 from stream.apply.validate import Validator
+from stream.apply.winback import winback_counters
 
 __all__ = ["Outputs", "Processor", "Stats", "Window"]
 
@@ -75,8 +77,12 @@ class Processor:
         partition_count: int | None = None,
         window: Window = (None, None),
         rewind: Seek | None = None,
+        lapsed: Lapsed | None = None,
     ) -> None:
         self.settings = settings
+        self.lapsed: Lapsed = lapsed_of(load_checked_rules(settings)) if lapsed is None else lapsed
+        """The segments win-back counts entries into and returns from (the rules file's
+        ``lapsed = true``; not part of the rules version, so read once here)."""
         self.store = store
         self.engine = engine
         self.stats = Stats()
@@ -279,12 +285,19 @@ class Processor:
             states.setdefault(c, CustomerState(c))
             for c in dict.fromkeys(ev.customer_id for _, ev in good)
         ]
+        before = {s.customer_id: Before(s.monetary, list(s.history)) for s in touched}
         outcome, summaries = self.summarised(
             touched, lambda: self.engine.apply_events(states, [ev for _, ev in good])
         )
         await self.letters.rejected(outcome.rejected)
         await self.commit(
-            claim, loaded.version, touched, outcome.transitions, last, summaries=summaries
+            claim,
+            loaded.version,
+            touched,
+            outcome.transitions,
+            last,
+            summaries=summaries,
+            before=before,
         )
         return outcome
 
@@ -310,10 +323,12 @@ class Processor:
         unschedule: Sequence[str] = (),
         summaries: dict[str, dict[int, int]] | None = None,
         position: Position | None = None,
+        before: dict[str, Before] | None = None,
     ) -> None:
         """Commit ``states`` with their due times, the outbox of ``drafts`` (if emitting)
         and ``offset`` at ``position`` (default: :attr:`position`) in one fenced write
-        (:meth:`RedisStore.commit`); then count them and wake the relay."""
+        (:meth:`RedisStore.commit`); then count them and wake the relay. ``before``:
+        customer -> spend and history before this commit's events (win-back)."""
         due = dict.fromkeys(unschedule, NEVER)
         due.update(
             zip((s.customer_id for s in states), self.engine.next_due(states).tolist(), strict=True)
@@ -325,6 +340,10 @@ class Processor:
         payloads = self.encoder.encode_many(published, emitted)
         outbox = [(d.customer_id, b) for d, b in zip(published, payloads, strict=True)]
         counters, expire_at = tally(drafts, self.settings.matrix_retention)
+        won = moves(drafts, states, self.lapsed, before)
+        if won:
+            more, more_expire = winback_counters(won, self.settings.matrix_retention)
+            counters, expire_at = counters | more, expire_at | more_expire
         await self.store.commit(
             claim.partition,
             claim.epoch,
