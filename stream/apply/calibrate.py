@@ -6,6 +6,11 @@ polls it on its timer and switches its engine when the version moves; the partit
 sweeps (``Processor.sweep``) then re-rank every customer under the new version, with
 ``cause=recalibration``.
 
+Before a worker classifies anyone, the version in force must have been made for its
+rules' quantile axes: if not (a rules change), :meth:`Calibrator.prepare` computes the
+next one from all customers first (:mod:`stream.apply.rules_change`). No refresh reads
+the new rules' summaries before the rules-change sweep has filled them.
+
 A refresh is due ``RFM_QUANTILE_REFRESH`` after the last one, or as soon as the
 population has doubled since (a new deployment's first cut points come from its first
 customers and would otherwise stay that crude for an hour).
@@ -37,6 +42,12 @@ from segments.value import ValueModel, fit_base
 from state.store import RedisStore
 from stream.apply.modes import SWEEP
 from stream.apply.processor import Processor
+from stream.apply.rules_change import (
+    SweepUnfinished,
+    ensure_cut_points,
+    needs_pass,
+    summaries_complete,
+)
 
 __all__ = [
     "Calibrator",
@@ -72,9 +83,24 @@ class Calibrator:
         doc = await self.store.cuts()
         return CutPoints.from_json(doc) if doc else None
 
-    async def follow(self) -> CutPoints | None:
-        """Switch the engine to the namespace's current cut points if they moved."""
+    async def prepare(self, partitions: Iterable[int]) -> CutPoints | None:
+        """Before classifying anyone: make sure the current version was made for these
+        rules' quantile axes (computing it from every customer if not), and use it."""
+        engine, clock = self.processor.engine, self.processor.clock
+        await ensure_cut_points(self.store, engine, partitions, clock.now_ms)
+        return await self.follow(partitions)
+
+    async def follow(self, partitions: Iterable[int] = ()) -> CutPoints | None:
+        """Switch the engine to the namespace's current cut points if they moved. A
+        version not made for these rules' quantile axes (a worker on other rules made it)
+        is not followed: the next one is computed for ours (:meth:`prepare`) if
+        ``partitions`` are given, else the engine keeps what it has."""
         cuts = await self.current()
+        if cuts is not None and needs_pass(self.processor.engine, cuts):
+            if not partitions:
+                return None
+            engine, clock = self.processor.engine, self.processor.clock
+            cuts = await ensure_cut_points(self.store, engine, partitions, clock.now_ms)
         version = cuts.version if cuts else None
         if version != self.processor.engine.cut_version and cuts is not None:
             await self.processor.swap(build_engine(self.settings, self.rules, cuts))
@@ -82,8 +108,10 @@ class Calibrator:
         return cuts
 
     async def step(self, now_ms: int, partitions: Iterable[int]) -> CutPoints | None:
-        """Follow the current version; refresh it if due. Returns what is in force."""
-        cuts = await self.follow()
+        """Follow the current version; refresh it if due (not while a rules-change sweep
+        is filling the summaries). Returns what is in force."""
+        parts = list(partitions)
+        cuts = await self.follow(parts)
         if not calibrated(self.processor.engine):
             return cuts
         scheduled = cuts is None or now_ms - cuts.at_ms >= self.settings.quantile_refresh
@@ -92,17 +120,19 @@ class Calibrator:
                 return cuts  # the doubling check reads every summary: every 10 s is enough
             self._look_at = now_ms + _LOOK_EVERY_MS
         engine = self.processor.engine
+        if not await summaries_complete(self.store, engine.rules_version, parts):
+            return cuts  # partial: the cuts would come from those re-evaluated so far
         new = await refresh(
             self.store,
             engine,
-            partitions,
+            parts,
             now_ms,
             cuts,
             force=scheduled,
             sample=self.settings.model_sample,
         )
         if new is None:
-            return await self.follow()  # not due, nobody to rank, or another worker won
+            return await self.follow(parts)  # not due, nobody to rank, or another worker won
         self.refreshes += 1
         await self.processor.swap(build_engine(self.settings, self.rules, new))
         return new
@@ -226,9 +256,16 @@ async def recalibrate(
     A running worker may install a version of its own (a scheduled refresh) between our
     read of the current one and our compare-and-set: then ours is refused. That is a race,
     not a reason to fail the operator's command: read the new current version and try
-    again (``attempts`` times). None: nothing to rank, or lost every time.
+    again (``attempts`` times). None: nothing to rank, or lost every time. Refused
+    (:class:`SweepUnfinished`) while a rules-change sweep is filling the summaries.
     """
     parts = list(partitions)
+    if not await summaries_complete(store, engine.rules_version, parts):
+        raise SweepUnfinished(
+            "cannot recalibrate yet: the workers are still re-evaluating customers under "
+            "these rules, so the summaries hold only some of them; try again once the "
+            "sweep is done"
+        )
     for _ in range(attempts):
         doc = await store.cuts()
         current = CutPoints.from_json(doc) if doc else None
