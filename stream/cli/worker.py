@@ -35,20 +35,21 @@ def _check_layout(settings: Settings, engine: Engine) -> None:
 
     from schemas.errors import StoreUnavailable
     from state.keys import Keys
-    from state.layout import ensure_layout
+    from state.layout import ensure_layout, recorded_layout
     from state.store import RedisStore
     from stream.kafka.clients import topic_partitions
     from stream.live.days_kept import check_days_kept
 
     async def check() -> None:
-        n = await topic_partitions(settings, timeout_s=5)
-        if n is None:
-            return
         store = RedisStore.from_settings(settings)
         try:
             store.keys = Keys(settings.key_prefix, await store.serving(settings.namespace))
-            await ensure_layout(store, settings.purchases_topic, n)
-            await check_days_kept(settings, store, engine, n)
+            built = await recorded_layout(store)
+            if built is not None:  # else nothing was ever written into it: nothing kept
+                await check_days_kept(settings, store, engine, built[0])
+            n = await topic_partitions(settings, timeout_s=5)
+            if n is not None:
+                await ensure_layout(store, settings.purchases_topic, n)
         except StoreUnavailable:
             return
         finally:
