@@ -170,15 +170,18 @@ async def test_no_refresh_from_the_summaries_a_rules_change_sweep_is_still_filli
     finish, then runs over all customers. Catches a refresh computing cuts from the
     customers re-evaluated so far (and re-ranking everyone by them)."""
     calibrator = _new_rules(rig, tmp_path)
-    await calibrator.prepare([0])
+    prepared = await calibrator.prepare([0])
+    assert prepared is not None
     now = rig.processor.clock.now_ms()
     assert not await rig.processor.sweep(0, now)  # one chunk of 8 of 40 re-evaluated
     later = now + 2 * rig.settings.quantile_refresh  # a refresh is due
-    assert (await calibrator.step(later, [0])) is not None
-    assert rig.processor.engine.cut_version == 2  # none from the partial summaries
+    meanwhile = await calibrator.step(later, [0])
+    assert meanwhile == prepared  # none from the partial summaries
+    assert rig.processor.engine.cut_version == prepared.version
     await sweep_to_end(rig, now)
     done = await calibrator.step(later, [0])
-    assert done is not None and done.version == 3 and done.population == CUSTOMERS
+    assert done is not None and done.version == prepared.version + 1
+    assert done.population == CUSTOMERS
 
 
 async def test_workers_racing_install_exactly_one_version(
