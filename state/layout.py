@@ -129,13 +129,18 @@ async def ensure_days_kept(
 
 def short_windows(namespace: str, kept: int, window_ms: int) -> str:
     """The one-line refusal: both windows, what would go wrong, what to do instead."""
-    had = f"{format_duration(kept)} of purchase days" if kept else "no purchase days"
+    had = f"{_days(kept)} of purchase days" if kept else "no purchase days"
     return (
-        f"the rules rank over a {format_duration(window_ms)} window, but the customers of "
+        f"the rules rank over a {_days(window_ms)} window, but the customers of "
         f"namespace {namespace!r} kept {had}: their windowed totals would read 0 and "
         f"everyone would fall to the bottom tier. Supported procedure: {RULES_PROCEDURE} "
         f"(or set RFM_ACCEPT_SHORT_WINDOWS=true: windows fill from new events only)"
     )
+
+
+def _days(ms: int) -> str:
+    """A window as the rules file writes it: ``365d`` (not ``52w1d``)."""
+    return f"{ms // 86_400_000}d" if ms % 86_400_000 == 0 else format_duration(ms)
 
 
 def window_of(schemes: Sequence[Scheme]) -> int:

@@ -28,8 +28,8 @@ from segments.rules import build_engine, load_checked_rules
 from state.connection import connect
 from state.layout import ensure_layout
 from stream.apply.calibrate import refresh
-from stream.apply.rules_change import ensure_cut_points
 from stream.apply.routing import partitioner
+from stream.apply.rules_change import ensure_cut_points
 from stream.report.dryrun import namespace_diff, rules_diff
 from stream.report.movement import ABSENT, Movement
 from tests.support.harness import ROOT, RULES, purchase
