@@ -78,6 +78,8 @@ class Calibrator:
         self.rules = rules
         self.refreshes = 0
         self._look_at = 0
+        self._foreign: int | None = None
+        """The last version seen that was made for other rules (warned about once)."""
 
     async def current(self) -> CutPoints | None:
         doc = await self.store.cuts()
@@ -88,19 +90,29 @@ class Calibrator:
         rules' quantile axes (computing it from every customer if not), and use it."""
         engine, clock = self.processor.engine, self.processor.clock
         await ensure_cut_points(self.store, engine, partitions, clock.now_ms)
-        return await self.follow(partitions)
+        return await self.follow()
 
-    async def follow(self, partitions: Iterable[int] = ()) -> CutPoints | None:
-        """Switch the engine to the namespace's current cut points if they moved. A
-        version not made for these rules' quantile axes (a worker on other rules made it)
-        is not followed: the next one is computed for ours (:meth:`prepare`) if
-        ``partitions`` are given, else the engine keeps what it has."""
+    async def follow(self) -> CutPoints | None:
+        """Switch the engine to the namespace's current cut points if they moved; returns
+        the current version.
+
+        A version not made for these rules' quantile axes is not followed: a worker on
+        another rules file made it (a rolling deploy, or an operator's ``recalibrate``
+        with other rules), and its thresholds would misrank ours. The engine keeps what
+        :meth:`prepare` gave it; our next refresh replaces that version. Not recomputed
+        here from every customer: two rules files sharing a namespace would take turns
+        walking it on every tick."""
         cuts = await self.current()
         if cuts is not None and needs_pass(self.processor.engine, cuts):
-            if not partitions:
-                return None
-            engine, clock = self.processor.engine, self.processor.clock
-            cuts = await ensure_cut_points(self.store, engine, partitions, clock.now_ms)
+            if cuts.version != self._foreign:
+                self._foreign = cuts.version
+                log.warning(
+                    "cut points: version %d was made for other rules (another rules file "
+                    "shares this namespace); keeping version %s until our next refresh",
+                    cuts.version,
+                    self.processor.engine.cut_version,
+                )
+            return cuts
         version = cuts.version if cuts else None
         if version != self.processor.engine.cut_version and cuts is not None:
             await self.processor.swap(build_engine(self.settings, self.rules, cuts))
@@ -111,7 +123,7 @@ class Calibrator:
         """Follow the current version; refresh it if due (not while a rules-change sweep
         is filling the summaries). Returns what is in force."""
         parts = list(partitions)
-        cuts = await self.follow(parts)
+        cuts = await self.follow()
         if not calibrated(self.processor.engine):
             return cuts
         scheduled = cuts is None or now_ms - cuts.at_ms >= self.settings.quantile_refresh
@@ -132,7 +144,7 @@ class Calibrator:
             sample=self.settings.model_sample,
         )
         if new is None:
-            return await self.follow(parts)  # not due, nobody to rank, or another worker won
+            return await self.follow()  # not due, nobody to rank, or another worker won
         self.refreshes += 1
         await self.processor.swap(build_engine(self.settings, self.rules, new))
         return new
