@@ -7,6 +7,11 @@ that installs a version (:meth:`state.store.RedisStore.put_cuts`), so a holder t
 stalled past its expiry and a second one computing too still install exactly one
 version. A holder renews the lease as it walks; a crashed one stops renewing and the
 lease expires, so nobody waits for it for ever.
+
+Plain commands (GET, SET NX / XX with PX, DEL), those the worker's documented ACL
+grants, not a script: a renewal or release checks the token, then acts, and the lease
+may change hands in between; at worst that lets a second process walk too, which the
+compare-and-set makes harmless.
 """
 
 from __future__ import annotations
@@ -20,15 +25,6 @@ __all__ = ["LEASE_MS", "PassLease"]
 
 LEASE_MS = 30_000
 """How long a lease lasts without renewal: how long a crashed holder delays the others."""
-
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
 
 
 class PassLease:
@@ -52,12 +48,17 @@ class PassLease:
             return bool(await client.exists(self.key))
 
     async def renew(self) -> bool:
-        """Extend our lease; False if it expired and is no longer ours."""
+        """Extend our lease by its length from now (Redis's clock); False if it expired
+        and is no longer ours."""
         client = await self.store.connect()
         async with unavailable_as_error():
-            return bool(await client.eval(_RENEW, 1, self.key, self.token, self.lease_ms))
+            if await client.get(self.key) != self.token:
+                return False
+            return bool(await client.set(self.key, self.token, xx=True, px=self.lease_ms))
 
     async def release(self) -> None:
+        """Give the lease up if it is still ours."""
         client = await self.store.connect()
         async with unavailable_as_error():
-            await client.eval(_RELEASE, 1, self.key, self.token)
+            if await client.get(self.key) == self.token:
+                await client.delete(self.key)
