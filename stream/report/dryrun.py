@@ -20,7 +20,7 @@ from schemas.rules import RulesFile
 from schemas.settings import Settings
 from segments.engine import Engine
 from segments.model import CustomerState
-from segments.quantiles import CutPoints
+from segments.quantiles import CutPoints, axes_of
 from segments.rules import build_engine
 from state.store import RedisStore
 from state.walk import held, load_states, namespace_partitions, walk_states
@@ -66,12 +66,11 @@ async def schemes_in(store: RedisStore, partitions: int) -> list[str]:
 
 def quantile_axes(engine: Engine) -> frozenset[tuple[str, str]]:
     """(scheme, axis description) of every quantile axis: what a cut-point version's
-    thresholds were computed for (the quantiles and the window, not the thresholds)."""
+    thresholds were computed for (:func:`segments.quantiles.axes_of`)."""
     return frozenset(
-        (s.name, a.describe())
-        for s in engine.schemes
-        for a in getattr(s, "axes", ())
-        if a.quantiles is not None
+        (scheme, described)
+        for scheme, axes in axes_of(engine.schemes).items()
+        for described in axes.values()
     )
 
 
