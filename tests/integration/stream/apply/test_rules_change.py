@@ -24,8 +24,8 @@ from segments.rules import build_engine, load_checked_rules
 from state.pass_lock import PassLease
 from state.store import RedisStore
 from state.walk import walk_states
-from stream.apply.calibrate import Calibrator, refresh
-from stream.apply.rules_change import ensure_cut_points
+from stream.apply.calibrate import Calibrator, recalibrate, refresh
+from stream.apply.rules_change import SweepUnfinished, ensure_cut_points
 from tests.support.harness import purchase
 from tests.support.processor_rig import Rig, make_rig, sweep_to_end
 
@@ -167,8 +167,9 @@ async def test_no_refresh_from_the_summaries_a_rules_change_sweep_is_still_filli
     rig: Rig, tmp_path: Path
 ) -> None:
     """A scheduled refresh due while the rules-change sweep is half-way waits for it to
-    finish, then runs over all customers. Catches a refresh computing cuts from the
-    customers re-evaluated so far (and re-ranking everyone by them)."""
+    finish, then runs over all customers; ``rfm-stream recalibrate`` meanwhile is refused
+    in one line. Catches a refresh computing cuts from the customers re-evaluated so far
+    (and re-ranking everyone by them)."""
     calibrator = _new_rules(rig, tmp_path)
     prepared = await calibrator.prepare([0])
     assert prepared is not None
@@ -178,6 +179,8 @@ async def test_no_refresh_from_the_summaries_a_rules_change_sweep_is_still_filli
     meanwhile = await calibrator.step(later, [0])
     assert meanwhile == prepared  # none from the partial summaries
     assert rig.processor.engine.cut_version == prepared.version
+    with pytest.raises(SweepUnfinished, match="still re-evaluating"):  # the operator's too
+        await recalibrate(rig.store, rig.processor.engine, [0], later)
     await sweep_to_end(rig, now)
     done = await calibrator.step(later, [0])
     assert done is not None and done.version == prepared.version + 1
