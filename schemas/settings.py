@@ -158,6 +158,12 @@ class Settings(BaseSettings):
         "noeviction). An evicting Redis silently drops customer states, offsets and outbox "
         "entries: only for a Redis that holds nothing else and never reaches maxmemory.",
     )
+    accept_short_windows: bool = Field(
+        False,
+        description="Start on rules whose rolling windows are longer than the purchase days "
+        "the namespace's customers kept: their windowed totals restart from new events only "
+        "(without it the worker refuses, naming the backfill-and-promote procedure).",
+    )
     namespace: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")] = Field(
         "live", description="State namespace in Redis (backfills write to another)."
     )

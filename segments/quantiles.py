@@ -19,6 +19,13 @@ bucketing, therefore starts empty summaries that fill as the rules-change sweep,
 and the timer re-evaluate customers, never mixing a value added under one bucketing with
 one removed under another (which drove counts negative), and never leaving out the
 customers of a population that did not exist before (a new window, say).
+
+Because of that, a cut-point version records the quantile axes its thresholds were made
+for (:func:`axes_of`, :meth:`CutPoints.made_for`): when rules change a quantile axis the
+version in force is not reused for it. The new rules' first version is computed instead
+from an exact pass over the customers' states (:class:`ExactSummaries`, the same values
+the summaries hold, summarised with :mod:`segments.sketch`), before anyone is
+classified under them (:mod:`stream.apply.rules_change`).
 """
 
 from __future__ import annotations
@@ -40,11 +47,16 @@ __all__ = [
     "COUNT_ACCURACY",
     "MONEY_ACCURACY",
     "CutPoints",
+    "ExactSummaries",
     "Population",
     "Populations",
+    "axes_of",
     "counted",
     "layout",
 ]
+
+AxesRecord = Mapping[str, Mapping[str, str]]
+"""scheme -> axis name -> axis description (quantiles and window), of quantile axes."""
 
 _DAY = 86_400_000
 MONEY_ACCURACY = Fraction(1, 5000)
@@ -71,6 +83,18 @@ class CutPoints:
     """How many customers the summaries held (a doubling triggers the next refresh)."""
     model: ValueModel | None = None
     """The base's BG/NBD fit (P(alive), CLV), when some scheme reads it."""
+    axes: AxesRecord | None = None
+    """The quantile axes the thresholds were computed for (:func:`axes_of`); None in a
+    document written before this was recorded (made for unknown axes)."""
+
+    def made_for(self, schemes: Sequence[Scheme]) -> bool:
+        """Were these thresholds computed for every quantile axis of ``schemes``? Each
+        scheme ranking by quantiles must find its axes, as they are now (quantiles and
+        window), in the record; a removed scheme, or new cells or labels, don't matter.
+        A document without the record is not (it can't say)."""
+        if self.axes is None:
+            return False
+        return all(self.axes.get(name) == ax for name, ax in axes_of(schemes).items())
 
     def to_json(self) -> dict[str, object]:
         doc: dict[str, object] = {
@@ -83,6 +107,8 @@ class CutPoints:
         }
         if self.model is not None:
             doc["model"] = self.model.to_json()
+        if self.axes is not None:
+            doc["axes"] = {s: dict(ax) for s, ax in self.axes.items()}
         return doc
 
     @classmethod
@@ -90,13 +116,30 @@ class CutPoints:
         th = doc.get("thresholds") or {}
         assert isinstance(th, Mapping)
         model = doc.get("model")
+        axes = doc.get("axes")
         return cls(
             version=int(doc["version"]),
             at_ms=int(doc["at_ms"]),
             thresholds={s: {a: tuple(t) for a, t in ax.items()} for s, ax in th.items()},
             population=int(doc.get("population", 0)),
             model=ValueModel.from_json(model) if isinstance(model, Mapping) else None,
+            axes=(
+                {str(k): {str(a): str(d) for a, d in v.items()} for k, v in axes.items()}
+                if isinstance(axes, Mapping)
+                else None
+            ),
         )
+
+
+def axes_of(schemes: Sequence[Scheme]) -> dict[str, dict[str, str]]:
+    """scheme -> axis -> description, for every quantile axis: what a version's
+    thresholds are computed for (the quantiles and the window, not the thresholds)."""
+    out: dict[str, dict[str, str]] = {}
+    for s in schemes:
+        ax = {a.name: a.describe() for a in getattr(s, "axes", ()) if a.quantiles is not None}
+        if ax:
+            out[s.name] = ax
+    return out
 
 
 def counted(state: CustomerState, rules_version: str) -> bool:
@@ -254,4 +297,43 @@ class Populations:
             else:
                 if axes:
                     thresholds[s.name] = axes
-        return CutPoints(version, now_ms, thresholds, population)
+        return CutPoints(version, now_ms, thresholds, population, axes=axes_of(schemes))
+
+
+class ExactSummaries:
+    """The summaries of ``populations`` built from customer states directly, a chunk at
+    a time (:meth:`add`): what the incremental summaries would hold once every customer
+    was evaluated under these rules, without waiting for that.
+
+    Every customer with frequency > 0 counts, whatever their stamp (:func:`counted` is
+    about which rules an evaluation ran under; here the caller has just caught each
+    state up under the new rules, :meth:`segments.engine.Engine.reevaluate`, so the
+    values are the ones that evaluation commits). Pure: the walk is the caller's.
+    """
+
+    def __init__(self, populations: Populations) -> None:
+        self.populations = populations
+        self.summaries: dict[str, dict[int, int]] = {p.name: {} for p in populations.items}
+        self.customers = 0
+        """Customers counted (frequency > 0): the version's population."""
+
+    def add(self, states: Sequence[CustomerState]) -> None:
+        ranked = [s for s in states if s.frequency > 0]
+        self.customers += len(ranked)
+        if not ranked:
+            return
+        for p in self.populations.items:
+            into = self.summaries[p.name]
+            for bucket, n in sketch.summarize(p.buckets, p.values(ranked)).items():
+                into[bucket] = into.get(bucket, 0) + n
+
+    def cut_points(
+        self, schemes: Sequence[Scheme], now_ms: int, version: int, model: ValueModel | None
+    ) -> CutPoints:
+        """The version these summaries give at ``now_ms`` (as a refresh computes it)."""
+        cuts = self.populations.cut_points(
+            schemes, self.summaries, now_ms, version, population=self.customers
+        )
+        return CutPoints(
+            cuts.version, cuts.at_ms, cuts.thresholds, cuts.population, model, cuts.axes
+        )

@@ -8,24 +8,24 @@ partition, decoded by the codec) and never written back; the results are the pur
 rules change (:meth:`segments.engine.Engine.reevaluate` at the same as-of time, the
 worker's clock), so what is due by then (a recency decay the timer has not fired yet)
 is in the matrix too: the sweep would publish it as well. Which cut points the new
-rules' quantile axes are ranked with: :func:`new_cut_points`.
+rules' quantile axes are ranked with: :func:`new_cut_points`, the worker's own
+computation when the new rules need a new version.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 from schemas.rules import RulesFile
 from schemas.settings import Settings
-from segments import sketch
 from segments.engine import Engine
 from segments.model import CustomerState
-from segments.quantiles import CutPoints, Populations
+from segments.quantiles import CutPoints, axes_of
 from segments.rules import build_engine
 from state.store import RedisStore
 from state.walk import held, load_states, namespace_partitions, walk_states
 from stream.apply.routing import partitioner
+from stream.apply.rules_change import exact_cut_points, needs_pass
 from stream.report.diff_view import NamespaceDiff, RulesDiff
 from stream.report.movement import Movement, Sample
 
@@ -66,12 +66,11 @@ async def schemes_in(store: RedisStore, partitions: int) -> list[str]:
 
 def quantile_axes(engine: Engine) -> frozenset[tuple[str, str]]:
     """(scheme, axis description) of every quantile axis: what a cut-point version's
-    thresholds were computed for (the quantiles and the window, not the thresholds)."""
+    thresholds were computed for (:func:`segments.quantiles.axes_of`)."""
     return frozenset(
-        (s.name, a.describe())
-        for s in engine.schemes
-        for a in getattr(s, "axes", ())
-        if a.quantiles is not None
+        (scheme, described)
+        for scheme, axes in axes_of(engine.schemes).items()
+        for described in axes.values()
     )
 
 
@@ -81,31 +80,20 @@ async def new_cut_points(
     """The cut points ``new``'s quantile axes are ranked with, installing nothing.
 
     The namespace's current version when it was made for exactly these quantile axes
-    (those of ``current``, the rules in force): a worker switching to the new file follows
-    that version, and a customer already stamped with it is not re-evaluated. Otherwise
-    the next version, as the calibrator would compute it now from the namespace's merged
-    quantile summaries (:meth:`segments.quantiles.Populations.cut_points`, what
-    :func:`stream.apply.calibrate.refresh` runs), carrying the current version's model of
-    the base (not refitted: a fit reads a sample and takes a while). Until that refresh
-    a worker ranks the changed axes with the old version's thresholds (or, for an axis
-    it had none for, nobody): that interim is not what the dry run shows.
+    (:meth:`segments.quantiles.CutPoints.made_for`): a worker switching to the new file
+    follows that version, and a customer already stamped with it is not re-evaluated.
+    Otherwise the version a worker starting on the new file computes before it classifies
+    anyone: :func:`stream.apply.rules_change.exact_cut_points`, the same function, over
+    every customer's state at ``now_ms`` (it carries the current version's model of the
+    base). ``current`` (the rules in force) does not decide: the version's record does.
 
-    None: no version exists and the summaries are empty (the calibrator would install
-    nothing either).
+    None: no version exists and nobody to rank (a worker would install none either).
     """
     doc = await store.cuts()
     stored = CutPoints.from_json(doc) if doc else None
-    populations = Populations(new.schemes, new.rules_version)
-    if not populations or quantile_axes(current) == quantile_axes(new):
+    if not needs_pass(new, stored):
         return stored
-    names = [p.name for p in populations.items]
-    summaries = await store.tallies.summaries(range(partitions), names)
-    size = max((sketch.size(s) for s in summaries.values()), default=0)
-    if size == 0:
-        return stored
-    version = (stored.version if stored else 0) + 1
-    cuts = populations.cut_points(new.schemes, summaries, now_ms, version, population=size)
-    return dataclasses.replace(cuts, model=stored.model if stored else None)
+    return await exact_cut_points(store, new, range(partitions), now_ms, stored) or stored
 
 
 def _unranked(engine: Engine) -> list[str]:

@@ -29,6 +29,7 @@ from state.connection import connect
 from state.layout import ensure_layout
 from stream.apply.calibrate import refresh
 from stream.apply.routing import partitioner
+from stream.apply.rules_change import ensure_cut_points
 from stream.report.dryrun import namespace_diff, rules_diff
 from stream.report.movement import ABSENT, Movement
 from tests.support.harness import ROOT, RULES, purchase
@@ -176,13 +177,15 @@ async def test_rules_diff_writes_nothing_and_is_what_the_sweep_then_does(
     assert _matrix(diff.movement) == _expected(done, 3)
 
 
-async def test_rules_diff_ranks_new_quantiles_as_the_calibrator_then_does(
+async def test_rules_diff_ranks_new_quantiles_as_the_worker_then_does(
     rig: Rig, tmp_path: Path
 ) -> None:
-    """Changed quantile axes get the cut points the calibrator installs for them (same
-    version, thresholds from the same summaries, at the same time); unchanged ones keep
-    the current version, so the same file moves nobody. Catches a dry run that ranks
-    changed axes with the old version's thresholds or none, and one that re-ranks
+    """Changed quantile axes get the cut points a worker starting on the new file
+    computes before classifying anyone (same version, thresholds from every customer's
+    state at the same time), including an axis no version had thresholds for (orders'
+    F: ranked, not left to nobody); unchanged ones keep the current version, so the same
+    file moves nobody. Catches a dry run that ranks changed axes with the old version's
+    thresholds or none, or from the new rules' (empty) summaries, and one that re-ranks
     everyone under a version nobody installs when nothing changed."""
     old = tmp_path / "old.toml"
     old.write_text(PYRAMID.format(qs="0.5, 0.8, 0.99"))
@@ -205,15 +208,16 @@ async def test_rules_diff_ranks_new_quantiles_as_the_calibrator_then_does(
     diff = await rules_diff(old_settings, rig.store, rules, path, T + 1000, sample=2)
 
     before = await _outbox_ids(rig)
-    draft = build_engine(settings, rules)
-    cuts = await refresh(rig.store, draft, [0], T + 1000, first, force=True)
+    draft = build_engine(settings, rules)  # a worker starting on the new file
+    cuts = await ensure_cut_points(rig.store, draft, [0], lambda: T + 1000)
     assert isinstance(cuts, CutPoints) and diff.cut_version == cuts.version == 2
+    assert cuts.thresholds["orders"]["f"] and cuts.population == CUSTOMERS
     rig.processor.use(build_engine(settings, rules, cuts))
     await sweep_to_end(rig, T + 1000)
     done = await _net_moves(rig, before)
-    assert diff.unranked == ["orders"]  # no summary of F: the workers rank nobody either
-    assert diff.recut == ["pyramid", "orders"]  # said: the workers' next refresh ranks so
-    assert done and _matrix(diff.movement) == _expected(done, 2)
+    assert diff.unranked == []  # orders' F ranked from the states, as the workers do
+    assert diff.recut == ["pyramid", "orders"]
+    assert done["orders"] and _matrix(diff.movement) == _expected(done, 2)
 
 
 async def _rig_of(redis_url: str, partitions: int) -> Rig:
