@@ -24,7 +24,10 @@ class Scheme(ABC):
     labels: Mapping[str, str]
 
     def label(self, key: str) -> str:
-        return "无" if key == NONE else self.labels[key]
+        """The segment's label; a key these rules no longer define (a customer moving out
+        of a segment a rules change renamed or removed) is its own label: the old file's
+        label is gone, and a sweep must not fail on it."""
+        return "无" if key == NONE else self.labels.get(key, key)
 
     @abstractmethod
     def scores(self, cols: Columns, asof_ms: np.ndarray) -> dict[str, np.ndarray]:

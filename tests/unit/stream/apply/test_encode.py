@@ -83,3 +83,21 @@ def test_dead_letter_validates() -> None:
 @given(st.integers(min_value=-62_135_596_800_000, max_value=253_402_300_799_999))
 def test_iso_is_datetime_isoformat_to_the_millisecond(ms: int) -> None:
     assert iso(ms) == from_ms(ms).isoformat(timespec="milliseconds")
+
+
+def test_a_move_out_of_a_segment_the_new_rules_no_longer_define_is_encoded() -> None:
+    """A rules change that renames or removes a segment moves its members out of a key the
+    new rules have no label for: the transition carries the key itself as its label (the
+    old label is gone with the old file) instead of the encoder raising ``KeyError`` and
+    failing the sweep (found by the rules-change work of issue #20)."""
+    e = Engine([Rfm8(90 * DAY, 2, 10_000_000)])
+    states: dict = {}
+    e.apply_events(states, [Purchase("c1", "e1", DAY, 6_000_000)])
+    s = states["c1"]
+    s.segments["rfm8"] = "retired_segment"
+    s.stamp = "older-rules/0"
+    moved = e.reevaluate([s], 2 * DAY).transitions
+    assert [(d.from_segment, d.cause) for d in moved] == [("retired_segment", "rules_change")]
+    data = orjson.loads(TransitionEncoder(e, "CNY", "live").encode(moved[0], 3 * DAY))
+    assert data["from_label"] == "retired_segment" and data["to_label"] == "新客户"
+    validator("segment-transition").validate(data)
