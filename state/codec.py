@@ -1,20 +1,25 @@
-"""CustomerState <-> Redis hash, format v2: one field of hex deltas and one-char name codes.
+"""CustomerState <-> Redis hash, format v3: one field of hex deltas and one-char name codes.
 
 Why this shape: at a million customers the customer hashes are most of Redis's memory.
 v1 (:mod:`state.codec_v1`) spent ~450 bytes of text on a typical customer: a field per
 scalar (each field costs its name and a few bytes of listpack framing), 13-digit times,
-JSON orders, names spelled out. v2 spends under half that, in one field, and decodes
-with ``split``, ``map(int)`` and ``accumulate`` rather than per-character work.
+JSON orders, names spelled out. v2 (:mod:`state.codec_v2`) spent under half that, in one
+field, and decodes with ``split``, ``map(int)`` and ``accumulate`` rather than
+per-character work. v3 is v2 with the rolling-window days (kept for a year by the
+shipped pyramid: ~5 days, ~107 bytes of JSON a customer) as hex columns, the days the
+orders already say left out, and the segment codes run together (issue #20: 400 bytes
+a customer).
 
 The hash holds field ``a`` (continued in ``+1``, ``+2``, ... only when longer than
 :data:`CHUNK`, so every value stays under ``hash-max-listpack-value`` and the hash a
 listpack) and ``u``, the customer's due time, which only the commit script reads and
-writes (:mod:`state.schedule`). ``a`` is eleven sections joined by newlines (trailing
+writes (:mod:`state.schedule`). ``a`` is thirteen sections joined by newlines (trailing
 empty ones left out); each list is stored as columns, so both directions are a few
 C-level passes (join, ``%``-format, split, ``map(int)``, ``accumulate``):
 
  0  core: f, m (money, see ``_money``), c, c-l, l-fs ('' before a first purchase), the
-    stamp (see ``_stamp``), then a (scheme, segment) token pair per scheme
+    stamp (see ``_stamp``), then the (scheme, segment) codes run together, or a token
+    per name, space-separated, when a name has no one-character code
  1  history codes: four characters per transition (scheme, from, to, cause), run
     together; or ``~`` and four space-separated tokens each when a name has no code
  2  history time deltas
@@ -25,7 +30,11 @@ C-level passes (join, ``%``-format, split, ``map(int)``, ``accumulate``):
  7  order time deltas
  8  refunds so far: (order index, amount) pairs, only for orders with some
  9  refunds held for their purchase (rare): JSON
-10  rolling-window day totals (only with windows): JSON
+10  rolling-window days (only with windows): day number deltas from the cursor's day,
+    after ``*`` when every day an order in section 5 falls on is a day kept with the
+    orders' count and remaining units (those days are then not written: see ``_days``)
+11  the days' order counts ('' when every one is 1)
+12  the days' units, as order amounts
 
 Numbers are hex; a list's first time is stored as ``c - t``, each next one as ``t -
 previous`` (lists are in time order, so these are short). A name is its code from
@@ -34,8 +43,12 @@ starting with a marker); history spelled out starts with ``~``. A name with a sp
 or a control character (or an order id with one of ``'~[{``) sends its list to JSON,
 which starts with ``[`` or ``{``.
 
-Which format a hash holds: v2 has ``a`` and no ``f``; a hash with ``f`` was last written
-by a v1 writer (an old worker during a rolling upgrade) and is read as v1.
+Which format a hash holds: a hash with ``f`` was last written by a v1 writer (an old
+worker during a rolling upgrade) and is read as v1. v2 wrote ``a`` too, and this reader
+reads it as it is: its segment tokens are always space-separated and its days section is
+JSON (``{``), neither of which v3 writes, so a namespace written by v2 loads unchanged
+and each customer's hash is rewritten as v3 by its next commit. (A v2 reader fails
+loudly on a v3 hash rather than misreading it: upgrade readers before writers.)
 """
 
 from __future__ import annotations
@@ -50,6 +63,7 @@ from typing import cast
 import orjson
 
 from segments.model import CustomerState, HeldRefund
+from segments.windows import day_of
 from state.codec_v1 import CAUSE_CODE, CODE_CAUSE, decode_v1, seen_v1
 from state.names import CODE, NAME
 
@@ -72,7 +86,7 @@ _HEX = repeat(16)
 _HUNDRED = repeat(100)
 _FOUR = re.compile(".{4}", re.DOTALL)
 _TWELVE = re.compile(".{12}", re.DOTALL)
-_SECTIONS = 11
+_SECTIONS = 13
 
 
 class _Unsafe(Exception):
@@ -130,14 +144,20 @@ def _core(s: CustomerState) -> str:
 
 @lru_cache(maxsize=4096)
 def _tail(stamp: str, segments: tuple[tuple[str, str], ...]) -> str:
-    """The stamp and segment tokens: few distinct combinations, so cached."""
-    return " ".join([_stamp(stamp), *map(_tok, chain.from_iterable(segments))])
+    """The stamp and segment tokens: few distinct combinations, so cached. Codes are run
+    together (one character a name, so the run splits back without separators)."""
+    tokens = list(map(_tok, chain.from_iterable(segments)))
+    run = "".join(tokens)
+    if len(run) == len(tokens):
+        return f"{_stamp(stamp)} {run}" if run else _stamp(stamp)
+    return " ".join([_stamp(stamp), *tokens])
 
 
 @lru_cache(maxsize=4096)
 def _read_tail(raw: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     tok = raw.split(" ")
-    names = list(map(_untok, tok[1:]))
+    # a run of codes is one token (names spelled out come in pairs: 3+ tokens)
+    names = list(map(NAME.__getitem__, tok[1]) if len(tok) == 2 else map(_untok, tok[1:]))
     return _read_stamp(tok[0]), tuple(zip(names[::2], names[1::2], strict=True))
 
 
@@ -168,6 +188,20 @@ def _money(units: int) -> str:
 
 def _read_money(t: str) -> int:
     return int(t[1:], 16) if t[0] == "." else int(t, 16) * 100
+
+
+def _money_list(units: Sequence[int]) -> str:
+    """Amounts as :func:`_money`, for a whole column: hundredths unless any isn't a
+    multiple of 100, then ``. `` and the units."""
+    if any(map(int.__mod__, units, _HUNDRED)):
+        return ". " + _hex_list(units)
+    return _hex_list(list(map(int.__floordiv__, units, _HUNDRED)))
+
+
+def _read_money_list(text: str) -> list[int]:
+    if text[0] == ".":
+        return list(map(int, text[2:].split(" "), _HEX))
+    return list(map(int.__mul__, map(int, text.split(" "), _HEX), _HUNDRED))
 
 
 def _read_core(raw: str) -> tuple[int, int, int | None, int, int, str, dict[str, str]]:
@@ -285,10 +319,7 @@ def _orders(orders: Mapping[str, Sequence[int]], customer_id: str, base: int) ->
     if customer_id and " " not in customer_id:
         ids = f" {ids}".replace(f" {customer_id}", " ~")[1:]
     remaining, amount, times = zip(*orders.values(), strict=True)
-    if any(map(int.__mod__, amount, _HUNDRED)):
-        amounts = ". " + _hex_list(amount)
-    else:
-        amounts = _hex_list(list(map(int.__floordiv__, amount, _HUNDRED)))
+    amounts = _money_list(amount)
     refunds = ""
     if remaining != amount:
         pairs = zip(amount, remaining, strict=True)
@@ -303,16 +334,66 @@ def _read_orders(
         return cast(dict[str, list[int]], orjson.loads(ids))
     if "~" in ids:
         ids = f" {ids}".replace(" ~", f" {customer_id}")[1:]
-    if amounts[0] == ".":
-        amount = list(map(int, amounts[2:].split(" "), _HEX))
-    else:
-        amount = list(map(int.__mul__, map(int, amounts.split(" "), _HEX), _HUNDRED))
+    amount = _read_money_list(amounts)
     rows = list(map(list, zip(amount, amount, _times(deltas, base), strict=True)))
     if refunds:
         tok = refunds.split(" ")
         for i, r in zip(tok[::2], tok[1::2], strict=True):
             rows[int(i, 16)][0] -= int(r, 16)
     return dict(zip(ids.split(" "), rows, strict=True))
+
+
+def _order_days(orders: Mapping[str, Sequence[int]]) -> dict[int, list[int]]:
+    """Per day an order was placed on: [orders, remaining units]. What the window keeps
+    for a day in the refund window is usually exactly this (an order counts on its
+    day, a refund retracts from it), so v3 stores only the days that differ."""
+    out: dict[int, list[int]] = {}
+    for remaining, _, ms in orders.values():
+        day = day_of(ms)
+        bucket = out.get(day)
+        if bucket is None:
+            out[day] = [1, remaining]
+        else:
+            bucket[0] += 1
+            bucket[1] += remaining
+    return out
+
+
+def _days(
+    days: Mapping[int, Sequence[int]], orders: Mapping[str, Sequence[int]], base: int
+) -> tuple[str, str, str]:
+    """(day deltas, order counts, units): ``*`` first when the orders' days are all kept
+    as the orders say (checked here, day by day, so the decoder can trust it); then
+    only the other days, in day order."""
+    implied = _order_days(orders) if orders else {}
+    mark = ""
+    if implied and all(days.get(d) == v for d, v in implied.items()):
+        mark = "*"
+        rest = sorted(d for d in days if d not in implied)
+    else:
+        rest = sorted(days)
+    if not rest:
+        return mark, "", ""
+    counts, units = zip(*map(days.__getitem__, rest), strict=True)
+    ones = counts.count(1) == len(counts)
+    return mark + _hex_deltas(rest, base), "" if ones else _hex_list(counts), _money_list(units)
+
+
+def _read_days(
+    deltas: str, counts: str, units: str, orders: Mapping[str, Sequence[int]], base: int
+) -> dict[int, list[int]]:
+    if deltas[0] == "{":  # v2: JSON
+        return {int(k): v for k, v in orjson.loads(deltas).items()}
+    out = {}
+    if deltas[0] == "*":
+        out = _order_days(orders)
+        deltas = deltas[1:]
+    if deltas:
+        day = _times(deltas, base)
+        n = list(map(int, counts.split(" "), _HEX)) if counts else [1] * len(day)
+        rows = map(list, zip(n, _read_money_list(units), strict=True))
+        out.update(zip(day, rows, strict=True))
+    return out
 
 
 # ---------------------------------------------------------------------- the hash
@@ -339,7 +420,8 @@ def encode_state(s: CustomerState) -> list[str]:
     parts += _dedupe(s.seen, base) if s.seen else ("", "")
     parts += _orders(s.orders, s.customer_id, base) if s.orders else ("", "", "", "")
     parts.append(orjson.dumps([list(h) for h in s.held]).decode() if s.held else "")
-    parts.append(orjson.dumps(s.days, option=orjson.OPT_NON_STR_KEYS).decode() if s.days else "")
+    if s.days:
+        parts += _days(s.days, s.orders, day_of(base))
     return _chunks("\n".join(parts).rstrip("\n"))
 
 
@@ -361,6 +443,7 @@ def decode_state(customer_id: str, raw: Mapping[str, str] | Sequence[str]) -> Cu
     if len(sec) < _SECTIONS:
         sec += [""] * (_SECTIONS - len(sec))
     f, m, first, last, c, stamp, segments = _read_core(sec[0])
+    orders = _read_orders(sec[5], sec[6], sec[7], sec[8], customer_id, c) if sec[5] else {}
     return CustomerState(
         customer_id=customer_id,
         frequency=f,
@@ -370,9 +453,9 @@ def decode_state(customer_id: str, raw: Mapping[str, str] | Sequence[str]) -> Cu
         cursor_ms=c,
         segments=segments,
         seen=_read_dedupe(sec[3], sec[4], c) if sec[3] else {},
-        orders=_read_orders(sec[5], sec[6], sec[7], sec[8], customer_id, c) if sec[5] else {},
+        orders=orders,
         held=[HeldRefund(*x) for x in orjson.loads(sec[9])] if sec[9] else [],
-        days={int(k): v for k, v in orjson.loads(sec[10]).items()} if sec[10] else {},
+        days=_read_days(sec[10], sec[11], sec[12], orders, day_of(c)) if sec[10] else {},
         stamp=stamp,
         history=_read_history(sec[1], sec[2], c) if sec[1] else [],
     )
