@@ -27,7 +27,10 @@ def windowed(cid: str) -> CustomerState:
         T0,
         T0,
         {"rfm8": "high_value", "rfm27": "champions", "pyramid": "vip", "alive": "active"},
-        orders={f"{cid}-o2": [200_000, 250_000, T0 - 5 * DAY_MS], f"{cid}-o3": [300_000] * 2 + [T0]},
+        orders={
+            f"{cid}-o2": [200_000, 250_000, T0 - 5 * DAY_MS],
+            f"{cid}-o3": [300_000] * 2 + [T0],
+        },
         days={
             (T0 - 200 * DAY_MS) // DAY_MS: [1, 400_000],
             (T0 - 5 * DAY_MS) // DAY_MS: [1, 200_000],
