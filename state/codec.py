@@ -55,9 +55,10 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from functools import lru_cache
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import lru_cache, partial
 from itertools import accumulate, chain, repeat
+from operator import itemgetter
 from typing import cast
 
 import orjson
@@ -86,7 +87,13 @@ _HEX = repeat(16)
 _HUNDRED = repeat(100)
 _FOUR = re.compile(".{4}", re.DOTALL)
 _TWELVE = re.compile(".{12}", re.DOTALL)
-_SECTIONS = 13
+_SECTIONS = 14
+_INDEX = "0123456789abcdefghijklmnopqrstuvwxyz"  # a time's one-character index in the table
+
+_Write = Callable[[Sequence[int]], str]
+"""Writes a column of times (hex deltas, or indices into the state's time table)."""
+_Read = Callable[[str], list[int]]
+"""Reads a column of times back."""
 
 
 class _Unsafe(Exception):
@@ -243,11 +250,11 @@ _HistoryColumns = tuple[_Texts, _Texts, _Texts, _Texts, tuple[int, ...]]
 """A history as columns: schemes, from and to segments, causes, effective times."""
 
 
-def _history(history: Sequence[Sequence[str | int]], base: int) -> tuple[str, str]:
+def _history(history: Sequence[Sequence[str | int]], when: _Write) -> tuple[str, str]:
     """(codes, time deltas): four code characters per entry, run together."""
     # an entry is [scheme, from, to, cause, effective ms] (CustomerState.history)
     schemes, frms, tos, causes, times = cast(_HistoryColumns, zip(*history, strict=True))
-    deltas = _hex_deltas(times, base)
+    deltas = when(times)
     codes = map(_entry_code, schemes, frms, tos, causes)
     try:
         return "".join(codes), deltas  # type: ignore[arg-type]  # None (no code): TypeError
@@ -269,10 +276,10 @@ def _triples(it: Iterable[str]) -> Iterable[tuple[str, str, str]]:
     return zip(i, i, i, strict=True)
 
 
-def _read_history(codes: str, deltas: str, base: int) -> list[list[str | int]]:
+def _read_history(codes: str, deltas: str, when: _Read) -> list[list[str | int]]:
     if codes[0] == "[":
         return cast(list[list[str | int]], orjson.loads(codes))
-    times = zip(_times(deltas, base))
+    times = zip(when(deltas))
     names: Iterable[tuple[str, str, str, str]]
     if codes[0] == "~":
         tok = codes.split(" ")[1:]
@@ -289,23 +296,23 @@ def _read_history(codes: str, deltas: str, base: int) -> list[list[str | int]]:
     return list(map(list, rows))  # type: ignore[arg-type]  # tuple.__add__ -> tuple[object, ...]
 
 
-def _dedupe(seen: Mapping[str, int], base: int) -> tuple[str, str]:
+def _dedupe(seen: Mapping[str, int], when: _Write) -> tuple[str, str]:
     """(digests run together, time deltas): a digest is always 12 characters."""
     digests = "".join(seen)
     if len(digests) != 12 * len(seen) or not digests.isprintable() or digests[0] == "[":
         return orjson.dumps(list(seen.items())).decode(), ""
-    return digests, _hex_deltas(tuple(seen.values()), base)
+    return digests, when(tuple(seen.values()))
 
 
-def _read_dedupe(digests: str, deltas: str, base: int) -> dict[str, int]:
+def _read_dedupe(digests: str, deltas: str, when: _Read) -> dict[str, int]:
     if digests[0] == "[":
         return dict(orjson.loads(digests))
     if len(digests) == 12:
-        return {digests: base - int(deltas, 16)}
-    return dict(zip(_TWELVE.findall(digests), _times(deltas, base), strict=True))
+        return {digests: when(deltas)[0]}
+    return dict(zip(_TWELVE.findall(digests), when(deltas), strict=True))
 
 
-def _orders(orders: Mapping[str, Sequence[int]], customer_id: str, base: int) -> tuple[str, ...]:
+def _orders(orders: Mapping[str, Sequence[int]], customer_id: str, when: _Write) -> tuple[str, ...]:
     """(ids, amounts, time deltas, refunds): ids space-separated, "~" for the customer's
     own id prefix; amounts in hundredths unless the column starts with "."; refunds only
     for orders with some: index and amount refunded, in pairs."""
@@ -324,23 +331,47 @@ def _orders(orders: Mapping[str, Sequence[int]], customer_id: str, base: int) ->
     if remaining != amount:
         pairs = zip(amount, remaining, strict=True)
         refunds = " ".join(f"{i:x} {a - r:x}" for i, (a, r) in enumerate(pairs) if a != r)
-    return ids, amounts, _hex_deltas(times, base), refunds
+    return ids, amounts, when(times), refunds
 
 
 def _read_orders(
-    ids: str, amounts: str, deltas: str, refunds: str, customer_id: str, base: int
+    ids: str, amounts: str, deltas: str, refunds: str, customer_id: str, when: _Read
 ) -> dict[str, list[int]]:
     if ids[0] == "{":
         return cast(dict[str, list[int]], orjson.loads(ids))
     if "~" in ids:
         ids = f" {ids}".replace(" ~", f" {customer_id}")[1:]
     amount = _read_money_list(amounts)
-    rows = list(map(list, zip(amount, amount, _times(deltas, base), strict=True)))
+    rows = list(map(list, zip(amount, amount, when(deltas), strict=True)))
     if refunds:
         tok = refunds.split(" ")
         for i, r in zip(tok[::2], tok[1::2], strict=True):
             rows[int(i, 16)][0] -= int(r, 16)
     return dict(zip(ids.split(" "), rows, strict=True))
+
+
+def _time_table(s: CustomerState) -> tuple[str, _Write]:
+    """(the table, how to write a column of times): the distinct times of the history,
+    the dedupe window and the orders, once, as hex deltas; each column then holds one
+    index character per time. They repeat: an event's time is its digest's, its order's
+    and its transitions' (~10 times a customer, ~4 distinct). Over 36 distinct times
+    (a heavy customer), no table: each column holds its own hex deltas."""
+    times = set(s.seen.values())
+    times.update(cast(Iterable[int], map(itemgetter(4), s.history)))
+    times.update(map(itemgetter(2), s.orders.values()))
+    base = s.cursor_ms
+    if not times or len(times) > len(_INDEX):
+        return "", partial(_hex_deltas, base=base)
+    table = sorted(times)
+    index = dict(zip(table, _INDEX, strict=False))
+    return _hex_deltas(table, base), lambda column: "".join(map(index.__getitem__, column))
+
+
+def _table_reader(table: str, base: int) -> _Read:
+    if not table:
+        return partial(_times, base=base)
+    at = dict(zip(_INDEX, _times(table, base), strict=False))
+    return lambda column: list(map(at.__getitem__, column))
 
 
 def _order_days(orders: Mapping[str, Sequence[int]]) -> dict[int, list[int]]:
@@ -382,8 +413,6 @@ def _days(
 def _read_days(
     deltas: str, counts: str, units: str, orders: Mapping[str, Sequence[int]], base: int
 ) -> dict[int, list[int]]:
-    if deltas[0] == "{":  # v2: JSON
-        return {int(k): v for k, v in orjson.loads(deltas).items()}
     out = {}
     if deltas[0] == "*":
         out = _order_days(orders)
@@ -414,14 +443,15 @@ def _chunks(value: str) -> list[str]:
 
 def encode_state(s: CustomerState) -> list[str]:
     """The hash's fields and values, flat; the commit replaces the hash with them."""
-    base = s.cursor_ms
+    table, when = _time_table(s)
     parts = [_core(s)]
-    parts += _history(s.history, base) if s.history else ("", "")
-    parts += _dedupe(s.seen, base) if s.seen else ("", "")
-    parts += _orders(s.orders, s.customer_id, base) if s.orders else ("", "", "", "")
+    parts += _history(s.history, when) if s.history else ("", "")
+    parts += _dedupe(s.seen, when) if s.seen else ("", "")
+    parts += _orders(s.orders, s.customer_id, when) if s.orders else ("", "", "", "")
     parts.append(orjson.dumps([list(h) for h in s.held]).decode() if s.held else "")
+    parts.append(table)
     if s.days:
-        parts += _days(s.days, s.orders, day_of(base))
+        parts += _days(s.days, s.orders, day_of(s.cursor_ms))
     return _chunks("\n".join(parts).rstrip("\n"))
 
 
@@ -443,7 +473,13 @@ def decode_state(customer_id: str, raw: Mapping[str, str] | Sequence[str]) -> Cu
     if len(sec) < _SECTIONS:
         sec += [""] * (_SECTIONS - len(sec))
     f, m, first, last, c, stamp, segments = _read_core(sec[0])
-    orders = _read_orders(sec[5], sec[6], sec[7], sec[8], customer_id, c) if sec[5] else {}
+    v2 = sec[10][:1] == "{"  # v2's days, as JSON; v3 writes the time table there
+    when = _table_reader("" if v2 else sec[10], c)
+    orders = _read_orders(sec[5], sec[6], sec[7], sec[8], customer_id, when) if sec[5] else {}
+    if v2:
+        days = {int(k): v for k, v in orjson.loads(sec[10]).items()}
+    else:
+        days = _read_days(sec[11], sec[12], sec[13], orders, day_of(c)) if sec[11] else {}
     return CustomerState(
         customer_id=customer_id,
         frequency=f,
@@ -452,10 +488,10 @@ def decode_state(customer_id: str, raw: Mapping[str, str] | Sequence[str]) -> Cu
         last_ms=last,
         cursor_ms=c,
         segments=segments,
-        seen=_read_dedupe(sec[3], sec[4], c) if sec[3] else {},
+        seen=_read_dedupe(sec[3], sec[4], when) if sec[3] else {},
         orders=orders,
         held=[HeldRefund(*x) for x in orjson.loads(sec[9])] if sec[9] else [],
-        days=_read_days(sec[10], sec[11], sec[12], orders, day_of(c)) if sec[10] else {},
+        days=days,
         stamp=stamp,
-        history=_read_history(sec[1], sec[2], c) if sec[1] else [],
+        history=_read_history(sec[1], sec[2], when) if sec[1] else [],
     )

@@ -11,12 +11,23 @@ by ``bench.bench_codec`` (v2 against v3 in the same run).
 
 from __future__ import annotations
 
+from functools import partial
 from itertools import chain
 
 import orjson
 
 from segments.model import CustomerState
-from state.codec import _chunks, _dedupe, _history, _money, _orders, _stamp, _tok, _Unsafe
+from state.codec import (
+    _chunks,
+    _dedupe,
+    _hex_deltas,
+    _history,
+    _money,
+    _orders,
+    _stamp,
+    _tok,
+    _Unsafe,
+)
 
 __all__ = ["encode_v2"]
 
@@ -34,11 +45,11 @@ def _core_v2(s: CustomerState) -> str:
 
 def encode_v2(s: CustomerState) -> list[str]:
     """The hash's fields and values, flat, as the v2 release wrote them."""
-    base = s.cursor_ms
+    when = partial(_hex_deltas, base=s.cursor_ms)  # each column its own deltas
     parts = [_core_v2(s)]
-    parts += _history(s.history, base) if s.history else ("", "")
-    parts += _dedupe(s.seen, base) if s.seen else ("", "")
-    parts += _orders(s.orders, s.customer_id, base) if s.orders else ("", "", "", "")
+    parts += _history(s.history, when) if s.history else ("", "")
+    parts += _dedupe(s.seen, when) if s.seen else ("", "")
+    parts += _orders(s.orders, s.customer_id, when) if s.orders else ("", "", "", "")
     parts.append(orjson.dumps([list(h) for h in s.held]).decode() if s.held else "")
     parts.append(orjson.dumps(s.days, option=orjson.OPT_NON_STR_KEYS).decode() if s.days else "")
     return _chunks("\n".join(parts).rstrip("\n"))
