@@ -145,3 +145,35 @@ def test_segment_codes_run_together() -> None:
     core = encode_state(s)[1].split("\n")[0]
     assert core.endswith(" " + "".join(f"{c}0" for c in "123456789a")), core
     assert decode_state("c1", encode_state(s)) == s
+
+
+def test_an_events_time_is_written_once() -> None:
+    """A first purchase's time is its digest's, its order's and its four transitions':
+    one entry of the time table, then one index character each."""
+    t = T0 - 3 * DAY_MS - 1_234_567
+    s = CustomerState(
+        "c9",
+        1,
+        500_000,
+        t,
+        t,
+        T0,
+        {"rfm8": "new", "rfm27": "recent", "churn_warning": "on_track", "lifecycle": "exploration"},
+        {event_digest("e1"): t},
+        {"c9-o1": [500_000, 500_000, t]},
+        days={t // DAY_MS: [1, 500_000]},
+        history=[
+            [scheme, "none", to, "first_purchase", t]
+            for scheme, to in [
+                ("rfm8", "new"),
+                ("rfm27", "recent"),
+                ("churn_warning", "on_track"),
+                ("lifecycle", "exploration"),
+            ]
+        ],
+    )
+    sec = encode_state(s)[1].split("\n")
+    assert (sec[2], sec[4], sec[7]) == ("0000", "0", "0")
+    assert sec[10] == f"{T0 - t:x}"  # the table: the one time
+    assert decode_state("c9", encode_state(s)) == s
+    assert len(encode_state(s)[1]) < len(encode_v2(s)[1]) - 5 * len(f"{T0 - t:x}")
