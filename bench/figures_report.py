@@ -196,9 +196,9 @@ transition codes run together, orders as id / amount / time columns, rolling-win
 as day / count / amount columns (the days the orders already say left out), plus `u`,
 the customer's due time (the schedule's pointer). Sampled hashes by Redis encoding:
 {enc}. A value longer than `hash-max-listpack-value` = {res.listpack_max} bytes would
-turn the hash into a hashtable (~3x); the codec splits a longer state into continuation fields instead
-(share of templates with a value over the limit: {longs}). The schedule (`state.schedule`)
-keeps customers in per-partition sorted sets of at most 128 members, bucketed by due
-time, so each is a listpack (~20 B a member) rather than one big skiplist (~100 B);
-buckets by encoding: {buckets}.
+turn the hash into a hashtable (~3x); the codec splits a longer state into continuation
+fields instead (share of templates with a value over the limit: {longs}). The schedule
+(`state.schedule`) keeps customers in per-partition sorted sets of at most 128 members,
+bucketed by due time, so each is a listpack (~20 B a member) rather than one big
+skiplist (~100 B); buckets by encoding: {buckets}.
 """
