@@ -58,7 +58,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache, partial
 from itertools import accumulate, chain, repeat
-from operator import itemgetter
+from operator import eq, itemgetter
 from typing import cast
 
 import orjson
@@ -89,6 +89,8 @@ _FOUR = re.compile(".{4}", re.DOTALL)
 _TWELVE = re.compile(".{12}", re.DOTALL)
 _SECTIONS = 14
 _INDEX = "0123456789abcdefghijklmnopqrstuvwxyz"  # a time's one-character index in the table
+
+_AT2, _AT4 = itemgetter(2), itemgetter(4)  # an order's time, a transition's
 
 _Write = Callable[[Sequence[int]], str]
 """Writes a column of times (hex deltas, or indices into the state's time table)."""
@@ -356,9 +358,8 @@ def _time_table(s: CustomerState) -> tuple[str, _Write]:
     index character per time. They repeat: an event's time is its digest's, its order's
     and its transitions' (~10 times a customer, ~4 distinct). Over 36 distinct times
     (a heavy customer), no table: each column holds its own hex deltas."""
-    times = set(s.seen.values())
-    times.update(cast(Iterable[int], map(itemgetter(4), s.history)))
-    times.update(map(itemgetter(2), s.orders.values()))
+    history = cast(Iterable[int], map(_AT4, s.history))
+    times = {*s.seen.values(), *history, *map(_AT2, s.orders.values())}
     base = s.cursor_ms
     if not times or len(times) > len(_INDEX):
         return "", partial(_hex_deltas, base=base)
@@ -398,9 +399,9 @@ def _days(
     only the other days, in day order."""
     implied = _order_days(orders) if orders else {}
     mark = ""
-    if implied and all(days.get(d) == v for d, v in implied.items()):
+    if implied and all(map(eq, map(days.get, implied), implied.values())):
         mark = "*"
-        rest = sorted(d for d in days if d not in implied)
+        rest = sorted(days.keys() - implied.keys())
     else:
         rest = sorted(days)
     if not rest:
