@@ -92,8 +92,6 @@ _INDEX = "0123456789abcdefghijklmnopqrstuvwxyz"  # a time's one-character index 
 
 _AT2, _AT4 = itemgetter(2), itemgetter(4)  # an order's time, a transition's
 
-_Write = Callable[[Sequence[int]], str]
-"""Writes a column of times (hex deltas, or indices into the state's time table)."""
 _Read = Callable[[str], list[int]]
 """Reads a column of times back."""
 
@@ -252,11 +250,11 @@ _HistoryColumns = tuple[_Texts, _Texts, _Texts, _Texts, tuple[int, ...]]
 """A history as columns: schemes, from and to segments, causes, effective times."""
 
 
-def _history(history: Sequence[Sequence[str | int]], when: _Write) -> tuple[str, str]:
-    """(codes, time deltas): four code characters per entry, run together."""
+def _history(history: Sequence[Sequence[str | int]], deltas: str) -> tuple[str, str]:
+    """(codes, times): four code characters per entry, run together; ``deltas`` is the
+    times column, written by :func:`_time_columns`."""
     # an entry is [scheme, from, to, cause, effective ms] (CustomerState.history)
-    schemes, frms, tos, causes, times = cast(_HistoryColumns, zip(*history, strict=True))
-    deltas = when(times)
+    schemes, frms, tos, causes, _ = cast(_HistoryColumns, zip(*history, strict=True))
     codes = map(_entry_code, schemes, frms, tos, causes)
     try:
         return "".join(codes), deltas  # type: ignore[arg-type]  # None (no code): TypeError
@@ -298,12 +296,12 @@ def _read_history(codes: str, deltas: str, when: _Read) -> list[list[str | int]]
     return list(map(list, rows))  # type: ignore[arg-type]  # tuple.__add__ -> tuple[object, ...]
 
 
-def _dedupe(seen: Mapping[str, int], when: _Write) -> tuple[str, str]:
+def _dedupe(seen: Mapping[str, int], times: str) -> tuple[str, str]:
     """(digests run together, time deltas): a digest is always 12 characters."""
     digests = "".join(seen)
     if len(digests) != 12 * len(seen) or not digests.isprintable() or digests[0] == "[":
         return orjson.dumps(list(seen.items())).decode(), ""
-    return digests, when(tuple(seen.values()))
+    return digests, times
 
 
 def _read_dedupe(digests: str, deltas: str, when: _Read) -> dict[str, int]:
@@ -314,8 +312,8 @@ def _read_dedupe(digests: str, deltas: str, when: _Read) -> dict[str, int]:
     return dict(zip(_TWELVE.findall(digests), when(deltas), strict=True))
 
 
-def _orders(orders: Mapping[str, Sequence[int]], customer_id: str, when: _Write) -> tuple[str, ...]:
-    """(ids, amounts, time deltas, refunds): ids space-separated, "~" for the customer's
+def _orders(orders: Mapping[str, Sequence[int]], customer_id: str, times: str) -> tuple[str, ...]:
+    """(ids, amounts, times, refunds): ids space-separated, "~" for the customer's
     own id prefix; amounts in hundredths unless the column starts with "."; refunds only
     for orders with some: index and amount refunded, in pairs."""
     ids = " ".join(orders)
@@ -327,13 +325,13 @@ def _orders(orders: Mapping[str, Sequence[int]], customer_id: str, when: _Write)
         return (orjson.dumps(orders).decode(), "", "", "")
     if customer_id and " " not in customer_id:
         ids = f" {ids}".replace(f" {customer_id}", " ~")[1:]
-    remaining, amount, times = zip(*orders.values(), strict=True)
+    remaining, amount, _ = zip(*orders.values(), strict=True)
     amounts = _money_list(amount)
     refunds = ""
     if remaining != amount:
         pairs = zip(amount, remaining, strict=True)
         refunds = " ".join(f"{i:x} {a - r:x}" for i, (a, r) in enumerate(pairs) if a != r)
-    return ids, amounts, when(times), refunds
+    return ids, amounts, times, refunds
 
 
 def _read_orders(
@@ -352,20 +350,28 @@ def _read_orders(
     return dict(zip(ids.split(" "), rows, strict=True))
 
 
-def _time_table(s: CustomerState) -> tuple[str, _Write]:
-    """(the table, how to write a column of times): the distinct times of the history,
-    the dedupe window and the orders, once, as hex deltas; each column then holds one
-    index character per time. They repeat: an event's time is its digest's, its order's
-    and its transitions' (~10 times a customer, ~4 distinct). Over 36 distinct times
-    (a heavy customer), no table: each column holds its own hex deltas."""
-    history = cast(Iterable[int], map(_AT4, s.history))
-    times = {*s.seen.values(), *history, *map(_AT2, s.orders.values())}
+def _time_columns(s: CustomerState) -> tuple[str, str, str, str]:
+    """(the time table, the history's, the dedupe window's and the orders' time columns).
+
+    The state's distinct times are written once, as hex deltas (the table), and each
+    column holds one index character per time: they repeat (an event's time is its
+    digest's, its order's and its transitions': ~10 times a customer, ~4 distinct).
+    Over 36 distinct times (a heavy customer), no table: each column holds its own hex
+    deltas. All three columns are indexed in one pass and sliced apart."""
+    hist = cast(list[int], list(map(_AT4, s.history)))
+    seen = list(s.seen.values())
+    order = list(map(_AT2, s.orders.values()))
+    every = hist + seen + order
+    distinct = set(every)
     base = s.cursor_ms
-    if not times or len(times) > len(_INDEX):
-        return "", partial(_hex_deltas, base=base)
-    table = sorted(times)
-    index = dict(zip(table, _INDEX, strict=False))
-    return _hex_deltas(table, base), lambda column: "".join(map(index.__getitem__, column))
+    if len(distinct) > len(_INDEX):
+        return "", *(_hex_deltas(c, base) if c else "" for c in (hist, seen, order))
+    if not distinct:
+        return "", "", "", ""
+    table = sorted(distinct)
+    codes = "".join(map(dict(zip(table, _INDEX, strict=False)).__getitem__, every))
+    h, n = len(hist), len(hist) + len(seen)
+    return _hex_deltas(table, base), codes[:h], codes[h:n], codes[n:]
 
 
 def _table_reader(table: str, base: int) -> _Read:
@@ -400,6 +406,8 @@ def _days(
     implied = _order_days(orders) if orders else {}
     mark = ""
     if implied and all(map(eq, map(days.get, implied), implied.values())):
+        if len(implied) == len(days):
+            return "*", "", ""  # every day kept is an order's (the common case)
         mark = "*"
         rest = sorted(days.keys() - implied.keys())
     else:
@@ -444,11 +452,11 @@ def _chunks(value: str) -> list[str]:
 
 def encode_state(s: CustomerState) -> list[str]:
     """The hash's fields and values, flat; the commit replaces the hash with them."""
-    table, when = _time_table(s)
+    table, history, seen, orders = _time_columns(s)
     parts = [_core(s)]
-    parts += _history(s.history, when) if s.history else ("", "")
-    parts += _dedupe(s.seen, when) if s.seen else ("", "")
-    parts += _orders(s.orders, s.customer_id, when) if s.orders else ("", "", "", "")
+    parts += _history(s.history, history) if s.history else ("", "")
+    parts += _dedupe(s.seen, seen) if s.seen else ("", "")
+    parts += _orders(s.orders, s.customer_id, orders) if s.orders else ("", "", "", "")
     parts.append(orjson.dumps([list(h) for h in s.held]).decode() if s.held else "")
     parts.append(table)
     if s.days:

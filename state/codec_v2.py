@@ -11,8 +11,8 @@ by ``bench.bench_codec`` (v2 against v3 in the same run).
 
 from __future__ import annotations
 
-from functools import partial
 from itertools import chain
+from typing import cast
 
 import orjson
 
@@ -45,11 +45,18 @@ def _core_v2(s: CustomerState) -> str:
 
 def encode_v2(s: CustomerState) -> list[str]:
     """The hash's fields and values, flat, as the v2 release wrote them."""
-    when = partial(_hex_deltas, base=s.cursor_ms)  # each column its own deltas
+    base = s.cursor_ms  # each column its own hex deltas
     parts = [_core_v2(s)]
-    parts += _history(s.history, when) if s.history else ("", "")
-    parts += _dedupe(s.seen, when) if s.seen else ("", "")
-    parts += _orders(s.orders, s.customer_id, when) if s.orders else ("", "", "", "")
+    if s.history:
+        parts += _history(s.history, _hex_deltas([cast(int, h[4]) for h in s.history], base))
+    else:
+        parts += ("", "")
+    parts += _dedupe(s.seen, _hex_deltas(list(s.seen.values()), base)) if s.seen else ("", "")
+    if s.orders:
+        times = _hex_deltas([o[2] for o in s.orders.values()], base)
+        parts += _orders(s.orders, s.customer_id, times)
+    else:
+        parts += ("", "", "", "")
     parts.append(orjson.dumps([list(h) for h in s.held]).decode() if s.held else "")
     parts.append(orjson.dumps(s.days, option=orjson.OPT_NON_STR_KEYS).decode() if s.days else "")
     return _chunks("\n".join(parts).rstrip("\n"))
