@@ -70,8 +70,8 @@ def measure(states: Sequence[CustomerState], repeats: int) -> dict[str, dict[str
             for s in states:
                 enc(s)
             t1 = time.perf_counter()
-            for cid, h in pairs[name]:
-                dec(cid, h)
+            for cid, flat in pairs[name]:
+                dec(cid, flat)
             t2 = time.perf_counter()
             r = out[name]
             r["encode_us"] = min(r["encode_us"], (t1 - t0) / n * 1e6)

@@ -358,14 +358,15 @@ def _time_columns(s: CustomerState) -> tuple[str, str, str, str]:
     digest's, its order's and its transitions': ~10 times a customer, ~4 distinct).
     Over 36 distinct times (a heavy customer), no table: each column holds its own hex
     deltas. All three columns are indexed in one pass and sliced apart."""
-    hist = cast(list[int], list(map(_AT4, s.history)))
+    hist: list[int] = list(map(_AT4, s.history))  # the ms column
     seen = list(s.seen.values())
     order = list(map(_AT2, s.orders.values()))
     every = hist + seen + order
     distinct = set(every)
     base = s.cursor_ms
     if len(distinct) > len(_INDEX):
-        return "", *(_hex_deltas(c, base) if c else "" for c in (hist, seen, order))
+        by_h, by_s, by_o = (_hex_deltas(c, base) if c else "" for c in (hist, seen, order))
+        return "", by_h, by_s, by_o
     if not distinct:
         return "", "", "", ""
     table = sorted(distinct)
