@@ -5,15 +5,17 @@ v1 (:mod:`state.codec_v1`) spent ~450 bytes of text on a typical customer: a fie
 scalar (each field costs its name and a few bytes of listpack framing), 13-digit times,
 JSON orders, names spelled out. v2 (:mod:`state.codec_v2`) spent under half that, in one
 field, and decodes with ``split``, ``map(int)`` and ``accumulate`` rather than
-per-character work. v3 is v2 with the rolling-window days (kept for a year by the
-shipped pyramid: ~5 days, ~107 bytes of JSON a customer) as hex columns, the days the
-orders already say left out, and the segment codes run together (issue #20: 400 bytes
-a customer).
+per-character work. v3 (issue #20: 400 bytes a customer with every shipped scheme)
+writes the rolling-window days (kept for a year by the shipped pyramid: ~5 days, ~107
+bytes of JSON a customer in v2) as hex columns, leaving out the days the orders already
+say; writes each of the state's distinct times once (an event's time is its digest's,
+its order's and its transitions'), the time columns holding one index character per
+time; and runs the segment codes together.
 
 The hash holds field ``a`` (continued in ``+1``, ``+2``, ... only when longer than
 :data:`CHUNK`, so every value stays under ``hash-max-listpack-value`` and the hash a
 listpack) and ``u``, the customer's due time, which only the commit script reads and
-writes (:mod:`state.schedule`). ``a`` is thirteen sections joined by newlines (trailing
+writes (:mod:`state.schedule`). ``a`` is fourteen sections joined by newlines (trailing
 empty ones left out); each list is stored as columns, so both directions are a few
 C-level passes (join, ``%``-format, split, ``map(int)``, ``accumulate``):
 
@@ -22,22 +24,27 @@ C-level passes (join, ``%``-format, split, ``map(int)``, ``accumulate``):
     per name, space-separated, when a name has no one-character code
  1  history codes: four characters per transition (scheme, from, to, cause), run
     together; or ``~`` and four space-separated tokens each when a name has no code
- 2  history time deltas
+ 2  history times (see "times" below)
  3  dedupe digests, run together (each is 12 characters)
- 4  dedupe time deltas
+ 4  dedupe times
  5  order ids ("~" + the rest when one starts with the customer id)
  6  order amounts in hundredths of a unit, or "." then in units
- 7  order time deltas
+ 7  order times
  8  refunds so far: (order index, amount) pairs, only for orders with some
  9  refunds held for their purchase (rare): JSON
-10  rolling-window days (only with windows): day number deltas from the cursor's day,
+10  the time table: the distinct times of sections 2, 4 and 7, in order, as deltas
+11  rolling-window days (only with windows): day number deltas from the cursor's day,
     after ``*`` when every day an order in section 5 falls on is a day kept with the
     orders' count and remaining units (those days are then not written: see ``_days``)
-11  the days' order counts ('' when every one is 1)
-12  the days' units, as order amounts
+12  the days' order counts ('' when every one is 1)
+13  the days' units, as order amounts
 
 Numbers are hex; a list's first time is stored as ``c - t``, each next one as ``t -
-previous`` (lists are in time order, so these are short). A name is its code from
+previous`` (lists are in time order, so these are short): the time table so, and the
+day numbers with the cursor's day for ``c``. Times: with a table (at most 36 distinct
+times), sections 2, 4 and 7 hold one character per time, its index in the table
+(``0-9a-z``); without (a heavy customer, or no times), each holds its own deltas as
+above. A name is its code from
 :mod:`state.names` or itself (quoted with a leading ``'`` when one character long or
 starting with a marker); history spelled out starts with ``~``. A name with a space
 or a control character (or an order id with one of ``'~[{``) sends its list to JSON,
@@ -45,8 +52,9 @@ which starts with ``[`` or ``{``.
 
 Which format a hash holds: a hash with ``f`` was last written by a v1 writer (an old
 worker during a rolling upgrade) and is read as v1. v2 wrote ``a`` too, and this reader
-reads it as it is: its segment tokens are always space-separated and its days section is
-JSON (``{``), neither of which v3 writes, so a namespace written by v2 loads unchanged
+reads it as it is: its segment tokens are always space-separated, its times are deltas
+and its section 10 is the days as JSON (``{``), where v3 has the time table (never
+``{``), so a namespace written by v2 loads unchanged
 and each customer's hash is rewritten as v3 by its next commit. (A v2 reader fails
 loudly on a v3 hash rather than misreading it: upgrade readers before writers.)
 """
