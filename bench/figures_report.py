@@ -189,14 +189,16 @@ Target ≤ 400 B per customer: {per:,.0f} B, {met(per <= 400)}. Before issue #8 
 format v1, one due sorted set per partition; same command and sizes, 2026-11-23): 760 B
 per customer (hash 615 B, due zset 102 B, other 43 B).
 
-The customer hash (format v2, `state.codec`) is one field of text: scalars as hex, times
-as hex deltas, scheme and segment names as one-character codes, dedupe digests and
-transition codes run together, orders as id / amount / time columns, plus `u`, the
-customer's due time (the schedule's pointer). Sampled hashes by Redis encoding: {enc}.
-A value longer than `hash-max-listpack-value` = {res.listpack_max} bytes would turn the
-hash into a hashtable (~3x); v2 splits a longer state into continuation fields instead
-(share of templates with a value over the limit: {longs}). The schedule (`state.schedule`)
-keeps customers in per-partition sorted sets of at most 128 members, bucketed by due
-time, so each is a listpack (~20 B a member) rather than one big skiplist (~100 B);
-buckets by encoding: {buckets}.
+The customer hash (format v3, `state.codec`) is one field of text: scalars as hex, the
+state's distinct times once as hex deltas and each time after that as one index
+character, scheme and segment names as one-character codes, dedupe digests and
+transition codes run together, orders as id / amount / time columns, rolling-window days
+as day / count / amount columns (the days the orders already say left out), plus `u`,
+the customer's due time (the schedule's pointer). Sampled hashes by Redis encoding:
+{enc}. A value longer than `hash-max-listpack-value` = {res.listpack_max} bytes would
+turn the hash into a hashtable (~3x); the codec splits a longer state into continuation
+fields instead (share of templates with a value over the limit: {longs}). The schedule
+(`state.schedule`) keeps customers in per-partition sorted sets of at most 128 members,
+bucketed by due time, so each is a listpack (~20 B a member) rather than one big
+skiplist (~100 B); buckets by encoding: {buckets}.
 """

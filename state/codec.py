@@ -1,55 +1,78 @@
-"""CustomerState <-> Redis hash, format v2: one field of hex deltas and one-char name codes.
+"""CustomerState <-> Redis hash, format v3: one field of hex deltas and one-char name codes.
 
 Why this shape: at a million customers the customer hashes are most of Redis's memory.
 v1 (:mod:`state.codec_v1`) spent ~450 bytes of text on a typical customer: a field per
 scalar (each field costs its name and a few bytes of listpack framing), 13-digit times,
-JSON orders, names spelled out. v2 spends under half that, in one field, and decodes
-with ``split``, ``map(int)`` and ``accumulate`` rather than per-character work.
+JSON orders, names spelled out. v2 (:mod:`state.codec_v2`) spent under half that, in one
+field, and decodes with ``split``, ``map(int)`` and ``accumulate`` rather than
+per-character work. v3 (issue #20: 400 bytes a customer with every shipped scheme)
+writes the rolling-window days (kept for a year by the shipped pyramid: ~5 days, ~107
+bytes of JSON a customer in v2) as hex columns, leaving out the days the orders already
+say; writes each of the state's distinct times once (an event's time is its digest's,
+its order's and its transitions'), the time columns holding one index character per
+time; and runs the segment codes together.
 
 The hash holds field ``a`` (continued in ``+1``, ``+2``, ... only when longer than
 :data:`CHUNK`, so every value stays under ``hash-max-listpack-value`` and the hash a
 listpack) and ``u``, the customer's due time, which only the commit script reads and
-writes (:mod:`state.schedule`). ``a`` is eleven sections joined by newlines (trailing
+writes (:mod:`state.schedule`). ``a`` is fourteen sections joined by newlines (trailing
 empty ones left out); each list is stored as columns, so both directions are a few
 C-level passes (join, ``%``-format, split, ``map(int)``, ``accumulate``):
 
  0  core: f, m (money, see ``_money``), c, c-l, l-fs ('' before a first purchase), the
-    stamp (see ``_stamp``), then a (scheme, segment) token pair per scheme
+    stamp (see ``_stamp``), then the (scheme, segment) codes run together, or a token
+    per name, space-separated, when a name has no one-character code
  1  history codes: four characters per transition (scheme, from, to, cause), run
     together; or ``~`` and four space-separated tokens each when a name has no code
- 2  history time deltas
+ 2  history times (see "times" below)
  3  dedupe digests, run together (each is 12 characters)
- 4  dedupe time deltas
+ 4  dedupe times
  5  order ids ("~" + the rest when one starts with the customer id)
  6  order amounts in hundredths of a unit, or "." then in units
- 7  order time deltas
+ 7  order times
  8  refunds so far: (order index, amount) pairs, only for orders with some
  9  refunds held for their purchase (rare): JSON
-10  rolling-window day totals (only with windows): JSON
+10  the time table: the distinct times of sections 2, 4 and 7, in order, as deltas
+11  rolling-window days (only with windows): day number deltas from the cursor's day,
+    after ``*`` when every day an order in section 5 falls on is a day kept with the
+    orders' count and remaining units (those days are then not written: see ``_days``)
+12  the days' order counts ('' when every one is 1)
+13  the days' units, as order amounts
 
 Numbers are hex; a list's first time is stored as ``c - t``, each next one as ``t -
-previous`` (lists are in time order, so these are short). A name is its code from
+previous`` (lists are in time order, so these are short): the time table so, and the
+day numbers with the cursor's day for ``c``. Times: with a table (at most 36 distinct
+times), sections 2, 4 and 7 hold one character per time, its index in the table
+(``0-9a-z``); without (a heavy customer, or no times), each holds its own deltas as
+above. A name is its code from
 :mod:`state.names` or itself (quoted with a leading ``'`` when one character long or
 starting with a marker); history spelled out starts with ``~``. A name with a space
 or a control character (or an order id with one of ``'~[{``) sends its list to JSON,
 which starts with ``[`` or ``{``.
 
-Which format a hash holds: v2 has ``a`` and no ``f``; a hash with ``f`` was last written
-by a v1 writer (an old worker during a rolling upgrade) and is read as v1.
+Which format a hash holds: a hash with ``f`` was last written by a v1 writer (an old
+worker during a rolling upgrade) and is read as v1. v2 wrote ``a`` too, and this reader
+reads it as it is: its segment tokens are always space-separated, its times are deltas
+and its section 10 is the days as JSON (``{``), where v3 has the time table (never
+``{``), so a namespace written by v2 loads unchanged
+and each customer's hash is rewritten as v3 by its next commit. (A v2 reader fails
+loudly on a v3 hash rather than misreading it: upgrade readers before writers.)
 """
 
 from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from functools import lru_cache
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import lru_cache, partial
 from itertools import accumulate, chain, repeat
+from operator import eq, itemgetter
 from typing import cast
 
 import orjson
 
 from segments.model import CustomerState, HeldRefund
+from segments.windows import day_of
 from state.codec_v1 import CAUSE_CODE, CODE_CAUSE, decode_v1, seen_v1
 from state.names import CODE, NAME
 
@@ -72,7 +95,13 @@ _HEX = repeat(16)
 _HUNDRED = repeat(100)
 _FOUR = re.compile(".{4}", re.DOTALL)
 _TWELVE = re.compile(".{12}", re.DOTALL)
-_SECTIONS = 11
+_SECTIONS = 14
+_INDEX = "0123456789abcdefghijklmnopqrstuvwxyz"  # a time's one-character index in the table
+
+_AT2, _AT4 = itemgetter(2), itemgetter(4)  # an order's time, a transition's
+
+_Read = Callable[[str], list[int]]
+"""Reads a column of times back."""
 
 
 class _Unsafe(Exception):
@@ -130,14 +159,20 @@ def _core(s: CustomerState) -> str:
 
 @lru_cache(maxsize=4096)
 def _tail(stamp: str, segments: tuple[tuple[str, str], ...]) -> str:
-    """The stamp and segment tokens: few distinct combinations, so cached."""
-    return " ".join([_stamp(stamp), *map(_tok, chain.from_iterable(segments))])
+    """The stamp and segment tokens: few distinct combinations, so cached. Codes are run
+    together (one character a name, so the run splits back without separators)."""
+    tokens = list(map(_tok, chain.from_iterable(segments)))
+    run = "".join(tokens)
+    if len(run) == len(tokens):
+        return f"{_stamp(stamp)} {run}" if run else _stamp(stamp)
+    return " ".join([_stamp(stamp), *tokens])
 
 
 @lru_cache(maxsize=4096)
 def _read_tail(raw: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     tok = raw.split(" ")
-    names = list(map(_untok, tok[1:]))
+    # a run of codes is one token (names spelled out come in pairs: 3+ tokens)
+    names = list(map(NAME.__getitem__, tok[1]) if len(tok) == 2 else map(_untok, tok[1:]))
     return _read_stamp(tok[0]), tuple(zip(names[::2], names[1::2], strict=True))
 
 
@@ -168,6 +203,20 @@ def _money(units: int) -> str:
 
 def _read_money(t: str) -> int:
     return int(t[1:], 16) if t[0] == "." else int(t, 16) * 100
+
+
+def _money_list(units: Sequence[int]) -> str:
+    """Amounts as :func:`_money`, for a whole column: hundredths unless any isn't a
+    multiple of 100, then ``. `` and the units."""
+    if any(map(int.__mod__, units, _HUNDRED)):
+        return ". " + _hex_list(units)
+    return _hex_list(list(map(int.__floordiv__, units, _HUNDRED)))
+
+
+def _read_money_list(text: str) -> list[int]:
+    if text[0] == ".":
+        return list(map(int, text[2:].split(" "), _HEX))
+    return list(map(int.__mul__, map(int, text.split(" "), _HEX), _HUNDRED))
 
 
 def _read_core(raw: str) -> tuple[int, int, int | None, int, int, str, dict[str, str]]:
@@ -209,11 +258,11 @@ _HistoryColumns = tuple[_Texts, _Texts, _Texts, _Texts, tuple[int, ...]]
 """A history as columns: schemes, from and to segments, causes, effective times."""
 
 
-def _history(history: Sequence[Sequence[str | int]], base: int) -> tuple[str, str]:
-    """(codes, time deltas): four code characters per entry, run together."""
+def _history(history: Sequence[Sequence[str | int]], deltas: str) -> tuple[str, str]:
+    """(codes, times): four code characters per entry, run together; ``deltas`` is the
+    times column, written by :func:`_time_columns`."""
     # an entry is [scheme, from, to, cause, effective ms] (CustomerState.history)
-    schemes, frms, tos, causes, times = cast(_HistoryColumns, zip(*history, strict=True))
-    deltas = _hex_deltas(times, base)
+    schemes, frms, tos, causes, _ = cast(_HistoryColumns, zip(*history, strict=True))
     codes = map(_entry_code, schemes, frms, tos, causes)
     try:
         return "".join(codes), deltas  # type: ignore[arg-type]  # None (no code): TypeError
@@ -235,10 +284,10 @@ def _triples(it: Iterable[str]) -> Iterable[tuple[str, str, str]]:
     return zip(i, i, i, strict=True)
 
 
-def _read_history(codes: str, deltas: str, base: int) -> list[list[str | int]]:
+def _read_history(codes: str, deltas: str, when: _Read) -> list[list[str | int]]:
     if codes[0] == "[":
         return cast(list[list[str | int]], orjson.loads(codes))
-    times = zip(_times(deltas, base))
+    times = zip(when(deltas))
     names: Iterable[tuple[str, str, str, str]]
     if codes[0] == "~":
         tok = codes.split(" ")[1:]
@@ -255,24 +304,24 @@ def _read_history(codes: str, deltas: str, base: int) -> list[list[str | int]]:
     return list(map(list, rows))  # type: ignore[arg-type]  # tuple.__add__ -> tuple[object, ...]
 
 
-def _dedupe(seen: Mapping[str, int], base: int) -> tuple[str, str]:
+def _dedupe(seen: Mapping[str, int], times: str) -> tuple[str, str]:
     """(digests run together, time deltas): a digest is always 12 characters."""
     digests = "".join(seen)
     if len(digests) != 12 * len(seen) or not digests.isprintable() or digests[0] == "[":
         return orjson.dumps(list(seen.items())).decode(), ""
-    return digests, _hex_deltas(tuple(seen.values()), base)
+    return digests, times
 
 
-def _read_dedupe(digests: str, deltas: str, base: int) -> dict[str, int]:
+def _read_dedupe(digests: str, deltas: str, when: _Read) -> dict[str, int]:
     if digests[0] == "[":
         return dict(orjson.loads(digests))
     if len(digests) == 12:
-        return {digests: base - int(deltas, 16)}
-    return dict(zip(_TWELVE.findall(digests), _times(deltas, base), strict=True))
+        return {digests: when(deltas)[0]}
+    return dict(zip(_TWELVE.findall(digests), when(deltas), strict=True))
 
 
-def _orders(orders: Mapping[str, Sequence[int]], customer_id: str, base: int) -> tuple[str, ...]:
-    """(ids, amounts, time deltas, refunds): ids space-separated, "~" for the customer's
+def _orders(orders: Mapping[str, Sequence[int]], customer_id: str, times: str) -> tuple[str, ...]:
+    """(ids, amounts, times, refunds): ids space-separated, "~" for the customer's
     own id prefix; amounts in hundredths unless the column starts with "."; refunds only
     for orders with some: index and amount refunded, in pairs."""
     ids = " ".join(orders)
@@ -284,35 +333,114 @@ def _orders(orders: Mapping[str, Sequence[int]], customer_id: str, base: int) ->
         return (orjson.dumps(orders).decode(), "", "", "")
     if customer_id and " " not in customer_id:
         ids = f" {ids}".replace(f" {customer_id}", " ~")[1:]
-    remaining, amount, times = zip(*orders.values(), strict=True)
-    if any(map(int.__mod__, amount, _HUNDRED)):
-        amounts = ". " + _hex_list(amount)
-    else:
-        amounts = _hex_list(list(map(int.__floordiv__, amount, _HUNDRED)))
+    remaining, amount, _ = zip(*orders.values(), strict=True)
+    amounts = _money_list(amount)
     refunds = ""
     if remaining != amount:
         pairs = zip(amount, remaining, strict=True)
         refunds = " ".join(f"{i:x} {a - r:x}" for i, (a, r) in enumerate(pairs) if a != r)
-    return ids, amounts, _hex_deltas(times, base), refunds
+    return ids, amounts, times, refunds
 
 
 def _read_orders(
-    ids: str, amounts: str, deltas: str, refunds: str, customer_id: str, base: int
+    ids: str, amounts: str, deltas: str, refunds: str, customer_id: str, when: _Read
 ) -> dict[str, list[int]]:
     if ids[0] == "{":
         return cast(dict[str, list[int]], orjson.loads(ids))
     if "~" in ids:
         ids = f" {ids}".replace(" ~", f" {customer_id}")[1:]
-    if amounts[0] == ".":
-        amount = list(map(int, amounts[2:].split(" "), _HEX))
-    else:
-        amount = list(map(int.__mul__, map(int, amounts.split(" "), _HEX), _HUNDRED))
-    rows = list(map(list, zip(amount, amount, _times(deltas, base), strict=True)))
+    amount = _read_money_list(amounts)
+    rows = list(map(list, zip(amount, amount, when(deltas), strict=True)))
     if refunds:
         tok = refunds.split(" ")
         for i, r in zip(tok[::2], tok[1::2], strict=True):
             rows[int(i, 16)][0] -= int(r, 16)
     return dict(zip(ids.split(" "), rows, strict=True))
+
+
+def _time_columns(s: CustomerState) -> tuple[str, str, str, str]:
+    """(the time table, the history's, the dedupe window's and the orders' time columns).
+
+    The state's distinct times are written once, as hex deltas (the table), and each
+    column holds one index character per time: they repeat (an event's time is its
+    digest's, its order's and its transitions': ~10 times a customer, ~4 distinct).
+    Over 36 distinct times (a heavy customer), no table: each column holds its own hex
+    deltas. All three columns are indexed in one pass and sliced apart."""
+    hist: list[int] = list(map(_AT4, s.history))  # the ms column
+    seen = list(s.seen.values())
+    order = list(map(_AT2, s.orders.values()))
+    every = hist + seen + order
+    distinct = set(every)
+    base = s.cursor_ms
+    if len(distinct) > len(_INDEX):
+        by_h, by_s, by_o = (_hex_deltas(c, base) if c else "" for c in (hist, seen, order))
+        return "", by_h, by_s, by_o
+    if not distinct:
+        return "", "", "", ""
+    table = sorted(distinct)
+    codes = "".join(map(dict(zip(table, _INDEX, strict=False)).__getitem__, every))
+    h, n = len(hist), len(hist) + len(seen)
+    return _hex_deltas(table, base), codes[:h], codes[h:n], codes[n:]
+
+
+def _table_reader(table: str, base: int) -> _Read:
+    if not table:
+        return partial(_times, base=base)
+    at = dict(zip(_INDEX, _times(table, base), strict=False))
+    return lambda column: list(map(at.__getitem__, column))
+
+
+def _order_days(orders: Mapping[str, Sequence[int]]) -> dict[int, list[int]]:
+    """Per day an order was placed on: [orders, remaining units]. What the window keeps
+    for a day in the refund window is usually exactly this (an order counts on its
+    day, a refund retracts from it), so v3 stores only the days that differ."""
+    out: dict[int, list[int]] = {}
+    for remaining, _, ms in orders.values():
+        day = day_of(ms)
+        bucket = out.get(day)
+        if bucket is None:
+            out[day] = [1, remaining]
+        else:
+            bucket[0] += 1
+            bucket[1] += remaining
+    return out
+
+
+def _days(
+    days: Mapping[int, Sequence[int]], orders: Mapping[str, Sequence[int]], base: int
+) -> tuple[str, str, str]:
+    """(day deltas, order counts, units): ``*`` first when the orders' days are all kept
+    as the orders say (checked here, day by day, so the decoder can trust it); then
+    only the other days, in day order."""
+    implied = _order_days(orders) if orders else {}
+    mark = ""
+    if implied and all(map(eq, map(days.get, implied), implied.values())):
+        if len(implied) == len(days):
+            return "*", "", ""  # every day kept is an order's (the common case)
+        mark = "*"
+        rest = sorted(days.keys() - implied.keys())
+    else:
+        rest = sorted(days)
+    if not rest:
+        return mark, "", ""
+    counts, units = zip(*map(days.__getitem__, rest), strict=True)
+    ones = counts.count(1) == len(counts)
+    return mark + _hex_deltas(rest, base), "" if ones else _hex_list(counts), _money_list(units)
+
+
+def _read_days(
+    deltas: str, counts: str, units: str, orders: Mapping[str, Sequence[int]], base: int
+) -> dict[int, list[int]]:
+    out = {}
+    if deltas[0] == "*":
+        out = _order_days(orders)
+        deltas = deltas[1:]
+    if deltas:
+        day = _times(deltas, base)
+        n = list(map(int, counts.split(" "), _HEX)) if counts else [1] * len(day)
+        rows = map(list, zip(n, _read_money_list(units), strict=True))
+        out.update(zip(day, rows, strict=True))
+    return out
 
 
 # ---------------------------------------------------------------------- the hash
@@ -333,13 +461,15 @@ def _chunks(value: str) -> list[str]:
 
 def encode_state(s: CustomerState) -> list[str]:
     """The hash's fields and values, flat; the commit replaces the hash with them."""
-    base = s.cursor_ms
+    table, history, seen, orders = _time_columns(s)
     parts = [_core(s)]
-    parts += _history(s.history, base) if s.history else ("", "")
-    parts += _dedupe(s.seen, base) if s.seen else ("", "")
-    parts += _orders(s.orders, s.customer_id, base) if s.orders else ("", "", "", "")
+    parts += _history(s.history, history) if s.history else ("", "")
+    parts += _dedupe(s.seen, seen) if s.seen else ("", "")
+    parts += _orders(s.orders, s.customer_id, orders) if s.orders else ("", "", "", "")
     parts.append(orjson.dumps([list(h) for h in s.held]).decode() if s.held else "")
-    parts.append(orjson.dumps(s.days, option=orjson.OPT_NON_STR_KEYS).decode() if s.days else "")
+    parts.append(table)
+    if s.days:
+        parts += _days(s.days, s.orders, day_of(s.cursor_ms))
     return _chunks("\n".join(parts).rstrip("\n"))
 
 
@@ -361,6 +491,13 @@ def decode_state(customer_id: str, raw: Mapping[str, str] | Sequence[str]) -> Cu
     if len(sec) < _SECTIONS:
         sec += [""] * (_SECTIONS - len(sec))
     f, m, first, last, c, stamp, segments = _read_core(sec[0])
+    v2 = sec[10][:1] == "{"  # v2's days, as JSON; v3 writes the time table there
+    when = _table_reader("" if v2 else sec[10], c)
+    orders = _read_orders(sec[5], sec[6], sec[7], sec[8], customer_id, when) if sec[5] else {}
+    if v2:
+        days = {int(k): v for k, v in orjson.loads(sec[10]).items()}
+    else:
+        days = _read_days(sec[11], sec[12], sec[13], orders, day_of(c)) if sec[11] else {}
     return CustomerState(
         customer_id=customer_id,
         frequency=f,
@@ -369,10 +506,10 @@ def decode_state(customer_id: str, raw: Mapping[str, str] | Sequence[str]) -> Cu
         last_ms=last,
         cursor_ms=c,
         segments=segments,
-        seen=_read_dedupe(sec[3], sec[4], c) if sec[3] else {},
-        orders=_read_orders(sec[5], sec[6], sec[7], sec[8], customer_id, c) if sec[5] else {},
+        seen=_read_dedupe(sec[3], sec[4], when) if sec[3] else {},
+        orders=orders,
         held=[HeldRefund(*x) for x in orjson.loads(sec[9])] if sec[9] else [],
-        days={int(k): v for k, v in orjson.loads(sec[10]).items()} if sec[10] else {},
+        days=days,
         stamp=stamp,
-        history=_read_history(sec[1], sec[2], c) if sec[1] else [],
+        history=_read_history(sec[1], sec[2], when) if sec[1] else [],
     )
