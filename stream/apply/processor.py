@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 from schemas.settings import Settings
+from segments import worth
 from segments.engine import NEVER, Engine
 from segments.model import CustomerState, Event, Outcome, TransitionDraft
 from segments.quantiles import Populations
@@ -42,7 +43,7 @@ from stream.apply.safety_net import is_record_fault, salvage
 from stream.apply.side_by_side import all_of
 from stream.apply.stats import Stats
 from stream.apply.sweeps import Sweeps
-from stream.apply.tallies import tally
+from stream.apply.tallies import Deltas, tally, worth_counters
 from stream.apply.validate import Validator
 
 __all__ = ["Outputs", "Processor", "Stats", "Window"]
@@ -169,13 +170,17 @@ class Processor:
 
     def summarised(
         self, states: Sequence[CustomerState], change: Callable[[], Outcome]
-    ) -> tuple[Outcome, dict[str, dict[int, int]]]:
-        """Run ``change`` on ``states``; also return the quantile-summary deltas it made."""
+    ) -> tuple[Outcome, Deltas]:
+        """Run ``change`` on ``states``; also return the quantile-summary and worth
+        deltas it made (both from the states before and after it)."""
+        held = worth.holdings(states)
         if not self.populations:
-            return change(), {}
+            outcome = change()
+            return outcome, Deltas({}, _worth_of(held, states))
         before = self.populations.snapshot(states)
         outcome = change()
-        return outcome, self.populations.deltas(before, self.populations.snapshot(states))
+        summaries = self.populations.deltas(before, self.populations.snapshot(states))
+        return outcome, Deltas(summaries, _worth_of(held, states))
 
     # ------------------------------------------------------------------ ownership
     async def assign(self, partitions: Iterable[int]) -> dict[int, int]:
@@ -279,13 +284,11 @@ class Processor:
             states.setdefault(c, CustomerState(c))
             for c in dict.fromkeys(ev.customer_id for _, ev in good)
         ]
-        outcome, summaries = self.summarised(
+        outcome, deltas = self.summarised(
             touched, lambda: self.engine.apply_events(states, [ev for _, ev in good])
         )
         await self.letters.rejected(outcome.rejected)
-        await self.commit(
-            claim, loaded.version, touched, outcome.transitions, last, summaries=summaries
-        )
+        await self.commit(claim, loaded.version, touched, outcome.transitions, last, deltas=deltas)
         return outcome
 
     async def _reapply(self, claim: Claim, good: Sequence[tuple[Msg, Event]], last: int) -> Outcome:
@@ -308,12 +311,13 @@ class Processor:
         drafts: list[TransitionDraft],
         offset: int | str | None,
         unschedule: Sequence[str] = (),
-        summaries: dict[str, dict[int, int]] | None = None,
+        deltas: Deltas | None = None,
         position: Position | None = None,
     ) -> None:
-        """Commit ``states`` with their due times, the outbox of ``drafts`` (if emitting)
-        and ``offset`` at ``position`` (default: :attr:`position`) in one fenced write
-        (:meth:`RedisStore.commit`); then count them and wake the relay."""
+        """Commit ``states`` with their due times, the outbox of ``drafts`` (if emitting),
+        the ``deltas`` of :meth:`summarised` and ``offset`` at ``position`` (default:
+        :attr:`position`) in one fenced write (:meth:`RedisStore.commit`); then count
+        them and wake the relay."""
         due = dict.fromkeys(unschedule, NEVER)
         due.update(
             zip((s.customer_id for s in states), self.engine.next_due(states).tolist(), strict=True)
@@ -325,6 +329,8 @@ class Processor:
         payloads = self.encoder.encode_many(published, emitted)
         outbox = [(d.customer_id, b) for d, b in zip(published, payloads, strict=True)]
         counters, expire_at = tally(drafts, self.settings.matrix_retention)
+        if deltas is not None:
+            counters.update(deltas.worth)
         await self.store.commit(
             claim.partition,
             claim.epoch,
@@ -334,7 +340,7 @@ class Processor:
             outbox,
             offset,
             position or self.position,
-            summaries,
+            None if deltas is None else deltas.summaries,
             counters,
             expire_at,
         )
@@ -375,7 +381,7 @@ class Processor:
         self.guard.check_epoch(claim, loaded.epoch)
         known = [loaded.states[c] for c in ids if c in loaded.states]
         stale = [c for c in ids if c not in loaded.states]
-        outcome, summaries = self.summarised(known, lambda: self.engine.advance(known, now))
+        outcome, deltas = self.summarised(known, lambda: self.engine.advance(known, now))
         await self.letters.rejected(outcome.rejected)
         await self.commit(
             claim,
@@ -384,7 +390,7 @@ class Processor:
             outcome.transitions,
             offset=None,
             unschedule=stale,
-            summaries=summaries,
+            deltas=deltas,
         )
         self.stats.decays += len(outcome.transitions)
         if self.mode == "live":  # a backfill's due times are history, not lateness
@@ -392,3 +398,10 @@ class Processor:
             self.stats.observe_decay_delays(
                 [committed - d.effective_ms for d in outcome.transitions]
             )
+
+
+def _worth_of(
+    before: list[worth.Holding], states: Sequence[CustomerState]
+) -> dict[str, dict[str, int]]:
+    """The worth hashes' deltas of ``states`` changed from ``before``."""
+    return worth_counters(worth.deltas(before, worth.holdings(states)))
