@@ -114,4 +114,5 @@ async def build_report(lookup: Lookup, since: str, until: str | None, now_ms: in
         sizes_now=sizes,
         labels=labels,
         generated_at_ms=now_ms,
+        values=await lookup.segment_values(),
     )

@@ -20,6 +20,7 @@ ignored (``sizes_now`` is the state at ``until_ms``).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from segments.model import NONE
 from stream.report.assets import CSS as _CSS
@@ -40,6 +41,7 @@ from stream.report.svg import (
     _sankey,
     _Seg,
 )
+from stream.report.worth import pareto_section, value_block
 
 __all__ = ["SizeSeries", "render_report", "sizes_over_time"]
 
@@ -130,6 +132,14 @@ def _flow_table(pairs: dict[tuple[str, str], int], segs: dict[str, _Seg]) -> str
     )
 
 
+def _worth(values: Mapping[str, Any] | None, scheme: str, segs: dict[str, _Seg]) -> str:
+    """The scheme's value block, if ``values`` has it."""
+    if values is None or scheme not in values["schemes"]:
+        return ""
+    colors = {k: seg.color for k, seg in segs.items()}
+    return value_block(values["schemes"][scheme], colors, values["currency"])
+
+
 def render_report(
     *,
     title: str,
@@ -140,8 +150,13 @@ def render_report(
     sizes_now: Mapping[tuple[str, str], int],
     labels: Mapping[str, Mapping[str, str]],
     generated_at_ms: int,
+    values: Mapping[str, Any] | None = None,
 ) -> str:
-    """The whole report as one HTML document (str). See the module docstring."""
+    """The whole report as one HTML document (str). See the module docstring.
+
+    ``values``: ``GET /segments/value``'s document (what each segment is worth now, the
+    Pareto view); given, each scheme gets its value chart and table, and the base a
+    section of its own (:mod:`stream.report.worth`)."""
     grid = _bucket_grid(since_ms, until_ms, bucket_ms)
     series = sizes_over_time(
         since_ms=since_ms, until_ms=until_ms, bucket_ms=bucket_ms, flows=flows, sizes_now=sizes_now
@@ -199,10 +214,14 @@ def render_report(
             f'<div class="row"><div><h3>Segment sizes over time</h3>'
             f"{_area_chart(scheme, sid, series.get(scheme), segs, grid)}</div>"
             f"<div><h3>Top flows</h3>{table}</div></div>"
+            f"{_worth(values, scheme, segs)}"
             "</section>"
         )
         nav.append(f'<a href="#{sid}">{_e(scheme)}</a>')
 
+    if values is not None:
+        sections.append(pareto_section(values["base"], values["currency"]))
+        nav.append('<a href="#pareto">Pareto</a>')
     body = "".join(sections) or '<p class="empty">No schemes.</p>'
     subtitle = (
         f"{_day_hour(since_ms)} → {_day_hour(until_ms)} UTC · {_bucket_name(bucket_ms)} buckets"
