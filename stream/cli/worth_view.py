@@ -44,7 +44,7 @@ def render_values(body: dict[str, Any]) -> str:
     )
     for p in base["pareto"]:
         lo, hi = p["revenue_share_low"], p["revenue_share_high"]
-        share = _pct(lo) if lo == hi else f"{_pct(lo)} – {_pct(hi)}"
+        share = _pct(lo) if _pct(lo) == _pct(hi) else f"{_pct(lo)} – {_pct(hi)}"
         out.append(f"  top {100 * p['top']:g} % ({p['customers']:,} customers): {share} of revenue")
     out.append(
         f"  (exact but for the one bucket of ±{100 * base['bucket_accuracy']:g} % "

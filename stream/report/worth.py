@@ -29,6 +29,12 @@ def _pct(share: float) -> str:
     return f"{_f(100 * share)} %"
 
 
+def _range(lo: float, hi: float, dash: str = " – ") -> str:
+    """A share range; one figure when both ends show the same."""
+    a, b = _pct(lo), _pct(hi)
+    return a if a == b else f"{a}{dash}{b}"
+
+
 def _share_chart(rows: list[dict[str, Any]], customers: int, colors: Mapping[str, str]) -> str:
     """Two bars per segment: its share of customers (grey) over its share of revenue."""
     span = _W - _LABEL_W - 70
@@ -116,7 +122,7 @@ def _pareto_chart(points: list[dict[str, Any]]) -> str:
     for i, p in enumerate(points):
         y = top + 40 * i + 10
         lo, hi = float(p["revenue_share_low"]), float(p["revenue_share_high"])
-        text = _pct(lo) if lo == hi else f"{_pct(lo)} – {_pct(hi)}"
+        text = _range(lo, hi)
         parts.append(
             f"<g><title>top {_f(100 * float(p['top']))} % ({_n(p['customers'])} customers): "
             f"{text} of revenue</title>"
@@ -144,7 +150,7 @@ def pareto_section(base: Mapping[str, Any], currency: str) -> str:
     )
     for p in points:
         lo, hi = float(p["revenue_share_low"]), float(p["revenue_share_high"])
-        share = _pct(lo) if lo == hi else f"{_pct(lo)}–{_pct(hi)}"
+        share = _range(lo, hi, "–")
         stats += f"<li><b>{share}</b>of revenue from the top {_f(100 * float(p['top']))} %</li>"
     note = (
         f"Exact but for the one bucket (±{_f(100 * float(base['bucket_accuracy']))} % of "

@@ -43,9 +43,12 @@ def test_revenue_share_aov_and_pareto_from_the_sums() -> None:
     top1, top20 = body["base"]["pareto"]
     # the top 20 % are the two high_value customers, a bucket of their own: exact
     assert top20["customers"] == 2 and top20["revenue_low"] == top20["revenue_high"] == "2000"
+    # the top 1 % is one of the two in that bucket: between its share (the floor) and
+    # the pair's sum less the bucket's lower edge
     assert top1["customers"] == 1 and top1["revenue_low"] == "1000"
+    assert 1000 < float(top1["revenue_high"]) < 1000 * 1.01
 
     text = render_values(body)
     assert "rfm8  (10 customers)  revenue 2084 CNY" in text
     assert "top 20 % (2 customers):  96.0 % of revenue" in text
-    assert "top 1 % (1 customers):  48.0 % –" in text  # straddles a bucket: a range
+    assert "top 1 % (1 customers):  48.0 % of revenue" in text  # the range rounds to one
