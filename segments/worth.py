@@ -104,19 +104,38 @@ def _add(target: dict[_K, int], key: _K, delta: int) -> None:
 
 
 def deltas(before: Sequence[Holding], after: Sequence[Holding]) -> WorthDeltas:
-    """The sums' change when customer ``i`` goes from ``before[i]`` to ``after[i]``."""
+    """The sums' change when customer ``i`` goes from ``before[i]`` to ``after[i]``.
+
+    Pair by pair, and only what moved: a customer whose M and F stayed costs no bucket
+    lookup, one who stayed in their segments adds ΔM and ΔF there (the apply path runs
+    this for every customer of every commit)."""
     if len(before) != len(after):
         raise ValueError(f"before has {len(before)} customers but after has {len(after)}")
     out = WorthDeltas()
-    for sign, side in ((-1, before), (1, after)):
-        for h in side:
-            for key in h.segments:
-                _add(out.revenue, key, sign * h.monetary)
-                _add(out.orders, key, sign * h.frequency)
-            if h.frequency > 0:
-                b = BUCKETS.index_one(h.monetary)
-                _add(out.counts, b, sign)
-                _add(out.sums, b, sign * h.monetary)
+    for b, a in zip(before, after, strict=True):
+        if b == a:
+            continue
+        if b.segments == a.segments:
+            dm, df = a.monetary - b.monetary, a.frequency - b.frequency
+            for key in a.segments:
+                _add(out.revenue, key, dm)
+                _add(out.orders, key, df)
+        else:
+            for key in b.segments:
+                _add(out.revenue, key, -b.monetary)
+                _add(out.orders, key, -b.frequency)
+            for key in a.segments:
+                _add(out.revenue, key, a.monetary)
+                _add(out.orders, key, a.frequency)
+        if (b.frequency > 0, b.monetary) != (a.frequency > 0, a.monetary):
+            if b.frequency > 0:
+                k = BUCKETS.index_one(b.monetary)
+                _add(out.counts, k, -1)
+                _add(out.sums, k, -b.monetary)
+            if a.frequency > 0:
+                k = BUCKETS.index_one(a.monetary)
+                _add(out.counts, k, 1)
+                _add(out.sums, k, a.monetary)
     out.revenue = {k: v for k, v in out.revenue.items() if v}
     out.orders = {k: v for k, v in out.orders.items() if v}
     out.counts = {k: v for k, v in out.counts.items() if v}
