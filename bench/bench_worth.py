@@ -6,7 +6,8 @@ A real :class:`~stream.apply.processor.Processor` on a private redis-server (no 
 the broker side is unchanged by the worth sums, and leaving it out makes the apply
 path's share visible), the shipped rules, the seeded bench workload in batches of 500
 records. "Without" replaces the worth deltas with nothing (the commit then writes what
-it wrote before issue #19); runs alternate, best of each is reported, then the Redis
+it wrote before issue #19); runs alternate in order, each on an emptied Redis, best of
+each is reported, then the Redis
 memory of the worth hashes at that size (they grow with buckets and segments, not with
 customers: no per-customer state is added).
 """
@@ -14,6 +15,7 @@ customers: no per-customer state is added).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import asyncio
 import time
 import uuid
@@ -49,6 +51,11 @@ class _Drop:
         return None
 
 
+def _no_worth(before: object, states: object) -> dict[str, dict[str, int]]:
+    """The apply path as before issue #19: no worth deltas to commit."""
+    return {}
+
+
 async def _run(url: str, payloads: list[bytes], worth: bool) -> tuple[float, RedisStore]:
     settings = load_settings(
         redis_url=url, namespace=f"b{uuid.uuid4().hex[:8]}", rules=None, decay_timer="false"
@@ -58,18 +65,23 @@ async def _run(url: str, payloads: list[bytes], worth: bool) -> tuple[float, Red
     proc = Processor(settings, store, build_engine(settings), _Drop(), clock, clock)
     await proc.assign([0])
     msgs = [Msg(0, i, None, v) for i, v in enumerate(payloads)]
-    patch = mock.patch.object(processor_module, "_worth_of", lambda before, states: {})
-    if not worth:
-        patch.start()
-    try:
+    off = mock.patch.object(processor_module, "_worth_of", _no_worth)
+    with contextlib.nullcontext() if worth else off:
         started = time.perf_counter()
         for i in range(0, len(msgs), BATCH):
             await proc.process_partition(0, msgs[i : i + BATCH])
         took = time.perf_counter() - started
-    finally:
-        if not worth:
-            patch.stop()
     return took, store
+
+
+async def _memory(store: RedisStore) -> tuple[int, int, int, int]:
+    """(bytes, fields) of the worth hash and of the Pareto hash of partition 0."""
+    c = await store.connect()
+    tag = store.keys.tag(0)
+    names = (f"{tag}:{Keys.WORTH}", f"{tag}:{Keys.PARETO}")
+    w, wp = [int(await c.memory_usage(n) or 0) for n in names]
+    nw, nwp = [int(await c.hlen(n)) for n in names]
+    return w, nw, wp, nwp
 
 
 async def _main(events: int, customers: int, repeats: int) -> None:
@@ -78,31 +90,23 @@ async def _main(events: int, customers: int, repeats: int) -> None:
     try:
         url = f"redis://127.0.0.1:{redis.port}/0"
         best: dict[bool, float] = {}
-        last: RedisStore | None = None
-        for _ in range(repeats):
-            for worth in (False, True):
+        memory = (0, 0, 0, 0)
+        for i in range(repeats):  # alternating order; every run on an emptied Redis
+            for worth in (False, True) if i % 2 == 0 else (True, False):
                 took, store = await _run(url, payloads, worth)
                 best[worth] = min(best.get(worth, took), took)
                 if worth:
-                    if last is not None:
-                        await last.close()
-                    last = store
-                else:
-                    await store.close()
-        assert last is not None
-        c = await last.connect()
-        tag = last.keys.tag(0)
-        w = await c.memory_usage(f"{tag}:{Keys.WORTH}") or 0
-        wp = await c.memory_usage(f"{tag}:{Keys.PARETO}") or 0
-        fields = await c.hlen(f"{tag}:{Keys.WORTH}"), await c.hlen(f"{tag}:{Keys.PARETO}")
-        await last.close()
+                    memory = await _memory(store)
+                await (await store.connect()).flushall()
+                await store.close()
     finally:
         redis.stop()
     off, on = len(payloads) / best[False], len(payloads) / best[True]
+    w, nw, wp, nwp = memory
     print(f"{len(payloads):,} records, {customers:,} customers, best of {repeats}:")
     print(f"  without worth sums: {off:,.0f} records/s")
     print(f"  with worth sums:    {on:,.0f} records/s  ({on / off:.3f}x)")
-    print(f"  worth hash {w:,} B ({fields[0]} fields), Pareto hash {wp:,} B ({fields[1]} fields)")
+    print(f"  worth hash {w:,} B ({nw} fields), Pareto hash {wp:,} B ({nwp} fields)")
 
 
 def main() -> None:
