@@ -15,8 +15,8 @@ customers: no per-customer state is added).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import asyncio
+import contextlib
 import time
 import uuid
 from datetime import UTC, datetime
