@@ -11,6 +11,9 @@ Redis Cluster slot and can run as one atomic script.
     {prefix}:{ns:p}:c:<customer> hash   a (state.codec), u (due time, state.schedule)
     {prefix}:{ns:p}:q:<population> hash bucket -> customers (quantile summary, segments.sketch)
     {prefix}:{ns:p}:n            hash   scheme|segment -> customers in it now
+    {prefix}:{ns:p}:w            hash   scheme|segment|m, |f -> its net revenue, orders
+    {prefix}:{ns:p}:wp           hash   c|bucket, s|bucket -> the base's net spend by
+                                        bucket: customers, sum (segments.worth)
     {prefix}:{ns:p}:mx:<YYYYMMDD> hash  HH|scheme|from|to -> transitions (expires)
     {prefix}:{ns:cuts}:cuts      string JSON of the current cut-point version
     {prefix}:{ns:layout}:layout  hash   partitions, topic: the layout the namespace was built
@@ -52,6 +55,15 @@ class Keys:
 
     COUNTS = "n"
     """Partition-relative name of the segment-count hash: ``scheme|segment`` -> customers."""
+
+    WORTH = "w"
+    """Partition-relative name of the worth hash: ``scheme|segment|m`` -> net revenue,
+    ``scheme|segment|f`` -> orders of the segment's members now (segments.worth)."""
+
+    PARETO = "wp"
+    """Partition-relative name of the Pareto summary: ``c|bucket`` -> customers,
+    ``s|bucket`` -> their net revenue, in the buckets of ``segments.worth.BUCKETS`` (a new
+    bucketing needs a new name: values added under one must leave under the same)."""
 
     @staticmethod
     def flows(day: str) -> str:

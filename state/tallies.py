@@ -7,7 +7,9 @@ store's connector and keys; the commits that keep the tallies are the store's ow
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from redis.commands.core import AsyncScript
 
@@ -16,7 +18,21 @@ from state.connection import unavailable_as_error as _unavailable_as_error
 from state.keys import Keys
 from state.schedule import DUE_COUNT
 
-__all__ = ["TallyReads"]
+__all__ = ["TallyReads", "WorthSums"]
+
+
+@dataclass(frozen=True, slots=True)
+class WorthSums:
+    """The worth hashes of a namespace, merged over partitions (``segments.worth``)."""
+
+    revenue: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+    """(scheme, segment) -> net revenue of its members (units)."""
+    orders: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+    """(scheme, segment) -> their orders."""
+    counts: dict[int, int] = dataclasses.field(default_factory=dict)
+    """Pareto bucket -> customers of the base."""
+    sums: dict[int, int] = dataclasses.field(default_factory=dict)
+    """Pareto bucket -> their net revenue (units)."""
 
 
 class TallyReads:
@@ -52,6 +68,28 @@ class TallyReads:
                 scheme, _, segment = field.partition("|")
                 seg = out.setdefault(scheme, {})
                 seg[segment] = seg.get(segment, 0) + int(n)
+        return out
+
+    async def worth(self, partitions: Iterable[int]) -> WorthSums:
+        """Net revenue and orders per segment and the base's Pareto summary, over
+        ``partitions`` (two hashes each, one pipelined trip, no scan)."""
+        parts = list(partitions)
+        c = await self._connector.connect()
+        async with _unavailable_as_error(), c.pipeline(transaction=False) as pipe:
+            for p in parts:
+                pipe.hgetall(f"{self._keys.tag(p)}:{Keys.WORTH}")
+                pipe.hgetall(f"{self._keys.tag(p)}:{Keys.PARETO}")
+            raw: list[dict[str, str]] = await pipe.execute()
+        out = WorthSums()
+        for worth, pareto in zip(raw[::2], raw[1::2], strict=True):
+            for f, n in worth.items():
+                scheme, segment, what = f.rsplit("|", 2)
+                into = out.revenue if what == "m" else out.orders
+                into[(scheme, segment)] = into.get((scheme, segment), 0) + int(n)
+            for f, n in pareto.items():
+                what, _, bucket = f.partition("|")
+                into_b = out.counts if what == "c" else out.sums
+                into_b[int(bucket)] = into_b.get(int(bucket), 0) + int(n)
         return out
 
     async def flows(

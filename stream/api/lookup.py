@@ -24,6 +24,7 @@ from segments.model import NONE, Columns, CustomerState
 from segments.rules import value_policy_of
 from segments.value import figures
 from state.store import RedisStore
+from stream.api.worth import value_view
 from stream.apply.encode import iso
 from stream.apply.routing import partitioner
 from stream.apply.tallies import DAY_MS, HOUR_MS, day_of
@@ -204,6 +205,18 @@ class Lookup:
             ]
             out[scheme.name] = {"customers": sum(r["customers"] for r in rows), "segments": rows}
         return {"schemes": out}
+
+    async def segment_values(self, scheme: str | None = None) -> dict[str, Any]:
+        """What each segment is worth and the Pareto view (:mod:`stream.api.worth`); of
+        one ``scheme``, or every scheme when it is left out."""
+        schemes = self._engine().schemes
+        if scheme is not None:
+            name = self._scheme(scheme)
+            schemes = tuple(s for s in schemes if s.name == name)
+        parts = range(self._partitions())
+        counts = await self.store.tallies.segment_counts(parts)
+        sums = await self.store.tallies.worth(parts)
+        return value_view(schemes, counts, sums, self.settings.currency)
 
     def _window(self, since: str | None, until: str | None) -> tuple[int, int]:
         """[since, until) in epoch ms: each bound as given, or its default.

@@ -16,6 +16,7 @@ __all__ = ["OPEN_ROUTES", "ROUTES", "document"]
 ROUTES = (
     "/customers/{customer_id}",
     "/segments",
+    "/segments/value",
     "/transitions/matrix",
     "/winback",
     "/health",
@@ -32,6 +33,85 @@ _ERROR = {
     "properties": {
         "error": {"type": "string", "description": "What went wrong, in one line."},
         "parameter": {"type": "string", "description": "The parameter at fault (400)."},
+    },
+}
+
+
+_MONEY = {"type": "string", "description": "Decimal amount in `currency`, exact."}
+_SHARE = {"type": "number", "minimum": 0, "maximum": 1}
+_VALUE = {
+    "type": "object",
+    "required": ["currency", "schemes", "base"],
+    "properties": {
+        "currency": {"type": "string"},
+        "schemes": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["customers", "revenue", "segments"],
+                "properties": {
+                    "customers": {"type": "integer"},
+                    "revenue": _MONEY,
+                    "segments": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": [
+                                "segment",
+                                "label",
+                                "customers",
+                                "revenue",
+                                "revenue_share",
+                                "orders",
+                                "average_order_value",
+                            ],
+                            "properties": {
+                                "segment": {"type": "string"},
+                                "label": {"type": "string"},
+                                "customers": {"type": "integer"},
+                                "revenue": _MONEY,
+                                "revenue_share": _SHARE,
+                                "orders": {"type": "integer"},
+                                "average_order_value": {
+                                    "type": ["string", "null"],
+                                    "description": "Revenue / orders, to the cent; null "
+                                    "without orders.",
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+        "base": {
+            "type": "object",
+            "required": ["customers", "revenue", "pareto", "bucket_accuracy"],
+            "properties": {
+                "customers": {"type": "integer"},
+                "revenue": _MONEY,
+                "pareto": {
+                    "type": "array",
+                    "description": "Revenue of the top 1 % and 20 % of customers by net "
+                    "spend: exact up to the one bucket the cut straddles, so a range "
+                    "(low == high when the cut falls between buckets).",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "top": _SHARE,
+                            "customers": {"type": "integer"},
+                            "revenue_low": _MONEY,
+                            "revenue_high": _MONEY,
+                            "revenue_share_low": _SHARE,
+                            "revenue_share_high": _SHARE,
+                        },
+                    },
+                },
+                "bucket_accuracy": {
+                    "type": "number",
+                    "description": "Relative width of the buckets behind the range.",
+                },
+            },
+        },
     },
 }
 
@@ -237,6 +317,27 @@ def _paths(bad: dict[str, Any], scheme: dict[str, Any], budget: str) -> dict[str
                     "operationId": "getSegments",
                     "responses": {
                         "200": _json(_SEGMENTS, "Counts, every segment listed."),
+                        "503": _error("Redis is unavailable."),
+                    },
+                }
+            },
+            "/segments/value": {
+                "get": {
+                    "summary": "Net revenue, share, orders and AOV per segment; the Pareto "
+                    "view of the base",
+                    "operationId": "getSegmentValues",
+                    "parameters": [
+                        {
+                            "name": "scheme",
+                            "in": "query",
+                            "required": False,
+                            "description": "Default: every scheme.",
+                            "schema": scheme,
+                        }
+                    ],
+                    "responses": {
+                        "200": _json(_VALUE, "Figures kept by the commits (no scan)."),
+                        "400": bad,
                         "503": _error("Redis is unavailable."),
                     },
                 }

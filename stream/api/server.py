@@ -215,6 +215,7 @@ class HttpServer(Service):
         app.router.add_get("/openapi.json", self._get_openapi)
         app.router.add_get("/customers/{customer_id}", self._get_customer)
         app.router.add_get("/segments", self._get_segments)
+        app.router.add_get("/segments/value", self._get_segment_values)
         app.router.add_get("/transitions/matrix", self._get_matrix)
         app.router.add_get("/winback", self._get_winback)
         return app
@@ -276,6 +277,13 @@ class HttpServer(Service):
 
     async def _get_segments(self, _: web.Request) -> web.Response:
         return web.json_response(await self._api().segments())
+
+    async def _get_segment_values(self, request: web.Request) -> web.Response:
+        q = request.query
+        unknown = sorted(set(q) - {"scheme"})
+        if unknown:
+            raise BadParameter(unknown[0], "unknown parameter; use scheme")
+        return web.json_response(await self._api().segment_values(q.get("scheme")))
 
     async def _get_matrix(self, request: web.Request) -> web.Response:
         q = request.query

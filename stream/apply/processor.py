@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 from schemas.settings import Settings
+from segments import worth
 from segments.engine import NEVER, Engine
 from segments.model import CustomerState, Event, Outcome, TransitionDraft
 from segments.quantiles import Populations
@@ -43,7 +44,7 @@ from stream.apply.safety_net import is_record_fault, salvage
 from stream.apply.side_by_side import all_of
 from stream.apply.stats import Stats
 from stream.apply.sweeps import Sweeps
-from stream.apply.tallies import tally
+from stream.apply.tallies import Deltas, tally, worth_counters
 from stream.apply.validate import Validator
 from stream.apply.winback import winback_counters
 
@@ -175,13 +176,17 @@ class Processor:
 
     def summarised(
         self, states: Sequence[CustomerState], change: Callable[[], Outcome]
-    ) -> tuple[Outcome, dict[str, dict[int, int]]]:
-        """Run ``change`` on ``states``; also return the quantile-summary deltas it made."""
+    ) -> tuple[Outcome, Deltas]:
+        """Run ``change`` on ``states``; also return the quantile-summary and worth
+        deltas it made (both from the states before and after it)."""
+        held = worth.holdings(states)
         if not self.populations:
-            return change(), {}
+            outcome = change()
+            return outcome, Deltas({}, _worth_of(held, states))
         before = self.populations.snapshot(states)
         outcome = change()
-        return outcome, self.populations.deltas(before, self.populations.snapshot(states))
+        summaries = self.populations.deltas(before, self.populations.snapshot(states))
+        return outcome, Deltas(summaries, _worth_of(held, states))
 
     # ------------------------------------------------------------------ ownership
     async def assign(self, partitions: Iterable[int]) -> dict[int, int]:
@@ -286,7 +291,7 @@ class Processor:
             for c in dict.fromkeys(ev.customer_id for _, ev in good)
         ]
         before = {s.customer_id: Before(s.monetary, list(s.history)) for s in touched}
-        outcome, summaries = self.summarised(
+        outcome, deltas = self.summarised(
             touched, lambda: self.engine.apply_events(states, [ev for _, ev in good])
         )
         await self.letters.rejected(outcome.rejected)
@@ -296,7 +301,7 @@ class Processor:
             touched,
             outcome.transitions,
             last,
-            summaries=summaries,
+            deltas=deltas,
             before=before,
         )
         return outcome
@@ -321,14 +326,15 @@ class Processor:
         drafts: list[TransitionDraft],
         offset: int | str | None,
         unschedule: Sequence[str] = (),
-        summaries: dict[str, dict[int, int]] | None = None,
+        deltas: Deltas | None = None,
         position: Position | None = None,
         before: dict[str, Before] | None = None,
     ) -> None:
-        """Commit ``states`` with their due times, the outbox of ``drafts`` (if emitting)
-        and ``offset`` at ``position`` (default: :attr:`position`) in one fenced write
-        (:meth:`RedisStore.commit`); then count them and wake the relay. ``before``:
-        customer -> spend and history before this commit's events (win-back)."""
+        """Commit ``states`` with their due times, the outbox of ``drafts`` (if emitting),
+        the ``deltas`` of :meth:`summarised` and ``offset`` at ``position`` (default:
+        :attr:`position`) in one fenced write (:meth:`RedisStore.commit`); then count
+        them and wake the relay. ``before``: customer -> spend and history before this
+        commit's events (win-back)."""
         due = dict.fromkeys(unschedule, NEVER)
         due.update(
             zip((s.customer_id for s in states), self.engine.next_due(states).tolist(), strict=True)
@@ -344,6 +350,8 @@ class Processor:
         if won:
             more, more_expire = winback_counters(won, self.settings.matrix_retention)
             counters, expire_at = counters | more, expire_at | more_expire
+        if deltas is not None:
+            counters.update(deltas.worth)
         await self.store.commit(
             claim.partition,
             claim.epoch,
@@ -353,7 +361,7 @@ class Processor:
             outbox,
             offset,
             position or self.position,
-            summaries,
+            None if deltas is None else deltas.summaries,
             counters,
             expire_at,
         )
@@ -394,7 +402,7 @@ class Processor:
         self.guard.check_epoch(claim, loaded.epoch)
         known = [loaded.states[c] for c in ids if c in loaded.states]
         stale = [c for c in ids if c not in loaded.states]
-        outcome, summaries = self.summarised(known, lambda: self.engine.advance(known, now))
+        outcome, deltas = self.summarised(known, lambda: self.engine.advance(known, now))
         await self.letters.rejected(outcome.rejected)
         await self.commit(
             claim,
@@ -403,7 +411,7 @@ class Processor:
             outcome.transitions,
             offset=None,
             unschedule=stale,
-            summaries=summaries,
+            deltas=deltas,
         )
         self.stats.decays += len(outcome.transitions)
         if self.mode == "live":  # a backfill's due times are history, not lateness
@@ -411,3 +419,10 @@ class Processor:
             self.stats.observe_decay_delays(
                 [committed - d.effective_ms for d in outcome.transitions]
             )
+
+
+def _worth_of(
+    before: list[worth.Holding], states: Sequence[CustomerState]
+) -> dict[str, dict[str, int]]:
+    """The worth hashes' deltas of ``states`` changed from ``before``."""
+    return worth_counters(worth.deltas(before, worth.holdings(states)))

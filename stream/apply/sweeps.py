@@ -19,6 +19,7 @@ from stream.apply.dead_letters import DeadLetters
 from stream.apply.modes import SWEEP, Position
 from stream.apply.position import PositionGuard
 from stream.apply.stats import Stats
+from stream.apply.tallies import Deltas
 
 __all__ = ["SweepHost", "Sweeps"]
 
@@ -39,8 +40,8 @@ class SweepHost(Protocol):
 
     def summarised(
         self, states: Sequence[CustomerState], change: Callable[[], Outcome]
-    ) -> tuple[Outcome, dict[str, dict[int, int]]]:
-        """Run ``change`` on ``states``; also return the quantile-summary deltas it made."""
+    ) -> tuple[Outcome, Deltas]:
+        """Run ``change`` on ``states``; also return the summary and worth deltas it made."""
         ...
 
     async def commit(
@@ -51,7 +52,7 @@ class SweepHost(Protocol):
         drafts: list[TransitionDraft],
         offset: int | str | None,
         unschedule: Sequence[str] = (),
-        summaries: dict[str, dict[int, int]] | None = None,
+        deltas: Deltas | None = None,
         position: Position | None = None,
     ) -> None:
         """Commit ``states`` with their due times, outbox and ``offset`` at ``position``."""
@@ -108,7 +109,7 @@ class Sweeps:
         loaded = await self.store.load(p, ids)
         self.guard.check_epoch(claim, loaded.epoch)
         known = [loaded.states[c] for c in dict.fromkeys(ids) if c in loaded.states]
-        outcome, summaries = host.summarised(known, lambda: host.engine.reevaluate(known, now))
+        outcome, deltas = host.summarised(known, lambda: host.engine.reevaluate(known, now))
         await host.letters.rejected(outcome.rejected)
         marker = f"{target}|{cursor or 'done'}"
         await host.commit(
@@ -117,7 +118,7 @@ class Sweeps:
             known,
             outcome.transitions,
             offset=marker,
-            summaries=summaries,
+            deltas=deltas,
             position=SWEEP,
         )
         self.stats.swept += len(known)

@@ -13,11 +13,36 @@ import functools
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from segments.model import NONE, TransitionDraft
+from segments.worth import WorthDeltas
 from state.keys import Keys
 
-__all__ = ["HOUR_MS", "day_of", "tally"]
+__all__ = ["HOUR_MS", "Deltas", "day_of", "tally", "worth_counters"]
+
+
+class Deltas(NamedTuple):
+    """What a change did to the sums kept beside the states, committed with them: the
+    quantile summaries' bucket deltas and the worth hashes' field deltas."""
+
+    summaries: dict[str, dict[int, int]]
+    worth: dict[str, dict[str, int]]
+
+
+def worth_counters(d: WorthDeltas) -> dict[str, dict[str, int]]:
+    """``d`` as counter hash -> field -> delta (:data:`Keys.WORTH`, :data:`Keys.PARETO`)."""
+    out: dict[str, dict[str, int]] = {}
+    worth = {f"{s}|{g}|m": v for (s, g), v in d.revenue.items()}
+    worth.update({f"{s}|{g}|f": v for (s, g), v in d.orders.items()})
+    if worth:
+        out[Keys.WORTH] = worth
+    pareto = {f"c|{b}": v for b, v in d.counts.items()}
+    pareto.update({f"s|{b}": v for b, v in d.sums.items()})
+    if pareto:
+        out[Keys.PARETO] = pareto
+    return out
+
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000

@@ -116,4 +116,5 @@ async def build_report(lookup: Lookup, since: str, until: str | None, now_ms: in
         labels=labels,
         generated_at_ms=now_ms,
         winback=await winback_all(lookup, since),
+        values=await lookup.segment_values(),
     )

@@ -23,8 +23,15 @@ def add_inspect(sub: Subcommands) -> None:
 
 
 def add_segments(sub: Subcommands) -> None:
-    segs = sub.add_parser("segments", help="customers per segment per scheme, now")
+    segs = sub.add_parser(
+        "segments", help="customers, revenue, orders and AOV per segment per scheme, now"
+    )
     segs.add_argument("--json", action="store_true", help="the API's JSON instead of tables")
+    segs.add_argument(
+        "--value",
+        action="store_true",
+        help="with --json: GET /segments/value's document instead of GET /segments'",
+    )
     add_settings_options(segs)
     segs.set_defaults(func=cmd_segments)
 
@@ -68,24 +75,28 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_segments(args: argparse.Namespace) -> int:
-    """How many customers are where: the same counts as ``GET /segments``."""
+    """How many customers are where and what they are worth: ``GET /segments`` and
+    ``GET /segments/value``."""
     import asyncio
 
     import orjson
 
-    from stream.cli.terminal import open_lookup, render_segments
+    from stream.cli.terminal import open_lookup
+    from stream.cli.worth_view import render_values
 
     s = settings_from(args)
 
     async def run() -> dict[str, Any]:
         async with open_lookup(s) as lookup:
-            return await lookup.segments()
+            if args.json and not args.value:
+                return await lookup.segments()
+            return await lookup.segment_values()
 
     body = asyncio.run(run())
     print(
         orjson.dumps(body, option=orjson.OPT_INDENT_2).decode()
         if args.json
-        else render_segments(body)
+        else render_values(body)
     )
     return 0
 

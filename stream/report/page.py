@@ -42,6 +42,7 @@ from stream.report.svg import (
     _Seg,
 )
 from stream.report.winback_view import winback_section
+from stream.report.worth import pareto_section, value_block
 
 __all__ = ["SizeSeries", "render_report", "sizes_over_time"]
 
@@ -132,6 +133,14 @@ def _flow_table(pairs: dict[tuple[str, str], int], segs: dict[str, _Seg]) -> str
     )
 
 
+def _worth(values: Mapping[str, Any] | None, scheme: str, segs: dict[str, _Seg]) -> str:
+    """The scheme's value block, if ``values`` has it."""
+    if values is None or scheme not in values["schemes"]:
+        return ""
+    colors = {k: seg.color for k, seg in segs.items()}
+    return value_block(values["schemes"][scheme], colors, values["currency"])
+
+
 def render_report(
     *,
     title: str,
@@ -143,10 +152,15 @@ def render_report(
     labels: Mapping[str, Mapping[str, str]],
     generated_at_ms: int,
     winback: Sequence[Mapping[str, Any]] = (),
+    values: Mapping[str, Any] | None = None,
 ) -> str:
     """The whole report as one HTML document (str). See the module docstring.
+
     ``winback``: the ``GET /winback`` bodies of the schemes marking segments lapsed
-    (their section: :mod:`stream.report.winback_view`)."""
+    (their section: :mod:`stream.report.winback_view`). ``values``: ``GET
+    /segments/value``'s document (what each segment is worth now, the Pareto view);
+    given, each scheme gets its value chart and table, and the base a section of its
+    own (:mod:`stream.report.worth`)."""
     grid = _bucket_grid(since_ms, until_ms, bucket_ms)
     series = sizes_over_time(
         since_ms=since_ms, until_ms=until_ms, bucket_ms=bucket_ms, flows=flows, sizes_now=sizes_now
@@ -204,10 +218,14 @@ def render_report(
             f'<div class="row"><div><h3>Segment sizes over time</h3>'
             f"{_area_chart(scheme, sid, series.get(scheme), segs, grid)}</div>"
             f"<div><h3>Top flows</h3>{table}</div></div>"
+            f"{_worth(values, scheme, segs)}"
             "</section>"
         )
         nav.append(f'<a href="#{sid}">{_e(scheme)}</a>')
 
+    if values is not None:
+        sections.append(pareto_section(values["base"], values["currency"]))
+        nav.append('<a href="#pareto">Pareto</a>')
     body = "".join(sections) or '<p class="empty">No schemes.</p>'
     if winback:
         body += winback_section(winback)
