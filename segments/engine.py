@@ -138,10 +138,8 @@ class Engine:
         for i, s in enumerate(states):
             if s.held:
                 due[i] = min(int(due[i]), max(min(h.until_ms for h in s.held), s.cursor_ms + 1))
-            if s.days and self._windows:
-                t = windows.next_expiry(s, self._windows)
-                if t is not None and t < due[i]:
-                    due[i] = t
+        if self._windows:
+            due = np.minimum(due, windows.next_expiries(states, self._windows))
         return due
 
     # ------------------------------------------------------------------ events

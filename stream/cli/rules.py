@@ -22,9 +22,16 @@ def add_rules(sub: Subcommands) -> None:
     rules = sub.add_parser("rules", help="segment rules files")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)
     check = rules_sub.add_parser(
-        "check", help="validate a rules file: gaps, overlaps, unreachable segments, band order"
+        "check", help="validate rules files: gaps, overlaps, unreachable segments, band order"
     )
-    check.add_argument("file", metavar="FILE")
+    check.add_argument(
+        "file",
+        metavar="FILES",
+        nargs="?",
+        default="default",
+        help="a rules file, or several and shipped names comma-separated, as RFM_RULES "
+        "takes them (rfm,management,./mine.toml); default: every shipped scheme",
+    )
     check.set_defaults(func=cmd_rules_check)
 
 
@@ -43,7 +50,8 @@ def add_schemas(sub: Subcommands) -> None:
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
-    """Shape and sense of a rules file: every problem on its own line, exit 1 if any."""
+    """Shape and sense of the rules files, taken together as the worker would: every
+    problem on its own line, exit 1 if any."""
     from schemas.rules import RulesError, load_rules
     from segments.check import build_scheme, check_rules
 

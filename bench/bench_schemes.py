@@ -1,0 +1,204 @@
+"""Engine cost per scheme set: the four RFM schemes vs every shipped scheme (issue #20).
+
+    python -m bench --only schemes
+    python -m bench.bench_schemes [--events 60000] [--customers 6000] [--repeats 3] [--profile]
+
+The pure engine (``segments.engine``, no I/O) folds the same seeded workload
+(``bench.workload``) in batches of ``RFM_BATCH_MAX`` events, doing per batch what the
+processor does around it: the quantile-summary deltas of every population the schemes
+rank (``Processor.summarised``) and the value figures of the drafts of
+``value_figures`` schemes (``TransitionEncoder.values``). Both engines run at one
+cut-point version computed from the workload itself (every quantile axis ranked, the
+base's BG/NBD model fitted), so no scheme is idle for lack of cut points. The two sets
+alternate, best of ``--repeats`` each; the ratio is of the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import dataclasses
+import gc
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from bench import workload
+from bench.profiling import format_profile
+from schemas.rules import RulesFile, load_rules
+from schemas.settings import Settings, load_settings
+from segments.engine import Engine
+from segments.model import CustomerState, Event
+from segments.quantiles import CutPoints, Populations
+from segments.rules import build_engine, value_policy_of
+from segments.value import fit_base
+from stream.apply.encode import TransitionEncoder
+from stream.apply.validate import Validator
+
+__all__ = ["SchemesResult", "bench", "main"]
+
+GOAL = 0.7
+"""Every shipped scheme at no less than this share of the RFM schemes' throughput."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetRun:
+    """One scheme set's best pass."""
+
+    name: str
+    schemes: tuple[str, ...]
+    seconds: list[float]
+    transitions: int
+    valued: int
+    """Transitions that carried value figures."""
+
+    @property
+    def best(self) -> float:
+        return min(self.seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class SchemesResult:
+    events: int
+    customers: int
+    batch: int
+    rfm: SetRun
+    every: SetRun
+    profile: str
+    state_bytes: float
+    """Mean encoded state (Redis hash fields) per customer with every scheme, at the end."""
+
+    @property
+    def ratio(self) -> float:
+        """Throughput of every scheme as a share of the RFM schemes' (same run)."""
+        return self.rfm.best / self.every.best if self.every.best else 0.0
+
+
+def _events(settings: Settings, n: int, customers: int, seed: int) -> list[Event]:
+    validator = Validator(settings)
+    wall = int(workload.END.timestamp() * 1000) + 1
+    return [validator.event(orjson.dumps(d), wall) for d in workload.generate(n, customers, seed)]
+
+
+def _batches(events: Sequence[Event], size: int) -> list[Sequence[Event]]:
+    return [events[i : i + size] for i in range(0, len(events), size)]
+
+
+def _fold(
+    engine: Engine, batches: Sequence[Sequence[Event]], encoder: TransitionEncoder | None
+) -> tuple[dict[str, CustomerState], dict[str, dict[int, int]], int, int]:
+    """Apply every batch as the processor would; returns the states, the merged summary
+    deltas, the transitions and the valued ones."""
+    pops = Populations(engine.schemes)
+    states: dict[str, CustomerState] = {}
+    summaries: dict[str, dict[int, int]] = {}
+    transitions = valued = 0
+    for batch in batches:
+        touched = [
+            states.setdefault(c, CustomerState(c)) for c in dict.fromkeys(e.customer_id for e in batch)
+        ]
+        before = pops.snapshot(touched) if pops else None
+        outcome = engine.apply_events(states, batch)
+        if before is not None:
+            for name, d in pops.deltas(before, pops.snapshot(touched)).items():
+                into = summaries.setdefault(name, {})
+                for b, k in d.items():
+                    into[b] = into.get(b, 0) + k
+        engine.next_due(touched)  # the commit's schedule entries
+        transitions += len(outcome.transitions)
+        if encoder is not None:
+            valued += sum(v is not None for v in encoder.values(outcome.transitions))
+    return states, summaries, transitions, valued
+
+
+def _cut_points(settings: Settings, rules: RulesFile, batches: Sequence[Sequence[Event]]) -> CutPoints:
+    """One cut-point version from the workload itself: every quantile axis ranked, the
+    model fitted, as a worker has them after its first refresh."""
+    engine = build_engine(settings, rules)
+    states, summaries, _, _ = _fold(engine, batches, None)
+    end = max(e.occurred_ms for b in batches for e in b)
+    cuts = Populations(engine.schemes).cut_points(
+        engine.schemes, summaries, end, 1, len(states)
+    )
+    return dataclasses.replace(cuts, model=fit_base(list(states.values()), end))
+
+
+def _engine(settings: Settings, rules: RulesFile, cuts: CutPoints) -> tuple[Engine, TransitionEncoder]:
+    engine = build_engine(settings, rules, cuts)
+    return engine, TransitionEncoder(engine, settings.currency, "live", value_policy_of(settings))
+
+
+def bench(
+    events_n: int, customers: int, repeats: int, profile: bool = True, seed: int = 7
+) -> SchemesResult:
+    from state.codec import encode_state  # bench only: the size of what Redis would hold
+
+    settings = load_settings()
+    events = _events(settings, events_n, customers, seed)
+    batches = _batches(events, settings.batch_max)
+    sets = {"rfm": load_rules("rfm"), "every": load_rules(None)}
+    cuts = _cut_points(settings, sets["every"], batches)
+    engines = {k: _engine(settings, r, cuts) for k, r in sets.items()}
+    seconds: dict[str, list[float]] = {k: [] for k in sets}
+    counts: dict[str, tuple[int, int]] = {}
+    final: dict[str, CustomerState] = {}
+    for _ in range(repeats):
+        for name, (engine, encoder) in engines.items():
+            gc.collect()
+            t0 = time.perf_counter()
+            states, _, transitions, valued = _fold(engine, batches, encoder)
+            seconds[name].append(time.perf_counter() - t0)
+            counts[name] = (transitions, valued)
+            if name == "every":
+                final = states
+    text = ""
+    if profile:
+        prof = cProfile.Profile()
+        engine, encoder = engines["every"]
+        prof.enable()
+        _fold(engine, batches, encoder)
+        prof.disable()
+        text = format_profile(prof, top=15)
+    sizes = [sum(map(len, encode_state(s))) for s in final.values()]
+    runs = {
+        k: SetRun(k, tuple(s.name for s in engines[k][0].schemes), seconds[k], *counts[k])
+        for k in sets
+    }
+    return SchemesResult(
+        events_n,
+        customers,
+        settings.batch_max,
+        runs["rfm"],
+        runs["every"],
+        text,
+        sum(sizes) / max(len(sizes), 1),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.bench_schemes", description=__doc__)
+    ap.add_argument("--events", type=int, default=60_000)
+    ap.add_argument("--customers", type=int, default=6_000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--profile", action="store_true", help="print a profile of every scheme")
+    args = ap.parse_args(argv)
+    r = bench(args.events, args.customers, args.repeats, args.profile)
+    for run in (r.rfm, r.every):
+        print(
+            f"{run.name}: {len(run.schemes)} schemes, best {run.best:.2f} s "
+            f"({r.events / run.best:,.0f} events/s), {run.transitions:,} transitions, "
+            f"{run.valued:,} with value figures; passes {[round(s, 2) for s in run.seconds]}"
+        )
+    print(f"ratio every/rfm throughput: {r.ratio:.2f} (goal ≥ {GOAL}); state {r.state_bytes:.0f} B")
+    if r.profile:
+        print(r.profile)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(main())
