@@ -12,14 +12,14 @@ from segments.quantiles import CutPoints, Populations
 
 DAY = 86_400_000
 UNIT = 10_000
-RULES = load_rules(None)
+RULES = load_rules("rfm")  # the RFM file: its populations are f, m and r
 
 
 def schemes(thresholds=None):
     return [build_scheme(n, s, (thresholds or {}).get(n)) for n, s in RULES.schemes.items()]
 
 
-def test_shipped_rules_summarise_f_m_and_last_purchase() -> None:
+def test_the_shipped_rfm_rules_summarise_f_m_and_last_purchase() -> None:
     assert [p.name for p in Populations(schemes()).items] == ["f", "m", "r"]
     assert not Populations(schemes()[:2])  # rfm8 and rfm27 have fixed cuts only
 
