@@ -3,6 +3,7 @@ batch computes each distinct history once, which must not change a single figure
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 import numpy as np
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from segments.bgnbd import BgNbdParams
 from segments.model import Columns
-from segments.value import ValueModel, ValuePolicy, figures
+from segments.value import ValueModel, ValuePolicy, alive_due, figures
 
 DAY = 86_400_000
 MODEL = ValueModel(BgNbdParams(r=0.2426, alpha=30.9, a=0.7929, b=2.4258), 2357, -9582.4, 0)
@@ -45,3 +46,32 @@ def test_figures_of_a_batch_with_repeats_equal_each_row_alone(
         for i in range(len(batch))
     ]
     assert figures(MODEL, POLICY, cols, last + ahead * DAY) == alone
+
+
+_history = st.tuples(
+    st.integers(1, 15),  # orders
+    st.integers(0, 200),  # first purchase day
+    st.integers(0, 300),  # days to the last
+    st.integers(0, 500),  # cursor: days after the last
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.lists(_history, min_size=1, max_size=8), later=st.integers(0, 90))
+def test_remembered_alive_crossings_equal_a_fresh_bisection(
+    rows: list[tuple[int, int, int, int]], later: int
+) -> None:
+    """The model remembers each history's crossing; asked again (the next due step, a
+    later cursor), it answers what a model that never saw the history finds."""
+    f, first, span, wait = (np.array(c, dtype=np.int64) for c in zip(*rows, strict=True))
+    first, last = first * DAY, (first + span) * DAY
+    cols = Columns(last, f, f * 10**6, (), first)
+    cuts = (300, 700)
+    remembering = dataclasses.replace(MODEL, crossings={})
+    ahead = False
+    for cursor in (last + wait * DAY, last + (wait + later) * DAY + 7):
+        fresh = dataclasses.replace(MODEL, crossings={})
+        want = alive_due(fresh, cuts, cols, cursor)
+        assert alive_due(remembering, cuts, cols, cursor).tolist() == want.tolist()
+        ahead = ahead or bool((want != np.iinfo(np.int64).max).any())
+    assert bool(remembering.crossings) == ahead  # a crossing ahead is remembered
