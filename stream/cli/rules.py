@@ -55,6 +55,7 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
     from schemas.rules import RulesError, load_rules
     from segments.check import build_scheme, check_rules
 
+    where = _prefix(args.file)
     try:
         rules = load_rules(args.file)
         problems = check_rules(rules)
@@ -62,7 +63,7 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
         problems = exc.problems + (check_rules(exc.partial) if exc.partial else [])
     if problems:
         for line in problems:
-            print(f"{args.file}: {line}", file=sys.stderr)
+            print(f"{where}{line}", file=sys.stderr)
         print(f"rfm-stream: {len(problems)} problem(s) in {args.file}", file=sys.stderr)
         return 1
     for name, spec in rules.schemes.items():
@@ -78,6 +79,17 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
         )
     print(f"{args.file}: OK, {len(rules.schemes)} schemes")
     return 0
+
+
+def _prefix(value: str) -> str:
+    """What a problem line starts with: the file, when there is one (with several, each
+    line of a file's own problems already names its file)."""
+    from schemas.rules import RulesError, rules_sources
+
+    try:
+        return f"{value}: " if len(rules_sources(value)) == 1 else ""
+    except RulesError:
+        return ""
 
 
 def cmd_recalibrate(args: argparse.Namespace) -> int:
