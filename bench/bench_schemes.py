@@ -20,15 +20,19 @@ import cProfile
 import dataclasses
 import gc
 import os
+import platform
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+import numpy as np
 import orjson
 
 from bench import workload
 from bench.profiling import format_profile
+from bench.report import cpu_model, met
 from schemas.rules import RulesFile, load_rules
 from schemas.settings import Settings, load_settings
 from segments.engine import Engine
@@ -39,7 +43,9 @@ from segments.value import fit_base
 from stream.apply.encode import TransitionEncoder
 from stream.apply.validate import Validator
 
-__all__ = ["SchemesResult", "bench", "main"]
+__all__ = ["SECTION", "SchemesResult", "bench", "main", "section"]
+
+SECTION = "## Engine cost per scheme set"
 
 GOAL = 0.7
 """Every shipped scheme at no less than this share of the RFM schemes' throughput."""
@@ -199,6 +205,66 @@ def bench(
             prof.disable()
             text = format_profile(prof, top=15)
     return SchemesResult(events_n, customers, settings.batch_max, shapes, text, sizes)
+
+
+def section(r: SchemesResult, command: str, load: list[tuple[float, float, float]]) -> str:
+    """The BENCHMARKS.md section: both sets per batch shape, the ratio, the profile."""
+    rows = []
+    for shape in r.shapes:
+        for run in (shape.rfm, shape.every):
+            rows.append(
+                f"| {shape.name} ({shape.batches:,} batches) | {run.name}: {len(run.schemes)} "
+                f"schemes | {run.best:.2f} | {r.events / run.best if run.best else 0:,.0f} | "
+                f"{run.transitions:,} | {run.valued:,} | "
+                f"{', '.join(f'{x:.2f}' for x in run.seconds)} |"
+            )
+    live = next(x for x in r.shapes if x.name == "live")
+    ratios = "; ".join(f"{x.name} {x.ratio:.2f}×" for x in r.shapes)
+    every = ", ".join(r.shapes[0].every.schemes)
+    sizes = ", ".join(f"{k} {v:.0f} B" for k, v in r.state_bytes.items())
+    when = datetime.now(UTC).strftime("%Y-%m-%d")
+    loads = " → ".join(f"{x[0]:.2f}" for x in load)
+    return (
+        f"""{SECTION}
+
+Command (run from the repo root, {when}; `--smoke` runs every figure at tiny sizes):
+
+```
+{command}
+```
+
+Machine: {os.cpu_count()} cores ({cpu_model()}), shared and noisy: only the ratio of the
+same run means anything. Python {platform.python_version()}, numpy {np.__version__}; no
+broker, no Redis (the engine alone). 1-minute load average before → after: {loads}.
+"""
+        + f"""
+The pure engine (`segments.engine`, no I/O) folds one seeded workload (`bench.workload`:
+{r.events:,} events of {r.customers:,} customers over 1.5 years, refunds included) in
+batches of at most {r.batch:,} events, doing per batch what the processor does around it:
+the quantile-summary deltas (`Processor.summarised`), the due times of the commit
+(`Engine.next_due`) and the value figures of `value_figures` schemes
+(`TransitionEncoder.values`). Both sets run at one cut-point version made from the
+workload itself (every quantile axis ranked, the base's BG/NBD model fitted). **live**
+batches close before a customer's second event (a real-time fetch of a large base);
+**replay** batches are {r.batch:,} consecutive events (a backfill, or a worker catching
+up: heavy buyers have many events in one batch). The sets alternate; best of
+{len(live.rfm.seconds)}.
+
+| batches | scheme set | best s | events/s | transitions | with value figures | passes s |
+|---|---|---:|---:|---:|---:|---|
+{chr(10).join(rows)}
+
+Every shipped scheme ({every}) at the RFM schemes' throughput: {ratios}. Goal ≥ {GOAL}×
+on live batches: {met(live.ratio >= GOAL)}. Encoded state per customer at the end
+(`state.codec`, text the Redis hash holds): {sizes}.
+
+Profile of every scheme on the live batches (cProfile, one more pass):
+
+```
+{r.profile}
+```
+"""
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

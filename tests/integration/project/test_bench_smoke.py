@@ -54,6 +54,11 @@ CHECKS: dict[str, list[str]] = {
     "## Decay timeliness: due time to transition readable": [
         rf"\| 300 \| {NUM} \| {NUM} \| {NUM} \| {NUM} \| {NUM} \|",
     ],
+    "## Engine cost per scheme set": [
+        rf"\| live \({NUM} batches\) \| rfm: 4 schemes \| {NUM} \| {NUM} \|",
+        rf"\| replay \({NUM} batches\) \| every: \d+ schemes \| {NUM} \| {NUM} \|",
+        rf"at the RFM schemes' throughput: live {NUM}×; replay {NUM}×",
+    ],
     "## Redis memory per customer": [
         rf"\| \*\*difference\*\* \| {NUM} \| \*\*{NUM} B\*\* \|",
         rf"\| due zset .* \| \| {NUM} B \|",
@@ -65,7 +70,7 @@ CHECKS: dict[str, list[str]] = {
 def smoke_md(tmp_path_factory: pytest.TempPathFactory) -> str:
     md = tmp_path_factory.mktemp("bench") / "BENCHMARKS.md"
     before = (ROOT / "BENCHMARKS.md").read_text()
-    figures = "decay,backfill,live,latency,memory"  # pandas: the bench extra, which CI installs
+    figures = "decay,backfill,live,latency,memory,schemes"  # pandas: the bench extra, which CI installs
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke", "--only", figures, "--md", str(md)],
         cwd=ROOT,
