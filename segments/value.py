@@ -177,7 +177,9 @@ def alive_due(
     known = model.crossings
     if len(known) > CROSSINGS_KEPT:
         known.clear()
-    hist = list(zip(cols.frequency.tolist(), cols.first_ms.tolist(), cols.last_ms.tolist()))
+    hist = list(
+        zip(cols.frequency.tolist(), cols.first_ms.tolist(), cols.last_ms.tolist(), strict=True)
+    )
     for thr in thresholds:
         at = _crossing_ms(model, thr, x, tx, cols.first_ms)
         idx = np.flatnonzero((at != NEVER) & (now >= thr))  # not below yet: ahead

@@ -70,7 +70,8 @@ CHECKS: dict[str, list[str]] = {
 def smoke_md(tmp_path_factory: pytest.TempPathFactory) -> str:
     md = tmp_path_factory.mktemp("bench") / "BENCHMARKS.md"
     before = (ROOT / "BENCHMARKS.md").read_text()
-    figures = "decay,backfill,live,latency,memory,schemes"  # pandas: the bench extra, which CI installs
+    # pandas: the bench extra, which CI installs
+    figures = "decay,backfill,live,latency,memory,schemes"
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke", "--only", figures, "--md", str(md)],
         cwd=ROOT,
