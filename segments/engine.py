@@ -125,6 +125,7 @@ class Engine:
         n = len(states)
         if n == 0:
             return np.zeros(0, dtype=np.int64)
+        states = windows.Batch(states)  # nothing changes while the due times are found
         cursor = np.fromiter((s.cursor_ms for s in states), np.int64, n)
         if self._edges.size:
             last = np.fromiter((s.last_ms for s in states), np.int64, n)
@@ -293,7 +294,7 @@ class Engine:
         causes: list[str],
         event_ids: list[str] | None,
     ) -> list[TransitionDraft]:
-        cols = Columns.of(sts)
+        cols = Columns.of(windows.Batch(sts))  # no state changes until every scheme is done
         active = cols.frequency > 0
         all_active = bool(active.all())
         out: list[TransitionDraft] = []

@@ -14,7 +14,7 @@ count on a different day than in order (documented limitation, like order retent
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import chain
 from typing import TypeVar
 
@@ -24,6 +24,7 @@ from segments.model import CustomerState
 
 __all__ = [
     "DAY_MS",
+    "Batch",
     "add",
     "day_of",
     "expires_at",
@@ -108,6 +109,28 @@ class _Days:
         return out
 
 
+class Batch(list[CustomerState]):
+    """States read together while none of them changes: one classification by every
+    scheme, one due-time computation. Their purchase days become columns once, for every
+    windowed axis of every scheme (four per classification with the shipped rules),
+    instead of once per axis. The engine makes one per such step; whoever changes a
+    state's days afterwards must make a new one."""
+
+    __slots__ = ("_days",)
+
+    def __init__(self, states: Iterable[CustomerState]) -> None:
+        super().__init__(states)
+        self._days: _Days | None = None
+
+
+def _days_of(states: Sequence[CustomerState]) -> _Days:
+    if isinstance(states, Batch):
+        if states._days is None:
+            states._days = _Days(states)
+        return states._days
+    return _Days(states)
+
+
 def _asof(states: Sequence[CustomerState], asof_ms: np.ndarray | None) -> np.ndarray:
     if asof_ms is None:
         return np.fromiter((s.cursor_ms for s in states), np.int64, len(states))
@@ -122,7 +145,7 @@ def windowed_values(
 ) -> np.ndarray:
     """F (orders) or M (units) of each state within ``window_ms`` of its as-of time
     (default: its cursor): the days with ``expires_at(day, window_ms) > as-of``."""
-    days = _Days(states)
+    days = _days_of(states)
     if not days.owner.size:
         return np.zeros(len(states), dtype=np.int64)
     t = _asof(states, asof_ms)[days.owner]
@@ -135,7 +158,7 @@ def windowed_between(
 ) -> np.ndarray:
     """Net spend of the purchase days that left the last ``near_ms`` but are still in
     the last ``far_ms`` at each as-of time (the window before the recent one)."""
-    days = _Days(states)
+    days = _days_of(states)
     if not days.owner.size:
         return np.zeros(len(states), dtype=np.int64)
     t = _asof(states, asof_ms)[days.owner]
@@ -148,7 +171,7 @@ def next_expiries(states: Sequence[CustomerState], windows: Sequence[int]) -> np
     """Per state, the first instant after its cursor at which one of its days leaves one
     of ``windows`` (``NEVER`` if none)."""
     out = np.full(len(states), NEVER, dtype=np.int64)
-    days = _Days(states)
+    days = _days_of(states)
     if not days.owner.size or not windows:
         return out
     cursor = _asof(states, None)[days.owner]

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from segments.model import CustomerState
 from segments.windows import (
     NEVER,
+    Batch,
     expires_at,
     next_expiries,
     next_expiry,
@@ -92,6 +93,17 @@ def test_columnar_windows_equal_the_per_customer_loops(
         assert windowed_between(states, w, 2 * w, asof).tolist() == (
             _old_between(states, w, 2 * w, asof).tolist()
         )
+    batch = Batch(states)  # its day columns made once, then read by every call below
+    for w in windows:
+        assert windowed_values(batch, "m", w, asof).tolist() == (
+            _old_values(states, "m", w, asof).tolist()
+        )
+        assert windowed_between(batch, w, 2 * w, asof).tolist() == (
+            _old_between(states, w, 2 * w, asof).tolist()
+        )
+    assert next_expiries(batch, sorted(windows)).tolist() == (
+        next_expiries(states, sorted(windows)).tolist()
+    )
     got = next_expiries(states, sorted(windows)).tolist()
     want = [_old_expiry(s, sorted(windows)) for s in states]
     assert got == [NEVER if t is None else t for t in want]
