@@ -287,7 +287,11 @@ def load_rules(path: str | Path | None) -> RulesFile:
     several; a scheme name in two files is a problem naming both. The
     :class:`RulesError` carries the schemes that did parse (``partial``).
     """
-    files = rules_sources(path)
+    # a file named twice (``default,rfm``) is read once: the same definitions, no clash
+    first: dict[Path, Path] = {}
+    for p in rules_sources(path):
+        first.setdefault(p.resolve(), p)
+    files = list(first.values())
     if len(files) == 1:
         return _load_file(files[0])
     problems: list[str] = []
@@ -307,7 +311,7 @@ def load_rules(path: str | Path | None) -> RulesFile:
                 continue
             origin[name] = p
             good[name] = spec
-    source = ",".join(str(p) for p in files)
+    source = str(path) if path else "default"  # what the user wrote
     if problems:
         raise RulesError(source, problems, RulesFile(schemes=good) if good else None)
     return RulesFile(schemes=good)

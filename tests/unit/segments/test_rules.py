@@ -37,6 +37,7 @@ def test_by_default_every_shipped_scheme_runs_rfm_first() -> None:
     everything = load_rules(None)
     assert list(everything.schemes) == RFM + MANAGEMENT
     assert load_rules("default") == everything == load_rules("rfm,management")
+    assert load_rules("default,rfm") == everything  # a file named twice is read once
     assert check_rules(everything) == []
     assert [s.name for s in build_schemes(load_settings())] == RFM + MANAGEMENT
 
