@@ -124,7 +124,7 @@ def _fold(
 ) -> tuple[dict[str, CustomerState], dict[str, dict[int, int]], int, int]:
     """Apply every batch as the processor would; returns the states, the merged summary
     deltas, the transitions and the valued ones."""
-    pops = Populations(engine.schemes)
+    pops = Populations(engine.schemes, engine.rules_version)
     states: dict[str, CustomerState] = {}
     summaries: dict[str, dict[int, int]] = {}
     transitions = valued = 0
@@ -155,7 +155,9 @@ def _cut_points(
     engine = build_engine(settings, rules)
     states, summaries, _, _ = _fold(engine, batches, None)
     end = max(e.occurred_ms for b in batches for e in b)
-    cuts = Populations(engine.schemes).cut_points(engine.schemes, summaries, end, 1, len(states))
+    cuts = Populations(engine.schemes, engine.rules_version).cut_points(
+        engine.schemes, summaries, end, 1, len(states)
+    )
     return dataclasses.replace(cuts, model=fit_base(list(states.values()), end))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["format_duration", "parse_duration"]
+__all__ = ["format_duration", "parse_duration", "parse_duration_or_zero"]
 
 _UNITS_MS = {
     "ms": 1,
@@ -47,6 +47,17 @@ def parse_duration(text: str | int) -> int:
     if total <= 0:
         raise ValueError("a duration must be positive")
     return total
+
+
+def parse_duration_or_zero(value: object) -> int:
+    """:func:`parse_duration`, or zero (``0``, ``0s``, ...) for a setting that may be off."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError("must be 0 or a positive duration")
+        return value
+    if isinstance(value, str) and re.fullmatch(r"0+(ms|s|m|h|d|w)?", value.strip().lower()):
+        return 0
+    return parse_duration(value if isinstance(value, bool) else str(value))  # its own error
 
 
 def format_duration(ms: int) -> str:

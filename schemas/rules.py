@@ -28,7 +28,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from schemas.errors import RfmStreamError
 from schemas.settings import Duration
@@ -172,6 +172,11 @@ class SegmentSpec(_Spec):
     label: Annotated[str, Field(min_length=1)] = Field(description="Display label.")
     cells: list[str] = Field(min_length=1, description="Cell patterns, in r, f, m order.")
     description: str = ""
+    lapsed: StrictBool = Field(
+        False,
+        description="Customers here have lapsed (e.g. dormant, churning): win-back counts "
+        "who enters it and who comes back. Classifies nobody: not part of the rules version.",
+    )
 
 
 class SchemeSpec(_Spec):

@@ -23,7 +23,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas.durations import parse_duration
+from schemas.durations import parse_duration, parse_duration_or_zero
 from schemas.errors import SettingsError
 from schemas.secrets import mask_url
 from schemas.times import EARLIEST_EVENT, event_time_range_problem, to_ms
@@ -33,8 +33,12 @@ __all__ = ["Duration", "Settings", "SettingsError", "load_settings"]
 
 Duration = Annotated[int, BeforeValidator(parse_duration)]
 """Milliseconds; accepts ``90d``, ``12h``, ``30s``, ``1h30m``, ``500ms``."""
+DurationOrZero = Annotated[int, BeforeValidator(parse_duration_or_zero)]
+"""A :data:`Duration`, or 0 (off)."""
 
 ENV_PREFIX = "RFM_"
+MAX_DECAY_GRACE = "30d"
+"""Longest ``RFM_DECAY_GRACE``: uploads later than that are for a backfill."""
 
 
 class Settings(BaseSettings):
@@ -154,6 +158,12 @@ class Settings(BaseSettings):
         "noeviction). An evicting Redis silently drops customer states, offsets and outbox "
         "entries: only for a Redis that holds nothing else and never reaches maxmemory.",
     )
+    accept_short_windows: bool = Field(
+        False,
+        description="Start on rules whose rolling windows are longer than the purchase days "
+        "the namespace's customers kept: their windowed totals restart from new events only "
+        "(without it the worker refuses, naming the backfill-and-promote procedure).",
+    )
     namespace: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")] = Field(
         "live", description="State namespace in Redis (backfills write to another)."
     )
@@ -265,6 +275,22 @@ class Settings(BaseSettings):
     decay_timer: bool = Field(True, description="Fire time-driven transitions on a timer.")
     decay_interval: Duration = Field(parse_duration("250ms"), description="Timer period.")
     decay_batch: int = Field(2000, ge=1, description="Due customers taken per timer step.")
+    decay_grace: DurationOrZero = Field(
+        0,
+        description="Time-driven transitions fire this long after their due time (still "
+        "effective at it), so an event dated before a due time that arrives within the "
+        "grace is applied first and the wrong decay is never published; 0: at once.",
+    )
+
+    @field_validator("decay_grace")
+    @classmethod
+    def _grace_bound(cls, v: int) -> int:
+        """Late uploads, not history: data later than this is for a backfill, and every
+        decay campaign would wait as long."""
+        if v > parse_duration(MAX_DECAY_GRACE):
+            raise ValueError(f"at most {MAX_DECAY_GRACE}")
+        return v
+
     max_future_skew: Duration = Field(
         parse_duration("5m"), description="Reject events dated further in the future."
     )

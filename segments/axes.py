@@ -10,7 +10,8 @@ axis   value                                                                 mov
 ``m``  monetary: net spend in units (or within ``window``)                   events, window
 ``a``  average order value: m // f (units)                                   events
 ``t``  tenure: the span of the relationship so far, last − first purchase    events
-       (ms; 0 after one purchase)
+       (ms; 0 after one purchase); it stops at the last order, so a scheme
+       that must age a silent customer pairs it with a time-driven axis
 ``c``  cadence: time since the last purchase as a percentage of the          time
        customer's own mean interval between orders, (last − first) / (f − 1);
        0 while the customer has fewer than 2 orders (no cadence yet)

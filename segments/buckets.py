@@ -3,7 +3,8 @@
 A summary (:mod:`segments.sketch`) is only as exact as its bucketing, and only
 mergeable and deletable if every worker puts a value in the very same bucket: the
 bucket edges are computed in exact integer arithmetic here, the same on every
-machine and numpy version, and ``Buckets.describe()`` belongs in the rules version.
+machine and numpy version, and ``Buckets.describe()`` belongs in the rules version
+(:func:`segments.quantiles.layout` puts it there).
 """
 
 from __future__ import annotations

@@ -48,6 +48,7 @@ from segments.model import (
 )
 from segments.policy import Policy, event_digest
 from segments.purchases import purchase
+from segments.quantiles import layout
 from segments.scheme import Scheme
 from segments.value import ValueModel
 
@@ -81,6 +82,8 @@ class Engine:
         self._wmax = max(self._windows, default=0)
         """Longest rolling window: purchase days older than it are forgotten."""
         text = "|".join(s.describe() for s in schemes)
+        if summaries := layout(schemes):  # their bucketings: new ones, new summaries
+            text += f"|{summaries}"
         self.rules_version = hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
         self.cut_version: int | None = None
         """Version of the quantile cut points the schemes were built with (if any)."""

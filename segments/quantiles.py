@@ -11,12 +11,28 @@ The population is the customers with at least one order still holding money
 (frequency > 0), the ones the schemes rank. Each customer's value is read from their
 state at their own cursor, so the value removed on the next update is exactly the one
 added on the last.
+
+Summaries belong to a rules version. Each is kept under a name that carries the rules
+version (which hashes the bucketings too, :func:`layout`), and a customer counts in it
+only once evaluated under those rules (their stamp says so). A rules change, or a new
+bucketing, therefore starts empty summaries that fill as the rules-change sweep, events
+and the timer re-evaluate customers, never mixing a value added under one bucketing with
+one removed under another (which drove counts negative), and never leaving out the
+customers of a population that did not exist before (a new window, say).
+
+Because of that, a cut-point version records the quantile axes its thresholds were made
+for (:func:`axes_of`, :meth:`CutPoints.made_for`): when rules change a quantile axis the
+version in force is not reused for it. The new rules' first version is computed instead
+from an exact pass over the customers' states (:class:`ExactSummaries`, the same values
+the summaries hold, summarised with :mod:`segments.sketch`), before anyone is
+classified under them (:mod:`stream.apply.rules_change`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -27,11 +43,33 @@ from segments.scheme import Scheme
 from segments.value import ValueModel
 from segments.windows import windowed_values
 
-__all__ = ["CutPoints", "Population", "Populations"]
+__all__ = [
+    "COUNT_ACCURACY",
+    "MONEY_ACCURACY",
+    "CutPoints",
+    "ExactSummaries",
+    "Population",
+    "Populations",
+    "axes_of",
+    "counted",
+    "layout",
+]
+
+AxesRecord = Mapping[str, Mapping[str, str]]
+"""scheme -> axis name -> axis description (quantiles and window), of quantile axes."""
 
 _DAY = 86_400_000
-MONEY_ACCURACY = 0.01
-"""Relative accuracy of money and count cut points (1 %)."""
+MONEY_ACCURACY = Fraction(1, 5000)
+"""Relative accuracy of money summaries (0.02 %): customers whose amounts differ by less
+than about 0.04 % share a bucket, so a cut can only fall between buckets and these are
+the "ties" of the tier guarantee (:meth:`Populations.cut_points`). Fine enough that a
+bucket at a pyramid cut holds about a dozen customers of 100,000 (1 % buckets held ~650
+at the median), coarse enough to keep a summary bounded: at most one field per bucket
+the spends reach, ~17,000 per partition for lognormal spends over 4 partitions at 1M
+customers (~1 MB of Redis at ~57 B a field; 1 % buckets: ~480)."""
+COUNT_ACCURACY = Fraction(1, 100)
+"""Relative accuracy of order-count summaries (1 %): exact up to 98 orders, which is
+every count in practice, so a finer one would change nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +83,18 @@ class CutPoints:
     """How many customers the summaries held (a doubling triggers the next refresh)."""
     model: ValueModel | None = None
     """The base's BG/NBD fit (P(alive), CLV), when some scheme reads it."""
+    axes: AxesRecord | None = None
+    """The quantile axes the thresholds were computed for (:func:`axes_of`); None in a
+    document written before this was recorded (made for unknown axes)."""
+
+    def made_for(self, schemes: Sequence[Scheme]) -> bool:
+        """Were these thresholds computed for every quantile axis of ``schemes``? Each
+        scheme ranking by quantiles must find its axes, as they are now (quantiles and
+        window), in the record; a removed scheme, or new cells or labels, don't matter.
+        A document without the record is not (it can't say)."""
+        if self.axes is None:
+            return False
+        return all(self.axes.get(name) == ax for name, ax in axes_of(schemes).items())
 
     def to_json(self) -> dict[str, object]:
         doc: dict[str, object] = {
@@ -57,6 +107,8 @@ class CutPoints:
         }
         if self.model is not None:
             doc["model"] = self.model.to_json()
+        if self.axes is not None:
+            doc["axes"] = {s: dict(ax) for s, ax in self.axes.items()}
         return doc
 
     @classmethod
@@ -64,31 +116,66 @@ class CutPoints:
         th = doc.get("thresholds") or {}
         assert isinstance(th, Mapping)
         model = doc.get("model")
+        axes = doc.get("axes")
         return cls(
             version=int(doc["version"]),
             at_ms=int(doc["at_ms"]),
             thresholds={s: {a: tuple(t) for a, t in ax.items()} for s, ax in th.items()},
             population=int(doc.get("population", 0)),
             model=ValueModel.from_json(model) if isinstance(model, Mapping) else None,
+            axes=(
+                {str(k): {str(a): str(d) for a, d in v.items()} for k, v in axes.items()}
+                if isinstance(axes, Mapping)
+                else None
+            ),
         )
+
+
+def axes_of(schemes: Sequence[Scheme]) -> dict[str, dict[str, str]]:
+    """scheme -> axis -> description, for every quantile axis: what a version's
+    thresholds are computed for (the quantiles and the window, not the thresholds)."""
+    out: dict[str, dict[str, str]] = {}
+    for s in schemes:
+        ax = {a.name: a.describe() for a in getattr(s, "axes", ()) if a.quantiles is not None}
+        if ax:
+            out[s.name] = ax
+    return out
+
+
+def counted(state: CustomerState, rules_version: str) -> bool:
+    """Does ``state`` count in the summaries of ``rules_version``? Once it has an order
+    holding money and was evaluated under those rules (its stamp, ``rules/cut`` as
+    :func:`segments.causes.stamp_of` writes it, starts with them): every such
+    evaluation goes through the commit that adds it to them."""
+    return state.frequency > 0 and state.stamp.partition("/")[0] == rules_version
 
 
 @dataclass(frozen=True, slots=True)
 class Population:
-    """One summarised quantity: an axis, over a window or the whole history."""
+    """One summarised quantity: an axis, over a window or the whole history, kept under
+    the rules version ``generation`` (part of its name, so of its Redis key)."""
 
     axis: str
     window_ms: int | None = None
+    generation: str = ""
+
+    @property
+    def quantity(self) -> str:
+        """What is summarised, whatever the rules version: ``m``, ``m@<window ms>``."""
+        return self.axis if self.window_ms is None else f"{self.axis}@{self.window_ms}"
 
     @property
     def name(self) -> str:
-        return self.axis if self.window_ms is None else f"{self.axis}@{self.window_ms}"
+        """The summary's name (its Redis key's suffix): quantity and rules version."""
+        return f"{self.quantity}/{self.generation}" if self.generation else self.quantity
 
     @property
     def buckets(self) -> sketch.Buckets:
         if self.axis in ("r", "t"):  # last purchase time / span, by day: cuts to the day
             return sketch.Buckets.linear(_DAY)
-        return sketch.Buckets.log(MONEY_ACCURACY)
+        if self.axis == "f":
+            return sketch.Buckets.log(COUNT_ACCURACY)
+        return sketch.Buckets.log(MONEY_ACCURACY)  # net spend, average spend: money
 
     def values(self, states: Sequence[CustomerState]) -> np.ndarray:
         n = len(states)
@@ -108,24 +195,40 @@ class Population:
         return np.fromiter((getattr(s, attr) for s in states), np.int64, n)
 
 
-class Populations:
-    """The populations the schemes' quantile axes need, and their summary deltas."""
+def _quantities(schemes: Sequence[Scheme]) -> list[Population]:
+    found = {
+        Population(a.name, a.window_ms)
+        for s in schemes
+        for a in getattr(s, "axes", ())
+        if a.quantiles is not None
+    }
+    return sorted(found, key=lambda p: p.quantity)
 
-    def __init__(self, schemes: Sequence[Scheme]) -> None:
-        found = {
-            Population(a.name, a.window_ms)
-            for s in schemes
-            for a in getattr(s, "axes", ())
-            if a.quantiles is not None
-        }
-        self.items = tuple(sorted(found, key=lambda p: p.name))
+
+def layout(schemes: Sequence[Scheme]) -> str:
+    """The summaries the schemes need and their bucketings, as text for the rules
+    version: a new bucketing is a new rules version, hence new summaries (module doc)."""
+    return ";".join(f"{p.quantity}={p.buckets.describe()}" for p in _quantities(schemes))
+
+
+class Populations:
+    """The populations the schemes' quantile axes need under ``rules_version`` (the
+    engine's), and their summary deltas."""
+
+    def __init__(self, schemes: Sequence[Scheme], rules_version: str) -> None:
+        self.rules_version = rules_version
+        self.items = tuple(
+            Population(p.axis, p.window_ms, rules_version) for p in _quantities(schemes)
+        )
 
     def __bool__(self) -> bool:
         return bool(self.items)
 
     def snapshot(self, states: Sequence[CustomerState]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Each population's (values, present) for ``states``, to diff after an update."""
-        present = np.fromiter((s.frequency > 0 for s in states), bool, len(states))
+        """Each population's (values, present) for ``states``, to diff after an update;
+        present: :func:`counted` under this rules version."""
+        rv = self.rules_version
+        present = np.fromiter((counted(s, rv) for s in states), bool, len(states))
         return {p.name: (p.values(states), present) for p in self.items}
 
     def deltas(
@@ -154,31 +257,83 @@ class Populations:
         """Thresholds of every quantile axis from the merged summaries at ``now_ms``.
 
         A scheme whose population is empty gets no thresholds (it ranks nobody yet).
-        F and M: customers above the summary bucket holding the q-quantile rank higher
-        (threshold: the bucket's upper edge + 1), so a band "above q" never holds more
-        than 1 − q of the customers; ties and the bucket's width err towards the band
-        below, by at most the summary's 1 % relative accuracy. R: the q-quantile of
-        elapsed time is ``now`` minus the (1 − q)-quantile of the last purchase times
-        (to the day); customers at most that old rank higher.
+
+        F and M: a cut at quantile ``q`` of ``n`` customers aims at putting the
+        ``n − k`` customers of rank above ``k = max(1, ⌈q·n⌉)`` (ascending, as
+        :func:`segments.sketch.quantile_buckets` ranks) in the band above. It is placed
+        just above the summary bucket holding rank ``k`` (threshold: the bucket's upper
+        edge + 1), so the band above never holds more than its share; it holds fewer by
+        the customers of that bucket ranked above ``k``, at most the bucket's count − 1.
+        That is the tier guarantee: **each cut is exact in rank but for the customers
+        tied with the one at the cut, who all go to the band below**. Ties are equal
+        values, and for money values in one bucket (within ~0.04 % of each other,
+        :data:`MONEY_ACCURACY`); counts below 99 are exact. A band between two cuts is
+        then off its share by at most the larger of the two shortfalls.
+
+        Why not the nearer side of the straddling bucket: it would over-fill a top band
+        ("top 1 %" is a promise to campaigns with a budget), and on order counts, where
+        a third of customers share F = 1, it would move whole score bands.
+
+        R: the q-quantile of elapsed time is ``now`` minus the (1 − q)-quantile of the
+        last purchase times (to the day); customers at most that old rank higher.
         """
-        by_name = {p.name: p for p in self.items}
+        by_quantity = {p.quantity: p for p in self.items}
         thresholds: dict[str, dict[str, tuple[int, ...]]] = {}
         for s in schemes:
             axes: dict[str, tuple[int, ...]] = {}
             for a in getattr(s, "axes", ()):
                 if a.quantiles is None:
                     continue
-                pop = by_name[Population(a.name, a.window_ms).name]
+                pop = by_quantity[Population(a.name, a.window_ms).quantity]
                 summary = summaries.get(pop.name) or {}
                 if sketch.size(summary) == 0:
                     break
                 if a.name == "r":  # elapsed since the last purchase
                     lasts = sketch.quantiles(pop.buckets, summary, [1 - q for q in a.quantiles])
                     axes["r"] = tuple(sorted(max(now_ms - t, 0) + 1 for t in lasts))
-                else:  # above the whole bucket holding the quantile: never over-fills
+                else:  # above the whole bucket holding rank k: never over-fills
                     found = sketch.quantile_buckets(pop.buckets, summary, list(a.quantiles))
                     axes[a.name] = tuple(pop.buckets.upper(b) + 1 for b in found)
             else:
                 if axes:
                     thresholds[s.name] = axes
-        return CutPoints(version, now_ms, thresholds, population)
+        return CutPoints(version, now_ms, thresholds, population, axes=axes_of(schemes))
+
+
+class ExactSummaries:
+    """The summaries of ``populations`` built from customer states directly, a chunk at
+    a time (:meth:`add`): what the incremental summaries would hold once every customer
+    was evaluated under these rules, without waiting for that.
+
+    Every customer with frequency > 0 counts, whatever their stamp (:func:`counted` is
+    about which rules an evaluation ran under; here the caller has just caught each
+    state up under the new rules, :meth:`segments.engine.Engine.reevaluate`, so the
+    values are the ones that evaluation commits). Pure: the walk is the caller's.
+    """
+
+    def __init__(self, populations: Populations) -> None:
+        self.populations = populations
+        self.summaries: dict[str, dict[int, int]] = {p.name: {} for p in populations.items}
+        self.customers = 0
+        """Customers counted (frequency > 0): the version's population."""
+
+    def add(self, states: Sequence[CustomerState]) -> None:
+        ranked = [s for s in states if s.frequency > 0]
+        self.customers += len(ranked)
+        if not ranked:
+            return
+        for p in self.populations.items:
+            into = self.summaries[p.name]
+            for bucket, n in sketch.summarize(p.buckets, p.values(ranked)).items():
+                into[bucket] = into.get(bucket, 0) + n
+
+    def cut_points(
+        self, schemes: Sequence[Scheme], now_ms: int, version: int, model: ValueModel | None
+    ) -> CutPoints:
+        """The version these summaries give at ``now_ms`` (as a refresh computes it)."""
+        cuts = self.populations.cut_points(
+            schemes, self.summaries, now_ms, version, population=self.customers
+        )
+        return CutPoints(
+            cuts.version, cuts.at_ms, cuts.thresholds, cuts.population, model, cuts.axes
+        )

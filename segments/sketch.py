@@ -28,7 +28,9 @@ Typical use, per batch of customers whose value moved from ``old`` to ``new``::
 
 The bucketing must be identical wherever a value is added or removed (a value removed
 under another bucketing leaves a stale +1 behind and drives some bucket negative), so
-``Buckets.describe()`` belongs in the rules version (the bucketings: :mod:`segments.buckets`).
+``Buckets.describe()`` belongs in the rules version (the bucketings: :mod:`segments.buckets`;
+the rules version hashes them through :func:`segments.quantiles.layout`, and summaries are
+kept per rules version, so a new bucketing starts new summaries).
 """
 
 from __future__ import annotations

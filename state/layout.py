@@ -13,17 +13,36 @@ is refused with one line naming both counts and the supported procedure, a backf
 into a new namespace (which records the new count) and a promote. ``drop`` deletes the
 record with the namespace; a namespace that predates the record adopts the current
 count on its next start.
+
+The same record holds how long the namespace's customers keep purchase days (the rules'
+longest rolling window, :mod:`segments.windows`): days older than that are gone, so rules
+with a longer window would read every existing customer's windowed spend as too low.
+Such a change is refused at start, naming the same procedure with the new rules
+(:func:`ensure_days_kept`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import cast
 
-from schemas.errors import LayoutMismatch
+from schemas.durations import format_duration
+from schemas.errors import LayoutMismatch, RfmStreamError
+from segments.scheme import Scheme
 from state.connection import unavailable_as_error
 from state.store import RedisStore
 
-__all__ = ["PROCEDURE", "ensure_layout", "recorded_layout"]
+__all__ = [
+    "PROCEDURE",
+    "RULES_PROCEDURE",
+    "WindowsNotKept",
+    "ensure_days_kept",
+    "ensure_layout",
+    "recorded_days_kept",
+    "recorded_layout",
+    "short_windows",
+    "window_of",
+]
 
 PROCEDURE = (
     "backfill into a new namespace with the new layout (rfm-stream backfill --into NEW), "
@@ -62,3 +81,68 @@ async def ensure_layout(store: RedisStore, topic: str, partitions: int) -> bool:
     if built is not None and built[0] != partitions:
         raise LayoutMismatch(mismatch(store.keys.namespace, built, topic, partitions))
     return False
+
+
+# ---------------------------------------------------------------- purchase days kept
+class WindowsNotKept(RfmStreamError):
+    """The rules read rolling windows longer than the purchase days the namespace's
+    customers hold: their windowed totals would read as if they had bought nothing."""
+
+
+RULES_PROCEDURE = (
+    "backfill into a new namespace with the new rules (RFM_RULES=<file> rfm-stream "
+    "backfill --into NEW), then promote it (rfm-stream promote NEW)"
+)
+_KEPT = "days_kept_ms"
+
+
+async def recorded_days_kept(store: RedisStore) -> int | None:
+    """How long the namespace's customers keep purchase days (ms, 0: none); None if not
+    recorded (a namespace from before the record, or a new one)."""
+    client = await store.connect()
+    async with unavailable_as_error():
+        raw = await client.hget(store.keys.layout(), _KEPT)
+    return None if raw is None else int(cast(str, raw))
+
+
+async def ensure_days_kept(
+    store: RedisStore, window_ms: int, populated: bool, accept_short: bool = False
+) -> None:
+    """Check that the namespace's customers kept the purchase days ``window_ms`` (the
+    rules' longest window) needs, then record ``window_ms`` as what is kept from now on.
+
+    Refused (:class:`WindowsNotKept`) when the recorded window is shorter and the
+    namespace is ``populated`` (has customers), unless ``accept_short`` (the operator
+    accepts windows that fill from new events only). A namespace without the record is
+    taken to hold what these rules need, like the partition count (module doc): either it
+    is new, or it predates the record, and then the rules it ran with are unknown; the
+    first start records them, and every later change is checked.
+    """
+    kept = await recorded_days_kept(store)
+    if kept is not None and window_ms > kept and populated and not accept_short:
+        raise WindowsNotKept(short_windows(store.keys.namespace, kept, window_ms))
+    if kept != window_ms:
+        client = await store.connect()
+        async with unavailable_as_error():
+            await client.hset(store.keys.layout(), _KEPT, window_ms)
+
+
+def short_windows(namespace: str, kept: int, window_ms: int) -> str:
+    """The one-line refusal: both windows, what would go wrong, what to do instead."""
+    had = f"{_days(kept)} of purchase days" if kept else "no purchase days"
+    return (
+        f"the rules rank over a {_days(window_ms)} window, but the customers of "
+        f"namespace {namespace!r} kept {had}: their windowed totals would read 0 and "
+        f"everyone would fall to the bottom tier. Supported procedure: {RULES_PROCEDURE} "
+        f"(or set RFM_ACCEPT_SHORT_WINDOWS=true: windows fill from new events only)"
+    )
+
+
+def _days(ms: int) -> str:
+    """A window as the rules file writes it: ``365d`` (not ``52w1d``)."""
+    return f"{ms // 86_400_000}d" if ms % 86_400_000 == 0 else format_duration(ms)
+
+
+def window_of(schemes: Sequence[Scheme]) -> int:
+    """The longest rolling window ``schemes`` read (ms, 0: none): what customers keep."""
+    return max((w for s in schemes for w in s.window_edges_ms()), default=0)

@@ -120,6 +120,15 @@ class Lookup:
         """The rules and cut points in force now."""
         return self._engine()
 
+    @property
+    def partitions(self) -> int:
+        """The purchases topic's partition count now (other read views: win-back)."""
+        return self._partitions()
+
+    def now_ms(self) -> int:
+        """The wall clock these views answer at."""
+        return self._now()
+
     # ------------------------------------------------------------------ one customer
     async def customer(self, customer_id: str) -> dict[str, Any] | None:
         """The customer's RFM state, segment per scheme and latest transitions."""

@@ -9,12 +9,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from stream.api.winback import path_item as winback_path
+
 __all__ = ["OPEN_ROUTES", "ROUTES", "document"]
 
 ROUTES = (
     "/customers/{customer_id}",
     "/segments",
     "/transitions/matrix",
+    "/winback",
     "/health",
     "/metrics",
     "/openapi.json",
@@ -269,6 +272,7 @@ def _paths(bad: dict[str, Any], scheme: dict[str, Any], budget: str) -> dict[str
                     },
                 }
             },
+            "/winback": winback_path(scheme, bad, _error("Redis is unavailable.")),
             "/health": {
                 "get": {
                     "summary": "Ready: started, Redis up, owned partitions caught up",

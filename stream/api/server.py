@@ -26,10 +26,12 @@ from mode import Service
 from pydantic import SecretStr
 
 from schemas.errors import StoreUnavailable
+from segments.winback import Lapsed
 from stream.api.lookup import BadParameter, Lookup
 from stream.api.openapi import OPEN_ROUTES, document
+from stream.api.winback import lapsed_segments, winback
 from stream.apply.processor import Processor
-from stream.apply.stats import LATENCY_BUCKETS, Family
+from stream.apply.stats import Family, Histogram
 
 __all__ = ["HttpBindError", "HttpServer", "render_metrics"]
 
@@ -39,7 +41,8 @@ log = logging.getLogger(__name__)
 PARTITION_GAUGES = {
     "rfm_consumer_lag": "Records in the partition not yet applied (high watermark - next).",
     "rfm_schedule_size": "Customers in the partition's due-time schedule.",
-    "rfm_due_not_fired": "Customers whose due time has passed but whose timer step hasn't run.",
+    "rfm_due_not_fired": "Customers whose due time plus RFM_DECAY_GRACE has passed but whose "
+    "timer step hasn't run.",
     "rfm_outbox_length": "Transitions committed but not yet published (the partition's outbox).",
     "rfm_consumption_paused": "1 while the partition is not consumed: its outbox is over "
     "RFM_OUTBOX_MAX (back-pressure; resumes at half of it).",
@@ -70,6 +73,17 @@ def render_metrics(
         lines.append(f"# TYPE {name} {kind}")
         for labels, value in samples:
             lines.append(f"{name}{labels} {value}")
+
+    def histogram(name: str, help_text: str, h: Histogram) -> None:
+        lines.append(f"# HELP {name} {help_text}")
+        lines.append(f"# TYPE {name} histogram")
+        cumulative = 0
+        for bound, n in zip(h.bounds, h.counts, strict=True):
+            cumulative += n
+            le = "+Inf" if bound == float("inf") else f"{bound:g}"
+            lines.append(f'{name}_bucket{{le="{le}"}} {cumulative}')
+        lines.append(f"{name}_sum {h.total}")
+        lines.append(f"{name}_count {cumulative}")
 
     metric("rfm_events_total", "counter", "Events applied to state.", [("", s.events)])
     metric(
@@ -125,17 +139,24 @@ def render_metrics(
         [(f'{{scheme="{sc}",from="{f}",to="{t}"}}', n) for (sc, f, t), n in sorted(s.flows.items())]
         or [("", 0)],
     )
-    lines.append(
-        "# HELP rfm_batch_seconds Time to apply one partition's batch (validate to commit)."
+    histogram(
+        "rfm_batch_seconds",
+        "Time to apply one partition's batch (validate to commit).",
+        s.batch_seconds,
     )
-    lines.append("# TYPE rfm_batch_seconds histogram")
-    cumulative = 0
-    for bound, n in zip(LATENCY_BUCKETS, s.batch_seconds, strict=True):
-        cumulative += n
-        le = "+Inf" if bound == float("inf") else f"{bound:g}"
-        lines.append(f'rfm_batch_seconds_bucket{{le="{le}"}} {cumulative}')
-    lines.append(f"rfm_batch_seconds_sum {s.batch_seconds_sum}")
-    lines.append(f"rfm_batch_seconds_count {cumulative}")
+    histogram(
+        "rfm_decay_delay_seconds",
+        "Time-driven transitions the timer fired: wall time from the due time (effective_at) "
+        "to the commit that queues it for publishing (emitted_at); RFM_DECAY_GRACE plus up "
+        "to one timer interval when on time.",
+        s.decay_delay_seconds,
+    )
+    metric(
+        "rfm_decay_grace_seconds",
+        "gauge",
+        "RFM_DECAY_GRACE: how long after its due time a time-driven transition fires.",
+        [("", processor.settings.decay_grace / 1000)],
+    )
     for name, help_text in PARTITION_GAUGES.items():
         values = (partitions or {}).get(name, {})
         metric(
@@ -183,6 +204,7 @@ class HttpServer(Service):
         self.max_days = max_days
         self._on_bind_error = on_bind_error
         self._runner: web.AppRunner | None = None
+        self._lapsed: Lapsed | None = None
         self.bound: list[tuple[str, int]] = []
         """The addresses the server listens on, once started (what a test checks)."""
 
@@ -194,6 +216,7 @@ class HttpServer(Service):
         app.router.add_get("/customers/{customer_id}", self._get_customer)
         app.router.add_get("/segments", self._get_segments)
         app.router.add_get("/transitions/matrix", self._get_matrix)
+        app.router.add_get("/winback", self._get_winback)
         return app
 
     async def on_start(self) -> None:
@@ -263,6 +286,18 @@ class HttpServer(Service):
             await self._api().matrix(
                 q.get("scheme"), q.get("since"), q.get("until"), max_days=self.max_days
             )
+        )
+
+    async def _get_winback(self, request: web.Request) -> web.Response:
+        q = request.query
+        unknown = sorted(set(q) - {"scheme", "period", "since"})
+        if unknown:
+            raise BadParameter(unknown[0], "unknown parameter; use scheme, period, since")
+        lookup = self._api()
+        if self._lapsed is None:  # the rules file is read once: lapsed marks are not hot
+            self._lapsed = lapsed_segments(lookup)
+        return web.json_response(
+            await winback(lookup, q.get("scheme"), q.get("period"), q.get("since"), self._lapsed)
         )
 
     @web.middleware

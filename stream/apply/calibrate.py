@@ -6,6 +6,11 @@ polls it on its timer and switches its engine when the version moves; the partit
 sweeps (``Processor.sweep``) then re-rank every customer under the new version, with
 ``cause=recalibration``.
 
+Before a worker classifies anyone, the version in force must have been made for its
+rules' quantile axes: if not (a rules change), :meth:`Calibrator.prepare` computes the
+next one from all customers first (:mod:`stream.apply.rules_change`). No refresh reads
+the new rules' summaries before the rules-change sweep has filled them.
+
 A refresh is due ``RFM_QUANTILE_REFRESH`` after the last one, or as soon as the
 population has doubled since (a new deployment's first cut points come from its first
 customers and would otherwise stay that crude for an hour).
@@ -37,6 +42,12 @@ from segments.value import ValueModel, fit_base
 from state.store import RedisStore
 from stream.apply.modes import SWEEP
 from stream.apply.processor import Processor
+from stream.apply.rules_change import (
+    SweepUnfinished,
+    ensure_cut_points,
+    needs_pass,
+    summaries_complete,
+)
 
 __all__ = [
     "Calibrator",
@@ -67,14 +78,41 @@ class Calibrator:
         self.rules = rules
         self.refreshes = 0
         self._look_at = 0
+        self._foreign: int | None = None
+        """The last version seen that was made for other rules (warned about once)."""
 
     async def current(self) -> CutPoints | None:
         doc = await self.store.cuts()
         return CutPoints.from_json(doc) if doc else None
 
+    async def prepare(self, partitions: Iterable[int]) -> CutPoints | None:
+        """Before classifying anyone: make sure the current version was made for these
+        rules' quantile axes (computing it from every customer if not), and use it."""
+        engine, clock = self.processor.engine, self.processor.clock
+        await ensure_cut_points(self.store, engine, partitions, clock.now_ms)
+        return await self.follow()
+
     async def follow(self) -> CutPoints | None:
-        """Switch the engine to the namespace's current cut points if they moved."""
+        """Switch the engine to the namespace's current cut points if they moved; returns
+        the current version.
+
+        A version not made for these rules' quantile axes is not followed: a worker on
+        another rules file made it (a rolling deploy, or an operator's ``recalibrate``
+        with other rules), and its thresholds would misrank ours. The engine keeps what
+        :meth:`prepare` gave it; our next refresh replaces that version. Not recomputed
+        here from every customer: two rules files sharing a namespace would take turns
+        walking it on every tick."""
         cuts = await self.current()
+        if cuts is not None and needs_pass(self.processor.engine, cuts):
+            if cuts.version != self._foreign:
+                self._foreign = cuts.version
+                log.warning(
+                    "cut points: version %d was made for other rules (another rules file "
+                    "shares this namespace); keeping version %s until our next refresh",
+                    cuts.version,
+                    self.processor.engine.cut_version,
+                )
+            return cuts
         version = cuts.version if cuts else None
         if version != self.processor.engine.cut_version and cuts is not None:
             await self.processor.swap(build_engine(self.settings, self.rules, cuts))
@@ -82,7 +120,9 @@ class Calibrator:
         return cuts
 
     async def step(self, now_ms: int, partitions: Iterable[int]) -> CutPoints | None:
-        """Follow the current version; refresh it if due. Returns what is in force."""
+        """Follow the current version; refresh it if due (not while a rules-change sweep
+        is filling the summaries). Returns what is in force."""
+        parts = list(partitions)
         cuts = await self.follow()
         if not calibrated(self.processor.engine):
             return cuts
@@ -92,10 +132,12 @@ class Calibrator:
                 return cuts  # the doubling check reads every summary: every 10 s is enough
             self._look_at = now_ms + _LOOK_EVERY_MS
         engine = self.processor.engine
+        if not await summaries_complete(self.store, engine.rules_version, parts):
+            return cuts  # partial: the cuts would come from those re-evaluated so far
         new = await refresh(
             self.store,
             engine,
-            partitions,
+            parts,
             now_ms,
             cuts,
             force=scheduled,
@@ -110,7 +152,7 @@ class Calibrator:
 
 def calibrated(engine: Engine) -> bool:
     """Does a cut-point version mean anything to ``engine`` (quantiles or the model)?"""
-    return bool(Populations(engine.schemes)) or engine.reads_model
+    return bool(Populations(engine.schemes, engine.rules_version)) or engine.reads_model
 
 
 async def _population(
@@ -193,7 +235,7 @@ async def refresh(
     population has at least doubled since ``current``. Returns the installed version,
     or None (not due, nobody to rank, or another worker installed one first).
     """
-    populations = Populations(engine.schemes)
+    populations = Populations(engine.schemes, engine.rules_version)
     if not populations and not engine.reads_model:
         return None
     parts = list(partitions)
@@ -226,9 +268,16 @@ async def recalibrate(
     A running worker may install a version of its own (a scheduled refresh) between our
     read of the current one and our compare-and-set: then ours is refused. That is a race,
     not a reason to fail the operator's command: read the new current version and try
-    again (``attempts`` times). None: nothing to rank, or lost every time.
+    again (``attempts`` times). None: nothing to rank, or lost every time. Refused
+    (:class:`SweepUnfinished`) while a rules-change sweep is filling the summaries.
     """
     parts = list(partitions)
+    if not await summaries_complete(store, engine.rules_version, parts):
+        raise SweepUnfinished(
+            "cannot recalibrate yet: the workers are still re-evaluating customers under "
+            "these rules, so the summaries hold only some of them; try again once the "
+            "sweep is done"
+        )
     for _ in range(attempts):
         doc = await store.cuts()
         current = CutPoints.from_json(doc) if doc else None

@@ -28,9 +28,10 @@ from schemas.settings import Settings
 from segments.engine import NEVER, Engine
 from segments.model import CustomerState, Event, Outcome, TransitionDraft
 from segments.quantiles import Populations
-from segments.rules import value_policy_of
+from segments.rules import load_checked_rules, value_policy_of
+from segments.winback import Before, Lapsed, lapsed_of, moves
 from state.store import Claim, Loaded, RedisStore
-from stream.apply.clock import Clock
+from stream.apply.clock import Clock, lagging
 from stream.apply.dead_letters import DeadLetters
 from stream.apply.encode import TransitionEncoder
 from stream.apply.messages import Batch, Msg
@@ -44,6 +45,7 @@ from stream.apply.stats import Stats
 from stream.apply.sweeps import Sweeps
 from stream.apply.tallies import tally
 from stream.apply.validate import Validator
+from stream.apply.winback import winback_counters
 
 __all__ = ["Outputs", "Processor", "Stats", "Window"]
 
@@ -75,8 +77,12 @@ class Processor:
         partition_count: int | None = None,
         window: Window = (None, None),
         rewind: Seek | None = None,
+        lapsed: Lapsed | None = None,
     ) -> None:
         self.settings = settings
+        self.lapsed: Lapsed = lapsed_of(load_checked_rules(settings)) if lapsed is None else lapsed
+        """The segments win-back counts entries into and returns from (the rules file's
+        ``lapsed = true``; not part of the rules version, so read once here)."""
         self.store = store
         self.engine = engine
         self.stats = Stats()
@@ -84,7 +90,12 @@ class Processor:
         self.validator = Validator(settings)
         self._home = partitioner(settings.partitioner)
         self._partition_count = partition_count
-        self.clock = clock
+        self.clock = lagging(clock, settings.decay_grace if mode == "live" else 0)
+        """The as-of clock of time-driven work (the decay timer, sweeps, the schedule
+        gauges): live, ``clock`` less ``RFM_DECAY_GRACE`` (:func:`~stream.apply.clock.lagging`).
+        A decay due at ``t`` fires once this reads ``t``, effective at ``t``; an event
+        dated before ``t`` arriving meanwhile is applied first (issue #20). A backfill's
+        decays fire at its event-time watermark, with nothing left to arrive: no grace."""
         self.wall = wall
         self.mode: Mode = mode
         self.use(engine)
@@ -145,7 +156,7 @@ class Processor:
         self.encoder = TransitionEncoder(
             engine, self.settings.currency, self.mode, value_policy_of(self.settings)
         )
-        self.populations = Populations(engine.schemes)
+        self.populations = Populations(engine.schemes, engine.rules_version)
 
     async def swap(self, engine: Engine) -> None:
         """:meth:`use` between batches: waits for every partition's in-flight work."""
@@ -274,12 +285,19 @@ class Processor:
             states.setdefault(c, CustomerState(c))
             for c in dict.fromkeys(ev.customer_id for _, ev in good)
         ]
+        before = {s.customer_id: Before(s.monetary, list(s.history)) for s in touched}
         outcome, summaries = self.summarised(
             touched, lambda: self.engine.apply_events(states, [ev for _, ev in good])
         )
         await self.letters.rejected(outcome.rejected)
         await self.commit(
-            claim, loaded.version, touched, outcome.transitions, last, summaries=summaries
+            claim,
+            loaded.version,
+            touched,
+            outcome.transitions,
+            last,
+            summaries=summaries,
+            before=before,
         )
         return outcome
 
@@ -305,10 +323,12 @@ class Processor:
         unschedule: Sequence[str] = (),
         summaries: dict[str, dict[int, int]] | None = None,
         position: Position | None = None,
+        before: dict[str, Before] | None = None,
     ) -> None:
         """Commit ``states`` with their due times, the outbox of ``drafts`` (if emitting)
         and ``offset`` at ``position`` (default: :attr:`position`) in one fenced write
-        (:meth:`RedisStore.commit`); then count them and wake the relay."""
+        (:meth:`RedisStore.commit`); then count them and wake the relay. ``before``:
+        customer -> spend and history before this commit's events (win-back)."""
         due = dict.fromkeys(unschedule, NEVER)
         due.update(
             zip((s.customer_id for s in states), self.engine.next_due(states).tolist(), strict=True)
@@ -320,6 +340,10 @@ class Processor:
         payloads = self.encoder.encode_many(published, emitted)
         outbox = [(d.customer_id, b) for d, b in zip(published, payloads, strict=True)]
         counters, expire_at = tally(drafts, self.settings.matrix_retention)
+        won = moves(drafts, states, self.lapsed, before)
+        if won:
+            more, more_expire = winback_counters(won, self.settings.matrix_retention)
+            counters, expire_at = counters | more, expire_at | more_expire
         await self.store.commit(
             claim.partition,
             claim.epoch,
@@ -343,8 +367,10 @@ class Processor:
 
     # ------------------------------------------------------------------ time
     async def run_due(self, p: int, now_ms: int | None = None) -> int:
-        """Fire everything due for partition ``p`` by ``now_ms`` (default: the clock);
-        returns how many customers were handled."""
+        """Fire everything due for partition ``p`` by ``now_ms`` (default: :attr:`clock`,
+        the wall clock less the grace; a backfill gives its event-time watermark, where no
+        grace applies: what it reads is all there is); returns how many customers were
+        handled."""
         total = 0
         while p in self.claims:
             now = self.clock.now_ms() if now_ms is None else now_ms
@@ -380,3 +406,8 @@ class Processor:
             summaries=summaries,
         )
         self.stats.decays += len(outcome.transitions)
+        if self.mode == "live":  # a backfill's due times are history, not lateness
+            committed = self.wall.now_ms()
+            self.stats.observe_decay_delays(
+                [committed - d.effective_ms for d in outcome.transitions]
+            )

@@ -7,12 +7,43 @@ import gc
 import time
 from dataclasses import dataclass, field
 
-__all__ = ["LATENCY_BUCKETS", "EventRate", "Family", "Stats", "quiet_gc"]
+__all__ = [
+    "DECAY_DELAY_BUCKETS",
+    "LATENCY_BUCKETS",
+    "EventRate",
+    "Family",
+    "Histogram",
+    "Stats",
+    "quiet_gc",
+]
 
 Family = tuple[str, str, list[tuple[str, float]]]
 """A metric the runtime renders itself: (type, help, [(labels, value)])."""
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, float("inf"))
+
+DECAY_DELAY_BUCKETS = (
+    *(0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    *(60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 86_400.0, float("inf")),
+)
+"""Seconds from a decay's due time to its commit: one timer interval (sub-second) without
+a grace, the grace (minutes to a day) plus that with one (``RFM_DECAY_GRACE``)."""
+
+
+@dataclass(slots=True)
+class Histogram:
+    """A Prometheus histogram: counts per upper bound (not cumulative) and their sum."""
+
+    bounds: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)
+    total: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.counts = [0] * len(self.bounds)
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
 
 
 @dataclass(slots=True)
@@ -33,13 +64,18 @@ class Stats:
     swept: int = 0
     flows: dict[tuple[str, str, str], int] = field(default_factory=dict)
     """Transitions committed, by (scheme, from, to)."""
-    batch_seconds: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS))
-    """Histogram of a partition batch's apply time (counts per upper bound, not cumulative)."""
-    batch_seconds_sum: float = 0.0
+    batch_seconds: Histogram = field(default_factory=lambda: Histogram(LATENCY_BUCKETS))
+    """A partition batch's apply time."""
+    decay_delay_seconds: Histogram = field(default_factory=lambda: Histogram(DECAY_DELAY_BUCKETS))
+    """Wall time from each time-driven transition's due time (``effective_at``) to the timer
+    committing it to the outbox (``emitted_at``): how late marketing hears of a decay."""
 
     def observe_batch(self, seconds: float) -> None:
-        self.batch_seconds[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self.batch_seconds_sum += seconds
+        self.batch_seconds.observe(seconds)
+
+    def observe_decay_delays(self, delays_ms: list[int]) -> None:
+        for ms in delays_ms:
+            self.decay_delay_seconds.observe(ms / 1000)
 
 
 def quiet_gc() -> None:

@@ -79,6 +79,11 @@ class Sweeps:
         """One step of re-evaluating partition ``p``'s customers under the current rules
         and cut points (after a rules change or a recalibration); True once done.
 
+        ``now_ms`` is the as-of time customers are caught up and re-classified at, and
+        their cursor moves to: the live timer gives the processor's clock, the wall clock
+        less ``RFM_DECAY_GRACE``, so a sweep never fires a decay an upload still within the
+        grace could undo (issue #20).
+
         Progress lives in the partition's ``sweep`` meta field, written in the same
         atomic commit as the customers it covered: ``target|scan cursor``, the cursor
         ``done`` at the end. Rate-limited by the caller (one step per tick). Each

@@ -23,7 +23,7 @@ import orjson
 from schemas.errors import SettingsError
 from schemas.settings import Settings
 from segments.rules import build_engine
-from state.layout import ensure_layout
+from state.layout import ensure_days_kept, ensure_layout, window_of
 from state.namespaces import BUILDING, BUILT, checked_name, refuse_claiming_served
 from state.store import RedisStore
 from stream.apply.calibrate import finish_namespace
@@ -127,6 +127,8 @@ async def import_files(
             await store.connect(), settings.key_prefix, namespace, "backfill --into"
         )
         await ensure_layout(store, settings.purchases_topic, partitions)
+        kept = window_of(build_engine(target).schemes)  # what its customers keep
+        await ensure_days_kept(store, kept, populated=False)
         await mark_build(store, list(range(partitions)), BUILDING)
         for path in paths:
             if not path.is_file():

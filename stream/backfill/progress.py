@@ -15,8 +15,16 @@ def _clock(seconds: float) -> str:
 
 
 class Progress:
-    def __init__(self, total: int, label: str = "backfill", out: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        total: int,
+        label: str = "backfill",
+        out: TextIO | None = None,
+        unit: tuple[str, str] = ("events", "ev"),
+    ) -> None:
         self.total = max(total, 0)
+        self.unit = unit
+        """What is counted: (plural, short for the rate), e.g. ("customers", "cust")."""
         self.done = 0
         self.label = label
         self.out = out or sys.stderr
@@ -39,8 +47,8 @@ class Progress:
         eta = (self.total - self.done) / rate if rate > 0 and self.total > self.done else 0.0
         bar = "█" * int(frac * 24) + " " * (24 - int(frac * 24))
         return (
-            f"{self.label} {frac * 100:5.1f}% |{bar}| {self.done:,}/{self.total:,} events"
-            f"  {rate:,.0f} ev/s  ETA {_clock(eta)}"
+            f"{self.label} {frac * 100:5.1f}% |{bar}| {self.done:,}/{self.total:,} {self.unit[0]}"
+            f"  {rate:,.0f} {self.unit[1]}/s  ETA {_clock(eta)}"
         )
 
     def _draw(self, now: float) -> None:

@@ -37,7 +37,7 @@ from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]  # aiokafk
 
 from schemas.errors import SettingsError
 from schemas.settings import Settings
-from state.layout import ensure_layout
+from state.layout import ensure_days_kept, ensure_layout, window_of
 from state.namespaces import BUILD, BUILDING, BUILT, checked_name, refuse_claiming_served
 from state.store import RedisStore
 from stream.apply.calibrate import (
@@ -180,6 +180,8 @@ async def _run(
     await mark_build(store, partitions, BUILDING)  # promote refuses it until BUILT
     reading = Reading(opts.namespace, opts.batch, opts.since_ms, opts.until_ms, opts.emit_topic)
     processor = make_processor(settings, reading, store, producer, len(partitions))
+    # what its customers keep: a worker promoted onto it checks its rules against this
+    await ensure_days_kept(store, window_of(processor.engine.schemes), populated=False)
     jobs = min(opts.jobs or default_jobs(), len(partitions))
     progress = Progress(0) if opts.progress else None
 

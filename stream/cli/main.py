@@ -1,10 +1,10 @@
 """The ``rfm-stream`` parser and :func:`main`: it only wires the subcommands together.
 
 Each command registers itself, with its options, from its own module: ``worker``,
-``demo``, ``backfill``, ``namespaces`` (promote, drop), ``rules`` (rules check,
-recalibrate, schemas), ``views`` (inspect, segments, report). Settings options come from
-``stream.cli.options``. Failures end with one line on stderr and a non-zero exit, never a
-traceback.
+``demo``, ``backfill``, ``namespaces`` (promote, drop), ``diff`` (diff and rules diff, the
+dry runs), ``rules`` (rules check, recalibrate, schemas), ``views`` (inspect, segments,
+report), ``winback``. Settings options come from ``stream.cli.options``. Failures end with
+one line on stderr and a non-zero exit, never a traceback.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from redis.exceptions import RedisError
 
 from schemas.errors import RfmStreamError
-from stream.cli import backfill, demo, namespaces, rules, views, worker
+from stream.cli import backfill, demo, diff, namespaces, rules, views, winback, worker
 from stream.cli.base import Subcommands
 
 __all__ = ["build_parser", "main"]
@@ -28,10 +28,12 @@ COMMANDS: tuple[Callable[[Subcommands], None], ...] = (
     backfill.add_backfill,
     namespaces.add_promote,
     namespaces.add_drop,
+    diff.add_diff,
     rules.add_rules,
     views.add_inspect,
     views.add_segments,
     views.add_report,
+    winback.add_winback,
     rules.add_recalibrate,
     rules.add_schemas,
 )

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from stream.cli.base import Subcommands
+from stream.cli.diff import add_rules_diff
 from stream.cli.options import add_settings_options, settings_from
 
 __all__ = [
@@ -33,6 +34,7 @@ def add_rules(sub: Subcommands) -> None:
         "takes them (rfm,management,./mine.toml); default: every shipped scheme",
     )
     check.set_defaults(func=cmd_rules_check)
+    add_rules_diff(rules_sub)  # a dry run, in stream.cli.diff
 
 
 def add_recalibrate(sub: Subcommands) -> None:

@@ -15,6 +15,7 @@ from segments.rules import build_engine
 from state.keys import Keys
 from state.store import RedisStore
 from stream.api.lookup import Lookup
+from stream.api.winback import winback_all
 from stream.apply.clock import WallClock
 from stream.apply.encode import iso
 from stream.apply.tallies import HOUR_MS
@@ -114,4 +115,5 @@ async def build_report(lookup: Lookup, since: str, until: str | None, now_ms: in
         sizes_now=sizes,
         labels=labels,
         generated_at_ms=now_ms,
+        winback=await winback_all(lookup, since),
     )

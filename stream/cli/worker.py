@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import TYPE_CHECKING
 
 from schemas.settings import Settings
 from stream.cli.base import Subcommands, setup_logging
 from stream.cli.options import add_settings_options, settings_from
+
+if TYPE_CHECKING:
+    from segments.engine import Engine
 
 __all__ = ["add_worker", "cmd_worker"]
 
@@ -18,8 +22,10 @@ def add_worker(sub: Subcommands) -> None:
     worker.set_defaults(func=cmd_worker)
 
 
-def _check_layout(settings: Settings) -> None:
-    """Refuse to start on a namespace built for another partition count (state.layout).
+def _check_layout(settings: Settings, engine: Engine) -> None:
+    """Refuse to start on a namespace built for another partition count (state.layout),
+    or with rules whose rolling windows need purchase days its customers no longer hold
+    (stream.live.days_kept).
 
     Checked here, before faust starts, so the refusal is one line and exit code 2, not a
     crashed service. If Kafka or Redis can't answer yet (or the topic does not exist
@@ -29,18 +35,21 @@ def _check_layout(settings: Settings) -> None:
 
     from schemas.errors import StoreUnavailable
     from state.keys import Keys
-    from state.layout import ensure_layout
+    from state.layout import ensure_layout, recorded_layout
     from state.store import RedisStore
     from stream.kafka.clients import topic_partitions
+    from stream.live.days_kept import check_days_kept
 
     async def check() -> None:
-        n = await topic_partitions(settings, timeout_s=5)
-        if n is None:
-            return
         store = RedisStore.from_settings(settings)
         try:
             store.keys = Keys(settings.key_prefix, await store.serving(settings.namespace))
-            await ensure_layout(store, settings.purchases_topic, n)
+            built = await recorded_layout(store)
+            if built is not None:  # else nothing was ever written into it: nothing kept
+                await check_days_kept(settings, store, engine, built[0])
+            n = await topic_partitions(settings, timeout_s=5)
+            if n is not None:
+                await ensure_layout(store, settings.purchases_topic, n)
         except StoreUnavailable:
             return
         finally:
@@ -83,7 +92,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     runtime = Runtime(settings)  # a bad rules file stops here
     _check_kafka(settings)  # a refused TLS/SASL configuration: one line, exit 2
-    _check_layout(settings)  # before logging is set up: a refusal is one line on stderr
+    _check_layout(
+        settings, runtime.processor.engine
+    )  # before logging is set up: a refusal is one line on stderr
     setup_logging(settings.log_level)
     app = create_app(settings, runtime)
     worker = faust.Worker(app, runtime, loglevel=settings.log_level, quiet=True)

@@ -129,7 +129,8 @@ def _fmt(t: dict[str, Any]) -> str:
 
 async def _drive(settings: Settings, opts: DemoOptions, worker: subprocess.Popen[bytes]) -> int:
     assert settings.recency is not None, "DEMO_ENV sets RFM_RECENCY: the decay is timed by it"
-    recency_s = settings.recency / 1000
+    # a decay fires RFM_DECAY_GRACE after its due time (0 unless the environment sets it)
+    decays_after_s = (settings.recency + settings.decay_grace) / 1000
     await ensure_topics(settings)
     producer = kafka_producer(settings, linger_ms=5)
     consumer = kafka_consumer(
@@ -186,13 +187,13 @@ async def _drive(settings: Settings, opts: DemoOptions, worker: subprocess.Popen
         await producer.flush()
         await asyncio.sleep(1.0)  # let the worker apply the last batch
         at_feed_end = await _segment_sizes(settings)
-        print(f"--- fed; waiting {recency_s:.0f}s+ for customers who stopped buying to decay")
-        deadline = time.monotonic() + recency_s + 20
+        print(f"--- fed; waiting {decays_after_s:.0f}s+ for customers who stopped buying to decay")
+        deadline = time.monotonic() + decays_after_s + 20
         while time.monotonic() < deadline:
             await asyncio.sleep(0.5)
             quiet_for = time.monotonic() - last_seen
             since_feed = time.monotonic() - start - opts.seconds
-            if since_feed > recency_s + 2 and quiet_for > 2:
+            if since_feed > decays_after_s + 2 and quiet_for > 2:
                 break
         printer.cancel()
         with contextlib.suppress(asyncio.CancelledError):

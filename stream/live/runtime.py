@@ -27,6 +27,7 @@ from schemas.settings import Settings
 from segments.engine import Engine
 from segments.rules import build_engine, load_checked_rules
 from state.keys import Keys
+from state.layout import WindowsNotKept
 from state.store import RedisStore
 from stream.api.lookup import Lookup
 from stream.api.server import HttpServer, render_metrics
@@ -50,6 +51,7 @@ from stream.live.backpressure import (
     publishing_health,
 )
 from stream.live.consumer import ConsumerControls, consumer_lag
+from stream.live.days_kept import check_days_kept
 from stream.live.delivery import Backlog
 from stream.live.redis_checks import (
     check_eviction,
@@ -245,9 +247,28 @@ class Runtime(Service):
                 "check namespace layout", lambda: check_layout(self.store, topic, n), _RETRIABLE
             )
         )
+        await with_backoff("check purchase days kept", self._check_days_kept, _RETRIABLE)
+        # nothing is consumed before the cut points in force were made for these rules
+        await with_backoff(
+            "cut points for these rules", lambda: self._prepare_cut_points(n), _RETRIABLE
+        )
         log.info("runtime ready: %s", self.settings.masked())
         quiet_gc()
         self.ready.set()
+
+    async def _check_days_kept(self) -> None:
+        """Rules with a longer window than the customers kept: one line, exit 2 (the CLI
+        checked before faust started when Redis could answer; this is the backstop)."""
+        n = self.processor.partition_count or self.settings.partitions
+        try:
+            await check_days_kept(self.settings, self.store, self.processor.engine, n)
+        except WindowsNotKept as exc:
+            exit_with(str(exc))
+
+    async def _prepare_cut_points(self, partitions: int) -> None:
+        """A rules change's first cut points, from every customer, before any event is
+        applied (:mod:`stream.apply.rules_change`); the engine then uses them."""
+        await self.calibrator.prepare(range(partitions))
 
     async def _resolve(self) -> None:
         s = self.settings

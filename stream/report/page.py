@@ -19,7 +19,8 @@ ignored (``sizes_now`` is the state at ``until_ms``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from segments.model import NONE
 from stream.report.assets import CSS as _CSS
@@ -40,6 +41,7 @@ from stream.report.svg import (
     _sankey,
     _Seg,
 )
+from stream.report.winback_view import winback_section
 
 __all__ = ["SizeSeries", "render_report", "sizes_over_time"]
 
@@ -140,8 +142,11 @@ def render_report(
     sizes_now: Mapping[tuple[str, str], int],
     labels: Mapping[str, Mapping[str, str]],
     generated_at_ms: int,
+    winback: Sequence[Mapping[str, Any]] = (),
 ) -> str:
-    """The whole report as one HTML document (str). See the module docstring."""
+    """The whole report as one HTML document (str). See the module docstring.
+    ``winback``: the ``GET /winback`` bodies of the schemes marking segments lapsed
+    (their section: :mod:`stream.report.winback_view`)."""
     grid = _bucket_grid(since_ms, until_ms, bucket_ms)
     series = sizes_over_time(
         since_ms=since_ms, until_ms=until_ms, bucket_ms=bucket_ms, flows=flows, sizes_now=sizes_now
@@ -204,6 +209,9 @@ def render_report(
         nav.append(f'<a href="#{sid}">{_e(scheme)}</a>')
 
     body = "".join(sections) or '<p class="empty">No schemes.</p>'
+    if winback:
+        body += winback_section(winback)
+        nav.append('<a href="#winback">win-back</a>')
     subtitle = (
         f"{_day_hour(since_ms)} → {_day_hour(until_ms)} UTC · {_bucket_name(bucket_ms)} buckets"
     )

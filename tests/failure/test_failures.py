@@ -31,9 +31,11 @@ from tests.support.harness import Cluster, history
 
 pytestmark = pytest.mark.integration
 
+LIVES = 14  # worker lives of the SIGKILL soak, each ended by a kill (see its docstring)
 
-async def test_dozens_of_sigkills_lose_and_double_nothing(cluster: Cluster) -> None:
-    """24 SIGKILLs at random points of a 6,000-event stream, restart right away each time.
+
+async def test_a_dozen_sigkills_lose_and_double_nothing(cluster: Cluster) -> None:
+    """14 SIGKILLs at random points of a 6,000-event stream, restart right away each time.
 
     One kill in four lands at a random moment of start-up (import, group join, claim);
     the others let the worker apply a random number (1-400) of events first and kill it
@@ -41,6 +43,15 @@ async def test_dozens_of_sigkills_lose_and_double_nothing(cluster: Cluster) -> N
     publish/ack, before faust committed its Kafka offsets. batch_max=20 makes every life
     dozens of small commits. A SIGKILLed member stays in the group until its session
     (3 s) expires, so the next worker may wait for that rebalance.
+
+    Why 14 (24 before): a life costs a worker's start-up and group join (~5-7 s on the
+    shared CI machine) and only the ~0.1 s it applies for is at risk, so the count buys
+    random crash points, not coverage of a new path. The seeded plan gives 9 mid-stream
+    kills (17 before; each after a random 1-400 events, so each lands a different number
+    of commits and relay round trips in) and 5 at start-up (7 before; those mostly land in
+    the import, which touches nothing). Kills while rebalancing, of one worker of several,
+    and of Redis and the broker have tests of their own below and in
+    ``test_failures_redis.py`` / ``test_cluster.py``.
     """
     opts = {**NO_TIMER, "batch_max": "20"}
     settings = await cluster.ensure_topics(**opts)
@@ -52,7 +63,7 @@ async def test_dozens_of_sigkills_lose_and_double_nothing(cluster: Cluster) -> N
     kills: list[Kill] = []
     store = cluster.store()
     try:
-        for life in range(24):
+        for life in range(LIVES):
             before = await applied(store, parts)
             worker = cluster.start_worker(**opts)
             started = time.monotonic()
@@ -74,8 +85,9 @@ async def test_dozens_of_sigkills_lose_and_double_nothing(cluster: Cluster) -> N
 
     # killed while applying: it had claimed, applied something, and events were left
     mid_stream = [k for k in kills if k.claimed and k.applied_before < k.applied_at_kill < n]
-    assert len(kills) == 24
-    assert len(mid_stream) >= 12, f"too few kills while events were being applied: {kills}"
+    assert len(kills) == LIVES
+    # the seeded plan has 9 (one more if a start-up kill lands after the claim)
+    assert len(mid_stream) >= 9, f"too few kills while events were being applied: {kills}"
 
     final = cluster.start_worker(**opts)
     delivered = await assert_effectively_once(cluster, settings, events, produced, [final])

@@ -37,6 +37,11 @@ from tests.support.harness import Cluster, history
 
 pytestmark = pytest.mark.integration
 
+# events/s of the feed (300 before): 3,000 events last 5 s; each live outage starts at
+# a quarter of the stream, so events are still to come and to apply when it ends (each
+# test asserts the second), and the idle flows wait 5 s for the feed instead of 10
+PACE = 600
+
 
 async def test_redis_restart_with_aof_midstream(
     kafka_bootstrap: str, aof_redis: Service, cluster_on: Any
@@ -53,7 +58,7 @@ async def test_redis_restart_with_aof_midstream(
 
     events = history(customers=200, events=3000, seed=31)
     n = len(events)
-    producing = asyncio.create_task(produce_paced(cluster, events, per_second=300))
+    producing = asyncio.create_task(produce_paced(cluster, events, per_second=PACE))
     store = cluster.store()
     try:
         at_kill = await wait_applied_at_least(store, parts, n // 4, wait_s=60)
@@ -113,7 +118,7 @@ async def test_redis_restored_from_older_state_midstream_rewinds(
 
     events = history(customers=200, events=3000, seed=61)
     n = len(events)
-    producing = asyncio.create_task(produce_paced(cluster, events, per_second=300))
+    producing = asyncio.create_task(produce_paced(cluster, events, per_second=PACE))
     snap_dir = tmp_path / "aof-snapshot"
     store = cluster.store()
     try:
@@ -184,7 +189,7 @@ async def test_redis_back_empty_midstream_rebuilds(
 
     events = history(customers=200, events=3000, seed=62)
     n = len(events)
-    producing = asyncio.create_task(produce_paced(cluster, events, per_second=300))
+    producing = asyncio.create_task(produce_paced(cluster, events, per_second=PACE))
     store = cluster.store()
     try:
         if flow == "live":

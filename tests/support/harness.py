@@ -206,6 +206,40 @@ class Cluster:
             await consumer.stop()
         return out
 
+    async def read_to_end(self, topic: str, wait_s: float = 30.0) -> list[dict[str, Any]]:
+        """Every record ``topic`` holds now: read from the beginning up to each
+        partition's end offset as of this call.
+
+        For a test that knows nothing more can come (the outbox drained, no timer, every
+        event applied), this is the whole topic without waiting for a quiet spell, which
+        could only guess when the last in-flight record had landed."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.kafka_bootstrap, auto_offset_reset="earliest", group_id=None
+        )
+        await consumer.start()
+        out: list[dict[str, Any]] = []
+        try:
+            await consumer.topics()  # a metadata request: the topic's partitions
+            known = consumer.partitions_for_topic(topic)
+            assert known, f"no partitions known for {topic}"
+            parts = [TopicPartition(topic, p) for p in sorted(known)]
+            consumer.assign(parts)
+            await consumer.seek_to_beginning(*parts)
+            end = await consumer.end_offsets(parts)
+            deadline = time.monotonic() + wait_s
+            while [tp for tp in parts if await consumer.position(tp) < end[tp]]:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{topic} not read to {end} in {wait_s}s")
+                batch = await consumer.getmany(timeout_ms=200)
+                for msgs in batch.values():
+                    for m in msgs:
+                        d = orjson.loads(m.value)
+                        d["_partition"], d["_key"] = m.partition, m.key
+                        out.append(d)
+        finally:
+            await consumer.stop()
+        return out
+
     async def transitions(
         self, until: Callable[[list[dict[str, Any]]], bool], wait_s: float = 30.0
     ) -> list[dict[str, Any]]:

@@ -118,15 +118,15 @@ def test_lifecycle_moves_through_its_stages_in_order() -> None:
 
 def test_purchase_pattern_loyalty_and_value_matrix_read_their_axes() -> None:
     pattern = scheme("purchase_pattern", {"a": (200 * UNIT + 1,)})
-    loyalty = scheme("loyalty", {"m": (1000 * UNIT + 1,)})
-    matrix = scheme("value_matrix", {"m": (1000 * UNIT + 1,)})
+    loyalty = scheme("loyalty", {"a": (200 * UNIT + 1,)})
+    matrix = scheme("value_matrix", {"m": (500 * UNIT + 1,)})
     e = Engine([pattern, loyalty, matrix])
     states: dict = {}
     e.apply_events(states, buyer(200, 3, amount=500))  # 3 big orders over 400 days
     assert states["c"].segments == {
-        "purchase_pattern": "premium",
-        "loyalty": "true_friends",
-        "value_matrix": "platinum",  # all 1500 in the last 180 days vs none before
+        "purchase_pattern": "premium",  # 3 orders of 500
+        "loyalty": "butterflies",  # 500 a visit, but only 2 visits in the last 365 days
+        "value_matrix": "platinum",  # 1000 in the last year; last 180 days = the 180 before
     }
     one = {}
     e.apply_events(one, [Purchase("d", "x", 0, 50 * UNIT, "x")])

@@ -14,7 +14,7 @@ from schemas.settings import load_settings
 from segments.cells import PatternError, cells_of
 from segments.check import build_scheme, check_rules
 from segments.grid import GridScheme
-from segments.model import Columns
+from segments.model import Columns, CustomerState
 from segments.rules import build_schemes, load_checked_rules
 
 DAY = 86_400_000
@@ -128,9 +128,12 @@ def _pyramid_with_exact_cuts(monetary: np.ndarray) -> GridScheme:
 
 
 def _classify(scheme: GridScheme, monetary: np.ndarray) -> np.ndarray:
-    n = len(monetary)
-    cols = Columns(last_ms=np.zeros(n, np.int64), frequency=np.ones(n, np.int64), monetary=monetary)
-    return scheme.classify(cols, np.zeros(n, np.int64))
+    """One purchase each, today: lifetime M and M over any window are ``monetary``."""
+    states = [
+        CustomerState(f"c{i}", 1, m, 0, 0, 0, days={0: [1, m]})
+        for i, m in enumerate(monetary.tolist())
+    ]
+    return scheme.classify(Columns.of(states), np.zeros(len(states), np.int64))
 
 
 def test_pyramid_boundaries_at_1_20_50_percent_on_a_known_population() -> None:

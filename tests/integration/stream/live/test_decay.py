@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -17,6 +20,19 @@ pytestmark = [pytest.mark.integration]
 
 def ms(iso: str) -> int:
     return to_ms(datetime.fromisoformat(iso))
+
+
+def quiet_after(count: int, seconds: float) -> Callable[[list[dict[str, Any]]], bool]:
+    """A read's stop condition: ``seconds`` after the first time it held ``count``
+    messages, whatever came since (so a late extra one is read, not cut off)."""
+    since: list[float] = []
+
+    def done(ts: list[dict[str, Any]]) -> bool:
+        if len(ts) >= count and not since:
+            since.append(time.monotonic())
+        return bool(since) and time.monotonic() - since[0] >= seconds
+
+    return done
 
 
 async def test_left_alone_high_value_decays_to_dormant_on_time(cluster: Cluster) -> None:
@@ -78,9 +94,8 @@ async def test_restart_between_due_time_and_timer_emits_the_decay_once(cluster: 
     await asyncio.sleep(max(0.0, (to_ms(now) + 2500 - to_ms(datetime.now(UTC))) / 1000))
 
     cluster.start_worker(**knobs)  # the timer runs here, after the due time has passed
-    got = await cluster.transitions(lambda ts: len(ts) >= 2)
-    await asyncio.sleep(2.0)  # give a double a chance to show up
-    got = await cluster.transitions(lambda ts: False, wait_s=3)
+    # then give a double a chance to show up: 2 s more, ten timer intervals
+    got = await cluster.transitions(quiet_after(2, 2.0))
     decays = [t for t in got if t["cause"] == "recency_decay"]
     assert len(decays) == 1, got
     assert ms(decays[0]["effective_at"]) == to_ms(now) + 2000

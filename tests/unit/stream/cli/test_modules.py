@@ -10,7 +10,7 @@ import pytest
 
 from stream.cli.main import COMMANDS, build_parser
 
-COMMAND_MODULES = ["backfill", "demo", "namespaces", "rules", "views", "worker"]
+COMMAND_MODULES = ["backfill", "demo", "diff", "namespaces", "rules", "views", "winback", "worker"]
 
 
 @pytest.mark.parametrize("name", COMMAND_MODULES)
@@ -33,10 +33,12 @@ def test_main_wires_every_command_in_help_order() -> None:
         "backfill",
         "promote",
         "drop",
+        "diff",
         "rules",
         "inspect",
         "segments",
         "report",
+        "winback",
         "recalibrate",
         "schemas",
     ]

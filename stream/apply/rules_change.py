@@ -1,0 +1,177 @@
+"""A rules change's first cut points, computed before anyone is classified under them.
+
+When the rules in force rank by quantile axes the namespace's cut-point version was not
+made for (:meth:`segments.quantiles.CutPoints.made_for`: an axis added, its quantiles or
+window changed, or a version from before the record), the version in force would rank
+those axes with another population's thresholds, or nobody. Its summaries can't help
+either: they are kept per rules version and start empty (:mod:`segments.quantiles`). So
+the next version is computed from an exact read-only pass over every customer's state
+(:func:`exact_cut_points`, which the dry run ``rules diff`` runs too) and installed by
+compare-and-set, and only then does the worker classify anyone: the runtime runs this
+before it consumes (:meth:`stream.apply.calibrate.Calibrator.prepare`).
+
+Several workers starting at once: one takes the namespace's lease
+(:class:`state.pass_lock.PassLease`) and walks, the others wait for the version to appear,
+logging progress; if the lease goes away with no such version (its holder crashed, or
+found nobody to rank) the next one takes it. The compare-and-set, not the lease, makes
+exactly one version.
+
+Until every partition's rules-change sweep has finished, the new rules' incremental
+summaries hold only the customers re-evaluated so far: no refresh may read them
+(:func:`summaries_complete`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+
+from schemas.errors import RfmStreamError
+from segments.engine import Engine
+from segments.quantiles import CutPoints, ExactSummaries, Populations
+from state.pass_lock import PassLease
+from state.store import RedisStore
+from state.walk import walk_states
+from stream.apply.modes import SWEEP
+
+__all__ = [
+    "SweepUnfinished",
+    "ensure_cut_points",
+    "exact_cut_points",
+    "needs_pass",
+    "summaries_complete",
+]
+
+log = logging.getLogger(__name__)
+
+
+class SweepUnfinished(RfmStreamError):
+    """A refresh was asked for while the summaries hold only some customers."""
+
+
+CHUNK = 1000
+"""Customers per SCAN chunk and load of the pass."""
+
+_POLL_S = 0.5
+_SAY_EVERY_S = 10.0
+
+
+def needs_pass(engine: Engine, cuts: CutPoints | None) -> bool:
+    """Does ``engine`` rank by quantile axes that ``cuts`` holds no thresholds made for?"""
+    if not Populations(engine.schemes, engine.rules_version):
+        return False
+    return cuts is None or not cuts.made_for(engine.schemes)
+
+
+async def exact_cut_points(
+    store: RedisStore,
+    engine: Engine,
+    partitions: Iterable[int],
+    asof_ms: int,
+    current: CutPoints | None,
+    on_chunk: Callable[[int], object] | None = None,
+) -> CutPoints | None:
+    """The version after ``current`` for ``engine``'s quantile axes, from every
+    customer's state as re-evaluating it under ``engine`` at ``asof_ms`` leaves it (what
+    the rules-change sweep then commits: due refunds applied, windows aged); writes
+    nothing. Carries ``current``'s model of the base (a refit reads a sample and is the
+    next refresh's). None: nobody to rank (no customer with an order holding money).
+
+    ``on_chunk`` is told how many customers were just read (progress, a lease renewal).
+    """
+    exact = ExactSummaries(Populations(engine.schemes, engine.rules_version))
+    async for states in walk_states(store, partitions, CHUNK):
+        engine.reevaluate(states, asof_ms)  # decoded copies: nothing goes back
+        exact.add(states)
+        if on_chunk is not None:
+            done = on_chunk(len(states))
+            if asyncio.iscoroutine(done):
+                await done
+    if exact.customers == 0:
+        return None
+    version = (current.version if current else 0) + 1
+    return exact.cut_points(engine.schemes, asof_ms, version, current.model if current else None)
+
+
+async def _walk_and_install(
+    store: RedisStore,
+    engine: Engine,
+    parts: list[int],
+    asof_ms: int,
+    current: CutPoints | None,
+    lease: PassLease,
+) -> CutPoints | None:
+    read = 0
+
+    async def progress(n: int) -> None:
+        nonlocal read
+        read += n
+        if read // 10_000 != (read - n) // 10_000:
+            log.info("rules change: %d customers read for the new cut points", read)
+        await lease.renew()
+
+    new = await exact_cut_points(store, engine, parts, asof_ms, current, progress)
+    if new is None:
+        log.info("rules change: nobody to rank yet, no cut points to compute")
+        return None
+    if not await store.put_cuts(current.version if current else 0, new.to_json()):
+        return None
+    log.info(
+        "rules change: cut points version %d computed from all %d customers",
+        new.version,
+        new.population,
+    )
+    return new
+
+
+async def ensure_cut_points(
+    store: RedisStore,
+    engine: Engine,
+    partitions: Iterable[int],
+    now: Callable[[], int],
+    lease_ms: int | None = None,
+) -> CutPoints | None:
+    """Make sure the namespace's current version was made for ``engine``'s quantile
+    axes, computing it (:func:`exact_cut_points` at ``now()``) if it was not; returns the
+    current version once it is (None: there is no version and nobody to rank, so
+    nothing can be misranked: the first refresh makes one)."""
+    parts = list(partitions)
+    lease = PassLease(store) if lease_ms is None else PassLease(store, lease_ms)
+    waited = 0.0
+    while True:
+        doc = await store.cuts()
+        current = CutPoints.from_json(doc) if doc else None
+        if not needs_pass(engine, current):
+            return current
+        if await lease.take():
+            try:
+                new = await _walk_and_install(store, engine, parts, now(), current, lease)
+            finally:
+                await lease.release()
+            if new is not None:
+                return new
+            if doc == await store.cuts():
+                return current  # nobody to rank: nothing to compute
+            continue  # another version went in meanwhile: look again
+        if waited % _SAY_EVERY_S < _POLL_S:
+            log.info("rules change: waiting for another worker's new cut points")
+        await asyncio.sleep(_POLL_S)
+        waited += _POLL_S
+
+
+async def summaries_complete(
+    store: RedisStore, rules_version: str, partitions: Iterable[int]
+) -> bool:
+    """Do the incremental summaries of ``rules_version`` hold every customer? Not while
+    a partition's sweep marker (``rules/cut|cursor``) is of other rules, or mid-way: a
+    refresh would compute cuts from the customers re-evaluated so far. A partition never
+    swept (no marker) has nothing pending."""
+    for p in partitions:
+        raw = await store.meta_field(p, SWEEP)
+        if raw is None:
+            continue
+        target, _, cursor = raw.partition("|")
+        if target.partition("/")[0] != rules_version or cursor != "done":
+            return False
+    return True
