@@ -9,7 +9,9 @@ pandas and the live worker, bench_backfill), ``live`` (throughput vs a no-op fau
 agent, cost per event with a py-spy profile, 1 vs 2 workers), ``latency`` (paced
 event → transition latency, and decay timeliness), ``memory`` (Redis bytes per
 customer), ``peers`` (issue #21: a quixstreams app, the worker with rfm8 only and with
-every scheme, backfill, plain aiokafka, polars and pandas on one topic, bench_peers).
+every scheme, backfill, plain aiokafka, polars and pandas on one topic, bench_peers),
+``schemes`` (issue #20: the pure engine with the four RFM schemes vs every shipped
+scheme, bench_schemes).
 Each starts its own broker and Redis. ``--smoke`` asserts nothing about
 speed: it checks that every figure runs and produces its numbers (tests/test_bench_smoke).
 """
@@ -33,6 +35,7 @@ from bench import (
     bench_live,
     bench_memory,
     bench_peers,
+    bench_schemes,
     peers_report,
 )
 from bench import figures_report as fr
@@ -40,7 +43,7 @@ from bench import latency_report as lr
 from bench.report import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
-FIGURES = ("decay", "backfill", "live", "latency", "memory", "peers")
+FIGURES = ("decay", "backfill", "live", "latency", "memory", "peers", "schemes")
 
 # per figure, the arguments of its bench function: heterogeneous by design, checked by the
 # functions' own signatures when they run (tests/integration/project/test_bench_smoke)
@@ -59,6 +62,7 @@ FULL: dict[str, dict[str, Any]] = {
     },
     "memory": {"customers": 1_000_000, "n_templates": 5000},
     "peers": {"events_n": 200_000, "customers": 40_000, "repeats": 2},
+    "schemes": {"events_n": 60_000, "customers": 30_000, "repeats": 2},
 }
 SMOKE: dict[str, dict[str, Any]] = {
     "decay": {"argv": ["--big", "3000", "--small", "1000", "--due", "500", "--repeats", "1"]},
@@ -78,6 +82,7 @@ SMOKE: dict[str, dict[str, Any]] = {
     "memory": {"customers": 3000, "n_templates": 200},
     # enough that the worker's first commit is not its last (as for "live")
     "peers": {"events_n": 12_000, "customers": 600, "repeats": 1},
+    "schemes": {"events_n": 3000, "customers": 600, "repeats": 1},
 }
 
 
@@ -138,6 +143,13 @@ def run(figures: Sequence[str], smoke: bool, md: Path, command: str) -> dict[str
                 bench_peers.bench(cfg["events_n"], cfg["customers"], 4, 7, cfg["repeats"])
             )
             put(peers_report.PEERS, peers_report.peers(peers, command))
+        elif fig == "schemes":
+            before = [os.getloadavg()]
+            sch = bench_schemes.bench(cfg["events_n"], cfg["customers"], cfg["repeats"])
+            put(
+                bench_schemes.SECTION,
+                bench_schemes.section(sch, command, [*before, os.getloadavg()]),
+            )
         print(f"=== {fig} done in {time.perf_counter() - t0:.0f} s ===", flush=True)
     return out
 

@@ -12,6 +12,12 @@ counts, amounts, percentages) or by **quantiles** of the current customer popula
 a band's score runs from 1 (oldest / fewest / least) to the number of bands. Segments
 are named groups of cells, a cell being one score per declared axis, written as a
 pattern in r, f, m, a, t, c, g, p order: ``"5[45]*"`` = R 5, F 4 or 5, any M.
+
+The rules in force may come from several files at once: ``RFM_RULES`` / ``--rules`` is a
+comma-separated list of paths and shipped names (``rfm,management,./mine.toml``), their
+schemes taken together in that order. A scheme name defined in two of them is an error
+naming both files, never a silent override: which definition wins would otherwise
+depend on the order of a list someone edits months later.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from schemas.settings import Duration
 
 __all__ = [
     "DEFAULT_RULES",
+    "MANAGEMENT_RULES",
     "SHIPPED",
     "AnyAxis",
     "AxisSpec",
@@ -41,12 +48,22 @@ __all__ = [
     "default_rules_path",
     "load_rules",
     "parse_rules",
+    "rules_sources",
+    "shipped_paths",
 ]
 
 DEFAULT_RULES = "default_rules.toml"
-"""The shipped rules (rfm8, rfm27, rfm125, pyramid), packaged next to this module."""
-SHIPPED = {"default": DEFAULT_RULES, "management": "management_rules.toml"}
-"""Names ``RFM_RULES`` may give instead of a path: the rules files shipped here."""
+"""The shipped RFM rules (rfm8, rfm27, rfm125, pyramid), packaged next to this module."""
+MANAGEMENT_RULES = "management_rules.toml"
+"""The shipped customer-management rules (churn_warning, alive, lifecycle, loyalty,
+value_matrix, purchase_pattern)."""
+SHIPPED: dict[str, tuple[str, ...]] = {
+    "default": (DEFAULT_RULES, MANAGEMENT_RULES),
+    "rfm": (DEFAULT_RULES,),
+    "management": (MANAGEMENT_RULES,),
+}
+"""Names ``RFM_RULES`` may give instead of a path, and the shipped files each stands for.
+``default`` (also what an unset ``RFM_RULES`` means) is every shipped scheme."""
 
 Key = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 Quantile = Annotated[float, Field(gt=0, lt=1)]
@@ -185,8 +202,35 @@ class RulesFile(_Spec):
     schemes: dict[Key, SchemeSpec] = Field(min_length=1)
 
 
-def default_rules_path(name: str = "default") -> Path:
-    return Path(str(resources.files("schemas").joinpath(SHIPPED[name])))
+def default_rules_path() -> Path:
+    """The shipped RFM rules file, the one to copy and change."""
+    return _packaged(DEFAULT_RULES)
+
+
+def _packaged(file: str) -> Path:
+    return Path(str(resources.files("schemas").joinpath(file)))
+
+
+def shipped_paths(name: str) -> list[Path]:
+    """The packaged files a shipped name (a key of :data:`SHIPPED`) stands for."""
+    return [_packaged(f) for f in SHIPPED[name]]
+
+
+def rules_sources(value: str | Path | None) -> list[Path]:
+    """The files a ``RFM_RULES`` value names, in order: a comma-separated list of paths
+    and shipped names (a name counts as a path where such a file exists); unset or
+    empty: ``default``. A path that exists as given is one file, commas and all."""
+    if value is None or not str(value).strip():
+        return shipped_paths("default")
+    text = str(value)
+    if Path(text).exists():
+        return [Path(text)]
+    out: list[Path] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            raise RulesError(text, ["empty entry in the list of rules files"])
+        out += shipped_paths(part) if part in SHIPPED and not Path(part).exists() else [Path(part)]
+    return out
 
 
 def _where(loc: tuple[int | str, ...]) -> str:
@@ -230,15 +274,7 @@ def parse_rules(doc: dict[str, Any], source: str) -> RulesFile:
     return RulesFile(schemes=good)
 
 
-def load_rules(path: str | Path | None) -> RulesFile:
-    """Read and shape-check a rules file (``None``: the shipped default; a name of
-    :data:`SHIPPED`, e.g. ``management``: that shipped file, unless such a path exists)."""
-    if not path:
-        p = default_rules_path()
-    elif str(path) in SHIPPED and not Path(path).exists():
-        p = default_rules_path(str(path))
-    else:
-        p = Path(path)
+def _load_file(p: Path) -> RulesFile:
     try:
         doc = tomllib.loads(p.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -246,3 +282,41 @@ def load_rules(path: str | Path | None) -> RulesFile:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise RulesError(str(p), [f"not valid TOML: {exc}"]) from None
     return parse_rules(doc, str(p))
+
+
+def load_rules(path: str | Path | None) -> RulesFile:
+    """Read and shape-check the rules files ``path`` names (:func:`rules_sources`: unset
+    is every shipped scheme) and take their schemes together, in file order.
+
+    Every file's problems are reported, each line prefixed with its file when there are
+    several; a scheme name in two files is a problem naming both. The
+    :class:`RulesError` carries the schemes that did parse (``partial``).
+    """
+    # a file named twice (``default,rfm``) is read once: the same definitions, no clash
+    first: dict[Path, Path] = {}
+    for p in rules_sources(path):
+        first.setdefault(p.resolve(), p)
+    files = list(first.values())
+    if len(files) == 1:
+        return _load_file(files[0])
+    problems: list[str] = []
+    good: dict[str, SchemeSpec] = {}
+    origin: dict[str, Path] = {}
+    for p in files:
+        try:
+            part = _load_file(p)
+        except RulesError as exc:
+            problems += [f"{p}: {line}" for line in exc.problems]
+            if exc.partial is None:
+                continue
+            part = exc.partial
+        for name, spec in part.schemes.items():
+            if name in origin:
+                problems.append(f"scheme {name!r} is defined in both {origin[name]} and {p}")
+                continue
+            origin[name] = p
+            good[name] = spec
+    source = str(path) if path else "default"  # what the user wrote
+    if problems:
+        raise RulesError(source, problems, RulesFile(schemes=good) if good else None)
+    return RulesFile(schemes=good)

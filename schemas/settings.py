@@ -176,7 +176,9 @@ class Settings(BaseSettings):
 
     # --- segment rules
     rules: str | None = Field(
-        None, description="Rules file (TOML) declaring the schemes; unset: the shipped one."
+        None,
+        description="Rules files (TOML) declaring the schemes, comma-separated paths or "
+        "shipped names (rfm, management; default = both); unset: every shipped scheme.",
     )
     recency: Duration | None = Field(None, description="Override rfm8's R cut point (90d).")
     frequency_cut: int | None = Field(None, ge=1, description="Override rfm8's F cut (2).")

@@ -35,7 +35,7 @@ from segments import refunds, windows
 from segments.axes import TIME_AXES
 from segments.causes import SWEEP, stamp_of, time_cause
 from segments.fold import FoldRules, fold
-from segments.grid import GridScheme
+from segments.grid import GridScheme, merged_time_edges, timed_due
 from segments.limits import Limits, forget
 from segments.model import (
     NONE,
@@ -93,6 +93,12 @@ class Engine:
             s.name: any(a.name in TIME_AXES for a in getattr(s, "axes", ())) for s in schemes
         }
         """Schemes with cadence or P(alive) axes: per-customer due times (``Scheme.due_ms``)."""
+        self._time_edges = merged_time_edges(schemes)
+        """The grid schemes' timed axes, merged: one due-time computation per axis."""
+        self._timed_other = tuple(
+            s for s in schemes if self._timed[s.name] and not isinstance(s, GridScheme)
+        )
+        """Timed schemes of other kinds, asked one by one (``Scheme.due_ms``)."""
         self._versioned = frozenset(s.name for s in schemes if getattr(s, "versioned", False))
         """Schemes a new cut-point version can move (quantile or P(alive) axes)."""
         self.reads_model = any(getattr(s, "reads_model", False) for s in schemes)
@@ -122,6 +128,7 @@ class Engine:
         n = len(states)
         if n == 0:
             return np.zeros(0, dtype=np.int64)
+        states = windows.Batch(states)  # nothing changes while the due times are found
         cursor = np.fromiter((s.cursor_ms for s in states), np.int64, n)
         if self._edges.size:
             last = np.fromiter((s.last_ms for s in states), np.int64, n)
@@ -132,19 +139,21 @@ class Engine:
         else:
             due = np.full(n, NEVER, dtype=np.int64)
         cols = None
-        for scheme in self.schemes:
-            if self._timed.get(scheme.name):
-                cols = cols or Columns.of(states)
-                extra = scheme.due_ms(cols, cursor)
-                if extra is not None:
-                    due = np.minimum(due, np.where(cols.frequency > 0, extra, NEVER))
+        for scheme in self._timed_other:
+            cols = cols or Columns.of(states)
+            extra = scheme.due_ms(cols, cursor)
+            if extra is not None:
+                due = np.minimum(due, np.where(cols.frequency > 0, extra, NEVER))
+        if self._time_edges:
+            cols = cols or Columns.of(states)
+            extra = timed_due(self._time_edges, cols, cursor)
+            if extra is not None:
+                due = np.minimum(due, np.where(cols.frequency > 0, extra, NEVER))
         for i, s in enumerate(states):
             if s.held:
                 due[i] = min(int(due[i]), max(min(h.until_ms for h in s.held), s.cursor_ms + 1))
-            if s.days and self._windows:
-                t = windows.next_expiry(s, self._windows)
-                if t is not None and t < due[i]:
-                    due[i] = t
+        if self._windows:
+            due = np.minimum(due, windows.next_expiries(states, self._windows))
         return due
 
     # ------------------------------------------------------------------ events
@@ -288,7 +297,7 @@ class Engine:
         causes: list[str],
         event_ids: list[str] | None,
     ) -> list[TransitionDraft]:
-        cols = Columns.of(sts)
+        cols = Columns.of(windows.Batch(sts))  # no state changes until every scheme is done
         active = cols.frequency > 0
         all_active = bool(active.all())
         out: list[TransitionDraft] = []

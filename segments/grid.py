@@ -24,7 +24,7 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import NamedTuple, cast
 
 import numpy as np
 
@@ -35,7 +35,7 @@ from segments.model import NONE, Columns
 from segments.scheme import Scheme
 from segments.value import ValueModel
 
-__all__ = ["Axis", "GridScheme"]
+__all__ = ["Axis", "GridScheme", "TimeEdges", "merged_time_edges", "timed_due"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +74,37 @@ class Axis:
             edges = ",".join(str(t) for t in self.thresholds or ())
         window = f"/{format_duration(self.window_ms)}" if self.window_ms else ""
         return f"{self.name}[{edges}]{window}"
+
+
+class TimeEdges(NamedTuple):
+    """The values of a timed axis (cadence, P(alive)) at which time alone moves a
+    customer, under one model of the base."""
+
+    axis: str
+    edges: tuple[int, ...]
+    model: ValueModel | None
+
+
+def merged_time_edges(schemes: Sequence[Scheme]) -> list[TimeEdges]:
+    """The timed axes of every grid scheme, one entry per (axis, model) with the union
+    of their edges: a due time is the earliest crossing of any edge, so one
+    :func:`~segments.axes.due_after` per axis answers for every scheme at once (P(alive)'s
+    is a bisection: per scheme, it was the most expensive call of a timer step)."""
+    merged: dict[tuple[str, int], tuple[set[int], ValueModel | None]] = {}
+    for s in schemes:
+        for t in s.time_edges() if isinstance(s, GridScheme) else ():
+            edges, _ = merged.setdefault((t.axis, id(t.model)), (set(), t.model))
+            edges.update(t.edges)
+    return [TimeEdges(a, tuple(sorted(e)), m) for (a, _), (e, m) in merged.items()]
+
+
+def timed_due(timed: Sequence[TimeEdges], cols: Columns, cursor: np.ndarray) -> np.ndarray | None:
+    """Per customer, the next instant one of ``timed`` crosses an edge (None: no axis)."""
+    due = None
+    for t in timed:
+        at = due_after(t.axis, t.edges, cols, cursor, t.model)
+        due = at if due is None else np.minimum(due, at)
+    return due
 
 
 class GridScheme(Scheme):
@@ -149,7 +180,18 @@ class GridScheme(Scheme):
 
     # ------------------------------------------------------------------ maths
     def _values(self, axis: Axis, cols: Columns, asof_ms: np.ndarray) -> np.ndarray:
-        return axis_values(axis.name, axis.window_ms, cols, asof_ms, axis.model)
+        """The axis's values, computed once per (axis, window, model) for ``cols`` at this
+        very ``asof_ms`` array: every scheme of the engine classifies the same columns at
+        the same as-of, and many share an axis (f, m, windowed m, growth, P(alive))."""
+        key = (axis.name, axis.window_ms)
+        hit = cols.memo.get(key)
+        if hit is not None:
+            at, model, found = cast(tuple[np.ndarray, ValueModel | None, np.ndarray], hit)
+            if at is asof_ms and model is axis.model:
+                return found
+        found = axis_values(axis.name, axis.window_ms, cols, asof_ms, axis.model)
+        cols.memo[key] = (asof_ms, axis.model, found)
+        return found
 
     def scores(self, cols: Columns, asof_ms: np.ndarray) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
@@ -223,14 +265,16 @@ class GridScheme(Scheme):
 
     def due_ms(self, cols: Columns, cursor: np.ndarray) -> np.ndarray | None:
         """Per customer, the next instant a cadence or P(alive) axis crosses a cut."""
-        timed = [a for a in self.axes if a.name in TIME_AXES and a.ready and a.thresholds]
-        if not timed:
-            return None
-        due = None
-        for a in timed:
-            at = due_after(a.name, self._time_edges(a), cols, cursor, a.model)
-            due = at if due is None else np.minimum(due, at)
-        return due
+        return timed_due(self.time_edges(), cols, cursor)
+
+    def time_edges(self) -> list[TimeEdges]:
+        """Its cadence and P(alive) axes that can score, with the values at which time
+        alone moves a customer on each."""
+        return [
+            TimeEdges(a.name, self._time_edges(a), a.model)
+            for a in self.axes
+            if a.name in TIME_AXES and a.ready and a.thresholds
+        ]
 
     def _time_edges(self, axis: Axis) -> tuple[int, ...]:
         """The values at which time alone can move a customer on ``axis``: its cuts and,

@@ -146,6 +146,9 @@ class Columns:
     """The states themselves, for what isn't a column (rolling-window totals)."""
     first_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     """First purchase (the last one's time when there is none: a span of 0)."""
+    memo: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
+    """What the schemes computed from these columns (an axis's values at an as-of), so
+    schemes sharing an axis compute it once per batch (``GridScheme``'s business)."""
 
     @classmethod
     def of(cls, states: Sequence[CustomerState]) -> Columns:

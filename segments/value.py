@@ -26,7 +26,7 @@ Time is in days inside the model (α is stored with its unit). Pure: no I/O, no 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Any
 
@@ -52,6 +52,8 @@ __all__ = [
 DAY_MS = 86_400_000
 NEVER = np.iinfo(np.int64).max
 MIN_REPEAT_BUYERS = 20
+CROSSINGS_KEPT = 500_000
+"""Most P(alive) crossings a model remembers (~100 B each); emptied when full."""
 """A fit needs some customers who came back: below this the base says nothing about
 dropout yet, and the previous version (or none) stays in force."""
 
@@ -71,6 +73,13 @@ class ValueModel:
     whose dropout looks the same for everyone sends a, b to the search bound. Such a fit
     still predicts (a/(a+b) is the common dropout rate), so it serves until a proper
     one exists, but never replaces one."""
+    crossings: dict[tuple[int, int, int, int], int] = field(
+        default_factory=dict, compare=False, repr=False, hash=False
+    )
+    """(cut, orders, first, last purchase) -> the instant P(alive) falls below the cut
+    (``alive_due``): a function of the history alone, found by bisection, asked again
+    at every due step and batch until the customer buys again. Kept with the model it
+    was computed under, so a refit starts afresh; bounded by :data:`CROSSINGS_KEPT`."""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -165,15 +174,32 @@ def alive_due(
     x, tx, _ = histories(cols.frequency, cols.first_ms, cols.last_ms, cols.last_ms)
     now = alive_permille(model, cols, cursor)
     best = np.full(len(cursor), NEVER, dtype=np.int64)
+    known = model.crossings
+    if len(known) > CROSSINGS_KEPT:
+        known.clear()
+    hist = list(
+        zip(cols.frequency.tolist(), cols.first_ms.tolist(), cols.last_ms.tolist(), strict=True)
+    )
     for thr in thresholds:
         at = _crossing_ms(model, thr, x, tx, cols.first_ms)
         idx = np.flatnonzero((at != NEVER) & (now >= thr))  # not below yet: ahead
         if idx.size == 0:
             continue
-        sub = Columns(
-            cols.last_ms[idx], cols.frequency[idx], cols.monetary[idx], (), cols.first_ms[idx]
-        )
-        found = _first_below(model, sub, thr, cursor[idx], np.maximum(at[idx], cursor[idx] + 1))
+        # the value falls with time for a fixed history, so the first instant after the
+        # cursor below the cut is the history's crossing, whatever the cursor: found once
+        keys = [(thr, *hist[i]) for i in idx.tolist()]
+        found = np.fromiter((known.get(k, NEVER) for k in keys), np.int64, len(keys))
+        miss = np.flatnonzero((found == NEVER) | (found <= cursor[idx]))
+        if miss.size:
+            j = idx[miss]
+            sub = Columns(
+                cols.last_ms[j], cols.frequency[j], cols.monetary[j], (), cols.first_ms[j]
+            )
+            fresh = _first_below(model, sub, thr, cursor[j], np.maximum(at[j], cursor[j] + 1))
+            found[miss] = fresh
+            for m, t in zip(miss.tolist(), fresh.tolist(), strict=True):
+                if t != NEVER:
+                    known[keys[m]] = t
         best[idx] = np.minimum(best[idx], found)
     return best
 
@@ -284,6 +310,17 @@ def figures(
     n = len(cols.last_ms)
     if n == 0:
         return []
+    rows = np.stack(
+        [cols.frequency, cols.monetary, cols.first_ms, cols.last_ms, np.asarray(asof_ms)], axis=1
+    )
+    unique, back = np.unique(rows, axis=0, return_inverse=True)
+    if len(unique) < n:
+        # a customer who moves in several value_figures schemes at once has the same
+        # figures in each: compute every distinct history once (the hypergeometric
+        # series and the exact sum per customer are the cost)
+        once = Columns(unique[:, 3], unique[:, 0], unique[:, 1], (), unique[:, 2])
+        found = figures(model, policy, once, unique[:, 4])
+        return [dict(found[i]) for i in back.reshape(-1).tolist()]
     x, tx, big_t = histories(cols.frequency, cols.first_ms, cols.last_ms, asof_ms)
     alive = bgnbd.p_alive(model.params, x, tx, big_t)
     year = bgnbd.expected_purchases(model.params, 365.0, x, tx, big_t)

@@ -23,9 +23,16 @@ def add_rules(sub: Subcommands) -> None:
     rules = sub.add_parser("rules", help="segment rules files")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)
     check = rules_sub.add_parser(
-        "check", help="validate a rules file: gaps, overlaps, unreachable segments, band order"
+        "check", help="validate rules files: gaps, overlaps, unreachable segments, band order"
     )
-    check.add_argument("file", metavar="FILE")
+    check.add_argument(
+        "file",
+        metavar="FILES",
+        nargs="?",
+        default="default",
+        help="a rules file, or several and shipped names comma-separated, as RFM_RULES "
+        "takes them (rfm,management,./mine.toml); default: every shipped scheme",
+    )
     check.set_defaults(func=cmd_rules_check)
     add_rules_diff(rules_sub)  # a dry run, in stream.cli.diff
 
@@ -45,10 +52,12 @@ def add_schemas(sub: Subcommands) -> None:
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
-    """Shape and sense of a rules file: every problem on its own line, exit 1 if any."""
+    """Shape and sense of the rules files, taken together as the worker would: every
+    problem on its own line, exit 1 if any."""
     from schemas.rules import RulesError, load_rules
     from segments.check import build_scheme, check_rules
 
+    where = _prefix(args.file)
     try:
         rules = load_rules(args.file)
         problems = check_rules(rules)
@@ -56,7 +65,7 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
         problems = exc.problems + (check_rules(exc.partial) if exc.partial else [])
     if problems:
         for line in problems:
-            print(f"{args.file}: {line}", file=sys.stderr)
+            print(f"{where}{line}", file=sys.stderr)
         print(f"rfm-stream: {len(problems)} problem(s) in {args.file}", file=sys.stderr)
         return 1
     for name, spec in rules.schemes.items():
@@ -72,6 +81,17 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
         )
     print(f"{args.file}: OK, {len(rules.schemes)} schemes")
     return 0
+
+
+def _prefix(value: str) -> str:
+    """What a problem line starts with: the file, when there is one (with several, each
+    line of a file's own problems already names its file)."""
+    from schemas.rules import RulesError, rules_sources
+
+    try:
+        return f"{value}: " if len(rules_sources(value)) == 1 else ""
+    except RulesError:
+        return ""
 
 
 def cmd_recalibrate(args: argparse.Namespace) -> int:

@@ -54,6 +54,11 @@ CHECKS: dict[str, list[str]] = {
     "## Decay timeliness: due time to transition readable": [
         rf"\| 300 \| {NUM} \| {NUM} \| {NUM} \| {NUM} \| {NUM} \|",
     ],
+    "## Engine cost per scheme set": [
+        rf"\| live \({NUM} batches\) \| rfm: 4 schemes \| {NUM} \| {NUM} \|",
+        rf"\| replay \({NUM} batches\) \| every: \d+ schemes \| {NUM} \| {NUM} \|",
+        rf"at the RFM schemes' throughput: live {NUM}×; replay {NUM}×",
+    ],
     "## Redis memory per customer": [
         rf"\| \*\*difference\*\* \| {NUM} \| \*\*{NUM} B\*\* \|",
         rf"\| due zset .* \| \| {NUM} B \|",
@@ -65,7 +70,8 @@ CHECKS: dict[str, list[str]] = {
 # each in one run on the shared CI machine: ``live`` alone, the rest together). Most of a
 # smoke run is waiting on process start-ups, group joins and paced sends, not CPU, so two
 # overlap well; each run starts its own broker and Redis, so they share nothing.
-GROUPS = ("live", "decay,backfill,latency,memory")  # pandas: the bench extra, which CI installs
+# pandas: the bench extra, which CI installs
+GROUPS = ("live", "decay,backfill,latency,memory,schemes")
 
 
 @pytest.fixture(scope="module")

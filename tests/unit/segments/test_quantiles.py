@@ -16,7 +16,7 @@ from segments.quantiles import CutPoints, Population, Populations, counted
 
 DAY = 86_400_000
 UNIT = 10_000
-RULES = load_rules(None)
+RULES = load_rules("rfm")  # the RFM file: its populations are f, m and r
 
 
 def schemes(thresholds=None):

@@ -19,16 +19,53 @@ from segments.rules import build_schemes, load_checked_rules
 
 DAY = 86_400_000
 UNIT = 10_000
-SHIPPED = load_rules(None)
+SHIPPED = load_rules("rfm")
+RFM = ["rfm8", "rfm27", "rfm125", "pyramid"]
+MANAGEMENT = ["churn_warning", "alive", "lifecycle", "loyalty", "value_matrix", "purchase_pattern"]
 
 
 def _doc(text: str) -> dict:
     return tomllib.loads(text)
 
 
-def test_shipped_rules_have_the_four_schemes_and_no_problems() -> None:
-    assert list(SHIPPED.schemes) == ["rfm8", "rfm27", "rfm125", "pyramid"]
+def test_the_shipped_rfm_file_has_the_four_rfm_schemes_and_no_problems() -> None:
+    assert list(SHIPPED.schemes) == RFM
     assert check_rules(SHIPPED) == []
+
+
+def test_by_default_every_shipped_scheme_runs_rfm_first() -> None:
+    everything = load_rules(None)
+    assert list(everything.schemes) == RFM + MANAGEMENT
+    assert load_rules("default") == everything == load_rules("rfm,management")
+    assert load_rules("default,rfm") == everything  # a file named twice is read once
+    assert check_rules(everything) == []
+    assert [s.name for s in build_schemes(load_settings())] == RFM + MANAGEMENT
+
+
+def test_several_rules_files_and_names_are_taken_together_in_order(tmp_path: Path) -> None:
+    mine = tmp_path / "mine.toml"
+    mine.write_text('[schemes.mine]\naxes.f.cuts = [2]\nsegments.a = {label="A", cells=["*"]}\n')
+    rules = load_rules(f"management, {mine}")
+    assert list(rules.schemes) == [*MANAGEMENT, "mine"]
+    settings = load_settings(rules=f"rfm,{mine}")
+    assert [s.name for s in build_schemes(settings)] == [*RFM, "mine"]
+
+
+def test_a_scheme_in_two_files_is_one_line_naming_both(tmp_path: Path) -> None:
+    mine = tmp_path / "mine.toml"
+    mine.write_text('[schemes.alive]\naxes.f.cuts = [2]\nsegments.a = {label="A", cells=["*"]}\n')
+    with pytest.raises(RulesError) as err:
+        load_rules(f"default,{mine}")
+    (line,) = err.value.problems
+    assert line == (
+        f"scheme 'alive' is defined in both {default_rules_path().parent / 'management_rules.toml'}"
+        f" and {mine}"
+    )
+    assert "\n" not in str(err.value)
+    with pytest.raises(RulesError, match="empty entry"):
+        load_rules("rfm,,management")
+    with pytest.raises(RulesError, match=r"nope\.toml: cannot read it"):
+        load_rules("rfm,nope.toml")
 
 
 @pytest.mark.parametrize(

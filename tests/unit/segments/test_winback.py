@@ -21,7 +21,7 @@ LAPSED = {"rfm8": frozenset({"dormant", "churning"})}
 def _run_story() -> tuple[dict[str, int], list[TransitionDraft]]:
     """The story through the real engine, one commit per purchase and one per due time
     (what the processor does), the moves of each commit summed into counter fields."""
-    engine = build_engine(load_settings(rules="default"), load_rules(None))
+    engine = build_engine(load_settings(rules="rfm"), load_rules("rfm"))  # the RFM file
     states: dict[str, CustomerState] = {}
     fields: dict[str, int] = {}
     drafts: list[TransitionDraft] = []

@@ -36,7 +36,7 @@ async def test_a_rules_change_rebuilds_every_summary_under_the_new_bucketing(
 ) -> None:
     rig = await make_rig(redis_url, int(NOW.timestamp() * 1000), decay_timer="false")
     try:
-        shipped = load_checked_rules(rig.settings.model_copy(update={"rules": None}))
+        shipped = load_checked_rules(rig.settings.model_copy(update={"rules": "rfm"}))
         spec = shipped.schemes["pyramid"]
         assert spec.axes.m is not None and spec.axes.m.window is not None
         lifetime = spec.model_copy(
@@ -84,7 +84,7 @@ async def test_a_vip_whose_purchase_leaves_the_period_drops_at_its_due_time(
     t = int(NOW.timestamp() * 1000)
     rig = await make_rig(redis_url, t, decay_timer="false")
     try:
-        shipped = load_checked_rules(rig.settings.model_copy(update={"rules": None}))
+        shipped = load_checked_rules(rig.settings.model_copy(update={"rules": "rfm"}))
         unit = 10_000
         cuts = CutPoints(1, t, {"pyramid": {"m": (100 * unit, 1_000 * unit, 10_000 * unit)}})
         engine = build_engine(rig.settings, shipped, cuts)

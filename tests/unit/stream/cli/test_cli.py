@@ -72,6 +72,23 @@ def test_rules_check_passes_the_shipped_file_and_summarises_it() -> None:
     assert "OK, 4 schemes" in proc.stdout
 
 
+def test_rules_check_takes_several_files_as_the_worker_does(tmp_path) -> None:
+    proc = _cli("rules", "check")  # unset: every shipped scheme
+    assert proc.returncode == 0, proc.stderr
+    assert "alive: p3 = 3 cells -> 3 segments" in proc.stdout
+    assert proc.stdout.strip().endswith("default: OK, 10 schemes")
+    mine = tmp_path / "mine.toml"
+    mine.write_text('[schemes.pyramid]\naxes.f.cuts = [2]\nsegments.a = {label="A", cells=["*"]}\n')
+    clash = _cli("rules", "check", f"management,{mine},rfm")
+    assert clash.returncode == 1
+    first, summary = clash.stderr.strip().splitlines()
+    assert first.startswith("scheme 'pyramid' is defined in both ") and first.endswith(
+        "default_rules.toml"
+    )
+    assert str(mine) in first and "Traceback" not in clash.stderr
+    assert summary == f"rfm-stream: 1 problem(s) in management,{mine},rfm"
+
+
 def test_rules_check_lists_every_problem_and_exits_1(tmp_path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text(BAD_RULES)
