@@ -12,7 +12,7 @@ a. the quixstreams app (:mod:`bench.peer_quix`): RocksDB state, R/F/M and the rf
 b. ``rfm-stream worker`` with only the rfm8 scheme (``RFM_RULES=tests/rules/rfm8.toml``),
    timed like ``bench_live`` (:func:`bench.bench_live.run_worker`: from its first commit
    seen in Redis to Redis's committed offsets covering the topic);
-c. the same worker with the shipped rules (every shipped scheme, RFM and management);
+c. the same worker with the default rules (the four RFM schemes);
 d. ``backfill_topic`` in process (:func:`bench.runners.backfill_in_process`, its default
    processes) with the shipped rules, and again with only rfm8;
 e. plain aiokafka: read + ``orjson.loads`` of every record (:func:`bench.baselines.plain_aiokafka`);

@@ -175,7 +175,7 @@ def bench(
 
     settings = load_settings()
     events = _events(settings, events_n, customers, seed)
-    sets = {"rfm": load_rules("rfm"), "every": load_rules(None)}
+    sets = {"rfm": load_rules("rfm"), "every": load_rules("all")}
     cuts = _cut_points(settings, sets["every"], _batches(events, settings.batch_max, "replay"))
     engines = {k: _engine(settings, r, cuts) for k, r in sets.items()}
     shapes: list[Shape] = []

@@ -68,7 +68,7 @@ A paced producer in this process (a tick every 5 ms sends what the rate owes) se
 1200): each is sure to cause a `first_purchase` transition. A group-less aiokafka
 consumer in this process reads the transitions topic from its end and stamps arrivals;
 latency = arrival − send, both `time.time()` here. The live worker runs with its default
-settings (decay timer on, `RFM_FETCH_MAX_WAIT={_FETCH_WAIT_MS} ms`, every shipped scheme).
+settings (decay timer on, `RFM_FETCH_MAX_WAIT={_FETCH_WAIT_MS} ms`, the default RFM schemes).
 
 - **live worker** (the headline, as a deployment runs nearly always): on an established
   base. {res.base_events:,} events of seeded history (`bench.workload`, 548 days ending a

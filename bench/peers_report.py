@@ -49,8 +49,8 @@ def _rows(res: PeersResults) -> dict[str, Row]:
     return {
         "quix": _row("quixstreams app, rfm8 (baseline)", quix),
         "rfm8": _row("**rfm-stream worker, rfm8 only**", w8),
-        "all": _row("**rfm-stream worker, every shipped scheme**", wall),
-        "bf": _row("**rfm-stream backfill, every shipped scheme**", bfa),
+        "all": _row("**rfm-stream worker, the default (RFM) schemes**", wall),
+        "bf": _row("**rfm-stream backfill, the default (RFM) schemes**", bfa),
         "bf8": _row("rfm-stream backfill, rfm8 only", bf8),
         "plain": _row("plain aiokafka read + `orjson.loads` (baseline)", plain),
         "polars": _row("polars, batch in memory (list of dicts → segments)", pol),
@@ -108,7 +108,7 @@ rfm8, plain aiokafka, then the reverse); the batch peers run after them.
 - **rfm-stream worker**: `python -m stream.cli worker`, decay timer off, timed by
   `bench_live.run_worker` from its first commit seen in Redis to Redis's committed
   offsets covering the topic; "rfm8 only" with `RFM_RULES=tests/rules/rfm8.toml`, the
-  other with the shipped rules (every shipped scheme: RFM and management, issue #20).
+  other with the default rules (the four RFM schemes; `RFM_RULES=all` adds the management ones).
 - **backfill**: `backfill_topic` called in process with its default processes (as the
   backfill figure's headline), the whole call timed.
 - **plain aiokafka**: every record read and `orjson.loads`-ed, consumer start included.

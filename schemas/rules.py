@@ -58,12 +58,17 @@ MANAGEMENT_RULES = "management_rules.toml"
 """The shipped customer-management rules (churn_warning, alive, lifecycle, loyalty,
 value_matrix, purchase_pattern)."""
 SHIPPED: dict[str, tuple[str, ...]] = {
-    "default": (DEFAULT_RULES, MANAGEMENT_RULES),
+    "default": (DEFAULT_RULES,),
     "rfm": (DEFAULT_RULES,),
     "management": (MANAGEMENT_RULES,),
+    "all": (DEFAULT_RULES, MANAGEMENT_RULES),
 }
 """Names ``RFM_RULES`` may give instead of a path, and the shipped files each stands for.
-``default`` (also what an unset ``RFM_RULES`` means) is every shipped scheme."""
+``default`` (also what an unset ``RFM_RULES`` means) is the four RFM schemes (``rfm``);
+``all`` adds the management schemes. Not every shipped scheme by default: with all of
+them the engine runs at 0.1-0.4x the RFM schemes' throughput and a customer costs ~433 B
+of Redis at 1M (BENCHMARKS.md "Engine cost per scheme set", "Redis memory per
+customer"), against issue #20's 0.7x and the 400 B budget."""
 
 Key = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 Quantile = Annotated[float, Field(gt=0, lt=1)]
@@ -286,7 +291,7 @@ def _load_file(p: Path) -> RulesFile:
 
 def load_rules(path: str | Path | None) -> RulesFile:
     """Read and shape-check the rules files ``path`` names (:func:`rules_sources`: unset
-    is every shipped scheme) and take their schemes together, in file order.
+    is ``default``, the RFM schemes) and take their schemes together, in file order.
 
     Every file's problems are reported, each line prefixed with its file when there are
     several; a scheme name in two files is a problem naming both. The

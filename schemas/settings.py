@@ -178,7 +178,7 @@ class Settings(BaseSettings):
     rules: str | None = Field(
         None,
         description="Rules files (TOML) declaring the schemes, comma-separated paths or "
-        "shipped names (rfm, management; default = both); unset: every shipped scheme.",
+        "shipped names (rfm = default, management, all = both); unset: the RFM schemes.",
     )
     recency: Duration | None = Field(None, description="Override rfm8's R cut point (90d).")
     frequency_cut: int | None = Field(None, ge=1, description="Override rfm8's F cut (2).")

@@ -31,7 +31,8 @@ def add_rules(sub: Subcommands) -> None:
         nargs="?",
         default="default",
         help="a rules file, or several and shipped names comma-separated, as RFM_RULES "
-        "takes them (rfm,management,./mine.toml); default: every shipped scheme",
+        "takes them (rfm,management,./mine.toml); default: the RFM schemes; all: every "
+        "shipped scheme",
     )
     check.set_defaults(func=cmd_rules_check)
     add_rules_diff(rules_sub)  # a dry run, in stream.cli.diff

@@ -33,13 +33,14 @@ def test_the_shipped_rfm_file_has_the_four_rfm_schemes_and_no_problems() -> None
     assert check_rules(SHIPPED) == []
 
 
-def test_by_default_every_shipped_scheme_runs_rfm_first() -> None:
-    everything = load_rules(None)
+def test_by_default_the_rfm_schemes_run_and_all_adds_management_after_them() -> None:
+    assert list(load_rules(None).schemes) == RFM == list(load_rules("default").schemes)
+    assert [s.name for s in build_schemes(load_settings())] == RFM
+    everything = load_rules("all")
     assert list(everything.schemes) == RFM + MANAGEMENT
-    assert load_rules("default") == everything == load_rules("rfm,management")
-    assert load_rules("default,rfm") == everything  # a file named twice is read once
+    assert everything == load_rules("rfm,management")
+    assert load_rules("all,rfm") == everything  # a file named twice is read once
     assert check_rules(everything) == []
-    assert [s.name for s in build_schemes(load_settings())] == RFM + MANAGEMENT
 
 
 def test_several_rules_files_and_names_are_taken_together_in_order(tmp_path: Path) -> None:
@@ -55,7 +56,7 @@ def test_a_scheme_in_two_files_is_one_line_naming_both(tmp_path: Path) -> None:
     mine = tmp_path / "mine.toml"
     mine.write_text('[schemes.alive]\naxes.f.cuts = [2]\nsegments.a = {label="A", cells=["*"]}\n')
     with pytest.raises(RulesError) as err:
-        load_rules(f"default,{mine}")
+        load_rules(f"all,{mine}")
     (line,) = err.value.problems
     assert line == (
         f"scheme 'alive' is defined in both {default_rules_path().parent / 'management_rules.toml'}"

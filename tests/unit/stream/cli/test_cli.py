@@ -73,10 +73,10 @@ def test_rules_check_passes_the_shipped_file_and_summarises_it() -> None:
 
 
 def test_rules_check_takes_several_files_as_the_worker_does(tmp_path) -> None:
-    proc = _cli("rules", "check")  # unset: every shipped scheme
+    proc = _cli("rules", "check", "all")  # every shipped scheme
     assert proc.returncode == 0, proc.stderr
     assert "alive: p3 = 3 cells -> 3 segments" in proc.stdout
-    assert proc.stdout.strip().endswith("default: OK, 10 schemes")
+    assert proc.stdout.strip().endswith("all: OK, 10 schemes")
     mine = tmp_path / "mine.toml"
     mine.write_text('[schemes.pyramid]\naxes.f.cuts = [2]\nsegments.a = {label="A", cells=["*"]}\n')
     clash = _cli("rules", "check", f"management,{mine},rfm")
