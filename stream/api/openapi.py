@@ -9,12 +9,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from stream.api.openapi_members import PATH as MEMBERS
+from stream.api.openapi_members import members_path
+
 __all__ = ["OPEN_ROUTES", "ROUTES", "document"]
 
 ROUTES = (
     "/customers/{customer_id}",
     "/segments",
     "/transitions/matrix",
+    MEMBERS,
     "/health",
     "/metrics",
     "/openapi.json",
@@ -188,10 +192,11 @@ def document(
         }
         for path, item in doc["paths"].items():
             if path not in OPEN_ROUTES:
-                item["get"]["security"] = [{"bearer": []}]
-                item["get"]["responses"]["401"] = _error(
-                    "No bearer token, or a wrong one (WWW-Authenticate: Bearer)."
-                )
+                for operation in item.values():
+                    operation["security"] = [{"bearer": []}]
+                    operation["responses"]["401"] = _error(
+                        "No bearer token, or a wrong one (WWW-Authenticate: Bearer)."
+                    )
     return doc
 
 
@@ -203,7 +208,8 @@ def _paths(bad: dict[str, Any], scheme: dict[str, Any], budget: str) -> dict[str
             "title": "rfm-stream worker API",
             "version": "1",
             "description": "Customer lookups, segment sizes and flows of the namespace this "
-            "worker serves, read from what it committed (no scans); health and metrics.",
+            "worker serves, read from what it committed (no scans but a segment members "
+            "snapshot, which walks the namespace); health and metrics.",
         },
         "paths": {
             "/customers/{customer_id}": {
@@ -269,6 +275,7 @@ def _paths(bad: dict[str, Any], scheme: dict[str, Any], budget: str) -> dict[str
                     },
                 }
             },
+            MEMBERS: members_path(scheme, _json, _error),
             "/health": {
                 "get": {
                     "summary": "Ready: started, Redis up, owned partitions caught up",
