@@ -13,28 +13,18 @@ import contextlib
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from schemas.errors import SettingsError
 from stream.cli.base import Subcommands
 from stream.cli.options import add_settings_options, settings_from
-from stream.report.members import FORMATS, SORTS, Format
+from stream.report.members import FORMATS, SORTS, Format, MembersQuery
 
 if TYPE_CHECKING:
     from schemas.settings import Settings
 
-__all__ = ["MembersQuery", "add_members", "cmd_members", "export_members"]
-
-
-@dataclass(frozen=True, slots=True)
-class MembersQuery:
-    scheme: str
-    segment: str
-    sort: str = "value"
-    limit: int | None = None
-    format: Format = "csv"
+__all__ = ["add_members", "cmd_members", "export_members"]
 
 
 def add_members(sub: Subcommands) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, get_args
 
@@ -30,6 +31,7 @@ __all__ = [
     "SORTS",
     "BadQuery",
     "Format",
+    "MembersQuery",
     "Sort",
     "check_sort",
     "csv_header",
@@ -61,6 +63,18 @@ COLUMNS = (
 )
 """A member's fields, in the CSV's column order; the value figures are null (an empty
 CSV cell) unless the scheme has ``value_figures`` and the base's model is fitted."""
+
+
+@dataclass(frozen=True, slots=True)
+class MembersQuery:
+    """A listing as asked: whose members, in which order, how many, written how (the
+    sort is checked against the scheme once it is known: :func:`check_sort`)."""
+
+    scheme: str
+    segment: str
+    sort: str = "value"
+    limit: int | None = None
+    format: Format = "csv"
 
 
 class BadQuery(RfmStreamError):

@@ -28,9 +28,9 @@ from stream.api.members import Members
 from stream.api.server import HttpServer
 from stream.apply.routing import partitioner
 from stream.cli.main import main
-from stream.cli.members import MembersQuery, export_members
+from stream.cli.members import export_members
 from stream.demo.embedded import free_port
-from stream.report.members import sort_key
+from stream.report.members import MembersQuery, sort_key
 from tests.support.harness import ROOT, purchase
 from tests.support.processor_rig import Rig, make_rig
 

@@ -10,7 +10,7 @@ import pytest
 
 from stream.cli.main import COMMANDS, build_parser
 
-COMMAND_MODULES = ["backfill", "demo", "diff", "namespaces", "rules", "views", "worker"]
+COMMAND_MODULES = ["backfill", "demo", "diff", "members", "namespaces", "rules", "views", "worker"]
 
 
 @pytest.mark.parametrize("name", COMMAND_MODULES)
@@ -38,6 +38,7 @@ def test_main_wires_every_command_in_help_order() -> None:
         "inspect",
         "segments",
         "report",
+        "members",
         "recalibrate",
         "schemas",
     ]
