@@ -31,7 +31,7 @@ from segments.rules import value_policy_of
 from segments.scheme import Scheme
 from state.snapshots import SnapshotMeta, Snapshots
 from state.store import RedisStore
-from state.walk import namespace_partitions
+from state.walk import UnknownNamespace, namespace_partitions
 from stream.api.lookup import BadParameter
 from stream.apply.encode import iso
 from stream.report.export import ExportTarget, Spool, walk_members
@@ -121,7 +121,10 @@ class Members:
 
     async def _take(self, scheme: Scheme, segment: str, sort: Sort, engine: Engine) -> SnapshotMeta:
         """Walk the namespace for the members, sort them, store them as a snapshot."""
-        n = await namespace_partitions(self.store)
+        try:
+            n = await namespace_partitions(self.store)
+        except UnknownNamespace:
+            n = 0  # nothing written yet (no worker ran): nobody is a member, as /segments says
         now = self._now()
         with tempfile.TemporaryDirectory(prefix="rfm-members-") as tmp:
             target = ExportTarget(self.store.keys.namespace, n, scheme.name, segment)
