@@ -9,7 +9,8 @@ pandas and the live worker, bench_backfill), ``live`` (throughput vs a no-op fau
 agent, cost per event with a py-spy profile, 1 vs 2 workers), ``latency`` (paced
 event → transition latency, and decay timeliness), ``memory`` (Redis bytes per
 customer), ``peers`` (issue #21: a quixstreams app, the worker with rfm8 only and with
-every scheme, backfill, plain aiokafka, polars and pandas on one topic, bench_peers).
+every scheme, backfill, plain aiokafka, polars and pandas on one topic, bench_peers),
+``members`` (segment members export: walk rate and peak memory, bench_members).
 Each starts its own broker and Redis. ``--smoke`` asserts nothing about
 speed: it checks that every figure runs and produces its numbers (tests/test_bench_smoke).
 """
@@ -31,6 +32,7 @@ from bench import (
     bench_decay,
     bench_latency,
     bench_live,
+    bench_members,
     bench_memory,
     bench_peers,
     peers_report,
@@ -40,7 +42,7 @@ from bench import latency_report as lr
 from bench.report import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
-FIGURES = ("decay", "backfill", "live", "latency", "memory", "peers")
+FIGURES = ("decay", "backfill", "live", "latency", "memory", "peers", "members")
 
 # per figure, the arguments of its bench function: heterogeneous by design, checked by the
 # functions' own signatures when they run (tests/integration/project/test_bench_smoke)
@@ -59,6 +61,7 @@ FULL: dict[str, dict[str, Any]] = {
     },
     "memory": {"customers": 1_000_000, "n_templates": 5000},
     "peers": {"events_n": 200_000, "customers": 40_000, "repeats": 2},
+    "members": {"argv": ["--customers", "100000"]},
 }
 SMOKE: dict[str, dict[str, Any]] = {
     "decay": {"argv": ["--big", "3000", "--small", "1000", "--due", "500", "--repeats", "1"]},
@@ -78,6 +81,7 @@ SMOKE: dict[str, dict[str, Any]] = {
     "memory": {"customers": 3000, "n_templates": 200},
     # enough that the worker's first commit is not its last (as for "live")
     "peers": {"events_n": 12_000, "customers": 600, "repeats": 1},
+    "members": {"argv": ["--customers", "3000", "--templates", "200"]},
 }
 
 
@@ -94,8 +98,8 @@ def run(figures: Sequence[str], smoke: bool, md: Path, command: str) -> dict[str
         t0 = time.perf_counter()
         print(f"=== {fig} ===", flush=True)
         cfg = sizes[fig]
-        if fig in ("decay", "backfill"):
-            mod = bench_decay if fig == "decay" else bench_backfill
+        if fig in ("decay", "backfill", "members"):
+            mod = {"decay": bench_decay, "backfill": bench_backfill}.get(fig, bench_members)
             argv = [*cfg["argv"], "--md", str(md)]
             mod.main(argv, command=command)
             title = mod.SECTION
