@@ -12,7 +12,7 @@ a page is one HMGET on one master; it expires (``ttl_ms``), and no value in it e
                                                 listing, while it is fresh (expires)
 
 The rows are written before the meta, so a snapshot whose build stopped halfway has no
-meta and is never served; each chunk write renews the expiry, so it never outlives it.
+meta and is never served; each chunk write sets the same expiry, so a half-built one goes too.
 Pages never change: customers moving after the snapshot was taken don't move in it.
 Both key shapes fall under the namespace's pattern, so dropping a namespace drops them.
 """
@@ -20,7 +20,7 @@ Both key shapes fall under the namespace's pattern, so dropping a namespace drop
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -50,11 +50,16 @@ class SnapshotMeta:
 
 
 class Snapshots:
-    """Save and page the snapshots of one store's namespace."""
+    """Save and page the snapshots of one store's namespace.
 
-    def __init__(self, store: RedisStore, ttl_ms: int) -> None:
+    ``wall_ms``: the wall clock the expiry is set by (PEXPIREAT, which the worker's
+    documented ACL allows, unlike PEXPIRE); the as-of time of the rows is the caller's.
+    """
+
+    def __init__(self, store: RedisStore, ttl_ms: int, wall_ms: Callable[[], int]) -> None:
         self.store = store
         self.ttl_ms = ttl_ms
+        self._wall = wall_ms
 
     def key(self, snapshot_id: str) -> str:
         k = self.store.keys
@@ -73,9 +78,11 @@ class Snapshots:
         now_ms: int,
         fresh_ms: int,
     ) -> SnapshotMeta:
-        """Store ``rows`` (in their order) as a new snapshot, fresh for ``fresh_ms``."""
+        """Store ``rows`` (in their order, as of ``now_ms``) as a new snapshot, fresh for
+        ``fresh_ms``."""
         snapshot_id = secrets.token_hex(8)
         key = self.key(snapshot_id)
+        expires = self._wall() + self.ttl_ms
         client = await self.store.connect()
         count, chunk = 0, []
         fields: dict[str, str] = {}
@@ -83,7 +90,7 @@ class Snapshots:
         async def flush() -> None:
             async with unavailable_as_error(), client.pipeline(transaction=False) as pipe:
                 pipe.hset(key, items=[x for kv in fields.items() for x in kv])
-                pipe.pexpire(key, self.ttl_ms)
+                pipe.pexpireat(key, expires)
                 await pipe.execute()
             fields.clear()
 

@@ -33,6 +33,7 @@ from state.snapshots import SnapshotMeta, Snapshots
 from state.store import RedisStore
 from state.walk import UnknownNamespace, namespace_partitions
 from stream.api.lookup import BadParameter
+from stream.apply.clock import WallClock
 from stream.apply.encode import iso
 from stream.report.export import ExportTarget, Spool, walk_members
 from stream.report.members import BadQuery, Sort, check_sort, find_scheme
@@ -96,7 +97,7 @@ class Members:
         self.store = store
         self._engine = engine
         self._now = now_ms
-        self.snapshots = Snapshots(store, TTL_MS)
+        self.snapshots = Snapshots(store, TTL_MS, WallClock().now_ms)
         self._walking = asyncio.Lock()
         """One walk at a time: a second request for the same listing then finds the
         first one's snapshot fresh, and the reads a worker's Redis serves stay bounded."""

@@ -20,10 +20,12 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from pydantic import SecretStr
 
 from schemas.times import to_ms
 from state.layout import ensure_layout
 from state.snapshots import Snapshots
+from state.store import RedisStore
 from stream.api.members import Members
 from stream.api.server import HttpServer
 from stream.apply.routing import partitioner
@@ -33,6 +35,7 @@ from stream.demo.embedded import free_port
 from stream.report.members import MembersQuery, sort_key
 from tests.support.harness import ROOT, purchase
 from tests.support.processor_rig import Rig, make_rig
+from tests.support.secure_redis import WORKER_ACL
 
 pytestmark = pytest.mark.integration
 
@@ -237,7 +240,7 @@ async def test_http_refusals_name_the_parameter(rig: Rig, http: str) -> None:
             assert (status, body["parameter"]) == (400, name), body
         status, body = await call("GET", "/segments/rfm8/new/members", cursor=first)
         assert (status, body["parameter"]) == (400, "cursor")
-        await (await rig.store.connect()).delete(Snapshots(rig.store, 1).key(snap["snapshot"]))
+        await (await rig.store.connect()).delete(Snapshots(rig.store, 1, int).key(snap["snapshot"]))
         status, body = await call("GET", "/segments/rfm8/dormant/members", cursor=first)
         assert (status, body["parameter"]) == (410, "cursor"), body
 
@@ -277,3 +280,35 @@ async def test_the_cli_lists_to_stdout_and_refuses_in_one_line(
         assert await asyncio.to_thread(main, [*base, *extra]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("rfm-stream: ") and needle in err[0], err
+
+
+async def test_export_and_snapshots_need_no_more_than_the_documented_acl(
+    rig: Rig, tmp_path: Path
+) -> None:
+    """The worker's documented ACL user (README, Security) exports and takes and pages
+    snapshots. Catches a command the ACL refuses (e.g. PEXPIRE instead of PEXPIREAT):
+    the API would fail in every deployment that follows the README."""
+    admin = await rig.store.connect()
+    user, password = f"members-{rig.settings.namespace}", "members-pw"
+    await admin.execute_command(
+        "ACL", "SETUSER", user, "reset", "on", f">{password}", *WORKER_ACL.split()
+    )
+    try:
+        url = rig.settings.redis_url.get_secret_value().replace(
+            "redis://", f"redis://{user}:{password}@"
+        )
+        settings = rig.settings.model_copy(update={"redis_url": SecretStr(url)})
+        query = MembersQuery("rfm8", "dormant", "spend", None, "jsonl")
+        out = tmp_path / "acl.jsonl"
+        assert await export_members(settings, query, out, T, progress=io.StringIO()) > 0
+        expected = [orjson.loads(line)["customer_id"] for line in out.read_bytes().splitlines()]
+        store = RedisStore.from_url(url, settings.key_prefix, settings.namespace)
+        try:
+            members = Members(settings, store, lambda: rig.processor.engine, lambda: T)
+            snap, made = await members.snapshot("rfm8", "dormant", "spend")
+            page = await members.page("rfm8", "dormant", snap["first"], "1000")
+        finally:
+            await store.close()
+        assert made and [r["customer_id"] for r in page["members"]] == expected
+    finally:
+        await admin.execute_command("ACL", "DELUSER", user)
