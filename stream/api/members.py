@@ -133,7 +133,8 @@ class Members:
             spool.start(now, resume=False)
             policy = value_policy_of(self.settings)
             await walk_members(self.store, scheme, engine.model, policy, spool)
-            rows = spool.sorted_rows(sort)
+            order = await asyncio.to_thread(spool.order, sort)  # seconds at a million
+            rows = spool.read(order)
             return await self.snapshots.save(scheme.name, segment, sort, rows, now, FRESH_MS)
 
     async def page(

@@ -120,6 +120,12 @@ class Spool:
 
     def sorted_rows(self, sort: Sort, limit: int | None = None) -> Iterator[dict[str, Any]]:
         """The spooled rows in ``sort`` order, the first ``limit`` of them (all: None)."""
+        return self.read(self.order(sort, limit))
+
+    def order(self, sort: Sort, limit: int | None = None) -> list[int]:
+        """The spool offsets of the rows in ``sort`` order (the first ``limit``): one
+        pass over the spool, holding a key, an id and an offset per row. CPU-bound, no
+        I/O to wait on: the API runs it in a thread, off the worker's event loop."""
         keys: list[tuple[float, str, int]] = []
         with self.rows.open("rb") as f:
             offset = 0
@@ -128,8 +134,12 @@ class Spool:
                 keys.append((primary, cid, offset))
                 offset += len(line)
         keys.sort()
+        return [at for _, _, at in (keys[:limit] if limit is not None else keys)]
+
+    def read(self, offsets: list[int]) -> Iterator[dict[str, Any]]:
+        """The rows at ``offsets``, in that order."""
         with self.rows.open("rb") as f:
-            for _, _, at in keys[:limit] if limit is not None else keys:
+            for at in offsets:
                 f.seek(at)
                 yield orjson.loads(f.readline())
 
