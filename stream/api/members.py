@@ -8,9 +8,10 @@ walk costs a read of every customer. ``GET`` with a cursor returns a page and th
 cursor. The pages are cut from the stored snapshot, so paging is stable by construction
 while customers move: no member is skipped or repeated, the order never changes.
 
-Synchronous: the POST answers once the snapshot is stored, about 20 s per million
-customers walked (BENCHMARKS.md, "Segment members export"); a client of a big base
-sets its timeout accordingly. Snapshots expire after :data:`TTL_MS`; a cursor of an
+Synchronous: the POST answers once the snapshot is stored, after a walk of every
+customer (its rate: BENCHMARKS.md, "Segment members export"); a client of a big base sets
+its timeout accordingly. A test-size or ordinary base answers in well under a second; an
+asynchronous take (202 and a poll) is what a base of many millions would want next. Snapshots expire after :data:`TTL_MS`; a cursor of an
 expired one is answered 410 naming the cursor.
 """
 

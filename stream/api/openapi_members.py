@@ -86,8 +86,8 @@ def members_path(
             "summary": "Take a sorted snapshot of a segment's members, to page through",
             "description": "Walks the namespace (every customer read once) and stores the "
             f"sorted members for {TTL_MS // 60_000} minutes; a snapshot of the same listing "
-            f"younger than {FRESH_MS // 60_000} minutes is reused (200). Synchronous: about "
-            "20 s per million customers walked.",
+            f"younger than {FRESH_MS // 60_000} minutes is reused (200). Synchronous: it "
+            "answers after the walk (its rate per million customers: BENCHMARKS.md).",
             "operationId": "postSegmentMembers",
             "parameters": [
                 *path_params,
