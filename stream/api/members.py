@@ -10,9 +10,9 @@ while customers move: no member is skipped or repeated, the order never changes.
 
 Synchronous: the POST answers once the snapshot is stored, after a walk of every
 customer (its rate: BENCHMARKS.md, "Segment members export"); a client of a big base sets
-its timeout accordingly. A test-size or ordinary base answers in well under a second; an
-asynchronous take (202 and a poll) is what a base of many millions would want next. Snapshots expire after :data:`TTL_MS`; a cursor of an
-expired one is answered 410 naming the cursor.
+its timeout accordingly (a base of many millions would want an asynchronous take next: 202
+and a poll). Snapshots expire after :data:`TTL_MS`; a cursor of an expired one is answered
+410 naming the cursor.
 """
 
 from __future__ import annotations
