@@ -12,6 +12,7 @@ customer), ``peers`` (issue #21: a quixstreams app, the worker with rfm8 only an
 every scheme, backfill, plain aiokafka, polars and pandas on one topic, bench_peers),
 ``schemes`` (issue #20: the pure engine with the four RFM schemes vs every shipped
 scheme, bench_schemes).
+``members`` (segment members export: walk rate and peak memory, bench_members).
 Each starts its own broker and Redis. ``--smoke`` asserts nothing about
 speed: it checks that every figure runs and produces its numbers (tests/test_bench_smoke).
 """
@@ -33,6 +34,7 @@ from bench import (
     bench_decay,
     bench_latency,
     bench_live,
+    bench_members,
     bench_memory,
     bench_peers,
     bench_schemes,
@@ -43,7 +45,7 @@ from bench import latency_report as lr
 from bench.report import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
-FIGURES = ("decay", "backfill", "live", "latency", "memory", "peers", "schemes")
+FIGURES = ("decay", "backfill", "live", "latency", "memory", "peers", "schemes", "members")
 
 # per figure, the arguments of its bench function: heterogeneous by design, checked by the
 # functions' own signatures when they run (tests/integration/project/test_bench_smoke)
@@ -63,6 +65,7 @@ FULL: dict[str, dict[str, Any]] = {
     "memory": {"customers": 1_000_000, "n_templates": 5000},
     "peers": {"events_n": 200_000, "customers": 40_000, "repeats": 2},
     "schemes": {"events_n": 60_000, "customers": 30_000, "repeats": 2},
+    "members": {"argv": ["--customers", "100000"]},
 }
 SMOKE: dict[str, dict[str, Any]] = {
     "decay": {"argv": ["--big", "3000", "--small", "1000", "--due", "500", "--repeats", "1"]},
@@ -83,6 +86,7 @@ SMOKE: dict[str, dict[str, Any]] = {
     # enough that the worker's first commit is not its last (as for "live")
     "peers": {"events_n": 12_000, "customers": 600, "repeats": 1},
     "schemes": {"events_n": 3000, "customers": 600, "repeats": 1},
+    "members": {"argv": ["--customers", "3000", "--templates", "200"]},
 }
 
 
@@ -99,8 +103,8 @@ def run(figures: Sequence[str], smoke: bool, md: Path, command: str) -> dict[str
         t0 = time.perf_counter()
         print(f"=== {fig} ===", flush=True)
         cfg = sizes[fig]
-        if fig in ("decay", "backfill"):
-            mod = bench_decay if fig == "decay" else bench_backfill
+        if fig in ("decay", "backfill", "members"):
+            mod = {"decay": bench_decay, "backfill": bench_backfill}.get(fig, bench_members)
             argv = [*cfg["argv"], "--md", str(md)]
             mod.main(argv, command=command)
             title = mod.SECTION

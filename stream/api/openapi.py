@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from stream.api.winback import path_item as winback_path
+from stream.api.openapi_members import PATH as MEMBERS
+from stream.api.openapi_members import members_path
 
 __all__ = ["OPEN_ROUTES", "ROUTES", "document"]
 
@@ -19,6 +21,7 @@ ROUTES = (
     "/segments/value",
     "/transitions/matrix",
     "/winback",
+    MEMBERS,
     "/health",
     "/metrics",
     "/openapi.json",
@@ -271,10 +274,11 @@ def document(
         }
         for path, item in doc["paths"].items():
             if path not in OPEN_ROUTES:
-                item["get"]["security"] = [{"bearer": []}]
-                item["get"]["responses"]["401"] = _error(
-                    "No bearer token, or a wrong one (WWW-Authenticate: Bearer)."
-                )
+                for operation in item.values():
+                    operation["security"] = [{"bearer": []}]
+                    operation["responses"]["401"] = _error(
+                        "No bearer token, or a wrong one (WWW-Authenticate: Bearer)."
+                    )
     return doc
 
 
@@ -286,7 +290,8 @@ def _paths(bad: dict[str, Any], scheme: dict[str, Any], budget: str) -> dict[str
             "title": "rfm-stream worker API",
             "version": "1",
             "description": "Customer lookups, segment sizes and flows of the namespace this "
-            "worker serves, read from what it committed (no scans); health and metrics.",
+            "worker serves, read from what it committed (no scans but a segment members "
+            "snapshot, which walks the namespace); health and metrics.",
         },
         "paths": {
             "/customers/{customer_id}": {
@@ -374,6 +379,7 @@ def _paths(bad: dict[str, Any], scheme: dict[str, Any], budget: str) -> dict[str
                 }
             },
             "/winback": winback_path(scheme, bad, _error("Redis is unavailable.")),
+            MEMBERS: members_path(scheme, _json, _error),
             "/health": {
                 "get": {
                     "summary": "Ready: started, Redis up, owned partitions caught up",

@@ -28,6 +28,7 @@ from pydantic import SecretStr
 from schemas.errors import StoreUnavailable
 from segments.winback import Lapsed
 from stream.api.lookup import BadParameter, Lookup
+from stream.api.members import Gone, Members, NotFound
 from stream.api.openapi import OPEN_ROUTES, document
 from stream.api.winback import lapsed_segments, winback
 from stream.apply.processor import Processor
@@ -192,6 +193,7 @@ class HttpServer(Service):
         token: SecretStr | None = None,
         max_days: int | None = None,
         on_bind_error: Callable[[str], None] | None = None,
+        members: Members | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -200,6 +202,8 @@ class HttpServer(Service):
         self._metrics = metrics
         self._health = health
         self.lookup = lookup
+        self.members = members
+        """Segment-member snapshots (default: over the lookup's namespace)."""
         self._token = token.get_secret_value().encode() if token is not None else None
         self.max_days = max_days
         self._on_bind_error = on_bind_error
@@ -218,6 +222,8 @@ class HttpServer(Service):
         app.router.add_get("/segments/value", self._get_segment_values)
         app.router.add_get("/transitions/matrix", self._get_matrix)
         app.router.add_get("/winback", self._get_winback)
+        app.router.add_post("/segments/{scheme}/{segment}/members", self._post_members)
+        app.router.add_get("/segments/{scheme}/{segment}/members", self._get_members)
         return app
 
     async def on_start(self) -> None:
@@ -307,6 +313,36 @@ class HttpServer(Service):
         return web.json_response(
             await winback(lookup, q.get("scheme"), q.get("period"), q.get("since"), self._lapsed)
         )
+    def _members(self) -> Members:
+        if self.members is None:
+            from stream.apply.clock import WallClock
+
+            api = self._api()
+            self.members = Members(api.settings, api.store, lambda: api.engine, WallClock().now_ms)
+        return self.members
+
+    async def _post_members(self, request: web.Request) -> web.Response:
+        """Take (or reuse a fresh) snapshot of the segment's members: 201 / 200."""
+        q = request.query
+        unknown = sorted(set(q) - {"sort"})
+        if unknown:
+            raise BadParameter(unknown[0], "unknown parameter; use sort")
+        m = request.match_info
+        body, made = await self._members().snapshot(
+            m["scheme"], m["segment"], q.get("sort", "value")
+        )
+        return web.json_response(body, status=201 if made else 200)
+
+    async def _get_members(self, request: web.Request) -> web.Response:
+        q = request.query
+        unknown = sorted(set(q) - {"cursor", "limit"})
+        if unknown:
+            raise BadParameter(unknown[0], "unknown parameter; use cursor, limit")
+        m = request.match_info
+        page = await self._members().page(
+            m["scheme"], m["segment"], q.get("cursor"), q.get("limit")
+        )
+        return web.json_response(page)
 
     @web.middleware
     async def _authorize(
@@ -358,6 +394,10 @@ async def _json_errors(
         return await handler(request)
     except BadParameter as exc:
         return _error(400, str(exc), exc.name)
+    except NotFound as exc:
+        return _error(404, str(exc))
+    except Gone as exc:
+        return _error(410, str(exc), "cursor")
     except StoreUnavailable as exc:
         return _error(503, str(exc))
     except web.HTTPException as exc:

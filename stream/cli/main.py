@@ -3,8 +3,9 @@
 Each command registers itself, with its options, from its own module: ``worker``,
 ``demo``, ``backfill``, ``namespaces`` (promote, drop), ``diff`` (diff and rules diff, the
 dry runs), ``rules`` (rules check, recalibrate, schemas), ``views`` (inspect, segments,
-report), ``winback``. Settings options come from ``stream.cli.options``. Failures end with
-one line on stderr and a non-zero exit, never a traceback.
+report), ``winback``, ``members`` (a segment's customers). Settings options come from
+``stream.cli.options``. Failures end with one line on stderr and a non-zero exit, never a
+traceback.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable, Sequence
 from redis.exceptions import RedisError
 
 from schemas.errors import RfmStreamError
-from stream.cli import backfill, demo, diff, namespaces, rules, views, winback, worker
+from stream.cli import backfill, demo, diff, members, namespaces, rules, views, winback, worker
 from stream.cli.base import Subcommands
 
 __all__ = ["build_parser", "main"]
@@ -34,6 +35,7 @@ COMMANDS: tuple[Callable[[Subcommands], None], ...] = (
     views.add_segments,
     views.add_report,
     winback.add_winback,
+    members.add_members,
     rules.add_recalibrate,
     rules.add_schemas,
 )

@@ -10,7 +10,17 @@ import pytest
 
 from stream.cli.main import COMMANDS, build_parser
 
-COMMAND_MODULES = ["backfill", "demo", "diff", "namespaces", "rules", "views", "winback", "worker"]
+COMMAND_MODULES = [
+    "backfill",
+    "demo",
+    "diff",
+    "members",
+    "namespaces",
+    "rules",
+    "views",
+    "winback",
+    "worker",
+]
 
 
 @pytest.mark.parametrize("name", COMMAND_MODULES)
@@ -39,6 +49,7 @@ def test_main_wires_every_command_in_help_order() -> None:
         "segments",
         "report",
         "winback",
+        "members",
         "recalibrate",
         "schemas",
     ]
