@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from stream.api.winback import path_item as winback_path
 from stream.api.openapi_members import PATH as MEMBERS
 from stream.api.openapi_members import members_path
+from stream.api.winback import path_item as winback_path
 
 __all__ = ["OPEN_ROUTES", "ROUTES", "document"]
 

@@ -313,6 +313,7 @@ class HttpServer(Service):
         return web.json_response(
             await winback(lookup, q.get("scheme"), q.get("period"), q.get("since"), self._lapsed)
         )
+
     def _members(self) -> Members:
         if self.members is None:
             from stream.apply.clock import WallClock
