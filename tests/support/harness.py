@@ -44,6 +44,17 @@ def purchase(
     }
 
 
+def _decoded(batch: dict[Any, list[Any]]) -> list[dict[str, Any]]:
+    """A ``getmany`` batch's JSON records, each with its partition and key."""
+    out = []
+    for msgs in batch.values():
+        for m in msgs:
+            d = orjson.loads(m.value)
+            d["_partition"], d["_key"] = m.partition, m.key
+            out.append(d)
+    return out
+
+
 @dataclass
 class WorkerProc:
     proc: subprocess.Popen[bytes]
@@ -196,12 +207,7 @@ class Cluster:
         try:
             deadline = time.monotonic() + wait_s
             while time.monotonic() < deadline and not until(out):
-                batch = await consumer.getmany(timeout_ms=200)
-                for msgs in batch.values():
-                    for m in msgs:
-                        d = orjson.loads(m.value)
-                        d["_partition"], d["_key"] = m.partition, m.key
-                        out.append(d)
+                out += _decoded(await consumer.getmany(timeout_ms=200))
         finally:
             await consumer.stop()
         return out
@@ -230,12 +236,7 @@ class Cluster:
             while [tp for tp in parts if await consumer.position(tp) < end[tp]]:
                 if time.monotonic() > deadline:
                     raise AssertionError(f"{topic} not read to {end} in {wait_s}s")
-                batch = await consumer.getmany(timeout_ms=200)
-                for msgs in batch.values():
-                    for m in msgs:
-                        d = orjson.loads(m.value)
-                        d["_partition"], d["_key"] = m.partition, m.key
-                        out.append(d)
+                out += _decoded(await consumer.getmany(timeout_ms=200))
         finally:
             await consumer.stop()
         return out
