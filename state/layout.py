@@ -113,13 +113,14 @@ async def ensure_days_kept(
 
     Refused (:class:`WindowsNotKept`) when the recorded window is shorter and the
     namespace is ``populated`` (has customers), unless ``accept_short`` (the operator
-    accepts windows that fill from new events only). A namespace without the record is
-    taken to hold what these rules need, like the partition count (module doc): either it
-    is new, or it predates the record, and then the rules it ran with are unknown; the
-    first start records them, and every later change is checked.
+    accepts windows that fill from new events only). A namespace without the record that
+    has customers predates it: what its customers kept is unknown (the RFM rules before
+    the 365-day pyramid kept no purchase days), so a window is refused there too, unless
+    ``accept_short``; a new namespace (no customers) records what these rules need.
     """
     kept = await recorded_days_kept(store)
-    if kept is not None and window_ms > kept and populated and not accept_short:
+    short = window_ms > 0 if kept is None else window_ms > kept
+    if short and populated and not accept_short:
         raise WindowsNotKept(short_windows(store.keys.namespace, kept, window_ms))
     if kept != window_ms:
         client = await store.connect()
@@ -127,9 +128,12 @@ async def ensure_days_kept(
             await client.hset(store.keys.layout(), _KEPT, window_ms)
 
 
-def short_windows(namespace: str, kept: int, window_ms: int) -> str:
+def short_windows(namespace: str, kept: int | None, window_ms: int) -> str:
     """The one-line refusal: both windows, what would go wrong, what to do instead."""
-    had = f"{_days(kept)} of purchase days" if kept else "no purchase days"
+    if kept is None:
+        had = "purchase days for an unknown window (the namespace predates the record)"
+    else:
+        had = f"{_days(kept)} of purchase days" if kept else "no purchase days"
     return (
         f"the rules rank over a {_days(window_ms)} window, but the customers of "
         f"namespace {namespace!r} kept {had}: their windowed totals would read 0 and "

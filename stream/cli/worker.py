@@ -12,6 +12,7 @@ from stream.cli.options import add_settings_options, settings_from
 
 if TYPE_CHECKING:
     from segments.engine import Engine
+    from state.store import RedisStore
 
 __all__ = ["add_worker", "cmd_worker"]
 
@@ -20,6 +21,23 @@ def add_worker(sub: Subcommands) -> None:
     worker = sub.add_parser("worker", help="run the stream worker (the service)")
     add_settings_options(worker)
     worker.set_defaults(func=cmd_worker)
+
+
+async def start_checks(
+    settings: Settings, store: RedisStore, engine: Engine, topic_partitions: int | None
+) -> None:
+    """The namespace's layout against the topic's partition count (when known), then the
+    purchase days kept: last, because it records the rules' window, which a start refused
+    for its layout must not have done (the workers still on the old rules would then be
+    refused for days nothing trimmed)."""
+    from state.layout import ensure_layout, recorded_layout
+    from stream.live.days_kept import check_days_kept
+
+    built = await recorded_layout(store)
+    if topic_partitions is not None:
+        await ensure_layout(store, settings.purchases_topic, topic_partitions)
+    if built is not None:  # else nothing was ever written into it: nothing kept
+        await check_days_kept(settings, store, engine, built[0])
 
 
 def _check_layout(settings: Settings, engine: Engine) -> None:
@@ -35,21 +53,14 @@ def _check_layout(settings: Settings, engine: Engine) -> None:
 
     from schemas.errors import StoreUnavailable
     from state.keys import Keys
-    from state.layout import ensure_layout, recorded_layout
     from state.store import RedisStore
     from stream.kafka.clients import topic_partitions
-    from stream.live.days_kept import check_days_kept
 
     async def check() -> None:
         store = RedisStore.from_settings(settings)
         try:
             store.keys = Keys(settings.key_prefix, await store.serving(settings.namespace))
-            built = await recorded_layout(store)
-            if built is not None:  # else nothing was ever written into it: nothing kept
-                await check_days_kept(settings, store, engine, built[0])
-            n = await topic_partitions(settings, timeout_s=5)
-            if n is not None:
-                await ensure_layout(store, settings.purchases_topic, n)
+            await start_checks(settings, store, engine, await topic_partitions(settings, 5))
         except StoreUnavailable:
             return
         finally:

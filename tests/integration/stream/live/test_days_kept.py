@@ -120,3 +120,42 @@ async def test_override_new_namespace_and_windows_that_dont_grow_start(
         assert await recorded_days_kept(empty.store) == 365 * DAY
     finally:
         await empty.close()
+
+
+async def test_a_namespace_from_before_the_record_is_refused_a_window(
+    rig: Rig, tmp_path: Path
+) -> None:
+    """A namespace with customers whose layout record has no window (written by a release
+    before the record: every existing deployment on upgrade) kept an unknown number of
+    purchase days (the RFM rules before the 365-day pyramid kept none): a window is
+    refused there unless accepted, not taken as kept and recorded (reviewer's finding:
+    the upgrade the refusal is documented for went through, and everyone's year read 0)."""
+    client = await rig.store.connect()
+    await client.hdel(rig.store.keys.layout(), "days_kept_ms")  # as the older release left it
+    year = build_engine(rig.settings.model_copy(update={"rules": str(_rules(tmp_path, "365d"))}))
+    with pytest.raises(WindowsNotKept, match="unknown window"):
+        await check_days_kept(rig.settings, rig.store, year, 1)
+    assert await recorded_days_kept(rig.store) is None
+    await check_days_kept(rig.settings, rig.store, rig.processor.engine, 1)  # no window: fine
+    await client.hdel(rig.store.keys.layout(), "days_kept_ms")
+    accepting = rig.settings.model_copy(update={"accept_short_windows": True})
+    await check_days_kept(accepting, rig.store, year, 1)
+    assert await recorded_days_kept(rig.store) == 365 * DAY
+
+
+async def test_a_start_refused_for_its_layout_records_no_window(rig: Rig, tmp_path: Path) -> None:
+    """The worker's start-up checks refuse a partition count other than the namespace's
+    before they record the new rules' window: a refused start (here: shorter-window rules
+    on a topic of another partition count) must leave the workers still on the longer
+    window unrefused (reviewer's finding: the window was recorded first)."""
+    from schemas.errors import LayoutMismatch
+    from stream.cli.worker import start_checks
+
+    year = build_engine(rig.settings.model_copy(update={"rules": str(_rules(tmp_path, "365d"))}))
+    accepting = rig.settings.model_copy(update={"accept_short_windows": True})
+    await check_days_kept(accepting, rig.store, year, 1)  # the namespace keeps a year
+    quarter = build_engine(rig.settings.model_copy(update={"rules": str(_rules(tmp_path, "90d"))}))
+    with pytest.raises(LayoutMismatch):
+        await start_checks(rig.settings, rig.store, quarter, 3)  # the topic has 3, not 1
+    assert await recorded_days_kept(rig.store) == 365 * DAY
+    await start_checks(rig.settings, rig.store, year, 1)  # the year's workers still start
