@@ -54,6 +54,12 @@ def add_diff(sub: Subcommands) -> None:
     diff.set_defaults(func=cmd_diff)
 
 
+MAX_SAMPLE = 1000
+"""Ids kept per matrix cell: a sample to look at, not a member list (``rfm-stream
+members`` is that); each cell keeps its smallest ids in order, so an unbounded sample
+would hold every mover of a large base and insert each in O(n)."""
+
+
 def _sample(text: str) -> int:
     from schemas.errors import SettingsError
 
@@ -61,8 +67,8 @@ def _sample(text: str) -> int:
         n = int(text)
     except ValueError:
         n = -1
-    if n < 0:
-        raise SettingsError(f"bad --sample {text!r}: a whole number, 0 or more")
+    if not 0 <= n <= MAX_SAMPLE:
+        raise SettingsError(f"bad --sample {text!r}: a whole number from 0 to {MAX_SAMPLE}")
     return n
 
 

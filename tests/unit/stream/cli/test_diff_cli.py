@@ -53,6 +53,7 @@ def test_rules_diff_refuses_a_bad_or_missing_rules_file(bad_rules: Path) -> None
     [
         (["rules", "diff", "schemas/default_rules.toml", "--sample", "-1"], "--sample"),
         (["diff", "live", "b1", "--sample", "lots"], "--sample"),
+        (["diff", "live", "b1", "--sample", "100000000"], "from 0 to 1000"),
         (["diff", "live", "b*"], "not a namespace name"),
     ],
 )
