@@ -11,7 +11,7 @@ while customers move: no member is skipped or repeated, the order never changes.
 Synchronous: the POST answers once the snapshot is stored, after a walk of every
 customer (its rate: BENCHMARKS.md, "Segment members export"); a client of a big base sets
 its timeout accordingly (a base of many millions would want an asynchronous take next: 202
-and a poll). Snapshots expire after :data:`TTL_MS`; a cursor of an expired one is answered
+and a poll). Snapshots expire after :data:`TTL_MS` (15 minutes); a cursor of an expired one is answered
 410 naming the cursor.
 """
 
@@ -41,8 +41,11 @@ from stream.report.members import BadQuery, Sort, check_sort, find_scheme
 
 __all__ = ["DEFAULT_LIMIT", "FRESH_MS", "MAX_LIMIT", "TTL_MS", "Gone", "Members", "NotFound"]
 
-TTL_MS = 3_600_000
-"""How long a snapshot can be paged through (an hour)."""
+TTL_MS = 900_000
+"""How long a snapshot can be paged through (15 minutes). Snapshots live in the workers'
+Redis, which runs ``noeviction``: with a new one at most every :data:`FRESH_MS` per
+listing, at most TTL / FRESH = 3 copies of a listing exist at once (~328 B a member,
+BENCHMARKS.md), a bound an hour's TTL made 12 (reviewer's finding)."""
 FRESH_MS = 300_000
 """How long a snapshot is reused for a new listing of the same segment and sort (5 min)."""
 DEFAULT_LIMIT = 100
@@ -114,6 +117,9 @@ class Members:
             checked = check_sort(sort, found, engine.model)
         except BadQuery as exc:
             raise BadParameter(exc.name, str(exc)) from None
+        fresh = await self.snapshots.fresh(scheme, segment, checked)
+        if fresh is not None:  # no wait behind another listing's walk for a fresh one
+            return self._describe(fresh), False
         async with self._walking:
             fresh = await self.snapshots.fresh(scheme, segment, checked)
             if fresh is not None:

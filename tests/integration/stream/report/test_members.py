@@ -312,3 +312,21 @@ async def test_export_and_snapshots_need_no_more_than_the_documented_acl(
         assert made and [r["customer_id"] for r in page["members"]] == expected
     finally:
         await admin.execute_command("ACL", "DELUSER", user)
+
+
+async def test_a_fresh_listing_does_not_wait_behind_another_walk(rig: Rig) -> None:
+    """A POST for a listing with a fresh snapshot answers at once, even while another
+    listing's walk holds the walk lock (a million customers: minutes), and a snapshot
+    lives at most 15 minutes in the workers' noeviction Redis (reviewer's finding: every
+    POST queued behind any walk, and an hour's TTL let 12 copies of a listing pile up)."""
+    members = Members(rig.settings, rig.store, lambda: rig.processor.engine, lambda: T)
+    first, made = await members.snapshot("rfm8", "dormant", "spend")
+    assert made
+    async with members._walking:  # another listing's walk in progress
+        again, made = await asyncio.wait_for(members.snapshot("rfm8", "dormant", "spend"), 5)
+    assert not made and again["snapshot"] == first["snapshot"]
+    meta = await members.snapshots.meta(first["snapshot"])
+    assert meta is not None
+    client = await rig.store.connect()
+    left_ms = await client.pttl(members.snapshots.key(first["snapshot"]))
+    assert 0 < left_ms <= 15 * 60_000
