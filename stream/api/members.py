@@ -11,8 +11,8 @@ while customers move: no member is skipped or repeated, the order never changes.
 Synchronous: the POST answers once the snapshot is stored, after a walk of every
 customer (its rate: BENCHMARKS.md, "Segment members export"); a client of a big base sets
 its timeout accordingly (a base of many millions would want an asynchronous take next: 202
-and a poll). Snapshots expire after :data:`TTL_MS` (15 minutes); a cursor of an expired one is answered
-410 naming the cursor.
+and a poll). Snapshots expire after :data:`TTL_MS` (15 minutes); a cursor of an expired
+one is answered 410 naming the cursor.
 """
 
 from __future__ import annotations
