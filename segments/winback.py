@@ -50,6 +50,7 @@ __all__ = [
     "Moves",
     "Period",
     "counter_fields",
+    "keep_open",
     "lapsed_of",
     "moves",
 ]
@@ -235,6 +236,15 @@ def moves(
         if live != s.returns:
             out.opened[s.customer_id] = live
     return out
+
+
+def keep_open(m: Moves, states: Iterable[CustomerState]) -> None:
+    """Store the open returns :func:`moves` found in ``states`` (in place, before the
+    commit writes them)."""
+    for s in states:
+        opened = m.opened.get(s.customer_id)
+        if opened is not None:
+            s.returns = opened
 
 
 # ---------------------------------------------------------------------------- fields

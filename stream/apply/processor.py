@@ -30,7 +30,7 @@ from segments.engine import NEVER, Engine
 from segments.model import CustomerState, Event, Outcome, TransitionDraft
 from segments.quantiles import Populations
 from segments.rules import load_checked_rules, value_policy_of
-from segments.winback import Before, Lapsed, lapsed_of, moves
+from segments.winback import Before, Lapsed, keep_open, lapsed_of, moves
 from state.store import Claim, Loaded, RedisStore
 from stream.apply.clock import Clock, lagging
 from stream.apply.dead_letters import DeadLetters
@@ -364,10 +364,7 @@ class Processor:
         outbox = [(d.customer_id, b) for d, b in zip(published, payloads, strict=True)]
         counters, expire_at = tally(drafts, self.settings.matrix_retention)
         won = moves(drafts, states, self.lapsed, before)
-        for s in states:  # open win-back returns, stored with the state (segments.winback)
-            opened = won.opened.get(s.customer_id)
-            if opened is not None:
-                s.returns = opened
+        keep_open(won, states)  # open win-back returns are committed with the states
         if won:
             more, more_expire = winback_counters(won, self.settings.matrix_retention)
             counters, expire_at = counters | more, expire_at | more_expire
