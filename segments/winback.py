@@ -231,8 +231,8 @@ def moves(
         ]
         b = (before or {}).get(s.customer_id)
         if b is not None and s.monetary != b.monetary:
-            for scheme, entry, _ in live:
-                out.spent.append(Spent(str(scheme), int(entry), s.monetary - b.monetary))
+            for scheme, entry_day, _ in live:
+                out.spent.append(Spent(str(scheme), int(entry_day), s.monetary - b.monetary))
         if live != s.returns:
             out.opened[s.customer_id] = live
     return out
