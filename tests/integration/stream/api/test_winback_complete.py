@@ -25,9 +25,18 @@ RULES_FILE = RULES / "rfm8_ladder.toml"
 # (day, amount): d0 1500 → develop; d90 → churning (entry, 2026-04-01); d110 100 → back
 # (high_value; ladder two); then every purchase is a ladder step (three, four, five) that
 # pushes the return and its entry out of the default 5-transition history.
-STORY = [(0, "1500"), (110, "100"), (115, "10"), (120, "10"), (125, "10"), (130, "10")]
+STORY = [
+    (0, "1500"),
+    (110, "100"),
+    (115, "10"),
+    (120, "10"),
+    (125, "10"),
+    (130, "10"),
+    (150, "20"),
+    (199, "30"),
+]
 LATE = (201, "70")
-"""91 days after the return: outside its window, never revenue."""
+"""91 days after the return: outside its window, never revenue (day 199 is inside)."""
 
 
 @pytest.fixture
@@ -60,6 +69,7 @@ async def test_revenue_after_a_return_pushed_out_of_history_counts_in_full(rig: 
     body = await winback(lookup, scheme="rfm8", period="month")
     april = next(c for c in body["cohorts"] if c["cohort"] == "2026-04")
     assert (april["entered"], april["returned"]["90"]) == (1, 1)
-    assert Decimal(april["revenue"]) == Decimal("140")  # 100 + 4 × 10: every purchase
+    # 100 + 4 × 10 + 20 + 30: every purchase of the window (main's history walk: 130)
+    assert Decimal(april["revenue"]) == Decimal("190")
     state = (await rig.store.load(0, ["A"], rig.processor.position)).states["A"]
     assert state.returns == []  # the window closed: the record is gone
