@@ -55,6 +55,13 @@ class CustomerState:
     """``rules_version/cut_version`` the segments were last evaluated under."""
     history: list[list[str | int]] = field(default_factory=list)
     """The latest transitions, oldest first: [scheme, from, to, cause, effective ms]."""
+    clv: int | None = None
+    """CLV in cents as of the last evaluation, kept only while some scheme has
+    ``value_figures`` and the base's model is fitted: the worth sums take it out again
+    (:mod:`segments.worth`)."""
+    returns: list[list[str | int]] = field(default_factory=list)
+    """Open win-back returns, one per scheme: [scheme, entry ms, return ms], kept while
+    the return is within its revenue window (:mod:`segments.winback`)."""
 
     @property
     def has_purchased(self) -> bool:

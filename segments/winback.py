@@ -3,7 +3,7 @@
 The course text says "措施得当,每4个中会有1个可能被挽回" (one lost customer in four can be
 won back); these are the figures that check it, per scheme, for the segments its rules
 file marks ``lapsed = true``. Pure: from the transitions a commit writes and the states it
-writes (their bounded ``history``), no new per-customer state.
+writes (their bounded ``history``, and one small record per open return).
 
 - **Entered**: a transition from a segment that isn't lapsed (or from none) into a lapsed
   one, counted in the cohorts of its day (its month and its ISO week, UTC, event time).
@@ -20,9 +20,12 @@ writes (their bounded ``history``), no new per-customer state.
   the day.
 - **Revenue**: the net spend (the change of lifetime net spend, purchases less refunds, as
   the engine applied it: duplicates never count) a customer commits while their latest
-  return of that scheme is at most :data:`REVENUE_DAYS` days old and history still shows it
-  and its entry, and they haven't lapsed again; the returning purchase included.
-  Attributed to the entry's cohort.
+  return of that scheme is at most :data:`REVENUE_DAYS` days old and they haven't lapsed
+  again; the returning purchase included. Attributed to the entry's cohort. A return
+  opens a record in the customer's state (``CustomerState.returns``: scheme, entry day,
+  return time), so later spend finds its cohort however many transitions have since
+  pushed the return out of the bounded history; the record is dropped when the customer
+  lapses again in that scheme, or by their first commit after the window has closed.
 
 A customer who lapses, returns and lapses again counts in each cohort they enter.
 """
@@ -47,6 +50,7 @@ __all__ = [
     "Moves",
     "Period",
     "counter_fields",
+    "keep_open",
     "lapsed_of",
     "moves",
 ]
@@ -109,6 +113,9 @@ class Moves:
     entered: list[Entered] = field(default_factory=list)
     returned: list[Returned] = field(default_factory=list)
     spent: list[Spent] = field(default_factory=list)
+    opened: dict[str, list[list[str | int]]] = field(default_factory=dict)
+    """customer -> their open returns after the commit, for those whose records changed
+    (the caller stores them in the state: :func:`moves` reads, never edits, states)."""
 
     def __bool__(self) -> bool:
         return bool(self.entered or self.returned or self.spent)
@@ -150,31 +157,17 @@ def _find(history: Sequence[Sequence[str | int]], d: TransitionDraft) -> int | N
     return None
 
 
-def _latest_return(
-    history: Sequence[Sequence[str | int]], lap: frozenset[str], scheme: str
-) -> tuple[int, int] | None:
-    """(index, effective ms) of the scheme's latest return in ``history``, unless the
-    customer has lapsed again since (their spend is no longer the return's)."""
-    for i in range(len(history) - 1, -1, -1):
-        h = history[i]
-        if h[0] != scheme:
-            continue
-        if _is_return(lap, h[1], h[2], h[3]):
-            return i, int(h[4])
-        if h[2] in lap:
-            return None
-    return None
-
-
-def _any_return(history: Sequence[Sequence[str | int]], lapsed: Lapsed) -> bool:
-    """Whether ``history`` holds a return of any scheme (the cheap test most customers
-    fail: their spend is no win-back revenue). Inline: it runs for every spender."""
-    for h in history:
-        if h[3] == RETURN_CAUSE:
-            lap = lapsed.get(h[0])  # type: ignore[arg-type]  # a scheme name, never an int
-            if lap is not None and h[1] in lap and h[2] not in lap:
-                return True
-    return False
+def _close(
+    opened: dict[str, list[list[str | int]]],
+    by_id: Mapping[str, CustomerState],
+    cid: str,
+    scheme: str,
+) -> None:
+    """Drop ``cid``'s open return of ``scheme`` (a new entry or return replaces it)."""
+    if cid not in opened:
+        s = by_id.get(cid)
+        opened[cid] = list(s.returns) if s else []
+    opened[cid] = [r for r in opened[cid] if r[0] != scheme]
 
 
 def moves(
@@ -210,34 +203,48 @@ def moves(
                 ]
         return seen[cid]
 
-    returning: set[str] = set()
+    opened: dict[str, list[list[str | int]]] = {}
     for d in drafts:
         lap = lapsed.get(d.scheme)
         if lap is None:
             continue
         if _is_entry(lap, d.from_segment, d.to_segment):
             out.entered.append(Entered(d.scheme, d.effective_ms))
+            _close(opened, by_id, d.customer_id, d.scheme)
         elif _is_return(lap, d.from_segment, d.to_segment, d.cause):
-            returning.add(d.customer_id)
             h = history(d.customer_id)
             at = _find(h, d)
             entry = None if at is None else _entry_of(h, lap, d.scheme, at)
             out.returned.append(Returned(d.scheme, entry, d.effective_ms))
-    for cid, b in (before or {}).items():
-        s = by_id.get(cid)
-        if s is None or s.monetary == b.monetary:
-            continue
-        if cid not in returning and not _any_return(b.history, lapsed):
-            continue
-        h = history(cid)
-        for scheme, lap in lapsed.items():
-            found = _latest_return(h, lap, scheme)
-            if found is None or s.cursor_ms - found[1] > REVENUE_DAYS * DAY_MS:
-                continue
-            entry = _entry_of(h, lap, scheme, found[0])
+            _close(opened, by_id, d.customer_id, d.scheme)
             if entry is not None:
-                out.spent.append(Spent(scheme, entry, s.monetary - b.monetary))
+                day = entry // DAY_MS * DAY_MS  # the cohort's day: what the state keeps
+                opened[d.customer_id].append([d.scheme, day, d.effective_ms])
+    for s in by_id.values():
+        records = opened.get(s.customer_id, s.returns)
+        if not records and not s.returns:
+            continue  # most customers: nothing open
+        live = [
+            r
+            for r in records
+            if r[0] in lapsed and s.cursor_ms - int(r[2]) <= REVENUE_DAYS * DAY_MS
+        ]
+        b = (before or {}).get(s.customer_id)
+        if b is not None and s.monetary != b.monetary:
+            for scheme, entry_day, _ in live:
+                out.spent.append(Spent(str(scheme), int(entry_day), s.monetary - b.monetary))
+        if live != s.returns:
+            out.opened[s.customer_id] = live
     return out
+
+
+def keep_open(m: Moves, states: Iterable[CustomerState]) -> None:
+    """Store the open returns :func:`moves` found in ``states`` (in place, before the
+    commit writes them)."""
+    for s in states:
+        opened = m.opened.get(s.customer_id)
+        if opened is not None:
+            s.returns = opened
 
 
 # ---------------------------------------------------------------------------- fields

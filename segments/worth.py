@@ -15,9 +15,14 @@ each commit moves by the difference between the customers' states before and aft
   same way. The top ``k`` customers' revenue is then exact for every bucket wholly
   above the cut, and bounded for the one bucket the cut straddles (:func:`pareto`).
 
-CLV totals are not kept here (see README "What each segment is worth"): a customer's
-CLV moves with time and with each model refit, so an exact running sum needs each
-customer's last CLV stored, which the 400 B/customer budget has no room for.
+* **CLV and customer equity (客户资产)**: a customer's CLV moves with time and with each
+  model refit, so the figure kept is "Σ of each customer's CLV as of their last
+  evaluation": each commit stores the CLV it evaluated in the state
+  (``CustomerState.clv``, cents; only while some scheme has ``value_figures`` and the
+  base's model is fitted) and moves the sums by old → new exactly like ``M``. A refit
+  re-evaluates everyone through the recalibration sweep, so the sums follow the model
+  within one sweep. Per segment the sum and the number of customers holding a CLV are
+  kept (the average divides them); for the base, the equity and its customers.
 
 Pure: no I/O, no clock; the field names of the Redis hashes are the stream's business
 (:mod:`stream.apply.tallies`).
@@ -28,20 +33,26 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from fractions import Fraction
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
+
+import numpy as np
 
 from segments.buckets import ZERO_BUCKET, Buckets
-from segments.model import NONE, CustomerState
+from segments.model import NONE, Columns, CustomerState
+from segments.value import ValueModel, ValuePolicy, figures
 
 __all__ = [
     "ACCURACY",
     "BUCKETS",
     "PARETO_SHARES",
+    "Equity",
     "Holding",
     "ParetoPoint",
     "SegmentWorth",
     "WorthDeltas",
+    "clv_cents",
     "deltas",
     "holdings",
     "pareto",
@@ -65,6 +76,8 @@ class Holding:
     frequency: int
     segments: tuple[tuple[str, str], ...]
     """(scheme, segment) of every scheme the customer is in (``none`` left out)."""
+    clv: int | None = None
+    """CLV as of the last evaluation (cents), None when none is kept."""
 
 
 def holdings(states: Iterable[CustomerState]) -> list[Holding]:
@@ -74,9 +87,48 @@ def holdings(states: Iterable[CustomerState]) -> list[Holding]:
             s.monetary,
             s.frequency,
             tuple((k, v) for k, v in s.segments.items() if v != NONE),
+            s.clv,
         )
         for s in states
     ]
+
+
+def clv_cents(
+    model: ValueModel, policy: ValuePolicy, states: Sequence[CustomerState]
+) -> list[int | None]:
+    """Each customer's CLV in cents as of their cursor (their last evaluation), the
+    figure the transitions' snapshots carry (:func:`segments.value.figures`); None for
+    one with no order holding money (no purchase left: no lifetime to value)."""
+    out: list[int | None] = [None] * len(states)
+    at = [i for i, s in enumerate(states) if s.frequency > 0]
+    if not at:
+        return out
+    picked = [states[i] for i in at]
+    n = len(picked)
+    cols = Columns(
+        last_ms=np.fromiter((s.last_ms for s in picked), np.int64, n),
+        frequency=np.fromiter((s.frequency for s in picked), np.int64, n),
+        monetary=np.fromiter((s.monetary for s in picked), np.int64, n),
+        first_ms=np.fromiter(
+            (s.last_ms if s.first_ms is None else s.first_ms for s in picked), np.int64, n
+        ),
+    )
+    asof = np.fromiter((s.cursor_ms for s in picked), np.int64, n)
+    for i, f in zip(at, figures(model, policy, cols, asof), strict=True):
+        out[i] = int(Decimal(str(f["clv"])) * 100)
+    return out
+
+
+class Equity(NamedTuple):
+    """Customer equity (客户资产): the Σ of the base's CLVs as of each customer's last
+    evaluation (cents), and how many customers hold one."""
+
+    clv: int
+    customers: int
+
+    @property
+    def average(self) -> Fraction | None:
+        return Fraction(self.clv, self.customers) if self.customers else None
 
 
 @dataclass(slots=True)
@@ -91,9 +143,23 @@ class WorthDeltas:
     """Pareto bucket -> Δ customers of the base."""
     sums: dict[int, int] = field(default_factory=dict)
     """Pareto bucket -> Δ their net revenue (units)."""
+    clv: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(scheme, segment) -> Δ CLV of its members (cents)."""
+    valued: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(scheme, segment) -> Δ members holding a CLV."""
+    equity: Equity = field(default_factory=lambda: Equity(0, 0))
+    """Δ of the base's customer equity."""
 
     def __bool__(self) -> bool:
-        return bool(self.revenue or self.orders or self.counts or self.sums)
+        return bool(
+            self.revenue
+            or self.orders
+            or self.counts
+            or self.sums
+            or self.clv
+            or self.valued
+            or self.equity != (0, 0)
+        )
 
 
 _K = TypeVar("_K")
@@ -127,6 +193,8 @@ def deltas(before: Sequence[Holding], after: Sequence[Holding]) -> WorthDeltas:
             for key in a.segments:
                 _add(out.revenue, key, a.monetary)
                 _add(out.orders, key, a.frequency)
+        if b.clv != a.clv or b.segments != a.segments:
+            _clv_moves(out, b, a)
         if (b.frequency > 0, b.monetary) != (a.frequency > 0, a.monetary):
             if b.frequency > 0:
                 k = BUCKETS.index_one(b.monetary)
@@ -140,7 +208,27 @@ def deltas(before: Sequence[Holding], after: Sequence[Holding]) -> WorthDeltas:
     out.orders = {k: v for k, v in out.orders.items() if v}
     out.counts = {k: v for k, v in out.counts.items() if v}
     out.sums = {k: v for k, v in out.sums.items() if v}
+    out.clv = {k: v for k, v in out.clv.items() if v}
+    out.valued = {k: v for k, v in out.valued.items() if v}
     return out
+
+
+def _clv_moves(out: WorthDeltas, b: Holding, a: Holding) -> None:
+    """The CLV sums' part of :func:`deltas`: out of the old segments with the old CLV,
+    into the new ones with the new (a customer with no CLV kept counts in neither)."""
+    if b.clv is not None:
+        for key in b.segments:
+            _add(out.clv, key, -b.clv)
+            _add(out.valued, key, -1)
+    if a.clv is not None:
+        for key in a.segments:
+            _add(out.clv, key, a.clv)
+            _add(out.valued, key, 1)
+    e = out.equity
+    out.equity = Equity(
+        e.clv + (a.clv or 0) - (b.clv or 0),
+        e.customers + (a.clv is not None) - (b.clv is not None),
+    )
 
 
 def recount(states: Iterable[CustomerState]) -> WorthDeltas:
@@ -157,6 +245,15 @@ class SegmentWorth:
     revenue: int
     """Net revenue of its members (units)."""
     orders: int
+    clv: int = 0
+    """Σ of its members' CLVs as of their last evaluation (cents)."""
+    valued: int = 0
+    """Members holding a CLV (all of them once the model has been on for a sweep)."""
+
+    @property
+    def average_clv(self) -> Fraction | None:
+        """Average CLV of the members holding one (cents); None when none does."""
+        return Fraction(self.clv, self.valued) if self.valued else None
 
     @property
     def average_order(self) -> Fraction | None:

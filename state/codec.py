@@ -38,6 +38,14 @@ C-level passes (join, ``%``-format, split, ``map(int)``, ``accumulate``):
     orders' count and remaining units (those days are then not written: see ``_days``)
 12  the days' order counts ('' when every one is 1)
 13  the days' units, as order amounts
+14  the CLV as of the last evaluation, hex cents (only while a value model is on)
+15  open win-back returns: (scheme, entry day, return time) triples, space-separated:
+    the scheme's token, the cursor's day less the entry's day, ``c`` less the return's
+    ms, in hex
+
+Sections 14 and 15 are optional: a hash written before them (or a customer with neither)
+has no such line, which reads as no CLV and no open return, so old v3 and v2 hashes load
+unchanged and a state without them costs no byte more.
 
 Numbers are hex; a list's first time is stored as ``c - t``, each next one as ``t -
 previous`` (lists are in time order, so these are short): the time table so, and the
@@ -95,9 +103,10 @@ _HEX = repeat(16)
 _HUNDRED = repeat(100)
 _FOUR = re.compile(".{4}", re.DOTALL)
 _TWELVE = re.compile(".{12}", re.DOTALL)
-_SECTIONS = 14
+_SECTIONS = 16
 _INDEX = "0123456789abcdefghijklmnopqrstuvwxyz"  # a time's one-character index in the table
 
+_DAY_MS = 86_400_000
 _AT2, _AT4 = itemgetter(2), itemgetter(4)  # an order's time, a transition's
 
 _Read = Callable[[str], list[int]]
@@ -443,6 +452,35 @@ def _read_days(
     return out
 
 
+def _clv(cents: int | None) -> str:
+    return "" if cents is None else f"{cents:x}"  # negative: "-..." (int(_, 16) reads it)
+
+
+def _returns(returns: Sequence[Sequence[str | int]], cursor_ms: int) -> str:
+    """Each open return as three tokens: scheme, entry day before the cursor's, return
+    ms before the cursor (a cohort is a day, so the entry's day is all it needs)."""
+    if not returns:
+        return ""
+    day = day_of(cursor_ms)
+    try:
+        return " ".join(
+            f"{_tok(str(s))} {day - day_of(int(e)):x} {cursor_ms - int(r):x}" for s, e, r in returns
+        )
+    except _Unsafe:
+        return orjson.dumps([list(r) for r in returns]).decode()
+
+
+def _read_returns(raw: str, cursor_ms: int) -> list[list[str | int]]:
+    if raw[0] == "[":
+        return cast(list[list[str | int]], orjson.loads(raw))
+    tok = raw.split(" ")
+    day = day_of(cursor_ms)
+    return [
+        [_untok(s), (day - int(e, 16)) * _DAY_MS, cursor_ms - int(r, 16)]
+        for s, e, r in zip(tok[::3], tok[1::3], tok[2::3], strict=True)
+    ]
+
+
 # ---------------------------------------------------------------------- the hash
 def _chunks(value: str) -> list[str]:
     """``a`` alone, or ``a`` = ``+<n>:`` and the first piece, then ``+1`` .. ``+n``: the
@@ -470,6 +508,9 @@ def encode_state(s: CustomerState) -> list[str]:
     parts.append(table)
     if s.days:
         parts += _days(s.days, s.orders, day_of(s.cursor_ms))
+    if s.clv is not None or s.returns:
+        parts += [""] * (14 - len(parts))
+        parts += (_clv(s.clv), _returns(s.returns, s.cursor_ms))
     return _chunks("\n".join(parts).rstrip("\n"))
 
 
@@ -512,4 +553,6 @@ def decode_state(customer_id: str, raw: Mapping[str, str] | Sequence[str]) -> Cu
         days=days,
         stamp=stamp,
         history=_read_history(sec[1], sec[2], when) if sec[1] else [],
+        clv=int(sec[14], 16) if sec[14] else None,
+        returns=_read_returns(sec[15], c) if sec[15] else [],
     )

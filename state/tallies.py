@@ -33,6 +33,11 @@ class WorthSums:
     """Pareto bucket -> customers of the base."""
     sums: dict[int, int] = dataclasses.field(default_factory=dict)
     """Pareto bucket -> their net revenue (units)."""
+    clv: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+    """(scheme, segment) -> Σ of its members' last CLVs (cents); ``("", "")``: the base
+    (customer equity)."""
+    valued: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+    """(scheme, segment) -> members holding a CLV; ``("", "")``: the base."""
 
 
 class TallyReads:
@@ -71,7 +76,8 @@ class TallyReads:
         return out
 
     async def worth(self, partitions: Iterable[int]) -> WorthSums:
-        """Net revenue and orders per segment and the base's Pareto summary, over
+        """Net revenue, orders and CLV per segment, customer equity and the base's
+        Pareto summary, over
         ``partitions`` (two hashes each, one pipelined trip, no scan)."""
         parts = list(partitions)
         c = await self._connector.connect()
@@ -81,10 +87,11 @@ class TallyReads:
                 pipe.hgetall(f"{self._keys.tag(p)}:{Keys.PARETO}")
             raw: list[dict[str, str]] = await pipe.execute()
         out = WorthSums()
+        fields = {"m": out.revenue, "f": out.orders, "c": out.clv, "k": out.valued}
         for worth, pareto in zip(raw[::2], raw[1::2], strict=True):
             for f, n in worth.items():
                 scheme, segment, what = f.rsplit("|", 2)
-                into = out.revenue if what == "m" else out.orders
+                into = fields[what]
                 into[(scheme, segment)] = into.get((scheme, segment), 0) + int(n)
             for f, n in pareto.items():
                 what, _, bucket = f.partition("|")

@@ -42,6 +42,16 @@ _ERROR = {
 
 _MONEY = {"type": "string", "description": "Decimal amount in `currency`, exact."}
 _SHARE = {"type": "number", "minimum": 0, "maximum": 1}
+_CLV_TOTAL = {
+    "type": ["string", "null"],
+    "description": "Σ of the members' CLV as of each one's last evaluation (a refit "
+    "reaches everyone within one recalibration sweep), to the cent; null while value "
+    "figures are off (no value_figures scheme or no fitted model).",
+}
+_CLV_AVERAGE = {
+    "type": ["string", "null"],
+    "description": "That Σ / the customers holding a CLV, to the cent; null as above.",
+}
 _VALUE = {
     "type": "object",
     "required": ["currency", "schemes", "base"],
@@ -80,6 +90,8 @@ _VALUE = {
                                     "description": "Revenue / orders, to the cent; null "
                                     "without orders.",
                                 },
+                                "clv": _CLV_TOTAL,
+                                "average_clv": _CLV_AVERAGE,
                             },
                         },
                     },
@@ -113,6 +125,18 @@ _VALUE = {
                     "type": "number",
                     "description": "Relative width of the buckets behind the range.",
                 },
+                "equity": {
+                    "type": ["string", "null"],
+                    "description": "Customer equity (客户资产): the Σ of every customer's CLV "
+                    "as of their last evaluation, to the cent; null while value figures "
+                    "are off.",
+                },
+                "equity_customers": {
+                    "type": "integer",
+                    "description": "Customers holding a CLV (all with an order once the "
+                    "model has been on for one sweep).",
+                },
+                "average_clv": _CLV_AVERAGE,
             },
         },
     },
@@ -328,8 +352,8 @@ def _paths(bad: dict[str, Any], scheme: dict[str, Any], budget: str) -> dict[str
             },
             "/segments/value": {
                 "get": {
-                    "summary": "Net revenue, share, orders and AOV per segment; the Pareto "
-                    "view of the base",
+                    "summary": "Net revenue, share, orders, AOV and CLV per segment; the "
+                    "Pareto view and customer equity of the base",
                     "operationId": "getSegmentValues",
                     "parameters": [
                         {

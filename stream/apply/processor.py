@@ -30,7 +30,7 @@ from segments.engine import NEVER, Engine
 from segments.model import CustomerState, Event, Outcome, TransitionDraft
 from segments.quantiles import Populations
 from segments.rules import load_checked_rules, value_policy_of
-from segments.winback import Before, Lapsed, lapsed_of, moves
+from segments.winback import Before, Lapsed, keep_open, lapsed_of, moves
 from state.store import Claim, Loaded, RedisStore
 from stream.apply.clock import Clock, lagging
 from stream.apply.dead_letters import DeadLetters
@@ -182,11 +182,28 @@ class Processor:
         held = worth.holdings(states)
         if not self.populations:
             outcome = change()
+            self._value(states)
             return outcome, Deltas({}, _worth_of(held, states))
         before = self.populations.snapshot(states)
         outcome = change()
+        self._value(states)
         summaries = self.populations.deltas(before, self.populations.snapshot(states))
         return outcome, Deltas(summaries, _worth_of(held, states))
+
+    def _value(self, states: Sequence[CustomerState]) -> None:
+        """Keep each evaluated customer's CLV in their state while value figures are on
+        (a ``value_figures`` scheme and a fitted model), and none while they are off:
+        the worth sums move by the old and new figure (:mod:`segments.worth`)."""
+        model = self.engine.model
+        if model is None or not any(
+            getattr(s, "value_figures", False) for s in self.engine.schemes
+        ):
+            for st in states:
+                st.clv = None
+            return
+        policy = value_policy_of(self.settings)
+        for st, cents in zip(states, worth.clv_cents(model, policy, states), strict=True):
+            st.clv = cents
 
     # ------------------------------------------------------------------ ownership
     async def assign(self, partitions: Iterable[int]) -> dict[int, int]:
@@ -347,6 +364,7 @@ class Processor:
         outbox = [(d.customer_id, b) for d, b in zip(published, payloads, strict=True)]
         counters, expire_at = tally(drafts, self.settings.matrix_retention)
         won = moves(drafts, states, self.lapsed, before)
+        keep_open(won, states)  # open win-back returns are committed with the states
         if won:
             more, more_expire = winback_counters(won, self.settings.matrix_retention)
             counters, expire_at = counters | more, expire_at | more_expire

@@ -31,10 +31,19 @@ class Deltas(NamedTuple):
 
 
 def worth_counters(d: WorthDeltas) -> dict[str, dict[str, int]]:
-    """``d`` as counter hash -> field -> delta (:data:`Keys.WORTH`, :data:`Keys.PARETO`)."""
+    """``d`` as counter hash -> field -> delta (:data:`Keys.WORTH`, :data:`Keys.PARETO`).
+
+    Worth fields are ``scheme|segment|x``: ``m`` revenue, ``f`` orders, ``c`` CLV (cents),
+    ``k`` customers holding a CLV; ``||c`` and ``||k`` are the base's customer equity."""
     out: dict[str, dict[str, int]] = {}
     worth = {f"{s}|{g}|m": v for (s, g), v in d.revenue.items()}
     worth.update({f"{s}|{g}|f": v for (s, g), v in d.orders.items()})
+    worth.update({f"{s}|{g}|c": v for (s, g), v in d.clv.items()})
+    worth.update({f"{s}|{g}|k": v for (s, g), v in d.valued.items()})
+    if d.equity.clv:  # the base: scheme and segment left empty
+        worth["||c"] = d.equity.clv
+    if d.equity.customers:
+        worth["||k"] = d.equity.customers
     if worth:
         out[Keys.WORTH] = worth
     pareto = {f"c|{b}": v for b, v in d.counts.items()}

@@ -20,21 +20,24 @@ def _pct(share: float) -> str:
 
 
 def render_values(body: dict[str, Any]) -> str:
-    """One table per scheme, then the Pareto lines: the top 1 % / 20 % of customers'
+    """One table per scheme (with average and total CLV where value figures are on),
+    then customer equity and the Pareto lines: the top 1 % / 20 % of customers'
     revenue share as a range when the cut falls inside a bucket (exact otherwise)."""
     currency = body["currency"]
     out = []
     for scheme, v in body["schemes"].items():
         total = v["customers"]
+        valued = any(row.get("clv") is not None for row in v["segments"])
         out.append(f"{scheme}  ({total:,} customers)  revenue {v['revenue']} {currency}")
-        out.append(_HEAD)
+        out.append(_HEAD + (f"{'avg CLV':>12}{'total CLV':>16}" if valued else ""))
         for row in v["segments"]:
             share = _pct(row["customers"] / total) if total else "    - "
             aov = row["average_order_value"] or "-"
             name = pad(row["segment"], 20) + pad(row["label"], 28)
+            clv = f"{row['average_clv'] or '-':>12}{row['clv'] or '-':>16}" if valued else ""
             out.append(
                 f"  {name}{row['customers']:>10,}  {share}{row['revenue']:>16}  "
-                f"{_pct(row['revenue_share']):>10}{row['orders']:>10,}{aov:>12}"
+                f"{_pct(row['revenue_share']):>10}{row['orders']:>10,}{aov:>12}{clv}"
             )
         out.append("")
     base = body["base"]
@@ -42,6 +45,11 @@ def render_values(body: dict[str, Any]) -> str:
         f"base  ({base['customers']:,} customers with an order)  revenue {base['revenue']} "
         f"{currency}"
     )
+    if base.get("equity") is not None:
+        out.append(
+            f"  customer equity (客户资产) {base['equity']} {currency}: "
+            f"{base['equity_customers']:,} customers, average CLV {base['average_clv']}"
+        )
     for p in base["pareto"]:
         lo, hi = p["revenue_share_low"], p["revenue_share_high"]
         share = _pct(lo) if _pct(lo) == _pct(hi) else f"{_pct(lo)} – {_pct(hi)}"

@@ -72,9 +72,18 @@ def _share_chart(rows: list[dict[str, Any]], customers: int, colors: Mapping[str
 
 
 def _table(rows: list[dict[str, Any]], colors: Mapping[str, str], currency: str) -> str:
+    """The figures' table; the CLV columns only where value figures are on (some member
+    holds a CLV)."""
+    valued = any(row.get("clv") is not None for row in rows)
     body = []
     for row in rows:
         aov = row["average_order_value"] or "—"
+        clv = (
+            f'<td class="n">{_e(row["average_clv"] or "—")}</td>'
+            f'<td class="n">{_e(row["clv"] or "—")}</td>'
+            if valued
+            else ""
+        )
         body.append(
             "<tr>"
             f'<td><span class="sw" style="background:{colors.get(row["segment"], _INK)}">'
@@ -83,13 +92,14 @@ def _table(rows: list[dict[str, Any]], colors: Mapping[str, str], currency: str)
             f'<td class="n">{_n(row["customers"])}</td>'
             f'<td class="n">{_e(row["revenue"])}</td>'
             f'<td class="n">{_pct(float(row["revenue_share"]))}</td>'
-            f'<td class="n">{_n(row["orders"])}</td><td class="n">{_e(aov)}</td>'
+            f'<td class="n">{_n(row["orders"])}</td><td class="n">{_e(aov)}</td>{clv}'
             "</tr>"
         )
+    head = '<th class="n">Avg CLV</th><th class="n">Total CLV</th>' if valued else ""
     return (
         '<table class="worth"><thead><tr><th>Segment</th><th class="n">Customers</th>'
         f'<th class="n">Net revenue ({_e(currency)})</th><th class="n">Share</th>'
-        '<th class="n">Orders</th><th class="n">AOV</th></tr></thead>'
+        f'<th class="n">Orders</th><th class="n">AOV</th>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table>"
     )
 
@@ -142,12 +152,18 @@ def _pareto_chart(points: list[dict[str, Any]]) -> str:
 
 
 def pareto_section(base: Mapping[str, Any], currency: str) -> str:
-    """The base's section: customers, revenue and the Pareto bars."""
+    """The base's section: customers, revenue, customer equity (when value figures are
+    on) and the Pareto bars."""
     points = list(base["pareto"])
     stats = (
         f"<li><b>{_n(base['customers'])}</b>customers with an order</li>"
         f"<li><b>{_e(base['revenue'])}</b>net revenue ({_e(currency)})</li>"
     )
+    if base.get("equity") is not None:
+        stats += (
+            f"<li><b>{_e(base['equity'])}</b>customer equity, 客户资产 ({_e(currency)}; "
+            f"average CLV {_e(base['average_clv'])})</li>"
+        )
     for p in points:
         lo, hi = float(p["revenue_share_low"]), float(p["revenue_share_high"])
         share = _range(lo, hi, "–")

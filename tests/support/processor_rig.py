@@ -80,8 +80,7 @@ async def make_rig(redis_url: str, now_ms: int, partitions: int = 1, **overrides
     settings = load_settings(
         redis_url=redis_url,
         namespace=f"t{uuid.uuid4().hex[:8]}",
-        rules=str(RULES / "rfm8.toml"),
-        **overrides,
+        **{"rules": str(RULES / "rfm8.toml"), **overrides},
     )
     store = RedisStore.from_url(redis_url, settings.key_prefix, settings.namespace)
     outputs = CollectingOutputs()

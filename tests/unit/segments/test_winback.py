@@ -11,7 +11,15 @@ from schemas.rules import RulesError, load_rules, parse_rules
 from schemas.settings import load_settings
 from segments.model import NONE, CustomerState, Purchase, TransitionDraft
 from segments.rules import build_engine
-from segments.winback import Before, Moves, Returned, counter_fields, lapsed_of, moves
+from segments.winback import (
+    Before,
+    Moves,
+    Returned,
+    counter_fields,
+    keep_open,
+    lapsed_of,
+    moves,
+)
 from segments.winback_cohorts import Cohort, cohorts
 from tests.unit.segments.winback_story import END_DAY, HAND_COUNT, PURCHASES, ms
 
@@ -27,6 +35,7 @@ def _run_story() -> tuple[dict[str, int], list[TransitionDraft]]:
     drafts: list[TransitionDraft] = []
 
     def commit(m: Moves) -> None:
+        keep_open(m, states.values())  # what the processor commits with the states
         for (_, name), n in counter_fields(m).items():
             fields[name] = fields.get(name, 0) + n
 

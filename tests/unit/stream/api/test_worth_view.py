@@ -36,6 +36,8 @@ def test_revenue_share_aov_and_pareto_from_the_sums() -> None:
         "revenue_share": round(2000 / 2084, 4),
         "orders": 8,
         "average_order_value": "250.00",
+        "clv": None,  # value figures off: no CLV kept
+        "average_clv": None,
     }
     assert rows["new"]["average_order_value"] == "10.50"
     assert rows["dormant"]["average_order_value"] is None  # no orders: no AOV
@@ -52,3 +54,33 @@ def test_revenue_share_aov_and_pareto_from_the_sums() -> None:
     assert "rfm8  (10 customers)  revenue 2084 CNY" in text
     assert "top 20 % (2 customers):  96.0 % of revenue" in text
     assert "top 1 % (1 customers):  48.0 % of revenue" in text  # the range rounds to one
+
+
+def test_clv_per_segment_and_equity_where_value_figures_are_on() -> None:
+    engine = build_engine(load_settings(rules=str(RULES / "fixed.toml")))
+    states = [
+        CustomerState("h0", 4, 1000 * UNIT, segments={"rfm8": "high_value"}, clv=150_001),
+        CustomerState("h1", 4, 1000 * UNIT, segments={"rfm8": "high_value"}, clv=49_999),
+        CustomerState("n0", 1, 105_000, segments={"rfm8": "new"}, clv=-1_234),
+        CustomerState("n1", 1, 105_000, segments={"rfm8": "new"}),  # not evaluated since
+    ]
+    r = recount(states)
+    clv = {**r.clv, ("", ""): r.equity.clv}
+    valued = {**r.valued, ("", ""): r.equity.customers}
+    sums = WorthSums(r.revenue, r.orders, r.counts, r.sums, clv, valued)
+    body = value_view(engine.schemes, {"rfm8": {"high_value": 2, "new": 2}}, sums, "CNY")
+    rows = {row["segment"]: row for row in body["schemes"]["rfm8"]["segments"]}
+    assert (rows["high_value"]["clv"], rows["high_value"]["average_clv"]) == ("2000.00", "1000.00")
+    assert (rows["new"]["clv"], rows["new"]["average_clv"]) == ("-12.34", "-12.34")
+    assert (rows["dormant"]["clv"], rows["dormant"]["average_clv"]) == (None, None)
+    base = body["base"]
+    assert (base["equity"], base["equity_customers"], base["average_clv"]) == (
+        "1987.66",
+        3,
+        "662.55",  # 1987.66 / 3 = 662.5533…
+    )
+    text = render_values(body)
+    assert "avg CLV" in text and "total CLV" in text
+    assert "customer equity (客户资产) 1987.66 CNY: 3 customers, average CLV 662.55" in text
+    high = next(line for line in text.splitlines() if "high_value" in line)
+    assert high.split()[-2:] == ["1000.00", "2000.00"]

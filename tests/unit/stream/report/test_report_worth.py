@@ -124,3 +124,35 @@ def test_the_value_sections_are_in_a_browsers_dom(tmp_path: Path) -> None:
     assert re.search(r'<section id="pareto"', dom)
     assert dom.count('<svg class="worth"') == 2  # rfm8 and rfm27
     assert "of revenue from the top 20 %" in dom
+
+
+def test_clv_columns_and_equity_only_where_value_figures_are_on() -> None:
+    assert "Avg CLV" not in _render() and "customer equity" not in _render()
+    engine = build_engine(load_settings(rules=str(RULES / "fixed.toml")))
+    states = [
+        CustomerState("h", 4, 3000 * UNIT, segments={"rfm8": "high_value"}, clv=987_654),
+        CustomerState("n", 1, 100 * UNIT, segments={"rfm8": "new"}, clv=12_346),
+    ]
+    r = recount(states)
+    sums = WorthSums(
+        r.revenue,
+        r.orders,
+        r.counts,
+        r.sums,
+        {**r.clv, ("", ""): r.equity.clv},
+        {**r.valued, ("", ""): r.equity.customers},
+    )
+    values = value_view(engine.schemes, {"rfm8": {"high_value": 1, "new": 1}}, sums, "CNY")
+    doc = render_report(
+        title="worth",
+        since_ms=BASE,
+        until_ms=BASE + H,
+        bucket_ms=H,
+        flows={},
+        sizes_now={("rfm8", "new"): 1, ("rfm8", "high_value"): 1},
+        labels={"rfm8": {"high_value": "高价值客户", "new": "新客户"}},
+        generated_at_ms=BASE,
+        values=values,
+    )
+    assert "Avg CLV" in doc and "Total CLV" in doc and "9876.54" in doc
+    assert re.search(r"<b>10000.00</b>customer equity, 客户资产 \(CNY; average CLV 5000.00\)", doc)
