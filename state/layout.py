@@ -70,17 +70,57 @@ def mismatch(namespace: str, built: tuple[int, str], topic: str, partitions: int
 
 async def ensure_layout(store: RedisStore, topic: str, partitions: int) -> bool:
     """Record ``partitions`` for the store's namespace if it has no layout yet (returns
-    True then), else check it; raises :class:`LayoutMismatch` if the counts differ."""
+    True then), else check it; raises :class:`LayoutMismatch` if the counts differ.
+
+    A namespace made here with no customer yet also records that it keeps the running
+    figures (:func:`check_figures_kept`) from its first commit on."""
     client = await store.connect()
     key = store.keys.layout()
     async with unavailable_as_error():
         if await client.hsetnx(key, "partitions", partitions):
             await client.hset(key, "topic", topic)
+            if not await populated(store, partitions):
+                await client.hset(key, _FIGURES, 1)
             return True
     built = await recorded_layout(store)
     if built is not None and built[0] != partitions:
         raise LayoutMismatch(mismatch(store.keys.namespace, built, topic, partitions))
     return False
+
+
+# ---------------------------------------------------------------- running figures kept
+_FIGURES = "figures"
+
+
+class FiguresNotKept(RfmStreamError):
+    """The namespace predates the running figures (what each segment is worth, win-back):
+    they hold only what was committed since, so they are not answered."""
+
+
+async def populated(store: RedisStore, partitions: int) -> bool:
+    counts = await store.tallies.segment_counts(range(partitions))
+    return any(n > 0 for segs in counts.values() for n in segs.values())
+
+
+async def check_figures_kept(store: RedisStore, what: str) -> None:
+    """Refuse (:class:`FiguresNotKept`) to answer ``what`` from a namespace that did not
+    keep the running figures from its first commit on.
+
+    The worth sums and win-back counters are kept by deltas in each commit: a namespace
+    with customers from before them holds sums a first move drives negative (a customer's
+    old spend taken from a segment that never held it) and returns to cohorts that
+    counted no entries. A namespace recorded as made empty (:func:`ensure_layout`)
+    answers, and so does one with no customer (nothing committed: the sums are right, and
+    empty); another gets them by a backfill into a new namespace and a promote."""
+    client = await store.connect()
+    async with unavailable_as_error():
+        kept = await client.hget(store.keys.layout(), _FIGURES)
+    built = await recorded_layout(store) if kept is None else None
+    if kept is None and built is not None and await populated(store, built[0]):
+        raise FiguresNotKept(
+            f"{what} are not kept for namespace {store.keys.namespace!r}: it predates "
+            f"them (its sums would start mid-history). Supported procedure: {PROCEDURE}"
+        )
 
 
 # ---------------------------------------------------------------- purchase days kept

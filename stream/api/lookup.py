@@ -23,6 +23,7 @@ from segments.engine import NEVER, Engine
 from segments.model import NONE, Columns, CustomerState
 from segments.rules import value_policy_of
 from segments.value import figures
+from state.layout import check_figures_kept
 from state.store import RedisStore
 from stream.api.worth import value_view
 from stream.apply.encode import iso
@@ -213,6 +214,7 @@ class Lookup:
         if scheme is not None:
             name = self._scheme(scheme)
             schemes = tuple(s for s in schemes if s.name == name)
+        await check_figures_kept(self.store, "what each segment is worth")
         parts = range(self._partitions())
         counts = await self.store.tallies.segment_counts(parts)
         sums = await self.store.tallies.worth(parts)

@@ -367,7 +367,10 @@ def _paths(bad: dict[str, Any], scheme: dict[str, Any], budget: str) -> dict[str
                     "responses": {
                         "200": _json(_VALUE, "Figures kept by the commits (no scan)."),
                         "400": bad,
-                        "503": _error("Redis is unavailable."),
+                        "503": _error(
+                            "Redis is unavailable, or the namespace predates these figures "
+                            "(the body says which)."
+                        ),
                     },
                 }
             },
@@ -402,7 +405,14 @@ def _paths(bad: dict[str, Any], scheme: dict[str, Any], budget: str) -> dict[str
                     },
                 }
             },
-            "/winback": winback_path(scheme, bad, _error("Redis is unavailable.")),
+            "/winback": winback_path(
+                scheme,
+                bad,
+                _error(
+                    "Redis is unavailable, or the namespace predates these figures "
+                    "(the body says which)."
+                ),
+            ),
             MEMBERS: members_path(scheme, _json, _error),
             "/health": {
                 "get": {

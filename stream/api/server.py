@@ -27,6 +27,7 @@ from pydantic import SecretStr
 
 from schemas.errors import StoreUnavailable
 from segments.winback import Lapsed
+from state.layout import FiguresNotKept
 from stream.api.lookup import BadParameter, Lookup
 from stream.api.members import Gone, Members, NotFound
 from stream.api.openapi import OPEN_ROUTES, document
@@ -399,7 +400,7 @@ async def _json_errors(
         return _error(404, str(exc))
     except Gone as exc:
         return _error(410, str(exc), "cursor")
-    except StoreUnavailable as exc:
+    except (StoreUnavailable, FiguresNotKept) as exc:
         return _error(503, str(exc))
     except web.HTTPException as exc:
         if exc.status < 400:

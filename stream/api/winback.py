@@ -17,6 +17,7 @@ from schemas.money import from_units
 from segments.rules import load_checked_rules
 from segments.winback import DAY_MS, HORIZONS, REVENUE_DAYS, Lapsed, Period, lapsed_of
 from segments.winback_cohorts import cohorts
+from state.layout import check_figures_kept
 from state.winback import WinbackReads
 from stream.api.lookup import BadParameter, Lookup, parse_time
 from stream.apply.encode import iso
@@ -97,6 +98,7 @@ async def winback(
     name = _scheme([s.name for s in lookup.engine.schemes], lap, scheme)
     per = _period(period)
     given = parse_time("since", since)
+    await check_figures_kept(lookup.store, "win-back figures")
     now = lookup.now_ms()
     kept = now - lookup.settings.matrix_retention - 31 * DAY_MS
     since_ms = max(kept, given if given is not None else kept)

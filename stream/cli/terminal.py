@@ -13,6 +13,7 @@ from segments.model import NONE
 from segments.quantiles import CutPoints
 from segments.rules import build_engine
 from state.keys import Keys
+from state.layout import FiguresNotKept
 from state.store import RedisStore
 from stream.api.lookup import Lookup
 from stream.api.winback import winback_all
@@ -106,6 +107,10 @@ async def build_report(lookup: Lookup, since: str, until: str | None, now_ms: in
             if to != NONE:
                 sizes[(scheme, to)] = sizes.get((scheme, to), 0) - n
     labels = {s.name: dict(s.labels) for s in lookup.engine.schemes}
+    try:  # the running figures, where the namespace kept them from its start
+        winback, values = await winback_all(lookup, since), await lookup.segment_values()
+    except FiguresNotKept:  # a namespace from before them: the flows and sizes still answer
+        winback, values = [], None
     return render_report(
         title=f"rfm-stream · segment flows · {lookup.store.keys.namespace}",
         since_ms=since_ms,
@@ -115,6 +120,6 @@ async def build_report(lookup: Lookup, since: str, until: str | None, now_ms: in
         sizes_now=sizes,
         labels=labels,
         generated_at_ms=now_ms,
-        winback=await winback_all(lookup, since),
-        values=await lookup.segment_values(),
+        winback=winback,
+        values=values,
     )

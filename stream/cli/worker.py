@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from segments.engine import Engine
     from state.store import RedisStore
 
-__all__ = ["add_worker", "cmd_worker"]
+__all__ = ["add_worker", "cmd_worker", "start_checks"]
 
 
 def add_worker(sub: Subcommands) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from schemas.settings import Settings
 from segments.engine import Engine
-from state.layout import ensure_days_kept, window_of
+from state.layout import ensure_days_kept, populated, window_of
 from state.store import RedisStore
 
 __all__ = ["check_days_kept"]
@@ -23,8 +23,9 @@ async def check_days_kept(
     settings: Settings, store: RedisStore, engine: Engine, partitions: int
 ) -> None:
     """Raises :class:`state.layout.WindowsNotKept`; records the window otherwise."""
-    counts = await store.tallies.segment_counts(range(partitions))
-    populated = any(n > 0 for segs in counts.values() for n in segs.values())
     await ensure_days_kept(
-        store, window_of(engine.schemes), populated, settings.accept_short_windows
+        store,
+        window_of(engine.schemes),
+        await populated(store, partitions),
+        settings.accept_short_windows,
     )

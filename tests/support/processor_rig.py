@@ -17,6 +17,7 @@ import orjson
 
 from schemas.settings import Settings, load_settings
 from segments.rules import build_engine
+from state.layout import ensure_layout
 from state.store import RedisStore
 from stream.apply.clock import ManualClock
 from stream.apply.messages import Msg
@@ -76,7 +77,9 @@ class Rig:
 
 
 async def make_rig(redis_url: str, now_ms: int, partitions: int = 1, **overrides: Any) -> Rig:
-    """A processor owning ``partitions`` of a fresh namespace; both clocks at ``now_ms``."""
+    """A processor owning ``partitions`` of a fresh namespace, recorded as a first worker
+    records it (:func:`state.layout.ensure_layout`: its layout, and that it keeps the
+    running figures from its start); both clocks at ``now_ms``."""
     settings = load_settings(
         redis_url=redis_url,
         namespace=f"t{uuid.uuid4().hex[:8]}",
@@ -86,6 +89,7 @@ async def make_rig(redis_url: str, now_ms: int, partitions: int = 1, **overrides
     outputs = CollectingOutputs()
     clock = ManualClock(now_ms)
     processor = Processor(settings, store, build_engine(settings), outputs, clock, clock)
+    await ensure_layout(store, settings.purchases_topic, partitions)
     await processor.assign(range(partitions))
     return Rig(settings, store, outputs, processor, clock)
 
