@@ -47,8 +47,10 @@ B = PYRAMID.format(
     q="[0.5]",
     segments='top = { label = "T", cells = ["2"] }\nrest = { label = "R", cells = ["1"] }',
 )
-A_RENAMED = A.replace('label = "A"', 'label = "Top"')
-"""A's quantile axes, other labels: a rules change that needs no walk."""
+A_MERGED = A.replace(
+    'cells = ["2"] }\nsmall = { label = "D", cells = ["1"] }', 'cells = ["2", "1"] }'
+)
+"""A's quantile axes, its two lowest segments merged: a rules change needing no walk."""
 
 
 @pytest.fixture
@@ -137,14 +139,14 @@ async def test_a_rollback_mid_sweep_counts_every_customer_once(rig: Rig, tmp_pat
     assert all(sketch.size(v) == CUSTOMERS for v in got.values())
 
 
-async def test_a_rollback_over_a_change_of_labels_only_counts_every_customer_once(
+async def test_a_rollback_over_a_change_of_segments_only_counts_every_customer_once(
     rig: Rig, tmp_path: Path
 ) -> None:
     """Broken the same way when the rules in between kept A's quantile axes (no walk, the
     version in force reused): A's old summaries were counted into again."""
     await _start(rig, tmp_path / "a.toml", A)
     await _feed(rig)
-    await _start(rig, tmp_path / "r.toml", A_RENAMED)
+    await _start(rig, tmp_path / "r.toml", A_MERGED)
     await _start(rig, tmp_path / "a2.toml", A)
     engine = rig.processor.engine
     got = await _summaries(rig, engine)
