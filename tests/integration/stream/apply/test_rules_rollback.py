@@ -8,7 +8,7 @@ rules-change sweep. Each test names, in its docstring, the broken behaviour it c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,8 +18,9 @@ import pytest
 from schemas.times import to_ms
 from segments import sketch
 from segments.engine import Engine
-from segments.quantiles import ExactSummaries, Populations
+from segments.quantiles import CutPoints, ExactSummaries, Populations
 from segments.rules import build_engine, load_checked_rules
+from state.store import RedisStore
 from state.walk import walk_states
 from stream.apply import calibrate
 from stream.apply.calibrate import Calibrator, refresh
@@ -63,7 +64,7 @@ async def rig(redis_url: str) -> AsyncIterator[Rig]:
 async def _start(rig: Rig, path: Path, text: str, sweep: bool = True) -> Calibrator:
     """The processor on ``text``'s rules, as a worker starting on that file: prepare
     (the rules-change pass, or an era begun), then the sweep to the end."""
-    path.write_text(text)
+    _write(path, text)
     settings = rig.settings.model_copy(update={"rules": str(path)})
     rules = load_checked_rules(settings)
     rig.processor.use(build_engine(settings, rules))
@@ -73,6 +74,10 @@ async def _start(rig: Rig, path: Path, text: str, sweep: bool = True) -> Calibra
     if sweep:
         await sweep_to_end(rig, rig.clock.now_ms())
     return cal
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_text(text)
 
 
 async def _feed(rig: Rig) -> None:
@@ -168,15 +173,21 @@ async def test_start_uses_the_version_its_pass_made_not_a_foreign_one_installed_
     b_engine = rig.processor.engine
     real = calibrate.ensure_cut_points
 
-    async def then_an_old_worker_refreshes(*args: object, **kw: object) -> object:
-        made = await real(*args, **kw)  # type: ignore[arg-type]
+    async def then_an_old_worker_refreshes(
+        store: RedisStore,
+        engine: Engine,
+        partitions: Iterable[int],
+        now: Callable[[], int],
+        lease_ms: int | None = None,
+    ) -> CutPoints | None:
+        made = await real(store, engine, partitions, now, lease_ms)
         assert made is not None
         foreign = await refresh(rig.store, b_engine, [0], rig.clock.now_ms(), made, force=True)
         assert foreign is not None and foreign.version == made.version + 1
         return made
 
     monkeypatch.setattr(calibrate, "ensure_cut_points", then_an_old_worker_refreshes)
-    (tmp_path / "a.toml").write_text(A)
+    _write(tmp_path / "a.toml", A)
     settings = rig.settings.model_copy(update={"rules": str(tmp_path / "a.toml")})
     rules = load_checked_rules(settings)
     rig.processor.use(build_engine(settings, rules))
