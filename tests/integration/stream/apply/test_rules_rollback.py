@@ -133,8 +133,10 @@ async def test_a_rollback_counts_every_customer_once_and_drops_the_old_summaries
 async def test_a_rollback_mid_sweep_counts_every_customer_once(rig: Rig, tmp_path: Path) -> None:
     """Broken: rolled back before B's sweep reached everyone, customers still stamped
     under A's first era counted in A's old summaries, and the rest were added again."""
+    await _feed(rig)  # under the rig's rules: A's pass then begins a named era
     await _start(rig, tmp_path / "a.toml", A)
-    await _feed(rig)
+    first_a = Populations.of(rig.processor.engine)
+    assert first_a.since is not None
     await _start(rig, tmp_path / "b.toml", B, sweep=False)
     assert not await rig.processor.sweep(0, rig.clock.now_ms())  # 4 of 10 re-evaluated
     await _start(rig, tmp_path / "a2.toml", A)
@@ -142,6 +144,8 @@ async def test_a_rollback_mid_sweep_counts_every_customer_once(rig: Rig, tmp_pat
     got = await _summaries(rig, engine)
     assert got and got == await _exact(rig, engine)
     assert all(sketch.size(v) == CUSTOMERS for v in got.values())
+    assert engine.summary_since is not None and engine.summary_since > first_a.since
+    assert not [n for n in first_a.names if await _exists(rig, n)]
 
 
 async def test_a_rollback_over_a_change_of_segments_only_counts_every_customer_once(
