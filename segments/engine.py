@@ -87,6 +87,9 @@ class Engine:
         self.rules_version = hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
         self.cut_version: int | None = None
         """Version of the quantile cut points the schemes were built with (if any)."""
+        self.summary_since: int | None = None
+        """The cut version that began these rules' era of quantile summaries (None: no
+        era recorded), :class:`segments.quantiles.Era`."""
         self.model: ValueModel | None = None
         """The base's model in that version (P(alive), CLV), if one was fitted."""
         self._timed = {

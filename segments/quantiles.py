@@ -18,7 +18,9 @@ only once evaluated under those rules (their stamp says so). A rules change, or 
 bucketing, therefore starts empty summaries that fill as the rules-change sweep, events
 and the timer re-evaluate customers, never mixing a value added under one bucketing with
 one removed under another (which drove counts negative), and never leaving out the
-customers of a population that did not exist before (a new window, say).
+customers of a population that did not exist before (a new window, say). A rules
+version in force again after others (a rollback) starts a new **era** with summaries of
+its own (:class:`Era`): its first era's summaries still hold every customer as they were.
 
 Because of that, a cut-point version records the quantile axes its thresholds were made
 for (:func:`axes_of`, :meth:`CutPoints.made_for`): when rules change a quantile axis the
@@ -33,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -47,13 +49,27 @@ __all__ = [
     "COUNT_ACCURACY",
     "MONEY_ACCURACY",
     "CutPoints",
+    "Era",
     "ExactSummaries",
     "Population",
     "Populations",
     "axes_of",
     "counted",
+    "generation",
     "layout",
 ]
+
+
+class _Counts(Protocol):
+    """What :meth:`Populations.of` reads of an engine (no import: the engine imports us)."""
+
+    @property
+    def schemes(self) -> Sequence[Scheme]: ...
+    @property
+    def rules_version(self) -> str: ...
+    @property
+    def summary_since(self) -> int | None: ...
+
 
 AxesRecord = Mapping[str, Mapping[str, str]]
 """scheme -> axis name -> axis description (quantiles and window), of quantile axes."""
@@ -73,6 +89,36 @@ every count in practice, so a finer one would change nothing."""
 
 
 @dataclass(frozen=True, slots=True)
+class Era:
+    """Which summaries a rules version's customers are counted in now: its **generation**.
+
+    A rules version can be in force more than once (rules A, then B, then A again: a
+    rollback). The summaries of A's first era were frozen when B came in, still holding
+    every customer at their values of then; counting A's customers into them again would
+    count each one twice. So each era of a rules version has summaries of its own, named
+    by (``rules``, ``since``): ``since`` is the cut-point version that began it (the one
+    the rules change installed), and a customer counts in them only once evaluated under
+    these rules at that version or a later one (:func:`counted`). Cut-point versions only
+    grow, so a stamp of an earlier era never counts in a later one, and the rules-change
+    sweep fills the new era's summaries exactly.
+
+    ``summaries``: the era's summary names, so the next era knows which keys to delete
+    (they can't be derived from another rules file's schemes).
+    """
+
+    rules: str
+    since: int
+    summaries: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {"rules": self.rules, "since": self.since, "summaries": list(self.summaries)}
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Era:
+        return cls(str(doc["rules"]), int(doc["since"]), tuple(map(str, doc["summaries"])))
+
+
+@dataclass(frozen=True, slots=True)
 class CutPoints:
     """One version of the quantile axes' thresholds: scheme -> axis -> thresholds."""
 
@@ -86,6 +132,15 @@ class CutPoints:
     axes: AxesRecord | None = None
     """The quantile axes the thresholds were computed for (:func:`axes_of`); None in a
     document written before this was recorded (made for unknown axes)."""
+    era: Era | None = None
+    """The summaries' current generation (:class:`Era`), carried from version to version
+    by refreshes; None in a document written before eras (the one unnamed generation per
+    rules version, until the next rules change or the next start begins an era)."""
+
+    def since_for(self, rules_version: str) -> int | None:
+        """The start of ``rules_version``'s current era, if the document records it
+        (None: another rules version's era, or none recorded)."""
+        return self.era.since if self.era and self.era.rules == rules_version else None
 
     def made_for(self, schemes: Sequence[Scheme]) -> bool:
         """Were these thresholds computed for every quantile axis of ``schemes``? Each
@@ -109,6 +164,8 @@ class CutPoints:
             doc["model"] = self.model.to_json()
         if self.axes is not None:
             doc["axes"] = {s: dict(ax) for s, ax in self.axes.items()}
+        if self.era is not None:
+            doc["era"] = self.era.to_json()
         return doc
 
     @classmethod
@@ -117,6 +174,7 @@ class CutPoints:
         assert isinstance(th, Mapping)
         model = doc.get("model")
         axes = doc.get("axes")
+        era = doc.get("era")
         return cls(
             version=int(doc["version"]),
             at_ms=int(doc["at_ms"]),
@@ -128,6 +186,7 @@ class CutPoints:
                 if isinstance(axes, Mapping)
                 else None
             ),
+            era=Era.from_json(era) if isinstance(era, Mapping) else None,
         )
 
 
@@ -142,18 +201,26 @@ def axes_of(schemes: Sequence[Scheme]) -> dict[str, dict[str, str]]:
     return out
 
 
-def counted(state: CustomerState, rules_version: str) -> bool:
-    """Does ``state`` count in the summaries of ``rules_version``? Once it has an order
-    holding money and was evaluated under those rules (its stamp, ``rules/cut`` as
-    :func:`segments.causes.stamp_of` writes it, starts with them): every such
-    evaluation goes through the commit that adds it to them."""
-    return state.frequency > 0 and state.stamp.partition("/")[0] == rules_version
+def counted(state: CustomerState, rules_version: str, since: int | None = None) -> bool:
+    """Does ``state`` count in the summaries of ``rules_version``'s era begun at cut
+    version ``since`` (:class:`Era`)? Once it has an order holding money and was
+    evaluated under those rules (its stamp, ``rules/cut`` as
+    :func:`segments.causes.stamp_of` writes it, starts with them) at a cut version of
+    this era: every such evaluation goes through the commit that adds it to them.
+    ``since`` None: the unnamed generation of a document without eras (any cut)."""
+    if state.frequency <= 0:
+        return False
+    rules, _, cut = state.stamp.partition("/")
+    if rules != rules_version:
+        return False
+    return since is None or (cut.isdigit() and int(cut) >= since)
 
 
 @dataclass(frozen=True, slots=True)
 class Population:
     """One summarised quantity: an axis, over a window or the whole history, kept under
-    the rules version ``generation`` (part of its name, so of its Redis key)."""
+    the generation ``generation`` (rules version and era, :func:`generation`; part of its
+    name, so of its Redis key)."""
 
     axis: str
     window_ms: int | None = None
@@ -195,6 +262,13 @@ class Population:
         return np.fromiter((getattr(s, attr) for s in states), np.int64, n)
 
 
+def generation(rules_version: str, since: int | None) -> str:
+    """The summaries' generation as named in their keys: ``<rules>+<since>`` for an
+    era (:class:`Era`), the bare rules version for a document without eras (the names
+    summaries had before eras, so an upgrade keeps reading them)."""
+    return rules_version if since is None else f"{rules_version}+{since}"
+
+
 def _quantities(schemes: Sequence[Scheme]) -> list[Population]:
     found = {
         Population(a.name, a.window_ms)
@@ -213,12 +287,33 @@ def layout(schemes: Sequence[Scheme]) -> str:
 
 class Populations:
     """The populations the schemes' quantile axes need under ``rules_version`` (the
-    engine's), and their summary deltas."""
+    engine's) in its era begun at ``since`` (:class:`Era`), and their summary deltas."""
 
-    def __init__(self, schemes: Sequence[Scheme], rules_version: str) -> None:
+    def __init__(
+        self, schemes: Sequence[Scheme], rules_version: str, since: int | None = None
+    ) -> None:
         self.rules_version = rules_version
-        self.items = tuple(
-            Population(p.axis, p.window_ms, rules_version) for p in _quantities(schemes)
+        self.since = since
+        gen = generation(rules_version, since)
+        self.items = tuple(Population(p.axis, p.window_ms, gen) for p in _quantities(schemes))
+
+    @classmethod
+    def of(cls, engine: _Counts) -> Populations:
+        """The populations ``engine`` counts customers into: its rules, its era."""
+        return cls(engine.schemes, engine.rules_version, engine.summary_since)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The summaries' names (their keys' suffixes)."""
+        return tuple(p.name for p in self.items)
+
+    def era(self, since: int) -> Era:
+        """The era of these rules begun at cut version ``since``, with its summaries."""
+        gen = generation(self.rules_version, since)
+        return Era(
+            self.rules_version,
+            since,
+            tuple(Population(p.axis, p.window_ms, gen).name for p in self.items),
         )
 
     def __bool__(self) -> bool:
@@ -226,9 +321,9 @@ class Populations:
 
     def snapshot(self, states: Sequence[CustomerState]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Each population's (values, present) for ``states``, to diff after an update;
-        present: :func:`counted` under this rules version."""
-        rv = self.rules_version
-        present = np.fromiter((counted(s, rv) for s in states), bool, len(states))
+        present: :func:`counted` in this rules version's era."""
+        rv, since = self.rules_version, self.since
+        present = np.fromiter((counted(s, rv, since) for s in states), bool, len(states))
         return {p.name: (p.values(states), present) for p in self.items}
 
     def deltas(
@@ -330,10 +425,18 @@ class ExactSummaries:
     def cut_points(
         self, schemes: Sequence[Scheme], now_ms: int, version: int, model: ValueModel | None
     ) -> CutPoints:
-        """The version these summaries give at ``now_ms`` (as a refresh computes it)."""
+        """The version these summaries give at ``now_ms`` (as a refresh computes it),
+        beginning an era of these rules (:class:`Era`): the rules-change sweep fills the
+        era's summaries from empty, and earlier eras' stamps don't count in them."""
         cuts = self.populations.cut_points(
             schemes, self.summaries, now_ms, version, population=self.customers
         )
         return CutPoints(
-            cuts.version, cuts.at_ms, cuts.thresholds, cuts.population, model, cuts.axes
+            cuts.version,
+            cuts.at_ms,
+            cuts.thresholds,
+            cuts.population,
+            model,
+            cuts.axes,
+            self.populations.era(version),
         )

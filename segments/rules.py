@@ -113,5 +113,6 @@ def build_engine(
     )
     engine = Engine(schemes, policy_of(settings))
     engine.cut_version = cuts.version if cuts else None
+    engine.summary_since = cuts.since_for(engine.rules_version) if cuts else None
     engine.model = cuts.model if cuts else None
     return engine

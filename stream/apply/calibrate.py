@@ -87,10 +87,20 @@ class Calibrator:
 
     async def prepare(self, partitions: Iterable[int]) -> CutPoints | None:
         """Before classifying anyone: make sure the current version was made for these
-        rules' quantile axes (computing it from every customer if not), and use it."""
+        rules' quantile axes (computing it from every customer if not), and use it.
+
+        The version :func:`ensure_cut_points` returns is the one used, not whatever the
+        store holds a moment later: in a rolling deploy a worker on the old rules may
+        install its scheduled refresh in between, and :meth:`follow` would refuse that
+        one (made for other axes) and leave the engine on thresholds made for other
+        rules, which the rules-change sweep would then rank everyone with."""
         engine, clock = self.processor.engine, self.processor.clock
-        await ensure_cut_points(self.store, engine, partitions, clock.now_ms)
-        return await self.follow()
+        cuts = await ensure_cut_points(self.store, engine, partitions, clock.now_ms)
+        if cuts is None:
+            return await self.follow()
+        await self.processor.swap(build_engine(self.settings, self.rules, cuts))
+        log.info("cut points: now at version %d", cuts.version)
+        return cuts
 
     async def follow(self) -> CutPoints | None:
         """Switch the engine to the namespace's current cut points if they moved; returns
@@ -132,7 +142,9 @@ class Calibrator:
                 return cuts  # the doubling check reads every summary: every 10 s is enough
             self._look_at = now_ms + _LOOK_EVERY_MS
         engine = self.processor.engine
-        if not await summaries_complete(self.store, engine.rules_version, parts):
+        if not await summaries_complete(
+            self.store, engine.rules_version, parts, engine.summary_since
+        ):
             return cuts  # partial: the cuts would come from those re-evaluated so far
         new = await refresh(
             self.store,
@@ -152,7 +164,7 @@ class Calibrator:
 
 def calibrated(engine: Engine) -> bool:
     """Does a cut-point version mean anything to ``engine`` (quantiles or the model)?"""
-    return bool(Populations(engine.schemes, engine.rules_version)) or engine.reads_model
+    return bool(Populations.of(engine)) or engine.reads_model
 
 
 async def _population(
@@ -235,7 +247,7 @@ async def refresh(
     population has at least doubled since ``current``. Returns the installed version,
     or None (not due, nobody to rank, or another worker installed one first).
     """
-    populations = Populations(engine.schemes, engine.rules_version)
+    populations = Populations.of(engine)
     if not populations and not engine.reads_model:
         return None
     parts = list(partitions)
@@ -246,6 +258,7 @@ async def refresh(
         return None
     version = (current.version if current else 0) + 1
     new = populations.cut_points(engine.schemes, summaries, now_ms, version, population=size)
+    new = dataclasses.replace(new, era=current.era if current else None)  # same summaries
     if engine.reads_model:
         model = await refit(store, parts, now_ms, sample, current.model if current else None)
         new = dataclasses.replace(new, model=model)
@@ -272,7 +285,7 @@ async def recalibrate(
     (:class:`SweepUnfinished`) while a rules-change sweep is filling the summaries.
     """
     parts = list(partitions)
-    if not await summaries_complete(store, engine.rules_version, parts):
+    if not await summaries_complete(store, engine.rules_version, parts, engine.summary_since):
         raise SweepUnfinished(
             "cannot recalibrate yet: the workers are still re-evaluating customers under "
             "these rules, so the summaries hold only some of them; try again once the "

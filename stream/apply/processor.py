@@ -157,7 +157,7 @@ class Processor:
         self.encoder = TransitionEncoder(
             engine, self.settings.currency, self.mode, value_policy_of(self.settings)
         )
-        self.populations = Populations(engine.schemes, engine.rules_version)
+        self.populations = Populations.of(engine)
 
     async def swap(self, engine: Engine) -> None:
         """:meth:`use` between batches: waits for every partition's in-flight work."""

@@ -19,11 +19,21 @@ exactly one version.
 Until every partition's rules-change sweep has finished, the new rules' incremental
 summaries hold only the customers re-evaluated so far: no refresh may read them
 (:func:`summaries_complete`).
+
+Every version installed here begins an **era** of the rules' summaries
+(:class:`segments.quantiles.Era`): rules back in force after others (a rollback) must not
+count their customers into summaries that still hold them from the first time. When the
+version in force was made for these rules' axes but its era is another rules version's
+(rules changed without touching a quantile axis, or a document from before eras), no
+walk is needed: the same thresholds are installed again as the next version, beginning
+the era (:func:`_begin_era`). Whoever installs the version deletes the previous era's
+summaries (:func:`state.retired_summaries.drop_summaries`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 
@@ -31,6 +41,7 @@ from schemas.errors import RfmStreamError
 from segments.engine import Engine
 from segments.quantiles import CutPoints, ExactSummaries, Populations
 from state.pass_lock import PassLease
+from state.retired_summaries import drop_summaries
 from state.store import RedisStore
 from state.walk import walk_states
 from stream.apply.modes import SWEEP
@@ -39,6 +50,7 @@ __all__ = [
     "SweepUnfinished",
     "ensure_cut_points",
     "exact_cut_points",
+    "needs_era",
     "needs_pass",
     "summaries_complete",
 ]
@@ -62,6 +74,15 @@ def needs_pass(engine: Engine, cuts: CutPoints | None) -> bool:
     if not Populations(engine.schemes, engine.rules_version):
         return False
     return cuts is None or not cuts.made_for(engine.schemes)
+
+
+def needs_era(engine: Engine, cuts: CutPoints | None) -> bool:
+    """Must a version be installed to begin an era of ``engine``'s summaries? When it
+    counts customers into summaries and ``cuts`` records no era of its rules (there is
+    no version yet: the first refresh's is the unnamed generation, nothing to confuse)."""
+    if cuts is None or not Populations(engine.schemes, engine.rules_version):
+        return False
+    return cuts.since_for(engine.rules_version) is None
 
 
 async def exact_cut_points(
@@ -115,13 +136,47 @@ async def _walk_and_install(
     if new is None:
         log.info("rules change: nobody to rank yet, no cut points to compute")
         return None
-    if not await store.put_cuts(current.version if current else 0, new.to_json()):
+    if not await _install(store, engine, parts, current, new):
         return None
     log.info(
         "rules change: cut points version %d computed from all %d customers",
         new.version,
         new.population,
     )
+    return new
+
+
+async def _install(
+    store: RedisStore,
+    engine: Engine,
+    parts: list[int],
+    current: CutPoints | None,
+    new: CutPoints,
+) -> bool:
+    """Install ``new`` (beginning an era) over ``current`` by compare-and-set; if it
+    went in, delete the summaries of the era it ends, and of this rules version's
+    unnamed generation (a document from before eras): nobody on these rules counts into
+    them again. Only named ones: an unnamed generation of other rules is left."""
+    if not await store.put_cuts(current.version if current else 0, new.to_json()):
+        return False
+    ended = set(current.era.summaries) if current and current.era else set()
+    ended |= set(Populations(engine.schemes, engine.rules_version).names)
+    await drop_summaries(store, parts, ended - set(new.era.summaries if new.era else ()))
+    return True
+
+
+async def _begin_era(
+    store: RedisStore, engine: Engine, parts: list[int], current: CutPoints
+) -> CutPoints | None:
+    """The version in force again as the next one, beginning an era of ``engine``'s
+    summaries (its thresholds were made for these axes: no walk). None: another version
+    went in first."""
+    version = current.version + 1
+    era = Populations(engine.schemes, engine.rules_version).era(version)
+    new = dataclasses.replace(current, version=version, era=era)
+    if not await _install(store, engine, parts, current, new):
+        return None
+    log.info("rules change: cut points version %d begins these rules' summaries", version)
     return new
 
 
@@ -133,9 +188,10 @@ async def ensure_cut_points(
     lease_ms: int | None = None,
 ) -> CutPoints | None:
     """Make sure the namespace's current version was made for ``engine``'s quantile
-    axes, computing it (:func:`exact_cut_points` at ``now()``) if it was not; returns the
-    current version once it is (None: there is no version and nobody to rank, so
-    nothing can be misranked: the first refresh makes one)."""
+    axes, computing it (:func:`exact_cut_points` at ``now()``) if it was not, and that it
+    records an era of ``engine``'s summaries (:func:`needs_era`); returns the current
+    version once it is (None: there is no version and nobody to rank, so nothing can be
+    misranked: the first refresh makes one)."""
     parts = list(partitions)
     lease = PassLease(store) if lease_ms is None else PassLease(store, lease_ms)
     waited = 0.0
@@ -143,7 +199,12 @@ async def ensure_cut_points(
         doc = await store.cuts()
         current = CutPoints.from_json(doc) if doc else None
         if not needs_pass(engine, current):
-            return current
+            if current is None or not needs_era(engine, current):
+                return current
+            new = await _begin_era(store, engine, parts, current)
+            if new is not None:
+                return new
+            continue  # another version went in meanwhile: look again
         if await lease.take():
             try:
                 new = await _walk_and_install(store, engine, parts, now(), current, lease)
@@ -161,17 +222,21 @@ async def ensure_cut_points(
 
 
 async def summaries_complete(
-    store: RedisStore, rules_version: str, partitions: Iterable[int]
+    store: RedisStore, rules_version: str, partitions: Iterable[int], since: int | None = None
 ) -> bool:
-    """Do the incremental summaries of ``rules_version`` hold every customer? Not while
-    a partition's sweep marker (``rules/cut|cursor``) is of other rules, or mid-way: a
-    refresh would compute cuts from the customers re-evaluated so far. A partition never
-    swept (no marker) has nothing pending."""
+    """Do the incremental summaries of ``rules_version``'s era begun at ``since`` hold
+    every customer? Not while a partition's sweep marker (``rules/cut|cursor``) is of
+    other rules or an earlier era, or mid-way: a refresh would compute cuts from the
+    customers re-evaluated so far. A partition never swept (no marker) has nothing
+    pending."""
     for p in partitions:
         raw = await store.meta_field(p, SWEEP)
         if raw is None:
             continue
         target, _, cursor = raw.partition("|")
-        if target.partition("/")[0] != rules_version or cursor != "done":
+        rules, _, cut = target.partition("/")
+        if rules != rules_version or cursor != "done":
+            return False
+        if since is not None and not (cut.isdigit() and int(cut) >= since):
             return False
     return True

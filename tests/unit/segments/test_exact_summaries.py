@@ -3,12 +3,13 @@ was made for, and summaries built from states directly equal the incremental one
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 
 from schemas.rules import RulesFile
 from segments import CustomerState, Engine, sketch
 from segments.check import build_scheme
-from segments.quantiles import CutPoints, ExactSummaries, Populations, axes_of
+from segments.quantiles import CutPoints, ExactSummaries, Populations, axes_of, counted
 
 DAY = 86_400_000
 NOW = 400 * DAY
@@ -96,5 +97,32 @@ def test_exact_summaries_equal_the_incremental_ones_and_rank_alike() -> None:
     assert exact.customers == 50
     assert exact.summaries == {p: sketch.merge(d) for p, d in incremental.items()}
     by_deltas = pops.cut_points(schemes, incremental, NOW, 2, population=50)
-    assert exact.cut_points(schemes, NOW, 2, None) == by_deltas
+    made = exact.cut_points(schemes, NOW, 2, None)
+    assert dataclasses.replace(made, era=None) == by_deltas
+    assert made.era == pops.era(2)  # the pass begins an era of these rules' summaries
     assert set(by_deltas.thresholds) == {"loyalty", "pyramid"}
+
+
+def test_a_stamp_counts_only_in_its_rules_era() -> None:
+    """Catches a rollback counting customers into the summaries of the rules' earlier era
+    (stamped under those rules at a cut version before the era began), an era lost on
+    the way through the document, and stamps of other rules counting."""
+    schemes = _schemes(LOYALTY_A + PYRAMID.format(window="90d"))
+    rv = Engine(schemes).rules_version
+    state = _states(1)[0]
+    for stamp, since, want in [
+        (f"{rv}/3", None, True),  # a document from before eras: any cut
+        (f"{rv}/3", 4, False),  # the era before: already in its own summaries
+        (f"{rv}/4", 4, True),
+        (f"{rv}/9", 4, True),
+        ("other/9", 4, False),
+        ("", 4, False),
+    ]:
+        state.stamp = stamp
+        assert counted(state, rv, since) is want, (stamp, since)
+    era = Populations(schemes, rv).era(4)
+    assert set(era.summaries) == set(Populations(schemes, rv, 4).names)
+    assert not set(era.summaries) & set(Populations(schemes, rv).names)
+    cuts = CutPoints(4, NOW, {}, 1, axes=axes_of(schemes), era=era)
+    again = CutPoints.from_json(cuts.to_json())
+    assert again == cuts and again.since_for(rv) == 4 and again.since_for("other") is None
