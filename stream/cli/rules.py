@@ -42,6 +42,14 @@ def add_recalibrate(sub: Subcommands) -> None:
     recal = sub.add_parser(
         "recalibrate", help="recompute quantile cut points now (a new cut-point version)"
     )
+    recal.add_argument(
+        "--wait",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="while the workers still re-evaluate customers (a rules change or their own "
+        "recalibration), wait this long for them before refusing (default 300; 0: refuse)",
+    )
     add_settings_options(recal)
     recal.set_defaults(func=cmd_recalibrate)
 
@@ -100,24 +108,41 @@ def cmd_recalibrate(args: argparse.Namespace) -> int:
     import asyncio
 
     from schemas.errors import SettingsError
+    from segments.quantiles import CutPoints
     from segments.rules import build_engine
     from state.keys import Keys
     from state.store import RedisStore
     from stream.apply.calibrate import recalibrate
     from stream.apply.clock import WallClock
+    from stream.apply.rules_change import SweepUnfinished
     from stream.kafka.clients import topic_partitions
 
     s = settings_from(args)
-    engine = build_engine(s)
+    if not 0 <= args.wait <= 86_400:
+        raise SettingsError(f"bad --wait {args.wait}: seconds from 0 to 86400")
 
     async def run() -> str:
         n = await topic_partitions(s) or s.partitions
         store = RedisStore.from_settings(s)
+        clock = WallClock()
+        deadline = clock.now_ms() + args.wait * 1000
         try:
             await store.ping()
             store.keys = Keys(s.key_prefix, await store.serving(s.namespace))
-            now = WallClock().now_ms()
-            new = await recalibrate(store, engine, range(n), now, sample=s.model_sample)
+            while True:  # a sweep in progress finishes on its own: wait for it, bounded
+                # at the version in force, as a worker's engine: it names the summaries of
+                # the rules' current era (segments.quantiles), which a bare engine doesn't
+                doc = await store.cuts()
+                engine = build_engine(s, None, CutPoints.from_json(doc) if doc else None)
+                try:
+                    new = await recalibrate(
+                        store, engine, range(n), clock.now_ms(), sample=s.model_sample
+                    )
+                    break
+                except SweepUnfinished:
+                    if clock.now_ms() >= deadline:
+                        raise
+                    await asyncio.sleep(1.0)
         finally:
             await store.close()
         if new is None:

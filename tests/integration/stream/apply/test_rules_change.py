@@ -254,3 +254,43 @@ async def test_a_version_made_for_other_rules_is_not_followed(rig: Rig, tmp_path
     later = await calibrator.step(now + 2 * rig.settings.quantile_refresh, [0])
     assert later is not None and later.version == 4 and later.made_for(rig.processor.engine.schemes)
     assert rig.processor.engine.cut_version == 4
+
+
+async def test_the_recalibrate_command_waits_for_the_sweep_it_must_not_cut_short(
+    rig: Rig, tmp_path: Path, redis_url: str, kafka_bootstrap: str
+) -> None:
+    """``rfm-stream recalibrate`` while the workers re-evaluate customers: with
+    ``--wait 0`` refused in one line (exit 2); by default it waits for the sweep and then
+    installs its version. Catches an operator's recalibration refused whenever a worker
+    happens to be mid-sweep (CI run 1 of this session: right after a worker's own refresh)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.support.harness import ROOT
+
+    _new_rules(rig, tmp_path)
+    calibrator = _new_rules(rig, tmp_path)
+    prepared = await calibrator.prepare([0])
+    assert prepared is not None
+    now = rig.processor.clock.now_ms()
+    assert not await rig.processor.sweep(0, now)  # half-way
+    args = [sys.executable, "-m", "stream.cli", "recalibrate", "--redis-url", redis_url]
+    args += ["--namespace", rig.settings.namespace, "--rules", str(tmp_path / "new.toml")]
+    args += ["--partitions", "1", "--kafka-bootstrap", kafka_bootstrap]
+    args += ["--purchases-topic", f"none-{rig.settings.namespace}"]  # no topic: 1 partition
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    refused = await asyncio.to_thread(
+        subprocess.run, [*args, "--wait", "0"], capture_output=True, text=True, cwd=ROOT, env=env
+    )
+    assert refused.returncode == 2, refused.stderr
+    last = refused.stderr.strip().splitlines()[-1]
+    assert last.startswith("rfm-stream: cannot recalibrate yet"), refused.stderr
+    waiting = await asyncio.create_subprocess_exec(
+        *args, "--wait", "60", cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    await asyncio.sleep(1.5)
+    await sweep_to_end(rig, now)
+    out, err = await asyncio.wait_for(waiting.communicate(), 60)
+    assert waiting.returncode == 0, err.decode()
+    assert f"cut points: version {prepared.version + 1}" in out.decode(), out.decode()
