@@ -44,6 +44,19 @@ def purchase(
     }
 
 
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``rfm-stream *args`` in a subprocess with no ``RFM_*`` of this environment (only
+    ``PATH``): what an operator's shell runs, the settings given as options."""
+    return subprocess.run(
+        [sys.executable, "-m", "stream.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+    )
+
+
 def _decoded(batch: dict[Any, list[Any]]) -> list[dict[str, Any]]:
     """A ``getmany`` batch's JSON records, each with its partition and key."""
     out = []

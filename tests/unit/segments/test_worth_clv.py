@@ -12,7 +12,7 @@ from segments.bgnbd import BgNbdParams
 from segments.model import CustomerState, Purchase, Refund
 from segments.value import ValueModel, ValuePolicy
 from segments.worth import Equity, WorthDeltas, clv_cents, deltas, holdings, recount
-from tests.unit.segments.test_worth import DAY, UNIT, engine
+from tests.unit.segments.test_worth import DAY, UNIT, _into, engine
 
 K = TypeVar("K")
 POLICY = ValuePolicy()
@@ -21,13 +21,6 @@ MODELS = [
     ValueModel(BgNbdParams(r=0.8, alpha=12.0, a=0.3, b=4.0), 500, -1000.0, 0),
 ]
 """Two fits: a refit swaps the model and re-evaluates everyone (the recalibration sweep)."""
-
-
-def _into(mine: dict[K, int], theirs: dict[K, int]) -> None:
-    for k, v in theirs.items():
-        mine[k] = mine.get(k, 0) + v
-        if not mine[k]:
-            del mine[k]
 
 
 def add(total: WorthDeltas, d: WorthDeltas) -> None:

@@ -9,9 +9,7 @@ Each test names, in its docstring, the broken behaviour it catches.
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,7 +30,7 @@ from stream.apply.routing import partitioner
 from stream.apply.rules_change import ensure_cut_points
 from stream.report.dryrun import namespace_diff, rules_diff
 from stream.report.movement import ABSENT, Movement
-from tests.support.harness import ROOT, RULES, purchase
+from tests.support.harness import RULES, purchase, run_cli
 from tests.support.processor_rig import Rig, make_rig, sweep_to_end
 
 pytestmark = pytest.mark.integration
@@ -256,14 +254,7 @@ async def test_namespace_diff_shows_exactly_the_difference(redis_url: str) -> No
 
 
 def _cli(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "stream.cli", *args, "--redis-url", redis_url],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-    )
+    return run_cli(*args, "--redis-url", redis_url)
 
 
 async def test_the_cli_compares_and_refuses_an_unknown_namespace(

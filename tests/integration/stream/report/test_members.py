@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,7 +31,7 @@ from stream.cli.main import main
 from stream.cli.members import export_members
 from stream.demo.embedded import free_port
 from stream.report.members import MembersQuery, sort_key
-from tests.support.harness import ROOT, purchase
+from tests.support.harness import purchase, run_cli
 from tests.support.processor_rig import Rig, make_rig
 from tests.support.secure_redis import WORKER_ACL
 
@@ -246,14 +244,7 @@ async def test_http_refusals_name_the_parameter(rig: Rig, http: str) -> None:
 
 
 def _cli(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "stream.cli", *args, "--redis-url", redis_url],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-    )
+    return run_cli(*args, "--redis-url", redis_url)
 
 
 async def test_the_cli_lists_to_stdout_and_refuses_in_one_line(
