@@ -11,6 +11,7 @@ from typing import Any
 
 from stream.api.openapi_members import PATH as MEMBERS
 from stream.api.openapi_members import members_path
+from stream.api.openapi_worth import value_path
 from stream.api.winback import path_item as winback_path
 
 __all__ = ["OPEN_ROUTES", "ROUTES", "document"]
@@ -36,109 +37,6 @@ _ERROR = {
     "properties": {
         "error": {"type": "string", "description": "What went wrong, in one line."},
         "parameter": {"type": "string", "description": "The parameter at fault (400)."},
-    },
-}
-
-
-_MONEY = {"type": "string", "description": "Decimal amount in `currency`, exact."}
-_SHARE = {"type": "number", "minimum": 0, "maximum": 1}
-_CLV_TOTAL = {
-    "type": ["string", "null"],
-    "description": "Σ of the members' CLV as of each one's last evaluation (a refit "
-    "reaches everyone within one recalibration sweep), to the cent; null while value "
-    "figures are off (no value_figures scheme or no fitted model).",
-}
-_CLV_AVERAGE = {
-    "type": ["string", "null"],
-    "description": "That Σ / the customers holding a CLV, to the cent; null as above.",
-}
-_VALUE = {
-    "type": "object",
-    "required": ["currency", "schemes", "base"],
-    "properties": {
-        "currency": {"type": "string"},
-        "schemes": {
-            "type": "object",
-            "additionalProperties": {
-                "type": "object",
-                "required": ["customers", "revenue", "segments"],
-                "properties": {
-                    "customers": {"type": "integer"},
-                    "revenue": _MONEY,
-                    "segments": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "required": [
-                                "segment",
-                                "label",
-                                "customers",
-                                "revenue",
-                                "revenue_share",
-                                "orders",
-                                "average_order_value",
-                            ],
-                            "properties": {
-                                "segment": {"type": "string"},
-                                "label": {"type": "string"},
-                                "customers": {"type": "integer"},
-                                "revenue": _MONEY,
-                                "revenue_share": _SHARE,
-                                "orders": {"type": "integer"},
-                                "average_order_value": {
-                                    "type": ["string", "null"],
-                                    "description": "Revenue / orders, to the cent; null "
-                                    "without orders.",
-                                },
-                                "clv": _CLV_TOTAL,
-                                "average_clv": _CLV_AVERAGE,
-                            },
-                        },
-                    },
-                },
-            },
-        },
-        "base": {
-            "type": "object",
-            "required": ["customers", "revenue", "pareto", "bucket_accuracy"],
-            "properties": {
-                "customers": {"type": "integer"},
-                "revenue": _MONEY,
-                "pareto": {
-                    "type": "array",
-                    "description": "Revenue of the top 1 % and 20 % of customers by net "
-                    "spend: exact up to the one bucket the cut straddles, so a range "
-                    "(low == high when the cut falls between buckets).",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "top": _SHARE,
-                            "customers": {"type": "integer"},
-                            "revenue_low": _MONEY,
-                            "revenue_high": _MONEY,
-                            "revenue_share_low": _SHARE,
-                            "revenue_share_high": _SHARE,
-                        },
-                    },
-                },
-                "bucket_accuracy": {
-                    "type": "number",
-                    "description": "Relative width of the buckets behind the range.",
-                },
-                "equity": {
-                    "type": ["string", "null"],
-                    "description": "Customer equity (客户资产): the Σ of every customer's CLV "
-                    "as of their last evaluation, to the cent; null while value figures "
-                    "are off.",
-                },
-                "equity_customers": {
-                    "type": "integer",
-                    "description": "Customers holding a CLV (all with an order once the "
-                    "model has been on for one sweep).",
-                },
-                "average_clv": _CLV_AVERAGE,
-            },
-        },
     },
 }
 
@@ -350,30 +248,7 @@ def _paths(bad: dict[str, Any], scheme: dict[str, Any], budget: str) -> dict[str
                     },
                 }
             },
-            "/segments/value": {
-                "get": {
-                    "summary": "Net revenue, share, orders, AOV and CLV per segment; the "
-                    "Pareto view and customer equity of the base",
-                    "operationId": "getSegmentValues",
-                    "parameters": [
-                        {
-                            "name": "scheme",
-                            "in": "query",
-                            "required": False,
-                            "description": "Default: every scheme.",
-                            "schema": scheme,
-                        }
-                    ],
-                    "responses": {
-                        "200": _json(_VALUE, "Figures kept by the commits (no scan)."),
-                        "400": bad,
-                        "503": _error(
-                            "Redis is unavailable, or the namespace predates these figures "
-                            "(the body says which)."
-                        ),
-                    },
-                }
-            },
+            "/segments/value": value_path(scheme, bad, _json, _error),
             "/transitions/matrix": {
                 "get": {
                     "summary": "From -> to transition counts of a scheme over a time range",
