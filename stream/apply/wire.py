@@ -79,7 +79,7 @@ def plain_ids(joined: str, ids: tuple[str, ...]) -> bool:
     return True
 
 
-_SCALE_BY_PLACES = {n: 10 ** (4 - n) for n in range(5)}
+_SCALE_BY_PLACES: dict[int, int] = {n: 10 ** (4 - n) for n in range(5)}
 
 
 def amount_units(amount: str, places: int) -> int | None:
