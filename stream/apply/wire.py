@@ -40,8 +40,8 @@ class Wire(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
 
     Field for field the contract of :mod:`schemas.events`, a little stricter: ``kind``
     absent means a purchase, as there; ``refund_of`` may be absent (``UNSET``) but not
-    null (absent: ``UNSET``; a null fails the decode, and the purchase model refuses any
-    ``refund_of`` key); ``store_id`` and ``channel`` may be null, as there.
+    null (a null fails the decode: the purchase model refuses any ``refund_of`` key, null
+    or not); ``store_id`` and ``channel`` may be null, as there.
     """
 
     event_id: _Id
