@@ -30,6 +30,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from faust.types import TP
+from faust.types.tuples import ack_lock
+from mode.utils.futures import notify
 
 from stream.apply.messages import Msg
 
@@ -94,34 +96,45 @@ class Backlog:
         return dropped
 
 
-class _Ack:
-    """What ``Consumer.ack`` reads of a message: faust's bookkeeping, not a whole record."""
-
-    __slots__ = ("__weakref__", "acked", "offset", "topic", "tp")
-
-    def __init__(self, tp: TP, offset: int) -> None:
-        self.tp = tp
-        self.topic = tp.topic
-        self.offset = offset
-        self.acked = False
-
-
 def ack(consumer: Any, topic: str, msgs: Sequence[Msg]) -> None:
     """Tell faust ``msgs`` are done, so its commit loop moves the group's Kafka offsets.
 
     Kafka's group offsets are not our position (Redis is, :mod:`stream.live.faust_patches`); they
     are kept moving for the operators' lag tools.
+
+    Why not ``consumer.ack`` per record: it costs ~2 µs each (a lock, a settings lookup, a
+    message object built for it), 2-3 % of the worker's CPU per event. This is its
+    bookkeeping (faust 0.15's ``Consumer.ack``) for a batch at once, under the same lock:
+    an offset at or past the partition's committed one, not acked yet, joins ``_acked`` and
+    ``_acked_index`` and counts in ``_n_acked``; then whoever waits for an ack is woken.
+    tests/unit/stream/live/test_delivery.py checks it against faust's own ``ack``.
     """
-    tps: dict[int, TP] = {}
+    by_tp: dict[int, list[int]] = {}
     for m in msgs:
-        tp = tps.get(m.partition)
-        if tp is None:
-            tp = tps[m.partition] = TP(topic, m.partition)
-        consumer.ack(_Ack(tp, m.offset))
+        offsets = by_tp.get(m.partition)
+        if offsets is None:
+            by_tp[m.partition] = [m.offset]
+        else:
+            offsets.append(m.offset)
+    tps = [TP(topic, p) for p in by_tp]
+    if not tps:
+        return
+    with ack_lock:
+        if consumer.app.topics.acks_enabled_for(topic):
+            for tp, offsets in zip(tps, by_tp.values(), strict=True):
+                committed = consumer._committed_offset[tp]
+                index: set[int] = consumer._acked_index[tp]
+                acked: list[int] = consumer._acked[tp]
+                for offset in offsets:
+                    if (committed is None or offset >= committed) and offset not in index:
+                        index.add(offset)
+                        acked.append(offset)
+                        consumer._n_acked += 1
+            notify(consumer._waiting_for_ack)
     # what faust's streams record per event: its stall check reads it (no agent here)
     inbound = consumer.app.monitor.stream_inbound_time
     now = time.monotonic()
-    for tp in tps.values():
+    for tp in tps:
         inbound[tp] = now
 
 
