@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple
 
 import numpy as np
 
@@ -49,12 +49,15 @@ __all__ = [
     "PARETO_SHARES",
     "Equity",
     "Holding",
+    "Mark",
     "ParetoPoint",
     "SegmentWorth",
     "WorthDeltas",
     "clv_cents",
     "deltas",
     "holdings",
+    "marks",
+    "moved",
     "pareto",
     "recount",
 ]
@@ -80,6 +83,12 @@ class Holding:
     """CLV as of the last evaluation (cents), None when none is kept."""
 
 
+Mark = tuple[int, int, tuple[tuple[str, str], ...], int | None]
+"""A customer's :class:`Holding` as a plain tuple (``monetary, frequency, segments, clv``),
+the form :func:`moved` compares: taken of every customer twice per commit, a tuple costs
+a fraction of a dataclass. ``segments`` may still hold ``none`` entries (they add nothing)."""
+
+
 def holdings(states: Iterable[CustomerState]) -> list[Holding]:
     """Snapshot ``states`` (taken before and after a change; the engine edits in place)."""
     return [
@@ -91,6 +100,19 @@ def holdings(states: Iterable[CustomerState]) -> list[Holding]:
         )
         for s in states
     ]
+
+
+def marks(states: Iterable[CustomerState]) -> list[Mark]:
+    """:func:`holdings` for :func:`moved`: the same facts, unfiltered, as tuples."""
+    return [(s.monetary, s.frequency, tuple(s.segments.items()), s.clv) for s in states]
+
+
+def moved(before: Sequence[Mark], states: Sequence[CustomerState]) -> WorthDeltas:
+    """:func:`deltas` from the :func:`marks` of ``states`` taken before a change to them
+    now (the apply path's form: no object per customer)."""
+    if len(before) != len(states):
+        raise ValueError(f"before has {len(before)} customers but after has {len(states)}")
+    return _moves(zip(before, marks(states), strict=True))
 
 
 def clv_cents(
@@ -162,72 +184,85 @@ class WorthDeltas:
         )
 
 
-_K = TypeVar("_K")
-
-
-def _add(target: dict[_K, int], key: _K, delta: int) -> None:
-    target[key] = target.get(key, 0) + delta
-
-
 def deltas(before: Sequence[Holding], after: Sequence[Holding]) -> WorthDeltas:
-    """The sums' change when customer ``i`` goes from ``before[i]`` to ``after[i]``.
+    """The sums' change when customer ``i`` goes from ``before[i]`` to ``after[i]``."""
+    if len(before) != len(after):
+        raise ValueError(f"before has {len(before)} customers but after has {len(after)}")
+    return _moves(
+        ((b.monetary, b.frequency, b.segments, b.clv), (a.monetary, a.frequency, a.segments, a.clv))
+        for b, a in zip(before, after, strict=True)
+    )
+
+
+def _moves(pairs: Iterable[tuple[Mark, Mark]]) -> WorthDeltas:
+    """:func:`deltas` of (before, after) pairs.
 
     Pair by pair, and only what moved: a customer whose M and F stayed costs no bucket
     lookup, one who stayed in their segments adds ΔM and ΔF there (the apply path runs
-    this for every customer of every commit)."""
-    if len(before) != len(after):
-        raise ValueError(f"before has {len(before)} customers but after has {len(after)}")
-    out = WorthDeltas()
-    for b, a in zip(before, after, strict=True):
+    this for every customer of every commit, so the adds are inlined). Segments ``none``
+    are skipped here; a pair whose segments differ only by a ``none`` entry goes the
+    "moved" way, whose terms then cancel to the same sums."""
+    revenue: dict[tuple[str, str], int] = {}
+    orders: dict[tuple[str, str], int] = {}
+    counts: dict[int, int] = {}
+    sums: dict[int, int] = {}
+    clv: dict[tuple[str, str], int] = {}
+    valued: dict[tuple[str, str], int] = {}
+    equity_clv = equity_customers = 0
+    index = BUCKETS.index_one
+    for b, a in pairs:
         if b == a:
             continue
-        if b.segments == a.segments:
-            dm, df = a.monetary - b.monetary, a.frequency - b.frequency
-            for key in a.segments:
-                _add(out.revenue, key, dm)
-                _add(out.orders, key, df)
+        bm, bf, bs, bc = b
+        am, af, as_, ac = a
+        same = bs == as_
+        if same:
+            dm, df = am - bm, af - bf
+            for key in as_:
+                if key[1] != NONE:
+                    revenue[key] = revenue.get(key, 0) + dm
+                    orders[key] = orders.get(key, 0) + df
         else:
-            for key in b.segments:
-                _add(out.revenue, key, -b.monetary)
-                _add(out.orders, key, -b.frequency)
-            for key in a.segments:
-                _add(out.revenue, key, a.monetary)
-                _add(out.orders, key, a.frequency)
-        if b.clv != a.clv or b.segments != a.segments:
-            _clv_moves(out, b, a)
-        if (b.frequency > 0, b.monetary) != (a.frequency > 0, a.monetary):
-            if b.frequency > 0:
-                k = BUCKETS.index_one(b.monetary)
-                _add(out.counts, k, -1)
-                _add(out.sums, k, -b.monetary)
-            if a.frequency > 0:
-                k = BUCKETS.index_one(a.monetary)
-                _add(out.counts, k, 1)
-                _add(out.sums, k, a.monetary)
-    out.revenue = {k: v for k, v in out.revenue.items() if v}
-    out.orders = {k: v for k, v in out.orders.items() if v}
-    out.counts = {k: v for k, v in out.counts.items() if v}
-    out.sums = {k: v for k, v in out.sums.items() if v}
-    out.clv = {k: v for k, v in out.clv.items() if v}
-    out.valued = {k: v for k, v in out.valued.items() if v}
-    return out
-
-
-def _clv_moves(out: WorthDeltas, b: Holding, a: Holding) -> None:
-    """The CLV sums' part of :func:`deltas`: out of the old segments with the old CLV,
-    into the new ones with the new (a customer with no CLV kept counts in neither)."""
-    if b.clv is not None:
-        for key in b.segments:
-            _add(out.clv, key, -b.clv)
-            _add(out.valued, key, -1)
-    if a.clv is not None:
-        for key in a.segments:
-            _add(out.clv, key, a.clv)
-            _add(out.valued, key, 1)
-    e = out.equity
-    out.equity = Equity(
-        e.clv + (a.clv or 0) - (b.clv or 0),
-        e.customers + (a.clv is not None) - (b.clv is not None),
+            for key in bs:
+                if key[1] != NONE:
+                    revenue[key] = revenue.get(key, 0) - bm
+                    orders[key] = orders.get(key, 0) - bf
+            for key in as_:
+                if key[1] != NONE:
+                    revenue[key] = revenue.get(key, 0) + am
+                    orders[key] = orders.get(key, 0) + af
+        if bc != ac or not same:  # CLV: out of the old segments with the old, in with the new
+            if bc is not None:
+                for key in bs:
+                    if key[1] != NONE:
+                        clv[key] = clv.get(key, 0) - bc
+                        valued[key] = valued.get(key, 0) - 1
+                equity_clv -= bc
+                equity_customers -= 1
+            if ac is not None:
+                for key in as_:
+                    if key[1] != NONE:
+                        clv[key] = clv.get(key, 0) + ac
+                        valued[key] = valued.get(key, 0) + 1
+                equity_clv += ac
+                equity_customers += 1
+        if bm != am or (bf > 0) != (af > 0):  # the Pareto buckets of the base
+            if bf > 0:
+                k = index(bm)
+                counts[k] = counts.get(k, 0) - 1
+                sums[k] = sums.get(k, 0) - bm
+            if af > 0:
+                k = index(am)
+                counts[k] = counts.get(k, 0) + 1
+                sums[k] = sums.get(k, 0) + am
+    return WorthDeltas(
+        {k: v for k, v in revenue.items() if v},
+        {k: v for k, v in orders.items() if v},
+        {k: v for k, v in counts.items() if v},
+        {k: v for k, v in sums.items() if v},
+        {k: v for k, v in clv.items() if v},
+        {k: v for k, v in valued.items() if v},
+        Equity(equity_clv, equity_customers),
     )
 
 

@@ -179,7 +179,7 @@ class Processor:
     ) -> tuple[Outcome, Deltas]:
         """Run ``change`` on ``states``; also return the quantile-summary and worth
         deltas it made (both from the states before and after it)."""
-        held = worth.holdings(states)
+        held = worth.marks(states)
         if not self.populations:
             outcome = change()
             self._value(states)
@@ -307,7 +307,13 @@ class Processor:
             states.setdefault(c, CustomerState(c))
             for c in dict.fromkeys(ev.customer_id for _, ev in good)
         ]
-        before = {s.customer_id: Before(s.monetary, list(s.history)) for s in touched}
+        # win-back reads the spend and history before the events; with no lapsed segment
+        # in the rules nothing does (:func:`moves` returns at once): skip the copies
+        before = (
+            {s.customer_id: Before(s.monetary, list(s.history)) for s in touched}
+            if self.lapsed
+            else None
+        )
         outcome, deltas = self.summarised(
             touched, lambda: self.engine.apply_events(states, [ev for _, ev in good])
         )
@@ -440,7 +446,7 @@ class Processor:
 
 
 def _worth_of(
-    before: list[worth.Holding], states: Sequence[CustomerState]
+    before: list[worth.Mark], states: Sequence[CustomerState]
 ) -> dict[str, dict[str, int]]:
     """The worth hashes' deltas of ``states`` changed from ``before``."""
-    return worth_counters(worth.deltas(before, worth.holdings(states)))
+    return worth_counters(worth.moved(before, states))
