@@ -107,13 +107,13 @@ class Engine:
         self.reads_model = any(getattr(s, "reads_model", False) for s in schemes)
         """Some scheme reads the base's model (P(alive) axis, value figures): every
         cut-point version refits it."""
-        self.foldable = (
-            not self._windows
-            and not any(self._timed.values())
-            and not any(getattr(s, "hysteresis", 0) for s in schemes)
+        self.foldable = not self._timed_other and all(
+            isinstance(s, GridScheme) for s in schemes if getattr(s, "hysteresis", 0)
         )
-        """Every classification is a function of (as-of, F, M, first, last) alone, so a
-        batch can be applied by :func:`segments.fold.fold` instead of in rounds."""
+        """Every due time is one :mod:`segments.fold_walk` knows (recency, windows, held
+        refunds, grid schemes' cadence and P(alive) cuts) and every margin is a grid's, so
+        a batch can be applied by :func:`segments.fold.fold` instead of in rounds (the
+        rounds stay the reference: tests set this False to compare)."""
         self.replay = False
         """An event-time replay (backfill): the latest event time of a batch is the clock,
         so after applying it, what is due by then for its customers fires as well — the
@@ -279,6 +279,8 @@ class Engine:
             rules_version=self.rules_version,
             cut_version=self.cut_version,
             versioned=self._versioned,
+            windows=self._windows,
+            time_edges=tuple(self._time_edges),
         )
 
     def _time_cause(self, s: CustomerState, scheme: Scheme, trigger: str) -> str:
