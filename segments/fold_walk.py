@@ -25,19 +25,18 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Generator, Sequence
-from typing import TYPE_CHECKING, cast
+from contextlib import suppress
+from typing import cast
 
 import numpy as np
 
 from segments import refunds, windows
+from segments.fold_rules import FoldRules
 from segments.limits import forget
 from segments.model import Columns, CustomerState, Event, Outcome, Purchase
 from segments.policy import event_digest
 from segments.purchases import purchase
 from segments.value import alive_crossings
-
-if TYPE_CHECKING:
-    from segments.fold import FoldRules
 
 __all__ = ["NEVER", "Point", "walk"]
 
@@ -66,18 +65,14 @@ def walk(
     asking: list[tuple[Generator[Ask, tuple[int, ...], None], Ask]] = []
     for ci, (s, queue) in enumerate(items):
         gen = _customer(rules, ci, s, queue, None if limits is None else limits[ci], out, per[ci])
-        try:
+        with suppress(StopIteration):
             asking.append((gen, next(gen)))
-        except StopIteration:
-            pass
     while asking:
         answers = _crossings(rules, [a for _, a in asking])
         still = []
         for (gen, _), got in zip(asking, answers, strict=True):
-            try:
+            with suppress(StopIteration):
                 still.append((gen, gen.send(got)))
-            except StopIteration:
-                pass
         asking = still
     return [p for pts in per for p in pts]
 

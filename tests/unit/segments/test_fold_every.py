@@ -47,9 +47,7 @@ def _engine(model: ValueModel) -> Engine:
     for name, spec in RULES.schemes.items():
         bare = build_scheme(name, spec)
         cuts = {
-            a.name: _CUTS[a.name][: len(a.quantiles)]
-            for a in bare.axes
-            if a.quantiles is not None
+            a.name: _CUTS[a.name][: len(a.quantiles)] for a in bare.axes if a.quantiles is not None
         }
         schemes.append(build_scheme(name, spec, cuts, model))
     engine = Engine(schemes)
