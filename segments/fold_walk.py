@@ -26,7 +26,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Generator, Sequence
 from contextlib import suppress
-from typing import cast
+from typing import NamedTuple, cast
 
 import numpy as np
 
@@ -63,8 +63,9 @@ def walk(
     (customers in ``items`` order)."""
     per: list[list[Point]] = [[] for _ in items]
     asking: list[tuple[Generator[Ask, tuple[int, ...], None], Ask]] = []
+    ctx = _Rules.of(rules)
     for ci, (s, queue) in enumerate(items):
-        gen = _customer(rules, ci, s, queue, None if limits is None else limits[ci], out, per[ci])
+        gen = _customer(ctx, ci, s, queue, None if limits is None else limits[ci], out, per[ci])
         with suppress(StopIteration):
             asking.append((gen, next(gen)))
     while asking:
@@ -92,8 +93,29 @@ def _crossings(rules: FoldRules, asks: list[Ask]) -> list[tuple[int, ...]]:
     return [tuple(sorted(x)) for x in found]
 
 
+class _Rules(NamedTuple):
+    """What every customer's walk reads, derived from :class:`FoldRules` once a batch."""
+
+    edges: tuple[int, ...]
+    cadence: tuple[int, ...]
+    alive: bool
+    windows: tuple[int, ...]
+    rules: FoldRules
+
+    @classmethod
+    def of(cls, rules: FoldRules) -> _Rules:
+        timed = rules.time_edges
+        return cls(
+            rules.recency_edges,
+            tuple(e for t in timed if t.axis == "c" for e in t.edges),
+            any(t.axis == "p" and t.model is not None for t in timed),
+            rules.windows,
+            rules,
+        )
+
+
 def _customer(
-    rules: FoldRules,
+    ctx: _Rules,
     ci: int,
     s: CustomerState,
     queue: Sequence[Event],
@@ -102,10 +124,7 @@ def _customer(
     points: list[Point],
 ) -> Generator[Ask, tuple[int, ...], None]:
     """One customer's walk (see the module doc); yields to ask for P(alive) crossings."""
-    edges = rules.recency_edges
-    cadence = tuple(e for t in rules.time_edges if t.axis == "c" for e in t.edges)
-    alive = any(t.axis == "p" and t.model is not None for t in rules.time_edges)
-    wins = rules.windows
+    edges, cadence, alive, wins, rules = ctx
     policy = rules.policy
     hold = policy.refund_hold_ms
     dedupe_ms, orders_ms = policy.dedupe_ms, policy.order_retention_ms
@@ -115,19 +134,26 @@ def _customer(
     refund = refunds.refund
     rejected = out.rejected
     add = points.append
-    keep_days = bool(wins)
 
     hist: tuple[int, int | None, int] = (-1, None, -1)
     times: list[int] = []
     """Due instants of the current history (recency, cadence, P(alive)), sorted."""
-    expiries: list[int] = []
-    """Instants a purchase day leaves a window, sorted (days change only with events)."""
+    expiries: list[int] | None = None
+    """Instants a purchase day leaves a window, sorted; None: to be made (days change
+    only with events: pruning drops days no window sees, whose instants are past)."""
+    days: tuple[int, ...] | None = None
+    """The purchase days as flat (day, orders, units), made once per event (see
+    ``expiries``: a day pruned since counts in no window at a later point)."""
 
     def point(t: int, event_id: str | None, cause: str | None) -> None:
+        nonlocal days
+        if days is None:
+            days = (
+                tuple(x for d, (o, u) in s.days.items() for x in (d, o, u))
+                if wins and s.days
+                else ()
+            )
         first, last = s.first_ms, s.last_ms
-        days: tuple[int, ...] = ()
-        if keep_days and s.days:
-            days = tuple(x for d, (o, u) in s.days.items() for x in (d, o, u))
         add(
             (
                 t,
@@ -154,30 +180,26 @@ def _customer(
             span, orders = last - first, 100 * (f - 1)
             got.extend(last - (-(thr * span) // orders) for thr in cadence)
         got.extend(crossed)
-        return sorted(got)
-
-    def expiry_times() -> list[int]:
-        if not wins or not s.days:
-            return []
-        return sorted({(d + 1) * _DAY + w for d in s.days for w in wins})
-
-    def due_after(cursor: int) -> int:
-        due = NEVER
-        if times:
-            k = bisect_right(times, cursor)
-            if k < len(times):
-                due = times[k]
-        if expiries:
-            k = bisect_right(expiries, cursor)
-            if k < len(expiries) and expiries[k] < due:
-                due = expiries[k]
-        if s.held:
-            due = min(due, max(min(h.until_ms for h in s.held), cursor + 1))
-        return due
+        got.sort()
+        return got
 
     def catch_up(limit: int) -> None:
+        nonlocal expiries
+        if expiries is None:
+            expiries = sorted({(d + 1) * _DAY + w for d in s.days for w in wins})
         while True:
-            due = due_after(s.cursor_ms)
+            cursor = s.cursor_ms
+            due = NEVER
+            if times:
+                k = bisect_right(times, cursor)
+                if k < len(times):
+                    due = times[k]
+            if expiries:
+                k = bisect_right(expiries, cursor)
+                if k < len(expiries) and expiries[k] < due:
+                    due = expiries[k]
+            if s.held:
+                due = min(due, max(min(h.until_ms for h in s.held), cursor + 1))
             if due > limit:
                 return
             s.cursor_ms = due
@@ -188,10 +210,9 @@ def _customer(
             point(due, None, None)
 
     seen, orders = s.seen, s.orders
-    expiries = expiry_times()
     for e in queue if limit is None else [*queue, None]:
         until = limit if e is None else max(e.occurred_ms, s.cursor_ms)
-        if s.frequency > 0 or s.held or expiries:
+        if s.frequency > 0 or s.held or s.days:
             now = (s.frequency, s.first_ms, s.last_ms)
             if now != hist:
                 crossed: tuple[int, ...] = ()
@@ -229,6 +250,5 @@ def _customer(
             or len(orders) > max_orders
         ):
             forget(s, t, policy, caps, wmax)
-        if wins:
-            expiries = expiry_times()
+        expiries = days = None
         point(t, e.event_id, cause)
