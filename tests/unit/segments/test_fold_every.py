@@ -22,7 +22,8 @@ from schemas.rules import load_rules
 from segments import Engine, Purchase, Refund
 from segments.bgnbd import BgNbdParams
 from segments.check import build_scheme
-from segments.model import CustomerState, Outcome
+from segments.grid import Axis, GridScheme
+from segments.model import NONE, Columns, CustomerState, Outcome
 from segments.value import ValueModel
 
 DAY = 86_400_000
@@ -169,3 +170,51 @@ def test_a_silent_regular_buyer_moves_at_the_same_instants_on_both_paths() -> No
     assert len({d.effective_ms for d in got.transitions}) > 5
     _same(folding, rounds, a, b)
     assert np.all(folding.next_due(list(a.values())) > 1000 * DAY)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.integers(0, 8), st.integers(0, 700)),
+        min_size=1,
+        max_size=40,
+    ),
+    st.lists(st.sampled_from(["none", "low", "mid", "high"]), min_size=4, max_size=4),
+)
+def test_settle_is_classify_with_current_keys_one_point_at_a_time(
+    rows: list[tuple[int, int, int]], stored: list[str]
+) -> None:
+    """The fold settles a margin over a run of points; the rounds apply it per point with
+    the customer's current key. Values hover around the cuts (where the margin holds)."""
+    cells = {(f, m): ("low", "mid", "high")[(f + m - 2) // 2] for f in (1, 2, 3) for m in (1, 2, 3)}
+    scheme = GridScheme(
+        "h",
+        [Axis("f", (2, 5)), Axis("m", (100, 500))],
+        cells,
+        {"low": "L", "mid": "M", "high": "H"},
+        hysteresis=0.2,
+    )
+    rows = sorted(rows, key=lambda r: r[0])  # per customer, in time order
+    who = np.array([r[0] for r in rows])
+    freq = np.array([r[1] for r in rows], dtype=np.int64)
+    cols = Columns(
+        last_ms=np.zeros(len(rows), np.int64),
+        frequency=freq,
+        monetary=np.array([r[2] for r in rows], dtype=np.int64),
+        first_ms=np.zeros(len(rows), np.int64),
+    )
+    asof = np.zeros(len(rows), np.int64)
+    starts = np.flatnonzero(np.concatenate(([True], who[1:] != who[:-1])))
+    first_keys = [stored[int(who[j])] for j in starts]
+    got = scheme.settle(scheme.classify(cols, asof), freq > 0, starts, first_keys, cols, asof)
+    want: list[str] = []
+    current = dict(zip(starts.tolist(), first_keys, strict=True))
+    key = NONE
+    for j in range(len(rows)):
+        key = current.get(j, key)
+        at = slice(j, j + 1)
+        one = Columns(cols.last_ms[at], freq[at], cols.monetary[at], (), cols.first_ms[at])
+        found = scheme.classify(one, asof[j : j + 1], [key])[0]
+        key = found if freq[j] > 0 else NONE
+        want.append(key)
+    assert got.tolist() == want
