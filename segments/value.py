@@ -324,17 +324,27 @@ def figures(
     n = len(cols.last_ms)
     if n == 0:
         return []
-    rows = np.stack(
-        [cols.frequency, cols.monetary, cols.first_ms, cols.last_ms, np.asarray(asof_ms)], axis=1
+    rows = list(
+        zip(
+            cols.frequency.tolist(),
+            cols.monetary.tolist(),
+            cols.first_ms.tolist(),
+            cols.last_ms.tolist(),
+            np.broadcast_to(np.asarray(asof_ms), (n,)).tolist(),
+            strict=True,
+        )
     )
-    unique, back = np.unique(rows, axis=0, return_inverse=True)
-    if len(unique) < n:
+    distinct = dict.fromkeys(rows)
+    if len(distinct) < n:
         # a customer who moves in several value_figures schemes at once has the same
         # figures in each: compute every distinct history once (the hypergeometric
-        # series and the exact sum per customer are the cost)
-        once = Columns(unique[:, 3], unique[:, 0], unique[:, 1], (), unique[:, 2])
-        found = figures(model, policy, once, unique[:, 4])
-        return [dict(found[i]) for i in back.reshape(-1).tolist()]
+        # series and the exact sum per customer are the cost), in np.unique's order
+        # (sorted rows; a dict, not np.unique: most calls hold a few dozen rows)
+        unique = sorted(distinct)
+        at = {row: i for i, row in enumerate(unique)}
+        f, m, first, last, asof = (np.array(c, dtype=np.int64) for c in zip(*unique, strict=True))
+        found = figures(model, policy, Columns(last, f, m, (), first), asof)
+        return [dict(found[at[row]]) for row in rows]
     x, tx, big_t = histories(cols.frequency, cols.first_ms, cols.last_ms, asof_ms)
     alive = bgnbd.p_alive(model.params, x, tx, big_t)
     year = bgnbd.expected_purchases(model.params, 365.0, x, tx, big_t)
