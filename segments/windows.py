@@ -67,9 +67,12 @@ def add(s: CustomerState, occurred_ms: int, orders: int, units: int, window_ms: 
 
 
 def prune(s: CustomerState, asof_ms: int, window_ms: int) -> None:
-    """Drop days no window can see any more (bounded memory)."""
+    """Drop days no window can see any more (bounded memory): those with
+    ``expires_at(day, window_ms) <= asof_ms``, i.e. ``day <= (asof_ms - window_ms) // DAY_MS
+    - 1`` (one integer bound instead of a call per day: this runs at every due time)."""
     if s.days:
-        for day in [d for d in s.days if expires_at(d, window_ms) <= asof_ms]:
+        last_gone = (asof_ms - window_ms) // DAY_MS - 1
+        for day in [d for d in s.days if d <= last_gone]:
             del s.days[day]
 
 

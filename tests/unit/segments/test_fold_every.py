@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.rules import load_rules
-from segments import Engine, Purchase, Refund
+from segments import Engine, Purchase, Refund, windows
 from segments.bgnbd import BgNbdParams
 from segments.check import build_scheme
 from segments.grid import Axis, GridScheme
@@ -218,3 +218,17 @@ def test_settle_is_classify_with_current_keys_one_point_at_a_time(
         key = found if freq[j] > 0 else NONE
         want.append(key)
     assert got.tolist() == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(-5, 900), max_size=12, unique=True),
+    st.integers(-10 * DAY, 1000 * DAY),
+    st.sampled_from([0, 1, DAY - 1, DAY, 90 * DAY, 365 * DAY + 7]),
+)
+def test_prune_drops_exactly_the_days_whose_window_has_ended(
+    days: list[int], asof: int, window: int
+) -> None:
+    s = CustomerState("c", days={d: [1, 1] for d in days})
+    windows.prune(s, asof, window)
+    assert sorted(s.days) == sorted(d for d in days if windows.expires_at(d, window) > asof)
