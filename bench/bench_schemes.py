@@ -269,7 +269,7 @@ scheme (window totals from each point's own purchase days, lifecycle's margin se
 per customer in time order). The rounds, one vectorised pass per event and per due time
 of the busiest customer, stay as the reference (tests/unit/segments/test_fold_every.py
 proves the fold equal to them). What is left is work the RFM schemes don't have:
-about twice the transitions (each a draft, a history entry and an encoded message),
+about twice the transitions (each a draft and a history entry),
 the value figures of every `value_figures` draft (BG/NBD expectations with their
 hypergeometric series, `segments.bgnbd_predict`, and an exact CLV sum per distinct
 history), the quantile-summary deltas of more populations (`segments.sketch`,
