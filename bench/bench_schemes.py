@@ -260,20 +260,22 @@ Every shipped scheme ({every}) at the RFM schemes' throughput: {ratios}. Goal â‰
 on live batches: {met(live.ratio >= GOAL)}. Encoded state per customer at the end
 (`state.codec`, text the Redis hash holds): {sizes}.
 
-What bounds it. Both sets take `segments.fold` (`Engine.foldable`): each customer's
-timeline walked once in plain Python (`segments.fold_walk`: recency edges, purchase
-days leaving each rolling window, cadence cuts and held refunds as one sorted list of
-instants per history; P(alive) crossings asked for in one vectorised call per round of
-the walks), every evaluation point of the batch classified in one numpy call per
-scheme (window totals from each point's own purchase days, lifecycle's margin settled
-per customer in time order). The rounds, one vectorised pass per event and per due time
-of the busiest customer, stay as the reference (tests/unit/segments/test_fold_every.py
-proves the fold equal to them). What is left is work the RFM schemes don't have:
-about twice the transitions (each a draft and a history entry),
-the value figures of every `value_figures` draft (BG/NBD expectations with their
-hypergeometric series, `segments.bgnbd_predict`, and an exact CLV sum per distinct
-history), the quantile-summary deltas of more populations (`segments.sketch`,
-`segments.buckets`) and the P(alive) crossings. The profile below is made of those.
+What bounds it. Every shipped scheme takes `segments.fold` (`Engine.foldable`): each
+customer's timeline walked once in plain Python (`segments.fold_walk`: recency edges,
+purchase days leaving each rolling window, cadence cuts and held refunds as one sorted
+list of instants per history; P(alive) crossings asked for in one vectorised call per
+round of the walks), every evaluation point of the batch classified in one numpy call
+per scheme (window totals from each point's own purchase days, lifecycle's margin
+settled per customer in time order). The rounds, one vectorised pass per event and per
+due time of the busiest customer, stay as the reference (tests/unit/segments/
+test_fold_every.py proves the fold equal to them); the four RFM schemes keep them, as
+the faster path for a set whose only time-driven axes are recency and the pyramid's
+window. What is left is work the RFM schemes don't have: about twice the transitions
+(each a draft and a history entry), the value figures of every `value_figures` draft
+(BG/NBD expectations with their hypergeometric series, `segments.bgnbd_predict`, and an
+exact CLV sum per distinct history), the quantile-summary deltas of more populations
+(`segments.sketch`, `segments.buckets`), the P(alive) crossings, and the walk's Python
+per customer. The profile below is made of those.
 
 Profile of every scheme on the live batches (cProfile, one more pass):
 
