@@ -260,22 +260,22 @@ Every shipped scheme ({every}) at the RFM schemes' throughput: {ratios}. Goal �
 on live batches: {met(live.ratio >= GOAL)}. Encoded state per customer at the end
 (`state.codec`, text the Redis hash holds): {sizes}.
 
-What bounds it. The four RFM schemes are *foldable* (`Engine.foldable`: every
-classification a function of as-of, F, M, first and last purchase), so a batch takes
-`segments.fold`: each customer's timeline walked once in plain Python, every evaluation
-point of the batch classified in one numpy call per scheme. Rolling windows (`g`,
-windowed `f`/`m`), per-customer timed axes (`c`, `p`) and hysteresis make a scheme set
-unfoldable, and then the whole batch takes the round path: one vectorised pass per
-event *and per due time* of the busiest customer (a purchase day leaving each window,
-each recency edge, each cadence and P(alive) cut is a due time that fires on its own,
-with its own `effective_at`), each pass paying due times, columns and all ten schemes'
-classifiers. The per-pass cost was cut here (window totals as columns, an axis computed
-once per batch for every scheme reading it, one due-time computation per timed axis for
-every scheme, P(alive) crossings remembered per history, value figures once per
-distinct history), but the number of passes is what the profile below is made of:
-`_due_until` → `next_due` + `_reclassify` per pass. Reaching the goal needs the fold
-path to carry window totals, timed due times and the previous key (hysteresis) per
-evaluation point — a change of `segments.fold`, not of a rule.
+What bounds it. Every shipped scheme takes `segments.fold` (`Engine.foldable`): each
+customer's timeline walked once in plain Python (`segments.fold_walk`: recency edges,
+purchase days leaving each rolling window, cadence cuts and held refunds as one sorted
+list of instants per history; P(alive) crossings asked for in one vectorised call per
+round of the walks), every evaluation point of the batch classified in one numpy call
+per scheme (window totals from each point's own purchase days, lifecycle's margin
+settled per customer in time order). The rounds, one vectorised pass per event and per
+due time of the busiest customer, stay as the reference (tests/unit/segments/
+test_fold_every.py proves the fold equal to them); the four RFM schemes keep them, as
+the faster path for a set whose only time-driven axes are recency and the pyramid's
+window. What is left is work the RFM schemes don't have: about twice the transitions
+(each a draft and a history entry), the value figures of every `value_figures` draft
+(BG/NBD expectations with their hypergeometric series, `segments.bgnbd_predict`, and an
+exact CLV sum per distinct history), the quantile-summary deltas of more populations
+(`segments.sketch`, `segments.buckets`), the P(alive) crossings, and the walk's Python
+per customer. The profile below is made of those.
 
 Profile of every scheme on the live batches (cProfile, one more pass):
 

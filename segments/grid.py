@@ -237,22 +237,68 @@ class GridScheme(Scheme):
         moved = [i for i, (k, p) in enumerate(zip(keys, prev, strict=True)) if k != p and p != NONE]
         if not moved:
             return
-        at = np.asarray(moved)
-        ranges: list[tuple[np.ndarray, np.ndarray]] = []
+        ranges = self._margins(cols, asof_ms, np.asarray(moved))
+        for j, i in enumerate(moved):
+            if self._holds(prev[i], ranges, j):
+                keys[i] = prev[i]
+
+    def _margins(
+        self, cols: Columns, asof_ms: np.ndarray, at: np.ndarray | slice
+    ) -> list[tuple[list[int], list[int]]]:
+        """Per axis, the plausible scores (lowest, highest) of the customers at ``at``."""
+        ranges: list[tuple[list[int], list[int]]] = []
         for axis in self.axes:
             thr = np.asarray(axis.thresholds, dtype=np.float64)
             values = self._values(axis, cols, asof_ms)[at]
             if axis.name == "r":
-                exact = axis.bands - np.searchsorted(thr, values, side="right")
+                exact = (axis.bands - np.searchsorted(thr, values, side="right")).tolist()
                 ranges.append((exact, exact))
                 continue
             up = 1 + np.searchsorted(thr * (1 + self.hysteresis), values, side="right")
             down = 1 + np.searchsorted(thr * (1 - self.hysteresis), values, side="right")
-            ranges.append((up, down))
-        for j, i in enumerate(moved):
-            spans = [range(int(lo[j]), int(hi[j]) + 1) for lo, hi in ranges]
-            if any(self._cells.get(c) == prev[i] for c in itertools.product(*spans)):
-                keys[i] = prev[i]
+            ranges.append((up.tolist(), down.tolist()))
+        return ranges
+
+    def _holds(self, prev: str, ranges: list[tuple[list[int], list[int]]], j: int) -> bool:
+        """Segment ``prev`` owns a cell within the plausible scores of customer ``j``."""
+        spans = [range(lo[j], hi[j] + 1) for lo, hi in ranges]
+        return any(self._cells.get(c) == prev for c in itertools.product(*spans))
+
+    def settle(
+        self,
+        found: np.ndarray,
+        active: np.ndarray,
+        starts: np.ndarray,
+        stored: Sequence[str],
+        cols: Columns,
+        asof_ms: np.ndarray,
+    ) -> np.ndarray:
+        """The keys of a run of evaluation points, several per customer in time order
+        (``segments.fold``), with the margin applied as :meth:`classify` applies it one
+        point at a time: each point's current key is the settled key of the point
+        before it (``stored`` for each customer's first point, at ``starts``).
+
+        ``found`` is :meth:`classify` without current keys; ``active``: customers with
+        purchases (the others are ``NONE``, as the engine masks them).
+        """
+        if not self.ranked:
+            return np.where(active, found, NONE)
+        raw = found.tolist()
+        act = active.tolist()
+        first = dict(zip(starts.tolist(), stored, strict=True))
+        ranges: list[tuple[list[int], list[int]]] | None = None
+        out = np.empty(len(raw), dtype=object)
+        prev = NONE
+        for j, key in enumerate(raw):
+            prev = first.get(j, prev)
+            if key != prev and prev != NONE:
+                if ranges is None:
+                    ranges = self._margins(cols, asof_ms, slice(None))
+                if self._holds(prev, ranges, j):
+                    key = prev
+            prev = key if act[j] else NONE
+            out[j] = prev
+        return out
 
     def recency_edges_ms(self) -> tuple[int, ...]:
         r = next((a for a in self.axes if a.name == "r"), None)

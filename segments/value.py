@@ -42,6 +42,7 @@ __all__ = [
     "MIN_REPEAT_BUYERS",
     "ValueModel",
     "ValuePolicy",
+    "alive_crossings",
     "alive_due",
     "alive_permille",
     "figures",
@@ -162,25 +163,38 @@ def alive_due(
     model: ValueModel, thresholds: Sequence[int], cols: Columns, cursor: np.ndarray
 ) -> np.ndarray:
     """Per customer, the first instant after ``cursor`` at which the ``p`` axis value
-    drops below one of ``thresholds`` (``NEVER`` if none is ahead).
+    drops below one of ``thresholds`` (``NEVER`` if none is ahead): the earliest of
+    :func:`alive_crossings`."""
+    best = np.full(len(cursor), NEVER, dtype=np.int64)
+    for at in alive_crossings(model, thresholds, cols, cursor).T:
+        best = np.minimum(best, at)
+    return best
+
+
+def alive_crossings(
+    model: ValueModel, thresholds: Sequence[int], cols: Columns, cursor: np.ndarray
+) -> np.ndarray:
+    """Per customer (row) and cut (column), the first instant after ``cursor`` at which
+    the ``p`` axis value drops below that cut (``NEVER`` if it is not ahead).
 
     The closed form is float arithmetic, a few milliseconds either way: around it the
     exact instant is found against ``alive_permille`` itself, the function the
     classifier uses (a bracket widened by doubling steps, then bisected), so the timer
     fires exactly where the axis moves: neither where it has not moved yet (and then
     never again) nor after it did. A customer already below a cut at ``cursor`` has that
-    drop behind them.
+    drop behind them. Per cut, not only the earliest: the fold (``segments.fold_walk``)
+    keeps every crossing of a history and bisects them as its cursor moves.
     """
     x, tx, _ = histories(cols.frequency, cols.first_ms, cols.last_ms, cols.last_ms)
     now = alive_permille(model, cols, cursor)
-    best = np.full(len(cursor), NEVER, dtype=np.int64)
+    out = np.full((len(cursor), len(thresholds)), NEVER, dtype=np.int64)
     known = model.crossings
     if len(known) > CROSSINGS_KEPT:
         known.clear()
     hist = list(
         zip(cols.frequency.tolist(), cols.first_ms.tolist(), cols.last_ms.tolist(), strict=True)
     )
-    for thr in thresholds:
+    for col, thr in enumerate(thresholds):
         at = _crossing_ms(model, thr, x, tx, cols.first_ms)
         idx = np.flatnonzero((at != NEVER) & (now >= thr))  # not below yet: ahead
         if idx.size == 0:
@@ -200,8 +214,8 @@ def alive_due(
             for m, t in zip(miss.tolist(), fresh.tolist(), strict=True):
                 if t != NEVER:
                     known[keys[m]] = t
-        best[idx] = np.minimum(best[idx], found)
-    return best
+        out[idx, col] = found
+    return out
 
 
 def _first_below(
@@ -310,17 +324,27 @@ def figures(
     n = len(cols.last_ms)
     if n == 0:
         return []
-    rows = np.stack(
-        [cols.frequency, cols.monetary, cols.first_ms, cols.last_ms, np.asarray(asof_ms)], axis=1
+    rows = list(
+        zip(
+            cols.frequency.tolist(),
+            cols.monetary.tolist(),
+            cols.first_ms.tolist(),
+            cols.last_ms.tolist(),
+            np.broadcast_to(np.asarray(asof_ms), (n,)).tolist(),
+            strict=True,
+        )
     )
-    unique, back = np.unique(rows, axis=0, return_inverse=True)
-    if len(unique) < n:
+    distinct = dict.fromkeys(rows)
+    if len(distinct) < n:
         # a customer who moves in several value_figures schemes at once has the same
         # figures in each: compute every distinct history once (the hypergeometric
-        # series and the exact sum per customer are the cost)
-        once = Columns(unique[:, 3], unique[:, 0], unique[:, 1], (), unique[:, 2])
-        found = figures(model, policy, once, unique[:, 4])
-        return [dict(found[i]) for i in back.reshape(-1).tolist()]
+        # series and the exact sum per customer are the cost), in np.unique's order
+        # (sorted rows; a dict, not np.unique: most calls hold a few dozen rows)
+        unique = sorted(distinct)
+        at = {row: i for i, row in enumerate(unique)}
+        f, m, first, last, asof = (np.array(c, dtype=np.int64) for c in zip(*unique, strict=True))
+        found = figures(model, policy, Columns(last, f, m, (), first), asof)
+        return [dict(found[at[row]]) for row in rows]
     x, tx, big_t = histories(cols.frequency, cols.first_ms, cols.last_ms, asof_ms)
     alive = bgnbd.p_alive(model.params, x, tx, big_t)
     year = bgnbd.expected_purchases(model.params, 365.0, x, tx, big_t)

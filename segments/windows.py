@@ -67,9 +67,12 @@ def add(s: CustomerState, occurred_ms: int, orders: int, units: int, window_ms: 
 
 
 def prune(s: CustomerState, asof_ms: int, window_ms: int) -> None:
-    """Drop days no window can see any more (bounded memory)."""
+    """Drop days no window can see any more (bounded memory): those with
+    ``expires_at(day, window_ms) <= asof_ms``, i.e. ``day <= (asof_ms - window_ms) // DAY_MS
+    - 1`` (one integer bound instead of a call per day: this runs at every due time)."""
     if s.days:
-        for day in [d for d in s.days if expires_at(d, window_ms) <= asof_ms]:
+        last_gone = (asof_ms - window_ms) // DAY_MS - 1
+        for day in [d for d in s.days if d <= last_gone]:
             del s.days[day]
 
 
@@ -96,6 +99,22 @@ class _Days:
         flat = chain.from_iterable(chain.from_iterable(t.values() for t in tables))
         self.values = np.fromiter(flat, np.int64, 2 * rows).reshape(rows, 2)
 
+    @classmethod
+    def of_rows(cls, rows: Sequence[tuple[int, ...]]) -> _Days:
+        """From each customer's days as flat (day, orders, units) triples."""
+        days = cls.__new__(cls)
+        held = [i for i, r in enumerate(rows) if r]
+        counts = np.fromiter((len(rows[i]) // 3 for i in held), np.int64, len(held))
+        flat = np.fromiter(
+            chain.from_iterable(rows[i] for i in held), np.int64, 3 * int(counts.sum())
+        ).reshape(-1, 3)
+        days.owner = np.repeat(np.asarray(held, dtype=np.int64), counts)
+        days.ends = np.cumsum(counts)
+        days.starts = days.ends - counts
+        days.day = flat[:, 0].copy()
+        days.values = flat[:, 1:].copy()
+        return days
+
     def sums(self, n: int, column: int, keep: np.ndarray) -> np.ndarray:
         """Per customer (``n`` of them), the sum of ``column`` over the rows in ``keep``;
         exact int64 (a running sum differenced at each owner's last row)."""
@@ -121,6 +140,15 @@ class Batch(list[CustomerState]):
     def __init__(self, states: Iterable[CustomerState]) -> None:
         super().__init__(states)
         self._days: _Days | None = None
+
+    @classmethod
+    def of_rows(cls, states: Iterable[CustomerState], rows: Sequence[tuple[int, ...]]) -> Batch:
+        """States as they were at some earlier instants: ``rows[i]`` holds the purchase
+        days of ``states[i]`` then, as flat (day, orders, units) triples (the evaluation
+        points of :mod:`segments.fold`, several per state; the states have moved on)."""
+        batch = cls(states)
+        batch._days = _Days.of_rows(rows)
+        return batch
 
 
 def _days_of(states: Sequence[CustomerState]) -> _Days:
