@@ -107,7 +107,7 @@ def ack(consumer: Any, topic: str, msgs: Sequence[Msg]) -> None:
     bookkeeping (faust 0.15's ``Consumer.ack``) for a batch at once, under the same lock:
     an offset at or past the partition's committed one, not acked yet, joins ``_acked`` and
     ``_acked_index`` and counts in ``_n_acked``; then whoever waits for an ack is woken.
-    tests/unit/stream/live/test_delivery.py checks it against faust's own ``ack``.
+    tests/unit/stream/live/test_delivery_ack.py checks it against faust's own ``ack``.
     """
     by_tp: dict[int, list[int]] = {}
     for m in msgs:
