@@ -5,8 +5,9 @@ one vectorised pass per event and per due time. The fold (``segments.fold``) wal
 customer once and classifies every evaluation point of a batch at once; with the
 management schemes that means rolling windows leaving (growth, windowed F and M, the
 pyramid's 365 days), per-customer timed axes (cadence ``c``, P(alive) ``p``) and
-lifecycle's hysteresis. States, drafts (keys, causes, effective times, figures, scores),
-rejections, duplicates and next due times must all be the same.
+lifecycle's hysteresis. States, drafts (keys, causes, effective times, scores),
+rejections, duplicates and next due times must all be the same. (Value figures are computed
+from the states, in stream/apply/encode.py: equal states give equal figures.)
 """
 
 from __future__ import annotations
