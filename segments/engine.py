@@ -110,9 +110,20 @@ class Engine:
         can_fold = not self._timed_other and all(
             isinstance(s, GridScheme) for s in schemes if getattr(s, "hysteresis", 0)
         )
-        self.foldable = can_fold and (
+        self.can_fold = can_fold
+        """Every due time is one :mod:`segments.fold_walk` knows and every margin a grid's:
+        the fold gives the rounds' outcome (the only sets :attr:`foldable` may be set for)."""
+        self._foldable = can_fold and (
             not self._windows or bool(self._time_edges) or any(self._hysteresis(schemes))
         )
+        self.replay = False
+        """An event-time replay (backfill): the latest event time of a batch is the clock,
+        so after applying it, what is due by then for its customers fires as well — the
+        transitions the replay's decay pass would fire later, at the same due times (a
+        timer and catch-up give the same history), without loading them all again."""
+
+    @property
+    def foldable(self) -> bool:
         """Batches go through :func:`segments.fold.fold` instead of the rounds. It *can*
         whenever every due time is one :mod:`segments.fold_walk` knows (recency, windows,
         held refunds, grid schemes' cadence and P(alive) cuts) and every margin is a
@@ -125,11 +136,16 @@ class Engine:
         the walk's per-customer Python more than the rounds' few vectorised passes (live:
         fold 6.4 s, rounds 4.5 s) and keeps the rounds. Both give the same outcome (the
         rounds are the reference: tests set this to compare)."""
-        self.replay = False
-        """An event-time replay (backfill): the latest event time of a batch is the clock,
-        so after applying it, what is due by then for its customers fires as well — the
-        transitions the replay's decay pass would fire later, at the same due times (a
-        timer and catch-up give the same history), without loading them all again."""
+        return self._foldable
+
+    @foldable.setter
+    def foldable(self, on: bool) -> None:
+        """Tests set it to compare the paths; a set the fold can't carry (a scheme of
+        another kind with its own due times, a margin on one) would lose those due times
+        silently, so turning it on there is refused."""
+        if on and not self.can_fold:
+            raise ValueError("this scheme set can't take the fold path (Engine.can_fold)")
+        self._foldable = on
 
     @staticmethod
     def _hysteresis(schemes: Sequence[Scheme]) -> list[float]:

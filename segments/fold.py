@@ -25,8 +25,11 @@ Here the work is split by what depends on what:
 3. Drafts, segments, stamps and history are written from the moved points, per
    customer in time order — the order the rounds produce them in.
 
-It applies to every grid scheme (:attr:`Engine.foldable`); a scheme of another kind
-with its own per-customer due times (``Scheme.due_ms``) or a margin takes the rounds.
+It can take every grid scheme (:attr:`Engine.can_fold`); a scheme of another kind
+with its own per-customer due times (``Scheme.due_ms``) or a margin takes the rounds. The
+engine chooses it where it is the faster path (:attr:`Engine.foldable`): a set with
+rolling windows and neither timed axes nor a margin (the four RFM schemes with the
+pyramid's 365 days) keeps the rounds.
 The outcome is the rounds' outcome: same states, same drafts per customer
 (tests/unit/segments/test_fold.py, test_fold_every.py).
 

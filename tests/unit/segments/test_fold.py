@@ -123,3 +123,16 @@ def test_a_replay_batch_also_fires_what_is_due_by_its_latest_event(
         )
         assert by_customer(replaying.apply_events(a, copy.deepcopy(batch))) == by_customer(want)
         assert a == b
+
+
+def test_the_fold_is_refused_for_a_set_it_cant_carry() -> None:
+    """Turning the fold on for a set it can't carry would drop that set's own due times
+    without a word (review of the fold path): refused; turning it off is always fine."""
+    import pytest
+
+    folding, _ = engines()
+    folding.can_fold = False  # as for a set with a non-grid scheme's own due times
+    with pytest.raises(ValueError, match="can't take the fold path"):
+        folding.foldable = True
+    folding.foldable = False
+    assert not folding.foldable
