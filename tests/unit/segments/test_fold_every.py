@@ -24,8 +24,9 @@ from segments import Engine, Purchase, Refund, windows
 from segments.bgnbd import BgNbdParams
 from segments.check import build_scheme
 from segments.grid import Axis, GridScheme
-from segments.model import NONE, Columns, CustomerState, Outcome
+from segments.model import NONE, Columns, CustomerState
 from segments.value import ValueModel
+from tests.unit.segments.test_fold import by_customer
 
 DAY = 86_400_000
 UNIT = 10_000
@@ -100,16 +101,6 @@ def batches(draw: st.DrawFn) -> list[list[Purchase | Refund]]:
     cuts = sorted(draw(st.lists(st.integers(1, n), max_size=4, unique=True)))
     bounds = [0, *cuts, n]
     return [events[a:b] for a, b in itertools.pairwise(bounds) if b > a]
-
-
-def by_customer(out: Outcome) -> dict:
-    got: dict = {}
-    for d in out.transitions:
-        got.setdefault(d.customer_id, []).append(d)
-    for r in out.rejected:
-        got.setdefault(("rejected", r.customer_id), []).append(r)
-    got["duplicates"] = out.duplicates
-    return got
 
 
 def _same(folding: Engine, rounds: Engine, a: dict, b: dict) -> None:
