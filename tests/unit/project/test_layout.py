@@ -151,3 +151,18 @@ def test_every_invariant_the_code_cites_is_numbered_in_architecture() -> None:
             cited.update(int(n) for n in re.findall(r"\d+", m.group(1)))
     assert cited, "no citations found: the pattern is wrong"
     assert cited <= numbered
+
+
+def test_nothing_imports_from_outside_the_clone() -> None:
+    """A test once put a reviewer's ``/tmp`` folder on ``sys.path`` and imported a helper
+    from it: it passed on that machine and failed to collect on every fresh clone. Code
+    and tests import only what the clone holds and the venv installs."""
+    found = []
+    for p in ROOT.glob("**/*.py"):
+        rel = p.relative_to(ROOT).as_posix()
+        if rel.startswith((".venv/", "build/")) or "/." in f"/{rel}":
+            continue
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+            if re.search(r"sys\.path\.(insert|append)", line) and "/tmp" in line:
+                found.append(f"{rel}:{n}: {line.strip()}")
+    assert not found, found

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import sys
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -11,9 +10,7 @@ from segments import Engine
 from segments.grid import Axis, GridScheme
 from segments.value import ValueModel
 from tests.unit.segments.test_fold_every import _engine
-
-sys.path.insert(0, "/tmp/review-rev-fold/t")
-from test_hard import PARAMS, plan, same
+from tests.unit.segments.test_fold_hard import PARAMS, plan, same
 
 DAY = 86_400_000
 UNIT = 10_000
