@@ -17,7 +17,9 @@ from segments.bgnbd_model import (
 )
 from segments.bgnbd_predict import (
     clv_units,
+    discounted,
     discounted_purchases,
+    expected_by_period,
     expected_purchases,
     expected_purchases_new,
     p_alive,
@@ -28,7 +30,9 @@ __all__ = [
     "BgNbdParams",
     "_objective",
     "clv_units",
+    "discounted",
     "discounted_purchases",
+    "expected_by_period",
     "expected_purchases",
     "expected_purchases_new",
     "fit",

@@ -17,7 +17,9 @@ from segments.bgnbd_model import NEAR_POLE, BgNbdParams, checked_history
 
 __all__ = [
     "clv_units",
+    "discounted",
     "discounted_purchases",
+    "expected_by_period",
     "expected_purchases",
     "expected_purchases_new",
     "p_alive",
@@ -38,7 +40,19 @@ def p_alive(
     the customer (larger x), which is what makes it an early warning.
     """
     x, tx, big_t = checked_history(frequency, recency, age)
-    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    return _p_alive(params.r, params.alpha, params.a, params.b, x, tx, big_t)
+
+
+def _p_alive(
+    r: float,
+    alpha: float,
+    a: float,
+    b: float,
+    x: NDArray[np.float64],
+    tx: NDArray[np.float64],
+    big_t: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """:func:`p_alive` of a checked history."""
     log_odds_dead = (
         np.log(a)
         - np.log(b + np.maximum(x, 1) - 1)
@@ -71,8 +85,13 @@ def _power_hyp2f1(
     with np.errstate(over="ignore", invalid="ignore"):
         # scipy ships no types: hyp2f1 is a float64 ufunc
         direct: NDArray[np.float64] = hyp2f1(r + x, b + x, c, z) * np.exp((r + x) * log_1mz)
-        euler: NDArray[np.float64] = np.exp((a - 1) * log_1mz) * hyp2f1(a + b - 1 - r, a - 1, c, z)
-    return np.where(np.isfinite(direct), direct, euler)
+        bad = ~np.isfinite(direct)
+        if bad.any():
+            # the series is the cost: the Euler form only where the direct one overflowed
+            c, z, log_1mz = (np.broadcast_to(v, direct.shape)[bad] for v in (c, z, log_1mz))
+            direct = np.array(direct, dtype=np.float64)  # a 0-d result is read-only
+            direct[bad] = np.exp((a - 1) * log_1mz) * hyp2f1(a + b - 1 - r, a - 1, c, z)
+    return direct
 
 
 def _expected(
@@ -109,7 +128,7 @@ def _expected_regular(
 ) -> NDArray[np.float64]:
     """Eq. 10 as written, away from its removable singularities."""
     bracket = 1.0 - _power_hyp2f1(r, alpha, a, b, t, x, big_t)
-    alive_factor = p_alive(BgNbdParams(r, alpha, a, b), x, tx, big_t)
+    alive_factor = _p_alive(r, alpha, a, b, x, tx, big_t)
     return (a + b + x - 1) / (a - 1) * bracket * alive_factor
 
 
@@ -132,8 +151,10 @@ def expected_purchases(
     horizon = np.asarray(t, dtype=np.float64)
     if not np.isfinite(horizon).all() or (horizon < 0).any():
         raise ValueError("horizon t must be finite and ≥ 0")
-    horizon, x, tx, big_t = np.broadcast_arrays(horizon, x, tx, big_t)
-    return _expected(params.r, params.alpha, params.a, params.b, horizon, x, tx, big_t)
+    shape = np.broadcast_shapes(horizon.shape, x.shape)
+    # not broadcast up front: P(alive) is then worked out once per history, not per horizon
+    got = _expected(params.r, params.alpha, params.a, params.b, horizon, x, tx, big_t)
+    return np.broadcast_to(got, shape).copy() if got.shape != shape else got
 
 
 def expected_purchases_new(params: BgNbdParams, t: ArrayLike) -> NDArray[np.float64]:
@@ -207,8 +228,30 @@ def discounted_purchases(
     x, tx, big_t = checked_history(frequency, recency, age)
     if periods == 0:
         return np.zeros(x.shape)
-    ends = period_length * np.arange(periods + 1, dtype=np.float64)
-    # horizons along a new trailing axis, histories broadcast in front of it
-    cumulative = expected_purchases(params, ends, x[..., None], tx[..., None], big_t[..., None])
+    cumulative = expected_by_period(params, x, tx, big_t, periods, period_length)
+    return discounted(cumulative, discount_rate)
+
+
+def expected_by_period(
+    params: BgNbdParams,
+    frequency: ArrayLike,
+    recency: ArrayLike,
+    age: ArrayLike,
+    periods: int,
+    period_length: float,
+) -> NDArray[np.float64]:
+    """E[Y(k·L)] for k = 1..``periods``, along a new trailing axis (histories in front):
+    the cumulative purchases expected by the end of each coming period. One call serves
+    both a customer's expected orders next year (k = 1 with yearly periods) and the
+    discounted sum of the CLV (:func:`discounted`): the series is the cost."""
+    x, tx, big_t = checked_history(frequency, recency, age)
+    ends = period_length * np.arange(1, periods + 1, dtype=np.float64)
+    return expected_purchases(params, ends, x[..., None], tx[..., None], big_t[..., None])
+
+
+def discounted(cumulative: NDArray[np.float64], discount_rate: float) -> NDArray[np.float64]:
+    """``Σ_k ΔE_k / (1 + d)^k`` from :func:`expected_by_period`'s cumulative expectations
+    (E[Y(0)] = 0)."""
+    periods = cumulative.shape[-1]
     discount = (1.0 + discount_rate) ** -np.arange(1, periods + 1, dtype=np.float64)
-    return np.diff(cumulative, axis=-1) @ discount
+    return np.diff(cumulative, axis=-1, prepend=0.0) @ discount

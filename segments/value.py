@@ -290,26 +290,13 @@ def fit_base(
     )
 
 
-def _future_margin(
-    model: ValueModel,
-    policy: ValuePolicy,
-    x: np.ndarray,
-    tx: np.ndarray,
-    big_t: np.ndarray,
-    order_margin: np.ndarray,
-) -> np.ndarray:
-    """Σ_{t=1..n} m_t / (1 + r)^t in money units (float, unrounded): m_t = the margin of
-    an average order × the orders the model expects in year t."""
-    orders = bgnbd.discounted_purchases(
-        model.params,
-        x,
-        tx,
-        big_t,
-        periods=policy.years,
-        period_length=365.0,
-        discount_rate=float(policy.discount_rate),
-    )
-    return order_margin * orders
+def _future_orders(policy: ValuePolicy, by_year: np.ndarray) -> np.ndarray:
+    """Σ_{t=1..n} E_t / (1 + r)^t: the orders the model expects in year t (from
+    ``bgnbd.expected_by_period``'s cumulative expectations), discounted; × the margin of
+    an average order it is the CLV's future part (float, unrounded)."""
+    if policy.years == 0:
+        return np.zeros(by_year.shape[0])
+    return bgnbd.discounted(by_year, float(policy.discount_rate))
 
 
 def figures(
@@ -347,10 +334,12 @@ def figures(
         return [dict(found[at[row]]) for row in rows]
     x, tx, big_t = histories(cols.frequency, cols.first_ms, cols.last_ms, asof_ms)
     alive = bgnbd.p_alive(model.params, x, tx, big_t)
-    year = bgnbd.expected_purchases(model.params, 365.0, x, tx, big_t)
+    # next year's expected orders are the first of the CLV's yearly periods: one series
+    by_year = bgnbd.expected_by_period(model.params, x, tx, big_t, max(policy.years, 1), 365.0)
+    year = by_year[:, 0]
     rate = float(policy.margin_rate)
     order_margin = rate * cols.monetary / np.maximum(cols.frequency, 1)
-    future = _future_margin(model, policy, x, tx, big_t, order_margin)
+    future = order_margin * _future_orders(policy, by_year[:, : policy.years])
     out = []
     with localcontext() as exact:
         exact.prec = 80  # every sum below is exact; the quantize is the one rounding
