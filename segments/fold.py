@@ -41,13 +41,14 @@ the reverse.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import repeat
 from typing import cast
 
 import numpy as np
 
 from segments import windows
 from segments.fold_rules import FoldRules
-from segments.fold_walk import Point, walk
+from segments.fold_walk import walk
 from segments.grid import GridScheme
 from segments.model import NONE, Columns, CustomerState, Event, Outcome, TransitionDraft
 
@@ -107,25 +108,11 @@ def fold(
         moved_at.append(np.flatnonzero(keys != prev))
         keys_of.append(keys)
         prev_of.append(prev)
+    found_keys = (moved_at, keys_of, prev_of)
 
     # step 3: drafts in (point, scheme) order, i.e. per customer in time order
-    n_schemes = len(rules.schemes)
-    order = np.sort(np.concatenate([m * n_schemes + i for i, m in enumerate(moved_at)]))
-    is_start = np.zeros(n, dtype=bool)
-    is_start[starts] = True
-    if order.size:
-        _emit(
-            rules,
-            items,
-            points,
-            (owner, list(firsts), list(event_ids), list(causes)),
-            is_start,
-            order,
-            (moved_at, keys_of, prev_of),
-            cols,
-            asof,
-            out,
-        )
+    if any(m.size for m in moved_at):
+        _emit(rules, items, (owner, firsts, event_ids, causes), starts, found_keys, cols, asof, out)
     stamp = rules.stamp
     for c in starters:
         items[c][0].stamp = stamp
@@ -135,82 +122,81 @@ def fold(
 def _emit(
     rules: FoldRules,
     items: Sequence[tuple[CustomerState, Sequence[Event]]],
-    points: list[Point],
-    about: tuple[list[int], list[int | None], list[str | None], list[str | None]],
-    is_start: np.ndarray,
-    order: np.ndarray,
+    about: tuple[list[int], tuple[int | None, ...], tuple[str | None, ...], tuple[str | None, ...]],
+    starts: np.ndarray,
     found: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]],
     cols: Columns,
     asof: np.ndarray,
     out: Outcome,
 ) -> None:
-    """Step 3: a draft per moved (point, scheme), in ``order``; segments and history."""
+    """Step 3: a draft per moved (point, scheme), per customer in time order (a point's
+    schemes in rules order); segments and history.
+
+    Column-wise: every field of the drafts is gathered as one list (numpy fancy indexing
+    of the points' columns, object arrays for the keys), and the drafts made in one
+    ``map``: a backfill makes hundreds of thousands of them.
+    """
     owner, firsts, event_ids, causes = about
     moved_at, keys_of, prev_of = found
     schemes = rules.schemes
     n_schemes = len(schemes)
-    n = len(points)
-    # per scheme, for its moved points only: keys, previous keys, scores, and where
-    # each point sits in those lists
-    keys: list[list[str]] = []
-    prevs: list[list[str]] = []
-    scores: list[list[dict[str, int]]] = []
-    slots: list[list[int]] = []
-    for i, scheme in enumerate(schemes):
-        at = moved_at[i]
-        keys.append(keys_of[i][at].tolist())
-        prevs.append(prev_of[i][at].tolist())
+    names = [s.name for s in schemes]
+    # scheme-major: scheme i's moved points in time order; sorted by (point, scheme)
+    code = np.concatenate([m * n_schemes + i for i, m in enumerate(moved_at)])
+    perm = np.argsort(code, kind="stable")
+    j, i = np.divmod(code[perm], n_schemes)
+    key = np.concatenate([k[m] for k, m in zip(keys_of, moved_at, strict=True)])[perm].tolist()
+    prev = np.concatenate([p[m] for p, m in zip(prev_of, moved_at, strict=True)])[perm].tolist()
+    scores: list[dict[str, int]] = []
+    for scheme, at in zip(schemes, moved_at, strict=True):
         if at.size:
             # over every point: the axis values are the classification's (memoised)
-            got = {a: v[at] for a, v in scheme.scores(cols, asof).items()}
-            axes = list(got)
-            scores.append(
-                [
-                    dict(zip(axes, v, strict=True))
-                    for v in zip(*(got[a].tolist() for a in axes), strict=True)
-                ]
-            )
-        else:
-            scores.append([])
-        where = np.full(n, -1, dtype=np.int64)
-        where[at] = np.arange(at.size)
-        slots.append(where.tolist())
-    starts = is_start.tolist()
-    names = [s.name for s in schemes]
-    drafts = out.transitions
-    touched: dict[int, CustomerState] = {}
+            got = scheme.scores(cols, asof)
+            axes = repeat(tuple(got))
+            rows = zip(*(v[at].tolist() for v in got.values()), strict=True)
+            scores.extend(map(dict, map(zip, axes, rows)))
+    score = [scores[k] for k in perm.tolist()]
+    name = np.array(names, dtype=object)[i].tolist()
+    jl = j.tolist()
+    who = [owner[x] for x in jl]
+    state = [items[c][0] for c in who]
+    t = asof[j].tolist()
+    cause: list[str] = []
     cause_of = rules.time_cause
-    for code in order.tolist():
-        j, i = divmod(code, n_schemes)
-        k = slots[i][j]
-        c = owner[j]
-        s = items[c][0]
-        cause = causes[j]
-        if cause is None:
-            cause = cause_of(s, names[i], _DECAY) if starts[j] else _DECAY
-        t, f, m, _first, last = points[j][:5]
-        name, key, prev = names[i], keys[i][k], prevs[i][k]
-        drafts.append(
-            TransitionDraft(
-                s.customer_id,
-                name,
-                prev,
-                key,
-                cause,
-                t,
-                event_ids[j],
-                f,
-                m,
-                firsts[j],
-                last,
-                scores[i][k],
-            )
+    is_start = np.zeros(len(asof), dtype=bool)
+    is_start[starts] = True
+    first_point = is_start[j].tolist()
+    for x, s, n, st in zip(jl, state, name, first_point, strict=True):
+        c = causes[x]
+        cause.append(c if c is not None else cause_of(s, n, _DECAY) if st else _DECAY)
+    drafts = list(
+        map(
+            TransitionDraft,
+            [s.customer_id for s in state],
+            name,
+            prev,
+            key,
+            cause,
+            t,
+            [event_ids[x] for x in jl],
+            cols.frequency[j].tolist(),
+            cols.monetary[j].tolist(),
+            [firsts[x] for x in jl],
+            cols.last_ms[j].tolist(),
+            score,
         )
-        s.segments[name] = key  # NONE too: Redis HSET can't delete fields
-        s.history.append([name, prev, key, cause, t])
-        touched[c] = s
+    )
+    out.transitions.extend(drafts)
+    # history in draft order; a customer's drafts are contiguous (their points are)
+    entries = list(map(list, zip(name, prev, key, cause, t, strict=True)))
     keep = rules.policy.history
-    for s in touched.values():
+    bounds = np.flatnonzero(np.diff(np.asarray(who)) != 0) + 1
+    for a, b in zip([0, *bounds.tolist()], [*bounds.tolist(), len(who)], strict=True):
+        s = state[a]
+        segs = s.segments
+        for n, k in zip(name[a:b], key[a:b], strict=True):
+            segs[n] = k  # NONE too: Redis HSET can't delete fields
         h = s.history
+        h.extend(entries[a:b])
         if len(h) > keep:
             del h[: len(h) - keep]
