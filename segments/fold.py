@@ -41,7 +41,6 @@ the reverse.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import repeat
 from typing import cast
 
 import numpy as np
@@ -147,28 +146,26 @@ def _emit(
     j, i = np.divmod(code[perm], n_schemes)
     key = np.concatenate([k[m] for k, m in zip(keys_of, moved_at, strict=True)])[perm].tolist()
     prev = np.concatenate([p[m] for p, m in zip(prev_of, moved_at, strict=True)])[perm].tolist()
-    scores: list[dict[str, int]] = []
+    scores: list[np.ndarray] = []
     for scheme, at in zip(schemes, moved_at, strict=True):
         if at.size:
-            # over every point: the axis values are the classification's (memoised)
-            got = scheme.scores(cols, asof)
-            axes = repeat(tuple(got))
-            rows = zip(*(v[at].tolist() for v in got.values()), strict=True)
-            scores.extend(map(dict, map(zip, axes, rows)))
-    score = [scores[k] for k in perm.tolist()]
+            scores.append(_score_dicts(scheme.scores(cols, asof), at))
+    score = np.concatenate(scores)[perm].tolist()
     name = np.array(names, dtype=object)[i].tolist()
-    jl = j.tolist()
-    who = [owner[x] for x in jl]
-    state = [items[c][0] for c in who]
+    who = np.asarray(owner)[j]
+    state = [items[c][0] for c in who.tolist()]
     t = asof[j].tolist()
-    cause: list[str] = []
-    cause_of = rules.time_cause
-    is_start = np.zeros(len(asof), dtype=bool)
-    is_start[starts] = True
-    first_point = is_start[j].tolist()
-    for x, s, n, st in zip(jl, state, name, first_point, strict=True):
-        c = causes[x]
-        cause.append(c if c is not None else cause_of(s, n, _DECAY) if st else _DECAY)
+    # a time-driven move's cause: the customer's first point may be a rules change or a
+    # recalibration (the stamp says); a later point of the batch is the timer's
+    at = np.array(causes, dtype=object)[j]
+    timed = np.flatnonzero(np.equal(at, None))
+    if timed.size:
+        at[timed] = _DECAY
+        is_start = np.zeros(len(asof), dtype=bool)
+        is_start[starts] = True
+        for x in timed[is_start[j[timed]]].tolist():
+            at[x] = rules.time_cause(state[x], name[x], _DECAY)
+    cause = at.tolist()
     drafts = list(
         map(
             TransitionDraft,
@@ -178,10 +175,10 @@ def _emit(
             key,
             cause,
             t,
-            [event_ids[x] for x in jl],
+            np.array(event_ids, dtype=object)[j].tolist(),
             cols.frequency[j].tolist(),
             cols.monetary[j].tolist(),
-            [firsts[x] for x in jl],
+            np.array(firsts, dtype=object)[j].tolist(),
             cols.last_ms[j].tolist(),
             score,
         )
@@ -190,13 +187,37 @@ def _emit(
     # history in draft order; a customer's drafts are contiguous (their points are)
     entries = list(map(list, zip(name, prev, key, cause, t, strict=True)))
     keep = rules.policy.history
-    bounds = np.flatnonzero(np.diff(np.asarray(who)) != 0) + 1
+    bounds = np.flatnonzero(np.diff(who) != 0) + 1
     for a, b in zip([0, *bounds.tolist()], [*bounds.tolist(), len(who)], strict=True):
         s = state[a]
-        segs = s.segments
-        for n, k in zip(name[a:b], key[a:b], strict=True):
-            segs[n] = k  # NONE too: Redis HSET can't delete fields
+        s.segments.update(zip(name[a:b], key[a:b], strict=True))  # NONE too: HSET can't delete
         h = s.history
         h.extend(entries[a:b])
         if len(h) > keep:
             del h[: len(h) - keep]
+
+
+def _score_dicts(got: dict[str, np.ndarray], at: np.ndarray) -> np.ndarray:
+    """A scheme's axis values at the points ``at`` as one dict per point (object array).
+
+    Scores are band numbers, so a batch holds few distinct rows: one dict is made per
+    distinct row and shared by the drafts that have it (a draft is a value, never
+    changed; nothing writes to its ``scores``)."""
+    cols = [v[at] for v in got.values()]
+    code = np.zeros(at.size, dtype=np.int64)
+    span = 1
+    for v in cols:
+        lo, width = int(v.min()), int(v.max()) - int(v.min()) + 1
+        span *= width
+        if span >= 2**62:  # not band numbers after all: a dict per point
+            return _dicts(tuple(got), cols, at.size)
+        code = code * width + (v - lo)
+    _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
+    return _dicts(tuple(got), [v[first] for v in cols], first.size)[inverse]
+
+
+def _dicts(axes: tuple[str, ...], cols: list[np.ndarray], n: int) -> np.ndarray:
+    out = np.empty(n, dtype=object)
+    rows = zip(*(v.tolist() for v in cols), strict=True) if cols else ((),) * n
+    out[:] = [dict(zip(axes, r, strict=True)) for r in rows]
+    return out

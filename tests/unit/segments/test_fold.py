@@ -136,3 +136,19 @@ def test_the_fold_is_refused_for_a_set_it_cant_carry() -> None:
         folding.foldable = True
     folding.foldable = False
     assert not folding.foldable
+
+
+def test_score_dicts_are_the_rows_whatever_their_range() -> None:
+    """Drafts share one dict per distinct score row; rows of values too wide to code in
+    one int64 (not band numbers) still come out as their own rows."""
+    import numpy as np
+
+    from segments.fold import _score_dicts
+
+    rng = np.random.default_rng(3)
+    for high in (3, 10**6, 2**40):
+        got = {a: rng.integers(-high, high, 200, dtype=np.int64) for a in ("r", "f", "m")}
+        at = np.sort(rng.choice(200, 120, replace=False))
+        want = [{a: int(v[k]) for a, v in got.items()} for k in at]
+        assert _score_dicts(got, at).tolist() == want
+    assert _score_dicts({}, np.arange(3)).tolist() == [{}, {}, {}]
