@@ -23,6 +23,7 @@ from segments.bgnbd_predict import (
     expected_purchases,
     expected_purchases_new,
     p_alive,
+    p_alive_of_history,
 )
 
 __all__ = [
@@ -38,4 +39,5 @@ __all__ = [
     "fit",
     "log_likelihood",
     "p_alive",
+    "p_alive_of_history",
 ]

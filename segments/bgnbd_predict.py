@@ -23,6 +23,7 @@ __all__ = [
     "expected_purchases",
     "expected_purchases_new",
     "p_alive",
+    "p_alive_of_history",
 ]
 
 
@@ -40,6 +41,14 @@ def p_alive(
     the customer (larger x), which is what makes it an early warning.
     """
     x, tx, big_t = checked_history(frequency, recency, age)
+    return p_alive_of_history(params, x, tx, big_t)
+
+
+def p_alive_of_history(
+    params: BgNbdParams, x: NDArray[np.float64], tx: NDArray[np.float64], big_t: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """:func:`p_alive` of float arrays that already satisfy ``checked_history``'s rules
+    (made by code that can't break them): without the checks."""
     return _p_alive(params.r, params.alpha, params.a, params.b, x, tx, big_t)
 
 
