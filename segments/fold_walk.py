@@ -43,11 +43,9 @@ __all__ = ["NEVER", "Point", "walk"]
 NEVER = int(np.iinfo(np.int64).max)
 _DAY = windows.DAY_MS
 
-Point = tuple[
-    int, int, int, int, int, int, "int | None", "str | None", "str | None", "tuple[int, ...]"
-]
+Point = tuple[int, int, int, int, int, int, "int | None", "str | None", "str | None", windows.Days]
 """(as-of, F, M, first or last, last, owner index, first, event id, cause or None,
-purchase days then as flat (day, orders, units) triples; empty without windows)."""
+purchase days then (``windows.snapshot``); empty without windows)."""
 
 Ask = tuple[int, int, int, int]
 """A walk's question: the P(alive) crossings of history (F, first, last) after cursor."""
@@ -141,18 +139,14 @@ def _customer(
     expiries: list[int] | None = None
     """Instants a purchase day leaves a window, sorted; None: to be made (days change
     only with events: pruning drops days no window sees, whose instants are past)."""
-    days: tuple[int, ...] | None = None
-    """The purchase days as flat (day, orders, units), made once per event (see
-    ``expiries``: a day pruned since counts in no window at a later point)."""
+    days: windows.Days | None = None
+    """The purchase days (``windows.snapshot``), taken once per event (see ``expiries``:
+    a day pruned since counts in no window at a later point)."""
 
     def point(t: int, event_id: str | None, cause: str | None) -> None:
         nonlocal days
         if days is None:
-            days = (
-                tuple(x for d, (o, u) in s.days.items() for x in (d, o, u))
-                if wins and s.days
-                else ()
-            )
+            days = windows.snapshot(s) if wins else ()
         first, last = s.first_ms, s.last_ms
         add(
             (
