@@ -158,7 +158,7 @@ def _emit(
     # a time-driven move's cause: the customer's first point may be a rules change or a
     # recalibration (the stamp says); a later point of the batch is the timer's
     at = np.array(causes, dtype=object)[j]
-    timed = np.flatnonzero(np.equal(at, None))
+    timed = np.flatnonzero(np.fromiter((c is None for c in causes), bool, len(causes))[j])
     if timed.size:
         at[timed] = _DECAY
         is_start = np.zeros(len(asof), dtype=bool)

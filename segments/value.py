@@ -135,7 +135,8 @@ def histories(
 
 def _age(first_ms: np.ndarray, span: np.ndarray, asof_ms: np.ndarray) -> np.ndarray:
     """BG/NBD's T in days (see :func:`histories`)."""
-    return np.maximum(asof_ms - first_ms, span) / DAY_MS
+    age: np.ndarray = np.maximum(asof_ms - first_ms, span) / DAY_MS
+    return age
 
 
 def alive_permille(model: ValueModel, cols: Columns, asof_ms: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from itertools import chain
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import numpy as np
 
@@ -119,7 +119,7 @@ class _Days:
         :func:`snapshot` gives."""
         days = cls.__new__(cls)
         held = [i for i, r in enumerate(rows) if r]
-        picked = [rows[i] for i in held]
+        picked = cast(list[tuple[tuple[int, ...], tuple[int, ...]]], [rows[i] for i in held])
         counts = np.fromiter((len(r[0]) for r in picked), np.int64, len(held))
         n = int(counts.sum())
         days.owner = np.repeat(np.asarray(held, dtype=np.int64), counts)
