@@ -19,9 +19,10 @@ writes (:mod:`state.schedule`). ``a`` is fourteen sections joined by newlines (t
 empty ones left out); each list is stored as columns, so both directions are a few
 C-level passes (join, ``%``-format, split, ``map(int)``, ``accumulate``):
 
- 0  core: f, m (money, see ``_money``), c, c-l, l-fs ('' before a first purchase), the
-    stamp (see ``_stamp``), then the (scheme, segment) codes run together, or a token
-    per name, space-separated, when a name has no one-character code
+ 0  core: f, m (money, see ``codec_text.money``), c, c-l, l-fs ('' before a first
+    purchase), the stamp (see ``codec_text.stamp_token``), then the (scheme, segment)
+    codes run together, or a token per name, space-separated, when a name has no
+    one-character code
  1  history codes: four characters per transition (scheme, from, to, cause), run
     together; or ``~`` and four space-separated tokens each when a name has no code
  2  history times (see "times" below)
@@ -69,11 +70,10 @@ loudly on a v3 hash rather than misreading it: upgrade readers before writers.)
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache, partial
-from itertools import accumulate, chain, repeat
+from itertools import chain
 from operator import eq, itemgetter
 from typing import cast
 
@@ -81,6 +81,7 @@ import orjson
 
 from segments.model import CustomerState, HeldRefund
 from segments.windows import day_of
+from state import codec_text as ct
 from state.codec_v1 import CAUSE_CODE, CODE_CAUSE, decode_v1, seen_v1
 from state.names import CODE, NAME
 
@@ -97,10 +98,7 @@ MAX_FIELDS = 4096
 customer's state can hold is bounded far below that (:mod:`segments.limits`); this is the
 backstop: the store and the commit script refuse a larger state before writing anything."""
 
-_MARK = "'~[{"  # first characters that mean something: a name starting with one is quoted
 _ODD = re.compile(r"['~\[{\n]")  # order ids with these go to JSON (they mark things)
-_HEX = repeat(16)
-_HUNDRED = repeat(100)
 _FOUR = re.compile(".{4}", re.DOTALL)
 _TWELVE = re.compile(".{12}", re.DOTALL)
 _SECTIONS = 16
@@ -113,119 +111,16 @@ _Read = Callable[[str], list[int]]
 """Reads a column of times back."""
 
 
-class _Unsafe(Exception):
-    """A name the compact form can't hold (a space or control character): JSON instead."""
-
-
-def _tok(name: str) -> str:
-    code = CODE.get(name)
-    if code is not None:
-        return code
-    if " " in name or not name.isprintable():
-        raise _Unsafe
-    return "'" + name if len(name) < 2 or name[0] in _MARK else name
-
-
-def _untok(t: str) -> str:
-    if len(t) == 1:
-        return NAME[t]
-    return t[1:] if t[0] == "'" else t
-
-
-def _hex_list(values: Sequence[int]) -> str:
-    """Space-separated hex, formatted in one C call."""
-    return ("%x " * len(values))[:-1] % tuple(values)
-
-
-def _hex_deltas(times: Sequence[int], base: int) -> str:
-    """``base - t0``, then ``t_i - t_(i-1)``: short numbers for lists in time order."""
-    if len(times) == 1:
-        return f"{base - times[0]:x}"
-    deltas = (base - times[0], *map(int.__sub__, times[1:], times[:-1]))
-    return ("%x " * len(times))[:-1] % deltas
-
-
-def _times(deltas: str, base: int) -> list[int]:
-    """Inverse of :func:`_hex_deltas`."""
-    if " " not in deltas:  # one item: the common case
-        return [base - int(deltas, 16)]
-    d = list(map(int, deltas.split(" "), _HEX))
-    d[0] = base - d[0]
-    return list(accumulate(d))
-
-
 # ---------------------------------------------------------------------- sections
 def _core(s: CustomerState) -> str:
     c, last, m = s.cursor_ms, s.last_ms, s.monetary
     first = "" if s.first_ms is None else f"{last - s.first_ms:x}"
     try:
-        tail = _tail(s.stamp, tuple(s.segments.items()))
-    except _Unsafe:
+        tail = ct.segments_tail(s.stamp, tuple(s.segments.items()))
+    except ct.Unsafe:
         doc = [s.frequency, m, s.first_ms, last, c, s.stamp, list(s.segments.items())]
         return orjson.dumps(doc).decode()
-    return f"{s.frequency:x} {_money(m)} {c:x} {c - last:x} {first} {tail}"
-
-
-@lru_cache(maxsize=4096)
-def _tail(stamp: str, segments: tuple[tuple[str, str], ...]) -> str:
-    """The stamp and segment tokens: few distinct combinations, so cached. Codes are run
-    together (one character a name, so the run splits back without separators)."""
-    tokens = list(map(_tok, chain.from_iterable(segments)))
-    run = "".join(tokens)
-    if len(run) == len(tokens):
-        return f"{_stamp(stamp)} {run}" if run else _stamp(stamp)
-    return " ".join([_stamp(stamp), *tokens])
-
-
-@lru_cache(maxsize=4096)
-def _read_tail(raw: str) -> tuple[str, tuple[tuple[str, str], ...]]:
-    tok = raw.split(" ")
-    # a run of codes is one token (names spelled out come in pairs: 3+ tokens)
-    names = list(map(NAME.__getitem__, tok[1]) if len(tok) == 2 else map(_untok, tok[1:]))
-    return _read_stamp(tok[0]), tuple(zip(names[::2], names[1::2], strict=True))
-
-
-@lru_cache(maxsize=64)
-def _stamp(stamp: str) -> str:
-    """``=`` and the rules version's 12 hex digits as 8 base64 ones (few distinct stamps:
-    cached), else the stamp itself (quoted if it starts with a marker)."""
-    if " " in stamp or not stamp.isprintable():
-        raise _Unsafe
-    rules, slash, cut = stamp.partition("/")
-    if slash and len(rules) == 12 and all(ch in "0123456789abcdef" for ch in rules):
-        return "=" + base64.urlsafe_b64encode(bytes.fromhex(rules)).decode() + "/" + cut
-    return "'" + stamp if stamp[:1] in ("=", "'") else stamp
-
-
-@lru_cache(maxsize=64)
-def _read_stamp(t: str) -> str:
-    if t[:1] == "=":
-        return base64.urlsafe_b64decode(t[1:9]).hex() + t[9:]
-    return t[1:] if t[:1] == "'" else t
-
-
-def _money(units: int) -> str:
-    """Hex of the amount in hundredths of its units (a 2-decimal price is a multiple of
-    100 units: two hex digits fewer), or ``.`` and the hex of the units."""
-    return f"{units // 100:x}" if units % 100 == 0 else f".{units:x}"
-
-
-def _read_money(t: str) -> int:
-    return int(t[1:], 16) if t[0] == "." else int(t, 16) * 100
-
-
-def _money_list(units: Sequence[int]) -> str:
-    """Amounts as :func:`_money`, for a whole column: hundredths unless any isn't a
-    multiple of 100, then ``. `` and the units."""
-    if any(map(int.__mod__, units, _HUNDRED)):
-        return ". " + _hex_list(units)
-    return _hex_list(list(map(int.__floordiv__, units, _HUNDRED)))
-
-
-def _read_money_list(text: str) -> list[int]:
-    if text[0] == ".":
-        return list(map(int, text[2:].split(" "), _HEX))
-    return list(map(int.__mul__, map(int, text.split(" "), _HEX), _HUNDRED))
+    return f"{s.frequency:x} {ct.money(m)} {c:x} {c - last:x} {first} {tail}"
 
 
 def _read_core(raw: str) -> tuple[int, int, int | None, int, int, str, dict[str, str]]:
@@ -235,10 +130,10 @@ def _read_core(raw: str) -> tuple[int, int, int | None, int, int, str, dict[str,
     f, m, c, cl, lf, tail = raw.split(" ", 5)
     c = int(c, 16)
     last = c - int(cl, 16)
-    stamp, segments = _read_tail(tail)
+    stamp, segments = ct.read_segments_tail(tail)
     return (
         int(f, 16),
-        _read_money(m),
+        ct.read_money(m),
         last - int(lf, 16) if lf else None,
         last,
         c,
@@ -278,12 +173,12 @@ def _history(history: Sequence[Sequence[str | int]], deltas: str) -> tuple[str, 
     except TypeError:  # a name without a code (None): spelled out below
         pass
     try:  # "~" and four space-separated tokens per entry
-        names = map(_tok, chain.from_iterable(zip(schemes, frms, tos, strict=True)))
+        names = map(ct.name_token, chain.from_iterable(zip(schemes, frms, tos, strict=True)))
         spelled = [
             f"{a} {b} {c} {CAUSE_CODE[d]}"
             for (a, b, c), d in zip(_triples(names), causes, strict=True)
         ]
-    except _Unsafe:
+    except ct.Unsafe:
         return orjson.dumps([list(h) for h in history]).decode(), ""
     return "~ " + " ".join(spelled), deltas
 
@@ -301,9 +196,9 @@ def _read_history(codes: str, deltas: str, when: _Read) -> list[list[str | int]]
     if codes[0] == "~":
         tok = codes.split(" ")[1:]
         names = zip(
-            map(_untok, tok[::4]),
-            map(_untok, tok[1::4]),
-            map(_untok, tok[2::4]),
+            map(ct.read_name_token, tok[::4]),
+            map(ct.read_name_token, tok[1::4]),
+            map(ct.read_name_token, tok[2::4]),
             map(CODE_CAUSE.__getitem__, tok[3::4]),
             strict=True,
         )
@@ -343,7 +238,7 @@ def _orders(orders: Mapping[str, Sequence[int]], customer_id: str, times: str) -
     if customer_id and " " not in customer_id:
         ids = f" {ids}".replace(f" {customer_id}", " ~")[1:]
     remaining, amount, _ = zip(*orders.values(), strict=True)
-    amounts = _money_list(amount)
+    amounts = ct.money_list(amount)
     refunds = ""
     if remaining != amount:
         pairs = zip(amount, remaining, strict=True)
@@ -358,7 +253,7 @@ def _read_orders(
         return cast(dict[str, list[int]], orjson.loads(ids))
     if "~" in ids:
         ids = f" {ids}".replace(" ~", f" {customer_id}")[1:]
-    amount = _read_money_list(amounts)
+    amount = ct.read_money_list(amounts)
     rows = list(map(list, zip(amount, amount, when(deltas), strict=True)))
     if refunds:
         tok = refunds.split(" ")
@@ -382,20 +277,20 @@ def _time_columns(s: CustomerState) -> tuple[str, str, str, str]:
     distinct = set(every)
     base = s.cursor_ms
     if len(distinct) > len(_INDEX):
-        by_h, by_s, by_o = (_hex_deltas(c, base) if c else "" for c in (hist, seen, order))
+        by_h, by_s, by_o = (ct.hex_deltas(c, base) if c else "" for c in (hist, seen, order))
         return "", by_h, by_s, by_o
     if not distinct:
         return "", "", "", ""
     table = sorted(distinct)
     codes = "".join(map(dict(zip(table, _INDEX, strict=False)).__getitem__, every))
     h, n = len(hist), len(hist) + len(seen)
-    return _hex_deltas(table, base), codes[:h], codes[h:n], codes[n:]
+    return ct.hex_deltas(table, base), codes[:h], codes[h:n], codes[n:]
 
 
 def _table_reader(table: str, base: int) -> _Read:
     if not table:
-        return partial(_times, base=base)
-    at = dict(zip(_INDEX, _times(table, base), strict=False))
+        return partial(ct.read_hex_deltas, base=base)
+    at = dict(zip(_INDEX, ct.read_hex_deltas(table, base), strict=False))
     return lambda column: list(map(at.__getitem__, column))
 
 
@@ -434,7 +329,11 @@ def _days(
         return mark, "", ""
     counts, units = zip(*map(days.__getitem__, rest), strict=True)
     ones = counts.count(1) == len(counts)
-    return mark + _hex_deltas(rest, base), "" if ones else _hex_list(counts), _money_list(units)
+    return (
+        mark + ct.hex_deltas(rest, base),
+        "" if ones else ct.hex_list(counts),
+        ct.money_list(units),
+    )
 
 
 def _read_days(
@@ -445,9 +344,9 @@ def _read_days(
         out = _order_days(orders)
         deltas = deltas[1:]
     if deltas:
-        day = _times(deltas, base)
-        n = list(map(int, counts.split(" "), _HEX)) if counts else [1] * len(day)
-        rows = map(list, zip(n, _read_money_list(units), strict=True))
+        day = ct.read_hex_deltas(deltas, base)
+        n = list(map(int, counts.split(" "), ct.HEX)) if counts else [1] * len(day)
+        rows = map(list, zip(n, ct.read_money_list(units), strict=True))
         out.update(zip(day, rows, strict=True))
     return out
 
@@ -464,9 +363,10 @@ def _returns(returns: Sequence[Sequence[str | int]], cursor_ms: int) -> str:
     day = day_of(cursor_ms)
     try:
         return " ".join(
-            f"{_tok(str(s))} {day - day_of(int(e)):x} {cursor_ms - int(r):x}" for s, e, r in returns
+            f"{ct.name_token(str(s))} {day - day_of(int(e)):x} {cursor_ms - int(r):x}"
+            for s, e, r in returns
         )
-    except _Unsafe:
+    except ct.Unsafe:
         return orjson.dumps([list(r) for r in returns]).decode()
 
 
@@ -476,7 +376,7 @@ def _read_returns(raw: str, cursor_ms: int) -> list[list[str | int]]:
     tok = raw.split(" ")
     day = day_of(cursor_ms)
     return [
-        [_untok(s), (day - int(e, 16)) * _DAY_MS, cursor_ms - int(r, 16)]
+        [ct.read_name_token(s), (day - int(e, 16)) * _DAY_MS, cursor_ms - int(r, 16)]
         for s, e, r in zip(tok[::3], tok[1::3], tok[2::3], strict=True)
     ]
 

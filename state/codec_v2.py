@@ -17,17 +17,8 @@ from typing import cast
 import orjson
 
 from segments.model import CustomerState
-from state.codec import (
-    _chunks,
-    _dedupe,
-    _hex_deltas,
-    _history,
-    _money,
-    _orders,
-    _stamp,
-    _tok,
-    _Unsafe,
-)
+from state.codec import _chunks, _dedupe, _history, _orders
+from state.codec_text import Unsafe, hex_deltas, money, name_token, stamp_token
 
 __all__ = ["encode_v2"]
 
@@ -36,11 +27,12 @@ def _core_v2(s: CustomerState) -> str:
     c, last, m = s.cursor_ms, s.last_ms, s.monetary
     first = "" if s.first_ms is None else f"{last - s.first_ms:x}"
     try:
-        tail = " ".join([_stamp(s.stamp), *map(_tok, chain.from_iterable(s.segments.items()))])
-    except _Unsafe:
+        names = map(name_token, chain.from_iterable(s.segments.items()))
+        tail = " ".join([stamp_token(s.stamp), *names])
+    except Unsafe:
         doc = [s.frequency, m, s.first_ms, last, c, s.stamp, list(s.segments.items())]
         return orjson.dumps(doc).decode()
-    return f"{s.frequency:x} {_money(m)} {c:x} {c - last:x} {first} {tail}"
+    return f"{s.frequency:x} {money(m)} {c:x} {c - last:x} {first} {tail}"
 
 
 def encode_v2(s: CustomerState) -> list[str]:
@@ -48,12 +40,12 @@ def encode_v2(s: CustomerState) -> list[str]:
     base = s.cursor_ms  # each column its own hex deltas
     parts = [_core_v2(s)]
     if s.history:
-        parts += _history(s.history, _hex_deltas([cast(int, h[4]) for h in s.history], base))
+        parts += _history(s.history, hex_deltas([cast(int, h[4]) for h in s.history], base))
     else:
         parts += ("", "")
-    parts += _dedupe(s.seen, _hex_deltas(list(s.seen.values()), base)) if s.seen else ("", "")
+    parts += _dedupe(s.seen, hex_deltas(list(s.seen.values()), base)) if s.seen else ("", "")
     if s.orders:
-        times = _hex_deltas([o[2] for o in s.orders.values()], base)
+        times = hex_deltas([o[2] for o in s.orders.values()], base)
         parts += _orders(s.orders, s.customer_id, times)
     else:
         parts += ("", "", "", "")
