@@ -49,19 +49,7 @@ def p_alive_of_history(
 ) -> NDArray[np.float64]:
     """:func:`p_alive` of float arrays that already satisfy ``checked_history``'s rules
     (made by code that can't break them): without the checks."""
-    return _p_alive(params.r, params.alpha, params.a, params.b, x, tx, big_t)
-
-
-def _p_alive(
-    r: float,
-    alpha: float,
-    a: float,
-    b: float,
-    x: NDArray[np.float64],
-    tx: NDArray[np.float64],
-    big_t: NDArray[np.float64],
-) -> NDArray[np.float64]:
-    """:func:`p_alive` of a checked history."""
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
     log_odds_dead = (
         np.log(a)
         - np.log(b + np.maximum(x, 1) - 1)
@@ -137,7 +125,7 @@ def _expected_regular(
 ) -> NDArray[np.float64]:
     """Eq. 10 as written, away from its removable singularities."""
     bracket = 1.0 - _power_hyp2f1(r, alpha, a, b, t, x, big_t)
-    alive_factor = _p_alive(r, alpha, a, b, x, tx, big_t)
+    alive_factor = p_alive_of_history(BgNbdParams(r, alpha, a, b), x, tx, big_t)
     return (a + b + x - 1) / (a - 1) * bracket * alive_factor
 
 
