@@ -26,7 +26,7 @@ from schemas.settings import Settings
 from stream.apply.messages import Msg
 from stream.kafka.security import broker_credentials
 from stream.live.delivery import Backlog, ack, install, reset_read_offsets
-from stream.live.faust_patches import cap_fetch_wait, position_from_redis
+from stream.live.faust_patches import TablelessManager, cap_fetch_wait, position_from_redis
 from stream.live.runtime import Runtime
 
 __all__ = ["FaustControls", "FaustFlow", "create_app", "raw_app"]
@@ -107,6 +107,7 @@ def raw_app(settings: Settings, datadir: str) -> tuple[faust.App, faust.TopicT]:
         topic_allow_declare=False,
         topic_disable_leader=True,
         worker_redirect_stdouts=False,
+        TableManager=TablelessManager,  # no tables: no one-second wait for them at start
     )
     topic = app.topic(
         settings.purchases_topic,
