@@ -305,15 +305,6 @@ def fit_base(
     )
 
 
-def _future_orders(policy: ValuePolicy, by_year: np.ndarray) -> np.ndarray:
-    """Σ_{t=1..n} E_t / (1 + r)^t: the orders the model expects in year t (from
-    ``bgnbd.expected_by_period``'s cumulative expectations), discounted; × the margin of
-    an average order it is the CLV's future part (float, unrounded)."""
-    if policy.years == 0:
-        return np.zeros(by_year.shape[0])
-    return bgnbd.discounted(by_year, float(policy.discount_rate))
-
-
 def figures(
     model: ValueModel, policy: ValuePolicy, cols: Columns, asof_ms: np.ndarray
 ) -> list[dict[str, object]]:
@@ -354,7 +345,11 @@ def figures(
     year = by_year[:, 0]
     rate = float(policy.margin_rate)
     order_margin = rate * cols.monetary / np.maximum(cols.frequency, 1)
-    future = order_margin * _future_orders(policy, by_year[:, : policy.years])
+    # Σ_{t=1..years} E_t / (1 + r)^t × the margin of an average order: the CLV's future
+    # part (float, unrounded; no year, no future part)
+    future = order_margin * bgnbd.discounted(
+        by_year[:, : policy.years], float(policy.discount_rate)
+    )
     out = []
     with localcontext() as exact:
         exact.prec = 80  # every sum below is exact; the quantize is the one rounding
