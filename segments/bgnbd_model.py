@@ -49,9 +49,9 @@ is not an estimate but a limit the likelihood was still climbing toward (no drop
 seen: a, b → ∞; pure Poisson: r, α → ∞ together). L-BFGS-B may report success there
 before reaching the search bound: its steps get flat (scipy 1.17 stops near 17)."""
 
-NEAR_POLE = 1e-6
+NEAR_POLE = 3e-4
 """Eq. 10 divides by a − 1 (and, for x = 0, ₂F₁ has a pole at a + b = 1); within this
-of either point it is interpolated from both sides."""
+of either point it is interpolated from both sides (``bgnbd_predict._expected``)."""
 
 
 @dataclass(frozen=True, slots=True)

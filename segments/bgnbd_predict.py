@@ -102,15 +102,25 @@ def _expected(
     big_t: NDArray[np.float64],
 ) -> NDArray[np.float64]:
     # Eq. 10 has removable 0/0 points at a = 1 (all x) and a + b = 1 (x = 0); the
-    # expectation is smooth in a, so near one it is interpolated linearly between
-    # a = pole ± NEAR_POLE (error O(NEAR_POLE²) relative).
+    # expectation is smooth in a, so near one it is the cubic through a = pole ± NEAR_POLE
+    # and pole ± 2·NEAR_POLE. Why not closer points: at a = pole ± h the bracket is a
+    # difference of two numbers near 1 divided by h, so each value carries ~1e-16/h of
+    # rounding (at h = 1e-6, ~2e-9: expected purchases below zero, and falling as the
+    # horizon grows, for tiny horizons). The cubic's own error is O(h⁴) relative.
     for pole in (1.0, 1.0 - b):
-        lo_a, hi_a = pole - NEAR_POLE, pole + NEAR_POLE
-        if abs(a - pole) < NEAR_POLE and lo_a > 0:
-            lo = _expected_regular(r, alpha, lo_a, b, t, x, tx, big_t)
-            hi = _expected_regular(r, alpha, hi_a, b, t, x, tx, big_t)
-            return lo + (hi - lo) * ((a - lo_a) / (hi_a - lo_a))
-    return _expected_regular(r, alpha, a, b, t, x, tx, big_t)
+        if abs(a - pole) < NEAR_POLE and pole - 2 * NEAR_POLE > 0:
+            s = (a - pole) / NEAR_POLE
+            got = np.zeros(np.broadcast_shapes(t.shape, x.shape), dtype=np.float64)
+            for node in _NODES:
+                weight = math.prod((s - m) / (node - m) for m in _NODES if m != node)
+                at = pole + node * NEAR_POLE
+                got = got + weight * _expected_regular(r, alpha, at, b, t, x, tx, big_t)
+            return np.maximum(got, 0.0)
+    return np.maximum(_expected_regular(r, alpha, a, b, t, x, tx, big_t), 0.0)
+
+
+_NODES = (-2.0, -1.0, 1.0, 2.0)
+"""Where eq. 10 is evaluated around a removable singularity, in units of NEAR_POLE."""
 
 
 def _expected_regular(
