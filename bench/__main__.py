@@ -11,7 +11,8 @@ event → transition latency, and decay timeliness), ``memory`` (Redis bytes per
 customer), ``peers`` (issue #21: a quixstreams app, the worker with rfm8 only and with
 every scheme, backfill, plain aiokafka, polars and pandas on one topic, bench_peers),
 ``schemes`` (issue #20: the pure engine with the four RFM schemes vs every shipped
-scheme, bench_schemes).
+scheme, bench_schemes), ``batch`` (the worker's ``RFM_BATCH_MAX``: throughput, commit-script
+time and memory per batch size, bench_batch).
 ``members`` (segment members export: walk rate and peak memory, bench_members).
 Each starts its own broker and Redis. ``--smoke`` asserts nothing about
 speed: it checks that every figure runs and produces its numbers (tests/test_bench_smoke).
@@ -31,6 +32,7 @@ from typing import Any
 
 from bench import (
     bench_backfill,
+    bench_batch,
     bench_decay,
     bench_latency,
     bench_live,
@@ -45,7 +47,17 @@ from bench import latency_report as lr
 from bench.report import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
-FIGURES = ("decay", "backfill", "live", "latency", "memory", "peers", "schemes", "members")
+FIGURES = (
+    "decay",
+    "backfill",
+    "live",
+    "latency",
+    "memory",
+    "peers",
+    "schemes",
+    "members",
+    "batch",
+)
 
 # per figure, the arguments of its bench function: heterogeneous by design, checked by the
 # functions' own signatures when they run (tests/integration/project/test_bench_smoke)
@@ -66,6 +78,12 @@ FULL: dict[str, dict[str, Any]] = {
     "peers": {"events_n": 200_000, "customers": 40_000, "repeats": 2},
     "schemes": {"events_n": 60_000, "customers": 30_000, "repeats": 3},
     "members": {"argv": ["--customers", "100000"]},
+    "batch": {
+        "events_n": 200_000,
+        "customers": 40_000,
+        "sizes": (8000, 16_000, 24_000),
+        "repeats": 2,
+    },
 }
 SMOKE: dict[str, dict[str, Any]] = {
     "decay": {"argv": ["--big", "3000", "--small", "1000", "--due", "500", "--repeats", "1"]},
@@ -87,6 +105,8 @@ SMOKE: dict[str, dict[str, Any]] = {
     "peers": {"events_n": 12_000, "customers": 600, "repeats": 1},
     "schemes": {"events_n": 3000, "customers": 600, "repeats": 1},
     "members": {"argv": ["--customers", "3000", "--templates", "200"]},
+    # several batches a run at each size (the first commit's records are not timed)
+    "batch": {"events_n": 4000, "customers": 400, "sizes": (500, 1000), "repeats": 1},
 }
 
 
@@ -154,6 +174,11 @@ def run(figures: Sequence[str], smoke: bool, md: Path, command: str) -> dict[str
                 bench_schemes.SECTION,
                 bench_schemes.section(sch, command, [*before, os.getloadavg()]),
             )
+        elif fig == "batch":
+            bat = asyncio.run(
+                bench_batch.bench(cfg["events_n"], cfg["customers"], cfg["sizes"], cfg["repeats"])
+            )
+            put(bench_batch.SECTION, bench_batch.section(bat, command))
         print(f"=== {fig} done in {time.perf_counter() - t0:.0f} s ===", flush=True)
     return out
 

@@ -45,6 +45,7 @@ class Rate:
     seconds: float
     cpu_s: float = 0.0
     join_s: float = 0.0
+    peak_rss_mb: float = 0.0  # the worker's, once its outbox was drained
 
     @property
     def per_s(self) -> float:
@@ -130,6 +131,7 @@ async def run_worker(
             proc.check()
             await asyncio.sleep(0.02)
         rate.cpu_s = proc.cpu_s() - cpu0
+        rate.peak_rss_mb = proc.peak_rss_mb()
         stats1 = await commandstats(store)
         if spy is not None:
             stop_pyspy(spy)

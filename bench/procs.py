@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -51,6 +52,15 @@ class Proc:
         """User + system CPU seconds of the process so far (``/proc/<pid>/stat``)."""
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def peak_rss_mb(self) -> float:
+        """The process's peak resident memory so far (``VmHWM``), in MB; 0 once it ended."""
+        try:
+            status = Path(f"/proc/{self.pid}/status").read_text()
+        except OSError:
+            return 0.0
+        m = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+        return int(m.group(1)) / 1024 if m else 0.0
 
     def stop(self) -> None:
         if self.proc.poll() is None:

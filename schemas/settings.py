@@ -267,12 +267,13 @@ class Settings(BaseSettings):
 
     # --- stream behaviour
     batch_max: int = Field(
-        8000,
+        16_000,
         ge=1,
         description="Max events per processed batch. Only a worker that is behind fills "
-        "one (a batch is what has been fetched); a bigger one spreads the per-batch work "
-        "(two scripts per partition, the figures' deltas) over more events: 8000 against "
-        "2000 took 0.83x the CPU per event catching up (BENCHMARKS.md, issue #21).",
+        "one (a batch is what has been fetched). A bigger one decodes and encodes a customer "
+        "once for all their events in it and spreads the per-batch work (two scripts per "
+        "partition) over more events; it also holds each partition's commit script, and "
+        "so Redis, longer and takes more memory (BENCHMARKS.md, 'Live worker batch size').",
     )
     batch_within: Duration = Field(
         parse_duration("20ms"),

@@ -59,6 +59,10 @@ CHECKS: dict[str, list[str]] = {
         rf"\| replay \({NUM} batches\) \| every: \d+ schemes \| {NUM} \| {NUM} \|",
         rf"at the RFM schemes' throughput: live {NUM}×; replay {NUM}×",
     ],
+    "## Live worker batch size: throughput, commit-script time and memory": [
+        rf"\| rfm \| 500 \| {NUM} \| 1\.00× \| {NUM} \| {NUM} \| {NUM} / {NUM} \|",
+        rf"\| rfm8 \| 1,000 \| {NUM} \| {NUM}× \| {NUM} \| {NUM} \| {NUM} / {NUM} \|",
+    ],
     "## Redis memory per customer": [
         rf"\| \*\*difference\*\* \| {NUM} \| \*\*{NUM} B\*\* \|",
         rf"\| due zset .* \| \| {NUM} B \|",
@@ -67,11 +71,11 @@ CHECKS: dict[str, list[str]] = {
 
 
 # The figures in two smoke runs side by side, split so each takes about as long (~70 s
-# each in one run on the shared CI machine: ``live`` alone, the rest together). Most of a
+# each in one run on the shared CI machine: ``live`` and ``batch``, the rest together). Most of a
 # smoke run is waiting on process start-ups, group joins and paced sends, not CPU, so two
 # overlap well; each run starts its own broker and Redis, so they share nothing.
 # pandas: the bench extra, which CI installs
-GROUPS = ("live", "decay,backfill,latency,memory,schemes")
+GROUPS = ("live,batch", "decay,backfill,latency,memory,schemes")
 
 
 @pytest.fixture(scope="module")
