@@ -25,16 +25,15 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 from schemas.settings import Settings
-from segments import worth
 from segments.engine import NEVER, Engine
 from segments.model import CustomerState, Event, Outcome, TransitionDraft
-from segments.quantiles import Populations
 from segments.rules import load_checked_rules, value_policy_of
 from segments.winback import Before, Lapsed, keep_open, lapsed_of, moves
 from state.store import Claim, Loaded, RedisStore
 from stream.apply.clock import Clock, lagging
 from stream.apply.dead_letters import DeadLetters
 from stream.apply.encode import TransitionEncoder
+from stream.apply.figures import Figures
 from stream.apply.messages import Batch, Msg
 from stream.apply.modes import OFFSETS, Mode, Position
 from stream.apply.outputs import Outputs
@@ -44,7 +43,7 @@ from stream.apply.safety_net import is_record_fault, salvage
 from stream.apply.side_by_side import all_of
 from stream.apply.stats import Stats
 from stream.apply.sweeps import Sweeps
-from stream.apply.tallies import Deltas, tally, worth_counters
+from stream.apply.tallies import Deltas, tally
 from stream.apply.validate import Validator
 from stream.apply.winback import winback_counters
 
@@ -157,7 +156,8 @@ class Processor:
         self.encoder = TransitionEncoder(
             engine, self.settings.currency, self.mode, value_policy_of(self.settings)
         )
-        self.populations = Populations.of(engine)
+        self.figures = Figures(self.settings, engine)
+        """The quantile-summary and worth deltas of every change, and each state's CLV."""
 
     async def swap(self, engine: Engine) -> None:
         """:meth:`use` between batches: waits for every partition's in-flight work."""
@@ -177,33 +177,9 @@ class Processor:
     def summarised(
         self, states: Sequence[CustomerState], change: Callable[[], Outcome]
     ) -> tuple[Outcome, Deltas]:
-        """Run ``change`` on ``states``; also return the quantile-summary and worth
-        deltas it made (both from the states before and after it)."""
-        held = worth.marks(states)
-        if not self.populations:
-            outcome = change()
-            self._value(states)
-            return outcome, Deltas({}, _worth_of(held, states))
-        before = self.populations.snapshot(states)
-        outcome = change()
-        self._value(states)
-        summaries = self.populations.deltas(before, self.populations.snapshot(states))
-        return outcome, Deltas(summaries, _worth_of(held, states))
-
-    def _value(self, states: Sequence[CustomerState]) -> None:
-        """Keep each evaluated customer's CLV in their state while value figures are on
-        (a ``value_figures`` scheme and a fitted model), and none while they are off:
-        the worth sums move by the old and new figure (:mod:`segments.worth`)."""
-        model = self.engine.model
-        if model is None or not any(
-            getattr(s, "value_figures", False) for s in self.engine.schemes
-        ):
-            for st in states:
-                st.clv = None
-            return
-        policy = value_policy_of(self.settings)
-        for st, cents in zip(states, worth.clv_cents(model, policy, states), strict=True):
-            st.clv = cents
+        """Run ``change`` on ``states`` with the figures it moves
+        (:meth:`~stream.apply.figures.Figures.summarised`)."""
+        return self.figures.summarised(states, change)
 
     # ------------------------------------------------------------------ ownership
     async def assign(self, partitions: Iterable[int]) -> dict[int, int]:
@@ -443,10 +419,3 @@ class Processor:
             self.stats.observe_decay_delays(
                 [committed - d.effective_ms for d in outcome.transitions]
             )
-
-
-def _worth_of(
-    before: list[worth.Mark], states: Sequence[CustomerState]
-) -> dict[str, dict[str, int]]:
-    """The worth hashes' deltas of ``states`` changed from ``before``."""
-    return worth_counters(worth.moved(before, states))
