@@ -21,13 +21,13 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.bench_live import Rate, run_worker
 from bench.peer_quix import RULES
+from bench.procs import fresh_settings
 from bench.report import div, section_head
 from bench.workload import generate, produce
 from schemas.settings import Settings, load_settings
@@ -93,16 +93,7 @@ async def bench(
     broker = start_tansu(log_path=logdir / "tansu.log")
     server = start_redis()
     try:
-        sfx = uuid.uuid4().hex[:6]
-        settings = load_settings(
-            kafka_bootstrap=broker.address,
-            redis_url=f"redis://{server.address}/0",
-            namespace=f"batch-{sfx}",
-            purchases_topic=f"purchases-{sfx}",
-            transitions_topic=f"transitions-{sfx}",
-            dlq_topic=f"dlq-{sfx}",
-            partitions=partitions,
-        )
+        settings, sfx = fresh_settings(broker, server, "batch", partitions)
         await ensure_topics(settings)
         res = BatchResults(partitions=partitions, default=load_settings().batch_max)
         events = generate(events_n, customers, 7)

@@ -33,9 +33,9 @@ from aiokafka import AIOKafkaProducer
 
 from bench.decay_timeliness import decay_run
 from bench.observe import Lat, LatencyResults, Observer, iso_ms
-from bench.procs import Proc, spawn, wait_owned
+from bench.procs import Proc, fresh_settings, spawn, wait_owned
 from bench.workload import generate, produce
-from schemas.settings import Settings, load_settings
+from schemas.settings import Settings
 from segments.rules import build_engine
 from state.store import RedisStore
 from stream.apply.calibrate import refresh
@@ -291,16 +291,7 @@ async def bench(
     server = start_redis()
     res = LatencyResults(partitions=partitions, seconds=seconds)
     try:
-        sfx = uuid.uuid4().hex[:6]
-        settings = load_settings(
-            kafka_bootstrap=broker.address,
-            redis_url=f"redis://{server.address}/0",
-            namespace=f"lat-{sfx}",
-            purchases_topic=f"purchases-{sfx}",
-            transitions_topic=f"transitions-{sfx}",
-            dlq_topic=f"dlq-{sfx}",
-            partitions=partitions,
-        )
+        settings, sfx = fresh_settings(broker, server, "lat", partitions)
         await ensure_topics(settings)
         base = settings.model_copy(update={"purchases_topic": f"baseline-{sfx}"})
         await ensure_topics(base)

@@ -23,7 +23,6 @@ import os
 import shutil
 import tempfile
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +30,17 @@ from typing import Any
 
 import orjson
 
-from bench.procs import Proc, spawn, start_pyspy, stop_pyspy, summarize_pyspy, wait_owned
+from bench.procs import (
+    Proc,
+    fresh_settings,
+    spawn,
+    start_pyspy,
+    stop_pyspy,
+    summarize_pyspy,
+    wait_owned,
+)
 from bench.workload import generate, produce
-from schemas.settings import Settings, load_settings
+from schemas.settings import Settings
 from state.store import RedisStore
 from stream.demo.embedded import start_redis, start_tansu
 from stream.kafka.clients import ensure_topics
@@ -257,16 +264,7 @@ async def bench(
     broker = start_tansu(log_path=logdir / "tansu.log")
     server = start_redis()
     try:
-        sfx = uuid.uuid4().hex[:6]
-        settings = load_settings(
-            kafka_bootstrap=broker.address,
-            redis_url=f"redis://{server.address}/0",
-            namespace=f"live-{sfx}",
-            purchases_topic=f"purchases-{sfx}",
-            transitions_topic=f"transitions-{sfx}",
-            dlq_topic=f"dlq-{sfx}",
-            partitions=partitions,
-        )
+        settings, sfx = fresh_settings(broker, server, "live", partitions)
         await ensure_topics(settings)
         res = LiveResults(partitions=partitions)
         probe = RedisStore.from_url(settings.redis_url.get_secret_value(), "rfm", "probe")

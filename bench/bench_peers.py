@@ -29,7 +29,6 @@ import os
 import shutil
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -40,9 +39,10 @@ from bench.baselines import plain_aiokafka
 from bench.bench_live import Rate, run_worker
 from bench.peer_polars import BatchRun, pandas_rfm8, polars_rfm8
 from bench.peer_quix import RULES, Grid, QuixRun, quix_version, run_quix
+from bench.procs import fresh_settings
 from bench.runners import BackfillRun, backfill_in_process
 from bench.workload import generate, produce
-from schemas.settings import Settings, load_settings
+from schemas.settings import Settings
 from state.store import RedisStore
 from stream.demo.embedded import start_redis, start_tansu
 from stream.kafka.clients import ensure_topics
@@ -95,16 +95,7 @@ async def bench(
     broker = start_tansu(log_path=logdir / "tansu.log")
     server = start_redis()
     try:
-        sfx = uuid.uuid4().hex[:6]
-        settings = load_settings(
-            kafka_bootstrap=broker.address,
-            redis_url=f"redis://{server.address}/0",
-            namespace=f"peers-{sfx}",
-            purchases_topic=f"purchases-{sfx}",
-            transitions_topic=f"transitions-{sfx}",
-            dlq_topic=f"dlq-{sfx}",
-            partitions=partitions,
-        )
+        settings, sfx = fresh_settings(broker, server, "peers", partitions)
         await create_purchases(settings)
         res = PeersResults(partitions=partitions)
         res.versions = {p: version(p) for p in ("polars", "pandas", "aiokafka")}

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +22,8 @@ from pathlib import Path
 import aiohttp
 
 from bench.runners import ROOT, worker_env
-from schemas.settings import Settings
-from stream.demo.embedded import free_port
+from schemas.settings import Settings, load_settings
+from stream.demo.embedded import Service, free_port
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -144,6 +145,25 @@ async def wait_owned(procs: list[Proc], partitions: int, timeout_s: float = 60.0
         if loop.time() - t0 > timeout_s:
             raise RuntimeError(f"workers did not settle on {partitions} partitions: {now}")
         await asyncio.sleep(0.1)
+
+
+def fresh_settings(
+    broker: Service, server: Service, name: str, partitions: int
+) -> tuple[Settings, str]:
+    """Settings for a benchmark's own broker and Redis, with a namespace and topics no
+    earlier run used (``<name>-<suffix>``, ``purchases-<suffix>``, ...); and the suffix,
+    which the benchmark's runs reuse in their own names."""
+    sfx = uuid.uuid4().hex[:6]
+    settings = load_settings(
+        kafka_bootstrap=broker.address,
+        redis_url=f"redis://{server.address}/0",
+        namespace=f"{name}-{sfx}",
+        purchases_topic=f"purchases-{sfx}",
+        transitions_topic=f"transitions-{sfx}",
+        dlq_topic=f"dlq-{sfx}",
+        partitions=partitions,
+    )
+    return settings, sfx
 
 
 # ---------------------------------------------------------------------- py-spy
