@@ -32,6 +32,7 @@ from segments.winback import Before, Lapsed, keep_open, lapsed_of, moves
 from state.store import Claim, Loaded, RedisStore
 from stream.apply.clock import Clock, lagging
 from stream.apply.dead_letters import DeadLetters
+from stream.apply.decays import Decays
 from stream.apply.encode import TransitionEncoder
 from stream.apply.figures import Figures
 from stream.apply.messages import Batch, Msg
@@ -108,6 +109,8 @@ class Processor:
         self.guard = PositionGuard(store, self.stats, position, rewind)
         """Claims, epochs, locks and rewinds of the owned partitions."""
         self.sweeps = Sweeps(settings, store, self.stats, self.guard, self)
+        self.decays = Decays(settings, store, self.stats, self.guard, self)
+        """The decay step: what is due by now, committed through :meth:`commit`."""
 
     @property
     def partition_count(self) -> int | None:
@@ -375,47 +378,7 @@ class Processor:
 
     # ------------------------------------------------------------------ time
     async def run_due(self, p: int, now_ms: int | None = None) -> int:
-        """Fire everything due for partition ``p`` by ``now_ms`` (default: :attr:`clock`,
-        the wall clock less the grace; a backfill gives its event-time watermark, where no
-        grace applies: what it reads is all there is); returns how many customers were
+        """Fire everything due for partition ``p`` by ``now_ms``
+        (:meth:`~stream.apply.decays.Decays.run_due`); returns how many customers were
         handled."""
-        total = 0
-        while p in self.claims:
-            now = self.clock.now_ms() if now_ms is None else now_ms
-            async with self.guard.lock(p):
-                n = await self.guard.fenced(p, "decay step", lambda c: self._due_step(c, now))  # noqa: B023
-            if n is None:
-                return total
-            total += n
-            if n < self.settings.decay_batch:
-                return total
-        return total
-
-    async def _due_step(self, claim: Claim, now: int) -> int:
-        ids = await self.store.due(claim.partition, now, self.settings.decay_batch)
-        if ids:
-            await self._commit_due(claim, ids, now)
-        return len(ids)
-
-    async def _commit_due(self, claim: Claim, ids: list[str], now: int) -> None:
-        loaded = await self.store.load(claim.partition, ids)
-        self.guard.check_epoch(claim, loaded.epoch)
-        known = [loaded.states[c] for c in ids if c in loaded.states]
-        stale = [c for c in ids if c not in loaded.states]
-        outcome, deltas = self.summarised(known, lambda: self.engine.advance(known, now))
-        await self.letters.rejected(outcome.rejected)
-        await self.commit(
-            claim,
-            loaded.version,
-            known,
-            outcome.transitions,
-            offset=None,
-            unschedule=stale,
-            deltas=deltas,
-        )
-        self.stats.decays += len(outcome.transitions)
-        if self.mode == "live":  # a backfill's due times are history, not lateness
-            committed = self.wall.now_ms()
-            self.stats.observe_decay_delays(
-                [committed - d.effective_ms for d in outcome.transitions]
-            )
+        return await self.decays.run_due(p, now_ms)
