@@ -14,12 +14,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from schemas.settings import Settings
-from state.store import Claim, RedisStore
+from state.store import Claim
 from stream.apply.clock import Clock
 from stream.apply.modes import Mode
-from stream.apply.position import PositionGuard
-from stream.apply.stats import Stats
+from stream.apply.steps import PartitionSteps
 from stream.apply.sweeps import SweepHost
 
 __all__ = ["DecayHost", "Decays"]
@@ -40,23 +38,9 @@ class DecayHost(SweepHost, Protocol):
     def mode(self) -> Mode: ...
 
 
-class Decays:
+class Decays(PartitionSteps[DecayHost]):
     """``run_due(p, now)``: every decay due in partition ``p``, in steps of
     ``RFM_DECAY_BATCH`` customers."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        store: RedisStore,
-        stats: Stats,
-        guard: PositionGuard,
-        host: DecayHost,
-    ) -> None:
-        self.settings = settings
-        self.store = store
-        self.stats = stats
-        self.guard = guard
-        self.host = host
 
     async def run_due(self, p: int, now_ms: int | None = None) -> int:
         """Fire everything due for partition ``p`` by ``now_ms`` (default: the host's

@@ -11,14 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from schemas.settings import Settings
 from segments.engine import Engine
 from segments.model import CustomerState, Outcome, TransitionDraft
-from state.store import Claim, RedisStore
+from state.store import Claim
 from stream.apply.dead_letters import DeadLetters
 from stream.apply.modes import SWEEP, Position
-from stream.apply.position import PositionGuard
-from stream.apply.stats import Stats
+from stream.apply.steps import PartitionSteps
 from stream.apply.tallies import Deltas
 
 __all__ = ["SweepHost", "Sweeps"]
@@ -59,22 +57,8 @@ class SweepHost(Protocol):
         ...
 
 
-class Sweeps:
+class Sweeps(PartitionSteps[SweepHost]):
     """``sweep(p, now)`` steps; progress committed with the customers."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        store: RedisStore,
-        stats: Stats,
-        guard: PositionGuard,
-        host: SweepHost,
-    ) -> None:
-        self.settings = settings
-        self.store = store
-        self.stats = stats
-        self.guard = guard
-        self.host = host
 
     async def sweep(self, p: int, now_ms: int) -> bool:
         """One step of re-evaluating partition ``p``'s customers under the current rules
