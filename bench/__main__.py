@@ -75,7 +75,7 @@ FULL: dict[str, dict[str, Any]] = {
         "batch_debts": (2_000, 6_000),
     },
     "memory": {"customers": 1_000_000, "n_templates": 5000},
-    "peers": {"events_n": 200_000, "customers": 40_000, "repeats": 2},
+    "peers": {"events_n": 200_000, "customers": 40_000, "repeats": 3},
     "schemes": {"events_n": 60_000, "customers": 30_000, "repeats": 3},
     "members": {"argv": ["--customers", "100000"]},
     "batch": {
