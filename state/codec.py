@@ -36,7 +36,8 @@ C-level passes (join, ``%``-format, split, ``map(int)``, ``accumulate``):
 10  the time table: the distinct times of sections 2, 4 and 7, in order, as deltas
 11  rolling-window days (only with windows): day number deltas from the cursor's day,
     after ``*`` when every day an order in section 5 falls on is a day kept with the
-    orders' count and remaining units (those days are then not written: see ``_days``)
+    orders' count and remaining units (those days are then not written: see
+    :func:`state.codec_days.days_columns`)
 12  the days' order counts ('' when every one is 1)
 13  the days' units, as order amounts
 14  the CLV as of the last evaluation, hex cents (only while a value model is on)
@@ -47,6 +48,9 @@ C-level passes (join, ``%``-format, split, ``map(int)``, ``accumulate``):
 Sections 14 and 15 are optional: a hash written before them (or a customer with neither)
 has no such line, which reads as no CLV and no open return, so old v3 and v2 hashes load
 unchanged and a state without them costs no byte more.
+
+The day-numbered sections (11-13 and 15) are written and read by :mod:`state.codec_days`;
+the text primitives every section is made of are :mod:`state.codec_text`'s.
 
 Numbers are hex; a list's first time is stored as ``c - t``, each next one as ``t -
 previous`` (lists are in time order, so these are short): the time table so, and the
@@ -74,7 +78,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache, partial
 from itertools import chain
-from operator import eq, itemgetter
+from operator import itemgetter
 from typing import cast
 
 import orjson
@@ -82,6 +86,7 @@ import orjson
 from segments.model import CustomerState, HeldRefund
 from segments.windows import day_of
 from state import codec_text as ct
+from state.codec_days import days_columns, read_days_columns, read_returns_column, returns_column
 from state.codec_v1 import CAUSE_CODE, CODE_CAUSE, decode_v1, seen_v1
 from state.names import CODE, NAME
 
@@ -104,7 +109,6 @@ _TWELVE = re.compile(".{12}", re.DOTALL)
 _SECTIONS = 16
 _INDEX = "0123456789abcdefghijklmnopqrstuvwxyz"  # a time's one-character index in the table
 
-_DAY_MS = 86_400_000
 _AT2, _AT4 = itemgetter(2), itemgetter(4)  # an order's time, a transition's
 
 _Read = Callable[[str], list[int]]
@@ -294,91 +298,8 @@ def _table_reader(table: str, base: int) -> _Read:
     return lambda column: list(map(at.__getitem__, column))
 
 
-def _order_days(orders: Mapping[str, Sequence[int]]) -> dict[int, list[int]]:
-    """Per day an order was placed on: [orders, remaining units]. What the window keeps
-    for a day in the refund window is usually exactly this (an order counts on its
-    day, a refund retracts from it), so v3 stores only the days that differ."""
-    out: dict[int, list[int]] = {}
-    for remaining, _, ms in orders.values():
-        day = day_of(ms)
-        bucket = out.get(day)
-        if bucket is None:
-            out[day] = [1, remaining]
-        else:
-            bucket[0] += 1
-            bucket[1] += remaining
-    return out
-
-
-def _days(
-    days: Mapping[int, Sequence[int]], orders: Mapping[str, Sequence[int]], base: int
-) -> tuple[str, str, str]:
-    """(day deltas, order counts, units): ``*`` first when the orders' days are all kept
-    as the orders say (checked here, day by day, so the decoder can trust it); then
-    only the other days, in day order."""
-    implied = _order_days(orders) if orders else {}
-    mark = ""
-    if implied and all(map(eq, map(days.get, implied), implied.values())):
-        if len(implied) == len(days):
-            return "*", "", ""  # every day kept is an order's (the common case)
-        mark = "*"
-        rest = sorted(days.keys() - implied.keys())
-    else:
-        rest = sorted(days)
-    if not rest:
-        return mark, "", ""
-    counts, units = zip(*map(days.__getitem__, rest), strict=True)
-    ones = counts.count(1) == len(counts)
-    return (
-        mark + ct.hex_deltas(rest, base),
-        "" if ones else ct.hex_list(counts),
-        ct.money_list(units),
-    )
-
-
-def _read_days(
-    deltas: str, counts: str, units: str, orders: Mapping[str, Sequence[int]], base: int
-) -> dict[int, list[int]]:
-    out = {}
-    if deltas[0] == "*":
-        out = _order_days(orders)
-        deltas = deltas[1:]
-    if deltas:
-        day = ct.read_hex_deltas(deltas, base)
-        n = list(map(int, counts.split(" "), ct.HEX)) if counts else [1] * len(day)
-        rows = map(list, zip(n, ct.read_money_list(units), strict=True))
-        out.update(zip(day, rows, strict=True))
-    return out
-
-
 def _clv(cents: int | None) -> str:
     return "" if cents is None else f"{cents:x}"  # negative: "-..." (int(_, 16) reads it)
-
-
-def _returns(returns: Sequence[Sequence[str | int]], cursor_ms: int) -> str:
-    """Each open return as three tokens: scheme, entry day before the cursor's, return
-    ms before the cursor (a cohort is a day, so the entry's day is all it needs)."""
-    if not returns:
-        return ""
-    day = day_of(cursor_ms)
-    try:
-        return " ".join(
-            f"{ct.name_token(str(s))} {day - day_of(int(e)):x} {cursor_ms - int(r):x}"
-            for s, e, r in returns
-        )
-    except ct.Unsafe:
-        return orjson.dumps([list(r) for r in returns]).decode()
-
-
-def _read_returns(raw: str, cursor_ms: int) -> list[list[str | int]]:
-    if raw[0] == "[":
-        return cast(list[list[str | int]], orjson.loads(raw))
-    tok = raw.split(" ")
-    day = day_of(cursor_ms)
-    return [
-        [ct.read_name_token(s), (day - int(e, 16)) * _DAY_MS, cursor_ms - int(r, 16)]
-        for s, e, r in zip(tok[::3], tok[1::3], tok[2::3], strict=True)
-    ]
 
 
 # ---------------------------------------------------------------------- the hash
@@ -407,10 +328,10 @@ def encode_state(s: CustomerState) -> list[str]:
     parts.append(orjson.dumps([list(h) for h in s.held]).decode() if s.held else "")
     parts.append(table)
     if s.days:
-        parts += _days(s.days, s.orders, day_of(s.cursor_ms))
+        parts += days_columns(s.days, s.orders, day_of(s.cursor_ms))
     if s.clv is not None or s.returns:
         parts += [""] * (14 - len(parts))
-        parts += (_clv(s.clv), _returns(s.returns, s.cursor_ms))
+        parts += (_clv(s.clv), returns_column(s.returns, s.cursor_ms))
     return _chunks("\n".join(parts).rstrip("\n"))
 
 
@@ -438,7 +359,7 @@ def decode_state(customer_id: str, raw: Mapping[str, str] | Sequence[str]) -> Cu
     if v2:
         days = {int(k): v for k, v in orjson.loads(sec[10]).items()}
     else:
-        days = _read_days(sec[11], sec[12], sec[13], orders, day_of(c)) if sec[11] else {}
+        days = read_days_columns(sec[11], sec[12], sec[13], orders, day_of(c)) if sec[11] else {}
     return CustomerState(
         customer_id=customer_id,
         frequency=f,
@@ -454,5 +375,5 @@ def decode_state(customer_id: str, raw: Mapping[str, str] | Sequence[str]) -> Cu
         stamp=stamp,
         history=_read_history(sec[1], sec[2], when) if sec[1] else [],
         clv=int(sec[14], 16) if sec[14] else None,
-        returns=_read_returns(sec[15], c) if sec[15] else [],
+        returns=read_returns_column(sec[15], c) if sec[15] else [],
     )

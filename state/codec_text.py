@@ -3,7 +3,8 @@
 Names as one-character codes or quoted tokens, the stamp, hex columns of numbers and of
 time deltas, money in hundredths: each a few C-level passes (``%``-format, ``split``,
 ``map(int)``, ``accumulate``), because a worker encodes and decodes every customer of a
-batch. The sections of a state's hash, built from these, are :mod:`state.codec`'s.
+batch. The sections of a state's hash, built from these, are :mod:`state.codec`'s (the
+day-numbered ones :mod:`state.codec_days`'s).
 """
 
 from __future__ import annotations
