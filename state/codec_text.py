@@ -129,7 +129,7 @@ def read_money(t: str) -> int:
 
 
 def money_list(units: Sequence[int]) -> str:
-    """Amounts as :func:`_money`, for a whole column: hundredths unless any isn't a
+    """Amounts as :func:`money`, for a whole column: hundredths unless any isn't a
     multiple of 100, then ``. `` and the units."""
     if any(map(int.__mod__, units, _HUNDRED)):
         return ". " + hex_list(units)
