@@ -31,7 +31,7 @@ import orjson
 from bench.workload import END, generate
 from schemas.events import parse_event
 from schemas.settings import load_settings
-from segments.engine import NEVER
+from segments.due import NEVER
 from segments.model import CustomerState
 from segments.rules import build_engine
 from state.store import RedisStore

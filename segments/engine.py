@@ -34,8 +34,9 @@ import numpy as np
 from segments import refunds, windows
 from segments.axes import TIME_AXES
 from segments.causes import SWEEP, stamp_of, time_cause
+from segments.due import next_due
 from segments.fold import FoldRules, fold
-from segments.grid import GridScheme, merged_time_edges, timed_due
+from segments.grid import GridScheme, merged_time_edges
 from segments.limits import Limits, forget
 from segments.model import (
     NONE,
@@ -52,10 +53,7 @@ from segments.quantiles import layout
 from segments.scheme import Scheme
 from segments.value import ValueModel
 
-__all__ = ["NEVER", "Engine", "Policy", "event_digest"]
-
-NEVER = np.iinfo(np.int64).max
-"""Due time of a customer with nothing that can change by time alone."""
+__all__ = ["Engine", "Policy", "event_digest"]
 
 _DAY = 86_400_000
 
@@ -153,42 +151,9 @@ class Engine:
 
     # ------------------------------------------------------------------ due times
     def next_due(self, states: Sequence[CustomerState]) -> np.ndarray:
-        """Earliest event time after each cursor at which something changes by time alone.
-
-        That is a recency edge of some scheme (only for customers with purchases), a
-        purchase day leaving a rolling window, or the end of a held refund's wait.
-        ``NEVER`` when there is none.
-        """
-        n = len(states)
-        if n == 0:
-            return np.zeros(0, dtype=np.int64)
-        states = windows.Batch(states)  # nothing changes while the due times are found
-        cursor = np.fromiter((s.cursor_ms for s in states), np.int64, n)
-        if self._edges.size:
-            last = np.fromiter((s.last_ms for s in states), np.int64, n)
-            bought = np.fromiter((s.frequency > 0 for s in states), bool, n)
-            cand = last[:, None] + self._edges[None, :]
-            cand = np.where(cand > cursor[:, None], cand, NEVER)
-            due = np.where(bought, cand.min(axis=1), NEVER)
-        else:
-            due = np.full(n, NEVER, dtype=np.int64)
-        cols = None
-        for scheme in self._timed_other:
-            cols = cols or Columns.of(states)
-            extra = scheme.due_ms(cols, cursor)
-            if extra is not None:
-                due = np.minimum(due, np.where(cols.frequency > 0, extra, NEVER))
-        if self._time_edges:
-            cols = cols or Columns.of(states)
-            extra = timed_due(self._time_edges, cols, cursor)
-            if extra is not None:
-                due = np.minimum(due, np.where(cols.frequency > 0, extra, NEVER))
-        for i, s in enumerate(states):
-            if s.held:
-                due[i] = min(int(due[i]), max(min(h.until_ms for h in s.held), s.cursor_ms + 1))
-        if self._windows:
-            due = np.minimum(due, windows.next_expiries(states, self._windows))
-        return due
+        """:func:`segments.due.next_due` of ``states`` under these schemes: the earliest
+        event time after each cursor at which something changes by time alone."""
+        return next_due(states, self._edges, self._timed_other, self._time_edges, self._windows)
 
     # ------------------------------------------------------------------ events
     def apply_events(self, states: dict[str, CustomerState], events: Iterable[Event]) -> Outcome:

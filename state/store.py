@@ -26,7 +26,7 @@ import orjson
 from redis.exceptions import ResponseError
 
 from schemas.errors import CommitConflict, CommitRefused, Fenced, Moved
-from segments.engine import NEVER
+from segments.due import NEVER
 from segments.model import CustomerState
 from state import codec
 from state.connection import RedisClient, is_cluster, make_client, settle, tls_options

@@ -19,7 +19,8 @@ from pydantic import TypeAdapter, ValidationError
 from schemas.events import Identifier
 from schemas.money import from_units
 from schemas.settings import Settings
-from segments.engine import NEVER, Engine
+from segments.due import NEVER
+from segments.engine import Engine
 from segments.model import NONE, Columns, CustomerState
 from segments.rules import value_policy_of
 from segments.value import figures

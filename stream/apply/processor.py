@@ -25,7 +25,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 from schemas.settings import Settings
-from segments.engine import NEVER, Engine
+from segments.due import NEVER
+from segments.engine import Engine
 from segments.model import CustomerState, Event, Outcome, TransitionDraft
 from segments.rules import load_checked_rules, value_policy_of
 from segments.winback import Before, Lapsed, keep_open, lapsed_of, moves
