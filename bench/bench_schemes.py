@@ -35,9 +35,10 @@ from bench.profiling import format_profile
 from bench.report import cpu_model, met
 from schemas.rules import RulesFile, load_rules
 from schemas.settings import Settings, load_settings
+from segments.cut_points import CutPoints
 from segments.engine import Engine
 from segments.model import CustomerState, Event
-from segments.quantiles import CutPoints, Populations
+from segments.quantiles import Populations
 from segments.rules import build_engine, value_policy_of
 from segments.value import fit_base
 from stream.apply.encode import TransitionEncoder

@@ -87,7 +87,7 @@ class Engine:
         """Version of the quantile cut points the schemes were built with (if any)."""
         self.summary_since: int | None = None
         """The cut version that began these rules' era of quantile summaries (None: no
-        era recorded), :class:`segments.quantiles.Era`."""
+        era recorded), :class:`segments.cut_points.Era`."""
         self.model: ValueModel | None = None
         """The base's model in that version (P(alive), CLV), if one was fitted."""
         self._timed = {

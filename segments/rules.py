@@ -1,7 +1,7 @@
 """The schemes in force: the rules file, checked, plus the settings' rfm8 overrides.
 
 The one place cut points become schemes. Quantile axes take the thresholds of the
-current cut-point version (``segments.quantiles``), the P(alive) axis its model of the
+current cut-point version (``segments.cut_points``), the P(alive) axis its model of the
 base (``segments.value``); until the first version exists they rank nobody.
 """
 
@@ -15,9 +15,9 @@ from schemas.rules import RulesFile, load_rules
 from schemas.settings import Settings
 from segments.check import build_scheme, checked
 from segments.clv import group_lifetime
+from segments.cut_points import CutPoints
 from segments.engine import Engine, Policy
 from segments.grid import GridScheme
-from segments.quantiles import CutPoints
 from segments.value import ValueModel, ValuePolicy
 
 __all__ = [

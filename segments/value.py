@@ -1,7 +1,7 @@
 """What a customer is worth and whether they are still one: the live value figures.
 
 A BG/NBD model (``segments.bgnbd``) is fitted on a sample of the customer base and kept
-as part of the namespace's cut-point version (``segments.quantiles.CutPoints``), so it
+as part of the namespace's cut-point version (``segments.cut_points.CutPoints``), so it
 is refitted on the same schedule as the quantile cut points, every transition says
 which version it was computed with, and a refit re-evaluates the customers of the
 schemes that read it (``cause=recalibration``), exactly like moved quantiles.

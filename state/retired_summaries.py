@@ -1,6 +1,6 @@
 """Delete the quantile summaries of a generation no longer counted into.
 
-A rules version's summaries are kept per era (:class:`segments.quantiles.Era`); when a new
+A rules version's summaries are kept per era (:class:`segments.cut_points.Era`); when a new
 era begins, the previous one's summaries are never read or written again by the workers
 on the new rules, and left alone they would stay in Redis for ever (up to ~17,000 fields
 per partition and quantity). The names are known (the era records them), so this is a

@@ -34,9 +34,10 @@ from collections.abc import Iterable
 from schemas.rules import RulesFile
 from schemas.settings import Settings
 from segments import sketch
+from segments.cut_points import CutPoints
 from segments.engine import Engine
 from segments.model import CustomerState
-from segments.quantiles import CutPoints, Populations
+from segments.quantiles import Populations
 from segments.rules import build_engine, load_checked_rules
 from segments.value import ValueModel, fit_base
 from state.store import RedisStore

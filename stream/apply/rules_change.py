@@ -1,7 +1,7 @@
 """A rules change's first cut points, computed before anyone is classified under them.
 
 When the rules in force rank by quantile axes the namespace's cut-point version was not
-made for (:meth:`segments.quantiles.CutPoints.made_for`: an axis added, its quantiles or
+made for (:meth:`segments.cut_points.CutPoints.made_for`: an axis added, its quantiles or
 window changed, or a version from before the record), the version in force would rank
 those axes with another population's thresholds, or nobody. Its summaries can't help
 either: they are kept per rules version and start empty (:mod:`segments.quantiles`). So
@@ -21,7 +21,7 @@ summaries hold only the customers re-evaluated so far: no refresh may read them
 (:func:`summaries_complete`).
 
 Every version installed here begins an **era** of the rules' summaries
-(:class:`segments.quantiles.Era`): rules back in force after others (a rollback) must not
+(:class:`segments.cut_points.Era`): rules back in force after others (a rollback) must not
 count their customers into summaries that still hold them from the first time. When the
 version in force was made for these rules' axes but its era is another rules version's
 (rules changed without touching a quantile axis, or a document from before eras), no
@@ -38,8 +38,9 @@ import logging
 from collections.abc import Callable, Iterable
 
 from schemas.errors import RfmStreamError
+from segments.cut_points import CutPoints
 from segments.engine import Engine
-from segments.quantiles import CutPoints, ExactSummaries, Populations
+from segments.quantiles import ExactSummaries, Populations
 from state.pass_lock import PassLease
 from state.retired_summaries import drop_summaries
 from state.store import RedisStore

@@ -38,7 +38,7 @@ from pydantic import SecretStr
 
 from schemas.errors import RfmStreamError, SettingsError
 from schemas.settings import Settings
-from segments.quantiles import CutPoints
+from segments.cut_points import CutPoints
 from segments.rules import build_engine, load_checked_rules
 from state.store import Claim, RedisStore
 from stream.apply.calibrate import sweep_partitions

@@ -104,7 +104,7 @@ async def export_members(
     """Export the members of ``query`` in the serving namespace of ``settings`` to
     ``out`` (stdout: None) as of ``now_ms`` (a resumed export: the checkpoint's); the
     number written. ``after_partition``: told each partition spooled."""
-    from segments.quantiles import CutPoints
+    from segments.cut_points import CutPoints
     from segments.rules import build_engine, value_policy_of
     from state.walk import namespace_partitions
     from stream.backfill.progress import Progress

@@ -108,7 +108,7 @@ def cmd_recalibrate(args: argparse.Namespace) -> int:
     import asyncio
 
     from schemas.errors import SettingsError
-    from segments.quantiles import CutPoints
+    from segments.cut_points import CutPoints
     from segments.rules import build_engine
     from state.keys import Keys
     from state.store import RedisStore

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from schemas.settings import Settings
+from segments.cut_points import CutPoints
 from segments.model import NONE
-from segments.quantiles import CutPoints
 from segments.rules import build_engine
 from state.keys import Keys
 from state.layout import FiguresNotKept

@@ -18,9 +18,9 @@ from collections.abc import Callable
 
 from schemas.rules import RulesFile
 from schemas.settings import Settings
+from segments.cut_points import CutPoints, axes_of
 from segments.engine import Engine
 from segments.model import CustomerState
-from segments.quantiles import CutPoints, axes_of
 from segments.rules import build_engine
 from state.store import RedisStore
 from state.walk import held, load_states, namespace_partitions, walk_states
@@ -66,7 +66,7 @@ async def schemes_in(store: RedisStore, partitions: int) -> list[str]:
 
 def quantile_axes(engine: Engine) -> frozenset[tuple[str, str]]:
     """(scheme, axis description) of every quantile axis: what a cut-point version's
-    thresholds were computed for (:func:`segments.quantiles.axes_of`)."""
+    thresholds were computed for (:func:`segments.cut_points.axes_of`)."""
     return frozenset(
         (scheme, described)
         for scheme, axes in axes_of(engine.schemes).items()
@@ -80,7 +80,7 @@ async def new_cut_points(
     """The cut points ``new``'s quantile axes are ranked with, installing nothing.
 
     The namespace's current version when it was made for exactly these quantile axes
-    (:meth:`segments.quantiles.CutPoints.made_for`): a worker switching to the new file
+    (:meth:`segments.cut_points.CutPoints.made_for`): a worker switching to the new file
     follows that version, and a customer already stamped with it is not re-evaluated.
     Otherwise the version a worker starting on the new file computes before it classifies
     anyone: :func:`stream.apply.rules_change.exact_cut_points`, the same function, over

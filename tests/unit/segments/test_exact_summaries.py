@@ -9,7 +9,8 @@ import tomllib
 from schemas.rules import RulesFile
 from segments import CustomerState, Engine, sketch
 from segments.check import build_scheme
-from segments.quantiles import CutPoints, ExactSummaries, Populations, axes_of, counted
+from segments.cut_points import CutPoints, axes_of
+from segments.quantiles import ExactSummaries, Populations, counted
 
 DAY = 86_400_000
 NOW = 400 * DAY

@@ -11,8 +11,9 @@ import pytest
 from schemas.rules import load_rules
 from segments import CustomerState, Engine, quantiles, sketch
 from segments.check import build_scheme
+from segments.cut_points import CutPoints
 from segments.model import Columns
-from segments.quantiles import CutPoints, Population, Populations, counted
+from segments.quantiles import Population, Populations, counted
 
 DAY = 86_400_000
 UNIT = 10_000

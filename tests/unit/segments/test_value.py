@@ -16,9 +16,9 @@ from schemas.rules import load_rules
 from segments import Engine, Purchase, Rfm8
 from segments.bgnbd import BgNbdParams, expected_purchases, p_alive
 from segments.check import build_scheme
+from segments.cut_points import CutPoints
 from segments.grid import Axis, GridScheme
 from segments.model import Columns, CustomerState
-from segments.quantiles import CutPoints
 from segments.value import (
     ValueModel,
     ValuePolicy,

@@ -17,7 +17,7 @@ import pytest
 
 from schemas.rules import RulesFile
 from schemas.times import to_ms
-from segments.quantiles import CutPoints
+from segments.cut_points import CutPoints
 from segments.rules import build_engine, load_checked_rules
 from stream.apply.calibrate import Calibrator, refresh
 from tests.support.harness import purchase

@@ -20,7 +20,8 @@ import orjson
 import pytest
 
 from segments import sketch
-from segments.quantiles import CutPoints, Populations
+from segments.cut_points import CutPoints
+from segments.quantiles import Populations
 from segments.rules import build_engine, load_checked_rules
 from segments.windows import DAY_MS, day_of, expires_at
 from tests.support.harness import purchase

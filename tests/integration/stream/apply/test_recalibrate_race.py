@@ -17,7 +17,7 @@ import pytest
 
 from schemas.settings import load_settings
 from schemas.times import to_ms
-from segments.quantiles import CutPoints
+from segments.cut_points import CutPoints
 from segments.rules import build_engine
 from state.store import RedisStore
 from stream.apply.calibrate import recalibrate

@@ -17,8 +17,9 @@ import pytest
 
 from schemas.times import to_ms
 from segments import sketch
+from segments.cut_points import CutPoints
 from segments.engine import Engine
-from segments.quantiles import CutPoints, ExactSummaries, Populations
+from segments.quantiles import ExactSummaries, Populations
 from segments.rules import build_engine, load_checked_rules
 from state.store import RedisStore
 from state.walk import walk_states

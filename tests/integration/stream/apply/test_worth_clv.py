@@ -18,7 +18,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from segments.bgnbd import BgNbdParams
-from segments.quantiles import CutPoints
+from segments.cut_points import CutPoints
 from segments.rules import build_engine
 from segments.value import ValueModel
 from segments.worth import recount

@@ -16,8 +16,8 @@ import numpy as np
 import orjson
 import pytest
 
+from segments.cut_points import CutPoints
 from segments.model import Columns
-from segments.quantiles import CutPoints
 from segments.value import MIN_REPEAT_BUYERS, alive_due, alive_permille
 from tests.support.harness import ROOT, Cluster, purchase
 

@@ -21,7 +21,7 @@ import pytest
 from schemas.rules import RulesFile
 from schemas.settings import Settings
 from schemas.times import to_ms
-from segments.quantiles import CutPoints
+from segments.cut_points import CutPoints
 from segments.rules import build_engine, load_checked_rules
 from state.connection import connect
 from state.layout import ensure_layout
