@@ -55,8 +55,6 @@ from segments.value import ValueModel
 
 __all__ = ["Engine", "Policy", "event_digest"]
 
-_DAY = 86_400_000
-
 
 class Engine:
     """Applies events and time to states under a fixed set of schemes."""
