@@ -26,8 +26,6 @@ from schemas.errors import Moved, StoreUnavailable
 from schemas.settings import Settings
 from segments.engine import Engine
 from segments.rules import build_engine, load_checked_rules
-from state.keys import Keys
-from state.layout import WindowsNotKept
 from state.store import RedisStore
 from stream.api.lookup import Lookup
 from stream.api.server import HttpServer, render_metrics
@@ -40,7 +38,6 @@ from stream.apply.relay import OutboxRelay
 from stream.apply.retry import with_backoff
 from stream.apply.side_by_side import all_of
 from stream.apply.stats import EventRate, quiet_gc
-from stream.kafka.clients import ensure_topics, make_producer, partitions_known_to
 from stream.kafka.outputs import KafkaOutputs
 from stream.live.backpressure import (
     CHECK_INTERVAL_S,
@@ -51,19 +48,12 @@ from stream.live.backpressure import (
     publishing_health,
 )
 from stream.live.consumer import ConsumerControls, consumer_lag
-from stream.live.days_kept import check_days_kept
 from stream.live.delivery import Backlog
-from stream.live.redis_checks import (
-    check_eviction,
-    check_layout,
-    check_listpack,
-    exit_if_misconfigured,
-    exit_with,
-    fatal_if_misconfigured,
-)
+from stream.live.redis_checks import exit_if_misconfigured, exit_with
 from stream.live.redis_status import RedisStatus
 from stream.live.restart import restart_in_place
 from stream.live.retired_outboxes import RetiredOutboxes
+from stream.live.startup import start_up
 
 __all__ = ["Runtime"]
 
@@ -224,57 +214,10 @@ class Runtime(Service):
         await with_backoff(what, attempt, _RETRIABLE)
 
     async def on_start(self) -> None:
-        # Redis down: waited for; Redis refusing us (login, TLS, ACL): one line, exit 2
-        await fatal_if_misconfigured(with_backoff("connect to redis", self.store.ping, _RETRIABLE))
-        allowed = self.settings.allow_eviction
-        await fatal_if_misconfigured(
-            with_backoff(
-                "check eviction policy", lambda: check_eviction(self.store, allowed), _RETRIABLE
-            )
-        )
-        await fatal_if_misconfigured(check_listpack(self.store))
-        await fatal_if_misconfigured(with_backoff("resolve namespace", self._resolve, _RETRIABLE))
-        await with_backoff("create topics", lambda: ensure_topics(self.settings), _RETRIABLE)
-        self.producer = make_producer(self.settings)
-        await with_backoff("start producer", self.producer.start, _RETRIABLE)
-        self.relay.use_producer(self.producer)
-        self.outputs.producer = self.producer  # KafkaOutputs (stream.kafka) has no method yet
-        await with_backoff("read topic metadata", self._read_partition_count, _RETRIABLE)
-        topic, n = self.settings.purchases_topic, self.processor.partition_count
-        assert n is not None
-        await fatal_if_misconfigured(
-            with_backoff(
-                "check namespace layout", lambda: check_layout(self.store, topic, n), _RETRIABLE
-            )
-        )
-        await with_backoff("check purchase days kept", self._check_days_kept, _RETRIABLE)
-        # nothing is consumed before the cut points in force were made for these rules
-        await with_backoff(
-            "cut points for these rules", lambda: self._prepare_cut_points(n), _RETRIABLE
-        )
+        await start_up(self)
         log.info("runtime ready: %s", self.settings.masked())
         quiet_gc()
         self.ready.set()
-
-    async def _check_days_kept(self) -> None:
-        """Rules with a longer window than the customers kept: one line, exit 2 (the CLI
-        checked before faust started when Redis could answer; this is the backstop)."""
-        n = self.processor.partition_count or self.settings.partitions
-        try:
-            await check_days_kept(self.settings, self.store, self.processor.engine, n)
-        except WindowsNotKept as exc:
-            exit_with(str(exc))
-
-    async def _prepare_cut_points(self, partitions: int) -> None:
-        """A rules change's first cut points, from every customer, before any event is
-        applied (:mod:`stream.apply.rules_change`); the engine then uses them."""
-        await self.calibrator.prepare(range(partitions))
-
-    async def _resolve(self) -> None:
-        s = self.settings
-        physical = await self.store.serving(s.namespace)
-        self.store.keys = Keys(s.key_prefix, physical)
-        log.info("serving namespace %r from %r", s.namespace, physical)
 
     async def _switch(self, target: str) -> None:
         """The namespace was promoted: publish the old outbox to the end, restart on the
@@ -304,11 +247,6 @@ class Runtime(Service):
         physical = await self.store.serving(self.settings.namespace)
         if physical != self.store.keys.namespace:
             raise Moved(physical)
-
-    async def _read_partition_count(self) -> None:
-        assert self.producer is not None
-        topic = self.settings.purchases_topic
-        self.processor.set_partition_count(await partitions_known_to(self.producer, topic))
 
     async def crash(self, reason: BaseException) -> None:
         """A background task met Redis refusing us for good (an ACL without a command the
