@@ -28,7 +28,8 @@ from segments.engine import Engine
 from segments.rules import build_engine, load_checked_rules
 from state.store import RedisStore
 from stream.api.lookup import Lookup
-from stream.api.server import HttpServer, render_metrics
+from stream.api.metrics import render_metrics
+from stream.api.server import HttpServer
 from stream.apply.calibrate import Calibrator
 from stream.apply.clock import Clock, WallClock
 from stream.apply.messages import Msg

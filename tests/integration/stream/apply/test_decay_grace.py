@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from schemas.times import to_ms
-from stream.api.server import render_metrics
+from stream.api.metrics import render_metrics
 from tests.support.harness import purchase
 from tests.support.processor_rig import Rig, make_rig
 
