@@ -38,9 +38,8 @@ from bench.report import cpu_model, write_section
 from schemas.rules import RulesFile, load_rules
 from schemas.settings import Settings, load_settings
 from schemas.times import to_ms
-from segments.due import NEVER
 from segments.engine import Engine
-from segments.model import Columns, CustomerState
+from segments.model import NEVER, Columns, CustomerState
 from segments.rules import build_engine
 from state.store import RedisStore
 from stream.apply.clock import ManualClock

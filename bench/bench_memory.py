@@ -31,8 +31,7 @@ import orjson
 from bench.workload import END, generate
 from schemas.events import parse_event
 from schemas.settings import load_settings
-from segments.due import NEVER
-from segments.model import CustomerState
+from segments.model import NEVER, CustomerState
 from segments.rules import build_engine
 from state.store import RedisStore
 from stream.apply.messages import engine_event

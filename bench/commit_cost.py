@@ -26,7 +26,7 @@ import numpy as np
 from bench.bench_memory import templates
 from bench.workload import END
 from schemas.settings import load_settings
-from segments.due import NEVER
+from segments.model import NEVER
 from segments.rules import build_engine
 from state.store import RedisStore
 from stream.demo.embedded import start_redis

@@ -17,9 +17,8 @@ import numpy as np
 from bench.observe import Lat, LatencyResults, Observer, iso_ms
 from bench.procs import spawn, wait_owned
 from schemas.settings import Settings
-from segments.due import NEVER
 from segments.engine import Engine
-from segments.model import Columns, CustomerState
+from segments.model import NEVER, Columns, CustomerState
 from segments.rules import build_engine
 from state.store import RedisStore
 from stream.kafka.clients import ensure_topics

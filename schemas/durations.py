@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from schemas.times import DAY_MS
+
 __all__ = ["format_duration", "parse_duration", "parse_duration_or_zero"]
 
 _UNITS_MS = {
@@ -15,8 +17,8 @@ _UNITS_MS = {
     "s": 1_000,
     "m": 60_000,
     "h": 3_600_000,
-    "d": 86_400_000,
-    "w": 7 * 86_400_000,
+    "d": DAY_MS,
+    "w": 7 * DAY_MS,
 }
 _PART = re.compile(r"(\d+)(ms|s|m|h|d|w)")
 

@@ -21,6 +21,10 @@ __all__ = [
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+DAY_MS = 86_400_000
+"""A day in epoch ms: the unit of recency, rolling windows and day buckets everywhere
+(defined once: every room may import from ``schemas``)."""
+
 EARLIEST_EVENT = EPOCH
 """No event happened before this. Every time is held as epoch ms and 0 is what a state
 starts from (``last_ms``): an earlier purchase would never move its customer's recency,

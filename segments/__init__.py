@@ -1,9 +1,9 @@
 """The domain, pure and synchronous: RFM state update, schemes, due times, ids."""
 
-from segments.due import NEVER
 from segments.engine import Engine, Policy, event_digest
 from segments.ids import transition_id
 from segments.model import (
+    NEVER,
     NONE,
     Columns,
     CustomerState,

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from segments.model import Columns
+from segments.model import NEVER, Columns
 from segments.value import ValueModel, alive_due, alive_permille
 from segments.windows import windowed_between, windowed_values
 
@@ -51,7 +51,6 @@ MODEL_AXES = frozenset({"p"})
 """Axes read from the fitted model of the base: unranked until the first fit."""
 
 GROWTH_SURGE = 1_000_000
-NEVER = np.iinfo(np.int64).max
 
 
 def values(

@@ -16,11 +16,11 @@ from decimal import Decimal
 from schemas.durations import format_duration
 from schemas.money import to_units
 from schemas.rules import AnyAxis, RulesError, RulesFile, SchemeSpec
+from schemas.times import DAY_MS
 from segments.axes import AXES
 from segments.cells import MAX_BANDS, all_cells, cell_owners, format_cell
 from segments.grid import Axis, GridScheme
 from segments.value import ValueModel
-from segments.windows import DAY_MS
 
 __all__ = ["axis_specs", "build_scheme", "check_rules", "check_scheme", "checked"]
 

@@ -18,13 +18,10 @@ import numpy as np
 
 from segments import windows
 from segments.grid import TimeEdges, timed_due
-from segments.model import Columns, CustomerState
+from segments.model import NEVER, Columns, CustomerState
 from segments.scheme import Scheme
 
-__all__ = ["NEVER", "next_due"]
-
-NEVER = np.iinfo(np.int64).max
-"""Due time of a customer with nothing that can change by time alone."""
+__all__ = ["next_due"]
 
 
 def next_due(

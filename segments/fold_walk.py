@@ -30,7 +30,8 @@ from typing import NamedTuple, cast
 
 import numpy as np
 
-from segments import refunds, windows
+from schemas.times import DAY_MS
+from segments import model, refunds, windows
 from segments.fold_rules import FoldRules
 from segments.limits import forget
 from segments.model import Columns, CustomerState, Event, Outcome, Purchase
@@ -40,8 +41,8 @@ from segments.value import alive_crossings
 
 __all__ = ["NEVER", "Point", "walk"]
 
-NEVER = int(np.iinfo(np.int64).max)
-_DAY = windows.DAY_MS
+NEVER = int(model.NEVER)  # a Python int: the walk compares instants one by one
+_DAY = DAY_MS
 
 Point = tuple[int, int, int, int, int, int, "int | None", "str | None", "str | None", windows.Days]
 """(as-of, F, M, first or last, last, owner index, first, event id, cause or None,

@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "NEVER",
     "NONE",
     "Columns",
     "CustomerState",
@@ -24,6 +25,10 @@ __all__ = [
 
 NONE = "none"
 """Segment key of a customer before their first purchase."""
+
+NEVER = np.iinfo(np.int64).max
+"""No due time: the largest int64. The store's schedule, every due-time computation and
+the fold agree on it, so it is defined here, once."""
 
 
 @dataclass(slots=True)

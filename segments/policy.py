@@ -6,9 +6,10 @@ import binascii
 import hashlib
 from dataclasses import dataclass
 
+from schemas.times import DAY_MS
+
 __all__ = ["Policy", "event_digest"]
 
-_DAY = 86_400_000
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
@@ -16,9 +17,9 @@ _URLSAFE = bytes.maketrans(b"+/", b"-_")
 class Policy:
     """How long the engine remembers things, in event-time milliseconds."""
 
-    dedupe_ms: int = 30 * _DAY
-    order_retention_ms: int = 90 * _DAY
-    refund_hold_ms: int = 7 * _DAY
+    dedupe_ms: int = 30 * DAY_MS
+    order_retention_ms: int = 90 * DAY_MS
+    refund_hold_ms: int = 7 * DAY_MS
     history: int = 5
     """How many of a customer's latest transitions their state keeps (for lookups)."""
 

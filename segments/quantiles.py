@@ -41,6 +41,7 @@ from typing import Protocol
 
 import numpy as np
 
+from schemas.times import DAY_MS
 from segments import sketch
 from segments.cut_points import CutPoints, Era, axes_of
 from segments.model import CustomerState
@@ -71,7 +72,6 @@ class _Counts(Protocol):
     def summary_since(self) -> int | None: ...
 
 
-_DAY = 86_400_000
 MONEY_ACCURACY = Fraction(1, 5000)
 """Relative accuracy of money summaries (0.02 %): customers whose amounts differ by less
 than about 0.04 % share a bucket, so a cut can only fall between buckets and these are
@@ -123,7 +123,7 @@ class Population:
     @property
     def buckets(self) -> sketch.Buckets:
         if self.axis in ("r", "t"):  # last purchase time / span, by day: cuts to the day
-            return sketch.Buckets.linear(_DAY)
+            return sketch.Buckets.linear(DAY_MS)
         if self.axis == "f":
             return sketch.Buckets.log(COUNT_ACCURACY)
         return sketch.Buckets.log(MONEY_ACCURACY)  # net spend, average spend: money

@@ -33,10 +33,11 @@ from typing import Any
 import numpy as np
 
 from schemas.money import MONEY_SCALE
+from schemas.times import DAY_MS
 from segments import bgnbd
 from segments.bgnbd import BgNbdParams
 from segments.clv import CENT
-from segments.model import Columns, CustomerState
+from segments.model import NEVER, Columns, CustomerState
 
 __all__ = [
     "MIN_REPEAT_BUYERS",
@@ -50,8 +51,6 @@ __all__ = [
     "histories",
 ]
 
-DAY_MS = 86_400_000
-NEVER = np.iinfo(np.int64).max
 MIN_REPEAT_BUYERS = 20
 CROSSINGS_KEPT = 500_000
 """Most P(alive) crossings a model remembers (~100 B each); emptied when full."""

@@ -38,11 +38,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal, NamedTuple
 
 from schemas.rules import RulesFile
+from schemas.times import DAY_MS
 from segments.model import CustomerState, TransitionDraft
 
 __all__ = [
     "DAY_CAP",
-    "DAY_MS",
     "HORIZONS",
     "REVENUE_DAYS",
     "Before",
@@ -55,7 +55,6 @@ __all__ = [
     "moves",
 ]
 
-DAY_MS = 86_400_000
 HORIZONS = (30, 60, 90)
 """Returned within this many days: the windows the figures show."""
 REVENUE_DAYS = 90

@@ -20,10 +20,10 @@ from typing import TypeVar, cast
 
 import numpy as np
 
-from segments.model import CustomerState
+from schemas.times import DAY_MS
+from segments.model import NEVER, CustomerState
 
 __all__ = [
-    "DAY_MS",
     "Batch",
     "add",
     "day_of",
@@ -34,9 +34,6 @@ __all__ = [
     "windowed_between",
     "windowed_values",
 ]
-
-DAY_MS = 86_400_000
-NEVER = np.iinfo(np.int64).max
 
 
 def day_of(ms: int) -> int:

@@ -18,6 +18,7 @@ from typing import cast
 
 import orjson
 
+from schemas.times import DAY_MS
 from segments.windows import day_of
 from state import codec_text as ct
 
@@ -28,8 +29,6 @@ __all__ = [
     "read_returns_column",
     "returns_column",
 ]
-
-_DAY_MS = 86_400_000
 
 
 def order_days(orders: Mapping[str, Sequence[int]]) -> dict[int, list[int]]:
@@ -110,6 +109,6 @@ def read_returns_column(raw: str, cursor_ms: int) -> list[list[str | int]]:
     tok = raw.split(" ")
     day = day_of(cursor_ms)
     return [
-        [ct.read_name_token(s), (day - int(e, 16)) * _DAY_MS, cursor_ms - int(r, 16)]
+        [ct.read_name_token(s), (day - int(e, 16)) * DAY_MS, cursor_ms - int(r, 16)]
         for s, e, r in zip(tok[::3], tok[1::3], tok[2::3], strict=True)
     ]

@@ -28,6 +28,7 @@ from typing import cast
 
 from schemas.durations import format_duration
 from schemas.errors import LayoutMismatch, RfmStreamError
+from schemas.times import DAY_MS
 from segments.scheme import Scheme
 from state.connection import unavailable_as_error
 from state.store import RedisStore
@@ -184,7 +185,7 @@ def short_windows(namespace: str, kept: int | None, window_ms: int) -> str:
 
 def _days(ms: int) -> str:
     """A window as the rules file writes it: ``365d`` (not ``52w1d``)."""
-    return f"{ms // 86_400_000}d" if ms % 86_400_000 == 0 else format_duration(ms)
+    return f"{ms // DAY_MS}d" if ms % DAY_MS == 0 else format_duration(ms)
 
 
 def window_of(schemes: Sequence[Scheme]) -> int:

@@ -26,8 +26,7 @@ import orjson
 from redis.exceptions import ResponseError
 
 from schemas.errors import CommitConflict, CommitRefused, Fenced, Moved
-from segments.due import NEVER
-from segments.model import CustomerState
+from segments.model import NEVER, CustomerState
 from state import codec
 from state.connection import RedisClient, is_cluster, make_client, settle, tls_options
 from state.connection import unavailable_as_error as _unavailable_as_error

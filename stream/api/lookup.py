@@ -19,9 +19,9 @@ from pydantic import TypeAdapter, ValidationError
 from schemas.events import Identifier
 from schemas.money import from_units
 from schemas.settings import Settings
-from segments.due import NEVER
+from schemas.times import DAY_MS
 from segments.engine import Engine
-from segments.model import NONE, Columns, CustomerState
+from segments.model import NEVER, NONE, Columns, CustomerState
 from segments.rules import value_policy_of
 from segments.value import figures
 from state.layout import check_figures_kept
@@ -29,7 +29,7 @@ from state.store import RedisStore
 from stream.api.worth import value_view
 from stream.apply.encode import iso
 from stream.apply.routing import partitioner
-from stream.apply.tallies import DAY_MS, HOUR_MS, day_of
+from stream.apply.tallies import HOUR_MS, day_of
 
 __all__ = ["BadParameter", "Lookup", "parse_time"]
 

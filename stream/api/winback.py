@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas.money import from_units
+from schemas.times import DAY_MS
 from segments.rules import load_checked_rules
-from segments.winback import DAY_MS, HORIZONS, REVENUE_DAYS, Lapsed, Period, lapsed_of
+from segments.winback import HORIZONS, REVENUE_DAYS, Lapsed, Period, lapsed_of
 from segments.winback_cohorts import cohorts
 from state.layout import check_figures_kept
 from state.winback import WinbackReads

@@ -14,7 +14,7 @@ import numpy as np
 import orjson
 
 from schemas.money import from_units
-from schemas.times import from_ms
+from schemas.times import DAY_MS, from_ms
 from segments.engine import Engine
 from segments.ids import transition_id
 from segments.model import Columns, TransitionDraft
@@ -26,8 +26,6 @@ from stream.apply.modes import Mode
 
 __all__ = ["TransitionEncoder", "encode_dead_letter", "iso"]
 
-_DAY_MS = 86_400_000
-
 
 def iso(ms: int) -> str:
     """ISO-8601 UTC to the millisecond, as ``datetime.isoformat`` writes it.
@@ -37,7 +35,7 @@ def iso(ms: int) -> str:
     times span its customer's whole history (a per-second cache missed on 70 % of a
     replay's), while days are few; the time of day is integer arithmetic.
     """
-    day, rest = divmod(ms, _DAY_MS)
+    day, rest = divmod(ms, DAY_MS)
     seconds, milli = divmod(rest, 1000)
     hours, seconds = divmod(seconds, 3600)
     minutes, seconds = divmod(seconds, 60)
@@ -46,7 +44,7 @@ def iso(ms: int) -> str:
 
 @functools.lru_cache(maxsize=65536)
 def _iso_day(day: int) -> str:
-    return from_ms(day * _DAY_MS).date().isoformat()
+    return from_ms(day * DAY_MS).date().isoformat()
 
 
 class _IsoMemo(dict[int, str]):
@@ -115,7 +113,7 @@ class TransitionEncoder:
         labels = self._labels[d.scheme]
         bought = d.first_ms is not None  # has purchase history (even if all refunded)
         snapshot = {
-            "recency_days": round((d.effective_ms - d.last_ms) / _DAY_MS, 6) if bought else 0.0,
+            "recency_days": round((d.effective_ms - d.last_ms) / DAY_MS, 6) if bought else 0.0,
             "frequency": d.frequency,
             "monetary": amount[d.monetary],
             "currency": self._currency,

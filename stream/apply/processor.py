@@ -25,9 +25,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 from schemas.settings import Settings
-from segments.due import NEVER
 from segments.engine import Engine
-from segments.model import CustomerState, Event, Outcome, TransitionDraft
+from segments.model import NEVER, CustomerState, Event, Outcome, TransitionDraft
 from segments.rules import load_checked_rules, value_policy_of
 from segments.winback import Before, Lapsed, keep_open, lapsed_of, moves
 from state.store import Claim, Loaded, RedisStore

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import NamedTuple
 
+from schemas.times import DAY_MS
 from segments.model import NONE, TransitionDraft
 from segments.worth import WorthDeltas
 from state.keys import Keys
@@ -54,7 +55,6 @@ def worth_counters(d: WorthDeltas) -> dict[str, dict[str, int]]:
 
 
 HOUR_MS = 3_600_000
-DAY_MS = 86_400_000
 
 
 def day_of(ms: int) -> str:

@@ -19,11 +19,11 @@ import orjson
 
 from schemas.errors import RfmStreamError
 from schemas.money import from_units
+from schemas.times import DAY_MS
 from segments.model import NONE, Columns, CustomerState
 from segments.scheme import Scheme
 from segments.value import ValueModel, ValuePolicy, figures
 from stream.apply.encode import iso
-from stream.apply.tallies import DAY_MS
 
 __all__ = [
     "COLUMNS",

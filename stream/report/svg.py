@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from schemas.times import DAY_MS
 from segments.model import NONE
 
 
@@ -76,7 +77,7 @@ def _text_width(text: str, size: float) -> float:
 def _bucket_name(bucket_ms: int) -> str:
     if bucket_ms == 3_600_000:
         return "hourly"
-    if bucket_ms == 86_400_000:
+    if bucket_ms == DAY_MS:
         return "daily"
     return f"{bucket_ms / 60_000:g}-minute"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from schemas.times import DAY_MS
 from segments.model import CustomerState
-from segments.windows import DAY_MS
 from state import RedisStore
 from state.codec import encode_state
 from state.codec_v2 import encode_v2

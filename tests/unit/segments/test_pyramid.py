@@ -18,11 +18,12 @@ import numpy as np
 import pytest
 
 from schemas.rules import load_rules
+from schemas.times import DAY_MS
 from segments import CustomerState, Engine, Purchase, sketch
 from segments.check import build_scheme
 from segments.model import Columns
 from segments.quantiles import Population, Populations
-from segments.windows import DAY_MS, day_of, expires_at
+from segments.windows import day_of, expires_at
 
 UNIT = 10_000
 NOW = 1_000 * DAY_MS

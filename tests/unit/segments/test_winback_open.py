@@ -4,8 +4,9 @@ when the customer lapses again or the 90-day window has closed."""
 
 from __future__ import annotations
 
+from schemas.times import DAY_MS
 from segments.model import CustomerState, TransitionDraft
-from segments.winback import DAY_MS, Before, Spent, keep_open, moves
+from segments.winback import Before, Spent, keep_open, moves
 
 LAPSED = {"rfm8": frozenset({"dormant", "churning"})}
 T0 = 1_767_225_600_000  # 2026-01-01, a day boundary

@@ -8,8 +8,8 @@ import dataclasses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from schemas.times import DAY_MS
 from segments.model import CustomerState
-from segments.windows import DAY_MS
 from state.codec import decode_state, encode_state
 from tests.unit.state.test_codec_v3 import T0, _customer, _hash, _size, names, near, states
 

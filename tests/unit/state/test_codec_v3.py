@@ -6,10 +6,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from schemas.times import DAY_MS
 from schemas.transition import CAUSES
 from segments.engine import event_digest
 from segments.model import CustomerState, HeldRefund
-from segments.windows import DAY_MS
 from state.codec import decode_state, encode_state
 from state.codec_v2 import encode_v2
 from state.names import NAMES

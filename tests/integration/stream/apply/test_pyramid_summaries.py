@@ -19,11 +19,12 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
+from schemas.times import DAY_MS
 from segments import sketch
 from segments.cut_points import CutPoints
 from segments.quantiles import Populations
 from segments.rules import build_engine, load_checked_rules
-from segments.windows import DAY_MS, day_of, expires_at
+from segments.windows import day_of, expires_at
 from tests.support.harness import purchase
 from tests.support.processor_rig import make_rig, sweep_to_end
 

@@ -11,13 +11,13 @@ import numpy as np
 import orjson
 import pytest
 
+from schemas.times import DAY_MS
 from segments.bgnbd import BgNbdParams
 from segments.grid import Axis, GridScheme
 from segments.model import Columns, CustomerState
 from segments.value import ValueModel, ValuePolicy, figures
 from stream.api.lookup import BadParameter
 from stream.api.members import cursor_of, parse_cursor, parse_limit
-from stream.apply.tallies import DAY_MS
 from stream.report.export import ExportTarget, ResumeRefused, Spool
 from stream.report.members import (
     COLUMNS,
