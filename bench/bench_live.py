@@ -39,6 +39,7 @@ from bench.procs import (
     summarize_pyspy,
     wait_owned,
 )
+from bench.runners import ROOT
 from bench.workload import generate, produce
 from schemas.settings import Settings
 from state.store import RedisStore
@@ -98,17 +99,19 @@ async def run_worker(
     res: LiveResults | None,
     spy_out: Path | None = None,
     extra: dict[str, str] | None = None,
+    root: Path = ROOT,
 ) -> Rate:
     """One worker over the whole topic, timed from its first commit to the last offset.
 
     With ``res``, the Redis commands and CPU from the first commit until the outbox is
     drained are recorded; with ``spy_out``, py-spy samples it over the same span;
-    ``extra`` overrides its environment (e.g. ``RFM_RULES``).
+    ``extra`` overrides its environment (e.g. ``RFM_RULES``); ``root``: the checkout whose
+    code runs (default: this one).
     """
     store = RedisStore.from_url(settings.redis_url.get_secret_value(), "rfm", ns)
     await store.client.config_resetstat()
     t_start = time.perf_counter()
-    proc = spawn(settings, ns, f"bench-{ns}", logdir / f"worker-{ns}.log", extra=extra)
+    proc = spawn(settings, ns, f"bench-{ns}", logdir / f"worker-{ns}.log", extra=extra, root=root)
     spy = None
     polls = 0
     try:

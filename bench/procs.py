@@ -88,10 +88,12 @@ def spawn(
     module: str = "stream.cli",
     http: bool = False,
     extra: dict[str, str] | None = None,
+    root: Path = ROOT,
 ) -> Proc:
     """``python -m stream.cli worker`` (or ``module``) with the benchmark's RFM_* settings.
 
-    ``worker_env`` turns the decay timer off; ``extra`` overrides any variable.
+    ``worker_env`` turns the decay timer off; ``extra`` overrides any variable; ``root`` is
+    the checkout whose code runs (another one: :mod:`bench.ab_worker`).
     """
     env = worker_env(settings, namespace, group)
     port = free_port() if http else 0
@@ -100,7 +102,7 @@ def spawn(
     argv = [sys.executable, "-m", module] + (["worker"] if module == "stream.cli" else [])
     with open(log, "wb") as fh:  # the child keeps its own copy of the fd
         proc = subprocess.Popen(
-            argv, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT
+            argv, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=root
         )
     return Proc(proc, log, port, group)
 
