@@ -87,12 +87,11 @@ from segments.model import CustomerState, HeldRefund
 from segments.windows import day_of
 from state import codec_text as ct
 from state.codec_days import days_columns, read_days_columns, read_returns_column, returns_column
-from state.codec_v1 import CAUSE_CODE, CODE_CAUSE, decode_v1, seen_v1
+from state.codec_v1 import CAUSE_CODE, CODE_CAUSE, decode_v1
 from state.names import CODE, NAME
 
 __all__ = ["CHUNK", "MAX_FIELDS", "decode_state", "encode_state"]
 
-_seen = seen_v1  # the v1 dedupe parser, under the name its property test imports
 
 CHUNK = 1000
 """Longest value written (ASCII characters; a quarter of it for other text), below the

@@ -36,6 +36,9 @@ __all__ = ["HttpBindError", "HttpServer"]
 
 log = logging.getLogger(__name__)
 
+_KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+"""Headers of an aiohttp error that its JSON replacement keeps (what it says beyond its body)."""
+
 
 class HttpServer(Service):
     """aiohttp on ``host``:``port`` (port 0: disabled), started and stopped with the worker.
@@ -275,6 +278,3 @@ async def _json_errors(
             if name in exc.headers:
                 response.headers[name] = exc.headers[name]
         return response
-
-
-_KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")

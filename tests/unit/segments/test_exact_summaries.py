@@ -1,5 +1,6 @@
-"""The exact pass's pure parts (:mod:`segments.quantiles`): a version records the axes it
-was made for, and summaries built from states directly equal the incremental ones."""
+"""The exact pass's pure parts (:mod:`segments.cut_points`, :mod:`segments.quantiles`): a
+version records the axes it was made for, and summaries built from states directly equal
+the incremental ones."""
 
 from __future__ import annotations
 

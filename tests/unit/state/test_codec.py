@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from schemas.transition import CAUSES
 from segments.engine import event_digest
 from segments.model import CustomerState, HeldRefund
-from state.codec import _seen, decode_state, encode_state
+from state.codec import decode_state, encode_state
+from state.codec_v1 import seen_v1
 
 ms = st.integers(-(2**45), 2**45)
 ids = st.text(min_size=1, max_size=12)
@@ -62,7 +63,7 @@ def test_the_dedupe_window_parses_like_the_plain_loop(seen: dict[str, int]) -> N
     for item in raw.split(",") if raw else []:
         digest, _, t = item.partition(":")
         plain[digest] = int(t)
-    assert _seen(raw) == plain == seen
+    assert seen_v1(raw) == plain == seen
 
 
 @settings(max_examples=300, deadline=None)
