@@ -80,7 +80,11 @@ async def ab(
     """Per root, its runs in run order (A, B, then B, A, ...)."""
     logdir = Path(tempfile.mkdtemp(prefix="rfm-bench-ab-"))
     broker = start_tansu(log_path=logdir / "tansu.log")
-    server = start_redis()
+    try:
+        server = start_redis()
+    except BaseException:
+        broker.stop()  # else it outlives this process
+        raise
     try:
         settings, sfx = fresh_settings(broker, server, "ab", 4)
         await ensure_topics(settings)
