@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -31,11 +30,10 @@ from statistics import median
 
 from bench.bench_live import Rate, run_worker
 from bench.peer_quix import RULES
-from bench.procs import fresh_settings
+from bench.procs import broker_and_redis, fresh_settings
 from bench.report import div
 from bench.runners import ROOT
 from bench.workload import generate, produce
-from stream.demo.embedded import start_redis, start_tansu
 from stream.kafka.clients import ensure_topics
 
 __all__ = ["RULE_SETS", "ab", "main"]
@@ -78,14 +76,7 @@ async def ab(
     batch: int | None = None,
 ) -> list[list[Rate]]:
     """Per root, its runs in run order (A, B, then B, A, ...)."""
-    logdir = Path(tempfile.mkdtemp(prefix="rfm-bench-ab-"))
-    broker = start_tansu(log_path=logdir / "tansu.log")
-    try:
-        server = start_redis()
-    except BaseException:
-        broker.stop()  # else it outlives this process
-        raise
-    try:
+    with broker_and_redis("ab") as (logdir, broker, server):
         settings, sfx = fresh_settings(broker, server, "ab", 4)
         await ensure_topics(settings)
         last: dict[int, int] = {}
@@ -108,14 +99,7 @@ async def ab(
                     f"CPU {rate.cpu_s / rate.events * 1e6 if rate.events else 0:.1f} µs/event",
                     flush=True,
                 )
-        shutil.rmtree(logdir, ignore_errors=True)
         return runs
-    except BaseException:
-        print(f"A/B failed; logs kept in {logdir}", flush=True)
-        raise
-    finally:
-        server.stop()
-        broker.stop()
 
 
 def main(argv: list[str] | None = None) -> None:

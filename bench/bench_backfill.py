@@ -38,10 +38,8 @@ import gc
 import hashlib
 import os
 import shlex
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -51,6 +49,7 @@ import numpy as np
 
 from bench.backfill_report import SECTION, Results, report
 from bench.baselines import check_sample, pandas_summary, plain_aiokafka
+from bench.procs import broker_and_redis
 from bench.report import write_section
 from bench.runners import (
     BackfillRun,
@@ -62,7 +61,6 @@ from bench.runners import (
 from bench.workload import generate, produce
 from schemas.settings import load_settings
 from state.store import RedisStore
-from stream.demo.embedded import start_redis, start_tansu
 from stream.kafka.clients import ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,10 +96,7 @@ def code_version() -> tuple[str, list[str], str]:
 
 
 async def bench(args: argparse.Namespace) -> Results:
-    logdir = Path(tempfile.mkdtemp(prefix="rfm-bench-backfill-"))
-    broker = start_tansu(log_path=logdir / "tansu.log")
-    server = start_redis()
-    try:
+    with broker_and_redis("backfill") as (logdir, broker, server):
         suffix = uuid.uuid4().hex[:6]
         settings = load_settings(
             kafka_bootstrap=broker.address,
@@ -222,14 +217,7 @@ async def bench(args: argparse.Namespace) -> Results:
         res.checked = len(sample)
         res.code.append(code_version())
         print(f"checked {len(sample)} customers in {namespaces}: equal to pandas")
-        shutil.rmtree(logdir, ignore_errors=True)
         return res
-    except BaseException:
-        print(f"benchmark failed; worker and broker logs kept in {logdir}", file=sys.stderr)
-        raise
-    finally:
-        server.stop()
-        broker.stop()
 
 
 def main(argv: Sequence[str] | None = None, command: str | None = None) -> int:

@@ -19,20 +19,17 @@ offset, its outbox drained). Script times come from Redis's SLOWLOG (every ``EVA
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.bench_live import Rate, run_worker
 from bench.peer_quix import RULES
-from bench.procs import fresh_settings
+from bench.procs import broker_and_redis, fresh_settings
 from bench.report import div, section_head
 from bench.workload import generate, produce
 from schemas.settings import Settings, load_settings
 from state.store import RedisStore
-from stream.demo.embedded import start_redis, start_tansu
 from stream.kafka.clients import ensure_topics
 
 __all__ = ["SECTION", "BatchResults", "bench", "section"]
@@ -89,10 +86,7 @@ async def _one(
 async def bench(
     events_n: int, customers: int, sizes: Sequence[int], repeats: int, partitions: int = 4
 ) -> BatchResults:
-    logdir = Path(tempfile.mkdtemp(prefix="rfm-bench-batch-"))
-    broker = start_tansu(log_path=logdir / "tansu.log")
-    server = start_redis()
-    try:
+    with broker_and_redis("batch") as (logdir, broker, server):
         settings, sfx = fresh_settings(broker, server, "batch", partitions)
         await ensure_topics(settings)
         res = BatchResults(partitions=partitions, default=load_settings().batch_max)
@@ -119,14 +113,7 @@ async def bench(
                     flush=True,
                 )
         res.load.append(os.getloadavg())
-        shutil.rmtree(logdir, ignore_errors=True)
         return res
-    except BaseException:
-        print(f"batch benchmark failed; logs kept in {logdir}", flush=True)
-        raise
-    finally:
-        server.stop()
-        broker.stop()
 
 
 def _p90(xs: list[float]) -> float:

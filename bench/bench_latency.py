@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -33,13 +31,13 @@ from aiokafka import AIOKafkaProducer
 
 from bench.decay_timeliness import decay_run
 from bench.observe import Lat, LatencyResults, Observer, iso_ms
-from bench.procs import Proc, fresh_settings, spawn, wait_owned
+from bench.procs import Proc, broker_and_redis, fresh_settings, spawn, wait_owned
 from bench.workload import generate, produce
 from schemas.settings import Settings
 from segments.rules import build_engine
 from state.store import RedisStore
 from stream.apply.calibrate import refresh
-from stream.demo.embedded import start_redis, start_tansu
+from stream.demo.embedded import start_tansu
 from stream.kafka.clients import ensure_topics
 
 FAUST_FETCH_WAIT_MS = 1500  # what faust's aiokafka driver hard-codes for its consumer
@@ -286,11 +284,8 @@ async def bench(
     base_events: int = 120_000,
     batch_debts: tuple[int, ...] = (2_000, 6_000),
 ) -> LatencyResults:
-    logdir = Path(tempfile.mkdtemp(prefix="rfm-bench-latency-"))
-    broker = start_tansu(log_path=logdir / "tansu.log")
-    server = start_redis()
     res = LatencyResults(partitions=partitions, seconds=seconds)
-    try:
+    with broker_and_redis("latency") as (logdir, broker, server):
         settings, sfx = fresh_settings(broker, server, "lat", partitions)
         await ensure_topics(settings)
         base = settings.model_copy(update={"purchases_topic": f"baseline-{sfx}"})
@@ -368,11 +363,4 @@ async def bench(
                 flush=True,
             )
         res.load.append(os.getloadavg())
-        shutil.rmtree(logdir, ignore_errors=True)
         return res
-    except BaseException:
-        print(f"latency benchmark failed; logs kept in {logdir}", flush=True)
-        raise
-    finally:
-        server.stop()
-        broker.stop()

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +30,7 @@ import orjson
 
 from bench.procs import (
     Proc,
+    broker_and_redis,
     fresh_settings,
     spawn,
     start_pyspy,
@@ -43,7 +42,6 @@ from bench.runners import ROOT
 from bench.workload import generate, produce
 from schemas.settings import Settings
 from state.store import RedisStore
-from stream.demo.embedded import start_redis, start_tansu
 from stream.kafka.clients import ensure_topics
 
 
@@ -263,10 +261,7 @@ async def bench(
     scaling_events: int,
     profile: bool = True,
 ) -> LiveResults:
-    logdir = Path(tempfile.mkdtemp(prefix="rfm-bench-live-"))
-    broker = start_tansu(log_path=logdir / "tansu.log")
-    server = start_redis()
-    try:
+    with broker_and_redis("live") as (logdir, broker, server):
         settings, sfx = fresh_settings(broker, server, "live", partitions)
         await ensure_topics(settings)
         res = LiveResults(partitions=partitions)
@@ -318,11 +313,4 @@ async def bench(
                     flush=True,
                 )
         res.load.append(os.getloadavg())
-        shutil.rmtree(logdir, ignore_errors=True)
         return res
-    except BaseException:
-        print(f"live benchmark failed; logs kept in {logdir}", flush=True)
-        raise
-    finally:
-        server.stop()
-        broker.stop()

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import gc
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -39,12 +37,11 @@ from bench.baselines import plain_aiokafka
 from bench.bench_live import Rate, run_worker
 from bench.peer_polars import BatchRun, pandas_rfm8, polars_rfm8
 from bench.peer_quix import RULES, Grid, QuixRun, quix_version, run_quix
-from bench.procs import fresh_settings
+from bench.procs import broker_and_redis, fresh_settings
 from bench.runners import BackfillRun, backfill_in_process
 from bench.workload import generate, produce
 from schemas.settings import Settings
 from state.store import RedisStore
-from stream.demo.embedded import start_redis, start_tansu
 from stream.kafka.clients import ensure_topics
 
 __all__ = ["PeersResults", "bench"]
@@ -91,10 +88,7 @@ async def create_purchases(settings: Settings) -> None:
 async def bench(
     events_n: int, customers: int, partitions: int, seed: int, repeats: int
 ) -> PeersResults:
-    logdir = Path(tempfile.mkdtemp(prefix="rfm-bench-peers-"))
-    broker = start_tansu(log_path=logdir / "tansu.log")
-    server = start_redis()
-    try:
+    with broker_and_redis("peers") as (logdir, broker, server):
         settings, sfx = fresh_settings(broker, server, "peers", partitions)
         await create_purchases(settings)
         res = PeersResults(partitions=partitions)
@@ -128,14 +122,7 @@ async def bench(
             raise AssertionError("polars and pandas disagree on the segments")
         res.segments_checked = len(res.polars[0].segments)
         res.load.append(os.getloadavg())
-        shutil.rmtree(logdir, ignore_errors=True)
         return res
-    except BaseException:
-        print(f"peers benchmark failed; logs kept in {logdir}", flush=True)
-        raise
-    finally:
-        server.stop()
-        broker.stop()
 
 
 async def _streaming(

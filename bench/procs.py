@@ -7,6 +7,7 @@ every one of them measures the same real ``rfm-stream worker`` process the same 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ import sys
 import tempfile
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +25,7 @@ import aiohttp
 
 from bench.runners import ROOT, worker_env
 from schemas.settings import Settings, load_settings
-from stream.demo.embedded import Service, free_port
+from stream.demo.embedded import Service, free_port, start_redis, start_tansu
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -147,6 +149,28 @@ async def wait_owned(procs: list[Proc], partitions: int, timeout_s: float = 60.0
         if loop.time() - t0 > timeout_s:
             raise RuntimeError(f"workers did not settle on {partitions} partitions: {now}")
         await asyncio.sleep(0.1)
+
+
+@contextlib.contextmanager
+def broker_and_redis(name: str) -> Iterator[tuple[Path, Service, Service]]:
+    """A log directory, a Tansu broker and a redis-server for one benchmark run.
+
+    Both servers are stopped on the way out, however it goes (the broker too when Redis
+    fails to start: it would outlive the benchmark); the logs are removed after a run that
+    finished and kept, with a line saying where, after one that failed.
+    """
+    logdir = Path(tempfile.mkdtemp(prefix=f"rfm-bench-{name}-"))
+    try:
+        with contextlib.ExitStack() as servers:
+            broker = start_tansu(log_path=logdir / "tansu.log")
+            servers.callback(broker.stop)
+            server = start_redis()
+            servers.callback(server.stop)
+            yield logdir, broker, server
+    except BaseException:
+        print(f"{name} benchmark failed; logs kept in {logdir}", flush=True)
+        raise
+    shutil.rmtree(logdir, ignore_errors=True)
 
 
 def fresh_settings(
