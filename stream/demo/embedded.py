@@ -194,13 +194,15 @@ def start_redis(
     workdir: Path | None = None,
     appendfsync: str | None = None,
     extra_args: list[str] | None = None,
+    cluster: bool = False,
 ) -> Service:
     """A private redis-server on a free port, its files in a temporary directory.
 
     Pass ``workdir`` to keep its files in a directory of your own (not removed by
     ``stop()``), and ``appendfsync`` (``always``, ``everysec``, ``no``) with
     ``appendonly=True`` to choose the AOF's durability. ``Service.restart()`` starts it
-    again on the same port with the same files.
+    again on the same port with the same files. ``cluster=True`` makes it a cluster node
+    with a cluster bus port of its own, picked afresh with the port on every attempt.
     """
     exe = shutil.which(redis_server)
     if exe is None:
@@ -231,6 +233,18 @@ def start_redis(
         if appendfsync is not None:
             args += ["--appendfsync", appendfsync]
         args += REDIS_TUNING
+        if cluster:
+            # the bus port is given, not port + 10000: a free port above 55535 has none
+            args += [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",  # relative to the node's own --dir
+                "--cluster-port",
+                str(free_port()),
+                "--cluster-node-timeout",
+                "5000",
+            ]
         args += extra_args or []
         proc = _spawn(args, None)
         try:
@@ -285,22 +299,7 @@ def start_redis_cluster(
     nodes: list[Service] = []
     try:
         for _ in range(masters):
-            # the bus port is given, not port + 10000: a free port above 55535 has none
-            nodes.append(
-                start_redis(
-                    redis_server=redis_server,
-                    extra_args=[
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        "nodes.conf",  # relative to the node's own --dir
-                        "--cluster-port",
-                        str(free_port()),
-                        "--cluster-node-timeout",
-                        "5000",
-                    ],
-                )
-            )
+            nodes.append(start_redis(redis_server=redis_server, cluster=True))
         _cluster_create(cli, nodes)
         _wait_cluster_ok(cli, nodes, timeout_s=30)
     except BaseException:

@@ -75,3 +75,27 @@ def test_a_server_that_cannot_listen_fails_after_its_attempts(
     with pytest.raises(embedded.ExitedBeforeListening, match="Address already in use"):
         embedded.start_redis()
     assert len(calls) == embedded.PORT_ATTEMPTS
+
+
+def test_a_cluster_node_whose_bus_port_was_taken_starts_on_fresh_ports(
+    monkeypatch: pytest.MonkeyPatch, taken: int
+) -> None:
+    """A cluster node needs two ports: its bus port (``--cluster-port``) can be lost to the
+    same race, and a retry on the same bus port would lose again."""
+    real = embedded.free_port
+    handed: list[int] = []
+
+    def free_port() -> int:  # the node's port, then its bus port: the bus port is taken
+        handed.append(taken if len(handed) == 1 else real())
+        return handed[-1]
+
+    monkeypatch.setattr(embedded, "free_port", free_port)
+    node = embedded.start_redis(cluster=True)
+    try:
+        assert handed[1] == taken and len(handed) == 4  # a second attempt, on two new ports
+        bus = node.argv[node.argv.index("--cluster-port") + 1]
+        assert node.port == handed[2] and int(bus) == handed[3] != taken
+        with socket.create_connection(("127.0.0.1", node.port), 2):
+            pass
+    finally:
+        node.stop()
