@@ -41,7 +41,6 @@ import shlex
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -49,7 +48,7 @@ import numpy as np
 
 from bench.backfill_report import SECTION, Results, report
 from bench.baselines import check_sample, pandas_summary, plain_aiokafka
-from bench.procs import broker_and_redis
+from bench.procs import broker_and_redis, fresh_settings
 from bench.report import write_section
 from bench.runners import (
     BackfillRun,
@@ -59,7 +58,6 @@ from bench.runners import (
     profile_backfill,
 )
 from bench.workload import generate, produce
-from schemas.settings import load_settings
 from state.store import RedisStore
 from stream.kafka.clients import ensure_topics
 
@@ -97,17 +95,8 @@ def code_version() -> tuple[str, list[str], str]:
 
 async def bench(args: argparse.Namespace) -> Results:
     with broker_and_redis("backfill") as (logdir, broker, server):
-        suffix = uuid.uuid4().hex[:6]
-        settings = load_settings(
-            kafka_bootstrap=broker.address,
-            redis_url=f"redis://{server.address}/0",
-            namespace=f"live-{suffix}",
-            group_id=f"bench-{suffix}",
-            purchases_topic=f"purchases-{suffix}",
-            transitions_topic=f"transitions-{suffix}",
-            dlq_topic=f"dlq-{suffix}",
-            partitions=args.partitions,
-        )
+        settings, suffix = fresh_settings(broker, server, "live", args.partitions)
+        settings = settings.model_copy(update={"group_id": f"bench-{suffix}"})
         await ensure_topics(settings)
         probe = RedisStore.from_url(settings.redis_url.get_secret_value(), "rfm", "probe")
         redis_version = (await probe.client.info("server"))["redis_version"]
