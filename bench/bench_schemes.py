@@ -51,6 +51,9 @@ SECTION = "## Engine cost per scheme set"
 GOAL = 0.7
 """Every shipped scheme at no less than this share of the RFM schemes' throughput."""
 
+FOLD_FORCED = "(none: the fold forced)"
+"""The row of the RFM schemes alone on the fold path, which every scheme takes."""
+
 
 @dataclass(frozen=True, slots=True)
 class SetRun:
@@ -84,6 +87,21 @@ class Shape:
 
 
 @dataclass(frozen=True, slots=True)
+class Added:
+    """The four RFM schemes plus one other, on the live batches: what that scheme costs."""
+
+    scheme: str
+    fold: bool
+    """Whether the set takes the fold (``Engine.foldable``): a time-driven axis moves it there."""
+    seconds: list[float]
+    transitions: int
+
+    @property
+    def best(self) -> float:
+        return min(self.seconds)
+
+
+@dataclass(frozen=True, slots=True)
 class SchemesResult:
     events: int
     customers: int
@@ -93,6 +111,8 @@ class SchemesResult:
     """cProfile of every scheme on the ``live`` shape."""
     state_bytes: dict[str, float]
     """Mean encoded state (Redis hash fields) per customer at the end, per scheme set."""
+    added: list[Added]
+    """Each scheme that isn't one of the four RFM ones, added to them alone (live batches)."""
 
 
 def _events(settings: Settings, n: int, customers: int, seed: int) -> list[Event]:
@@ -207,7 +227,37 @@ def bench(
             _fold(engine, batches, encoder)
             prof.disable()
             text = format_profile(prof, top=15)
-    return SchemesResult(events_n, customers, settings.batch_max, shapes, text, sizes)
+    added = _added(settings, sets, cuts, _batches(events, settings.batch_max, "live"), repeats)
+    return SchemesResult(events_n, customers, settings.batch_max, shapes, text, sizes, added)
+
+
+def _added(
+    settings: Settings,
+    sets: dict[str, RulesFile],
+    cuts: CutPoints,
+    batches: Sequence[Sequence[Event]],
+    repeats: int,
+) -> list[Added]:
+    """The RFM set plus each other scheme alone: which of them the every-scheme cost is
+    made of, and whether it is the scheme or the fold path it moves the set onto."""
+    rfm, every = sets["rfm"].schemes, sets["every"].schemes
+    others = [n for n in every if n not in rfm]
+    engines = {n: _engine(settings, RulesFile(schemes={**rfm, n: every[n]}), cuts) for n in others}
+    forced = _engine(settings, sets["rfm"], cuts)
+    if forced[0].can_fold:  # the path's own cost: the RFM schemes alone, on the fold
+        forced[0].foldable = True
+        engines[FOLD_FORCED] = forced
+        others = [FOLD_FORCED, *others]
+    seconds: dict[str, list[float]] = {n: [] for n in others}
+    transitions: dict[str, int] = {}
+    for r in range(repeats):
+        for n in others if r % 2 == 0 else others[::-1]:
+            gc.collect()
+            t0 = time.perf_counter()
+            engine, encoder = engines[n]
+            _, _, transitions[n], _ = _fold(engine, batches, encoder)
+            seconds[n].append(time.perf_counter() - t0)
+    return [Added(n, engines[n][0].foldable, seconds[n], transitions[n]) for n in others]
 
 
 def section(r: SchemesResult, command: str, load: list[tuple[float, float, float]]) -> str:
@@ -261,6 +311,8 @@ Every shipped scheme ({every}) at the RFM schemes' throughput: {ratios}. Goal �
 on live batches: {met(live.ratio >= GOAL)}. Encoded state per customer at the end
 (`state.codec`, text the Redis hash holds): {sizes}.
 
+{_added_text(r, live)}
+
 What bounds it. Every shipped scheme takes `segments.fold` (`Engine.foldable`): each
 customer's timeline walked once in plain Python (`segments.fold_walk`: recency edges,
 purchase days leaving each rolling window, cadence cuts and held refunds as one sorted
@@ -287,6 +339,35 @@ Profile of every scheme on the live batches (cProfile, one more pass):
     )
 
 
+def _added_text(r: SchemesResult, live: Shape) -> str:
+    """What the goal asks of the schemes beyond the RFM ones, against what each costs."""
+    if not r.added:
+        return ""
+    rfm, every = live.rfm, live.every
+    one = rfm.best / len(rfm.schemes)
+    rows = "\n".join(
+        f"| {a.scheme} | {'fold' if a.fold else 'rounds'} | {a.best:.2f} | "
+        f"{a.best - rfm.best:+.2f} | {(a.best - rfm.best) / one:.2f}× | {a.transitions:,} | "
+        f"{', '.join(f'{x:.2f}' for x in a.seconds)} |"
+        for a in r.added
+    )
+    allowed = rfm.best / GOAL - rfm.best
+    k = sum(a.scheme != FOLD_FORCED for a in r.added)
+    return f"""Each other scheme added alone to the four RFM schemes (live batches, the same run;
+best of {len(r.added[0].seconds)}, alternating). "path": a set with a time-driven axis other
+than recency and the pyramid's window takes the fold (`Engine.foldable`).
+
+| RFM schemes + | path | best s | added s | added / one RFM scheme | transitions | passes s |
+|---|---|---:|---:|---:|---:|---|
+{rows}
+
+Per scheme, the four RFM schemes cost {one:.2f} s each and every shipped scheme together
+{every.best / len(every.schemes):.2f} s each. The goal lets every scheme take at most
+{rfm.best / GOAL:.2f} s: {allowed:.2f} s for the {k} others together, {allowed / k / one:.2f}× one
+RFM scheme's cost each; together they add {every.best - rfm.best:.2f} s, \
+{(every.best - rfm.best) / k / one:.2f}× each."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.bench_schemes", description=__doc__)
     ap.add_argument("--events", type=int, default=60_000)
@@ -305,6 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         print(f"{shape.name}: every/rfm throughput {shape.ratio:.2f} (goal ≥ {GOAL})")
     print(f"state bytes per customer: {r.state_bytes}")
+    print(_added_text(r, next(x for x in r.shapes if x.name == "live")))
     if r.profile:
         print(r.profile)
     return 0
