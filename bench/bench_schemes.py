@@ -6,7 +6,7 @@
 The pure engine (``segments.engine``, no I/O) folds the same seeded workload
 (``bench.workload``) in batches of ``RFM_BATCH_MAX`` events, doing per batch what the
 processor does around it: the quantile-summary deltas of every population the schemes
-rank (``Processor.summarised``) and the value figures of the drafts of
+rank (``Figures.summarised``) and the value figures of the drafts of
 ``value_figures`` schemes (``TransitionEncoder.values``). Both engines run at one
 cut-point version computed from the workload itself (every quantile axis ranked, the
 base's BG/NBD model fitted), so no scheme is idle for lack of cut points. The two sets
@@ -294,7 +294,7 @@ broker, no Redis (the engine alone). 1-minute load average before → after: {lo
 The pure engine (`segments.engine`, no I/O) folds one seeded workload (`bench.workload`:
 {r.events:,} events of {r.customers:,} customers over 1.5 years, refunds included) in
 batches of at most {r.batch:,} events, doing per batch what the processor does around it:
-the quantile-summary deltas (`Processor.summarised`), the due times of the commit
+the quantile-summary deltas (`Figures.summarised`), the due times of the commit
 (`Engine.next_due`) and the value figures of `value_figures` schemes
 (`TransitionEncoder.values`). Both sets run at one cut-point version made from the
 workload itself (every quantile axis ranked, the base's BG/NBD model fitted). **live**

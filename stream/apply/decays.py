@@ -71,16 +71,13 @@ class Decays(PartitionSteps[DecayHost]):
         self.guard.check_epoch(claim, loaded.epoch)
         known = [loaded.states[c] for c in ids if c in loaded.states]
         stale = [c for c in ids if c not in loaded.states]
-        outcome, deltas = host.summarised(known, lambda: host.engine.advance(known, now))
-        await host.letters.rejected(outcome.rejected)
-        await host.commit(
+        outcome = await host.settle(
             claim,
             loaded.version,
             known,
-            outcome.transitions,
+            lambda: host.engine.advance(known, now),
             offset=None,
             unschedule=stale,
-            deltas=deltas,
         )
         self.stats.decays += len(outcome.transitions)
         if host.mode == "live":  # a backfill's due times are history, not lateness

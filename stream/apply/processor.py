@@ -177,12 +177,35 @@ class Processor:
         """What every customer of a partition must have been re-evaluated under."""
         return f"{self.engine.rules_version}/{self.engine.cut_version or 0}"
 
-    def summarised(
-        self, states: Sequence[CustomerState], change: Callable[[], Outcome]
-    ) -> tuple[Outcome, Deltas]:
-        """Run ``change`` on ``states`` with the figures it moves
-        (:meth:`~stream.apply.figures.Figures.summarised`)."""
-        return self.figures.summarised(states, change)
+    async def settle(
+        self,
+        claim: Claim,
+        version: int,
+        states: list[CustomerState],
+        change: Callable[[], Outcome],
+        offset: int | str | None,
+        unschedule: Sequence[str] = (),
+        position: Position | None = None,
+        before: dict[str, Before] | None = None,
+    ) -> Outcome:
+        """The one way a change to ``states`` reaches Redis, whoever makes it (events, the
+        decay timer, a sweep): ``change`` run with the figures it moves
+        (:meth:`~stream.apply.figures.Figures.summarised`), what it rejected dead-lettered,
+        then all of it committed (:meth:`commit`); returns its outcome."""
+        outcome, deltas = self.figures.summarised(states, change)
+        await self.letters.rejected(outcome.rejected)
+        await self.commit(
+            claim,
+            version,
+            states,
+            outcome.transitions,
+            offset,
+            unschedule=unschedule,
+            deltas=deltas,
+            position=position,
+            before=before,
+        )
+        return outcome
 
     # ------------------------------------------------------------------ ownership
     async def assign(self, partitions: Iterable[int]) -> dict[int, int]:
@@ -293,20 +316,14 @@ class Processor:
             if self.lapsed
             else None
         )
-        outcome, deltas = self.summarised(
-            touched, lambda: self.engine.apply_events(states, [ev for _, ev in good])
-        )
-        await self.letters.rejected(outcome.rejected)
-        await self.commit(
+        return await self.settle(
             claim,
             loaded.version,
             touched,
-            outcome.transitions,
+            lambda: self.engine.apply_events(states, [ev for _, ev in good]),
             last,
-            deltas=deltas,
             before=before,
         )
-        return outcome
 
     async def _reapply(self, claim: Claim, good: Sequence[tuple[Msg, Event]], last: int) -> Outcome:
         """:meth:`_apply` on states loaded afresh, of ``good`` past Redis's offset, if
@@ -333,7 +350,7 @@ class Processor:
         before: dict[str, Before] | None = None,
     ) -> None:
         """Commit ``states`` with their due times, the outbox of ``drafts`` (if emitting),
-        the ``deltas`` of :meth:`summarised` and ``offset`` at ``position`` (default:
+        the ``deltas`` of :meth:`settle` and ``offset`` at ``position`` (default:
         :attr:`position`) in one fenced write (:meth:`RedisStore.commit`); then count
         them and wake the relay. ``before``: customer -> spend and history before this
         commit's events (win-back)."""

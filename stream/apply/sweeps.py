@@ -12,48 +12,38 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from segments.engine import Engine
-from segments.model import CustomerState, Outcome, TransitionDraft
+from segments.model import CustomerState, Outcome
 from state.store import Claim
-from stream.apply.dead_letters import DeadLetters
 from stream.apply.modes import SWEEP, Position
 from stream.apply.steps import PartitionSteps
-from stream.apply.tallies import Deltas
 
 __all__ = ["SweepHost", "Sweeps"]
 
 
 class SweepHost(Protocol):
-    """What a sweep needs of the processor: its current rules, where rejects go, and the
-    one commit path (states, due times, outbox and position in one fenced write)."""
+    """What a sweep needs of the processor: its current rules and the one way a change
+    reaches Redis (figures, rejects, then states, due times, outbox and position in one
+    fenced write)."""
 
     @property
     def engine(self) -> Engine: ...
-
-    @property
-    def letters(self) -> DeadLetters: ...
 
     def sweep_target(self) -> str:
         """What every customer of a partition must have been re-evaluated under."""
         ...
 
-    def summarised(
-        self, states: Sequence[CustomerState], change: Callable[[], Outcome]
-    ) -> tuple[Outcome, Deltas]:
-        """Run ``change`` on ``states``; also return the summary and worth deltas it made."""
-        ...
-
-    async def commit(
+    async def settle(
         self,
         claim: Claim,
         version: int,
         states: list[CustomerState],
-        drafts: list[TransitionDraft],
+        change: Callable[[], Outcome],
         offset: int | str | None,
         unschedule: Sequence[str] = (),
-        deltas: Deltas | None = None,
         position: Position | None = None,
-    ) -> None:
-        """Commit ``states`` with their due times, outbox and ``offset`` at ``position``."""
+    ) -> Outcome:
+        """Run ``change`` on ``states``, dead-letter its rejects and commit it all, with
+        ``offset`` at ``position``; returns its outcome."""
         ...
 
 
@@ -93,16 +83,12 @@ class Sweeps(PartitionSteps[SweepHost]):
         loaded = await self.store.load(p, ids)
         self.guard.check_epoch(claim, loaded.epoch)
         known = [loaded.states[c] for c in dict.fromkeys(ids) if c in loaded.states]
-        outcome, deltas = host.summarised(known, lambda: host.engine.reevaluate(known, now))
-        await host.letters.rejected(outcome.rejected)
-        marker = f"{target}|{cursor or 'done'}"
-        await host.commit(
+        await host.settle(
             claim,
             loaded.version,
             known,
-            outcome.transitions,
-            offset=marker,
-            deltas=deltas,
+            lambda: host.engine.reevaluate(known, now),
+            offset=f"{target}|{cursor or 'done'}",
             position=SWEEP,
         )
         self.stats.swept += len(known)
