@@ -252,9 +252,9 @@ def _added(
     transitions: dict[str, int] = {}
     for r in range(repeats):
         for n in others if r % 2 == 0 else others[::-1]:
+            engine, encoder = engines[n]
             gc.collect()
             t0 = time.perf_counter()
-            engine, encoder = engines[n]
             _, _, transitions[n], _ = _fold(engine, batches, encoder)
             seconds[n].append(time.perf_counter() - t0)
     return [Added(n, engines[n][0].foldable, seconds[n], transitions[n]) for n in others]
@@ -352,7 +352,7 @@ def _added_text(r: SchemesResult, live: Shape) -> str:
         for a in r.added
     )
     allowed = rfm.best / GOAL - rfm.best
-    k = sum(a.scheme != FOLD_FORCED for a in r.added)
+    k = max(sum(a.scheme != FOLD_FORCED for a in r.added), 1)
     return f"""Each other scheme added alone to the four RFM schemes (live batches, the same run;
 best of {len(r.added[0].seconds)}, alternating). "path": a set with a time-driven axis other
 than recency and the pyramid's window takes the fold (`Engine.foldable`).
