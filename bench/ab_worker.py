@@ -107,7 +107,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("a", help="git revision or checkout directory (the baseline)")
     ap.add_argument("b", help="git revision or checkout directory (the change)")
     ap.add_argument("--rules", choices=sorted(RULE_SETS), default="rfm8")
-    ap.add_argument("--rounds", type=int, default=3)
+    # 6: on a shared machine that slows during a run, 3 rounds once gave 0.75× where 6
+    # rounds of the same two checkouts gave 1.00× (BENCHMARKS.md, peers, session 13)
+    ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--customers", type=int, default=40_000)
     ap.add_argument(
