@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from schemas.settings import Settings
 from segments.engine import Engine
-from segments.model import NEVER, CustomerState, Event, Outcome, TransitionDraft
+from segments.model import NEVER, CustomerState, Event, Outcome
 from segments.rules import load_checked_rules, value_policy_of
 from segments.winback import Before, Lapsed, keep_open, lapsed_of, moves
 from state.store import Claim, Loaded, RedisStore
@@ -44,7 +44,7 @@ from stream.apply.safety_net import is_record_fault, salvage
 from stream.apply.side_by_side import all_of
 from stream.apply.stats import Stats
 from stream.apply.sweeps import Sweeps
-from stream.apply.tallies import Deltas, tally
+from stream.apply.tallies import tally
 from stream.apply.validate import Validator
 from stream.apply.winback import winback_counters
 
@@ -59,7 +59,7 @@ class Processor:
     Its collaborators: a :class:`~stream.apply.position.PositionGuard` (claims, epochs,
     locks, the reading position and rewinds: :attr:`guard`, where the consumer's seek is
     given once it exists) and :class:`~stream.apply.sweeps.Sweeps` (re-evaluation after a
-    rules or cut-point change, committing through :meth:`commit`).
+    rules or cut-point change, committing through :meth:`settle`).
     """
 
     def __init__(
@@ -110,7 +110,7 @@ class Processor:
         """Claims, epochs, locks and rewinds of the owned partitions."""
         self.sweeps = Sweeps(settings, store, self.stats, self.guard, self)
         self.decays = Decays(settings, store, self.stats, self.guard, self)
-        """The decay step: what is due by now, committed through :meth:`commit`."""
+        """The decay step: what is due by now, committed through :meth:`settle`."""
 
     @property
     def partition_count(self) -> int | None:
@@ -191,20 +191,51 @@ class Processor:
         """The one way a change to ``states`` reaches Redis, whoever makes it (events, the
         decay timer, a sweep): ``change`` run with the figures it moves
         (:meth:`~stream.apply.figures.Figures.summarised`), what it rejected dead-lettered,
-        then all of it committed (:meth:`commit`); returns its outcome."""
+        then the states with their due times, the outbox of its drafts (if emitting), the
+        figures and ``offset`` at ``position`` (default: :attr:`position`) in one fenced
+        write (:meth:`RedisStore.commit`); then they are counted and the relay woken.
+        ``before``: customer -> spend and history before this change's events (win-back).
+        Returns the outcome."""
         outcome, deltas = self.figures.summarised(states, change)
         await self.letters.rejected(outcome.rejected)
-        await self.commit(
-            claim,
+        drafts = outcome.transitions
+        due = dict.fromkeys(unschedule, NEVER)
+        due.update(
+            zip((s.customer_id for s in states), self.engine.next_due(states).tolist(), strict=True)
+        )
+        emitted = self.wall.now_ms()
+        published = drafts if self.emit else []
+        if not self.settings.publish_recalibrations:
+            published = [d for d in published if d.cause != "recalibration"]
+        payloads = self.encoder.encode_many(published, emitted)
+        outbox = [(d.customer_id, b) for d, b in zip(published, payloads, strict=True)]
+        counters, expire_at = tally(drafts, self.settings.matrix_retention)
+        won = moves(drafts, states, self.lapsed, before)
+        keep_open(won, states)  # open win-back returns are committed with the states
+        if won:
+            more, more_expire = winback_counters(won, self.settings.matrix_retention)
+            counters, expire_at = counters | more, expire_at | more_expire
+        counters.update(deltas.worth)
+        await self.store.commit(
+            claim.partition,
+            claim.epoch,
             version,
             states,
-            outcome.transitions,
+            due,
+            outbox,
             offset,
-            unschedule=unschedule,
-            deltas=deltas,
-            position=position,
-            before=before,
+            position or self.position,
+            deltas.summaries,
+            counters,
+            expire_at,
         )
+        self.stats.transitions += len(drafts)
+        flows = self.stats.flows
+        for d in drafts:
+            k = (d.scheme, d.from_segment, d.to_segment)
+            flows[k] = flows.get(k, 0) + 1
+        if drafts:
+            self.on_commit(claim.partition)
         return outcome
 
     # ------------------------------------------------------------------ ownership
@@ -336,62 +367,6 @@ class Processor:
         return await self._apply(
             claim, loaded, [x for x in good if x[0].offset > loaded.offset], last
         )
-
-    async def commit(
-        self,
-        claim: Claim,
-        version: int,
-        states: list[CustomerState],
-        drafts: list[TransitionDraft],
-        offset: int | str | None,
-        unschedule: Sequence[str] = (),
-        deltas: Deltas | None = None,
-        position: Position | None = None,
-        before: dict[str, Before] | None = None,
-    ) -> None:
-        """Commit ``states`` with their due times, the outbox of ``drafts`` (if emitting),
-        the ``deltas`` of :meth:`settle` and ``offset`` at ``position`` (default:
-        :attr:`position`) in one fenced write (:meth:`RedisStore.commit`); then count
-        them and wake the relay. ``before``: customer -> spend and history before this
-        commit's events (win-back)."""
-        due = dict.fromkeys(unschedule, NEVER)
-        due.update(
-            zip((s.customer_id for s in states), self.engine.next_due(states).tolist(), strict=True)
-        )
-        emitted = self.wall.now_ms()
-        published = drafts if self.emit else []
-        if not self.settings.publish_recalibrations:
-            published = [d for d in published if d.cause != "recalibration"]
-        payloads = self.encoder.encode_many(published, emitted)
-        outbox = [(d.customer_id, b) for d, b in zip(published, payloads, strict=True)]
-        counters, expire_at = tally(drafts, self.settings.matrix_retention)
-        won = moves(drafts, states, self.lapsed, before)
-        keep_open(won, states)  # open win-back returns are committed with the states
-        if won:
-            more, more_expire = winback_counters(won, self.settings.matrix_retention)
-            counters, expire_at = counters | more, expire_at | more_expire
-        if deltas is not None:
-            counters.update(deltas.worth)
-        await self.store.commit(
-            claim.partition,
-            claim.epoch,
-            version,
-            states,
-            due,
-            outbox,
-            offset,
-            position or self.position,
-            None if deltas is None else deltas.summaries,
-            counters,
-            expire_at,
-        )
-        self.stats.transitions += len(drafts)
-        flows = self.stats.flows
-        for d in drafts:
-            k = (d.scheme, d.from_segment, d.to_segment)
-            flows[k] = flows.get(k, 0) + 1
-        if drafts:
-            self.on_commit(claim.partition)
 
     # ------------------------------------------------------------------ time
     async def run_due(self, p: int, now_ms: int | None = None) -> int:
